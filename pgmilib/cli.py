@@ -1,0 +1,232 @@
+"""The command line: an argparse tree built from the command functions.
+
+Each command is a plain function `(args, out) -> exit code` living in the module of its
+feature; `args` already holds the configuration (pgmi.yaml feeds argparse defaults, so
+flag > file > built-in default is argparse's own precedence, with no merge code), and
+`out` is the one output policy. Python callers can call the same functions.
+
+Heavy modules (pg8000, yaml) are imported only by the commands that need them, so
+`pgmi version` and `--help` stay fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import platform
+import sys
+from typing import Callable, NoReturn, Sequence
+
+from . import BUILD_COMMIT, BUILD_DATE, SUPPORTED_COMPAT, __version__
+from .errors import Exit, PgmiError, UsageError, exit_code
+from .output import Output, is_interactive
+
+SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+REPOSITORY = "https://github.com/vvka-141/pgmi"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises UsageError (exit 2) instead of printing usage and exiting."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("add_help", False)  # -h is --host on deploy; help is --help only
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+        self.add_argument("--help", action="help", help="show this help and exit")
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"usage error: {message}")
+
+
+def _lazy(target: str) -> Callable[[argparse.Namespace, Output], int]:
+    """`"module:function"` -> a callable that imports the module only when run."""
+    module_name, func_name = target.split(":")
+
+    def run(args: argparse.Namespace, out: Output) -> int:
+        module = importlib.import_module(f"pgmilib.{module_name}")
+        return getattr(module, func_name)(args, out)
+
+    run.__name__ = func_name
+    return run
+
+
+def _platform() -> str:
+    machine = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(
+        platform.machine().lower(), platform.machine().lower()
+    )
+    system = {"win32": "windows"}.get(sys.platform, sys.platform.rstrip("0123456789"))
+    return f"{system}/{machine}"
+
+
+def version_text() -> str:
+    return (
+        f"pgmi {__version__} (compat {SUPPORTED_COMPAT[0]})\n"
+        f"Commit: {BUILD_COMMIT}, Built: {BUILD_DATE}, Platform: {_platform()}\n"
+        f"Repository: {REPOSITORY}\n"
+    )
+
+
+def cmd_version(args: argparse.Namespace, out: Output) -> int:
+    out.data(version_text())
+    return Exit.SUCCESS
+
+
+def _not_yet(feature: str) -> Callable[[argparse.Namespace, Output], int]:
+    def run(args: argparse.Namespace, out: Output) -> int:
+        raise PgmiError(f"'pgmi {feature}' is not available in this build yet")
+
+    return run
+
+
+# ---------------------------------------------------------------------------------------
+# The tree
+# ---------------------------------------------------------------------------------------
+
+
+def _deploy_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("project_path", nargs="?", help="project directory (contains deploy.sql)")
+    c = p.add_argument_group("connection")
+    c.add_argument("--connection", default="", help="connection string, URI or key=value "
+                   "(default: $PGMI_CONNECTION_STRING, then $DATABASE_URL)")
+    c.add_argument("-h", "--host", default="", help="server host or socket directory ($PGHOST, pgmi.yaml, localhost)")
+    c.add_argument("-p", "--port", type=int, default=0, help="server port ($PGPORT, pgmi.yaml, 5432)")
+    c.add_argument("-U", "--username", default="", help="user name ($PGUSER, pgmi.yaml, OS user)")
+    c.add_argument("-d", "--database", default="", help="target database (created if missing)")
+    c.add_argument("--sslmode", default="", help="disable|allow|prefer|require|verify-ca|verify-full ($PGSSLMODE, prefer)")
+    c.add_argument("--sslcert", default="", help="client certificate file ($PGSSLCERT)")
+    c.add_argument("--sslkey", default="", help="client private key file ($PGSSLKEY)")
+    c.add_argument("--sslrootcert", default="", help="CA certificate file ($PGSSLROOTCERT)")
+    a = p.add_argument_group("cloud authentication")
+    a.add_argument("--azure", action="store_true", help="use an Azure Entra ID token as the password")
+    a.add_argument("--azure-tenant-id", default="", help="Azure tenant ($AZURE_TENANT_ID)")
+    a.add_argument("--azure-client-id", default="", help="Azure client / managed identity ($AZURE_CLIENT_ID)")
+    a.add_argument("--aws", action="store_true", help="use an AWS RDS IAM token as the password")
+    a.add_argument("--aws-region", default="", help="AWS region ($AWS_REGION, $AWS_DEFAULT_REGION)")
+    a.add_argument("--google", action="store_true", help="use Google Cloud SQL IAM authentication")
+    a.add_argument("--google-instance", default="", help="Cloud SQL instance project:region:instance")
+    d = p.add_argument_group("deployment")
+    d.add_argument("--overwrite", action="store_true", help="drop and recreate the target database first")
+    d.add_argument("--force", action="store_true", help="never wait for a confirmation prompt")
+    d.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="deployment parameter (repeatable; beats --params-file, which beats pgmi.yaml)")
+    d.add_argument("--params-file", action="append", default=[], metavar="FILE",
+                   help=".env-style parameter file (repeatable; later files win)")
+    d.add_argument("--timeout", default="3m", metavar="DURATION",
+                   help="deadline for the whole deployment, e.g. 30s, 5m, 1h30m; 0 = none (default 3m)")
+    d.add_argument("--lock-wait", default="0", metavar="DURATION",
+                   help="wait this long for another deploy's lock instead of failing at once (default 0)")
+    d.add_argument("--compat", default="", help="session API version (default: latest, 1)")
+    d.add_argument("--ephemeral", action="store_true",
+                   help="deploy into a throwaway local PostgreSQL, removed at exit")
+    d.add_argument("--keep", action="store_true", help="with --ephemeral: leave the server running and print its DSN")
+    d.add_argument("--test-report", action="append", default=[], metavar="FORMAT:PATH",
+                   help="write test results as junit, tap or json (repeatable)")
+    d.add_argument("--json", action="store_true", help="print a machine-readable result on stdout")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    root = _Parser(prog="pgmi", description="PostgreSQL-native deployment driver: your deploy.sql is in control.")
+    root.add_argument("--version", action="store_true", help="print version information and exit")
+    root.add_argument("-v", "--verbose", action="store_true", help="verbose diagnostics on stderr")
+    common = _Parser(add_help=False)
+    common._actions = [a for a in common._actions if a.dest != "help"]  # only the -v flag is shared
+    common._option_string_actions.pop("--help", None)
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="verbose diagnostics on stderr")
+    subs = root.add_subparsers(dest="command", metavar="<command>", parser_class=_Parser)
+
+    def add(name: str, func: Callable, help_text: str, *, parent=subs, **kw) -> argparse.ArgumentParser:
+        p = parent.add_parser(name, help=help_text, description=help_text, parents=[common], **kw)
+        p.set_defaults(func=func, _parser=p)
+        return p
+
+    deploy = add("deploy", _lazy("deploy:cmd_deploy"), "run deploy.sql of a project against a database")
+    _deploy_flags(deploy)
+
+    init = add("init", _lazy("scaffold:cmd_init"), "scaffold a new project from a template")
+    init.add_argument("target_path", nargs="?", default=".")
+    init.add_argument("-t", "--template", default=None, help="basic (default) or advanced")
+
+    add("config", _not_yet("config"), "interactive connection set-up, written to pgmi.yaml").add_argument(
+        "path", nargs="?", default=".")
+
+    info = add("info", _lazy("info:cmd_info"), "offline summary of a project")
+    info.add_argument("path", nargs="?", default=".")
+    info.add_argument("--json", action="store_true", help="print JSON on stdout")
+
+    templates = add("templates", _group_help, "list and describe project templates")
+    tsubs = templates.add_subparsers(dest="subcommand", metavar="<subcommand>", parser_class=_Parser)
+    add("list", _lazy("scaffold:cmd_templates_list"), "list templates", parent=tsubs)
+    add("describe", _lazy("scaffold:cmd_templates_describe"), "describe a template",
+        parent=tsubs).add_argument("template_name", nargs="?")
+
+    meta = add("metadata", _group_help, "work with <pgmi-meta> blocks (offline)")
+    msubs = meta.add_subparsers(dest="subcommand", metavar="<subcommand>", parser_class=_Parser)
+    scaffold = add("scaffold", _lazy("metadata:cmd_scaffold"), "add <pgmi-meta> blocks to SQL files", parent=msubs)
+    scaffold.add_argument("project_path", nargs="?")
+    scaffold.add_argument("--write", action="store_true", help="modify files (default: preview only)")
+    scaffold.add_argument("--idempotent", default="true", choices=("true", "false"),
+                          help="idempotent flag of generated blocks (default true)")
+    for name, target, text in (("validate", "metadata:cmd_validate", "check metadata and duplicate ids"),
+                               ("plan", "metadata:cmd_plan", "show the metadata execution order")):
+        p = add(name, _lazy(target), text, parent=msubs)
+        p.add_argument("project_path", nargs="?")
+        p.add_argument("--json", action="store_true", help="print JSON on stdout")
+
+    add("ai", _not_yet("ai"), "documentation for AI coding assistants").add_argument(
+        "rest", nargs=argparse.REMAINDER)
+    add("serve", _not_yet("serve"), "MCP server over stdio")
+    add("version", cmd_version, "print version information").add_argument("rest", nargs="*")
+    add("completion", _not_yet("completion"), "print a shell completion script").add_argument(
+        "shell", choices=("bash", "zsh", "fish", "powershell"))
+    return root
+
+
+def _group_help(args: argparse.Namespace, out: Output) -> int:
+    out.data(args._parser.format_help())
+    return Exit.SUCCESS
+
+
+def _splash(out: Output) -> None:
+    out.info(
+        "█▀█ █▀▀ █▀▄▀█ █\n█▀▀ █▄█ █ ▀ █ █\n\nPostgreSQL-native deployment driver.\n\n"
+        "  pgmi init demo\n  pgmi deploy ./demo -d mydb\n  pgmi --help"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run pgmi with `argv` (default sys.argv[1:]) and return the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = "-v" in argv or "--verbose" in argv
+    out = Output(verbose=verbose, json_mode="--json" in argv)
+    parser = build_parser()
+    try:
+        if not argv:
+            if is_interactive() and not os.environ.get("PGMI_NO_BANNER"):
+                _splash(out)
+            else:
+                out.data(parser.format_help())
+            return Exit.SUCCESS
+        if argv[0] == "help":
+            parser.parse_args([*argv[1:], "--help"])
+        args = parser.parse_args(argv)
+        if args.version:
+            return cmd_version(args, out)
+        if not getattr(args, "func", None):
+            raise UsageError("usage error: a command is required (see pgmi --help)")
+        out.verbose_mode = bool(getattr(args, "verbose", False))
+        return int(args.func(args, out))
+    except SystemExit as stop:  # --help
+        return int(stop.code or 0)
+    except KeyboardInterrupt:
+        out.info("pgmi: interrupted")
+        return Exit.INTERRUPTED
+    except PgmiError as error:
+        out.error(error)
+        return exit_code(error)
+    except Exception as error:  # a bug: say so, with the traceback, exit 3
+        import traceback
+
+        out.stderr.write(f"panic: {error}\n" + "".join(traceback.format_exception(error)))
+        return Exit.PANIC

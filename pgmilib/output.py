@@ -1,0 +1,144 @@
+"""The one output policy: what goes to stdout vs stderr, human vs --json, progress, colour.
+
+Rules (cli.md §1): stdout carries only the data the user asked for (a JSON envelope, a
+document, `version`); progress, notices, warnings, prompts, summaries and errors go to
+stderr. Every line passes through `redact()` on its way out.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from typing import Any, TextIO
+
+from .errors import PgDiagnostics, PgmiError
+from .redact import redact
+
+
+def is_interactive(stdin: TextIO | None = None, stdout: TextIO | None = None) -> bool:
+    """Interactive only when not CI, not PGMI_NON_INTERACTIVE=1, and stdin and stdout are TTYs."""
+    if os.environ.get("PGMI_NON_INTERACTIVE") == "1" or os.environ.get("CI"):
+        return False
+    stdin = stdin or sys.stdin
+    stdout = stdout or sys.stdout
+    try:
+        return stdin.isatty() and stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+class Output:
+    """Decides where and how every message is shown. One instance per command run."""
+
+    def __init__(
+        self,
+        *,
+        json_mode: bool = False,
+        verbose: bool = False,
+        stdout: TextIO | None = None,
+        stderr: TextIO | None = None,
+    ) -> None:
+        self.json_mode = json_mode
+        self.verbose_mode = verbose
+        self.stdout = stdout or sys.stdout
+        self.stderr = stderr or sys.stderr
+        self.started = time.monotonic()
+        self.no_color = bool(os.environ.get("NO_COLOR"))
+        self._stderr_tty = _isatty(self.stderr)
+        self._progress_open = False
+
+    # ---- stdout: requested data only -------------------------------------------------
+    def data(self, text: str) -> None:
+        """Write requested data to stdout (a document, a listing, a version)."""
+        self.stdout.write(text if text.endswith("\n") else text + "\n")
+        self.stdout.flush()
+
+    def envelope(self, obj: dict[str, Any]) -> None:
+        """Write the --json envelope: sorted keys, 2-space indent, redacted strings."""
+        clean = {k: (redact(v) if isinstance(v, str) else v) for k, v in obj.items() if v not in ("", None)}
+        self.data(json.dumps(clean, indent=2, sort_keys=True, ensure_ascii=False))
+
+    # ---- stderr: everything else -----------------------------------------------------
+    def _err(self, line: str) -> None:
+        if self._progress_open:
+            self.stderr.write("\r\x1b[K")
+            self._progress_open = False
+        self.stderr.write(redact(line) + "\n")
+        self.stderr.flush()
+
+    def info(self, message: str) -> None:
+        """A progress line (`Loaded 12 files`)."""
+        self._err(message)
+
+    def warn(self, message: str) -> None:
+        self._err(f"WARNING: {message}")
+
+    def verbose(self, message: str) -> None:
+        if self.verbose_mode:
+            self._err(f"[VERBOSE] {message}")
+
+    def notice(self, diag: PgDiagnostics) -> None:
+        """A server NOTICE/INFO/WARNING/DEBUG, shown as it arrives (message, DETAIL, HINT)."""
+        prefix = f"[{time.monotonic() - self.started:.2f}s] " if self.verbose_mode else ""
+        self._err(prefix + diag.message)
+        if diag.detail:
+            self._err(f"{prefix}DETAIL: {diag.detail}")
+        if diag.hint:
+            self._err(f"{prefix}HINT: {diag.hint}")
+
+    def progress(self, done: int, total: int, label: str) -> None:
+        """Progress of long work: rewritten in place on a terminal, plain lines otherwise."""
+        text = f"[{done}/{total}] {label}"
+        if self._stderr_tty:
+            self.stderr.write("\r\x1b[K" + redact(text))
+            self.stderr.flush()
+            self._progress_open = True
+        else:
+            self._err(text)
+
+    def end_progress(self) -> None:
+        if self._progress_open:
+            self.stderr.write("\n")
+            self._progress_open = False
+
+    # ---- results ---------------------------------------------------------------------
+    def icon(self, ok: bool) -> str:
+        if self.no_color:
+            return "ok" if ok else "FAILED"
+        glyph = "✓" if ok else "✗"
+        if self._stderr_tty:
+            return f"\x1b[32m{glyph}\x1b[0m" if ok else f"\x1b[31m{glyph}\x1b[0m"
+        return glyph
+
+    def summary(self, ok: bool, text: str) -> None:
+        """The one human summary line (`✓ app: 12 files loaded in 0.31s`); not in --json mode."""
+        if not self.json_mode:
+            self._err(f"{self.icon(ok)} {text}")
+
+    def error(self, error: BaseException) -> None:
+        """The single fatal-error block: `pgmi: error: ...`, traceback only with --verbose."""
+        if self.verbose_mode:
+            self.stderr.write(redact("".join(traceback.format_exception(error))))
+        self._err("pgmi: error: " + format_error(error))
+
+
+def format_error(error: BaseException) -> str:
+    """Message, then DETAIL/HINT/WHERE from the server, then location lines (cli.md §12)."""
+    lines = [str(error) or type(error).__name__]
+    if isinstance(error, PgmiError):
+        if error.pg is not None:
+            for label, value in (("DETAIL", error.pg.detail), ("HINT", error.pg.hint), ("WHERE", error.pg.where)):
+                if value:
+                    lines.append(f"{label}: {value}")
+        lines.extend(error.trailer)
+    return redact("\n".join(lines))
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
