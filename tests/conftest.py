@@ -1,0 +1,176 @@
+"""Shared fixtures: a real PostgreSQL server, never a mock.
+
+The server is found in this order:
+1. `PGMI_TEST_DSN` (a libpq key=value string or URI of a server you run; tests create and
+   drop their own databases there);
+2. local server binaries: a throwaway cluster (pgmilib.cluster) for the whole session;
+3. the docker SDK with the official postgres image.
+If none is available, database tests fail with one message saying how to provide one.
+
+Fixtures other test files rely on:
+- `pg`: the server (`.dsn(db)`, `.url(db)`, `.conn_kwargs(db)`, `.env()`, `.user`);
+- `conn`: a pg8000.native.Connection to the `postgres` database;
+- `fresh_db`: the name of a new empty database, dropped afterwards;
+- `run_pgmi`: run `python3 pgmi.py ARGS` in a subprocess with the server's PG* env.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from pgmilib.cluster import Cluster, find_pg_bin  # noqa: E402
+
+NO_SERVER = (
+    "no PostgreSQL server for the database tests: set PGMI_TEST_DSN to a server you run, "
+    "or install the server binaries (apt-get install postgresql), or run a docker engine"
+)
+
+
+class ExternalServer:
+    """A server named by PGMI_TEST_DSN (host/port/user/password parsed from it)."""
+
+    def __init__(self, dsn: str) -> None:
+        from pgmilib.connstr import parse_connection_string
+
+        self.params = parse_connection_string(dsn)
+        self.user = self.params.user or "postgres"
+
+    def dsn(self, dbname: str = "postgres") -> str:
+        p = self.params
+        parts = [f"host={p.host}", f"port={p.port}", f"user={self.user}", f"dbname={dbname}"]
+        if p.password:
+            parts.append(f"password={p.password}")
+        parts.append(f"sslmode={p.sslmode or 'prefer'}")
+        return " ".join(parts)
+
+    def url(self, dbname: str = "postgres") -> str:
+        from urllib.parse import quote
+
+        p = self.params
+        auth = quote(self.user, safe="") + (":" + quote(p.password, safe="") if p.password else "")
+        return f"postgresql://{auth}@{quote(p.host, safe='')}:{p.port}/{dbname}"
+
+    def conn_kwargs(self, database: str = "postgres") -> dict:
+        p = self.params
+        kw = {"user": self.user, "database": database, "password": p.password or None}
+        if p.host.startswith("/"):
+            kw["unix_sock"] = os.path.join(p.host, f".s.PGSQL.{p.port}")
+            kw["ssl_context"] = False
+        else:
+            kw.update(host=p.host, port=p.port)
+        return kw
+
+    def env(self) -> dict[str, str]:
+        p = self.params
+        env = {"PGHOST": p.host, "PGPORT": str(p.port), "PGUSER": self.user}
+        if p.password:
+            env["PGPASSWORD"] = p.password
+        return env
+
+
+class DockerServer(ExternalServer):
+    def __init__(self) -> None:
+        import docker  # optional test dependency
+
+        client = docker.from_env()
+        client.ping()
+        password = uuid.uuid4().hex
+        self.container = client.containers.run(
+            "postgres:16", detach=True, remove=True, ports={"5432/tcp": ("127.0.0.1", None)},
+            environment={"POSTGRES_PASSWORD": password},
+            command=["postgres", "-c", "fsync=off", "-c", "max_locks_per_transaction=1024"],
+        )
+        import time
+
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            self.container.reload()
+            ports = self.container.attrs["NetworkSettings"]["Ports"].get("5432/tcp")
+            if ports:
+                port = ports[0]["HostPort"]
+                break
+            time.sleep(0.5)
+        super().__init__(f"host=127.0.0.1 port={port} user=postgres password={password} sslmode=disable")
+        import pg8000.native
+
+        while time.monotonic() < deadline:
+            try:
+                pg8000.native.Connection(**self.conn_kwargs()).close()
+                return
+            except Exception:
+                time.sleep(0.5)
+
+    def stop(self) -> None:
+        self.container.stop(timeout=2)
+
+
+@pytest.fixture(scope="session")
+def pg():
+    dsn = os.environ.get("PGMI_TEST_DSN")
+    if dsn:
+        yield ExternalServer(dsn)
+        return
+    if find_pg_bin():
+        with Cluster() as cluster:
+            yield cluster
+        return
+    try:
+        server = DockerServer()
+    except Exception as error:  # no SDK, no engine: say how to get a server
+        pytest.fail(f"{NO_SERVER} ({type(error).__name__}: {error})", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def conn(pg):
+    import pg8000.native
+
+    c = pg8000.native.Connection(**pg.conn_kwargs())
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def fresh_db(pg):
+    import pg8000.native
+
+    name = "t_" + uuid.uuid4().hex[:12]
+    admin = pg8000.native.Connection(**pg.conn_kwargs())
+    admin.run(f'CREATE DATABASE "{name}"')
+    yield name
+    admin.run(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :d AND pid <> pg_backend_pid()",
+        d=name,
+    )
+    admin.run(f'DROP DATABASE IF EXISTS "{name}"')
+    admin.close()
+
+
+@pytest.fixture
+def run_pgmi(pg):
+    """run_pgmi(*args, env=None, input=None, cwd=None) -> CompletedProcess (text, captured)."""
+
+    def run(*args: str, env: dict | None = None, input: str | None = None, cwd: str | None = None,
+            timeout: float = 120):
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        full_env.update(pg.env())
+        full_env["PGMI_NON_INTERACTIVE"] = "1"
+        full_env.update(env or {})
+        return subprocess.run(
+            [sys.executable, str(REPO / "pgmi.py"), *args], env=full_env, input=input, cwd=cwd,
+            capture_output=True, text=True, timeout=timeout,
+        )
+
+    return run
