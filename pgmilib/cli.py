@@ -16,7 +16,8 @@ import importlib
 import os
 import platform
 import sys
-from typing import Callable, NoReturn, Sequence
+from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from . import BUILD_COMMIT, BUILD_DATE, SUPPORTED_COMPAT, __version__
 from .errors import Exit, PgmiError, UsageError, exit_code
@@ -112,7 +113,7 @@ def _deploy_flags(p: argparse.ArgumentParser) -> None:
                    help="deployment parameter (repeatable; beats --params-file, which beats pgmi.yaml)")
     d.add_argument("--params-file", action="append", default=[], metavar="FILE",
                    help=".env-style parameter file (repeatable; later files win)")
-    d.add_argument("--timeout", default="3m", metavar="DURATION",
+    d.add_argument("--timeout", default=None, metavar="DURATION",
                    help="deadline for the whole deployment, e.g. 30s, 5m, 1h30m; 0 = none (default 3m)")
     d.add_argument("--lock-wait", default="0", metavar="DURATION",
                    help="wait this long for another deploy's lock instead of failing at once (default 0)")
@@ -144,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     deploy = add("deploy", _lazy("deploy:cmd_deploy"), "run deploy.sql of a project against a database")
     _deploy_flags(deploy)
 
-    init = add("init", _lazy("scaffold:cmd_init"), "scaffold a new project from a template")
+    init = add("init", _not_yet("init"), "scaffold a new project from a template")
     init.add_argument("target_path", nargs="?", default=".")
     init.add_argument("-t", "--template", default=None, help="basic (default) or advanced")
 
@@ -157,8 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     templates = add("templates", _group_help, "list and describe project templates")
     tsubs = templates.add_subparsers(dest="subcommand", metavar="<subcommand>", parser_class=_Parser)
-    add("list", _lazy("scaffold:cmd_templates_list"), "list templates", parent=tsubs)
-    add("describe", _lazy("scaffold:cmd_templates_describe"), "describe a template",
+    add("list", _not_yet("templates list"), "list templates", parent=tsubs)
+    add("describe", _not_yet("templates describe"), "describe a template",
         parent=tsubs).add_argument("template_name", nargs="?")
 
     meta = add("metadata", _group_help, "work with <pgmi-meta> blocks (offline)")

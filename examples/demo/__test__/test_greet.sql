@@ -1,0 +1,7 @@
+-- Runs inside a savepoint during the deploy; its changes are rolled back afterwards.
+DO $$
+BEGIN
+    IF demo.greet('pgmi') <> 'Hello, pgmi!' THEN
+        RAISE EXCEPTION 'unexpected greeting: %', demo.greet('pgmi');
+    END IF;
+END $$;

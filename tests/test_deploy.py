@@ -1,0 +1,258 @@
+"""End-to-end `pgmi deploy` through the real CLI against a real server."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+LOOP = """BEGIN;
+DO $$ DECLARE f record; BEGIN
+  FOR f IN SELECT path, content FROM pg_temp.pgmi_plan_view ORDER BY execution_order LOOP
+    EXECUTE f.content;
+  END LOOP;
+END $$;
+COMMIT;
+"""
+
+
+def make_project(root: Path, deploy_sql: str, files: dict[str, str] | None = None) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "deploy.sql").write_text(deploy_sql, encoding="utf-8")
+    for rel, text in (files or {}).items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return root
+
+
+def query(pg, db: str, sql: str):
+    import pg8000.native
+
+    c = pg8000.native.Connection(**pg.conn_kwargs(db))
+    try:
+        return c.run(sql)
+    finally:
+        c.close()
+
+
+def new_db_name() -> str:
+    return "d_" + uuid.uuid4().hex[:10]
+
+
+def test_deploy_applies_files_and_reports(tmp_path, pg, run_pgmi):
+    db = new_db_name()
+    proj = make_project(tmp_path / "p", LOOP, {"a/001.sql": "CREATE TABLE t1(id int);",
+                                              "a/002.sql": "INSERT INTO t1 VALUES (1), (2);"})
+    result = run_pgmi("deploy", str(proj), "-d", db)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    assert f'Database "{db}" does not exist; creating' in result.stderr
+    assert "Loaded 2 files" in result.stderr
+    assert f"{db}: 2 files loaded in " in result.stderr
+    assert query(pg, db, "SELECT count(*) FROM t1") == [[2]]
+
+
+def test_json_envelope_is_the_only_stdout(tmp_path, run_pgmi):
+    db = new_db_name()
+    proj = make_project(tmp_path / "p", "DO $$ BEGIN RAISE NOTICE 'hello from deploy'; END $$;\n")
+    result = run_pgmi("deploy", str(proj), "-d", db, "--json")
+    assert result.returncode == 0, result.stderr
+    envelope = json.loads(result.stdout)
+    assert envelope["status"] == "success" and envelope["exitCode"] == 0
+    assert envelope["database"] == db and envelope["filesLoaded"] == 0
+    assert envelope["executionUnits"] == envelope["unitsCommitted"] == 1
+    assert "hello from deploy" in result.stderr
+
+
+def test_missing_deploy_sql_wins_over_unreachable_host(tmp_path, run_pgmi):
+    (tmp_path / "empty").mkdir()
+    result = run_pgmi("deploy", str(tmp_path / "empty"), "-d", "x", "-h", "127.0.0.1", "-p", "1",
+                      env={"PGHOST": "", "PGPORT": ""})
+    assert result.returncode == 14, result.stderr
+    assert "deploy.sql not found" in result.stderr
+
+
+def test_missing_project_path_is_usage_error(run_pgmi):
+    result = run_pgmi("deploy")
+    assert result.returncode == 2
+    assert "missing required argument: <project_path>" in result.stderr
+
+
+def test_syntax_error_reports_line_and_column(tmp_path, run_pgmi):
+    db = new_db_name()
+    proj = make_project(tmp_path / "p", "SELECT 1;\n\nSELEC 2;\n")
+    result = run_pgmi("deploy", str(proj), "-d", db, "--json")
+    assert result.returncode == 13, result.stderr
+    envelope = json.loads(result.stdout)
+    assert envelope["sqlstate"] == "42601"
+    assert envelope["line"] == 3 and envelope["column"] == 1
+    assert "LOCATION: deploy.sql line 3, column 1" in result.stderr
+
+
+def test_error_inside_executed_file_names_the_file(tmp_path, run_pgmi):
+    db = new_db_name()
+    proj = make_project(tmp_path / "p", LOOP, {"m/001_ok.sql": "CREATE TABLE ok1(id int);",
+                                              "m/002_bad.sql": "CREATE TABLE ok2(id int);\nSELECT * FROM nowhere;\n"})
+    result = run_pgmi("deploy", str(proj), "-d", db, "--json")
+    assert result.returncode == 13
+    assert "./m/002_bad.sql:2:" in result.stderr
+    assert "relation \"nowhere\" does not exist" in result.stderr
+
+
+def test_atomic_failure_leaves_nothing(tmp_path, pg, run_pgmi):
+    db = new_db_name()
+    proj = make_project(tmp_path / "p", LOOP, {"1.sql": "CREATE TABLE kept(id int);", "2.sql": "SELECT 1/0;"})
+    result = run_pgmi("deploy", str(proj), "-d", db)
+    assert result.returncode == 13
+    assert query(pg, db, "SELECT to_regclass('kept') IS NULL") == [[True]]
+
+
+def test_begin_without_commit_fails_and_applies_nothing(tmp_path, pg, run_pgmi):
+    db = new_db_name()
+    proj = make_project(tmp_path / "p", "BEGIN;\nCREATE TABLE never(id int);\n")
+    result = run_pgmi("deploy", str(proj), "-d", db)
+    assert result.returncode == 13
+    assert "open transaction" in result.stderr
+    assert query(pg, db, "SELECT to_regclass('never') IS NULL") == [[True]]
+
+
+def test_empty_deploy_sql_succeeds_with_nothing_to_do(tmp_path, run_pgmi):
+    proj = make_project(tmp_path / "p", "")
+    result = run_pgmi("deploy", str(proj), "-d", new_db_name(), "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["status"] == "success"
+
+
+def test_server_statement_timeout_is_13_client_timeout_is_16(tmp_path, run_pgmi):
+    proj = make_project(tmp_path / "p", "SET statement_timeout = '200ms';\nCOMMIT;\nSELECT pg_sleep(5);\n")
+    server = run_pgmi("deploy", str(proj), "-d", new_db_name())
+    assert server.returncode == 13, server.stderr
+    proj2 = make_project(tmp_path / "q", "SELECT pg_sleep(30);\n")
+    started = time.monotonic()
+    client = run_pgmi("deploy", str(proj2), "-d", new_db_name(), "--timeout", "1s")
+    assert client.returncode == 16, client.stderr
+    assert time.monotonic() - started < 15
+
+
+def test_unsupported_compat_rejected_before_anything(tmp_path, run_pgmi):
+    proj = make_project(tmp_path / "p", "SELECT 1;")
+    result = run_pgmi("deploy", str(proj), "-d", "postgres", "--overwrite", "--force", "--compat", "99")
+    assert result.returncode == 10
+    assert 'unsupported API version "99"; supported: [1]' in result.stderr
+
+
+def test_overwrite_refused_without_terminal(tmp_path, pg, run_pgmi):
+    db = new_db_name()
+    proj = make_project(tmp_path / "p", "SELECT 1;")
+    assert run_pgmi("deploy", str(proj), "-d", db).returncode == 0
+    result = run_pgmi("deploy", str(proj), "-d", db, "--overwrite", input="")
+    assert result.returncode == 12
+    assert "pass --force" in result.stderr
+    forced = run_pgmi("deploy", str(proj), "-d", db, "--overwrite", "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert f'Recreated database "{db}"' in forced.stderr
+
+
+def test_concurrent_deploys_second_gets_15(tmp_path, pg, run_pgmi):
+    db = new_db_name()
+    slow = make_project(tmp_path / "slow", "SELECT pg_sleep(3);\n")
+    assert run_pgmi("deploy", str(make_project(tmp_path / "init", "SELECT 1;")), "-d", db).returncode == 0
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env.update(pg.env(), PGMI_NON_INTERACTIVE="1")
+    first = subprocess.Popen([sys.executable, str(REPO / "pgmi.py"), "deploy", str(slow), "-d", db],
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.5)
+        second = run_pgmi("deploy", str(slow), "-d", db)
+        assert second.returncode == 15, second.stderr
+        assert "concurrent deployment in progress" in second.stderr
+    finally:
+        first.communicate(timeout=30)
+    assert first.returncode == 0
+
+
+def test_sigint_cancels_and_exits_130(tmp_path, pg):
+    proj = make_project(tmp_path / "p", "SELECT pg_sleep(30);\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env.update(pg.env(), PGMI_NON_INTERACTIVE="1")
+    proc = subprocess.Popen([sys.executable, str(REPO / "pgmi.py"), "deploy", str(proj), "-d", new_db_name(),
+                             "--json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(2.5)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=20)
+    assert proc.returncode == 130, stderr
+    assert time.monotonic() - started < 8
+    assert "interrupted, cancelling deployment" in stderr
+    assert json.loads(stdout)["exitCode"] == 130
+
+
+def test_notice_is_streamed_before_statement_ends(tmp_path, pg):
+    proj = make_project(tmp_path / "p", "DO $$ BEGIN RAISE NOTICE 'early bird'; PERFORM pg_sleep(3); END $$;\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env.update(pg.env(), PGMI_NON_INTERACTIVE="1")
+    proc = subprocess.Popen([sys.executable, str(REPO / "pgmi.py"), "deploy", str(proj), "-d", new_db_name()],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen_at = None
+    for line in proc.stderr:
+        if "early bird" in line:
+            seen_at = time.monotonic()
+            break
+    rest, _ = proc.communicate(timeout=30)
+    ended = time.monotonic()
+    assert seen_at is not None
+    assert ended - seen_at > 1.5, "the notice arrived only when the statement ended"
+    assert proc.returncode == 0
+
+
+def test_secrets_never_reach_output(tmp_path, pg, run_pgmi):
+    canary = "Canary-Pw-7731"
+    proj = make_project(tmp_path / "p", "SELECT 1;\n")
+    (proj / ".env").write_text(f"PGPASSWORD={canary}\n")
+    (tmp_path / "params.env").write_text(f"secret={canary}\n")
+    runs = [
+        run_pgmi("deploy", str(proj), "-d", new_db_name(), "-v", "--json", "--params-file", str(tmp_path / "params.env")),
+        run_pgmi("deploy", str(proj), "--connection",
+                 f"postgresql://nobody:{canary}@127.0.0.1:1/x?connect_timeout=1", "-v", "--json",
+                 env={"PGHOST": "", "PGPORT": "", "PGUSER": ""}),
+        run_pgmi("deploy", str(proj), "-d", "x", "-v", env={"PGMI_CONNECTION_STRING": f"host=127.0.0.1 port=1 "
+                                                              f"password={canary} connect_timeout=1", "PGHOST": ""}),
+        run_pgmi("deploy", str(proj), "-d", "x", "-v", "--param", f"k={canary}", "--param", "1bad=x"),
+    ]
+    for result in runs:
+        assert result.returncode != 3, result.stderr
+        assert canary not in result.stdout + result.stderr, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("bad", ["1abc", "x" * 64])
+def test_bad_param_key_is_config_error(tmp_path, run_pgmi, bad):
+    proj = make_project(tmp_path / "p", "SELECT 1;\n")
+    result = run_pgmi("deploy", str(proj), "-d", new_db_name(), "--param", f"{bad}=v")
+    assert result.returncode == 10
+    assert "pgmi: error:" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_invalid_utf8_file_named_and_nothing_connected(tmp_path, run_pgmi):
+    proj = make_project(tmp_path / "p", "SELECT 1;\n")
+    (proj / "bad.sql").write_bytes(b"SELECT '\xff\xfe';\n")
+    result = run_pgmi("deploy", str(proj), "-d", "never_created", "-h", "127.0.0.1", "-p", "1",
+                      env={"PGHOST": "", "PGPORT": ""})
+    assert result.returncode == 1
+    assert "bad.sql" in result.stderr
+
+
+def test_ephemeral_deploy_of_the_demo(run_pgmi):
+    result = run_pgmi("deploy", str(REPO / "examples" / "demo"), "--ephemeral", timeout=180)
+    assert result.returncode == 0, result.stderr
+    assert "applying ./schema/001_tables.sql" in result.stderr
+    assert "files loaded" in result.stderr
