@@ -291,8 +291,6 @@ def _prepare_and_execute(conn, project, deploy_params: dict[str, str], *, args: 
             out.verbose(f"Expanded {facts.test_macros} test macro(s) in deploy.sql")
         units = sqllex.split_units(expanded)
         facts.units_total = len(units)
-        out.verbose(f"deploy.sql splits into {len(units)} execution unit(s) at the first top-level "
-                    "transaction terminator")
         try:
             result = execute.run_units(_Guarded(conn, watchdog), units, out=out, script_text=expanded,
                                        script_expanded=facts.test_macros > 0,

@@ -1,0 +1,381 @@
+"""One SQL lexer for everything that must not look inside strings, comments or dollar quotes.
+
+Macro detection, execution-unit splitting and metadata comment detection all work on the
+*mask* of a script: a copy of the same length in which the insides of comments, string
+literals, quoted identifiers and dollar-quoted bodies are replaced by a filler, so a plain
+left-to-right scan over the mask only ever sees real SQL tokens. Pure standard library.
+
+Mask rules (deploy-execution.md §5.1), indexed in code points (mask[i] pairs with text[i]):
+
+* filler is a space `' '`;
+* line comment `--…`: both dashes and the body are blanked, up to the end of the line;
+* block comment `/* … */`: blanked completely including its delimiters, nesting counted;
+* string `'…'`: the quotes stay, the body is blanked, a doubled `''` stays visible; in an
+  escape string (`E'`/`e'` whose `E` is not the tail of an identifier) a backslash and the
+  character after it are blanked (so `E'\\''` never closes early);
+* quoted identifier `"…"`: the quotes stay, the body is blanked, a doubled `""` stays;
+* dollar quote `$$…$$` / `$tag$…$tag$` (tag: letter or `_`, then letters, digits, `_`): the
+  tags stay, the body is blanked. `$1` is no tag, and a `$` right after an identifier
+  character (`a$b$`) is part of that identifier, as in PostgreSQL's own lexer.
+
+Deliberate difference from the original: carriage returns and newlines are kept everywhere,
+including inside strings and comments, so a line number computed on the mask equals the one
+in the text. Every consumer treats CR/LF as blank anyway, so no split or macro decision changes.
+An unterminated construct runs to the end of the input (see `unterminated()`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+# States of the scanner (also used by `unterminated` to describe what was left open).
+_CODE, _LINE_COMMENT, _BLOCK_COMMENT, _STRING, _ESTRING, _QIDENT, _DOLLAR = range(7)
+
+_CODE_SPECIAL = re.compile(r"--|/\*|['\"$]")
+_BLOCK_TOKEN = re.compile(r"/\*|\*/")
+_ESTRING_TOKEN = re.compile(r"['\\]")
+_DOLLAR_TAG = re.compile(r"\$(?:[^\W\d]\w*)?\$")
+_NOT_NEWLINE = re.compile(r"[^\r\n]")
+
+
+def _is_ident_char(ch: str) -> bool:
+    """Characters that continue an identifier (so `e'` after `dat` is no escape string)."""
+    return ch.isalnum() or ch in "_$"
+
+
+def _blank(segment: str) -> str:
+    return _NOT_NEWLINE.sub(" ", segment)
+
+
+@dataclass
+class _Scan:
+    """What one pass over a script found: its mask and the construct left open at the end."""
+
+    mask: str
+    open_state: int = _CODE
+    open_at: int = -1  # offset where the construct left open began
+    open_tag: str = ""
+    block_comments: list[tuple[int, int]] = field(default_factory=list)
+
+
+def _scan(text: str) -> _Scan:
+    """Single linear pass: jumps between interesting characters with compiled regexes."""
+    out: list[str] = []
+    comments: list[tuple[int, int]] = []
+    n = len(text)
+    pos = 0
+    while pos < n:
+        m = _CODE_SPECIAL.search(text, pos)
+        if m is None:
+            out.append(text[pos:])
+            break
+        start = m.start()
+        out.append(text[pos:start])
+        token = m.group()
+        if token == "--":
+            end = text.find("\n", start)
+            end = n if end < 0 else end
+            out.append(_blank(text[start:end]))
+            pos = end
+        elif token == "/*":
+            depth, cur = 0, start
+            while True:
+                t = _BLOCK_TOKEN.search(text, cur)
+                if t is None:
+                    out.append(_blank(text[start:]))
+                    comments.append((start, n))
+                    return _Scan("".join(out), _BLOCK_COMMENT, start, "", comments)
+                depth += 1 if t.group() == "/*" else -1
+                cur = t.end()
+                if depth == 0:
+                    break
+            out.append(_blank(text[start:cur]))
+            comments.append((start, cur))
+            pos = cur
+        elif token == "'":
+            escape = (
+                start > 0
+                and text[start - 1] in "Ee"
+                and (start < 2 or not _is_ident_char(text[start - 2]))
+            )
+            end = _string_end(text, start, escape, out)
+            if end < 0:
+                return _Scan("".join(out), _ESTRING if escape else _STRING, start, "", comments)
+            pos = end
+        elif token == '"':
+            end = _quoted_end(text, start, '"', out)
+            if end < 0:
+                return _Scan("".join(out), _QIDENT, start, "", comments)
+            pos = end
+        else:  # "$"
+            tag = _DOLLAR_TAG.match(text, start)
+            if tag is None or (start > 0 and _is_ident_char(text[start - 1])):
+                out.append("$")
+                pos = start + 1
+                continue
+            tag_text = tag.group()
+            close = text.find(tag_text, tag.end())
+            out.append(tag_text)
+            if close < 0:
+                out.append(_blank(text[tag.end():]))
+                return _Scan("".join(out), _DOLLAR, start, tag_text, comments)
+            out.append(_blank(text[tag.end():close]))
+            out.append(tag_text)
+            pos = close + len(tag_text)
+    return _Scan("".join(out), _CODE, -1, "", comments)
+
+
+def _quoted_end(text: str, start: int, quote: str, out: list[str]) -> int:
+    """Body of a `'…'` or `"…"` without backslash escapes; returns the offset after the close, or -1."""
+    out.append(quote)
+    cur = start + 1
+    n = len(text)
+    while True:
+        close = text.find(quote, cur)
+        if close < 0:
+            out.append(_blank(text[cur:]))
+            return -1
+        out.append(_blank(text[cur:close]))
+        if close + 1 < n and text[close + 1] == quote:  # doubled quote stays visible
+            out.append(quote + quote)
+            cur = close + 2
+            continue
+        out.append(quote)
+        return close + 1
+
+
+def _string_end(text: str, start: int, escape: bool, out: list[str]) -> int:
+    """A string literal starting at `start`; escape strings also honour backslashes."""
+    if not escape:
+        return _quoted_end(text, start, "'", out)
+    out.append("'")
+    cur = start + 1
+    n = len(text)
+    while True:
+        t = _ESTRING_TOKEN.search(text, cur)
+        if t is None:
+            out.append(_blank(text[cur:]))
+            return -1
+        at = t.start()
+        out.append(_blank(text[cur:at]))
+        if t.group() == "\\":
+            out.append(_blank(text[at:at + 2]))
+            cur = at + 2
+            if cur > n:
+                return -1
+            continue
+        if at + 1 < n and text[at + 1] == "'":
+            out.append("''")
+            cur = at + 2
+            continue
+        out.append("'")
+        return at + 1
+
+
+def mask(text: str) -> str:
+    """The same-length masked copy of `text` (rules in the module docstring)."""
+    return _scan(text).mask
+
+
+def block_comment_spans(text: str) -> list[tuple[int, int]]:
+    """Top-level `/* … */` spans as (start, end) offsets, end just past `*/` (or len(text))."""
+    return _scan(text).block_comments
+
+
+def unterminated(text: str) -> str | None:
+    """Describe a dollar quote, block comment, string or quoted identifier left open at end of text.
+
+    PostgreSQL would only say "unterminated ... at or near" for the whole unit; naming the
+    construct and the line it starts on points the user at the real mistake.
+    """
+    scan = _scan(text)
+    if scan.open_state == _CODE:
+        return None
+    line = text.count("\n", 0, scan.open_at) + 1
+    what = {
+        _BLOCK_COMMENT: "block comment",
+        _STRING: "quoted string",
+        _ESTRING: "escape string (E'...')",
+        _QIDENT: "quoted identifier",
+        _DOLLAR: f"dollar-quoted string {scan.open_tag}",
+    }[scan.open_state]
+    return f"unterminated {what} starting at line {line}"
+
+
+def line_col(text: str, position: int) -> tuple[int, int] | None:
+    """1-based character `position` -> 1-based (line, column); None when outside 1..len+1.
+
+    This is how PostgreSQL's Position field is turned into a place in the script: walk the
+    first position-1 characters, count newlines, then characters since the last newline.
+    """
+    if position < 1 or position > len(text) + 1:
+        return None
+    index = position - 1
+    line = text.count("\n", 0, index) + 1
+    column = index - (text.rfind("\n", 0, index) + 1) + 1
+    return line, column
+
+
+def source_line(text: str, line: int) -> str:
+    """The 1-based `line` of `text` without its line ending ('' when out of range)."""
+    lines = text.split("\n")
+    if 1 <= line <= len(lines):
+        return lines[line - 1].rstrip("\r")
+    return ""
+
+
+# ---- execution units ------------------------------------------------------------------
+
+_WORD = re.compile(r"[A-Za-z]+")
+_BEGIN_ATOMIC = re.compile(r"(?<![A-Za-z])BEGIN[ \t\r\n]+ATOMIC(?![A-Za-z])", re.IGNORECASE)
+_TERMINATORS = frozenset({"COMMIT", "END", "ROLLBACK", "ABORT"})
+_BLANK_CHARS = " \t\r\n"
+
+
+@dataclass
+class Unit:
+    """One message sent with the simple query protocol.
+
+    `text` is already padded with newlines and spaces so that PostgreSQL positions in it
+    resolve to the line/column of the full script. `ordinal` is 0-based (unit 0 = atomic
+    head). `start_line` is the script line of the unit's first non-blank character;
+    `start_offset` the offset in the script where the unit's own text begins.
+    """
+
+    text: str
+    ordinal: int
+    start_line: int
+    start_offset: int = 0
+
+
+def _words(masked: str) -> list[str]:
+    return [w.upper() for w in _WORD.findall(masked)]
+
+
+def is_terminator(masked_statement: str) -> bool:
+    """COMMIT/END/ROLLBACK/ABORT [WORK|TRANSACTION] [AND [NO] CHAIN]; not TO SAVEPOINT / PREPARED."""
+    words = _words(masked_statement)
+    if not words or words[0] not in _TERMINATORS:
+        return False
+    rest = words[1:]
+    if rest and rest[0] in ("WORK", "TRANSACTION"):
+        rest = rest[1:]
+    return not rest or rest[0] == "AND"
+
+
+class _AtomicTracker:
+    """Knows whether a `;` is inside a SQL-standard `BEGIN ATOMIC … END` function body."""
+
+    def __init__(self) -> None:
+        self.open = False
+
+    def ends_statement(self, chunk: str) -> bool:
+        """Feed the masked chunk since the previous depth-0 `;`; True if the statement ends there."""
+        if self.open:
+            words = _WORD.findall(chunk)
+            if words and words[0].upper() == "END":
+                self.open = False
+                return True
+            return False
+        m = _BEGIN_ATOMIC.search(chunk)
+        if m is None:
+            return True
+        balance = 0
+        for word in _words(chunk[m.end():]):
+            if word == "CASE":
+                balance += 1
+            elif word == "END":
+                balance -= 1
+                if balance < 0:
+                    return True  # BEGIN ATOMIC … END closed within this chunk
+        self.open = True
+        return False
+
+
+def _statement_ends(masked: str, start: int):
+    """Yield offsets just past each top-level statement-ending `;` of masked[start:]."""
+    depth = 0
+    tracker = _AtomicTracker()
+    chunk_start = start
+    n = len(masked)
+    pos = start
+    find = re.compile(r"[();]").search
+    while pos < n:
+        m = find(masked, pos)
+        if m is None:
+            return
+        ch = m.group()
+        pos = m.end()
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif depth == 0:
+            chunk = masked[chunk_start:m.start()]
+            chunk_start = pos
+            if tracker.ends_statement(chunk):
+                yield pos
+
+
+def _head_end(masked: str) -> int | None:
+    """Offset just past the first top-level transaction terminator, or None."""
+    previous = 0
+    for end in _statement_ends(masked, 0):
+        if is_terminator(masked[previous:end - 1]):
+            return end
+        previous = end
+    if is_terminator(masked[previous:]):
+        return len(masked)
+    return None
+
+
+def _is_blank(masked: str) -> bool:
+    return masked.strip(_BLANK_CHARS) == ""
+
+
+def split_units(text: str) -> list[Unit]:
+    """Cut `text` into the atomic head and the psql-style tail (deploy-execution.md §6.2).
+
+    The head runs up to and including the first top-level COMMIT/END/ROLLBACK/ABORT and is
+    sent as one message (one implicit transaction); every later top-level statement is its
+    own unit, so `CREATE INDEX CONCURRENTLY` and `VACUUM` can follow a committed head. Each
+    tail unit is padded so server positions keep the script's line and column.
+    """
+    masked = mask(text)
+    head_end = _head_end(masked)
+    if head_end is None or _is_blank(masked[head_end:]):
+        return [Unit(text, 0, _first_line(text, masked, 0), 0)]
+    units = [Unit(text[:head_end], 0, _first_line(text, masked, 0), 0)]
+    newlines = text.count("\n", 0, head_end)
+    last_nl = text.rfind("\n", 0, head_end)
+    previous = head_end
+
+    def add(end: int) -> None:
+        nonlocal previous, newlines, last_nl
+        padding = "\n" * newlines + " " * (previous - last_nl - 1)
+        line = newlines + 1 + masked.count("\n", previous, _first_code(masked, previous, end))
+        units.append(Unit(padding + text[previous:end], len(units), line, previous))
+        newlines += text.count("\n", previous, end)
+        nl = text.rfind("\n", previous, end)
+        if nl >= 0:
+            last_nl = nl
+        previous = end
+
+    for end in _statement_ends(masked, head_end):
+        add(end)
+    if not _is_blank(masked[previous:]):
+        add(len(text))
+    return units
+
+
+def _first_code(masked: str, start: int, end: int) -> int:
+    """Offset of the first non-blank mask character in [start, end) (end if none)."""
+    for i in range(start, end):
+        if masked[i] not in _BLANK_CHARS:
+            return i
+    return end
+
+
+def _first_line(text: str, masked: str, start: int) -> int:
+    return text.count("\n", 0, _first_code(masked, start, len(masked))) + 1
