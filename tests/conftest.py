@@ -4,8 +4,9 @@ The server is found in this order:
 1. `PGMI_TEST_DSN` (a libpq key=value string or URI of a server you run; tests create and
    drop their own databases there);
 2. local server binaries: a throwaway cluster (pgmilib.cluster) for the whole session;
-3. the docker SDK with the official postgres image.
-If none is available, database tests fail with one message saying how to provide one.
+3. the docker SDK with the official postgres image (optional; only tried when 1 and 2 are absent).
+If none is available, database tests fail (not skip) with one message saying how to provide one:
+a green run must mean the database tests really ran.
 
 Fixtures other test files rely on:
 - `pg`: the server (`.dsn(db)`, `.url(db)`, `.conn_kwargs(db)`, `.env()`, `.user`);
@@ -27,7 +28,8 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pgmilib.cluster import Cluster, find_pg_bin  # noqa: E402
+from pgmilib.cluster import Cluster, find_pg_bin
+from pgmilib.errors import PgmiError
 
 NO_SERVER = (
     "no PostgreSQL server for the database tests: set PGMI_TEST_DSN to a server you run, "
@@ -78,7 +80,11 @@ class ExternalServer:
 
 
 class DockerServer(ExternalServer):
+    """A postgres:16 container started through the docker SDK, removed again by stop()."""
+
     def __init__(self) -> None:
+        import time
+
         import docker  # optional test dependency
 
         client = docker.from_env()
@@ -89,25 +95,31 @@ class DockerServer(ExternalServer):
             environment={"POSTGRES_PASSWORD": password},
             command=["postgres", "-c", "fsync=off", "-c", "max_locks_per_transaction=1024"],
         )
-        import time
+        try:
+            deadline = time.monotonic() + 60
+            port = None
+            while port is None and time.monotonic() < deadline:
+                self.container.reload()
+                ports = self.container.attrs["NetworkSettings"]["Ports"].get("5432/tcp")
+                port = ports[0]["HostPort"] if ports else None
+                if port is None:
+                    time.sleep(0.5)
+            if port is None:
+                raise RuntimeError("the postgres container published no port within 60 s")
+            super().__init__(f"host=127.0.0.1 port={port} user=postgres password={password} sslmode=disable")
+            import pg8000.native
 
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            self.container.reload()
-            ports = self.container.attrs["NetworkSettings"]["Ports"].get("5432/tcp")
-            if ports:
-                port = ports[0]["HostPort"]
-                break
-            time.sleep(0.5)
-        super().__init__(f"host=127.0.0.1 port={port} user=postgres password={password} sslmode=disable")
-        import pg8000.native
-
-        while time.monotonic() < deadline:
-            try:
-                pg8000.native.Connection(**self.conn_kwargs()).close()
-                return
-            except Exception:
-                time.sleep(0.5)
+            while True:
+                try:
+                    pg8000.native.Connection(**self.conn_kwargs()).close()
+                    return
+                except Exception:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.5)
+        except BaseException:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         self.container.stop(timeout=2)
@@ -115,17 +127,25 @@ class DockerServer(ExternalServer):
 
 @pytest.fixture(scope="session")
 def pg():
+    """The server for the whole session: PGMI_TEST_DSN, else a local throwaway cluster, else docker."""
     dsn = os.environ.get("PGMI_TEST_DSN")
     if dsn:
         yield ExternalServer(dsn)
         return
     if find_pg_bin():
-        with Cluster() as cluster:
+        cluster = Cluster()
+        try:
+            cluster.start()
+        except PgmiError as error:  # binaries present but unusable: say why, once
+            pytest.fail(f"could not start a throwaway PostgreSQL cluster: {error}", pytrace=False)
+        try:
             yield cluster
+        finally:
+            cluster.stop()
         return
     try:
         server = DockerServer()
-    except Exception as error:  # no SDK, no engine: say how to get a server
+    except Exception as error:  # noqa: BLE001 - no SDK, no engine, no image: say how to get a server
         pytest.fail(f"{NO_SERVER} ({type(error).__name__}: {error})", pytrace=False)
     try:
         yield server
@@ -169,7 +189,7 @@ def run_pgmi(pg):
         full_env["PGMI_NON_INTERACTIVE"] = "1"
         full_env.update(env or {})
         return subprocess.run(
-            [sys.executable, str(REPO / "pgmi.py"), *args], env=full_env, input=input, cwd=cwd,
+            [sys.executable, str(REPO / "pgmi.py"), *args], check=False, env=full_env, input=input, cwd=cwd,
             capture_output=True, text=True, timeout=timeout,
         )
 

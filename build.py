@@ -1,0 +1,281 @@
+#!/usr/bin/env python3
+"""Build `dist/pgmi`: one executable file that runs pgmi on any CPython >= 3.11 (`make build`).
+
+The file is a shiv zipapp holding our code (with `sql/` and `templates/` inside the
+package as `pgmilib/sql`, `pgmilib/templates`), pg8000 and its dependencies, and PyYAML,
+all pure Python: PyYAML's optional C extension is deleted (safe_load never uses it), so
+the same file works on any OS and architecture.
+
+Steps, and why:
+
+1. Dependencies: `pip install --target --no-deps` of the pinned closure in
+   requirements.txt, cached under build/ keyed by that file's hash, so rebuilding is
+   fast and does not depend on what happens to be installed in the build machine's
+   site-packages.
+2. Stage: copy the dependencies and our package; bake the commit and build date into the
+   staged `pgmilib/__init__.py` (the checkout keeps "unknown"); drop compiled/platform
+   files, console scripts and the dependencies' tests; normalise file modes.
+3. shiv `--reproducible --compile-pyc`: timestamps come from SOURCE_DATE_EPOCH (the
+   commit date by default), so the same input gives the same sha256.
+4. Prepend a small prelude to shiv's `__main__.py`: shiv extracts its site-packages to
+   `~/.shiv` and crashes when HOME is unset, read-only or missing; the prelude points
+   SHIV_ROOT at a private per-user directory under the temp dir in that case.
+5. Check the archive (no native code, no tests, no __pycache__, resources present).
+
+Usage: python3 build.py [-o dist/pgmi] [--deps-cache DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent
+SHEBANG = b"#!/usr/bin/env python3\n"
+ENTRY_POINT = "pgmilib.cli:main"
+RESOURCE_DIRS = ("sql", "templates")  # top-level in the checkout, pgmilib/<name> in the build
+NATIVE_SUFFIXES = (".so", ".pyd", ".dylib", ".dll")
+FALLBACK_EPOCH = 315532800  # 1980-01-01, the earliest time a zip entry can carry
+
+# Runs before shiv's bootstrap. Kept free of braces-sensitive tricks and heavy imports: it
+# costs nothing on the normal path (one mkdir that usually fails with EEXIST, one access()).
+PRELUDE = '''\
+import sys
+if sys.version_info < (3, 11):
+    sys.stderr.write("pgmi: error: Python 3.11 or newer is required (this is %d.%d)\\n" % sys.version_info[:2])
+    sys.exit(1)
+
+
+# pgmi: choose where shiv may extract before handing over to its bootstrap. shiv uses
+# $SHIV_ROOT, else ~/.shiv; when HOME is unset, missing or read-only the latter fails,
+# so fall back to a private per-user directory under the system temp dir.
+def _pgmi_shiv_root():
+    import os
+    if os.environ.get("SHIV_ROOT"):
+        return
+    home_cache = os.path.expanduser("~/.shiv")
+    if os.path.isabs(home_cache):
+        try:
+            os.mkdir(home_cache, 0o700)
+        except FileExistsError:
+            pass
+        except OSError:
+            home_cache = ""
+        if home_cache and os.path.isdir(home_cache) and os.access(home_cache, os.W_OK | os.X_OK):
+            return
+    import stat
+    import tempfile
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    private = os.path.join(tempfile.gettempdir(), "pgmi-shiv-%s" % (uid if uid is not None else "user"))
+    try:
+        os.mkdir(private, 0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        private = ""
+    if private:
+        st = os.lstat(private)
+        safe = stat.S_ISDIR(st.st_mode) and not (st.st_mode & 0o022) and (uid is None or st.st_uid == uid)
+        if not safe:  # someone else's or a symlink: never extract code there
+            private = ""
+    os.environ["SHIV_ROOT"] = private or tempfile.mkdtemp(prefix="pgmi-shiv-")
+
+
+_pgmi_shiv_root()
+del _pgmi_shiv_root
+'''
+
+
+class BuildError(Exception):
+    """A build step failed; the message says which and how to fix it."""
+
+
+def run(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None) -> str:
+    result = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env, cwd=cwd)
+    if result.returncode != 0:
+        raise BuildError(f"{' '.join(cmd[:4])} ... failed (exit {result.returncode}):\n{result.stdout}{result.stderr}")
+    return result.stdout
+
+
+def git(*args: str) -> str | None:
+    """Output of a git command in the repo, or None outside a checkout / without git."""
+    try:
+        result = subprocess.run(["git", "-C", str(REPO), *args], check=False, capture_output=True, text=True)
+    except OSError:
+        return None
+    return result.stdout.strip() if result.returncode == 0 and result.stdout.strip() else None
+
+
+def build_identity() -> tuple[str, int]:
+    """(commit, epoch): the commit from git, the date from SOURCE_DATE_EPOCH or the commit date.
+
+    Never the wall clock: that would make two builds of the same commit differ.
+    """
+    commit = os.environ.get("PGMI_BUILD_COMMIT") or git("rev-parse", "--short", "HEAD") or "unknown"
+    epoch_text = os.environ.get("SOURCE_DATE_EPOCH") or git("log", "-1", "--format=%ct") or str(FALLBACK_EPOCH)
+    try:
+        epoch = max(int(epoch_text), FALLBACK_EPOCH)
+    except ValueError:
+        raise BuildError(f"SOURCE_DATE_EPOCH must be an integer, got {epoch_text!r}") from None
+    return commit, epoch
+
+
+def install_dependencies(cache_root: Path) -> Path:
+    """Pure-Python site-packages of the pinned run-time closure, cached by requirements hash."""
+    requirements = REPO / "requirements.txt"
+    key = hashlib.sha256(
+        requirements.read_bytes() + f"{sys.version_info[0]}.{sys.version_info[1]}".encode()
+    ).hexdigest()[:16]
+    target = cache_root / f"deps-{key}"
+    if target.is_dir():
+        return target
+    cache_root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f"deps-{key}.tmp-", dir=cache_root))
+    try:
+        run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
+             "--no-compile", "--only-binary=:all:", "--target", str(staging), "-r", str(requirements)])
+        try:
+            staging.rename(target)  # atomic: a concurrent build may have won, which is fine
+        except OSError:
+            if not target.is_dir():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _ignore_noise(directory: str, names: list[str]) -> set[str]:
+    return {n for n in names if n == "__pycache__" or n.endswith((".pyc", ".pyo"))}
+
+
+def stage(site: Path, deps: Path, commit: str, epoch: int) -> None:
+    """Fill `site` with the dependencies and our package, cleaned and normalised."""
+    shutil.copytree(deps, site, ignore=_ignore_noise)
+    shutil.rmtree(site / "bin", ignore_errors=True)  # console scripts of the deps: never run from the zipapp
+    for path in sorted(site.rglob("*"), reverse=True):  # reverse: children before their directory
+        if path.is_dir() and path.name in ("tests", "test") and path.parent != site:
+            shutil.rmtree(path)
+        elif path.is_file() and path.name.endswith(NATIVE_SUFFIXES):
+            path.unlink()
+
+    package = site / "pgmilib"
+    shutil.copytree(REPO / "pgmilib", package, ignore=_ignore_noise)
+    for kind in RESOURCE_DIRS:
+        source = REPO / kind
+        if source.is_dir():
+            shutil.rmtree(package / kind, ignore_errors=True)
+            shutil.copytree(source, package / kind, ignore=_ignore_noise)
+
+    init = package / "__init__.py"
+    text = init.read_text(encoding="utf-8")
+    built = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+    for name, value in (("BUILD_COMMIT", commit), ("BUILD_DATE", built)):
+        text, count = re.subn(rf"^{name}\s*=.*$", f"{name} = {value!r}", text, flags=re.MULTILINE)
+        if count != 1:
+            raise BuildError(f"pgmilib/__init__.py must define {name} exactly once at top level (found {count})")
+    init.write_text(text, encoding="utf-8")
+
+    # Modes end up in the archive: make them independent of umask and checkout.
+    for path in [site, *site.rglob("*")]:
+        if path.is_symlink():
+            raise BuildError(f"symlink in the staged tree: {path.relative_to(site)}")
+        if path.is_dir():
+            path.chmod(0o755)
+        else:
+            executable = path.stat().st_mode & stat.S_IXUSR
+            path.chmod(0o755 if executable else 0o644)
+
+
+def run_shiv(site: Path, output: Path, epoch: int) -> None:
+    env = dict(os.environ, SOURCE_DATE_EPOCH=str(epoch))
+    try:
+        import shiv  # noqa: F401  (only to give a clear message if it is missing)
+    except ImportError:
+        raise BuildError("shiv is not installed: python3 -m pip install -r requirements-dev.txt") from None
+    # No pip arguments: shiv packs the prepared site-packages as is (and has no -q; extra args go to pip).
+    run([sys.executable, "-m", "shiv", "--site-packages", str(site), "--compile-pyc", "--reproducible",
+         "-p", "/usr/bin/env python3", "-e", ENTRY_POINT, "-o", str(output)], env=env)
+
+
+def add_prelude(shiv_output: Path, output: Path) -> None:
+    """Copy the archive entry by entry (same order, times, modes), prefixing the prelude to __main__.py."""
+    with zipfile.ZipFile(shiv_output) as source, open(output, "wb") as fh:
+        fh.write(SHEBANG)
+        with zipfile.ZipFile(fh, "w") as target:
+            seen_main = False
+            for info in source.infolist():
+                data = source.read(info)
+                if info.filename == "__main__.py":
+                    data = PRELUDE.encode("utf-8") + data
+                    seen_main = True
+                entry = zipfile.ZipInfo(info.filename, date_time=info.date_time)
+                entry.compress_type = info.compress_type
+                entry.external_attr = info.external_attr
+                target.writestr(entry, data)
+    if not seen_main:
+        raise BuildError("shiv produced no __main__.py; is the pinned shiv version installed?")
+    output.chmod(0o755)
+
+
+def check_archive(path: Path) -> int:
+    """Fail on anything that must not ship; returns the number of entries."""
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+    problems = [n for n in names if n.endswith(NATIVE_SUFFIXES) or "__pycache__" in n or n.endswith(".pyc")]
+    problems += [n for n in names if n.startswith("site-packages/bin/")]
+    problems += [n for n in names if "/tests/" in n and not n.startswith("site-packages/pgmilib/")]
+    if problems:
+        raise BuildError(f"archive contains files that must not ship: {', '.join(problems[:5])}")
+    for kind in RESOURCE_DIRS:
+        wanted = [p for p in (REPO / kind).rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+        prefix = f"site-packages/pgmilib/{kind}/"
+        if len([n for n in names if n.startswith(prefix)]) != len(wanted):
+            raise BuildError(f"archive is missing files of {kind}/ (expected {len(wanted)} under {prefix})")
+    return len(names)
+
+
+def build(output: Path, deps_cache: Path) -> str:
+    """Build the zipapp at `output`; returns its sha256."""
+    commit, epoch = build_identity()
+    deps = install_dependencies(deps_cache)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="pgmi-build-") as tmp:
+        site = Path(tmp, "site-packages")
+        stage(site, deps, commit, epoch)
+        raw = Path(tmp, "shiv.pyz")
+        run_shiv(site, raw, epoch)
+        partial = output.with_name(output.name + ".partial")
+        add_prelude(raw, partial)
+        check_archive(partial)
+        partial.replace(output)
+    return hashlib.sha256(output.read_bytes()).hexdigest()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Build the single-file pgmi zipapp.")
+    parser.add_argument("-o", "--output", type=Path, default=REPO / "dist" / "pgmi", help="default: dist/pgmi")
+    parser.add_argument("--deps-cache", type=Path, default=REPO / "build",
+                        help="where pip-installed dependencies are cached (default: build/)")
+    args = parser.parse_args(argv)
+    try:
+        digest = build(args.output.resolve(), args.deps_cache.resolve())
+    except BuildError as error:
+        print(f"build.py: error: {error}", file=sys.stderr)
+        return 1
+    size = args.output.stat().st_size
+    print(f"{args.output} {size} bytes sha256 {digest}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
