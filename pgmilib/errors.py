@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import enum
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 
 class Exit(enum.IntEnum):
@@ -76,7 +77,7 @@ class PgDiagnostics:
     internal_query: str = ""
 
     @classmethod
-    def from_fields(cls, fields: dict[str, str]) -> "PgDiagnostics":
+    def from_fields(cls, fields: dict[str, str]) -> PgDiagnostics:
         """Build from the single-letter protocol fields ('S', 'C', 'M', 'D', 'H', 'W', 'P', 'p', 'q')."""
 
         def num(key: str) -> int | None:
@@ -96,7 +97,7 @@ class PgDiagnostics:
         )
 
     @classmethod
-    def from_exception(cls, exc: BaseException) -> "PgDiagnostics | None":
+    def from_exception(cls, exc: BaseException) -> PgDiagnostics | None:
         """Diagnostics of a pg8000 DatabaseError (its first arg is the field dict), else None."""
         args = getattr(exc, "args", ())
         if args and isinstance(args[0], dict) and "C" in args[0]:
@@ -129,11 +130,11 @@ class PgmiError(Exception):
         # Extra lines printed after the message (LOCATION/LINE/caret blocks, remedies).
         self.trailer: list[str] = []
 
-    def mark(self, *markers: Marker) -> "PgmiError":
+    def mark(self, *markers: Marker) -> PgmiError:
         self.markers.update(markers)
         return self
 
-    def wrap(self, prefix: str) -> "PgmiError":
+    def wrap(self, prefix: str) -> PgmiError:
         """Prefix the message (`prefix: message`), keeping markers and diagnostics."""
         self.message = f"{prefix}: {self.message}"
         self.args = (self.message,)
@@ -144,9 +145,19 @@ class PgmiError(Exception):
 
 
 class ConfigError(PgmiError):
-    """Rejected before running user SQL (exit 10). Message already names file/flag/key."""
+    """Rejected before running user SQL (exit 10). The message names the file/flag/key.
+
+    Messages read `invalid configuration: ...` (users and docs grep for that prefix); it is
+    added here once, so raisers write only the specific part.
+    """
 
     default_markers = (Marker.CONFIG,)
+    PREFIX = "invalid configuration: "
+
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        if not message.startswith(self.PREFIX):
+            message = self.PREFIX + message
+        super().__init__(message, **kwargs)
 
 
 class UsageError(PgmiError):

@@ -1,0 +1,458 @@
+"""Target-database lifecycle (create / overwrite) and the per-database deploy lock.
+
+Creation is lazy and cheap: the target is probed with a normal connection first, and the
+maintenance database is touched only when the probe says the database does not exist
+(SQLSTATE 3D000), so a role that may only CONNECT to its own database can deploy.
+
+`--overwrite` is destructive, so it is guarded three times: offline refusals (the
+maintenance and template databases), an approver chosen from --force and the terminal
+(cli.md §6), and a faithful re-creation of what the database was: encoding and locale,
+owner, connection limit, database-level settings and comment.
+
+The deploy lock is a session advisory lock keyed by the database name, so two deploys
+into one database never interleave while different databases never block each other.
+This module receives a `connect` callable instead of importing the connection layer;
+that keeps it testable against any server and free of connection policy.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from contextlib import suppress
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
+
+from .config import format_duration
+from .errors import (
+    ApprovalDenied,
+    ConcurrentDeploy,
+    ConfigError,
+    ConnectionFailed,
+    Interrupted,
+    PgDiagnostics,
+    PgmiError,
+    go_quote,
+)
+from .output import Output
+from .redact import redact
+from .resources import read_sql
+
+if TYPE_CHECKING:
+    import pg8000.native
+
+#: database name -> open connection; raises errors.ConnectionFailed (pg.sqlstate '3D000' when missing).
+Connector = Callable[[str], "pg8000.native.Connection"]
+
+_RACE_STATES = ("42P04", "23505")  # duplicate_database / unique_violation on pg_database
+_LOCK_SQL = "SELECT pg_try_advisory_lock(hashtextextended('pgmi.deploy.' || current_database(), 0))"
+_RELEASE_BUDGET = 5.0
+_COUNTDOWN = 5
+#: Columns of sql/database_settings.sql, in order.
+SETTINGS_COLUMNS = ("encoding", "collate", "ctype", "owner", "connection_limit", "settings", "comment",
+                    "locale_provider", "provider_locale", "differs")
+#: GUCs whose stored value is a list of (possibly double-quoted) items; see _set_clause.
+_LIST_GUCS = frozenset({"search_path", "temp_tablespaces", "session_preload_libraries",
+                        "local_preload_libraries", "shared_preload_libraries", "unix_socket_directories"})
+
+
+# ---- quoting ------------------------------------------------------------------------
+
+
+def quote_ident(name: str) -> str:
+    """A SQL identifier: double quotes, embedded quotes doubled, NUL removed."""
+    return '"' + name.replace("\x00", "").replace('"', '""') + '"'
+
+
+def quote_literal(text: str) -> str:
+    """A SQL string literal (standard_conforming_strings=on): quotes doubled, NUL removed."""
+    return "'" + text.replace("\x00", "").replace("'", "''") + "'"
+
+
+# ---- guards and creation ----------------------------------------------------------------
+
+
+def check_overwrite_allowed(target: str, maintenance: str) -> None:
+    """Refuse, before connecting, to overwrite the maintenance database or a template."""
+    if target.lower() == (maintenance or "postgres").lower():
+        error = ConfigError(f"cannot overwrite maintenance database {go_quote(target)}")
+        error.trailer = ["Hint: pick another target database with -d; --overwrite drops and recreates it."]
+        raise error
+    if target.lower() in ("template0", "template1"):
+        raise ConfigError(f"cannot drop template database {go_quote(target)} "
+                          "(template0/template1 are protected by PostgreSQL)")
+
+
+def ensure_database(connect: Connector, target: str, maintenance: str, out: Output) -> bool:
+    """Make sure `target` exists; True when this call created it (with server defaults).
+
+    The probe connects to the target itself; only SQLSTATE 3D000 leads to the maintenance
+    database. Other probe failures are raised unchanged (usually exit 11).
+    """
+    try:
+        connect(target).close()
+        return False
+    except ConnectionFailed as error:
+        if not (error.pg and error.pg.sqlstate == "3D000"):
+            raise
+    out.verbose(f"Database {go_quote(target)} not found; connecting to maintenance database {go_quote(maintenance)}")
+    admin = connect(maintenance)
+    try:
+        if _exists(admin, target):
+            return False
+        _create(admin, target, out)
+        return True
+    finally:
+        _close(admin)
+
+
+def _exists(admin: Any, target: str) -> bool:
+    return bool(admin.run("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = :d)", d=target)[0][0])
+
+
+def _create(admin: Any, target: str, out: Output) -> None:
+    out.info(f"Database {go_quote(target)} does not exist; creating")
+    _run_create(admin, f"CREATE DATABASE {quote_ident(target)}", target)
+
+
+def _run_create(admin: Any, sql: str, target: str) -> None:
+    """Run CREATE DATABASE; a lost race with another deploy becomes exit 15.
+
+    The race error carries no server diagnostics on purpose: its DETAIL would name the
+    catalog's unique index, which means nothing to the user.
+    """
+    import pg8000.exceptions
+
+    try:
+        admin.run(sql)
+    except pg8000.exceptions.DatabaseError as error:
+        diag = PgDiagnostics.from_exception(error)
+        if diag and diag.sqlstate in _RACE_STATES:
+            raise ConcurrentDeploy("concurrent deployment in progress: the database was created by another "
+                                   "deploy while this one was starting") from None
+        message = diag.message if diag else str(error)
+        raise PgmiError(f"failed to create database {go_quote(target)}: {message}", pg=diag) from error
+
+
+# ---- overwrite ---------------------------------------------------------------------------
+
+
+class Approver(Protocol):
+    """Decides whether an existing database may be dropped; raises to refuse."""
+
+    def approve(self, database: str) -> None:  # raises ApprovalDenied / Interrupted
+        ...
+
+
+def overwrite_database(connect: Connector, target: str, maintenance: str, approver: Approver, out: Output) -> None:
+    """Drop and recreate `target`, preserving its settings; create it if absent (no approval).
+
+    Differences from the original, on purpose: list-valued settings such as search_path
+    are restored item by item (the original quoted `"$user", public` as one string, which
+    turns it into a single odd schema name), and the DROP is retried a couple of times
+    when a client reconnects between terminate and drop (SQLSTATE 55006).
+    """
+    check_overwrite_allowed(target, maintenance)
+    admin = connect(maintenance)
+    try:
+        if not _exists(admin, target):
+            _create(admin, target, out)
+            return
+        out.verbose(f"Requesting approval to drop and recreate {go_quote(target)}")
+        approver.approve(target)
+        settings = capture_settings(admin, target)
+        if settings is None:  # dropped by someone else while we were asking
+            _create(admin, target, out)
+            return
+        _drop(admin, target, out)
+        _run_create(admin, _create_sql(target, settings), target)
+        if settings["differs"]:
+            out.verbose(f"Preserved encoding {settings['encoding']} and locale {settings['collate']}/{settings['ctype']}")
+        for item in settings["settings"] or ():
+            admin.run(_set_clause(target, item))
+        if settings["comment"] is not None:
+            admin.run(f"COMMENT ON DATABASE {quote_ident(target)} IS {quote_literal(settings['comment'])}")
+        out.info(f"Recreated database {go_quote(target)}")
+    finally:
+        _close(admin)
+
+
+def capture_settings(admin: Any, target: str) -> dict[str, Any] | None:
+    """What the re-created database must keep (keys: SETTINGS_COLUMNS); None if it is gone."""
+    rows = admin.run(read_sql("database_settings.sql"), database=target)
+    return dict(zip(SETTINGS_COLUMNS, rows[0])) if rows else None
+
+
+def _drop(admin: Any, target: str, out: Output) -> None:
+    import pg8000.exceptions
+
+    for attempt in range(3):
+        admin.run("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                  "WHERE datname = :d AND pid <> pg_backend_pid()", d=target)
+        out.verbose(f"Dropping database {go_quote(target)}")
+        try:
+            admin.run(f"DROP DATABASE {quote_ident(target)}")
+            return
+        except pg8000.exceptions.DatabaseError as error:
+            diag = PgDiagnostics.from_exception(error)
+            if diag and diag.sqlstate == "55006" and attempt < 2:
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            message = diag.message if diag else str(error)
+            raise PgmiError(f"failed to drop database {go_quote(target)}: {message}", pg=diag) from error
+
+
+def _create_sql(target: str, settings: dict[str, Any]) -> str:
+    """CREATE DATABASE with the captured settings.
+
+    Only a database whose encoding/locale differ from template1 is built from template0
+    with explicit ENCODING/LC_*; the original ignored the locale provider, so an ICU
+    database came back as libc -- we carry the provider and its locale over too.
+    """
+    sql = f"CREATE DATABASE {quote_ident(target)}"
+    if settings["differs"]:
+        sql += (f" TEMPLATE template0 ENCODING {quote_literal(settings['encoding'])}"
+                f" LC_COLLATE {quote_literal(settings['collate'])} LC_CTYPE {quote_literal(settings['ctype'])}")
+        provider, locale = settings.get("locale_provider"), settings.get("provider_locale")
+        if provider == "i":
+            sql += f" LOCALE_PROVIDER icu ICU_LOCALE {quote_literal(locale or '')}"
+        elif provider == "b":
+            sql += f" LOCALE_PROVIDER builtin BUILTIN_LOCALE {quote_literal(locale or '')}"
+        elif provider == "c":
+            sql += " LOCALE_PROVIDER libc"
+    if settings["owner"]:
+        sql += f" OWNER {quote_ident(settings['owner'])}"
+    if settings["connection_limit"] is not None and settings["connection_limit"] >= 0:
+        sql += f" CONNECTION LIMIT {int(settings['connection_limit'])}"
+    return sql
+
+
+def _set_clause(target: str, item: str) -> str:
+    """`name=value` from pg_db_role_setting -> ALTER DATABASE ... SET name = ...
+
+    Plain settings are restored as one literal. List settings (search_path and friends)
+    are stored as a formatted list whose items may be double-quoted identifiers; like
+    pg_dump, we split it and give each item as its own literal.
+    """
+    name, _, value = item.partition("=")
+    if name.lower() in _LIST_GUCS:
+        values = ", ".join(quote_literal(part) for part in split_guc_list(value)) or "''"
+    else:
+        values = quote_literal(value)
+    return f"ALTER DATABASE {quote_ident(target)} SET {quote_ident(name)} = {values}"
+
+
+def split_guc_list(text: str) -> list[str]:
+    """Split a stored list setting (`"$user", public`) into its items, dequoting "..." items."""
+    items: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        while i < n and text[i].isspace():
+            i += 1
+        if i >= n:
+            break
+        if text[i] == '"':
+            i += 1
+            part = []
+            while i < n:
+                if text[i] == '"':
+                    if i + 1 < n and text[i + 1] == '"':
+                        part.append('"')
+                        i += 2
+                        continue
+                    i += 1
+                    break
+                part.append(text[i])
+                i += 1
+            item = "".join(part)
+            while i < n and text[i] != ",":
+                i += 1
+        else:
+            start = i
+            while i < n and text[i] != ",":
+                i += 1
+            item = text[start:i].strip()
+        items.append(item)
+        i += 1  # skip the comma
+    return items
+
+
+# ---- approvers (cli.md §6) ---------------------------------------------------------------
+
+_BANNER = r"""
+          _____
+         /     \
+        | () () |      DANGER: DESTRUCTIVE OPERATION
+         \  ^  /
+          |||||        DROP DATABASE {name}
+          |||||        every object and row in it will be deleted
+"""
+
+
+class ForcedApprover:
+    """--force: never blocks. On a terminal, a banner and a 5-second abortable countdown."""
+
+    def __init__(self, out: Output, interactive: bool, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.out = out
+        self.interactive = interactive
+        self.sleep = sleep
+
+    def approve(self, database: str) -> None:
+        name = go_quote(database)
+        if not self.interactive:
+            self.out.info(f"--force: dropping and recreating {name}")
+            return
+        if not os.environ.get("PGMI_NO_BANNER"):
+            self.out.info("")
+            self.out.info(_BANNER.format(name=name).strip("\n"))
+            self.out.info("")
+        stream = self.out.stderr
+        try:
+            for left in range(_COUNTDOWN, 0, -1):
+                stream.write(redact(f"\r--force: DROP DATABASE {name} in {left}s. Ctrl-C aborts."))
+                stream.flush()
+                self.sleep(1)
+        except KeyboardInterrupt:
+            stream.write("\n")
+            stream.flush()
+            raise Interrupted(f"interrupted: overwrite of {name} aborted") from None
+        line = f"--force: DROP DATABASE {name} now."
+        width = len(f"--force: DROP DATABASE {name} in {_COUNTDOWN}s. Ctrl-C aborts.")
+        stream.write(redact("\r" + line.ljust(width)) + "\n")
+        stream.flush()
+
+
+class RefusingApprover:
+    """No terminal and no --force: refuse at once and never touch stdin (a CI pipe would hang)."""
+
+    def approve(self, database: str) -> None:
+        raise ApprovalDenied("approval denied: --overwrite must be confirmed at a terminal, and this is not one; "
+                             f"pass --force to drop and recreate {go_quote(database)} from a script or CI job")
+
+
+class InteractiveApprover:
+    """A terminal without --force: the user types the database name to confirm."""
+
+    def __init__(self, out: Output, stdin: TextIO | None = None) -> None:
+        self.out = out
+        self.stdin = stdin if stdin is not None else sys.stdin
+
+    def approve(self, database: str) -> None:
+        name = go_quote(database)
+        self.out.info("")
+        self.out.warn(f"about to DROP and RECREATE database {name}. This deletes all data.")
+        self.out.stderr.write("Type the database name to confirm: ")
+        self.out.stderr.flush()
+        try:
+            line = self.stdin.readline()
+        except KeyboardInterrupt:
+            self.out.info("")
+            raise Interrupted(f"interrupted: overwrite of {name} aborted") from None
+        if not line:
+            self.out.info("")
+            self.out.info("No input available. Use --force to bypass confirmation in non-interactive mode.")
+            raise ApprovalDenied(f"approval denied: no confirmation to drop {name}")
+        typed = line.strip()
+        if typed != database:
+            self.out.info(f"{go_quote(typed)} does not match {name}. Cancelled.")
+            raise ApprovalDenied(f"approval denied: overwrite of {name} was not confirmed")
+        self.out.info("Confirmed.")
+
+
+def choose_approver(force: bool, interactive: bool, out: Output, stdin: TextIO | None = None) -> Approver:
+    """--force -> forced; no terminal -> refusing; otherwise type-the-name (cli.md §6)."""
+    if force:
+        return ForcedApprover(out, interactive)
+    if not interactive:
+        return RefusingApprover()
+    return InteractiveApprover(out, stdin)
+
+
+# ---- deploy lock ---------------------------------------------------------------------------
+
+
+def acquire_lock(conn: Any, database: str, wait_seconds: float, out: Output) -> None:
+    """Take the session advisory lock of this database, waiting up to `wait_seconds`.
+
+    Polling (not pg_advisory_lock) keeps the wait bounded and interruptible. When the
+    lock stays busy, the error names the session holding it.
+    """
+    if conn.run(_LOCK_SQL)[0][0]:
+        return
+    if wait_seconds > 0:
+        out.info(f"Waiting up to {format_duration(wait_seconds)} for another deployment of {go_quote(database)}")
+        deadline = time.monotonic() + wait_seconds
+        interval = 0.2
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            time.sleep(min(interval, remaining))
+            interval = min(interval * 1.25, 2.0)
+            if conn.run(_LOCK_SQL)[0][0]:
+                out.verbose(f"Acquired the deploy lock of {go_quote(database)}")
+                return
+    holders = _lock_holders(conn)
+    message = f"concurrent deployment in progress: another pgmi deployment is already running against {go_quote(database)}"
+    if holders:
+        message += " (held by " + "; ".join(_describe(h) for h in holders) + ")"
+    raise ConcurrentDeploy(message, details={"lockHolders": holders} if holders else None)
+
+
+def _lock_holders(conn: Any) -> list[dict[str, Any]]:
+    try:
+        rows = conn.run(read_sql("lock_holder.sql"))
+    except Exception:  # noqa: BLE001 -- the report is a courtesy; never let it hide the real error
+        return []
+    keys = ("pid", "applicationName", "client", "user", "since", "heldSeconds")
+    return [dict(zip(keys, row)) for row in rows]
+
+
+def _describe(holder: dict[str, Any]) -> str:
+    parts = [f"pid {holder['pid']}"]
+    if holder.get("applicationName"):
+        parts.append(f"application {go_quote(holder['applicationName'])}")
+    if holder.get("user"):
+        parts.append(f"user {go_quote(holder['user'])}")
+    if holder.get("client"):
+        parts.append(f"client {holder['client']}")
+    if holder.get("since"):
+        held = holder.get("heldSeconds")
+        parts.append(f"connected since {holder['since']}"
+                     + (f", {format_duration(round(held))} ago" if held is not None else ""))
+    return ", ".join(parts)
+
+
+def release(conn: Any) -> None:
+    """End a session cleanly within 5 s, whatever state it is in; never raises.
+
+    ROLLBACK only when a transaction is open (a bare ROLLBACK on an idle session emits a
+    warning the user would see), then drop every advisory lock explicitly -- the server
+    frees session locks only once it has processed the disconnect, and an immediate
+    redeploy must not be refused as concurrent -- then close.
+    """
+    if conn is None:
+        return
+    deadline = time.monotonic() + _RELEASE_BUDGET
+    try:
+        with suppress(Exception):
+            _budget(conn, deadline)
+            if getattr(conn, "_transaction_status", b"I") not in (b"I", None):
+                conn.run("ROLLBACK")
+            _budget(conn, deadline)
+            conn.run("SELECT pg_advisory_unlock_all()")
+    finally:
+        _close(conn)
+
+
+def _budget(conn: Any, deadline: float) -> None:
+    """Cap the socket's blocking time at what is left of the cleanup budget."""
+    sock = getattr(conn, "_usock", None)
+    if sock is not None:
+        sock.settimeout(max(0.05, deadline - time.monotonic()))
+
+
+def _close(conn: Any) -> None:
+    with suppress(Exception):
+        conn.close()
