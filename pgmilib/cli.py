@@ -130,9 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     root = _Parser(prog="pgmi", description="PostgreSQL-native deployment driver: your deploy.sql is in control.")
     root.add_argument("--version", action="store_true", help="print version information and exit")
     root.add_argument("-v", "--verbose", action="store_true", help="verbose diagnostics on stderr")
-    common = _Parser(add_help=False)
-    common._actions = [a for a in common._actions if a.dest != "help"]  # only the -v flag is shared
-    common._option_string_actions.pop("--help", None)
+    common = argparse.ArgumentParser(add_help=False)  # flags every subcommand accepts too
     common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
                         help="verbose diagnostics on stderr")
     subs = root.add_subparsers(dest="command", metavar="<command>", parser_class=_Parser)
