@@ -195,10 +195,6 @@ def _run(args: argparse.Namespace, out: Output, facts: RunFacts, watchdog: Watch
     if warning:
         out.warn(warning)
     project_config = config.load_project_config(project_dir)
-    if args.sslmode and args.sslmode not in connstr.SSLMODES:
-        raise ConfigError(
-            f"invalid configuration: invalid --sslmode {go_quote(args.sslmode)} (valid: {', '.join(connstr.SSLMODES)})"
-        )
     cluster = None
     if args.ephemeral:
         cluster, params = _ephemeral(args, out)

@@ -1,0 +1,483 @@
+"""ConnParams -> a live pg8000 connection: TLS per sslmode, retries, notices, cancel, deadline.
+
+Why not pg8000's defaults: its `ssl_context=None` tries TLS *without verifying anything*
+and silently falls back to plaintext, and its `timeout` stays on the socket for the life of
+the connection (a long deploy statement would die with socket.timeout). So every attempt
+passes an explicit context (or False), sslmode's attempt order (allow: plain then TLS;
+prefer: TLS then plain) is implemented here, and the socket timeout is cleared once the
+startup handshake is done; the run-wide `--timeout` is enforced by a watchdog calling
+`LiveConnection.cancel()` instead.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import random
+import socket
+import ssl
+import struct
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pg8000.native
+
+from .auth import provider_for
+from .connstr import ConnParams
+from .errors import ConfigError, ConnectionFailed, Marker, PgDiagnostics, PgmiError, go_quote
+from .redact import redact
+
+MAX_RETRIES = 3  # so at most 4 attempts
+CANCEL_REQUEST_CODE = 80877102
+# Extra string parameters that are client-side settings of libpq/pgx, not server GUCs:
+# never sent as startup parameters.
+CLIENT_ONLY_KEYS = frozenset({
+    "passfile", "sslsni", "target_session_attrs", "service", "servicefile", "krbsrvname", "krbspn",
+    "sslnegotiation", "statement_cache_capacity", "default_query_exec_mode", "gssencmode", "gsslib",
+    "channel_binding", "keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count",
+    "tcp_user_timeout", "sslcompression", "sslcrl", "sslcrldir", "sslcertmode", "requirepeer",
+    "ssl_min_protocol_version", "ssl_max_protocol_version", "hostaddr", "load_balance_hosts",
+    "require_auth", "replication", "user", "database", "application_name", "min_read_buffer_size",
+    "description_cache_capacity",
+})
+_TRANSIENT_TEXT = ("connection refused", "connection reset", "connection timeout", "connection failure",
+                   "network is unreachable", "i/o timeout", "broken pipe", "too many connections",
+                   "server closed the connection", "unexpected eof", "connection pool exhausted")
+
+
+class Deadline:
+    """One monotonic deadline for a whole run; `None` seconds means no limit."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self.at = None if seconds is None else time.monotonic() + seconds
+
+    def remaining(self) -> float | None:
+        """Seconds left (never negative), or None when there is no deadline."""
+        return None if self.at is None else max(0.0, self.at - time.monotonic())
+
+    def expired(self) -> bool:
+        return self.at is not None and time.monotonic() >= self.at
+
+    def cap(self, seconds: float | None) -> float | None:
+        """`seconds` limited by what is left; None only if both are unlimited."""
+        left = self.remaining()
+        if left is None:
+            return seconds
+        return left if seconds is None else min(seconds, left)
+
+
+# ---------------------------------------------------------------------------------------
+# The connection class
+# ---------------------------------------------------------------------------------------
+
+
+class LiveConnection(pg8000.native.Connection):
+    """pg8000's native connection plus streamed notices, CancelRequest and transaction status.
+
+    Relies on two private pg8000 details (pinned version, covered by tests): handler
+    methods are looked up per message in `message_types`, and `_backend_key_data` holds
+    the BackendKeyData payload.
+    """
+
+    def __init__(self, *args: Any, on_notice: Callable[[PgDiagnostics], None] | None = None,
+                 **kwargs: Any) -> None:
+        self.on_notice = on_notice
+        self.notice_errors = 0  # notices whose callback raised (the message loop must go on)
+        self._tx_status = "I"
+        self._cancel_target: str | tuple[str, int] = kwargs.get("unix_sock") or (
+            kwargs.get("host", "localhost"), int(kwargs.get("port", 5432)))
+        super().__init__(*args, **kwargs)
+
+    def handle_NOTICE_RESPONSE(self, data: bytes, context: Any) -> None:
+        super().handle_NOTICE_RESPONSE(data, context)
+        if self.on_notice is not None:
+            encoding = getattr(self, "_client_encoding", "utf8")
+            fields = {part[:1].decode("ascii", "replace"): part[1:].decode(encoding, "replace")
+                      for part in data.split(b"\x00") if part}
+            try:
+                self.on_notice(PgDiagnostics.from_fields(fields))
+            except Exception:  # noqa: BLE001 -- a failing display must not desync the protocol loop
+                self.notice_errors += 1
+
+    def handle_AUTHENTICATION_REQUEST(self, data: bytes, context: Any) -> None:
+        # pg8000 crashes with AttributeError on SCRAM (code 10) without a password; say it plainly.
+        if self.password is None and struct.unpack("!i", data[:4])[0] in (3, 5, 10):
+            import pg8000.exceptions
+
+            raise pg8000.exceptions.InterfaceError("server requesting password authentication, "
+                                                   "but no password was provided")
+        super().handle_AUTHENTICATION_REQUEST(data, context)
+
+    def handle_READY_FOR_QUERY(self, data: bytes, context: Any) -> None:
+        super().handle_READY_FOR_QUERY(data, context)
+        self._tx_status = data[:1].decode("ascii", "replace") or "I"
+
+    @property
+    def transaction_status(self) -> str:
+        """'I' idle, 'T' inside a transaction block, 'E' inside a failed transaction."""
+        return self._tx_status
+
+    @property
+    def backend_pid(self) -> int | None:
+        key = self._backend_key_data
+        return struct.unpack("!i", key[:4])[0] if key else None
+
+    def cancel(self) -> None:
+        """Ask the server to cancel the running statement (CancelRequest on a new socket).
+
+        Safe to call from another thread; errors are swallowed because cancelling is best
+        effort (the caller closes the session socket afterwards anyway).
+        """
+        key = self._backend_key_data
+        if not key:
+            return
+        packet = struct.pack("!ii", 16, CANCEL_REQUEST_CODE) + bytes(key[:8])
+        target = self._cancel_target
+        try:
+            if isinstance(target, str):
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.settimeout(5)
+                sock.connect(target)
+            else:
+                sock = socket.create_connection(target, timeout=5)
+            with sock:
+                sock.sendall(packet)
+                try:  # the server closes the socket once it has read the request
+                    sock.recv(1)
+                except OSError:
+                    pass
+        except OSError:
+            pass
+
+
+# ---------------------------------------------------------------------------------------
+# TLS
+# ---------------------------------------------------------------------------------------
+
+
+def _readable(path: str, what: str) -> str:
+    path = os.path.expanduser(path)
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as error:
+        raise ConfigError(f"cannot read {what} file {go_quote(path)}: {error.strerror or error}") from None
+    return path
+
+
+def build_ssl_context(params: ConnParams, host: str) -> ssl.SSLContext | bool:
+    """The SSLContext for a TLS attempt under params.sslmode, or False for no TLS.
+
+    allow/prefer/require (without a root cert) encrypt without verifying the server, as
+    libpq does; require *with* sslrootcert means verify-ca; verify-full also checks the
+    host name against the certificate's SAN (CN ignored, like the original). The attempt
+    order for allow/prefer is decided by `open_connection`. File problems are ConfigError.
+    Unix-domain sockets never use TLS, whatever the sslmode (libpq does the same: the
+    socket is local and protected by file permissions).
+    """
+    mode = params.sslmode or "prefer"
+    if mode == "disable" or host.startswith("/"):
+        return False
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    verify = mode in ("verify-ca", "verify-full") or (mode == "require" and bool(params.sslrootcert))
+    if not verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    else:
+        ctx.check_hostname = mode == "verify-full"
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        if mode == "verify-full":
+            ctx.hostname_checks_common_name = False
+        if params.sslrootcert and params.sslrootcert != "system":
+            path = _readable(params.sslrootcert, "sslrootcert")
+            try:
+                ctx.load_verify_locations(cafile=path)
+            except (ssl.SSLError, ValueError) as error:
+                raise ConfigError(f"invalid sslrootcert file {go_quote(path)}: {error}") from None
+        else:
+            ctx.load_default_certs()
+    if params.sslcert or params.sslkey:
+        if not (params.sslcert and params.sslkey):
+            raise ConfigError('both "sslcert" and "sslkey" are required for a client certificate')
+        cert = _readable(params.sslcert, "sslcert")
+        key = _readable(params.sslkey, "sslkey")
+        passphrase = params.sslpassword or ""
+        try:  # a password callable: never let OpenSSL prompt on the terminal
+            ctx.load_cert_chain(cert, key, password=lambda: passphrase)
+        except (ssl.SSLError, ValueError) as error:
+            raise ConfigError(f"cannot load client certificate {go_quote(cert)} with key {go_quote(key)}: "
+                              f"{redact(str(error))} (wrong sslpassword, or not a PEM certificate/key?)") from None
+    return ctx
+
+
+def _attempt_plan(params: ConnParams, ctx: ssl.SSLContext | bool) -> list[ssl.SSLContext | bool]:
+    if ctx is False:
+        return [False]
+    mode = params.sslmode or "prefer"
+    if mode == "allow":
+        return [False, ctx]
+    if mode == "prefer":
+        return [ctx, False]
+    return [ctx]
+
+
+# ---------------------------------------------------------------------------------------
+# Error classification
+# ---------------------------------------------------------------------------------------
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        item = todo.pop(0)
+        if item is None or id(item) in seen:
+            continue
+        seen.add(id(item))
+        yield item
+        todo.extend([item.__cause__, item.__context__])
+
+
+def diagnostics(exc: BaseException) -> PgDiagnostics | None:
+    """The server's error fields anywhere in the exception chain (pg8000 may hide them
+    behind a "network error" raised while it closes the socket)."""
+    for item in _chain(exc):
+        diag = PgDiagnostics.from_exception(item)
+        if diag is not None:
+            return diag
+    return None
+
+
+def _is_network_drop(item: BaseException) -> bool:
+    import pg8000.exceptions
+
+    return isinstance(item, pg8000.exceptions.InterfaceError) and str(item) in ("network error",
+                                                                                "communication error")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Retry classification of connections.md §6 (SQLSTATE first, then errno, then text)."""
+    diag = diagnostics(exc)
+    if diag is not None and diag.sqlstate:
+        code = diag.sqlstate
+        if code[:2] in ("08", "53"):
+            return True
+        if code[:2] == "57":
+            return code not in ("57014", "57P04")
+        return code in ("40001", "40P01", "55P03")
+    items = list(_chain(exc))
+    if any(isinstance(item, ssl.SSLError) for item in items):
+        return False  # a TLS failure (certificate, CA, protocol) does not heal in 700 ms
+    for item in items:
+        if isinstance(item, socket.gaierror):
+            return item.errno == socket.EAI_AGAIN
+        if isinstance(item, TimeoutError):
+            return True
+        if isinstance(item, OSError) and item.errno in (errno.ECONNREFUSED, errno.ECONNRESET, errno.ENETUNREACH,
+                                                        errno.EHOSTUNREACH, errno.EPIPE):
+            return True
+        if _is_network_drop(item) and not isinstance(item.__cause__, FileNotFoundError):
+            return True  # the server hung up mid-handshake: pgx calls this "unexpected EOF"
+    text = " ".join(str(item) for item in _chain(exc)).lower()
+    return any(needle in text for needle in _TRANSIENT_TEXT)
+
+
+def _describe(exc: BaseException) -> str:
+    """The most informative text of the chain (the OS/TLS error beats pg8000's wrapper)."""
+    items = list(_chain(exc))
+    tls = [i for i in items if isinstance(i, ssl.SSLError)]
+    # pg8000 often reports the TLS alert only as the context of a later "connection closed".
+    tls.sort(key=lambda i: (not isinstance(i, ssl.SSLCertVerificationError),
+                            isinstance(i, (ssl.SSLZeroReturnError, ssl.SSLEOFError))))
+    if tls:
+        first = tls[0]
+        return getattr(first, "verify_message", "") or str(first.reason or first).replace("_", " ").lower()
+    for item in items:
+        if isinstance(item, OSError) and item.strerror:
+            return item.strerror
+    if _is_network_drop(exc):
+        return "server closed the connection unexpectedly"
+    return str(exc) or type(exc).__name__
+
+
+def friendly_failure(exc: BaseException, params: ConnParams, database: str) -> ConnectionFailed:
+    """ConnectionFailed with the first line of connections.md §6.1 and a hint in the trailer."""
+    host, port, user = params.host, params.port, params.user
+    where = f"{host}:{port}"
+    diag = diagnostics(exc)
+    code = diag.sqlstate if diag else ""
+    server_msg = diag.message if diag else ""
+    if code == "28P01":
+        msg, hint = (f"password authentication failed for user {go_quote(user)} on database {go_quote(database)}",
+                     "check $PGPASSWORD, ~/.pgpass, or the connection string")
+    elif code == "28000":
+        msg = f"authentication rejected for user {go_quote(user)} on database {go_quote(database)}: {server_msg}"
+        hint = "no pg_hba.conf entry matches this host, user, and method"
+    elif code == "3D000":
+        msg, hint = (f"database {go_quote(database)} does not exist",
+                     f"create it with `createdb {database}` or pass --overwrite")
+    elif code == "42501":
+        msg, hint = server_msg, f"GRANT CONNECT ON DATABASE {database} TO {user}"
+    elif code == "53300":
+        msg, hint = f"too many connections to database {go_quote(database)}", "server at max_connections"
+    elif code == "57P03":
+        msg, hint = f"server at {where} is not accepting connections: {server_msg}", "starting up or recovering"
+    elif code:
+        msg, hint = f"server at {where} refused the connection: {server_msg} (SQLSTATE {code})", ""
+    else:
+        msg, hint = _transport_message(exc, params)
+    error = ConnectionFailed(redact(msg), pg=diag)
+    if hint:
+        error.trailer.append(redact(f"hint: {hint}"))
+    error.__cause__ = exc
+    return error
+
+
+def _transport_message(exc: BaseException, params: ConnParams) -> tuple[str, str]:
+    host, port = params.host, params.port
+    where = f"{host}:{port}"
+    items = list(_chain(exc))
+    text = " ".join(str(item) for item in items).lower()
+    isready = f"is PostgreSQL running? check: pg_isready -h {host} -p {port}"
+    if params.is_unix_socket and any(isinstance(i, (FileNotFoundError, ConnectionRefusedError)) for i in items):
+        return f"no PostgreSQL server socket at {os.path.join(host, f'.s.PGSQL.{port}')}", isready
+    if any(isinstance(i, ConnectionRefusedError) for i in items) or "refused" in text and "ssl" not in text:
+        return f"connection refused to {where}", isready
+    if any(isinstance(i, socket.gaierror) for i in items) or "no such host" in text:
+        return f"cannot resolve host {go_quote(host)}", "check spelling, DNS, $PGHOST"
+    if any(isinstance(i, ssl.SSLError) for i in items) or "ssl" in text or "tls" in text:
+        detail = _describe(exc)
+        if "server refuses ssl" in text:
+            detail = f"the server does not support SSL, but sslmode is {params.sslmode}"
+        return (f"SSL/TLS connection error: {detail}",
+                "check --sslmode, --sslcert, --sslkey, --sslrootcert")
+    if any(isinstance(i, TimeoutError) for i in items) or "timed out" in text or "timeout" in text:
+        return f"connection timed out to {where}", "check reachability; raise --timeout"
+    if "no password was provided" in text:
+        return (f"the server at {where} asked for a password for user {go_quote(params.user)}, and none was found",
+                "set $PGPASSWORD, add it to ~/.pgpass, or put it in the connection string")
+    return f"failed to connect to database: {_describe(exc)}", ""
+
+
+def _fallback_allowed(exc: BaseException, tls_attempt: bool) -> bool:
+    """May allow/prefer move on to the other transport after this failure?"""
+    diag = diagnostics(exc)
+    if diag is not None:
+        if diag.sqlstate in ("28P01", "3D000", "42501"):
+            return False
+        if diag.sqlstate == "28000" and tls_attempt:
+            return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------
+# open_connection
+# ---------------------------------------------------------------------------------------
+
+
+def retry_delay(index: int, rng: random.Random | None = None) -> float:
+    """Seconds to wait before retry `index` (0-based): 100 ms x 2^i (cap 60 s) +-10 %, whole ms."""
+    base_ms = min(100 * (2 ** index), 60_000)
+    r = (rng or random).random()
+    return int(base_ms * (1 + 0.1 * (2 * r - 1))) / 1000.0
+
+
+def _startup_params(params: ConnParams) -> dict[str, str]:
+    return {k: str(v) for k, v in params.options.items() if k.lower() not in CLIENT_ONLY_KEYS
+            and not k.lower().startswith("pool_")}
+
+
+def _deadline_error(last: ConnectionFailed | None, attempts: int) -> ConnectionFailed:
+    """Deadline hit between attempts: exit 16, so the CONNECTION marker is dropped."""
+    reason = f": last error: {last.message}" if last is not None else ""
+    error = ConnectionFailed(f"deadline exceeded while connecting (after {attempts} attempt(s)){reason}",
+                             pg=last.pg if last is not None else None, details={"attempts": attempts})
+    error.markers.discard(Marker.CONNECTION)
+    error.markers.add(Marker.DEADLINE)
+    if last is not None:
+        error.trailer.extend(last.trailer)
+        error.__cause__ = last
+    return error
+
+
+def open_connection(params: ConnParams, database: str | None = None, *, deadline: Deadline | None = None,
+                    on_notice: Callable[[PgDiagnostics], None] | None = None, retry: bool = True,
+                    out: Any = None, environ: Any = None) -> LiveConnection:
+    """Connect to `database` (default params.database) with TLS per sslmode and retries.
+
+    At most 1 + 3 attempts for transient failures (connections.md §6), back-off capped by
+    the deadline. Final failure: ConnectionFailed with a friendly first line, `.pg` set when
+    the server answered, `.details['attempts']`; marked DEADLINE (exit 16) instead of
+    CONNECTION when the deadline ran out between attempts.
+    """
+    db = params.database if database is None else database
+    deadline = deadline or Deadline(None)
+    provider = provider_for(params, environ)
+    ctx = build_ssl_context(params, params.host)
+    plan = _attempt_plan(params, ctx)
+    if out is not None:
+        out.verbose(f"connecting to {params.host}:{params.port} database {db!r} as {params.user!r} "
+                    f"(sslmode {params.sslmode or 'prefer'}, auth {params.auth_method}"
+                    + "".join(f", {n} {getattr(params, n)}" for n in ("sslcert", "sslkey", "sslrootcert")
+                              if getattr(params, n)) + ")")
+    attempts_allowed = 1 + (MAX_RETRIES if retry and provider.retries else 0)
+    last: ConnectionFailed | None = None
+    for attempt in range(attempts_allowed):
+        if attempt > 0:
+            if deadline.expired():
+                raise _deadline_error(last, attempt)
+            delay = retry_delay(attempt - 1)
+            capped = deadline.cap(delay) or 0.0
+            if out is not None and last is not None:
+                out.verbose(f"connection attempt {attempt} failed ({last.message}); retrying in {int(delay * 1000)} ms")
+            time.sleep(capped)
+            if capped < delay:
+                raise _deadline_error(last, attempt)
+        elif deadline.expired():
+            raise _deadline_error(None, 0)
+        try:
+            return _connect_once(params, db, provider, plan, deadline, on_notice, out if attempt == 0 else None)
+        except PgmiError:
+            raise
+        except Exception as exc:
+            last = friendly_failure(exc, params, db)
+            last.details["attempts"] = attempt + 1
+            if not is_transient(exc):
+                raise last from exc
+    assert last is not None
+    raise last
+
+
+def _connect_once(params: ConnParams, db: str, provider: Any, plan: list, deadline: Deadline,
+                  on_notice: Callable[[PgDiagnostics], None] | None, out: Any) -> LiveConnection:
+    """One attempt: each transport of the sslmode plan in order; returns or raises the last error."""
+    from .auth import password_for
+
+    password = password_for(params, db, provider.environ, out)
+    unix = params.is_unix_socket
+    startup = _startup_params(params)
+    for index, ssl_context in enumerate(plan):
+        timeout = deadline.cap(params.connect_timeout)
+        if timeout is not None and timeout <= 0:
+            raise TimeoutError("timed out (deadline reached before connecting)")
+        kwargs: dict[str, Any] = {
+            "user": params.user, "database": db, "password": password, "ssl_context": ssl_context,
+            "timeout": timeout, "application_name": params.application_name or "pgmi", "tcp_keepalive": True,
+        }
+        if startup:
+            kwargs["startup_params"] = startup
+        if unix:
+            kwargs["unix_sock"] = os.path.join(params.host, f".s.PGSQL.{params.port}")
+        else:
+            kwargs.update(host=params.host, port=params.port)
+        try:
+            conn = LiveConnection(on_notice=on_notice, **kwargs)
+        except Exception as exc:
+            if index == len(plan) - 1 or not _fallback_allowed(exc, ssl_context is not False):
+                raise
+            continue
+        conn._usock.settimeout(None)  # pg8000 would keep the connect timeout for every query
+        return conn
+    raise AssertionError("empty attempt plan")
