@@ -187,7 +187,7 @@ def cmd_deploy(args: argparse.Namespace, out: Output) -> int:
 
 def _run(args: argparse.Namespace, out: Output, facts: RunFacts, watchdog: Watchdog):
     """Steps 2-16 of cli.md §5. Returns the ephemeral cluster, if one was started."""
-    from . import config, connstr
+    from . import config, connstr, testing
 
     project_dir = args.project_path
     # -- configuration (before the deadline starts) -------------------------------------
@@ -203,6 +203,8 @@ def _run(args: argparse.Namespace, out: Output, facts: RunFacts, watchdog: Watch
     facts.database = params.database
     _verbose_connection(out, params)
     deploy_params = _parameters(args, project_config, out)
+    for spec in args.test_report:  # a bad --test-report is a config error before anything runs
+        testing.parse_report_spec(spec)
     timeout = config.resolve_timeout(args.timeout or "3m", args.timeout is not None, project_config)
     lock_wait = _duration_flag("--lock-wait", args.lock_wait)
 

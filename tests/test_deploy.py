@@ -17,7 +17,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 LOOP = """BEGIN;
 DO $$ DECLARE f record; BEGIN
-  FOR f IN SELECT path, content FROM pg_temp.pgmi_plan_view ORDER BY execution_order LOOP
+  FOR f IN SELECT p.path, p.content FROM pg_temp.pgmi_plan_view p
+             JOIN pg_temp.pgmi_source_view s USING (path)
+             WHERE s.is_sql_file ORDER BY p.execution_order LOOP
     EXECUTE f.content;
   END LOOP;
 END $$;

@@ -3,12 +3,15 @@
 
 BEGIN;
 
--- Apply the project's files in plan order (path order unless <pgmi-meta> says otherwise).
+-- Apply the project's SQL files in plan order (path order unless <pgmi-meta> says otherwise).
+-- The plan lists every loaded file (pgmi.yaml too), so keep only the SQL ones.
 DO $$
 DECLARE
     f record;
 BEGIN
-    FOR f IN SELECT path, content FROM pg_temp.pgmi_plan_view ORDER BY execution_order LOOP
+    FOR f IN SELECT p.path, p.content FROM pg_temp.pgmi_plan_view p
+             JOIN pg_temp.pgmi_source_view s USING (path)
+             WHERE s.is_sql_file ORDER BY p.execution_order LOOP
         RAISE NOTICE 'applying %', f.path;
         EXECUTE f.content;
     END LOOP;

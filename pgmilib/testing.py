@@ -1,0 +1,243 @@
+"""`CALL pgmi_test(...)` expansion and the client side of test results (progress, reports).
+
+The test machinery lives in PostgreSQL (sql/session_tests.sql, sql/session_contract_v1_tests.sql):
+the server plans the suite and writes the SQL that runs it. This module only
+
+* finds the macros in deploy.sql, on the lexer's mask so strings, comments and dollar
+  quotes never count (testing.md §4.1), asks `pg_temp.pgmi_test_generate` for each
+  one and splices the answer in (§4.2);
+* listens to the INFO messages the server's test runner sends (message `pgmi-test-event`,
+  DETAIL = JSON; see sql/session_tests.sql) to show progress and to write `--test-report`
+  files. Those messages are consumed here; every other notice, including the default
+  callback's `[pgmi] Test: ...` lines, passes through to the normal notice output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import reports
+from .errors import ConfigError, PgDiagnostics, PgmiError
+from .reports import FAILED, PASSED, RUNNING, SuiteResult, TestResult
+from .sqllex import mask
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .output import Output
+
+PREFIX = "failed to preprocess deploy.sql"
+EVENT_MESSAGE = "pgmi-test-event"  # message text of the runner's machine-readable INFO messages
+REPORT_FORMATS = ("junit", "tap", "json")
+
+_WS = r"[ \t\n\r\f]"
+# testing.md §4.1, applied to the mask; group 1 is the replaced span (the boundary character
+# before CALL is not part of it), groups 2 and 3 the bodies of the pattern and callback strings.
+_MACRO = re.compile(
+    rf"(?i)(?:^|[^a-zA-Z0-9_])(CALL{_WS}+(?:pg_temp\.)?pgmi_test{_WS}*\({_WS}*(?:'([^']*)'|NULL)?"
+    rf"(?:{_WS}*,{_WS}*'([^']*)')?{_WS}*\){_WS}*;?)"
+)
+_IDENT = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+
+
+@dataclass
+class Macro:
+    """One `CALL pgmi_test(...)` occurrence: its span in deploy.sql and its two arguments.
+
+    `pattern`/`callback` are None when absent or empty (both mean the default).
+    """
+
+    start: int
+    end: int
+    pattern: str | None
+    callback: str | None
+
+
+def find_macros(text: str) -> list[Macro]:
+    """Every macro in `text`, in source order (strings, comments and dollar bodies ignored)."""
+    masked = mask(text)
+    found: list[Macro] = []
+    for match in _MACRO.finditer(masked):
+        pattern = text[match.start(2):match.end(2)] if match.start(2) >= 0 else ""
+        callback = text[match.start(3):match.end(3)] if match.start(3) >= 0 else ""
+        found.append(Macro(match.start(1), match.end(1), pattern or None, callback or None))
+    return found
+
+
+def validate_callback(callback: str) -> None:
+    """Client-side check of a callback name (`[schema.]function`), before any SQL is built."""
+    parts = callback.split(".")
+    if len(parts) > 2:
+        raise PgmiError(f'{PREFIX}: invalid callback "{callback}": expected [schema.]function format')
+    for part in parts:
+        if not part:
+            raise PgmiError(f'{PREFIX}: invalid callback "{callback}": empty identifier')
+        if len(part) > 63:
+            raise PgmiError(f'{PREFIX}: invalid callback "{callback}": identifier "{part}" exceeds '
+                            "63 character limit")
+        if not _IDENT.fullmatch(part):
+            raise PgmiError(f'{PREFIX}: invalid callback "{callback}": "{part}" is not a valid identifier')
+
+
+def expand_macros(conn: Any, text: str) -> tuple[str, int]:
+    """Replace each macro with the SQL `pg_temp.pgmi_test_generate` returns for it.
+
+    Returns (expanded text, number of macros). Works last to first so earlier offsets stay
+    valid. Failures (bad callback name, invalid regex) raise PgmiError without an execution
+    marker (exit 1): they happen before any statement of deploy.sql has run.
+    """
+    import pg8000.exceptions
+
+    macros = find_macros(text)
+    for macro in reversed(macros):
+        if macro.callback:
+            validate_callback(macro.callback)
+        try:
+            rows = conn.run("SELECT pg_temp.pgmi_test_generate(CAST(:p AS text), CAST(:c AS text))",
+                            p=macro.pattern, c=macro.callback)
+        except pg8000.exceptions.DatabaseError as error:
+            diag = PgDiagnostics.from_exception(error)
+            detail = (f"{diag.severity or 'ERROR'}: {diag.message} (SQLSTATE {diag.sqlstate})" if diag
+                      else str(error))
+            raise PgmiError(f"{PREFIX}: failed to call pgmi_test_generate: {detail}", pg=diag) from error
+        generated = rows[0][0] if rows and rows[0][0] is not None else ""
+        text = text[:macro.start] + generated + text[macro.end:]
+    return text, len(macros)
+
+
+def parse_report_spec(spec: str) -> tuple[str, Path]:
+    """`FORMAT:PATH` of `--test-report` -> (format, path); ConfigError naming the flag otherwise."""
+    fmt, sep, path = spec.partition(":")
+    fmt = fmt.strip().lower()
+    if not sep or fmt not in REPORT_FORMATS or not path:
+        raise ConfigError(f'invalid --test-report "{spec}": expected FORMAT:PATH with FORMAT one of '
+                          f"{', '.join(REPORT_FORMATS)} (e.g. junit:reports/tests.xml)")
+    return fmt, Path(path)
+
+
+class TestEvents:
+    """Test results as the server reports them, turned into progress lines and report files.
+
+    Fed from the connection's notice hook: `on_notice` returns True for the runner's event
+    messages (consumed, never printed) and False for everything else. One `SuiteResult` per
+    executed macro: a suite starts with its first fixture (0 tests done) or its first test.
+    """
+
+    __test__ = False  # not a pytest class, despite the name
+
+    def __init__(self, out: Output) -> None:
+        self.out = out
+        self.suites: list[SuiteResult] = []
+        self._current: TestResult | None = None
+        try:
+            self._live = bool(out.stderr.isatty())
+        except (AttributeError, ValueError):
+            self._live = False
+
+    # ---- intake ------------------------------------------------------------------------
+    def on_notice(self, diag: PgDiagnostics) -> bool:
+        """Record a runner event; True when `diag` was one (so nobody prints it)."""
+        # Matched on the message text, not the severity: the S field is translated with lc_messages.
+        if diag.message != EVENT_MESSAGE:
+            return False
+        try:
+            event = json.loads(diag.detail)
+            kind, path = str(event["kind"]), str(event["path"])
+            index, total = int(event.get("index") or 0), int(event.get("total") or 0)
+        except (ValueError, KeyError, TypeError):
+            return False
+        name = event.get("event")
+        if name == "start":
+            self._start(kind, path, index, total)
+        elif name in ("pass", "fail"):
+            self._finish(event, kind, path, index, total)
+        else:
+            return False
+        return True
+
+    def _suite_for(self, kind: str, index: int, total: int) -> SuiteResult:
+        suite = self.suites[-1] if self.suites else None
+        first_of_suite = (kind == "fixture" and index == 0) or (kind == "test" and index == 1)
+        if suite is None or (first_of_suite and suite.tests):
+            suite = SuiteResult(total=total)
+            self.suites.append(suite)
+        return suite
+
+    def _start(self, kind: str, path: str, index: int, total: int) -> None:
+        suite = self._suite_for(kind, index, total)
+        self._current = TestResult(path=path, kind=kind, index=index)
+        suite.results.append(self._current)
+        if self._live:
+            label = path if kind == "test" else f"{path} (fixture)"
+            self.out.progress(index, total, label)
+
+    def _finish(self, event: dict[str, Any], kind: str, path: str, index: int, total: int) -> None:
+        result = self._current
+        if result is None or result.path != path:  # an end without its start: record it anyway
+            result = TestResult(path=path, kind=kind, index=index)
+            self._suite_for(kind, index, total).results.append(result)
+        self._current = None
+        result.duration_ms = float(event.get("ms") or 0.0)
+        result.status = PASSED if event["event"] == "pass" else FAILED
+        if result.status == FAILED:
+            result.sqlstate = str(event.get("sqlstate") or "")
+            result.message = str(event.get("message") or "")
+            result.detail = str(event.get("detail") or "")
+            result.hint = str(event.get("hint") or "")
+            result.context = str(event.get("context") or "")
+            line = event.get("line")
+            result.line = int(line) if isinstance(line, int) else None
+        if not self._live and (kind == "test" or result.status == FAILED):
+            word = "ok" if result.status == PASSED else "FAILED"
+            what = path if kind == "test" else f"{path} (fixture)"
+            self.out.progress(index, total, f"{word} {what} ({result.duration_ms:.1f} ms)")
+
+    # ---- reports -----------------------------------------------------------------------
+    def failed(self) -> list[TestResult]:
+        return [r for s in self.suites for r in s.results if r.status != PASSED]
+
+    def write_reports(self, specs: list[str], error: BaseException | None) -> None:
+        """Write each `FORMAT:PATH` report; called after success and after failure alike.
+
+        A test still marked running when the deploy failed was interrupted (timeout, cancel,
+        lost connection): it is reported as an error carrying the deploy's message. The deploy
+        error is added as its own entry only when no recorded failure explains it.
+        """
+        message = str(error) if error is not None else None
+        if self._current is not None and self._current.status == RUNNING and message:
+            self._current.message = message
+        explained = any(r.status == FAILED for r in self.failed())
+        unexplained = None if explained else message
+        render = {
+            "junit": lambda: reports.junit_xml(self.suites, unexplained),
+            "tap": lambda: reports.tap(self.suites, unexplained),
+            "json": lambda: reports.json_report(self.suites, message),
+        }
+        problems: list[PgmiError] = []
+        for spec in specs:
+            try:
+                fmt, path = parse_report_spec(spec)
+                _write_atomically(path, render[fmt]())
+            except PgmiError as problem:
+                problems.append(problem)
+                continue
+            self.out.verbose(f"Wrote {fmt} test report {path}")
+        if problems and error is None:
+            raise problems[0]
+        for problem in problems:  # the deploy's own error stays the one reported
+            self.out.warn(str(problem))
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write via a temporary file and rename, so CI never picks up half a report."""
+    try:
+        if path.parent != Path(""):
+            path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as problem:
+        raise PgmiError(f"cannot write test report {path}: {problem.strerror or problem}") from problem
