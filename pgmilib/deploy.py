@@ -292,7 +292,7 @@ def _prepare_and_execute(conn, project, deploy_params: dict[str, str], *, args: 
         try:
             result = execute.run_units(_Guarded(conn, watchdog), units, out=out, script_text=expanded,
                                        script_expanded=facts.test_macros > 0,
-                                       files={f.path: f.content for f in project.files})
+                                       files=project.contents())
         except ExecutionFailed as failed:
             facts.units_committed = failed.details.get("unitsCommitted", 0)
             raise

@@ -1,0 +1,497 @@
+"""Scan a project directory into a `Project`: paths, checksums, tests, metadata (offline).
+
+Every file problem (symlink, size, NUL, bad UTF-8, unknown dunder directory, bad or duplicate
+`<pgmi-meta>`) is found here, before pgmi connects anywhere (session-api.md sec. 8).
+
+Memory: a 10k-file project can hold tens of MB of text, so the scan reads, validates and
+hashes each file, then lets its bytes go. The loader (session.py) reads each file again while
+streaming the COPY and checks the raw checksum, so what is loaded is exactly what was
+validated. `ProjectFile.content` reads the file on demand for the few callers that want text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import stat
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import ConfigError, DeploySqlMissing, PgmiError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .metadata import ScriptMeta
+
+DEFAULT_MAX_FILE_SIZE = 10 * 1024 * 1024
+SQL_EXTENSIONS = frozenset({"sql", "ddl", "dml", "dql", "dcl", "psql", "pgsql", "plpgsql"})
+SKIPPED_SEGMENTS = frozenset({"node_modules", "__pycache__"})
+BOM = b"\xef\xbb\xbf"
+
+_DUNDER = re.compile(r"/__([^/]+)__/")
+_EXTENSION = re.compile(r"\.[a-zA-Z0-9]+$")
+
+
+# ---- paths ---------------------------------------------------------------------------------
+
+def normalise_path(path: str) -> str:
+    """The `./`-rooted POSIX form of a path, exactly as `pgmi_register_file` derives it (sec. 9)."""
+    path = path.strip(" ").replace("\\", "/")
+    if not path.startswith("./"):
+        path = "./" + re.sub(r"^(?:\./|/)+", "", path)
+    return re.sub(r"/{2,}", "/", path)
+
+
+@dataclass(frozen=True)
+class PathColumns:
+    """The `_pgmi_source` columns derived from a normalised path (same rules as the SQL side)."""
+
+    name: str
+    directory: str
+    extension: str
+    depth: int
+    parts: tuple[str, ...]
+    parent_folder_name: str | None
+
+
+def path_columns(path: str) -> PathColumns:
+    """Derive name/directory/extension/depth/parts/parent of a normalised path (sec. 9 steps 5-11)."""
+    parts = tuple(path.split("/"))
+    depth = len(parts) - 2
+    name = parts[-1]
+    directory = "./" if depth == 0 else "/".join(parts[: depth + 1]) + "/"
+    match = _EXTENSION.search(name)
+    return PathColumns(
+        name=name,
+        directory=directory,
+        extension=match.group(0) if match else "",
+        depth=depth,
+        parts=parts,
+        parent_folder_name=parts[-2] if depth > 0 else None,
+    )
+
+
+def is_sql_name(name: str) -> bool:
+    """SQL file by extension only, case-insensitive (agrees with `pg_temp.pgmi_is_sql_file`)."""
+    _, dot, ext = name.rpartition(".")
+    return bool(dot) and ext.lower() in SQL_EXTENSIONS
+
+
+def is_test_path(path: str) -> bool:
+    """A test file lives under a `__test__/` or `__tests__/` directory (case-sensitive)."""
+    return "/__test__/" in path or "/__tests__/" in path
+
+
+def is_fixture_name(filename: str) -> bool:
+    """Fixtures are `_setup.sql` / `_setup.psql`, any case (testing.md sec. 2)."""
+    return filename.lower() in ("_setup.sql", "_setup.psql")
+
+
+def generic_id(path: str) -> uuid.UUID:
+    """The 16 MD5 bytes of the UTF-8 path as a UUID: the server's `md5(path::bytea)::uuid`."""
+    return uuid.UUID(bytes=hashlib.md5(path.encode("utf-8")).digest())
+
+
+# ---- checksums (sec. 10) -----------------------------------------------------------------------
+
+def raw_checksum(data: bytes) -> str:
+    """SHA-256 hex of the exact (BOM-stripped) bytes."""
+    return hashlib.sha256(data).hexdigest()
+
+
+# A plain '...' literal or "..." identifier is matched whole (the common case, one search);
+# an E'...' string is re-scanned with its own rule.
+_SPECIAL = re.compile(rb"""--|/\*|'[^']*(?:''[^']*)*'?|"[^"]*(?:""[^"]*)*"?|\$""")
+_BLOCK_TOKEN = re.compile(rb"/\*|\*/")
+_ESCAPE_QUOTE_END = re.compile(rb"\\[\s\S]|''|'")
+_DOLLAR_TAG = re.compile(rb"\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$")
+_IDENT_BYTE = re.compile(rb"[A-Za-z0-9_$\x80-\xff]")
+
+
+def remove_comments(data: bytes, *, fold_case: bool = True) -> bytes:
+    """Step A of the normalised checksum: comments -> one space, ASCII case folded outside quotes.
+
+    `fold_case=False` gives the comment removal alone (the spec's intermediate vectors).
+    Tokens are found with regular expressions so the bulk of a file is copied in C; the state
+    machine of sec. 10.2 only runs at quote/comment/dollar boundaries. `bytes.lower()` folds
+    exactly ASCII A-Z and keeps the length, so normal text is sliced from a lowered copy.
+    """
+    low = data.lower() if fold_case else data
+    out: list[bytes] = []
+    append = out.append
+    search = _SPECIAL.search
+    pos = 0
+    size = len(data)
+    while pos < size:
+        match = search(data, pos)
+        if match is None:
+            append(low[pos:])
+            break
+        start = match.start()
+        append(low[pos:start])
+        end = match.end()
+        first = data[start]
+        if first == 0x27:  # '
+            if (start >= 1 and data[start - 1] in b"Ee"
+                    and (start == 1 or not _IDENT_BYTE.match(data, start - 2))):
+                end = _quoted_end(_ESCAPE_QUOTE_END, data, start + 1, b"'")
+            append(data[start:end])
+        elif first == 0x22:  # "
+            append(data[start:end])
+        elif first == 0x2D:  # --
+            append(b" ")
+            newline = data.find(b"\n", start + 2)
+            if newline < 0:
+                break
+            append(b"\r\n" if newline - 1 >= start + 2 and data[newline - 1] == 0x0D else b"\n")
+            end = newline + 1
+        elif first == 0x24:  # $
+            tag = _DOLLAR_TAG.match(data, start)
+            if tag is None:
+                append(b"$")
+                end = start + 1
+            else:
+                close = data.find(tag.group(0), tag.end())
+                end = size if close < 0 else close + len(tag.group(0))
+                append(data[start:end])
+        else:  # /*
+            append(b" ")
+            depth, end = 1, start + 2
+            while depth:
+                inner = _BLOCK_TOKEN.search(data, end)
+                if inner is None:
+                    end = size
+                    break
+                depth += 1 if inner.group(0) == b"/*" else -1
+                end = inner.end()
+        pos = end
+    return b"".join(out)
+
+
+def _quoted_end(pattern: re.Pattern[bytes], data: bytes, pos: int, stop: bytes) -> int:
+    """Index just past the closing `stop` of a quoted run whose body starts at `pos` (or len)."""
+    while True:
+        match = pattern.search(data, pos)
+        if match is None:
+            return len(data)
+        if match.group(0) == stop:
+            return match.end()
+        pos = match.end()
+
+
+# Go's unicode.IsSpace, as UTF-8 byte sequences (valid UTF-8 is self-synchronising, so these
+# match exactly those code points). Python's str.isspace() would also take U+001C..U+001F.
+_WS_RUN = re.compile(
+    rb"(?:[\t\n\v\f\r ]|\xc2[\x85\xa0]|\xe1\x9a\x80|\xe2\x80[\x80-\x8a\xa8\xa9\xaf]|\xe2\x81\x9f|\xe3\x80\x80)+")
+
+
+def collapse_whitespace(text: bytes) -> bytes:
+    """Steps B and C: every whitespace run -> one space, then trim.
+
+    Fast path: `bytes.split()` splits on exactly the six ASCII whitespace bytes, in C; the
+    regex runs only when a non-ASCII space could be present.
+    """
+    if (b"\xc2" in text or b"\xe1\x9a" in text or b"\xe2\x80" in text or b"\xe2\x81" in text
+            or b"\xe3\x80\x80" in text):
+        return _WS_RUN.sub(b" ", text).strip(b" ")
+    return b" ".join(text.split())
+
+
+def normalized_checksum(data: bytes | str) -> str:
+    """SHA-256 hex of the normalised text (sec. 10.2): comments out, case folded, whitespace collapsed."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    return hashlib.sha256(collapse_whitespace(remove_comments(data))).hexdigest()
+
+
+# ---- the scan ------------------------------------------------------------------------------
+
+@dataclass(eq=False)
+class ProjectFile:
+    """One loaded file. Contents are not held (see module docstring) unless given as `text`."""
+
+    path: str
+    checksum: str
+    pgmi_checksum: str
+    is_sql: bool
+    is_test: bool
+    metadata: ScriptMeta | None = None
+    source: Path | None = None  # where the bytes are read from; None when `text` is held
+    size: int = 0  # bytes after BOM removal
+    text: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_text(cls, path: str, text: str, metadata: ScriptMeta | None = None) -> ProjectFile:
+        """A file held in memory (tests, generated files): same derived fields as a scanned one."""
+        path = normalise_path(path)
+        data = text.encode("utf-8")
+        return cls(path=path, checksum=raw_checksum(data), pgmi_checksum=normalized_checksum(data),
+                   is_sql=is_sql_name(path.rsplit("/", 1)[-1]), is_test=is_test_path(path), metadata=metadata,
+                   size=len(data), text=text)
+
+    @property
+    def content(self) -> str:
+        """The file text (BOM stripped), read again from disk and checked against the scan."""
+        if self.text is not None:
+            return self.text
+        return self.read_bytes().decode("utf-8")
+
+    def read_bytes(self) -> bytes:
+        """The BOM-stripped bytes; PgmiError if the file changed since the scan."""
+        if self.text is not None:
+            return self.text.encode("utf-8")
+        assert self.source is not None
+        try:
+            with open(self.source, "rb") as handle:
+                data = handle.read()
+        except OSError as error:
+            raise PgmiError(f"cannot read {self.path}: {error.strerror or error}") from error
+        if data.startswith(BOM):
+            data = data[3:]
+        if raw_checksum(data) != self.checksum:
+            raise PgmiError(f"file {self.path} changed while pgmi was deploying it; run the deploy again")
+        return data
+
+
+@dataclass
+class Project:
+    """A scanned project: the root, its deploy.sql and every other file, sorted by path."""
+
+    root: Path
+    deploy_sql: Path
+    files: list[ProjectFile]
+
+    def source_files(self) -> list[ProjectFile]:
+        return [f for f in self.files if not f.is_test]
+
+    def test_files(self) -> list[ProjectFile]:
+        return [f for f in self.files if f.is_test]
+
+    def contents(self) -> Mapping[str, str]:
+        """path -> text, read from disk only when looked up (error location needs a few files,
+        and holding every file's text would undo the flat memory of the scan and the load)."""
+        return LazyContents(self.files)
+
+
+class LazyContents(Mapping[str, str]):
+    """A read-on-access view of the project's texts. Best effort: a file that vanished or
+    changed since the scan reads as '' (it is only consulted to locate an error)."""
+
+    def __init__(self, files: list[ProjectFile]) -> None:
+        self._files = {f.path: f for f in files}
+
+    def __getitem__(self, path: str) -> str:
+        try:
+            return self._files[path].content
+        except PgmiError:
+            return ""
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._files)
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+
+def max_file_size_from_env() -> int:
+    """PGMI_MAX_FILE_SIZE when it is a positive integer, else the 10 MiB default."""
+    raw = os.environ.get("PGMI_MAX_FILE_SIZE", "").strip()
+    try:
+        value = int(raw)
+    except ValueError:
+        return DEFAULT_MAX_FILE_SIZE
+    return value if value > 0 else DEFAULT_MAX_FILE_SIZE
+
+
+def validate_root(root: str | Path, *, require_deploy_sql: bool = True) -> tuple[Path, Path]:
+    """sec. 8.1: the project directory and its deploy.sql, or the documented error."""
+    text = str(root)
+    base = Path(root)
+    if not base.exists():
+        raise ConfigError(f'project path "{text}" does not exist')
+    if not base.is_dir():
+        raise ConfigError(f'"{text}" is a file; pass the project directory')
+    deploy = base / "deploy.sql"
+    if not require_deploy_sql:
+        return base, deploy
+    try:
+        mode = os.stat(deploy).st_mode
+    except FileNotFoundError:
+        expected = f"{text.rstrip('/')}/deploy.sql" if text.rstrip("/") else "/deploy.sql"
+        error = DeploySqlMissing(f"deploy.sql not found in {text}")
+        error.trailer.append(f"expected: {expected} — run `pgmi init` to scaffold one")
+        raise error from None
+    except OSError as error:
+        raise PgmiError(f"cannot read {deploy}: {error.strerror or error}") from error
+    if stat.S_ISDIR(mode):
+        raise PgmiError(f"{deploy} is a directory, expected a regular file")
+    return base, deploy
+
+
+def scan(root: str | Path, *, max_file_size: int | None = None, require_deploy_sql: bool = True,
+         check_duplicates: bool = True) -> Project:
+    """Walk the project (sec. 8.2), read and validate every file (sec. 8.3), check metadata ids.
+
+    The offline `pgmi metadata` commands scan without requiring deploy.sql, and `validate`
+    reports duplicate ids itself, hence the two switches.
+    """
+    base, deploy = validate_root(root, require_deploy_sql=require_deploy_sql)
+    cap = max_file_size if max_file_size is not None else max_file_size_from_env()
+    files: list[ProjectFile] = []
+    seen: dict[str, str] = {}
+    for rel, full in _walk(base, ""):
+        if rel.lower() == "deploy.sql":
+            continue
+        item = _read_file(full, rel, cap)
+        if item.path in seen:
+            raise PgmiError(f"files ./{seen[item.path]} and ./{rel} both load as {item.path}; rename one")
+        seen[item.path] = rel
+        files.append(item)
+    files.sort(key=lambda f: f.path)
+    if check_duplicates:
+        _check_duplicate_ids(files)
+    return Project(root=base, deploy_sql=deploy, files=files)
+
+
+def _walk(directory: Path, prefix: str):
+    """Yield (relative path, full path) of files in byte order, skipping hidden/vendored dirs.
+
+    Symlinks are yielded too (never followed), so _read_file can refuse them by name.
+    """
+    try:
+        with os.scandir(directory) as entries:
+            listing = sorted(entries, key=lambda e: e.name)
+    except OSError as error:
+        raise PgmiError(f"cannot read directory ./{prefix}: {error.strerror or error}") from error
+    for entry in listing:
+        name = entry.name
+        if name.startswith(".") or name in SKIPPED_SEGMENTS:
+            continue
+        rel = prefix + name
+        if entry.is_dir(follow_symlinks=False):
+            yield from _walk(Path(entry.path), rel + "/")
+        else:
+            yield rel, Path(entry.path)
+
+
+def _read_file(full: Path, rel: str, cap: int) -> ProjectFile:
+    """Read and validate one file in the sec. 8.3 order; keep only what the loader needs."""
+    path = normalise_path("./" + rel)
+    shown = "./" + rel
+    info = os.lstat(full)
+    if stat.S_ISLNK(info.st_mode):
+        raise PgmiError(f"refusing to read symlink {shown} (symlinks are rejected by the scanner to avoid path-escape)")
+    if not stat.S_ISREG(info.st_mode):
+        raise PgmiError(f"refusing to read {shown}: not a regular file")
+    if info.st_size > cap:
+        raise PgmiError(_too_big(shown, info.st_size, cap))
+    try:
+        with open(full, "rb") as handle:
+            data = handle.read(cap + 1)
+    except OSError as error:
+        raise PgmiError(f"cannot read {shown}: {error.strerror or error}") from error
+    if len(data) > cap:
+        raise PgmiError(_too_big(shown, len(data), cap))
+    if data.startswith(BOM):
+        data = data[3:]
+    for match in _DUNDER.finditer(path):
+        if match.group(1) not in ("test", "tests"):
+            raise ConfigError(
+                f'unsupported directory "__{match.group(1)}__" in path "{path}"; '
+                "only __test__ and __tests__ are allowed"
+            )
+    if b"\x00" in data:
+        raise PgmiError(
+            f"file {path} contains a NUL byte; pgmi loads project files as text, so move this file "
+            "outside the project path or into a hidden directory"
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PgmiError(f"file {path} is not valid UTF-8; pgmi loads project files as text") from None
+    name = path.rsplit("/", 1)[-1]
+    is_sql = is_sql_name(name)
+    is_test = is_test_path(path)
+    meta = None
+    if is_sql and not is_test and "pgmi" in text:  # every block detector needs the word
+        from .metadata import parse_block
+
+        meta = parse_block(text, path)
+    return ProjectFile(
+        path=path,
+        checksum=raw_checksum(data),
+        pgmi_checksum=normalized_checksum(data),
+        is_sql=is_sql,
+        is_test=is_test,
+        metadata=meta,
+        source=full,
+        size=len(data),
+    )
+
+
+def _too_big(shown: str, size: int, cap: int) -> str:
+    return f"file {shown} is {size} bytes, exceeds {cap}-byte cap (override via PGMI_MAX_FILE_SIZE)"
+
+
+def _check_duplicate_ids(files: list[ProjectFile]) -> None:
+    """metadata.md sec. 5: one id per script across the project, reported all at once."""
+    by_id: dict[uuid.UUID, list[str]] = {}
+    for item in files:
+        if item.metadata is not None and item.metadata.id.int != 0:
+            by_id.setdefault(item.metadata.id, []).append(item.path)
+    lines = sorted(f"  {key}: {', '.join(sorted(paths))}" for key, paths in by_id.items() if len(paths) > 1)
+    if lines:
+        raise ConfigError(
+            "duplicate <pgmi-meta id> across files; each script must have a unique id:\n" + "\n".join(lines)
+        )
+
+
+def read_deploy_sql(project: Project) -> str:
+    """deploy.sql as text: BOM stripped, UTF-8 or a clear error (no size cap, sec. 8.3)."""
+    try:
+        data = project.deploy_sql.read_bytes()
+    except OSError as error:
+        raise PgmiError(f"cannot read {project.deploy_sql}: {error.strerror or error}") from error
+    if data.startswith(BOM):
+        data = data[3:]
+    if b"\x00" in data:
+        raise PgmiError(f"{project.deploy_sql} contains a NUL byte; deploy.sql must be text")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PgmiError(f"{project.deploy_sql} is not valid UTF-8") from None
+
+
+# ---- test directories (testing.md sec. 2) ------------------------------------------------------
+
+def directory_rows_of_tests(test_paths: list[str]) -> list[tuple[str, str | None, int]]:
+    """(path, parent_path, depth) for every directory holding a test-path file.
+
+    parent_path is the nearest ancestor that is itself a row (gaps skipped); depth counts the
+    segments after the first `/__test__/` or `/__tests__/`.
+    """
+    directories = sorted({p[: p.rfind("/") + 1] for p in test_paths})
+    recorded = set(directories)
+    rows = []
+    for directory in directories:
+        parent = None
+        probe = directory[:-1]
+        while "/" in probe:
+            probe = probe[: probe.rfind("/")]
+            if probe + "/" in recorded:
+                parent = probe + "/"
+                break
+        rows.append((directory, parent, _test_depth(directory)))
+    rows.sort(key=lambda row: row[0])
+    return rows
+
+
+def _test_depth(directory: str) -> int:
+    found = [i for i in (directory.find("/__test__/"), directory.find("/__tests__/")) if i >= 0]
+    first = min(found)
+    marker = "/__test__/" if directory.startswith("/__test__/", first) else "/__tests__/"
+    rest = directory[first + len(marker):]
+    return len([segment for segment in rest.split("/") if segment])

@@ -1,0 +1,259 @@
+"""Install the session API in pg_temp and load the project and parameters into it (§3).
+
+Order (session-api.md §3): schema script, test machinery, files (COPY), `Loaded N files`,
+parameters, contract v1, contract v1 test functions. The caller has already connected, checked
+the server version, taken the advisory lock and (with --verbose) raised client_min_messages.
+
+Loading uses COPY FROM STDIN with ~1 MB byte chunks: it matches psql's own COPY speed, where
+one INSERT per file is 5-10x slower (notes/feasibility.md §3). File bytes are read again from
+disk inside the COPY generator, so memory stays flat whatever the project size.
+
+Encoding: rows are sent as the files' UTF-8 bytes while the client encoding equals the server
+encoding, so the server stores them verbatim. On a UTF8 database that is ordinary UTF-8; on a
+LATIN1 database it is what the original tool does (it never sets client_encoding), and it keeps
+`generic_id = md5(path::bytea)` equal to the client-side md5 of the UTF-8 path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigError, PgDiagnostics, PgmiError
+from .project import Project, ProjectFile, directory_rows_of_tests, is_fixture_name, path_columns
+from .resources import read_sql
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .output import Output
+
+SCRIPTS_BEFORE_LOAD = ("session_schema.sql", "session_tests.sql")
+SCRIPTS_AFTER_LOAD = ("session_contract_v1.sql", "session_contract_v1_tests.sql")
+SUPPORTED_COMPAT = ("", "1")
+CHUNK_BYTES = 1 << 20
+PREFIX = "session preparation failed"
+
+_PARAM_KEY = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]{0,62}")
+_COPY_LINE = re.compile(r"\bline (\d+)")
+
+SOURCE_COLUMNS = ("path, name, directory, extension, depth, content, size_bytes, checksum, pgmi_checksum, "
+                  "path_parts, is_sql_file, is_test_file, parent_folder_name")
+
+
+def prepare(conn: Any, project: Project, params: Mapping[str, str], *, compat: str = "1",
+            verbose: bool = False, out: Output) -> None:
+    """Create the session API in pg_temp and load `project` and `params` into it.
+
+    Every failure is a PgmiError whose message starts `session preparation failed: `.
+    """
+    if compat not in SUPPORTED_COMPAT:  # the CLI rejects it earlier; this guards other callers
+        raise ConfigError(f'unsupported API version "{compat}"; supported: [1]')
+    started = time.monotonic()
+    for name in SCRIPTS_BEFORE_LOAD:
+        run_script(conn, name)
+    restore = _match_client_encoding(conn)
+    try:
+        load_files(conn, project)
+        out.info(f"Loaded {len(project.files)} files")
+        count = load_parameters(conn, params)
+    finally:
+        restore()
+    if count:
+        out.info(f"Loaded {count} parameters")
+    for name in SCRIPTS_AFTER_LOAD:
+        run_script(conn, name)
+    if verbose:
+        out.verbose(f"session prepared in {time.monotonic() - started:.3f}s")
+
+
+def run_script(conn: Any, name: str) -> None:
+    """Send one bundled sql/ script as a single multi-statement simple query."""
+    try:
+        text = read_sql(name)
+    except OSError as error:
+        raise PgmiError(f"{PREFIX}: cannot read bundled {name}: {error.strerror or error}") from error
+    _call(lambda: conn.run(text), f"{PREFIX}: {name}")
+
+
+# ---- files ---------------------------------------------------------------------------------
+
+def load_files(conn: Any, project: Project) -> None:
+    """COPY sources, test directories, test sources and metadata, then ANALYZE (§8.4)."""
+    if not project.files:
+        return
+    sources = project.source_files()
+    tests = project.test_files()
+    _copy(conn, f"COPY pg_temp._pgmi_source ({SOURCE_COLUMNS}) FROM STDIN",
+          [(f.path, lambda f=f: _source_row(f)) for f in sources])
+    directories = directory_rows_of_tests([f.path for f in tests])
+    _copy(conn, "COPY pg_temp._pgmi_test_directory (path, parent_path, depth) FROM STDIN",
+          [(row[0], lambda row=row: _row(row[0], row[1], str(row[2]))) for row in directories])
+    test_sources = [f for f in tests if f.is_sql]
+    _copy(conn, "COPY pg_temp._pgmi_test_source (path, directory, filename, content, is_fixture) FROM STDIN",
+          [(f.path, lambda f=f: _test_row(f)) for f in test_sources])
+    described = [f for f in sources if f.metadata is not None]
+    _copy(conn, "COPY pg_temp._pgmi_source_metadata (path, id, idempotent, sort_keys, description) FROM STDIN",
+          [(f.path, lambda f=f: _metadata_row(f)) for f in described])
+    # Temp tables get no autovacuum statistics; without them the test plan query is ~300x slower.
+    _call(lambda: conn.run("ANALYZE pg_temp._pgmi_source, pg_temp._pgmi_source_metadata, "
+                           "pg_temp._pgmi_test_source, pg_temp._pgmi_test_directory"),
+          f"{PREFIX}: failed to load files")
+
+
+def _source_row(item: ProjectFile) -> bytes:
+    data = item.read_bytes()
+    cols = path_columns(item.path)
+    parts = "{" + ",".join('"' + p.replace("\\", "\\\\").replace('"', '\\"') + '"' for p in cols.parts) + "}"
+    head = _row(item.path, cols.name, cols.directory, cols.extension, str(cols.depth))[:-1]
+    tail = _row(str(len(data)), item.checksum, item.pgmi_checksum, parts, "t" if item.is_sql else "f", "f",
+                cols.parent_folder_name)
+    return head + b"\t" + escape(data) + b"\t" + tail
+
+
+def _test_row(item: ProjectFile) -> bytes:
+    slash = item.path.rfind("/") + 1
+    directory, filename = item.path[:slash], item.path[slash:]
+    head = _row(item.path, directory, filename)[:-1]
+    return head + b"\t" + escape(item.read_bytes()) + b"\t" + (b"t\n" if is_fixture_name(filename) else b"f\n")
+
+
+def _metadata_row(item: ProjectFile) -> bytes:
+    meta = item.metadata
+    assert meta is not None
+    keys = "{" + ",".join('"' + k.replace("\\", "\\\\").replace('"', '\\"') + '"' for k in meta.sort_keys) + "}"
+    return _row(item.path, str(meta.id), "t" if meta.idempotent else "f", keys, meta.description)
+
+
+def escape(data: bytes) -> bytes:
+    """COPY text-format escaping. Byte-level is safe: UTF-8 continuation bytes are >= 0x80."""
+    return data.replace(b"\\", b"\\\\").replace(b"\t", b"\\t").replace(b"\n", b"\\n").replace(b"\r", b"\\r")
+
+
+def _row(*values: str | None) -> bytes:
+    """One COPY text row; None is NULL (`\\N`)."""
+    return b"\t".join(b"\\N" if v is None else escape(v.encode("utf-8")) for v in values) + b"\n"
+
+
+def _copy(conn: Any, sql: str, rows: list[tuple[str, Callable[[], bytes]]]) -> None:
+    """COPY `rows` (label, row builder) in ~1 MB chunks; errors name the row's path.
+
+    A row builder that fails (a file changed or vanished since the scan) ends the stream
+    early instead of raising inside pg8000's COPY loop, which would leave the protocol
+    mid-COPY; the error is raised once the server has closed the COPY cleanly.
+    """
+    if not rows:
+        return
+    failure: list[BaseException] = []
+
+    def chunks() -> Iterator[bytes]:
+        buffer: list[bytes] = []
+        size = 0
+        for _label, build in rows:
+            try:
+                row = build()
+            except PgmiError as error:
+                failure.append(error)
+                break
+            buffer.append(row)
+            size += len(row)
+            if size >= CHUNK_BYTES:
+                yield b"".join(buffer)
+                buffer, size = [], 0
+        if buffer:
+            yield b"".join(buffer)
+
+    def locate(diag: PgDiagnostics | None) -> str:
+        match = _COPY_LINE.search(diag.where if diag else "")
+        if match and 0 < int(match.group(1)) <= len(rows):
+            return rows[int(match.group(1)) - 1][0] + ": "
+        return ""
+
+    _call(lambda: conn.run(sql, stream=chunks()), f"{PREFIX}: failed to load files", locate=locate)
+    if failure:
+        raise PgmiError(f"{PREFIX}: failed to load files: {failure[0]}") from failure[0]
+
+
+# ---- parameters ----------------------------------------------------------------------------
+
+def load_parameters(conn: Any, params: Mapping[str, str]) -> int:
+    """Store parameters as rows (lower-cased keys) and as session GUCs `pgmi.<key>` (§11.5).
+
+    Values travel only as COPY data and are copied into the GUCs by a query over the table,
+    so no value is ever part of SQL text, and error messages never show a value.
+    """
+    if not params:
+        return 0
+    lowered: dict[str, str] = {}
+    lines: list[bytes] = []
+    for key, value in params.items():
+        if not _PARAM_KEY.fullmatch(key):
+            raise ConfigError(
+                f"invalid parameter key '{key}': must start with a letter or underscore and contain only "
+                "letters, digits and underscores, 1-63 characters (PostgreSQL identifier limit)"
+            )
+        if "\x00" in value:
+            raise ConfigError(f"parameter '{key}' value contains NUL byte at offset {value.index(chr(0))}")
+        try:
+            encoded = value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ConfigError(f"parameter '{key}' value is not valid UTF-8") from None
+        low = key.lower()
+        if low in lowered:
+            raise PgmiError(f"{PREFIX}: failed to load parameters: keys '{lowered[low]}' and '{key}' "
+                            "differ only in case (parameter keys are case-insensitive)")
+        lowered[low] = key
+        lines.append(escape(low.encode("ascii")) + b"\t" + escape(encoded) + b"\n")
+    _call(lambda: conn.run("COPY pg_temp._pgmi_parameter (key, value) FROM STDIN", stream=[b"".join(lines)]),
+          f"{PREFIX}: failed to load parameters", hide_values=True)
+    _call(lambda: conn.run("SELECT set_config('pgmi.' || key, value, false) FROM pg_temp._pgmi_parameter"),
+          f"{PREFIX}: failed to load parameters", hide_values=True)
+    return len(lines)
+
+
+# ---- plumbing ------------------------------------------------------------------------------
+
+def _match_client_encoding(conn: Any) -> Callable[[], None]:
+    """Make client_encoding equal the server encoding for the COPYs; return the undo.
+
+    With equal encodings the server stores the UTF-8 bytes verbatim (see module docstring);
+    a connection that asked for UTF8 on a LATIN1 database would otherwise convert them.
+    """
+    rows = _call(lambda: conn.run("SELECT current_setting('server_encoding'), current_setting('client_encoding')"),
+                 PREFIX)
+    server, client = rows[0]
+    if server == client or server == "SQL_ASCII":
+        return lambda: None
+    _call(lambda: conn.run("SELECT set_config('client_encoding', :e, false)", e=server), PREFIX)
+
+    def restore() -> None:
+        import pg8000.exceptions
+
+        # If the load already failed or the connection is gone, that error is the one to report.
+        with contextlib.suppress(pg8000.exceptions.Error, OSError):
+            conn.run("SELECT set_config('client_encoding', :e, false)", e=client)
+
+    return restore
+
+
+def _call(action: Callable[[], Any], context: str, *,
+          locate: Callable[[PgDiagnostics | None], str] | None = None, hide_values: bool = False) -> Any:
+    """Run one round trip; turn driver/server failures into `context: [path: ]message`."""
+    import pg8000.exceptions
+
+    try:
+        return action()
+    except pg8000.exceptions.DatabaseError as error:
+        diag = PgDiagnostics.from_exception(error)
+        where = locate(diag) if locate else ""
+        message = diag.message if diag else str(error)
+        if diag is not None:
+            diag.where = ""  # COPY context lines quote row data; the path is named instead
+            if hide_values:
+                diag.detail = ""
+                diag.internal_query = ""
+        raise PgmiError(f"{context}: {where}{message}", pg=diag) from error
+    except (pg8000.exceptions.InterfaceError, OSError) as error:
+        raise PgmiError(f"{context}: {error}") from error
+
