@@ -224,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PgmiError as error:
         out.error(error)
         return exit_code(error)
-    except Exception as error:  # a bug: say so, with the traceback, exit 3
+    except Exception as error:  # noqa: BLE001 -- a bug: say so, with the traceback, exit 3
         import traceback
 
         out.stderr.write(f"panic: {error}\n" + "".join(traceback.format_exception(error)))

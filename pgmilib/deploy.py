@@ -19,12 +19,13 @@ interrupted (130).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from . import SUPPORTED_COMPAT
 from .errors import (
@@ -92,7 +93,7 @@ class Watchdog:
             return
         try:
             conn.cancel()
-        except Exception:  # the socket may already be gone; the close below still ends the wait
+        except OSError:  # the server may already be unreachable; the close below still ends the wait
             pass
         closer = threading.Timer(self.GRACE_SECONDS, _force_close, args=(conn,))
         closer.daemon = True
@@ -132,7 +133,7 @@ class _Signals:
         self.watchdog = watchdog
         self.previous: dict[int, Any] = {}
 
-    def __enter__(self) -> _Signals:
+    def __enter__(self) -> Self:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self.previous[sig] = signal.signal(sig, self._handle)
@@ -397,10 +398,9 @@ def _check_server_version(conn: Any) -> None:
 
 
 def _close_quietly(conn: Any) -> None:
-    try:
+    """Close a session that failed before the lock; a broken socket must not hide the real error."""
+    with contextlib.suppress(Exception):
         conn.close()
-    except Exception:
-        pass
 
 
 def _verbose_connection(out: Output, params: Any) -> None:
