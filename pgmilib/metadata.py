@@ -448,34 +448,14 @@ def require_project_path(args: Any, command: str) -> str:
 
 
 def scan_project(root: str, *, check_duplicates: bool = True) -> Any:
-    """Run the deploy's project scan without requiring deploy.sql (offline commands never do).
+    """The deploy's project scan, without requiring deploy.sql (offline commands never do).
 
-    A missing or non-directory path is invalid configuration (exit 10). The `validate`
-    command must see duplicate ids itself (to report them, exit 1), so it can ask for the
-    scan without that check. Uses `project.scan(root, require_deploy_sql=False,
-    check_duplicates=...)` when the scanner offers those switches, otherwise the same walk
-    and per-file reader the scanner uses.
+    A missing or non-directory path is invalid configuration (exit 10), as in the scanner.
+    `validate` reports duplicate ids itself (exit 1), so it asks for the scan without that check.
     """
-    import inspect
-    import os
-    from pathlib import Path
-
     from . import project
 
-    if not os.path.exists(root):
-        raise ConfigError(f'project path "{root}" does not exist')
-    if not os.path.isdir(root):
-        raise ConfigError(f'"{root}" is a file; pass the project directory')
-    params = inspect.signature(project.scan).parameters
-    if "require_deploy_sql" in params and "check_duplicates" in params:
-        return project.scan(root, require_deploy_sql=False, check_duplicates=check_duplicates)
-    base = Path(root)
-    cap = project.max_file_size_from_env()
-    files = [project._read_file(full, rel, cap) for rel, full in project._walk(base, "") if rel.lower() != "deploy.sql"]
-    files.sort(key=lambda item: item.path)
-    if check_duplicates:
-        project._check_duplicate_ids(files)
-    return project.Project(root=base, deploy_sql=base / "deploy.sql", files=files)
+    return project.scan(root, require_deploy_sql=False, check_duplicates=check_duplicates)
 
 
 def _basename(path: str) -> str:

@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from projects import write_project
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -28,13 +29,7 @@ COMMIT;
 
 
 def make_project(root: Path, deploy_sql: str, files: dict[str, str] | None = None) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "deploy.sql").write_text(deploy_sql, encoding="utf-8")
-    for rel, text in (files or {}).items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    return root
+    return write_project(root, files or {}, deploy_sql)
 
 
 def query(pg, db: str, sql: str):

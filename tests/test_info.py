@@ -6,6 +6,7 @@ import json
 import os
 
 import pytest
+from projects import run_cli
 
 UID = "550e8400-e29b-41d4-a716-446655440000"
 META = f'/* <pgmi-meta id="{UID}" idempotent="true"></pgmi-meta> */\nSELECT 1;\n'
@@ -18,11 +19,7 @@ def write(root, rel, text):
 
 
 def run(argv, capsys):
-    from pgmilib.cli import main
-
-    code = main(argv)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    return run_cli(argv, capsys)
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import uuid
 from types import SimpleNamespace
 
 import pytest
+from projects import run_cli
 
 from pgmilib.errors import ConfigError, Exit, exit_code
 from pgmilib.metadata import (
@@ -505,12 +506,7 @@ def write(root, rel, text, mode=None):
 
 
 def run(argv, capsys):
-    """Run the real CLI in-process; returns (exit code, stdout, stderr)."""
-    from pgmilib.cli import main
-
-    code = main(argv)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    return run_cli(argv, capsys)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from projects import write_project
 
 from pgmilib import project as P
 from pgmilib.errors import ConfigError, DeploySqlMissing, Exit, PgmiError, exit_code
@@ -30,16 +31,7 @@ SELECT 1;
 
 def make(root: Path, files: dict[str, str | bytes], deploy: bool = True) -> Path:
     """Write a project: {relative path: text or bytes}; deploy.sql added unless told not to."""
-    if deploy:
-        (root / "deploy.sql").write_text("SELECT 1;\n")
-    for rel, body in files.items():
-        target = root / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(body, bytes):
-            target.write_bytes(body)
-        else:
-            target.write_text(body, encoding="utf-8", newline="")
-    return root
+    return write_project(root, files, "SELECT 1;\n" if deploy else None)
 
 
 # ---- checksums -----------------------------------------------------------------------------

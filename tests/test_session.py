@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from projects import write_project
 
 from pgmilib import project as P
 from pgmilib import session
@@ -66,15 +67,7 @@ def connect(pg, db: str):
 
 
 def make(root: Path, files: dict[str, str | bytes]) -> P.Project:
-    (root / "deploy.sql").write_text("SELECT 1;\n")
-    for rel, body in files.items():
-        target = root / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(body, bytes):
-            target.write_bytes(body)
-        else:
-            target.write_text(body, encoding="utf-8", newline="")
-    return P.scan(root)
+    return P.scan(write_project(root, files))
 
 
 def prepare(conn, project: P.Project, params: dict[str, str] | None = None) -> list[str]:
