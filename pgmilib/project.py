@@ -4,9 +4,10 @@ Every file problem (symlink, size, NUL, bad UTF-8, unknown dunder directory, bad
 `<pgmi-meta>`) is found here, before pgmi connects anywhere (session-api.md sec. 8).
 
 Memory: a 10k-file project can hold tens of MB of text, so the scan reads, validates and
-hashes each file, then lets its bytes go. The loader (session.py) reads each file again while
-streaming the COPY and checks the raw checksum, so what is loaded is exactly what was
-validated. `ProjectFile.content` reads the file on demand for the few callers that want text.
+takes its raw checksum, then lets its bytes go. The loader (session.py) reads each file again
+while streaming the COPY and checks the raw checksum, so what is loaded is exactly what was
+validated; it also computes the normalized checksum then, overlapping that CPU work with the
+server's. `ProjectFile.content` reads the file on demand for the few callers that want text.
 """
 
 from __future__ import annotations
@@ -215,22 +216,40 @@ class ProjectFile:
 
     path: str
     checksum: str
-    pgmi_checksum: str
     is_sql: bool
     is_test: bool
     metadata: ScriptMeta | None = None
-    source: Path | None = None  # where the bytes are read from; None when `text` is held
+    source: str | Path | None = None  # where the bytes are read from; None when `text` is held
     size: int = 0  # bytes after BOM removal
     text: str | None = field(default=None, repr=False)
+    _pgmi_checksum: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_text(cls, path: str, text: str, metadata: ScriptMeta | None = None) -> ProjectFile:
         """A file held in memory (tests, generated files): same derived fields as a scanned one."""
         path = normalise_path(path)
         data = text.encode("utf-8")
-        return cls(path=path, checksum=raw_checksum(data), pgmi_checksum=normalized_checksum(data),
+        return cls(path=path, checksum=raw_checksum(data), _pgmi_checksum=normalized_checksum(data),
                    is_sql=is_sql_name(path.rsplit("/", 1)[-1]), is_test=is_test_path(path), metadata=metadata,
                    size=len(data), text=text)
+
+    @property
+    def pgmi_checksum(self) -> str:
+        """The normalized checksum (sec. 10.2), computed on first use.
+
+        It is the one CPU-heavy step per file, and nothing before the session needs it, so the
+        loader computes it from the bytes it streams (`normalized_from`) while the server is
+        busy with the previous COPY chunk, instead of the scan doing it before connecting.
+        """
+        if self._pgmi_checksum is None:
+            self._pgmi_checksum = normalized_checksum(self.read_bytes())
+        return self._pgmi_checksum
+
+    def normalized_from(self, data: bytes) -> str:
+        """`pgmi_checksum`, given this file's (already verified) bytes."""
+        if self._pgmi_checksum is None:
+            self._pgmi_checksum = normalized_checksum(data)
+        return self._pgmi_checksum
 
     @property
     def content(self) -> str:
@@ -342,7 +361,7 @@ def scan(root: str | Path, *, max_file_size: int | None = None, require_deploy_s
     cap = max_file_size if max_file_size is not None else max_file_size_from_env()
     files: list[ProjectFile] = []
     seen: dict[str, str] = {}
-    for rel, full in _walk(base, ""):
+    for rel, full in _walk(str(base), ""):
         if rel.lower() == "deploy.sql":
             continue
         item = _read_file(full, rel, cap)
@@ -356,7 +375,7 @@ def scan(root: str | Path, *, max_file_size: int | None = None, require_deploy_s
     return Project(root=base, deploy_sql=deploy, files=files)
 
 
-def _walk(directory: Path, prefix: str):
+def _walk(directory: str, prefix: str):
     """Yield (relative path, full path) of files in byte order, skipping hidden/vendored dirs.
 
     Symlinks are yielded too (never followed), so _read_file can refuse them by name.
@@ -372,12 +391,12 @@ def _walk(directory: Path, prefix: str):
             continue
         rel = prefix + name
         if entry.is_dir(follow_symlinks=False):
-            yield from _walk(Path(entry.path), rel + "/")
+            yield from _walk(entry.path, rel + "/")
         else:
-            yield rel, Path(entry.path)
+            yield rel, entry.path
 
 
-def _read_file(full: Path, rel: str, cap: int) -> ProjectFile:
+def _read_file(full: str, rel: str, cap: int) -> ProjectFile:
     """Read and validate one file in the sec. 8.3 order; keep only what the loader needs."""
     path = normalise_path("./" + rel)
     shown = "./" + rel
@@ -423,7 +442,6 @@ def _read_file(full: Path, rel: str, cap: int) -> ProjectFile:
     return ProjectFile(
         path=path,
         checksum=raw_checksum(data),
-        pgmi_checksum=normalized_checksum(data),
         is_sql=is_sql,
         is_test=is_test,
         metadata=meta,

@@ -107,7 +107,7 @@ def _source_row(item: ProjectFile) -> bytes:
     cols = path_columns(item.path)
     parts = "{" + ",".join('"' + p.replace("\\", "\\\\").replace('"', '\\"') + '"' for p in cols.parts) + "}"
     head = _row(item.path, cols.name, cols.directory, cols.extension, str(cols.depth))[:-1]
-    tail = _row(str(len(data)), item.checksum, item.pgmi_checksum, parts, "t" if item.is_sql else "f", "f",
+    tail = _row(str(len(data)), item.checksum, item.normalized_from(data), parts, "t" if item.is_sql else "f", "f",
                 cols.parent_folder_name)
     return head + b"\t" + escape(data) + b"\t" + tail
 
