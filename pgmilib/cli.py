@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
-import platform
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
@@ -53,6 +52,8 @@ def _lazy(target: str) -> Callable[[argparse.Namespace, Output], int]:
 
 
 def _platform() -> str:
+    import platform
+
     machine = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(
         platform.machine().lower(), platform.machine().lower()
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 
@@ -62,19 +62,25 @@ _CLASSIFICATION: tuple[tuple[Marker, Exit], ...] = (
 )
 
 
-@dataclass
-class PgDiagnostics:
-    """The fields of a PostgreSQL ErrorResponse/NoticeResponse that pgmi reports."""
+class PgDiagnostics(SimpleNamespace):
+    """The fields of a PostgreSQL ErrorResponse/NoticeResponse that pgmi reports.
 
-    severity: str = ""
-    sqlstate: str = ""
-    message: str = ""
-    detail: str = ""
-    hint: str = ""
-    where: str = ""
-    position: int | None = None  # 1-based character offset into the statement sent
-    internal_position: int | None = None  # 1-based offset into internal_query
-    internal_query: str = ""
+    A SimpleNamespace rather than a dataclass: this module is imported by every command,
+    and `dataclasses` (with `inspect` and `ast` behind it) would add ~10 ms to `pgmi version`.
+    """
+
+    severity: str
+    sqlstate: str
+    message: str
+    detail: str
+    hint: str
+    where: str
+    position: int | None  # 1-based character offset into the statement sent
+    internal_position: int | None  # 1-based offset into internal_query
+    internal_query: str
+
+    def __init__(self, **fields: Any) -> None:
+        super().__init__(**{**_EMPTY_DIAGNOSTICS, **fields})
 
     @classmethod
     def from_fields(cls, fields: dict[str, str]) -> PgDiagnostics:
@@ -103,6 +109,12 @@ class PgDiagnostics:
         if args and isinstance(args[0], dict) and "C" in args[0]:
             return cls.from_fields(args[0])
         return None
+
+
+_EMPTY_DIAGNOSTICS: dict[str, Any] = {
+    "severity": "", "sqlstate": "", "message": "", "detail": "", "hint": "", "where": "", "position": None,
+    "internal_position": None, "internal_query": "",
+}
 
 
 class PgmiError(Exception):

@@ -7,15 +7,16 @@ stderr. Every line passes through `redact()` on its way out.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
-import traceback
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from .errors import PgDiagnostics, PgmiError
+from .errors import PgmiError
 from .redact import redact
+
+if TYPE_CHECKING:
+    from .errors import PgDiagnostics
 
 
 def is_interactive(stdin: TextIO | None = None, stdout: TextIO | None = None) -> bool:
@@ -58,6 +59,8 @@ class Output:
 
     def envelope(self, obj: dict[str, Any]) -> None:
         """Write the --json envelope: sorted keys, 2-space indent, redacted strings."""
+        import json
+
         clean = {k: (redact(v) if isinstance(v, str) else v) for k, v in obj.items() if v not in ("", None)}
         self.data(json.dumps(clean, indent=2, sort_keys=True, ensure_ascii=False))
 
@@ -121,6 +124,8 @@ class Output:
     def error(self, error: BaseException) -> None:
         """The single fatal-error block: `pgmi: error: ...`, traceback only with --verbose."""
         if self.verbose_mode:
+            import traceback
+
             self.stderr.write(redact("".join(traceback.format_exception(error))))
         self._err("pgmi: error: " + format_error(error))
 
