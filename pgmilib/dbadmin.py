@@ -107,6 +107,21 @@ def ensure_database(connect: Connector, target: str, maintenance: str, out: Outp
         _close(admin)
 
 
+def open_target(connect: Connector, target: str, maintenance: str, out: Output) -> Any:
+    """Connect to `target`, creating it first when the server says it does not exist.
+
+    The deploy's common path: the probe connection of `ensure_database` becomes the session
+    connection instead of being closed and opened again.
+    """
+    try:
+        return connect(target)
+    except ConnectionFailed as error:
+        if not (error.pg and error.pg.sqlstate == "3D000"):
+            raise
+    ensure_database(connect, target, maintenance, out)
+    return connect(target)
+
+
 def _exists(admin: Any, target: str) -> bool:
     return bool(admin.run("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = :d)", d=target)[0][0])
 

@@ -244,13 +244,11 @@ def deploy_into(params, project_dir: str, deploy_params: dict[str, str], *, args
         dbadmin.check_overwrite_allowed(target, maintenance)
         approver = dbadmin.choose_approver(args.force, is_interactive(), out)
         dbadmin.overwrite_database(connect, target, maintenance, approver, out)
+        conn = connect(target)
     else:
-        dbadmin.ensure_database(connect, target, maintenance, out)
-    watchdog.check()
-
-    out.info("Preparing session: scanning files, loading parameters")
-    conn = connect(target)
+        conn = dbadmin.open_target(connect, target, maintenance, out)
     watchdog.conn = conn
+    out.info("Preparing session: scanning files, loading parameters")
     locked = False
     try:
         _check_server_version(conn)

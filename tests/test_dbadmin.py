@@ -157,6 +157,23 @@ def test_ensure_creates_missing_database(pg, conn, scratch):
     assert out.stdout.getvalue() == ""
 
 
+def test_open_target_reuses_the_probe_connection(pg, fresh_db):
+    connect = Connector(pg)
+    session = dbadmin.open_target(connect, fresh_db, "postgres", make_out())
+    assert session.run("SELECT current_database()")[0][0] == fresh_db
+    session.close()
+    assert connect.calls == [fresh_db]  # one connection: the probe is the session
+
+
+def test_open_target_creates_then_connects(pg, conn, scratch):
+    name = scratch[0]
+    connect = Connector(pg)
+    session = dbadmin.open_target(connect, name, "postgres", make_out())
+    assert session.run("SELECT current_database()")[0][0] == name
+    session.close()
+    assert connect.calls[-2:] == ["postgres", name]
+
+
 def test_ensure_leaves_existing_database_alone(pg, fresh_db):
     import pg8000.native
 
