@@ -9,7 +9,6 @@ the table decides it is a timeout, 16).
 from __future__ import annotations
 
 import enum
-import json
 from collections.abc import Iterable
 from types import SimpleNamespace
 from typing import Any
@@ -219,4 +218,6 @@ def exit_code(error: BaseException | None) -> Exit:
 
 def go_quote(text: str) -> str:
     """Double-quote like Go's %q, so messages read `database "app" does not exist`."""
+    import json
+
     return json.dumps(text, ensure_ascii=False)

@@ -208,6 +208,68 @@ def normalized_checksum(data: bytes | str) -> str:
     return hashlib.sha256(collapse_whitespace(remove_comments(data))).hexdigest()
 
 
+class ChecksumCache:
+    """Normalized checksums remembered by raw checksum, across runs (a re-deploy's main saving).
+
+    Content-addressed: the key is the SHA-256 of the exact bytes, so an entry can never be
+    stale. Stored as 64-byte binary records (raw digest, normalized digest) in
+    `$PGMI_CACHE_DIR`, else `$XDG_CACHE_HOME/pgmi`, else `~/.cache/pgmi`. A missing, unreadable,
+    unwritable or damaged cache only costs time; `PGMI_CACHE_DIR=off` disables it.
+    """
+
+    FILE = "checksums-v1.bin"
+    MAX_RECORDS = 200_000  # beyond this the file is rewritten with the current run's entries only
+
+    def __init__(self, directory: Path | None) -> None:
+        self.path = directory / self.FILE if directory is not None else None
+        self._known: dict[bytes, bytes] = {}
+        self._new: dict[bytes, bytes] = {}
+        self._used: dict[bytes, bytes] = {}
+        if self.path is not None:
+            try:
+                data = self.path.read_bytes()
+            except OSError:
+                data = b""
+            usable = len(data) - len(data) % 64  # a torn last record is ignored
+            self._known = {data[i:i + 32]: data[i + 32:i + 64] for i in range(0, usable, 64)}
+
+    @classmethod
+    def default(cls) -> ChecksumCache:
+        setting = os.environ.get("PGMI_CACHE_DIR", "")
+        if setting.lower() == "off":
+            return cls(None)
+        if setting:
+            return cls(Path(setting))
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        return cls(Path(base) / "pgmi") if os.path.isabs(base) else cls(None)
+
+    def get(self, raw_hex: str) -> str | None:
+        key = bytes.fromhex(raw_hex)
+        value = self._known.get(key)
+        if value is None:
+            return None
+        self._used[key] = value
+        return value.hex()
+
+    def put(self, raw_hex: str, normalized_hex: str) -> None:
+        key, value = bytes.fromhex(raw_hex), bytes.fromhex(normalized_hex)
+        self._new[key] = value
+        self._used[key] = value
+
+    def save(self) -> None:
+        """Append this run's new entries (or compact when the file grew too big); never raises."""
+        if self.path is None or not self._new:
+            return
+        compact = len(self._known) + len(self._new) > self.MAX_RECORDS
+        records = self._used if compact else self._new
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "wb" if compact else "ab") as handle:
+                handle.write(b"".join(key + value for key, value in records.items()))
+        except OSError:
+            pass
+
+
 # ---- the scan ------------------------------------------------------------------------------
 
 @dataclass(eq=False)
@@ -245,10 +307,13 @@ class ProjectFile:
             self._pgmi_checksum = normalized_checksum(self.read_bytes())
         return self._pgmi_checksum
 
-    def normalized_from(self, data: bytes) -> str:
-        """`pgmi_checksum`, given this file's (already verified) bytes."""
+    def normalized_from(self, data: bytes, cache: ChecksumCache | None = None) -> str:
+        """`pgmi_checksum`, given this file's (already verified) bytes and an optional cache."""
         if self._pgmi_checksum is None:
-            self._pgmi_checksum = normalized_checksum(data)
+            known = cache.get(self.checksum) if cache is not None else None
+            self._pgmi_checksum = known or normalized_checksum(data)
+            if cache is not None and known is None:
+                cache.put(self.checksum, self._pgmi_checksum)
         return self._pgmi_checksum
 
     @property

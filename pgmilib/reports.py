@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import re
-import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -107,6 +106,8 @@ def junit_xml(suites: Sequence[SuiteResult], error: str | None = None) -> str:
     before the suite, or the run was cancelled); it becomes an error test case named `deploy.sql`
     so CI shows the red run with its reason instead of an empty, green-looking report.
     """
+    import xml.etree.ElementTree as ET  # only when a JUnit report is asked for
+
     root = ET.Element("testsuites", name="pgmi")
     totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     total_ms = 0.0

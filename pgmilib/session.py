@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, PgDiagnostics, PgmiError
-from .project import Project, ProjectFile, directory_rows_of_tests, is_fixture_name, path_columns
+from .project import ChecksumCache, Project, ProjectFile, directory_rows_of_tests, is_fixture_name, path_columns
 from .resources import read_sql
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -85,8 +85,10 @@ def load_files(conn: Any, project: Project) -> None:
         return
     sources = project.source_files()
     tests = project.test_files()
+    cache = ChecksumCache.default()
     _copy(conn, f"COPY pg_temp._pgmi_source ({SOURCE_COLUMNS}) FROM STDIN",
-          [(f.path, lambda f=f: _source_row(f)) for f in sources])
+          [(f.path, lambda f=f: _source_row(f, cache)) for f in sources])
+    cache.save()
     directories = directory_rows_of_tests([f.path for f in tests])
     _copy(conn, "COPY pg_temp._pgmi_test_directory (path, parent_path, depth) FROM STDIN",
           [(row[0], lambda row=row: _row(row[0], row[1], str(row[2]))) for row in directories])
@@ -102,13 +104,13 @@ def load_files(conn: Any, project: Project) -> None:
           f"{PREFIX}: failed to load files")
 
 
-def _source_row(item: ProjectFile) -> bytes:
+def _source_row(item: ProjectFile, cache: ChecksumCache | None = None) -> bytes:
     data = item.read_bytes()
     cols = path_columns(item.path)
     parts = "{" + ",".join('"' + p.replace("\\", "\\\\").replace('"', '\\"') + '"' for p in cols.parts) + "}"
     head = _row(item.path, cols.name, cols.directory, cols.extension, str(cols.depth))[:-1]
-    tail = _row(str(len(data)), item.checksum, item.normalized_from(data), parts, "t" if item.is_sql else "f", "f",
-                cols.parent_folder_name)
+    tail = _row(str(len(data)), item.checksum, item.normalized_from(data, cache), parts,
+                "t" if item.is_sql else "f", "f", cols.parent_folder_name)
     return head + b"\t" + escape(data) + b"\t" + tail
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 import sys
 import uuid
 from pathlib import Path
@@ -27,6 +28,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+# Keep the normalized-checksum cache of the code under test out of the user's ~/.cache.
+os.environ.setdefault("PGMI_CACHE_DIR", tempfile.mkdtemp(prefix="pgmi-test-cache-"))
 
 from pgmilib.cluster import Cluster, find_pg_bin
 from pgmilib.errors import PgmiError

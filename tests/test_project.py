@@ -455,3 +455,30 @@ def test_backslash_names_normalise_and_collisions_are_refused(tmp_path):
     make(tmp_path, {"x/y.sql": "SELECT 2;"})
     with pytest.raises(PgmiError, match=r"both load as \./x/y\.sql"):
         P.scan(tmp_path)
+
+
+def test_checksum_cache_remembers_by_content(tmp_path, monkeypatch):
+    monkeypatch.setenv("PGMI_CACHE_DIR", str(tmp_path / "cache"))
+    data = b"SELECT 1 -- why\n"
+    item = P.ProjectFile(path="./a.sql", checksum=P.raw_checksum(data), is_sql=True, is_test=False)
+    first = P.ChecksumCache.default()
+    assert item.normalized_from(data, first) == P.normalized_checksum(data)
+    first.save()
+    second = P.ChecksumCache.default()
+    assert second.get(item.checksum) == P.normalized_checksum(data)  # read back from disk
+    # A hit is taken as is: the key is the content's own SHA-256, so it cannot be stale.
+    other = P.ProjectFile(path="./b.sql", checksum=item.checksum, is_sql=True, is_test=False)
+    assert other.normalized_from(b"ignored", second) == P.normalized_checksum(data)
+
+
+def test_checksum_cache_survives_damage_and_can_be_off(tmp_path, monkeypatch):
+    cache_dir = tmp_path / "cache"
+    cache_dir.mkdir()
+    (cache_dir / P.ChecksumCache.FILE).write_bytes(b"\x00" * 70)  # one record plus a torn one
+    monkeypatch.setenv("PGMI_CACHE_DIR", str(cache_dir))
+    assert P.ChecksumCache.default().get("ab" * 32) is None
+    monkeypatch.setenv("PGMI_CACHE_DIR", "off")
+    off = P.ChecksumCache.default()
+    off.put("ab" * 32, "cd" * 32)
+    off.save()  # nothing to write to, and no error
+    assert off.path is None
