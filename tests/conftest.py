@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import os
 import subprocess
-import tempfile
 import sys
+import tempfile
 import uuid
 from pathlib import Path
 
