@@ -78,8 +78,6 @@ def load_project_config(project_dir: str | Path) -> ProjectConfig | None:
     comment-only file is a valid config with nothing set. `timeout` is kept as text and
     parsed only by `resolve_timeout`, so a bad value is harmless when --timeout is given.
     """
-    import yaml
-
     path = Path(project_dir) / CONFIG_FILE
     try:
         raw = path.read_bytes()
@@ -91,6 +89,8 @@ def load_project_config(project_dir: str | Path) -> ProjectConfig | None:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise ConfigError(f"failed to load pgmi.yaml: {path}: not valid UTF-8 (byte {error.start})") from error
+
+    import yaml  # only when there is a file to read (~15 ms of start-up otherwise)
 
     config = ProjectConfig(path=path)
     try:

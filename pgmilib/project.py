@@ -474,7 +474,7 @@ def _read_file(full: str, rel: str, cap: int) -> ProjectFile:
         raise PgmiError(_too_big(shown, info.st_size, cap))
     try:
         with open(full, "rb") as handle:
-            data = handle.read(cap + 1)
+            data = handle.read()  # sized from fstat; read(cap + 1) would allocate cap bytes per file
     except OSError as error:
         raise PgmiError(f"cannot read {shown}: {error.strerror or error}") from error
     if len(data) > cap:
