@@ -4,8 +4,9 @@ Every file problem (symlink, size, NUL, bad UTF-8, unknown dunder directory, bad
 `<pgmi-meta>`) is found here, before pgmi connects anywhere (session-api.md sec. 8).
 
 Memory: a 10k-file project can hold tens of MB of text, so the scan reads, validates and
-takes its raw checksum, then lets its bytes go. The loader (session.py) reads each file again
-while streaming the COPY and checks the raw checksum, so what is loaded is exactly what was
+takes its raw checksum, then lets its bytes go (the first HELD_BYTES in total are kept, which
+covers small projects whole). The loader (session.py) reads the other files again while
+streaming the COPY and checks the raw checksum, so what is loaded is exactly what was
 validated; it also computes the normalized checksum then, overlapping that CPU work with the
 server's. `ProjectFile.content` reads the file on demand for the few callers that want text.
 """
@@ -28,6 +29,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from .metadata import ScriptMeta
 
 DEFAULT_MAX_FILE_SIZE = 10 * 1024 * 1024
+#: Scanned bytes kept in memory for the loader, in total: small projects skip a second open and
+#: read per file; big ones stay within the memory budget by re-reading (and re-verifying) instead.
+HELD_BYTES = 2 * 1024 * 1024
 SQL_EXTENSIONS = frozenset({"sql", "ddl", "dml", "dql", "dcl", "psql", "pgsql", "plpgsql"})
 SKIPPED_SEGMENTS = frozenset({"node_modules", "__pycache__"})
 BOM = b"\xef\xbb\xbf"
@@ -284,6 +288,7 @@ class ProjectFile:
     source: str | Path | None = None  # where the bytes are read from; None when `text` is held
     size: int = 0  # bytes after BOM removal
     text: str | None = field(default=None, repr=False)
+    held: bytes | None = field(default=None, repr=False)  # the scanned bytes, kept while they fit HELD_BYTES
     _pgmi_checksum: str | None = field(default=None, repr=False)
 
     @classmethod
@@ -325,6 +330,8 @@ class ProjectFile:
 
     def read_bytes(self) -> bytes:
         """The BOM-stripped bytes; PgmiError if the file changed since the scan."""
+        if self.held is not None:
+            return self.held
         if self.text is not None:
             return self.text.encode("utf-8")
         assert self.source is not None
@@ -426,10 +433,12 @@ def scan(root: str | Path, *, max_file_size: int | None = None, require_deploy_s
     cap = max_file_size if max_file_size is not None else max_file_size_from_env()
     files: list[ProjectFile] = []
     seen: dict[str, str] = {}
+    budget = HELD_BYTES
     for rel, full in _walk(str(base), ""):
         if rel.lower() == "deploy.sql":
             continue
-        item = _read_file(full, rel, cap)
+        item = _read_file(full, rel, cap, keep=budget)
+        budget -= len(item.held or b"")
         if item.path in seen:
             raise PgmiError(f"files ./{seen[item.path]} and ./{rel} both load as {item.path}; rename one")
         seen[item.path] = rel
@@ -461,7 +470,7 @@ def _walk(directory: str, prefix: str):
             yield rel, entry.path
 
 
-def _read_file(full: str, rel: str, cap: int) -> ProjectFile:
+def _read_file(full: str, rel: str, cap: int, keep: int = 0) -> ProjectFile:
     """Read and validate one file in the sec. 8.3 order; keep only what the loader needs."""
     path = normalise_path("./" + rel)
     shown = "./" + rel
@@ -512,6 +521,7 @@ def _read_file(full: str, rel: str, cap: int) -> ProjectFile:
         metadata=meta,
         source=full,
         size=len(data),
+        held=data if len(data) <= keep else None,
     )
 
 

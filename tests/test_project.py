@@ -385,7 +385,8 @@ def test_bad_metadata_block_is_config_error(tmp_path):
         P.scan(tmp_path)
 
 
-def test_file_changed_after_scan_is_detected(tmp_path):
+def test_file_changed_after_scan_is_detected(tmp_path, monkeypatch):
+    monkeypatch.setattr(P, "HELD_BYTES", 0)  # the re-read path: files too big to keep
     make(tmp_path, {"a.sql": "SELECT 1;"})
     item = P.scan(tmp_path).files[0]
     (tmp_path / "a.sql").write_text("SELECT 2;")
@@ -438,7 +439,8 @@ def test_offline_switches_for_metadata_commands(tmp_path):
     assert [f.metadata.id for f in project.files] == [ident, ident]
 
 
-def test_lazy_contents_mapping(tmp_path):
+def test_lazy_contents_mapping(tmp_path, monkeypatch):
+    monkeypatch.setattr(P, "HELD_BYTES", 0)  # the re-read path: files too big to keep
     make(tmp_path, {"a.sql": "SELECT 1;", "__test__/t.sql": "SELECT 2;"})
     contents = P.scan(tmp_path).contents()
     assert dict(contents) == {"./__test__/t.sql": "SELECT 2;", "./a.sql": "SELECT 1;"}
@@ -482,3 +484,11 @@ def test_checksum_cache_survives_damage_and_can_be_off(tmp_path, monkeypatch):
     off.put("ab" * 32, "cd" * 32)
     off.save()  # nothing to write to, and no error
     assert off.path is None
+
+
+def test_small_projects_keep_the_scanned_bytes(tmp_path):
+    """Within HELD_BYTES the loader gets exactly the validated bytes, without a second read."""
+    make(tmp_path, {"a.sql": "SELECT 1;\n"})
+    project = P.scan(tmp_path)
+    (tmp_path / "a.sql").write_text("SELECT 2;\n")  # a later change cannot reach the load
+    assert project.files[0].read_bytes() == b"SELECT 1;\n"
