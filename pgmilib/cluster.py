@@ -219,6 +219,10 @@ class Cluster:
             raise
         return self
 
+    def detach(self) -> None:
+        """Leave the server running after this process exits (`deploy --ephemeral --keep`)."""
+        atexit.unregister(self.stop)
+
     def stop(self) -> None:
         """Stop the server (fast, then immediate, then SIGKILL) and delete the directory. Idempotent."""
         if not self.dir:

@@ -165,11 +165,11 @@ def cmd_deploy(args: argparse.Namespace, out: Output) -> int:
     started = time.monotonic()
     watchdog = Watchdog(out)
     error: PgmiError | None = None
-    cluster = None
     try:
-        with _Signals(watchdog):
+        # `cleanup` stops an --ephemeral server however the run ends (unless --keep).
+        with contextlib.ExitStack() as cleanup, _Signals(watchdog):
             try:
-                cluster = _run(args, out, facts, watchdog)
+                _run(args, out, facts, watchdog, cleanup)
             finally:
                 watchdog.stop()
             if watchdog.reason is Marker.INTERRUPTED:  # exit 130 even if the deploy had just succeeded
@@ -178,16 +178,14 @@ def cmd_deploy(args: argparse.Namespace, out: Output) -> int:
         error = watchdog.mark(failure)
     except KeyboardInterrupt:
         error = Interrupted("interrupted")
-    finally:
-        if cluster is not None and not args.keep:
-            cluster.stop()
     code = exit_code(error)
     _finish(out, facts, error, code, time.monotonic() - started, json_mode=args.json)
     return code
 
 
-def _run(args: argparse.Namespace, out: Output, facts: RunFacts, watchdog: Watchdog):
-    """Steps 2-16 of cli.md §5. Returns the ephemeral cluster, if one was started."""
+def _run(args: argparse.Namespace, out: Output, facts: RunFacts, watchdog: Watchdog,
+         cleanup: contextlib.ExitStack) -> None:
+    """Steps 2-16 of cli.md §5."""
     from . import config, connstr, testing
 
     project_dir = args.project_path
@@ -196,9 +194,10 @@ def _run(args: argparse.Namespace, out: Output, facts: RunFacts, watchdog: Watch
     if warning:
         out.warn(warning)
     project_config = config.load_project_config(project_dir)
-    cluster = None
+    if args.keep and not args.ephemeral:
+        raise ConfigError("--keep only applies together with --ephemeral")
     if args.ephemeral:
-        cluster, params = _ephemeral(args, out)
+        params = _ephemeral(args, out, cleanup)
     else:
         params = connstr.resolve(args, os.environ, project_config.connection if project_config else None)
     facts.database = params.database
@@ -214,7 +213,6 @@ def _run(args: argparse.Namespace, out: Output, facts: RunFacts, watchdog: Watch
     watchdog.start_deadline(timeout)
     deploy_into(params, project_dir, deploy_params, args=args, out=out, facts=facts, watchdog=watchdog,
                 lock_wait=lock_wait, timeout=timeout)
-    return cluster
 
 
 def deploy_into(params, project_dir: str, deploy_params: dict[str, str], *, args: argparse.Namespace, out: Output,
@@ -332,7 +330,7 @@ class _Guarded:
 # ---------------------------------------------------------------------------------------
 
 
-def _ephemeral(args: argparse.Namespace, out: Output):
+def _ephemeral(args: argparse.Namespace, out: Output, cleanup: contextlib.ExitStack):
     """--ephemeral: start a throwaway local server and point the deploy at it."""
     from . import connstr
     from .cluster import Cluster
@@ -347,14 +345,20 @@ def _ephemeral(args: argparse.Namespace, out: Output):
     database = args.database or EPHEMERAL_DEFAULT_DB
     out.info("Starting an ephemeral PostgreSQL server ...")
     cluster = Cluster().start()
+    if args.keep:
+        cluster.detach()
+    else:
+        cleanup.callback(cluster.stop)
     params = connstr.parse_connection_string(cluster.dsn(database))
     params.application_name = params.application_name or "pgmi"
     params.maintenance_database = "postgres"
     out.info(f"Ephemeral server running; connect with: psql \"{cluster.dsn(database)}\"")
     if args.keep:
-        out.info("--keep: the server stays up after the deploy; stop it with: "
-                 f"pg_ctl -D {cluster.data_dir} stop")
-    return cluster, params
+        stop = f"{cluster.pg_bin}/pg_ctl -D {cluster.data_dir} stop"
+        if os.geteuid() == 0:
+            stop = f"runuser -u postgres -- {stop}"
+        out.info(f"--keep: the server stays up after the deploy; stop it with: {stop}")
+    return params
 
 
 def _parameters(args: argparse.Namespace, project_config, out: Output) -> dict[str, str]:
