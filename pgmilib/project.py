@@ -13,6 +13,7 @@ server's. `ProjectFile.content` reads the file on demand for the few callers tha
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -31,7 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
 DEFAULT_MAX_FILE_SIZE = 10 * 1024 * 1024
 #: Scanned bytes kept in memory for the loader, in total: small projects skip a second open and
 #: read per file; big ones stay within the memory budget by re-reading (and re-verifying) instead.
-HELD_BYTES = 2 * 1024 * 1024
+HELD_BYTES = 1024 * 1024
 SQL_EXTENSIONS = frozenset({"sql", "ddl", "dml", "dql", "dcl", "psql", "pgsql", "plpgsql"})
 SKIPPED_SEGMENTS = frozenset({"node_modules", "__pycache__"})
 BOM = b"\xef\xbb\xbf"
@@ -213,39 +214,41 @@ def normalized_checksum(data: bytes | str) -> str:
 
 
 class ChecksumCache:
-    """Normalized checksums remembered by raw checksum, across runs (a re-deploy's main saving).
+    """Normalized checksums remembered by raw checksum, per project, across runs.
 
-    Content-addressed: the key is the SHA-256 of the exact bytes, so an entry can never be
-    stale. Stored as 64-byte binary records (raw digest, normalized digest) in
-    `$PGMI_CACHE_DIR`, else `$XDG_CACHE_HOME/pgmi`, else `~/.cache/pgmi`. A missing, unreadable,
-    unwritable or damaged cache only costs time; `PGMI_CACHE_DIR=off` disables it.
+    A re-deploy's main saving: normalizing is the one CPU-heavy step per file. The key is the
+    SHA-256 of the exact bytes, so an entry can never be stale. One file per project root (so
+    memory follows the project's size, not the history of every project deployed), holding
+    64-byte records (raw digest, normalized digest), rewritten with exactly this run's files.
+    Directory: `$PGMI_CACHE_DIR`, else `$XDG_CACHE_HOME/pgmi`, else `~/.cache/pgmi`;
+    `PGMI_CACHE_DIR=off` disables it. A missing, unreadable, unwritable or damaged cache only
+    costs time.
     """
 
-    FILE = "checksums-v1.bin"
-    MAX_RECORDS = 200_000  # beyond this the file is rewritten with the current run's entries only
-
-    def __init__(self, directory: Path | None) -> None:
-        self.path = directory / self.FILE if directory is not None else None
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
         self._known: dict[bytes, bytes] = {}
-        self._new: dict[bytes, bytes] = {}
         self._used: dict[bytes, bytes] = {}
-        if self.path is not None:
+        self._changed = False
+        if path is not None:
             try:
-                data = self.path.read_bytes()
+                data = path.read_bytes()
             except OSError:
                 data = b""
             usable = len(data) - len(data) % 64  # a torn last record is ignored
             self._known = {data[i:i + 32]: data[i + 32:i + 64] for i in range(0, usable, 64)}
 
     @classmethod
-    def default(cls) -> ChecksumCache:
+    def for_project(cls, root: Path) -> ChecksumCache:
         setting = os.environ.get("PGMI_CACHE_DIR", "")
         if setting.lower() == "off":
             return cls(None)
-        if setting:
-            return cls(Path(setting))
         base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        return cls(Path(base) / "pgmi") if os.path.isabs(base) else cls(None)
+        directory = Path(setting) if setting else Path(base) / "pgmi"
+        if not directory.is_absolute() and not setting:
+            return cls(None)  # no usable home directory
+        key = hashlib.sha256(os.fsencode(os.path.abspath(root))).hexdigest()[:24]
+        return cls(directory / f"checksums-{key}.bin")
 
     def get(self, raw_hex: str) -> str | None:
         key = bytes.fromhex(raw_hex)
@@ -256,22 +259,21 @@ class ChecksumCache:
         return value.hex()
 
     def put(self, raw_hex: str, normalized_hex: str) -> None:
-        key, value = bytes.fromhex(raw_hex), bytes.fromhex(normalized_hex)
-        self._new[key] = value
-        self._used[key] = value
+        self._used[bytes.fromhex(raw_hex)] = bytes.fromhex(normalized_hex)
+        self._changed = True
 
     def save(self) -> None:
-        """Append this run's new entries (or compact when the file grew too big); never raises."""
-        if self.path is None or not self._new:
+        """Rewrite the file with this run's entries when anything was new; never raises."""
+        if self.path is None or not self._changed:
             return
-        compact = len(self._known) + len(self._new) > self.MAX_RECORDS
-        records = self._used if compact else self._new
+        temporary = self.path.with_name(self.path.name + f".{os.getpid()}.tmp")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "wb" if compact else "ab") as handle:
-                handle.write(b"".join(key + value for key, value in records.items()))
+            temporary.write_bytes(b"".join(key + value for key, value in self._used.items()))
+            os.replace(temporary, self.path)
         except OSError:
-            pass
+            with contextlib.suppress(OSError):
+                temporary.unlink()
 
 
 # ---- the scan ------------------------------------------------------------------------------

@@ -85,7 +85,7 @@ def load_files(conn: Any, project: Project) -> None:
         return
     sources = project.source_files()
     tests = project.test_files()
-    cache = ChecksumCache.default()
+    cache = ChecksumCache.for_project(project.root)
     _copy(conn, f"COPY pg_temp._pgmi_source ({SOURCE_COLUMNS}) FROM STDIN",
           [(f.path, lambda f=f: _source_row(f, cache)) for f in sources])
     cache.save()

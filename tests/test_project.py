@@ -463,10 +463,10 @@ def test_checksum_cache_remembers_by_content(tmp_path, monkeypatch):
     monkeypatch.setenv("PGMI_CACHE_DIR", str(tmp_path / "cache"))
     data = b"SELECT 1 -- why\n"
     item = P.ProjectFile(path="./a.sql", checksum=P.raw_checksum(data), is_sql=True, is_test=False)
-    first = P.ChecksumCache.default()
+    first = P.ChecksumCache.for_project(tmp_path / "proj")
     assert item.normalized_from(data, first) == P.normalized_checksum(data)
     first.save()
-    second = P.ChecksumCache.default()
+    second = P.ChecksumCache.for_project(tmp_path / "proj")
     assert second.get(item.checksum) == P.normalized_checksum(data)  # read back from disk
     # A hit is taken as is: the key is the content's own SHA-256, so it cannot be stale.
     other = P.ProjectFile(path="./b.sql", checksum=item.checksum, is_sql=True, is_test=False)
@@ -476,11 +476,12 @@ def test_checksum_cache_remembers_by_content(tmp_path, monkeypatch):
 def test_checksum_cache_survives_damage_and_can_be_off(tmp_path, monkeypatch):
     cache_dir = tmp_path / "cache"
     cache_dir.mkdir()
-    (cache_dir / P.ChecksumCache.FILE).write_bytes(b"\x00" * 70)  # one record plus a torn one
     monkeypatch.setenv("PGMI_CACHE_DIR", str(cache_dir))
-    assert P.ChecksumCache.default().get("ab" * 32) is None
+    P.ChecksumCache.for_project(tmp_path).path.write_bytes(b"\x00" * 70)  # one record plus a torn one
+    assert P.ChecksumCache.for_project(tmp_path).get("ab" * 32) is None
+    assert P.ChecksumCache.for_project(tmp_path / "other").path != P.ChecksumCache.for_project(tmp_path).path
     monkeypatch.setenv("PGMI_CACHE_DIR", "off")
-    off = P.ChecksumCache.default()
+    off = P.ChecksumCache.for_project(tmp_path)
     off.put("ab" * 32, "cd" * 32)
     off.save()  # nothing to write to, and no error
     assert off.path is None
