@@ -688,6 +688,11 @@ def render_markdown(b: Bench, summ: dict, targets: list[dict], info: dict) -> st
   every run (first run), against `python -c pass` on the same interpreter.
 - The machine is noisy (shared VM): compare ratios within one run rather than absolute numbers across runs.""")
     L.append("")
+    analysis = os.path.join(HERE, "ANALYSIS.md")  # the human-written profile notes
+    if os.path.exists(analysis):
+        with open(analysis, encoding="utf-8") as fh:
+            L.append(fh.read().rstrip())
+        L.append("")
     return "\n".join(L)
 
 
