@@ -278,9 +278,6 @@ def _prepare_and_execute(conn, project, deploy_params: dict[str, str], *, args: 
         watchdog.check()
         out.info("Executing deploy.sql")
         text = read_deploy_sql(project)
-        problem = sqllex.unterminated(text)
-        if problem:
-            raise PgmiError(f"failed to preprocess deploy.sql: {problem}")
         expanded, facts.test_macros = testing.expand_macros(conn, text)
         if facts.test_macros:
             out.verbose(f"Expanded {facts.test_macros} test macro(s) in deploy.sql")
@@ -292,6 +289,10 @@ def _prepare_and_execute(conn, project, deploy_params: dict[str, str], *, args: 
                                        files=project.contents())
         except ExecutionFailed as failed:
             facts.units_committed = failed.details.get("unitsCommitted", 0)
+            # The server's syntax error points at the end of input; say where the quote opened.
+            problem = sqllex.unterminated(text) if failed.pg and failed.pg.sqlstate == "42601" else None
+            if problem:
+                failed.trailer.append(f"NOTE: deploy.sql has an {problem}")
             raise
         facts.units_committed = result.units_committed
         if conn.transaction_status != "I":

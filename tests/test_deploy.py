@@ -294,3 +294,14 @@ def test_keep_without_ephemeral_is_config_error(tmp_path, run_pgmi):
     result = run_pgmi("deploy", str(make_project(tmp_path / "p", "SELECT 1;")), "-d", "x", "--keep")
     assert result.returncode == 10
     assert "--keep only applies together with --ephemeral" in result.stderr
+
+
+@pytest.mark.parametrize("script, what", [
+    ("SELECT 1;\nSELECT $body$ never closed;\n", "unterminated dollar-quoted string $body$ starting at line 2"),
+    ("SELECT 1;\n/* never closed\n", "unterminated block comment starting at line 2"),
+    ("SELECT 'never closed;\n", "unterminated quoted string starting at line 1"),
+])
+def test_unterminated_constructs_are_execution_errors_that_say_where(tmp_path, run_pgmi, script, what):
+    result = run_pgmi("deploy", str(make_project(tmp_path / "p", script)), "-d", new_db_name())
+    assert result.returncode == 13, result.stderr
+    assert f"NOTE: deploy.sql has an {what}" in result.stderr
