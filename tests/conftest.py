@@ -166,19 +166,31 @@ def conn(pg):
 
 
 @pytest.fixture
-def fresh_db(pg):
+def create_database(pg):
+    """create_database(options="") -> name of a new database (CREATE DATABASE ... <options>),
+    dropped after the test with everything still connected to it."""
     import pg8000.native
 
-    name = "t_" + uuid.uuid4().hex[:12]
     admin = pg8000.native.Connection(**pg.conn_kwargs())
-    admin.run(f'CREATE DATABASE "{name}"')
-    yield name
-    admin.run(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :d AND pid <> pg_backend_pid()",
-        d=name,
-    )
-    admin.run(f'DROP DATABASE IF EXISTS "{name}"')
+    names: list[str] = []
+
+    def create(options: str = "") -> str:
+        name = "t_" + uuid.uuid4().hex[:12]
+        admin.run(f'CREATE DATABASE "{name}" {options}')
+        names.append(name)
+        return name
+
+    yield create
+    for name in names:
+        admin.run("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :d "
+                  "AND pid <> pg_backend_pid()", d=name)
+        admin.run(f'DROP DATABASE IF EXISTS "{name}"')
     admin.close()
+
+
+@pytest.fixture
+def fresh_db(create_database):
+    return create_database()
 
 
 @pytest.fixture

@@ -305,34 +305,25 @@ def test_plan_view_pinned_order_and_defaults(db, tmp_path):
             assert (key, ident) == (item.metadata.sort_keys[0], item.metadata.id)
 
 
-def test_plan_view_byte_order_under_a_linguistic_collation(pg, tmp_path):
+def test_plan_view_byte_order_under_a_linguistic_collation(pg, tmp_path, create_database):
     """A database whose default collation is ICU root: the plan must still be in byte order."""
     import pg8000.native
 
-    name = "t_icu_" + uuid.uuid4().hex[:8]
-    admin = pg8000.native.Connection(**pg.conn_kwargs())
     try:
-        admin.run(f"CREATE DATABASE \"{name}\" TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'und' "
-                  "LOCALE 'C.UTF-8' ENCODING 'UTF8'")
+        name = create_database("TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'und' "
+                               "LOCALE 'C.UTF-8' ENCODING 'UTF8'")
     except pg8000.native.DatabaseError as error:
-        admin.close()
         pytest.skip(f"no ICU collation on this server: {error}")
-    try:
-        conn = connect(pg, name)
-        keys = ["b/1", "B/1", "a-1", "a_1", "a/1", "Z", "é", "e"]
-        files = {f"k{i}.sql": meta([k]) for i, k in enumerate(keys)}
-        files.update({"z_fallback.sql": "SELECT 1;", "A_fallback.sql": "SELECT 1;"})
-        prepare(conn, make(tmp_path, files))
-        got = [r[0] for r in conn.run("SELECT sort_key FROM pgmi_plan_view ORDER BY execution_order")]
-        assert got == sorted(got, key=lambda k: k.encode())
-        linguistic = [r[0] for r in conn.run("SELECT sort_key FROM pgmi_plan_view ORDER BY sort_key")]
-        assert linguistic != got  # the data does tell the two orders apart
-        conn.close()
-    finally:
-        admin.run("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :d "
-                  "AND pid <> pg_backend_pid()", d=name)
-        admin.run(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.close()
+    conn = connect(pg, name)
+    keys = ["b/1", "B/1", "a-1", "a_1", "a/1", "Z", "é", "e"]
+    files = {f"k{i}.sql": meta([k]) for i, k in enumerate(keys)}
+    files.update({"z_fallback.sql": "SELECT 1;", "A_fallback.sql": "SELECT 1;"})
+    prepare(conn, make(tmp_path, files))
+    got = [r[0] for r in conn.run("SELECT sort_key FROM pgmi_plan_view ORDER BY execution_order")]
+    assert got == sorted(got, key=lambda k: k.encode())
+    linguistic = [r[0] for r in conn.run("SELECT sort_key FROM pgmi_plan_view ORDER BY sort_key")]
+    assert linguistic != got  # the data does tell the two orders apart
+    conn.close()
 
 
 def test_sort_keys_and_descriptions_with_awkward_characters(db, tmp_path):
@@ -357,33 +348,23 @@ def test_plan_view_multi_key_and_empty_keys(db, tmp_path):
 
 
 @pytest.mark.parametrize("encoding,client", [("UTF8", None), ("LATIN1", None), ("LATIN1", "UTF8")])
-def test_generic_id_matches_python(pg, tmp_path, encoding, client):
-    import pg8000.native
-
-    name = f"t_{encoding.lower()}_" + uuid.uuid4().hex[:8]
-    admin = pg8000.native.Connection(**pg.conn_kwargs())
-    admin.run(f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING '{encoding}' LC_COLLATE 'C' LC_CTYPE 'C'")
-    try:
-        conn = connect(pg, name)
-        if client:  # a connection that asked for another client encoding gets it back afterwards
-            conn.run(f"SET client_encoding = '{client}'")
-        files = {"migrations/café.sql": "SELECT 'é';", "миграции/001.sql": "SELECT 'я';", "plain.sql": "SELECT 1;"}
-        project = make(tmp_path, files)
-        prepare(conn, project, {"greeting": "привет"})
-        got = {r[0] for r in conn.run("SELECT generic_id FROM pgmi_plan_view")}
-        assert got == {P.generic_id(f.path) for f in project.files}
-        # The stored bytes are the files' UTF-8 bytes on both encodings (what the original does).
-        md5s = {r[0] for r in conn.run("SELECT md5(content) FROM pgmi_source_view")}
-        assert md5s == {hashlib.md5(body.encode()).hexdigest() for body in files.values()}
-        assert conn.run("SELECT md5(current_setting('pgmi.greeting'))") == [
-            [hashlib.md5("привет".encode()).hexdigest()]]
-        assert conn.run("SHOW client_encoding") == [[client or encoding]]
-        conn.close()
-    finally:
-        admin.run("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :d "
-                  "AND pid <> pg_backend_pid()", d=name)
-        admin.run(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.close()
+def test_generic_id_matches_python(pg, tmp_path, encoding, client, create_database):
+    name = create_database(f"TEMPLATE template0 ENCODING '{encoding}' LC_COLLATE 'C' LC_CTYPE 'C'")
+    conn = connect(pg, name)
+    if client:  # a connection that asked for another client encoding gets it back afterwards
+        conn.run(f"SET client_encoding = '{client}'")
+    files = {"migrations/café.sql": "SELECT 'é';", "миграции/001.sql": "SELECT 'я';", "plain.sql": "SELECT 1;"}
+    project = make(tmp_path, files)
+    prepare(conn, project, {"greeting": "привет"})
+    got = {r[0] for r in conn.run("SELECT generic_id FROM pgmi_plan_view")}
+    assert got == {P.generic_id(f.path) for f in project.files}
+    # The stored bytes are the files' UTF-8 bytes on both encodings (what the original does).
+    md5s = {r[0] for r in conn.run("SELECT md5(content) FROM pgmi_source_view")}
+    assert md5s == {hashlib.md5(body.encode()).hexdigest() for body in files.values()}
+    assert conn.run("SELECT md5(current_setting('pgmi.greeting'))") == [
+        [hashlib.md5("привет".encode()).hexdigest()]]
+    assert conn.run("SHOW client_encoding") == [[client or encoding]]
+    conn.close()
 
 
 # ---- parameters ----------------------------------------------------------------------------
