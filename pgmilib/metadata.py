@@ -14,7 +14,6 @@ inside a synthetic wrapper element and parsing stops at the end of the first ele
 
 from __future__ import annotations
 
-import hashlib
 import re
 import uuid
 import xml.parsers.expat
@@ -24,6 +23,8 @@ from typing import Any
 
 from . import sqllex
 from .errors import ConfigError
+from .project import generic_id
+from .project import normalise_path as dot_path  # the `./`-form of session-api §9
 
 MAX_BLOCK_BYTES = 10240
 NIL_UUID = uuid.UUID(int=0)
@@ -74,14 +75,6 @@ class PlanEntry:
 # ---- identity ---------------------------------------------------------------------------
 
 
-def dot_path(path: str) -> str:
-    """The `./`-form of a project-relative path (session-api §9), the form messages and the session use."""
-    path = path.strip(" ").replace("\\", "/")
-    if not path.startswith("./"):
-        path = "./" + re.sub(r"^(?:\./|/)+", "", path)
-    return re.sub(r"/{2,}", "/", path)
-
-
 def fallback_id(path: str) -> uuid.UUID:
     """The id of a file without a block: the 16 MD5 bytes of its UTF-8 `./`-path.
 
@@ -89,7 +82,7 @@ def fallback_id(path: str) -> uuid.UUID:
     plan preview and the deploy-time view all agree. (The original's scaffold hashed
     `././path` by mistake; we do not repeat that.)
     """
-    return uuid.UUID(bytes=hashlib.md5(dot_path(path).encode("utf-8")).digest())
+    return generic_id(dot_path(path))
 
 
 def parse_uuid(text: str) -> uuid.UUID:
@@ -562,16 +555,7 @@ def cmd_validate(args: Any, out: Any) -> int:
     with_meta = sum(1 for f in files if f.metadata is not None)
     if not as_json:
         out.info("Validating metadata graph...")
-    lines: list[str] = []
-    first_path: dict[uuid.UUID, str] = {}
-    for f in files:
-        meta = f.metadata
-        if meta is None or meta.id == NIL_UUID:
-            continue
-        if meta.id in first_path:
-            lines.append(f"{meta.id}: {first_path[meta.id]}, {f.path}")
-        else:
-            first_path[meta.id] = f.path
+    lines = [f"{ident}: {paths[0]}, {other}" for ident, paths in duplicate_ids(files).items() for other in paths[1:]]
     report = {
         "total_files": len(files),
         "files_with_metadata": with_meta,

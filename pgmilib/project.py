@@ -447,7 +447,9 @@ def scan(root: str | Path, *, max_file_size: int | None = None, require_deploy_s
         files.append(item)
     files.sort(key=lambda f: f.path)
     if check_duplicates:
-        _check_duplicate_ids(files)
+        from .metadata import check_duplicate_ids  # one wording for deploy and `metadata` commands
+
+        check_duplicate_ids(files)
     return Project(root=base, deploy_sql=deploy, files=files)
 
 
@@ -529,19 +531,6 @@ def _read_file(full: str, rel: str, cap: int, keep: int = 0) -> ProjectFile:
 
 def _too_big(shown: str, size: int, cap: int) -> str:
     return f"file {shown} is {size} bytes, exceeds {cap}-byte cap (override via PGMI_MAX_FILE_SIZE)"
-
-
-def _check_duplicate_ids(files: list[ProjectFile]) -> None:
-    """metadata.md sec. 5: one id per script across the project, reported all at once."""
-    by_id: dict[uuid.UUID, list[str]] = {}
-    for item in files:
-        if item.metadata is not None and item.metadata.id.int != 0:
-            by_id.setdefault(item.metadata.id, []).append(item.path)
-    lines = sorted(f"  {key}: {', '.join(sorted(paths))}" for key, paths in by_id.items() if len(paths) > 1)
-    if lines:
-        raise ConfigError(
-            "duplicate <pgmi-meta id> across files; each script must have a unique id:\n" + "\n".join(lines)
-        )
 
 
 def read_deploy_sql(project: Project) -> str:

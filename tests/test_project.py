@@ -374,8 +374,7 @@ def test_duplicate_metadata_ids_name_both_files(tmp_path):
     with pytest.raises(ConfigError) as info:
         P.scan(tmp_path)
     assert str(info.value) == ConfigError.PREFIX + (
-        "duplicate <pgmi-meta id> across files; each script must have a unique id:\n"
-        f"  {ident}: ./a/one.sql, ./b/two.sql")
+        f"duplicate <pgmi-meta id> across files; each script must have a unique id: {ident}: ./a/one.sql, ./b/two.sql")
     assert exit_code(info.value) == Exit.CONFIG
 
 
