@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
-from .errors import PgmiError
+from pgmilib.errors import PgmiError
 
 _LIB_DIRS = (
     "/usr/lib/postgresql/*/bin",  # Debian, Ubuntu

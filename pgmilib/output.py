@@ -12,11 +12,11 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .errors import PgmiError
-from .redact import redact
+from pgmilib.errors import PgmiError
+from pgmilib.redact import redact
 
 if TYPE_CHECKING:
-    from .errors import PgDiagnostics
+    from pgmilib.errors import PgDiagnostics
 
 
 def is_interactive(stdin: TextIO | None = None, stdout: TextIO | None = None) -> bool:

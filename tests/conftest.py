@@ -44,7 +44,7 @@ class ExternalServer:
     """A server named by PGMI_TEST_DSN (host/port/user/password parsed from it)."""
 
     def __init__(self, dsn: str) -> None:
-        from pgmilib.connstr import parse_connection_string
+        from pgmilib.conn.conninfo import parse_connection_string
 
         self.params = parse_connection_string(dsn)
         self.user = self.params.user or "postgres"

@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from pgmilib import cli
+from pgmilib.cli import app as cli
 from pgmilib.errors import ConfigError, ExecutionFailed, Exit, Marker, PgmiError, exit_code, go_quote
 from pgmilib.redact import redact, register_secret
 

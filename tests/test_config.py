@@ -8,8 +8,8 @@ import stat
 
 import pytest
 
-from pgmilib import config as cfg
-from pgmilib.config import (
+from pgmilib.config import settings as cfg
+from pgmilib.config.settings import (
     ProjectConfig,
     format_duration,
     load_dotenv,

@@ -10,8 +10,8 @@ from urllib.parse import quote
 
 import pytest
 
-from pgmilib.cli import build_parser
-from pgmilib.connstr import ConnParams, parse_connection_string, pgpass_lookup, resolve
+from pgmilib.cli.app import build_parser
+from pgmilib.conn.conninfo import ConnParams, parse_connection_string, pgpass_lookup, resolve
 from pgmilib.errors import ConfigError, Exit, exit_code
 from pgmilib.output import Output, format_error
 

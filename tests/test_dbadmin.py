@@ -9,8 +9,8 @@ import uuid
 
 import pytest
 
-from pgmilib import dbadmin
-from pgmilib.dbadmin import (
+from pgmilib.deploy import dbadmin
+from pgmilib.deploy.dbadmin import (
     ForcedApprover,
     InteractiveApprover,
     RefusingApprover,

@@ -309,7 +309,7 @@ def test_unterminated_constructs_are_execution_errors_that_say_where(tmp_path, r
 
 def test_python_api_runs_the_same_command(tmp_path, pg, monkeypatch, capsys):
     """`deploy.run(argv)` is the CLI's own command function, callable from Python."""
-    from pgmilib import deploy
+    from pgmilib.deploy import pipeline as deploy
 
     for key, value in pg.env().items():
         monkeypatch.setenv(key, value)

@@ -6,8 +6,8 @@ import io
 
 import pytest
 
+from pgmilib.deploy.execute import ExecResult, build_failure, locate_in_files, lock_advice, run_units
 from pgmilib.errors import ExecutionFailed, Exit, PgDiagnostics, exit_code
-from pgmilib.execute import ExecResult, build_failure, locate_in_files, lock_advice, run_units
 from pgmilib.output import Output, format_error
 from pgmilib.sqllex import split_units
 

@@ -10,7 +10,7 @@ import pytest
 from projects import run_cli
 
 from pgmilib.errors import ConfigError, Exit, exit_code
-from pgmilib.metadata import (
+from pgmilib.project.metadata import (
     MAX_BLOCK_BYTES,
     ScriptMeta,
     check_duplicate_ids,

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from pgmilib.metadata import fallback_id, plan
+from pgmilib.project.metadata import fallback_id, plan
 
 TRICKY_KEYS = [
     "10", "9", "09", "Z", "a", "A", "é", "e", "ё", "😀", "ä", "b/1", "b-1", "b_1", "b.1", " 0",
@@ -41,7 +41,7 @@ def _files():
     """Fake scanned files: every path, each with a slice of the tricky keys (some with none)."""
     from types import SimpleNamespace
 
-    from pgmilib.metadata import ScriptMeta
+    from pgmilib.project.metadata import ScriptMeta
 
     files = []
     for i, path in enumerate(PATHS):
@@ -77,11 +77,11 @@ def test_offline_order_equals_server_collate_c_order_and_generic_id(pg, utf8_db)
 
 def test_session_plan_view_matches_offline_plan(pg, utf8_db, tmp_path):
     """End to end: files on disk -> scanner -> session tables -> pgmi_plan_view == plan()."""
-    session = pytest.importorskip("pgmilib.session", reason="pgmilib/session.py not written yet")
+    session = pytest.importorskip("pgmilib.deploy.session", reason="pgmilib/session.py not written yet")
     import pg8000.native
 
-    from pgmilib import project as project_mod
     from pgmilib.output import Output
+    from pgmilib.project import scan as project_mod
 
     (tmp_path / "deploy.sql").write_text("SELECT 1;\n")
     for i, f in enumerate(_files()):
@@ -125,7 +125,7 @@ def _copy(name, tmp_path):
 
 
 def test_execution_order_policy_offline_plan_is_the_reviewed_manifest():
-    from pgmilib.metadata import scan_project
+    from pgmilib.project.metadata import scan_project
 
     rows = plan(scan_project(str(EXAMPLES / "execution-order-policy" / "project")).files)
     assert [(r.execution_order, r.sort_key, r.path) for r in rows] == [

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from projects import write_project
 
-from pgmilib import project as P
 from pgmilib.errors import ConfigError, DeploySqlMissing, Exit, PgmiError, exit_code
+from pgmilib.project import scan as P
 
 REPO = Path(__file__).resolve().parent.parent
 META = """/*
@@ -285,7 +285,7 @@ def test_invalid_utf8_rejected_before_any_connection(tmp_path):
     """The scan is offline: run it in a fresh interpreter and check pg8000 was never imported."""
     make(tmp_path, {"latin.sql": "SELECT 'café';".encode("latin-1")})
     code = (
-        "import sys; sys.path.insert(0, sys.argv[1]); from pgmilib.project import scan\n"
+        "import sys; sys.path.insert(0, sys.argv[1]); from pgmilib.project.scan import scan\n"
         "try:\n    scan(sys.argv[2])\nexcept Exception as e:\n    print(e)\n"
         "print('pg8000' in sys.modules)\n"
     )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 
-from pgmilib import reports
-from pgmilib.reports import FAILED, PASSED, RUNNING, SuiteResult, TestResult
+from pgmilib.deploy import reports
+from pgmilib.deploy.reports import FAILED, PASSED, RUNNING, SuiteResult, TestResult
 
 
 def sample() -> list[SuiteResult]:

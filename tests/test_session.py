@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from projects import write_project
 
-from pgmilib import project as P
-from pgmilib import session
+from pgmilib.deploy import session
 from pgmilib.errors import PgmiError
 from pgmilib.output import Output
+from pgmilib.project import scan as P
 
 META = """/*
 <pgmi-meta id="{id}" idempotent="{idem}">

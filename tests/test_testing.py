@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from pgmilib import session, testing
+from pgmilib.deploy import session, testing
 from pgmilib.errors import ConfigError, PgDiagnostics, PgmiError, exit_code
 from pgmilib.output import Output
-from pgmilib.project import scan
+from pgmilib.project.scan import scan
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -64,7 +64,7 @@ def write_project(root: Path, files: dict[str, str], deploy: str = "SELECT 1;\n"
 @pytest.fixture
 def open_session(pg, fresh_db, tmp_path):
     """open_session(files, *, tty=False) -> Run on a fresh database with `files` loaded."""
-    from pgmilib.connect import LiveConnection
+    from pgmilib.conn.connect import LiveConnection
 
     opened: list[Run] = []
 

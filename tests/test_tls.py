@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from pgmilib.cluster import Cluster
-from pgmilib.connect import LiveConnection, open_connection
-from pgmilib.connstr import ConnParams
+from pgmilib.conn.connect import LiveConnection, open_connection
+from pgmilib.conn.conninfo import ConnParams
 from pgmilib.errors import ConfigError, ConnectionFailed, Exit, exit_code
 from pgmilib.output import format_error
 

@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import reports
-from .errors import ConfigError, PgDiagnostics, PgmiError
-from .reports import FAILED, PASSED, RUNNING, SuiteResult, TestResult
-from .sqllex import mask
+from pgmilib.deploy import reports
+from pgmilib.deploy.reports import FAILED, PASSED, RUNNING, SuiteResult, TestResult
+from pgmilib.errors import ConfigError, PgDiagnostics, PgmiError
+from pgmilib.sqllex import mask
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .output import Output
+    from pgmilib.output import Output
 
 PREFIX = "failed to preprocess deploy.sql"
 EVENT_MESSAGE = "pgmi-test-event"  # message text of the runner's machine-readable INFO messages

@@ -23,10 +23,10 @@ from typing import Any
 
 import pg8000.native
 
-from .auth import provider_for
-from .connstr import ConnParams
-from .errors import ConfigError, ConnectionFailed, Marker, PgDiagnostics, PgmiError, go_quote
-from .redact import redact
+from pgmilib.conn.auth import provider_for
+from pgmilib.conn.conninfo import ConnParams
+from pgmilib.errors import ConfigError, ConnectionFailed, Marker, PgDiagnostics, PgmiError, go_quote
+from pgmilib.redact import redact
 
 MAX_RETRIES = 3  # so at most 4 attempts
 CANCEL_REQUEST_CODE = 80877102
@@ -453,7 +453,7 @@ def open_connection(params: ConnParams, database: str | None = None, *, deadline
 def _connect_once(params: ConnParams, db: str, provider: Any, plan: list, deadline: Deadline,
                   on_notice: Callable[[PgDiagnostics], None] | None, out: Any) -> LiveConnection:
     """One attempt: each transport of the sslmode plan in order; returns or raises the last error."""
-    from .auth import password_for
+    from pgmilib.conn.auth import password_for
 
     password = password_for(params, db, provider.environ, out)
     unix = params.is_unix_socket

@@ -27,8 +27,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Self
 
-from . import SUPPORTED_COMPAT
-from .errors import (
+from pgmilib import SUPPORTED_COMPAT
+from pgmilib.errors import (
     ConfigError,
     DeadlineExceeded,
     ExecutionFailed,
@@ -40,7 +40,7 @@ from .errors import (
     exit_code,
     go_quote,
 )
-from .output import Output, is_interactive
+from pgmilib.output import Output, is_interactive
 
 EPHEMERAL_DEFAULT_DB = "pgmi_ephemeral"
 _MISSING_PATH = (
@@ -186,7 +186,9 @@ def cmd_deploy(args: argparse.Namespace, out: Output) -> int:
 def _run(args: argparse.Namespace, out: Output, facts: RunFacts, watchdog: Watchdog,
          cleanup: contextlib.ExitStack) -> None:
     """Steps 2-16 of cli.md §5."""
-    from . import config, connstr, testing
+    from pgmilib.config import settings as config
+    from pgmilib.conn import conninfo as connstr
+    from pgmilib.deploy import testing
 
     project_dir = args.project_path
     # -- configuration (before the deadline starts) -------------------------------------
@@ -218,9 +220,9 @@ def _run(args: argparse.Namespace, out: Output, facts: RunFacts, watchdog: Watch
 def deploy_into(params, project_dir: str, deploy_params: dict[str, str], *, args: argparse.Namespace, out: Output,
                 facts: RunFacts, watchdog: Watchdog, lock_wait: float, timeout: float | None) -> None:
     """Scan, prepare the database, open the session and run deploy.sql (steps 12-16)."""
-    from . import dbadmin
-    from . import project as projects
-    from .connect import Deadline, open_connection
+    from pgmilib.conn.connect import Deadline, open_connection
+    from pgmilib.deploy import dbadmin
+    from pgmilib.project import scan as projects
 
     deadline = Deadline(timeout)
     # Offline first: a missing deploy.sql or a bad file fails before any connection.
@@ -265,8 +267,9 @@ def deploy_into(params, project_dir: str, deploy_params: dict[str, str], *, args
 
 def _prepare_and_execute(conn, project, deploy_params: dict[str, str], *, args: argparse.Namespace, out: Output,
                          facts: RunFacts, watchdog: Watchdog) -> None:
-    from . import execute, session, sqllex, testing
-    from .project import read_deploy_sql
+    from pgmilib import sqllex
+    from pgmilib.deploy import execute, session, testing
+    from pgmilib.project.scan import read_deploy_sql
 
     events = testing.TestEvents(out)
     conn.on_notice = lambda diag: events.on_notice(diag) or out.notice(diag)
@@ -333,8 +336,8 @@ class _Guarded:
 
 def _ephemeral(args: argparse.Namespace, out: Output, cleanup: contextlib.ExitStack):
     """--ephemeral: start a throwaway local server and point the deploy at it."""
-    from . import connstr
-    from .cluster import Cluster
+    from pgmilib.cluster import Cluster
+    from pgmilib.conn import conninfo as connstr
 
     clashing = [flag for flag, value in (("--connection", args.connection), ("--host", args.host),
                                          ("--port", args.port), ("--username", args.username),
@@ -364,7 +367,7 @@ def _ephemeral(args: argparse.Namespace, out: Output, cleanup: contextlib.ExitSt
 
 def _parameters(args: argparse.Namespace, project_config, out: Output) -> dict[str, str]:
     """pgmi.yaml < --params-file (later files win) < --param; validated before connecting."""
-    from . import config
+    from pgmilib.config import settings as config
 
     files: dict[str, str] = {}
     for path in args.params_file:
@@ -381,7 +384,7 @@ def _parameters(args: argparse.Namespace, project_config, out: Output) -> dict[s
 
 
 def _duration_flag(flag: str, text: str) -> float:
-    from .config import parse_duration
+    from pgmilib.config.settings import parse_duration
 
     try:
         seconds = parse_duration(text)
@@ -464,7 +467,7 @@ def _finish(out: Output, facts: RunFacts, error: PgmiError | None, code: int, se
 
 def run(argv: list[str], out: Output | None = None) -> int:
     """Python API: `deploy.run(["./proj", "-d", "app"])` behaves like `pgmi deploy ./proj -d app`."""
-    from .cli import build_parser
+    from pgmilib.cli.app import build_parser
 
     args = build_parser().parse_args(["deploy", *argv])
     return cmd_deploy(args, out or Output(json_mode=args.json, verbose=args.verbose))

@@ -18,9 +18,9 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
-from . import BUILD_COMMIT, BUILD_DATE, SUPPORTED_COMPAT, __version__
-from .errors import Exit, PgmiError, UsageError, exit_code
-from .output import Output, is_interactive
+from pgmilib import BUILD_COMMIT, BUILD_DATE, SUPPORTED_COMPAT, __version__
+from pgmilib.errors import Exit, PgmiError, UsageError, exit_code
+from pgmilib.output import Output, is_interactive
 
 SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 REPOSITORY = "https://github.com/vvka-141/pgmi"
@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func, _parser=p)
         return p
 
-    deploy = add("deploy", _lazy("deploy:cmd_deploy"), "run deploy.sql of a project against a database")
+    deploy = add("deploy", _lazy("deploy.pipeline:cmd_deploy"), "run deploy.sql of a project against a database")
     _deploy_flags(deploy)
 
     init = add("init", _not_yet("init"), "scaffold a new project from a template")
@@ -151,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("config", _not_yet("config"), "interactive connection set-up, written to pgmi.yaml").add_argument(
         "path", nargs="?", default=".")
 
-    info = add("info", _lazy("info:cmd_info"), "offline summary of a project")
+    info = add("info", _lazy("cli.info:cmd_info"), "offline summary of a project")
     info.add_argument("path", nargs="?", default=".")
     info.add_argument("--json", action="store_true", help="print JSON on stdout")
 
@@ -163,13 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     meta = add("metadata", _group_help, "work with <pgmi-meta> blocks (offline)")
     msubs = meta.add_subparsers(dest="subcommand", metavar="<subcommand>", parser_class=_Parser)
-    scaffold = add("scaffold", _lazy("metadata:cmd_scaffold"), "add <pgmi-meta> blocks to SQL files", parent=msubs)
+    scaffold = add("scaffold", _lazy("project.metadata:cmd_scaffold"), "add <pgmi-meta> blocks to SQL files", parent=msubs)
     scaffold.add_argument("project_path", nargs="?")
     scaffold.add_argument("--write", action="store_true", help="modify files (default: preview only)")
     scaffold.add_argument("--idempotent", default="true", choices=("true", "false"),
                           help="idempotent flag of generated blocks (default true)")
-    for name, target, text in (("validate", "metadata:cmd_validate", "check metadata and duplicate ids"),
-                               ("plan", "metadata:cmd_plan", "show the metadata execution order")):
+    for name, target, text in (("validate", "project.metadata:cmd_validate", "check metadata and duplicate ids"),
+                               ("plan", "project.metadata:cmd_plan", "show the metadata execution order")):
         p = add(name, _lazy(target), text, parent=msubs)
         p.add_argument("project_path", nargs="?")
         p.add_argument("--json", action="store_true", help="print JSON on stdout")

@@ -22,12 +22,19 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError, PgDiagnostics, PgmiError
-from .project import ChecksumCache, Project, ProjectFile, directory_rows_of_tests, is_fixture_name, path_columns
-from .resources import read_sql
+from pgmilib.errors import ConfigError, PgDiagnostics, PgmiError
+from pgmilib.project.scan import (
+    ChecksumCache,
+    Project,
+    ProjectFile,
+    directory_rows_of_tests,
+    is_fixture_name,
+    path_columns,
+)
+from pgmilib.resources import read_sql
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .output import Output
+    from pgmilib.output import Output
 
 SCRIPTS_BEFORE_LOAD = ("session_schema.sql", "session_tests.sql")
 SCRIPTS_AFTER_LOAD = ("session_contract_v1.sql", "session_contract_v1_tests.sql")

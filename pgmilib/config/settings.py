@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ConfigError, UsageError, go_quote
+from pgmilib.errors import ConfigError, UsageError, go_quote
 
 CONFIG_FILE = "pgmi.yaml"
 DOTENV_FILE = ".env"

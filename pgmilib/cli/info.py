@@ -13,7 +13,7 @@ import posixpath
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ConfigError
+from pgmilib.errors import ConfigError
 
 
 @dataclass
@@ -42,7 +42,7 @@ def detect_template(root: str) -> str:
 
 def config_status(root: str) -> str:
     """`ok`, `absent`, or `error: <message>` for the project's pgmi.yaml."""
-    from .config import load_project_config
+    from pgmilib.config.settings import load_project_config
 
     try:
         return "absent" if load_project_config(root) is None else "ok"
@@ -57,7 +57,7 @@ def _directory(path: str) -> str:
 
 def gather(root: str) -> ProjectInfo:
     """Scan `root` and count; scan failures propagate (missing path: exit 10)."""
-    from .metadata import scan_project
+    from pgmilib.project.metadata import scan_project
 
     project = scan_project(root)
     info = ProjectInfo(

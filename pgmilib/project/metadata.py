@@ -21,10 +21,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from . import sqllex
-from .errors import ConfigError
-from .project import generic_id
-from .project import normalise_path as dot_path  # the `./`-form of session-api §9
+from pgmilib import sqllex
+from pgmilib.errors import ConfigError
+from pgmilib.project.scan import generic_id
+from pgmilib.project.scan import normalise_path as dot_path  # the `./`-form of session-api §9
 
 MAX_BLOCK_BYTES = 10240
 NIL_UUID = uuid.UUID(int=0)
@@ -430,7 +430,7 @@ def file_summary(files: Iterable[Any]) -> list[dict[str, Any]]:
 
 def require_project_path(args: Any, command: str) -> str:
     """The positional <project_path>, or the multi-line usage error of cli.md §3 (exit 2)."""
-    from .errors import UsageError
+    from pgmilib.errors import UsageError
 
     path = getattr(args, "project_path", None)
     if path:
@@ -446,7 +446,7 @@ def scan_project(root: str, *, check_duplicates: bool = True) -> Any:
     A missing or non-directory path is invalid configuration (exit 10), as in the scanner.
     `validate` reports duplicate ids itself (exit 1), so it asks for the scan without that check.
     """
-    from . import project
+    from pgmilib.project import scan as project
 
     return project.scan(root, require_deploy_sql=False, check_duplicates=check_duplicates)
 
@@ -540,7 +540,7 @@ def cmd_validate(args: Any, out: Any) -> int:
     """`pgmi metadata validate <path> [--json]`: counts and duplicate ids (exit 1 on duplicates)."""
     import json
 
-    from .errors import PgmiError
+    from pgmilib.errors import PgmiError
 
     root = require_project_path(args, "pgmi metadata validate")
     as_json = bool(getattr(args, "json", False))

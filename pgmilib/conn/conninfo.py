@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from .errors import ConfigError, go_quote
-from .redact import register_secret
+from pgmilib.errors import ConfigError, go_quote
+from pgmilib.redact import register_secret
 
 SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 AUTH_METHODS = ("azure", "aws", "google")

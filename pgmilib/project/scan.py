@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import ConfigError, DeploySqlMissing, PgmiError
+from pgmilib.errors import ConfigError, DeploySqlMissing, PgmiError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .metadata import ScriptMeta
+    from pgmilib.project.metadata import ScriptMeta
 
 DEFAULT_MAX_FILE_SIZE = 10 * 1024 * 1024
 #: Scanned bytes kept in memory for the loader, in total: small projects skip a second open and
@@ -447,7 +447,7 @@ def scan(root: str | Path, *, max_file_size: int | None = None, require_deploy_s
         files.append(item)
     files.sort(key=lambda f: f.path)
     if check_duplicates:
-        from .metadata import check_duplicate_ids  # one wording for deploy and `metadata` commands
+        from pgmilib.project.metadata import check_duplicate_ids  # one wording for deploy and `metadata` commands
 
         check_duplicate_ids(files)
     return Project(root=base, deploy_sql=deploy, files=files)
@@ -514,7 +514,7 @@ def _read_file(full: str, rel: str, cap: int, keep: int = 0) -> ProjectFile:
     is_test = is_test_path(path)
     meta = None
     if is_sql and not is_test and "pgmi" in text:  # every block detector needs the word
-        from .metadata import parse_block
+        from pgmilib.project.metadata import parse_block
 
         meta = parse_block(text, path)
     return ProjectFile(

@@ -20,9 +20,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ExecutionFailed, PgDiagnostics, PgmiError
-from .output import Output
-from .sqllex import Unit, line_col, mask, source_line
+from pgmilib.errors import ExecutionFailed, PgDiagnostics, PgmiError
+from pgmilib.output import Output
+from pgmilib.sqllex import Unit, line_col, mask, source_line
 
 SCRIPT_NAME = "deploy.sql"
 _EXPANDED_NOTE = " (of the expanded script: pgmi_test() macros shift line numbers relative to the file on disk)"

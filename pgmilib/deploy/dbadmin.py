@@ -24,8 +24,8 @@ from collections.abc import Callable
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
-from .config import format_duration
-from .errors import (
+from pgmilib.config.settings import format_duration
+from pgmilib.errors import (
     ApprovalDenied,
     ConcurrentDeploy,
     ConfigError,
@@ -35,9 +35,9 @@ from .errors import (
     PgmiError,
     go_quote,
 )
-from .output import Output
-from .redact import redact
-from .resources import read_sql
+from pgmilib.output import Output
+from pgmilib.redact import redact
+from pgmilib.resources import read_sql
 
 if TYPE_CHECKING:
     import pg8000.native

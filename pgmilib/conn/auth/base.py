@@ -1,0 +1,36 @@
+"""The provider interface: how one connection attempt gets its secret (and, rarely, its socket).
+
+`conn.connect.open_connection` asks the provider chosen by `params.auth_method` for the
+password at the start of **every** attempt (connections.md §11.1: cloud tokens are fetched
+anew per attempt, so a retry never reuses an expired token).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from pgmilib.conn.conninfo import ConnParams
+
+
+class AuthProvider:
+    """Base class: one subclass per authentication method, registered in `conn/auth/__init__.py`."""
+
+    name: ClassVar[str] = ""
+    label: ClassVar[str] = ""  # human name for messages, e.g. "AWS IAM"
+    retries: ClassVar[bool] = True  # connect retries (§6) apply to this method
+    needs_pgpass: ClassVar[bool] = False  # fall back to .pgpass when password() gives None
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        self.environ = os.environ if environ is None else environ
+
+    def password(self, params: ConnParams, database: str) -> str | None:
+        """The password (or token) for one attempt against `database`; registered as a secret."""
+        raise NotImplementedError
+
+    def open_socket(self, params: ConnParams, timeout: float | None) -> socket.socket | None:
+        """A ready transport replacing host/port (None: connect normally)."""
+        return None

@@ -1,0 +1,23 @@
+"""Standard password authentication: the resolved password, else `.pgpass` (per connection)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pgmilib.conn.auth.base import AuthProvider
+from pgmilib.redact import register_secret
+
+if TYPE_CHECKING:
+    from pgmilib.conn.conninfo import ConnParams
+
+
+class PasswordAuth(AuthProvider):
+    """The password from the connection string or $PGPASSWORD; None lets `.pgpass` answer."""
+
+    name = "password"
+    label = "password"
+    needs_pgpass = True
+
+    def password(self, params: ConnParams, database: str) -> str | None:
+        register_secret(params.password)
+        return params.password
