@@ -152,8 +152,6 @@ def _prepare_and_execute(conn: Any, project: Any, deploy_params: dict[str, str],
         session.prepare(conn, project, deploy_params, compat=compat, verbose=out.verbose_mode, out=out)
         result.files_loaded = len(project.files)
         watchdog.check()
-        if out.verbose_mode:  # DEBUG is for the user's deploy.sql, not for pgmi's own set-up
-            conn.run("SET client_min_messages = 'debug'")
         out.info("Executing deploy.sql")
         text = read_deploy_sql(project)
         expanded, result.test_macros = testing.expand_macros(conn, text)
@@ -161,6 +159,8 @@ def _prepare_and_execute(conn: Any, project: Any, deploy_params: dict[str, str],
             out.verbose(f"Expanded {result.test_macros} test macro(s) in deploy.sql")
         units = sqllex.split_units(expanded)
         result.units_total = len(units)
+        if out.verbose_mode:  # DEBUG is for the user's deploy.sql, not for pgmi's own set-up
+            conn.run("SET client_min_messages = 'debug'")
         try:
             ran = execute.run_units(_Guarded(conn, watchdog), units, out=out, script_text=expanded,
                                     script_expanded=result.test_macros > 0, files=project.contents())
