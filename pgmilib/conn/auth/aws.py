@@ -40,6 +40,11 @@ IMDS_IPV6 = "http://[fd00:ec2::254]"
 STS_NS = "{https://sts.amazonaws.com/doc/2011-06-15/}"
 
 
+def _now() -> dt.datetime:
+    """The signing clock (a function so tests can freeze it)."""
+    return dt.datetime.now(dt.UTC)
+
+
 def _parse_time(value: object) -> dt.datetime | None:
     if not isinstance(value, str) or not value:
         return None
@@ -62,7 +67,7 @@ class AwsIamAuth(CloudProvider):
         if not params.user:
             raise ConfigError("AWS IAM authentication requires a database user (--username)")
         creds = self.credentials(params.aws_region)
-        token = rds_auth_token(params.host, params.port, params.aws_region, params.user, creds)
+        token = rds_auth_token(params.host, params.port, params.aws_region, params.user, creds, _now())
         expires = time.time() + RDS_TOKEN_SECONDS
         if creds.expiration is not None:  # the presigned URL dies with the session credentials
             expires = min(expires, creds.expiration.timestamp())
