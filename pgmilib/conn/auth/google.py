@@ -31,7 +31,7 @@ import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 from pgmilib.conn.auth.cloud import CloudProvider
-from pgmilib.conn.auth.http import TokenError, form
+from pgmilib.conn.auth.http import CloudHttp, TokenError, display, form
 from pgmilib.conn.auth.rsa import BadKey, jwt_rs256, load_private_key
 from pgmilib.errors import ConfigError
 from pgmilib.redact import register_secret
@@ -146,33 +146,34 @@ class GoogleAuth(CloudProvider):
 
     def resolve(self, name: InstanceName) -> tuple[str, ssl.SSLContext]:
         """The instance's PRIMARY address and a TLS context for it (connectSettings)."""
-        step = "Cloud SQL Admin API connectSettings"
         token, _ = self.access_token(ADMIN_SCOPE)
         url = (f"{self.sqladmin_base()}projects/{urllib.parse.quote(name.project, safe=':')}/instances/"
                f"{urllib.parse.quote(name.instance)}/connectSettings")
-        doc = self.http.json(step, "GET", url, headers={"Authorization": f"Bearer {token}"},
-                             timeout=self.token_timeout)
+        admin = CloudHttp(self.label, self.environ, action=f"{self.label}: cannot resolve instance {name}")
+        step = "Cloud SQL Admin API connectSettings"
+        doc = admin.json(step, "GET", url, headers={"Authorization": f"Bearer {token}"}, timeout=self.token_timeout)
+        step = f"{step} (GET {display(url)})"
         region = doc.get("region")
         if region and region != name.region:
-            raise self.http.fail(step, f"instance {name} is in region {region!r}, not {name.region!r}; "
+            raise admin.fail(step, f"the instance is in region {region!r}, not {name.region!r}; "
                                        "fix --google-instance")
         if doc.get("backendType") not in (None, "SECOND_GEN"):
-            raise self.http.fail(step, f"instance {name} has backend type {doc.get('backendType')!r}; "
+            raise admin.fail(step, f"the instance has backend type {doc.get('backendType')!r}; "
                                        "only SECOND_GEN instances support IAM database authentication")
         addresses = [a for a in doc.get("ipAddresses") or [] if isinstance(a, dict)]
         primary = next((a.get("ipAddress") for a in addresses if a.get("type") == "PRIMARY" and a.get("ipAddress")),
                        None)
         if not primary:
             kinds = ", ".join(sorted({str(a.get("type")) for a in addresses})) or "none"
-            raise self.http.fail(step, f"instance {name} has no public (PRIMARY) IP address (has: {kinds}); "
+            raise admin.fail(step, f"the instance has no public (PRIMARY) IP address (has: {kinds}); "
                                        "pass --host with an address you can reach (private IP, PSC endpoint)")
         ca = (doc.get("serverCaCert") or {}).get("cert") if isinstance(doc.get("serverCaCert"), dict) else None
         if not isinstance(ca, str) or "BEGIN CERTIFICATE" not in ca:
-            raise self.http.fail(step, f"instance {name}: response has no serverCaCert")
+            raise admin.fail(step, "response has no serverCaCert")
         try:
             ctx = instance_tls(ca, name, str(doc.get("serverCaMode") or ""), str(doc.get("dnsName") or ""))
         except (ssl.SSLError, ValueError) as error:
-            raise self.http.fail(step, f"instance {name}: unusable serverCaCert: {error}") from None
+            raise admin.fail(step, f"unusable serverCaCert: {error}") from None
         return str(primary), ctx
 
     # -- the password ------------------------------------------------------------------

@@ -35,9 +35,9 @@ TOKEN_TIMEOUT = 15.0  # login.microsoftonline.com, STS, oauth2.googleapis.com, s
 class TokenError(ConnectionFailed):
     """A token could not be obtained (exit 11): `failed to acquire <provider> token: <step>: <why>`."""
 
-    def __init__(self, provider: str, step: str, reason: str) -> None:
+    def __init__(self, provider: str, step: str, reason: str, action: str = "") -> None:
         self.provider, self.step, self.reason = provider, step, reason
-        super().__init__(redact(f"failed to acquire {provider} token: {step}: {reason}"))
+        super().__init__(redact(f"{action or f'failed to acquire {provider} token'}: {step}: {reason}"))
 
 
 class Response:
@@ -68,13 +68,14 @@ def form(fields: Mapping[str, str]) -> bytes:
 class CloudHttp:
     """HTTP for one provider; `label` and each call's `step` name the failure."""
 
-    def __init__(self, label: str, environ: Mapping[str, str]) -> None:
+    def __init__(self, label: str, environ: Mapping[str, str], action: str = "") -> None:
         self.label = label
         self.environ = environ
+        self.action = action  # first words of every error; default "failed to acquire <label> token"
         self._tls: ssl.SSLContext | None = None
 
     def fail(self, step: str, reason: str) -> TokenError:
-        return TokenError(self.label, step, reason)
+        return TokenError(self.label, step, reason, self.action)
 
     def _context(self) -> ssl.SSLContext:
         if self._tls is None:
@@ -94,11 +95,11 @@ class CloudHttp:
         `secure=True` (anything carrying a secret to a non-metadata host) refuses plain
         HTTP unless the host is loopback/link-local.
         """
-        step = f"{step} ({method} {_display(url)})"
+        step = f"{step} ({method} {display(url)})"
         parts = urllib.parse.urlsplit(url)
         host = parts.hostname or ""
         if parts.scheme not in ("http", "https") or not host:
-            raise self.fail(step, f"invalid endpoint URL {_display(url)!r}")
+            raise self.fail(step, f"invalid endpoint URL {display(url)!r}")
         if parts.scheme == "http" and secure and not is_local_host(host):
             raise self.fail(step, "refusing to send credentials over plain HTTP to a non-local host; use https")
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -136,7 +137,7 @@ class CloudHttp:
     def json(self, step: str, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
         """`request` whose 2xx body must be a JSON object."""
         response = self.request(step, method, url, **kwargs)
-        return parse_json(self, f"{step} ({method} {_display(url)})", response.body)
+        return parse_json(self, f"{step} ({method} {display(url)})", response.body)
 
     def token_field(self, step: str, payload: Mapping[str, Any], key: str) -> str:
         """A required, non-empty string field of a token response, registered as a secret."""
@@ -200,7 +201,7 @@ def _snippet(body: bytes) -> str:
     return _clip(body.decode("utf-8", "replace"), 80)
 
 
-def _display(url: str) -> str:
+def display(url: str) -> str:
     """The URL without its query (query strings can carry client ids or resource names only,
     but keeping messages short matters more) and without userinfo."""
     parts = urllib.parse.urlsplit(url)
