@@ -275,6 +275,7 @@ def test_endpoint_down():
         provider(env).password(params(), "d")
     assert str(info.value).startswith("failed to acquire AWS IAM token: EC2 instance metadata (PUT http://127.0.0.1:")
     assert str(info.value).endswith("/latest/api/token): connection refused")
+    assert "set AWS_PROFILE or AWS_ACCESS_KEY_ID" in "\n".join(info.value.trailer)
 
 
 def test_endpoint_slow(fake):

@@ -317,3 +317,20 @@ def test_cli_deploy_with_explicit_host(tls_pg, pki, tmp_path, google, monkeypatc
                             "--sslrootcert", str(pki / "ca.crt")], capsys)
     assert code == 0, err
     assert [r.path for r in google.requests] == ["/token"] * len(google.requests)  # no Admin API call
+
+
+def test_explicit_weak_sslmode_is_ignored_with_a_warning_when_resolving(tmp_path):
+    import io
+
+    from pgmilib.conn.auth.cloud import _warned
+    from pgmilib.output import Output
+
+    _warned.clear()
+    buf = io.StringIO()
+    params = ConnParams(user=SA_USER, auth_method="google", google_instance=INSTANCE, sslmode="disable",
+                        given={"sslmode"})
+    env = {"GCE_METADATA_HOST": closed_port_url().removeprefix("http://"), "HOME": str(tmp_path)}
+    with pytest.raises(TokenError):
+        GoogleAuth(env).prepare(params, Output(stderr=buf))
+    assert "WARNING: --sslmode disable ignored: connections to a resolved Cloud SQL instance always use TLS" in (
+        buf.getvalue())

@@ -25,7 +25,7 @@ import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING
 
 from pgmilib.conn.auth.cloud import CloudProvider
-from pgmilib.conn.auth.http import form
+from pgmilib.conn.auth.http import TokenError, form
 from pgmilib.conn.auth.sigv4 import RDS_TOKEN_SECONDS, Credentials, rds_auth_token, sign_post
 from pgmilib.errors import ConfigError
 from pgmilib.redact import register_secret
@@ -100,7 +100,14 @@ class AwsIamAuth(CloudProvider):
         if env.get("AWS_EC2_METADATA_DISABLED", "").lower() == "true":
             tried.append("EC2 instance metadata (disabled)")
         else:
-            return self._imds()
+            try:
+                return self._imds()
+            except TokenError as error:
+                if not error.reason.startswith("HTTP"):  # off EC2: say what else could have been set
+                    error.trailer.append("hint: no AWS credentials found in the environment, the shared files "
+                                         "(~/.aws) or a container; set AWS_PROFILE or AWS_ACCESS_KEY_ID/"
+                                         "AWS_SECRET_ACCESS_KEY, or run on AWS with an instance/task role")
+                raise
         raise self.http.fail("credential chain", "no AWS credentials found (tried: " + ", ".join(tried) + ")")
 
     def _env_keys(self) -> Credentials | None:

@@ -30,7 +30,7 @@ import time
 import urllib.parse
 from typing import TYPE_CHECKING, Any
 
-from pgmilib.conn.auth.cloud import CloudProvider
+from pgmilib.conn.auth.cloud import CloudProvider, warn_once
 from pgmilib.conn.auth.http import CloudHttp, TokenError, display, form
 from pgmilib.conn.auth.rsa import BadKey, jwt_rs256, load_private_key
 from pgmilib.errors import ConfigError
@@ -133,6 +133,10 @@ class GoogleAuth(CloudProvider):
         if "host" in params.given:
             return super().prepare(params, out)
         self.out = out
+        if "sslmode" in params.given and params.sslmode not in ("verify-ca", "verify-full"):
+            warn_once(out, ("sslmode", self.name, str(name), params.sslmode),
+                      f"--sslmode {params.sslmode} ignored: connections to a resolved Cloud SQL instance always use "
+                      "TLS verified with the instance's server CA")
         address, self._tls = self.resolve(name)
         return dataclasses.replace(params, host=address, sslmode="verify-ca")
 
