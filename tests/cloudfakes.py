@@ -166,13 +166,17 @@ def remove_pki(d: Path) -> None:
 
 
 def start_tls_cluster(pki: Path) -> Cluster:
-    """A throwaway server that accepts TCP logins only over TLS, with SCRAM passwords."""
+    """A throwaway server that accepts TCP logins only over TLS, with cleartext password authentication.
+
+    `password` (not scram-sha-256) in pg_hba.conf: the server receives the token verbatim in a
+    PasswordMessage, as RDS (PAM) and Azure/Cloud SQL IAM logins do.
+    """
     settings = {"ssl": "on", "ssl_cert_file": str(pki / "server.crt"), "ssl_key_file": str(pki / "server.key"),
                 "password_encryption": "scram-sha-256"}
     cluster = Cluster(listen_tcp=True, settings=settings).start()
     with open(os.path.join(cluster.data_dir, "pg_hba.conf"), "w") as fh:
         fh.write("local all all trust\n"
-                 "hostssl all all 127.0.0.1/32 scram-sha-256\n"
+                 "hostssl all all 127.0.0.1/32 password\n"
                  "hostnossl all all 127.0.0.1/32 reject\n")
     admin(cluster, "SELECT pg_reload_conf()")
     return cluster

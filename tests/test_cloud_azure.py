@@ -247,8 +247,9 @@ def test_cli_deploy_with_user_assigned_managed_identity(tls_pg, pki, fake, monke
     project = write_project(tmp_path / "p", {}, deploy_sql="SELECT 1;\n")
     code, out, err = run_cli(["deploy", str(project), "-d", "postgres", "--host", "localhost", "--port",
                               str(tls_pg.port), "-U", "app@contoso", "--azure", "--azure-client-id", "mi-client-1",
-                              "--sslrootcert", str(pki / "ca.crt")], capsys)
+                              "--sslrootcert", str(pki / "ca.crt"), "--verbose"], capsys)
     assert code == 0, err
-    assert FAKE_TOKEN not in out + err
+    assert "auth azure" in err and "sslmode verify-full" in err  # the verbose connection line
+    assert FAKE_TOKEN not in out + err and "QUJDQUJD" not in out + err
     assert {r.query.get("client_id") for r in fake.requests} == {"mi-client-1"}  # the flag reaches the endpoint
     assert len(fake.requests) >= 1
