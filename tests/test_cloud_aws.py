@@ -68,12 +68,15 @@ def test_rds_token_full_vector():
 
 
 def test_sigv4_header_signing_vector():
-    # AWS's published SigV4 example (IAM ListUsers, GET) adapted to our POST signer is not public,
-    # so pin the construction: the signature must change with body, key and time, and carry the scope.
+    # AWS SigV4 test suite, case "post-x-www-form-urlencoded" (the shape of an STS AssumeRole call).
+    aws_suite = sign_post("https://example.amazonaws.com/", b"Param1=value1", "us-east-1", "service", VECTOR_CREDS,
+                          dt.datetime(2015, 8, 30, 12, 36, tzinfo=dt.UTC))
+    assert aws_suite["Authorization"] == (
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, "
+        "SignedHeaders=content-type;host;x-amz-date, "
+        "Signature=ff11897932ad3f4e8b18135d722051e5ac45fc38421b1da7b9d196a0fe09473a")
     body = b"Action=AssumeRole&Version=2011-06-15"
     h1 = sign_post("https://sts.eu-west-1.amazonaws.com/", body, "eu-west-1", "sts", VECTOR_CREDS, VECTOR_TIME)
-    assert h1["Authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20240102/eu-west-1/sts/aws4_request, "
-                                          "SignedHeaders=content-type;host;x-amz-date, Signature=")
     assert h1["X-Amz-Date"] == "20240102T030405Z"
     h2 = sign_post("https://sts.eu-west-1.amazonaws.com/", body + b"x", "eu-west-1", "sts", VECTOR_CREDS, VECTOR_TIME)
     assert h1["Authorization"] != h2["Authorization"]
