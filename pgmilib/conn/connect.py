@@ -269,7 +269,10 @@ def open_connection(params: ConnParams, database: str | None = None, *, deadline
     db = params.database if database is None else database
     deadline = deadline or Deadline(None)
     provider = provider_for(params, environ)
-    ctx = build_ssl_context(params, params.host)
+    # Cloud hook (conn/auth/cloud.py, google.py): verify-full unless sslmode was explicit, a warning for a
+    # weak sslmode, Google's instance address and CA; the provider may supply its own TLS context.
+    params = provider.prepare(params, out)
+    ctx = provider.ssl_context(params) or build_ssl_context(params, params.host)
     plan = _attempt_plan(params, ctx)
     if out is not None:
         out.verbose(f"connecting to {params.host}:{params.port} database {db!r} as {params.user!r} "

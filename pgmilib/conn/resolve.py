@@ -150,6 +150,8 @@ def _resolve_string(text: str, source: str, environ: Mapping[str, str]) -> ConnP
         register_secret(params.password)
     if not params.sslmode:
         params.sslmode = check_sslmode(environ.get("PGSSLMODE", ""), "$PGSSLMODE") or "prefer"
+        if environ.get("PGSSLMODE"):
+            params.given.add("sslmode")  # explicit: cloud methods keep it (conn/auth/cloud.py)
     if not params.application_name:
         params.application_name = DEFAULT_APP_NAME
     if "connect_timeout" not in params.given and environ.get("PGCONNECT_TIMEOUT"):
@@ -185,6 +187,8 @@ def _resolve_granular(flags: ConnectionFlags, environ: Mapping[str, str], yaml_c
     params = ConnParams(source="flags")
     host, _ = pick(flags.host, "host", "PGHOST", "host")
     params.host = host or "localhost"
+    if host:
+        params.given.add("host")  # explicit: Google connects here instead of resolving the instance
 
     port, origin = pick(_flag_port(flags), "port", "PGPORT", "port")
     if origin == "env":
@@ -210,6 +214,8 @@ def _resolve_granular(flags: ConnectionFlags, environ: Mapping[str, str], yaml_c
     label = {"flag": "--sslmode", "env": "$PGSSLMODE", "yaml": "pgmi.yaml connection.sslmode",
              "service": f"sslmode in service {service_name}"}.get(origin, "sslmode")
     params.sslmode = check_sslmode(sslmode, label) or "prefer"
+    if origin:
+        params.given.add("sslmode")  # explicit: cloud methods keep it (conn/auth/cloud.py)
 
     if "application_name" in svc_given:
         params.application_name = svc.application_name
