@@ -37,7 +37,7 @@ PHASES = (
     ("pgmilib.conn.connect", "open_connection", "connect"),
     ("pgmilib.deploy.session", "check_server_version", "version check"),
     ("pgmilib.deploy.lock", "acquire", "deploy lock"),
-    ("pgmilib.deploy.session", "run_script", "session scripts"),
+    ("pgmilib.deploy.session", "run_scripts", "session scripts"),
     ("pgmilib.deploy.session", "_match_client_encoding", "session scripts"),
     ("pgmilib.deploy.session", "load_files", "load files (COPY)"),
     ("pgmilib.deploy.session", "load_parameters", "parameters"),

@@ -59,8 +59,7 @@ def prepare(conn: Any, project: Project, params: Mapping[str, str], *, compat: s
     """
     check_compat(compat)
     started = time.monotonic()
-    for name in SCRIPTS_BEFORE_LOAD:
-        run_script(conn, name)
+    run_scripts(conn, SCRIPTS_BEFORE_LOAD)
     restore = _match_client_encoding(conn)
     try:
         load_files(conn, project)
@@ -70,8 +69,7 @@ def prepare(conn: Any, project: Project, params: Mapping[str, str], *, compat: s
         restore()
     if count:
         out.info(f"Loaded {count} parameters")
-    for name in SCRIPTS_AFTER_LOAD:
-        run_script(conn, name)
+    run_scripts(conn, SCRIPTS_AFTER_LOAD, before=read_sql_section("session_load.sql", "analyze") if project.files else "")
     if verbose:
         out.verbose(f"session prepared in {time.monotonic() - started:.3f}s")
 
@@ -83,6 +81,23 @@ def run_script(conn: Any, name: str) -> None:
     except OSError as error:
         raise PgmiError(f"{PREFIX}: cannot read bundled {name}: {error.strerror or error}") from error
     _call(lambda: conn.run(text), f"{PREFIX}: {name}")
+
+
+def run_scripts(conn: Any, names: tuple[str, ...], *, before: str = "") -> None:
+    """Send several bundled scripts (after `before`) as one simple query: one round trip.
+
+    Each script is complete statements ending in `;`, so the concatenation runs them in
+    order; a failure names every script of the batch (bundled scripts fail only on a server
+    that lacks something pgmi needs).
+    """
+    texts = [before] if before else []
+    for name in names:
+        try:
+            texts.append(read_sql(name))
+        except OSError as error:
+            raise PgmiError(f"{PREFIX}: cannot read bundled {name}: {error.strerror or error}") from error
+    text = "\n".join(texts)
+    _call(lambda: conn.run(text), f"{PREFIX}: {' + '.join(names)}")
 
 
 # ---- files ---------------------------------------------------------------------------------
@@ -107,7 +122,7 @@ def load_files(conn: Any, project: Project) -> None:
     described = [f for f in sources if f.metadata is not None]
     _copy(conn, read_sql_section("session_load.sql", "copy_source_metadata"),
           [(f.path, lambda f=f: _metadata_row(f)) for f in described])
-    _call(lambda: conn.run(read_sql_section("session_load.sql", "analyze")), f"{PREFIX}: failed to load files")
+    # ANALYZE (session_load.sql "analyze") travels with the contract scripts: one round trip less.
 
 
 class _Reader:
