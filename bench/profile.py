@@ -38,6 +38,7 @@ PHASES = (
     ("pgmilib.deploy.session", "check_server_version", "version check"),
     ("pgmilib.deploy.lock", "acquire", "deploy lock"),
     ("pgmilib.deploy.session", "run_scripts", "session scripts"),
+    ("pgmilib.deploy.session", "run_script", "session scripts"),
     ("pgmilib.deploy.session", "_match_client_encoding", "session scripts"),
     ("pgmilib.deploy.session", "load_files", "load files (COPY)"),
     ("pgmilib.deploy.session", "load_parameters", "parameters"),
@@ -59,7 +60,9 @@ def child(argv: list[str]) -> None:
     depth = [0]
 
     def wrap(module: object, name: str, phase: str) -> None:
-        inner = getattr(module, name)
+        inner = getattr(module, name, None)
+        if inner is None:  # an older or newer layout: profile what exists
+            return
 
         def timed(*args, **kwargs):
             if depth[0]:
