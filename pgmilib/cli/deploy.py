@@ -65,6 +65,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     d.add_argument("--test-report", action="append", default=[], metavar="FORMAT:PATH",
                    help="write test results as junit, tap or json (repeatable)")
     d.add_argument("--json", action="store_true", help="print a machine-readable result on stdout")
+    # -- issue 15: rehearsals, lock retries, fleets --------------------------------------
+    d.add_argument("--rehearse", action="store_true",
+                   help="run the atomic head of deploy.sql (migrations, tests) and ROLLBACK instead of COMMIT")
+    d.add_argument("--retry-lock-timeout", type=int, default=0, metavar="N",
+                   help="retry the atomic head up to N times after a lock timeout (55P03) or deadlock (40P01)")
+    from pgmilib.cli import fleet
+
+    fleet.add_arguments(p)
 
 
 def connection_flags(args: argparse.Namespace) -> Any:
@@ -103,7 +111,15 @@ def request_from_args(args: argparse.Namespace, environ: dict[str, str] | None =
         keep=args.keep,
         test_reports=tuple(args.test_report),
         verbose=bool(getattr(args, "verbose", False)),
+        rehearse=bool(getattr(args, "rehearse", False)),
+        retry_lock=_retries(getattr(args, "retry_lock_timeout", 0)),
     )
+
+
+def _retries(value: int) -> int:
+    if value < 0:
+        raise UsageError(f"--retry-lock-timeout must be 0 or more, got {value}")
+    return value
 
 
 def cmd_deploy(args: argparse.Namespace, out: Output) -> int:
@@ -112,6 +128,11 @@ def cmd_deploy(args: argparse.Namespace, out: Output) -> int:
 
     if not args.project_path:
         raise UsageError(_MISSING_PATH)
+    from pgmilib.cli import fleet  # issue 15: --targets (or pgmi.yaml targets:) deploys a fleet
+
+    if fleet.wants_fleet(args):
+        return fleet.cmd_fleet(args, out)
+    fleet.check_single(args)
     try:
         request = request_from_args(args)
     except PgmiError as error:  # a malformed --param: reported like every other config error
