@@ -404,3 +404,16 @@ def test_targets_in_pgmi_yaml_follow_the_same_rules(tmp_path):
         targets_from_project(config)
 
 
+
+
+def test_rewriting_pgmi_yaml_keeps_its_targets(tmp_path):
+    from pgmilib.config import load_project_config, write_project_config
+    from pgmilib.fleet import targets_from_project
+
+    (tmp_path / "pgmi.yaml").write_text("targets:\n  - name: x\n    connection: {database: dx, port: 6000}\n"
+                                        "    params: {flag: 'yes'}\n")
+    write_project_config(tmp_path, {"host": "h", "database": "app"})
+    config = load_project_config(tmp_path)
+    assert config.connection["host"] == "h"
+    (target,) = targets_from_project(config)
+    assert target.block == {"database": "dx", "port": 6000} and target.params == {"flag": "yes"}

@@ -262,6 +262,10 @@ def write_project_config(project_dir: str | Path, connection: Mapping[str, objec
     if existing and existing.timeout:
         document["timeout"] = existing.timeout
     text = yaml.safe_dump(document, sort_keys=False, default_flow_style=False, allow_unicode=True)
+    if existing and existing.targets_node is not None:  # a fleet's list, kept as written (styles too)
+        key = yaml.ScalarNode("tag:yaml.org,2002:str", "targets")
+        targets = yaml.MappingNode("tag:yaml.org,2002:map", [(key, existing.targets_node)])
+        text += yaml.serialize(targets, Dumper=yaml.BaseDumper, allow_unicode=True)
     path = project / CONFIG_FILE
     temp = project / f".{CONFIG_FILE}.pgmi-tmp"
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
