@@ -38,11 +38,12 @@ def test_rehearsal_runs_migrations_and_tests_then_rolls_back(tmp_path, pg, fresh
     r = run_pgmi("deploy", str(proj), "-d", fresh_db, "--rehearse")
     assert r.returncode == 0, r.stderr
     assert "Rehearsing" in r.stderr and "rolled back, nothing was changed" in r.stderr
-    assert "1 test macro(s) expanded" in r.stderr  # what ran: the test gate was part of it
+    assert "1 test macro(s) expanded" in r.stderr and "1 test(s) passed" in r.stderr  # what ran: the test gate
     assert _query(pg, fresh_db, "SELECT to_regclass('account') IS NULL") == [[True]]
     r = run_pgmi("deploy", str(proj), "-d", fresh_db, "--rehearse", "--json")
     envelope = json.loads(r.stdout)
     assert envelope["rehearsed"] is True and envelope["unitsCommitted"] == 0 and envelope["status"] == "success"
+    assert envelope["testsPassed"] == 1
     # the real deploy afterwards applies it
     assert run_pgmi("deploy", str(proj), "-d", fresh_db).returncode == 0
     assert _query(pg, fresh_db, "SELECT balance FROM account") == [[10]]
@@ -53,6 +54,8 @@ def test_failing_test_gate_fails_the_rehearsal(tmp_path, pg, fresh_db, run_pgmi)
     r = run_pgmi("deploy", str(proj), "-d", fresh_db, "--rehearse")
     assert r.returncode == 13, r.stderr
     assert "balance check failed" in r.stderr
+    r = run_pgmi("deploy", str(proj), "-d", fresh_db, "--rehearse", "--json")
+    assert r.returncode == 13 and json.loads(r.stdout)["rehearsed"] is True
     assert _query(pg, fresh_db, "SELECT to_regclass('account') IS NULL") == [[True]]
 
 

@@ -185,12 +185,16 @@ def _prepare_and_execute(conn: Any, project: Any, deploy_params: dict[str, str],
             from pgmilib.deploy.rehearse import rehearse_units
 
             units = rehearse_units(units)
+            result.rehearsed = True  # also on failure: the envelope says it was a rehearsal
             out.info("Rehearsing: the atomic head of deploy.sql runs and is rolled back at its end")
         if request.retry_lock:  # issue 15: the head again after 55P03/40P01
             from pgmilib.deploy.retry import HeadRetry
 
-            runner = HeadRetry(runner, request.retry_lock, out, watchdog.check,
-                               on_retry=lambda n: setattr(result, "lock_retries", n))
+            def on_retry(attempt: int) -> None:
+                result.lock_retries = attempt
+                events.suites.clear()  # the head's tests run again: report the last run only
+
+            runner = HeadRetry(runner, request.retry_lock, out, watchdog.check, on_retry=on_retry)
         result.units_total = len(units)
         try:
             ran = execute.run_units(runner, units, out=out, script_text=expanded,
@@ -203,7 +207,10 @@ def _prepare_and_execute(conn: Any, project: Any, deploy_params: dict[str, str],
                 failed.trailer.append(f"NOTE: deploy.sql has an {problem}")
             raise
         result.units_committed = ran.units_committed
-        result.rehearsed = request.rehearse
+        if request.rehearse:  # what ran: the tests that passed inside the rolled-back head
+            from pgmilib.deploy.reports import PASSED
+
+            result.tests_passed = sum(1 for suite in events.suites for t in suite.tests if t.status == PASSED)
         if conn.transaction_status != "I":
             # Diverges from the original on purpose: it reported success and then rolled the
             # open transaction back, so a forgotten COMMIT silently deployed nothing.
@@ -302,7 +309,7 @@ def describe(result: DeployResult) -> None:
             envelope.update(executionUnits=result.units_total,
                             unitsCommitted=result.units_committed if error else result.units_total)
     if result.rehearsed:  # issue 15: the head ran and was rolled back: nothing was committed
-        envelope.update(rehearsed=True, unitsCommitted=0)
+        envelope.update(rehearsed=True, unitsCommitted=0, testsPassed=result.tests_passed)
     if result.lock_retries:
         envelope["lockRetries"] = result.lock_retries
     if error is not None:
@@ -322,8 +329,8 @@ def describe(result: DeployResult) -> None:
             if result.lock_retries:
                 result.summary += f" after {result.lock_retries} lock retry(ies)"
             if result.rehearsed:
-                result.summary = ("rehearsal of " + result.summary
-                                  + "; the atomic head ran and was rolled back, nothing was changed")
+                result.summary = (f"rehearsal of {result.summary}: {result.tests_passed} test(s) passed; the atomic "
+                                  "head ran and was rolled back, nothing was changed")
         else:
             tail = ""
             committed = result.units_committed

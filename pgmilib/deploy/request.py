@@ -69,6 +69,7 @@ class DeployResult:
     summary: str = ""  # the human summary line, without its ✓/✗ icon ('' if none is shown)
     error_text: str = ""  # the `pgmi: error:` block without that prefix (redacted)
     rehearsed: bool = False  # --rehearse: the head ran and was rolled back
+    tests_passed: int = 0  # --rehearse: tests that passed inside the rolled-back head
     lock_retries: int = 0  # --retry-lock-timeout: how many times the head was run again
 
     @property
