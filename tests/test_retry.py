@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pg8000.exceptions
 import pg8000.native
@@ -14,6 +18,7 @@ from projects import write_project
 from pgmilib.deploy.retry import MAX_DELAY, HeadRetry, backoff
 from pgmilib.output import Output
 
+REPO = Path(__file__).resolve().parent.parent
 HEAD = "SET lock_timeout = '200ms';\nBEGIN;\nALTER TABLE contended ADD COLUMN added int;\nCOMMIT;\n"
 
 
@@ -62,18 +67,30 @@ def test_without_the_flag_a_lock_timeout_fails_at_once(tmp_path, pg, contended, 
     assert _columns(pg, db) == ["id"]
 
 
-def test_head_is_retried_until_the_blocking_session_lets_go(tmp_path, pg, contended, run_pgmi):
+def test_head_is_retried_until_the_blocking_session_lets_go(tmp_path, pg, contended):
+    """The blocker lets go only once the deploy has reported its first retry (no timing guesses)."""
     db, blocker = contended
     proj = write_project(tmp_path / "p", {}, HEAD)
-    timer = threading.Timer(1.5, blocker.release)
-    timer.start()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env.update(pg.env(), PGMI_NON_INTERACTIVE="1")
+    proc = subprocess.Popen([sys.executable, str(REPO / "pgmi.py"), "deploy", str(proj), "-d", db,
+                             "--retry-lock-timeout", "6", "--json"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    seen: list[str] = []
     try:
-        r = run_pgmi("deploy", str(proj), "-d", db, "--retry-lock-timeout", "6", "--json")
+        for line in proc.stderr:
+            seen.append(line)
+            if "retry 1 of 6" in line:
+                blocker.release()
+                break
+        stdout, rest = proc.communicate(timeout=120)
     finally:
-        timer.cancel()
-    assert r.returncode == 0, r.stderr
-    assert "retry 1 of 6" in r.stderr and "SQLSTATE 55P03" in r.stderr  # each retry is printed
-    envelope = json.loads(r.stdout)
+        if proc.poll() is None:
+            proc.kill()
+    stderr = "".join(seen) + rest
+    assert proc.returncode == 0, stderr
+    assert "retry 1 of 6" in stderr and "SQLSTATE 55P03" in stderr  # each retry is printed
+    envelope = json.loads(stdout)
     assert envelope["lockRetries"] >= 1 and envelope["status"] == "success"
     assert _columns(pg, db) == ["id", "added"]
 

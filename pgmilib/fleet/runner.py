@@ -202,7 +202,11 @@ def run_fleet(
                 running[pool.submit(_deploy_one, base, target, cancel)] = target.name
             if not running:
                 break
-            done, _ = cf.wait(running, timeout=0.2, return_when=cf.FIRST_COMPLETED)
+            try:
+                done, _ = cf.wait(running, timeout=0.2, return_when=cf.FIRST_COMPLETED)
+            except KeyboardInterrupt:  # no signal handler installed (an API caller): cancel, then report
+                cancel.cancel()
+                continue
             for future in done:
                 running.pop(future)
                 finish(future.result())
