@@ -153,3 +153,53 @@ def test_session_mode_pool_without_a_free_server_session_still_deploys(tmp_path,
     assert r.returncode == 0, r.stderr
     assert "got no server session in time" in r.stderr
     assert _exists(pg, db, "through_pool")
+
+
+# ---- the decision itself, with a scripted session (pure) -------------------------------------
+
+
+class _Scripted:
+    """Answers the probe queries from a script: pids (and whether the mark survives) per round trip."""
+
+    def __init__(self, pids: list[int], keep_mark: bool = True, announced: int | None = None) -> None:
+        self.pids = list(pids)
+        self.keep_mark = keep_mark
+        self.backend_pid = announced if announced is not None else pids[0]
+        self.mark = None
+
+    def run(self, sql: str, **params):
+        pid = self.pids.pop(0)
+        if "set_config" in sql:
+            self.mark = params["mark"]
+            return [[pid, self.mark]]
+        return [[pid, self.mark if self.keep_mark else None]]
+
+
+def _check(conn) -> list[str]:
+    import io
+
+    from pgmilib.deploy import pooler
+    from pgmilib.output import Output
+
+    opened: list[str] = []
+
+    def open_probe():
+        opened.append("probe")
+        raise AssertionError("no second connection expected")
+
+    pooler.check(conn, open_probe, Output(stderr=io.StringIO()), where="h:6432")
+    return opened
+
+
+def test_a_direct_server_costs_no_extra_connection():
+    assert _check(_Scripted([41, 41])) == []
+
+
+@pytest.mark.parametrize("conn", [_Scripted([41, 42]), _Scripted([41, 41], keep_mark=False)],
+                         ids=["pid changed", "mark lost"])
+def test_a_moved_session_is_refused_without_a_second_connection(conn):
+    from pgmilib.deploy.pooler import PoolerDetected
+
+    with pytest.raises(PoolerDetected, match="transaction-mode connection pooler") as caught:
+        _check(conn)
+    assert "h:6432" in caught.value.message and caught.value.trailer
