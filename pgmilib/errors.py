@@ -124,6 +124,8 @@ class PgmiError(Exception):
     """
 
     default_markers: tuple[Marker, ...] = ()
+    #: Prefix the message carries (users and docs grep for it); added once, here.
+    PREFIX = ""
 
     def __init__(
         self,
@@ -133,6 +135,8 @@ class PgmiError(Exception):
         pg: PgDiagnostics | None = None,
         details: dict[str, Any] | None = None,
     ) -> None:
+        if self.PREFIX and not message.startswith(self.PREFIX):
+            message = self.PREFIX + message
         super().__init__(message)
         self.message = message
         self.markers: set[Marker] = set(self.default_markers) | set(markers)
@@ -165,14 +169,12 @@ class ConfigError(PgmiError):
     default_markers = (Marker.CONFIG,)
     PREFIX = "invalid configuration: "
 
-    def __init__(self, message: str, **kwargs: Any) -> None:
-        if not message.startswith(self.PREFIX):
-            message = self.PREFIX + message
-        super().__init__(message, **kwargs)
-
 
 class UsageError(PgmiError):
+    """A bad command line (exit 2): unknown flag, bad flag value, missing argument."""
+
     default_markers = (Marker.USAGE,)
+    PREFIX = "usage error: "
 
 
 class ConnectionFailed(PgmiError):

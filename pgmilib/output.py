@@ -122,12 +122,12 @@ class Output:
             self._err(f"{self.icon(ok)} {text}")
 
     def error(self, error: BaseException) -> None:
-        """The single fatal-error block: `pgmi: error: ...`, traceback only with --verbose."""
-        if self.verbose_mode:
-            import traceback
+        """The single fatal-error block: `pgmi: error: ...` (never a traceback: those are for bugs)."""
+        self.error_text(format_error(error))
 
-            self.stderr.write(redact("".join(traceback.format_exception(error))))
-        self._err("pgmi: error: " + format_error(error))
+    def error_text(self, text: str) -> None:
+        """An error block already formatted (and redacted) by its producer, e.g. a DeployResult."""
+        self._err("pgmi: error: " + text)
 
 
 def format_error(error: BaseException) -> str:

@@ -1,14 +1,14 @@
 -- lock_holder.sql -- who holds the pgmi deploy lock of the current database, so that a
 -- refused deploy (exit 15) can say which session is in the way (deploy-execution.md §10).
 --
--- The deploy lock is the session-level advisory lock on the bigint key
--- hashtextextended('pgmi.deploy.' || current_database(), 0). pg_locks shows a bigint
--- advisory key split in two: classid = high 32 bits, objid = low 32 bits, objsubid = 1.
+-- :lock_key is the bigint key deploy_lock.sql computed (the formula lives there only).
+-- pg_locks shows a bigint advisory key split in two: classid = high 32 bits, objid =
+-- low 32 bits, objsubid = 1.
 -- We match on exactly that key (and this database), never on "any advisory lock", so
 -- unrelated advisory locks of the application are not reported. Columns of other users'
 -- sessions may be NULL without pg_read_all_stats; the caller prints what it gets.
 WITH lock_key AS (
-    SELECT hashtextextended('pgmi.deploy.' || current_database(), 0) AS k
+    SELECT CAST(:lock_key AS bigint) AS k
 )
 SELECT l.pid                                                   AS pid,
        a.application_name                                      AS application_name,

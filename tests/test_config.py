@@ -8,8 +8,7 @@ import stat
 
 import pytest
 
-from pgmilib.config import settings as cfg
-from pgmilib.config.settings import (
+from pgmilib.config import (
     ProjectConfig,
     format_duration,
     load_dotenv,
@@ -23,6 +22,7 @@ from pgmilib.config.settings import (
     validate_params,
     write_project_config,
 )
+from pgmilib.config import durations as cfg
 from pgmilib.errors import ConfigError, Exit, UsageError, exit_code
 
 
@@ -303,15 +303,17 @@ def test_env_error_never_quotes_content():
 def test_dotenv_never_overrides_even_empty(tmp_path):
     (tmp_path / ".env").write_text("PGHOST=fromfile\nPGUSER=fromfile\nNEWVAR=${PGUSER}-x\n")
     environ = {"PGHOST": "", "PGUSER": "preset"}
-    assert load_dotenv(tmp_path, environ) is None
-    assert environ == {"PGHOST": "", "PGUSER": "preset", "NEWVAR": "fromfile-x"}
+    merged, warning = load_dotenv(tmp_path, environ)
+    assert warning is None
+    assert merged == {"PGHOST": "", "PGUSER": "preset", "NEWVAR": "fromfile-x"}
+    assert environ == {"PGHOST": "", "PGUSER": "preset"}  # the caller's mapping is never modified
 
 
 def test_dotenv_all_or_nothing_and_warning_names_only_path(tmp_path):
     (tmp_path / ".env").write_text("PGPASSWORD=topsecret\nGOOD=1\nthis is not kv\n")
     environ: dict[str, str] = {}
-    warning = load_dotenv(tmp_path, environ)
-    assert environ == {}
+    merged, warning = load_dotenv(tmp_path, environ)
+    assert merged == {}
     assert warning is not None
     assert str(tmp_path / ".env") in warning
     assert "could not be parsed, so none of its values were applied." in warning
@@ -320,16 +322,14 @@ def test_dotenv_all_or_nothing_and_warning_names_only_path(tmp_path):
 
 
 def test_dotenv_missing_is_silent(tmp_path):
-    environ = {"A": "1"}
-    assert load_dotenv(tmp_path, environ) is None
-    assert environ == {"A": "1"}
+    assert load_dotenv(tmp_path, {"A": "1"}) == ({"A": "1"}, None)
 
 
 def test_dotenv_bad_encoding_warns(tmp_path):
     (tmp_path / ".env").write_bytes(b"A=\xff\n")
-    environ: dict[str, str] = {}
-    assert load_dotenv(tmp_path, environ) is not None
-    assert environ == {}
+    merged, warning = load_dotenv(tmp_path, {})
+    assert warning is not None
+    assert merged == {}
 
 
 # ---- parameters ---------------------------------------------------------------------------
@@ -516,7 +516,7 @@ def test_resolve_timeout_precedence(tmp_path):
 def test_resolve_timeout_errors(tmp_path):
     with pytest.raises(UsageError) as caught:
         resolve_timeout("soon", True, None)
-    assert _specific(caught.value) == 'invalid argument "soon" for "--timeout" flag: time: invalid duration "soon"'
+    assert str(caught.value) == 'usage error: invalid argument "soon" for "--timeout" flag: time: invalid duration "soon"'
     assert exit_code(caught.value) == Exit.USAGE
     for flag_given, cfg_value in ((True, None), (False, "-5s")):
         project = ProjectConfig(path=tmp_path, timeout=cfg_value)

@@ -11,7 +11,11 @@ from urllib.parse import quote
 import pytest
 
 from pgmilib.cli.app import build_parser
-from pgmilib.conn.conninfo import ConnParams, parse_connection_string, pgpass_lookup, resolve
+from pgmilib.cli.deploy import connection_flags
+from pgmilib.conn.conninfo import parse_connection_string
+from pgmilib.conn.params import ConnParams
+from pgmilib.conn.pgpass import pgpass_lookup
+from pgmilib.conn.resolve import resolve
 from pgmilib.errors import ConfigError, Exit, exit_code
 from pgmilib.output import Output, format_error
 
@@ -19,7 +23,7 @@ BASE_ENV = {"HOME": "/nonexistent-home", "USER": "osuser"}
 
 
 def flags(*argv: str):
-    return build_parser().parse_args(["deploy", "proj", *argv])
+    return connection_flags(build_parser().parse_args(["deploy", "proj", *argv]))
 
 
 def res(*argv: str, env: dict | None = None, yaml: dict | None = None) -> ConnParams:

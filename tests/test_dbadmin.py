@@ -14,13 +14,12 @@ from pgmilib.deploy.dbadmin import (
     ForcedApprover,
     InteractiveApprover,
     RefusingApprover,
-    acquire_lock,
     check_overwrite_allowed,
     choose_approver,
     ensure_database,
     overwrite_database,
-    release,
 )
+from pgmilib.deploy.lock import acquire, release
 from pgmilib.errors import (
     ApprovalDenied,
     ConcurrentDeploy,
@@ -387,12 +386,12 @@ def test_second_session_is_refused_naming_the_holder(pg, fresh_db):
     waiter = open_session(pg, fresh_db)
     try:
         other_lock.run("SELECT pg_advisory_lock(42)")  # an unrelated advisory lock: must not be reported
-        acquire_lock(holder, fresh_db, 0, make_out())
+        acquire(holder, 0, make_out())
         holder_pid = holder.run("SELECT pg_backend_pid()")[0][0]
         other_pid = other_lock.run("SELECT pg_backend_pid()")[0][0]
         started = time.monotonic()
         with pytest.raises(ConcurrentDeploy) as caught:
-            acquire_lock(waiter, fresh_db, 0, make_out())
+            acquire(waiter, 0, make_out())
         assert time.monotonic() - started < 1.0
         message = str(caught.value)
         assert message.startswith("concurrent deployment in progress: another pgmi deployment is already running "
@@ -410,8 +409,8 @@ def test_different_databases_do_not_block_each_other(pg, fresh_db):
     first = open_session(pg, fresh_db)
     second = open_session(pg, "postgres")
     try:
-        acquire_lock(first, fresh_db, 0, make_out())
-        acquire_lock(second, "postgres", 0, make_out())
+        acquire(first, 0, make_out())
+        acquire(second, 0, make_out())
     finally:
         release(first)
         release(second)
@@ -420,13 +419,13 @@ def test_different_databases_do_not_block_each_other(pg, fresh_db):
 def test_waiter_gets_the_lock_when_holder_releases(pg, fresh_db):
     holder = open_session(pg, fresh_db)
     waiter = open_session(pg, fresh_db)
-    acquire_lock(holder, fresh_db, 0, make_out())
+    acquire(holder, 0, make_out())
     timer = threading.Timer(0.5, release, args=(holder,))
     timer.start()
     out = make_out()
     try:
         started = time.monotonic()
-        acquire_lock(waiter, fresh_db, 1.5, out)
+        acquire(waiter, 1.5, out)
         assert 0.4 <= time.monotonic() - started < 1.5
         assert "Waiting up to 1.5s" in out.stderr.getvalue()
     finally:
@@ -438,10 +437,10 @@ def test_wait_runs_out(pg, fresh_db):
     holder = open_session(pg, fresh_db)
     waiter = open_session(pg, fresh_db)
     try:
-        acquire_lock(holder, fresh_db, 0, make_out())
+        acquire(holder, 0, make_out())
         started = time.monotonic()
         with pytest.raises(ConcurrentDeploy):
-            acquire_lock(waiter, fresh_db, 0.6, make_out())
+            acquire(waiter, 0.6, make_out())
         assert 0.55 <= time.monotonic() - started < 2.0
     finally:
         release(holder)
@@ -452,7 +451,7 @@ def test_release_after_aborted_transaction(pg, fresh_db):
     import pg8000.exceptions
 
     session = open_session(pg, fresh_db)
-    acquire_lock(session, fresh_db, 0, make_out())
+    acquire(session, 0, make_out())
     session.run("BEGIN")
     with pytest.raises(pg8000.exceptions.DatabaseError):
         session.run("SELECT 1/0")
@@ -462,18 +461,18 @@ def test_release_after_aborted_transaction(pg, fresh_db):
     release(None)
     again = open_session(pg, fresh_db)
     try:
-        acquire_lock(again, fresh_db, 0, make_out())  # immediately, no wait
+        acquire(again, 0, make_out())  # immediately, no wait
     finally:
         release(again)
 
 
 def test_release_idle_session_sends_no_rollback(pg, fresh_db):
     session = open_session(pg, fresh_db)
-    acquire_lock(session, fresh_db, 0, make_out())
+    acquire(session, 0, make_out())
     observer = open_session(pg, fresh_db)
     try:
         release(session)
         assert not any("no transaction" in str(n) for n in session.notices)
-        acquire_lock(observer, fresh_db, 0, make_out())
+        acquire(observer, 0, make_out())
     finally:
         release(observer)

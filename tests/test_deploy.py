@@ -305,17 +305,3 @@ def test_unterminated_constructs_are_execution_errors_that_say_where(tmp_path, r
     result = run_pgmi("deploy", str(make_project(tmp_path / "p", script)), "-d", new_db_name())
     assert result.returncode == 13, result.stderr
     assert f"NOTE: deploy.sql has an {what}" in result.stderr
-
-
-def test_python_api_runs_the_same_command(tmp_path, pg, monkeypatch, capsys):
-    """`deploy.run(argv)` is the CLI's own command function, callable from Python."""
-    from pgmilib.deploy import pipeline as deploy
-
-    for key, value in pg.env().items():
-        monkeypatch.setenv(key, value)
-    db = new_db_name()
-    proj = make_project(tmp_path / "p", "CREATE TABLE api_made(id int);\n")
-    assert deploy.run([str(proj), "-d", db]) == 0
-    assert f"{db}: 0 files loaded" in capsys.readouterr().err
-    assert query(pg, db, "SELECT to_regclass('api_made') IS NOT NULL") == [[True]]
-    assert deploy.run([str(tmp_path / "missing"), "-d", db]) == 10

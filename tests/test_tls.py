@@ -17,7 +17,7 @@ import pytest
 
 from pgmilib.cluster import Cluster
 from pgmilib.conn.connect import LiveConnection, open_connection
-from pgmilib.conn.conninfo import ConnParams
+from pgmilib.conn.params import ConnParams
 from pgmilib.errors import ConfigError, ConnectionFailed, Exit, exit_code
 from pgmilib.output import format_error
 

@@ -22,7 +22,6 @@ from pgmilib import BUILD_COMMIT, BUILD_DATE, SUPPORTED_COMPAT, __version__
 from pgmilib.errors import Exit, PgmiError, UsageError, exit_code
 from pgmilib.output import Output, is_interactive
 
-SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 REPOSITORY = "https://github.com/vvka-141/pgmi"
 
 
@@ -86,47 +85,6 @@ def _not_yet(feature: str) -> Callable[[argparse.Namespace, Output], int]:
 # ---------------------------------------------------------------------------------------
 
 
-def _deploy_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("project_path", nargs="?", help="project directory (contains deploy.sql)")
-    c = p.add_argument_group("connection")
-    c.add_argument("--connection", default="", help="connection string, URI or key=value "
-                   "(default: $PGMI_CONNECTION_STRING, then $DATABASE_URL)")
-    c.add_argument("-h", "--host", default="", help="server host or socket directory ($PGHOST, pgmi.yaml, localhost)")
-    c.add_argument("-p", "--port", type=int, default=0, help="server port ($PGPORT, pgmi.yaml, 5432)")
-    c.add_argument("-U", "--username", default="", help="user name ($PGUSER, pgmi.yaml, OS user)")
-    c.add_argument("-d", "--database", default="", help="target database (created if missing)")
-    c.add_argument("--sslmode", default="", help="disable|allow|prefer|require|verify-ca|verify-full ($PGSSLMODE, prefer)")
-    c.add_argument("--sslcert", default="", help="client certificate file ($PGSSLCERT)")
-    c.add_argument("--sslkey", default="", help="client private key file ($PGSSLKEY)")
-    c.add_argument("--sslrootcert", default="", help="CA certificate file ($PGSSLROOTCERT)")
-    a = p.add_argument_group("cloud authentication")
-    a.add_argument("--azure", action="store_true", help="use an Azure Entra ID token as the password")
-    a.add_argument("--azure-tenant-id", default="", help="Azure tenant ($AZURE_TENANT_ID)")
-    a.add_argument("--azure-client-id", default="", help="Azure client / managed identity ($AZURE_CLIENT_ID)")
-    a.add_argument("--aws", action="store_true", help="use an AWS RDS IAM token as the password")
-    a.add_argument("--aws-region", default="", help="AWS region ($AWS_REGION, $AWS_DEFAULT_REGION)")
-    a.add_argument("--google", action="store_true", help="use Google Cloud SQL IAM authentication")
-    a.add_argument("--google-instance", default="", help="Cloud SQL instance project:region:instance")
-    d = p.add_argument_group("deployment")
-    d.add_argument("--overwrite", action="store_true", help="drop and recreate the target database first")
-    d.add_argument("--force", action="store_true", help="never wait for a confirmation prompt")
-    d.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                   help="deployment parameter (repeatable; beats --params-file, which beats pgmi.yaml)")
-    d.add_argument("--params-file", action="append", default=[], metavar="FILE",
-                   help=".env-style parameter file (repeatable; later files win)")
-    d.add_argument("--timeout", default=None, metavar="DURATION",
-                   help="deadline for the whole deployment, e.g. 30s, 5m, 1h30m; 0 = none (default 3m)")
-    d.add_argument("--lock-wait", default="0", metavar="DURATION",
-                   help="wait this long for another deploy's lock instead of failing at once (default 0)")
-    d.add_argument("--compat", default="", help="session API version (default: latest, 1)")
-    d.add_argument("--ephemeral", action="store_true",
-                   help="deploy into a throwaway local PostgreSQL, removed at exit")
-    d.add_argument("--keep", action="store_true", help="with --ephemeral: leave the server running and print its DSN")
-    d.add_argument("--test-report", action="append", default=[], metavar="FORMAT:PATH",
-                   help="write test results as junit, tap or json (repeatable)")
-    d.add_argument("--json", action="store_true", help="print a machine-readable result on stdout")
-
-
 def build_parser() -> argparse.ArgumentParser:
     root = _Parser(prog="pgmi", description="PostgreSQL-native deployment driver: your deploy.sql is in control.")
     root.add_argument("--version", action="store_true", help="print version information and exit")
@@ -141,8 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func, _parser=p)
         return p
 
-    deploy = add("deploy", _lazy("deploy.pipeline:cmd_deploy"), "run deploy.sql of a project against a database")
-    _deploy_flags(deploy)
+    from pgmilib.cli import deploy as deploy_cli
+
+    deploy_cli.add_arguments(add("deploy", _lazy("cli.deploy:cmd_deploy"), "run deploy.sql of a project against a database"))
 
     init = add("init", _not_yet("init"), "scaffold a new project from a template")
     init.add_argument("target_path", nargs="?", default=".")
@@ -226,8 +185,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PgmiError as error:
         out.error(error)
         return exit_code(error)
-    except Exception as error:  # noqa: BLE001 -- a bug: say so, with the traceback, exit 3
-        import traceback
-
-        out.stderr.write(f"panic: {error}\n" + "".join(traceback.format_exception(error)))
+    except Exception as error:  # noqa: BLE001 -- a bug: say so, with the (redacted) traceback, exit 3
+        _panic(out, error)
         return Exit.PANIC
+
+
+def _panic(out: Output, error: BaseException) -> None:
+    """A bug: one line, the traceback for the report, both redacted (a secret can be in a frame's text)."""
+    import traceback
+
+    from pgmilib.redact import redact
+
+    out.stderr.write(redact(f"panic: {error}\n" + "".join(traceback.format_exception(error))))
+    out.stderr.write("pgmi: this is a bug (exit 3); please report it with the lines above\n")
+    out.stderr.flush()

@@ -42,7 +42,7 @@ def detect_template(root: str) -> str:
 
 def config_status(root: str) -> str:
     """`ok`, `absent`, or `error: <message>` for the project's pgmi.yaml."""
-    from pgmilib.config.settings import load_project_config
+    from pgmilib.config import load_project_config
 
     try:
         return "absent" if load_project_config(root) is None else "ok"

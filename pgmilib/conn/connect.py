@@ -16,20 +16,18 @@ import os
 import random
 import socket
 import ssl
-import struct
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import pg8000.native
-
 from pgmilib.conn.auth import provider_for
-from pgmilib.conn.conninfo import ConnParams
-from pgmilib.errors import ConfigError, ConnectionFailed, Marker, PgDiagnostics, PgmiError, go_quote
+from pgmilib.conn.params import ConnParams
+from pgmilib.conn.tls import build_ssl_context
+from pgmilib.conn.wire import LiveConnection
+from pgmilib.errors import ConnectionFailed, Marker, PgDiagnostics, PgmiError, go_quote
 from pgmilib.redact import redact
 
 MAX_RETRIES = 3  # so at most 4 attempts
-CANCEL_REQUEST_CODE = 80877102
 # Extra string parameters that are client-side settings of libpq/pgx, not server GUCs:
 # never sent as startup parameters.
 CLIENT_ONLY_KEYS = frozenset({
@@ -66,150 +64,6 @@ class Deadline:
         if left is None:
             return seconds
         return left if seconds is None else min(seconds, left)
-
-
-# ---------------------------------------------------------------------------------------
-# The connection class
-# ---------------------------------------------------------------------------------------
-
-
-class LiveConnection(pg8000.native.Connection):
-    """pg8000's native connection plus streamed notices, CancelRequest and transaction status.
-
-    Relies on two private pg8000 details (pinned version, covered by tests): handler
-    methods are looked up per message in `message_types`, and `_backend_key_data` holds
-    the BackendKeyData payload.
-    """
-
-    def __init__(self, *args: Any, on_notice: Callable[[PgDiagnostics], None] | None = None,
-                 **kwargs: Any) -> None:
-        self.on_notice = on_notice
-        self.notice_errors = 0  # notices whose callback raised (the message loop must go on)
-        self._tx_status = "I"
-        self._cancel_target: str | tuple[str, int] = kwargs.get("unix_sock") or (
-            kwargs.get("host", "localhost"), int(kwargs.get("port", 5432)))
-        super().__init__(*args, **kwargs)
-
-    def handle_NOTICE_RESPONSE(self, data: bytes, context: Any) -> None:
-        super().handle_NOTICE_RESPONSE(data, context)
-        if self.on_notice is not None:
-            encoding = getattr(self, "_client_encoding", "utf8")
-            fields = {part[:1].decode("ascii", "replace"): part[1:].decode(encoding, "replace")
-                      for part in data.split(b"\x00") if part}
-            try:
-                self.on_notice(PgDiagnostics.from_fields(fields))
-            except Exception:  # noqa: BLE001 -- a failing display must not desync the protocol loop
-                self.notice_errors += 1
-
-    def handle_AUTHENTICATION_REQUEST(self, data: bytes, context: Any) -> None:
-        # pg8000 crashes with AttributeError on SCRAM (code 10) without a password; say it plainly.
-        if self.password is None and struct.unpack("!i", data[:4])[0] in (3, 5, 10):
-            import pg8000.exceptions
-
-            raise pg8000.exceptions.InterfaceError("server requesting password authentication, "
-                                                   "but no password was provided")
-        super().handle_AUTHENTICATION_REQUEST(data, context)
-
-    def handle_READY_FOR_QUERY(self, data: bytes, context: Any) -> None:
-        super().handle_READY_FOR_QUERY(data, context)
-        self._tx_status = data[:1].decode("ascii", "replace") or "I"
-
-    @property
-    def transaction_status(self) -> str:
-        """'I' idle, 'T' inside a transaction block, 'E' inside a failed transaction."""
-        return self._tx_status
-
-    @property
-    def backend_pid(self) -> int | None:
-        key = self._backend_key_data
-        return struct.unpack("!i", key[:4])[0] if key else None
-
-    def cancel(self) -> None:
-        """Ask the server to cancel the running statement (CancelRequest on a new socket).
-
-        Safe to call from another thread; errors are swallowed because cancelling is best
-        effort (the caller closes the session socket afterwards anyway).
-        """
-        key = self._backend_key_data
-        if not key:
-            return
-        packet = struct.pack("!ii", 16, CANCEL_REQUEST_CODE) + bytes(key[:8])
-        target = self._cancel_target
-        try:
-            if isinstance(target, str):
-                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                sock.settimeout(5)
-                sock.connect(target)
-            else:
-                sock = socket.create_connection(target, timeout=5)
-            with sock:
-                sock.sendall(packet)
-                try:  # the server closes the socket once it has read the request
-                    sock.recv(1)
-                except OSError:
-                    pass
-        except OSError:
-            pass
-
-
-# ---------------------------------------------------------------------------------------
-# TLS
-# ---------------------------------------------------------------------------------------
-
-
-def _readable(path: str, what: str) -> str:
-    path = os.path.expanduser(path)
-    try:
-        with open(path, "rb"):
-            pass
-    except OSError as error:
-        raise ConfigError(f"cannot read {what} file {go_quote(path)}: {error.strerror or error}") from None
-    return path
-
-
-def build_ssl_context(params: ConnParams, host: str) -> ssl.SSLContext | bool:
-    """The SSLContext for a TLS attempt under params.sslmode, or False for no TLS.
-
-    allow/prefer/require (without a root cert) encrypt without verifying the server, as
-    libpq does; require *with* sslrootcert means verify-ca; verify-full also checks the
-    host name against the certificate's SAN (CN ignored, like the original). The attempt
-    order for allow/prefer is decided by `open_connection`. File problems are ConfigError.
-    Unix-domain sockets never use TLS, whatever the sslmode (libpq does the same: the
-    socket is local and protected by file permissions).
-    """
-    mode = params.sslmode or "prefer"
-    if mode == "disable" or host.startswith("/"):
-        return False
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    verify = mode in ("verify-ca", "verify-full") or (mode == "require" and bool(params.sslrootcert))
-    if not verify:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    else:
-        ctx.check_hostname = mode == "verify-full"
-        ctx.verify_mode = ssl.CERT_REQUIRED
-        if mode == "verify-full":
-            ctx.hostname_checks_common_name = False
-        if params.sslrootcert and params.sslrootcert != "system":
-            path = _readable(params.sslrootcert, "sslrootcert")
-            try:
-                ctx.load_verify_locations(cafile=path)
-            except (ssl.SSLError, ValueError) as error:
-                raise ConfigError(f"invalid sslrootcert file {go_quote(path)}: {error}") from None
-        else:
-            ctx.load_default_certs()
-    if params.sslcert or params.sslkey:
-        if not (params.sslcert and params.sslkey):
-            raise ConfigError('both "sslcert" and "sslkey" are required for a client certificate')
-        cert = _readable(params.sslcert, "sslcert")
-        key = _readable(params.sslkey, "sslkey")
-        passphrase = params.sslpassword or ""
-        try:  # a password callable: never let OpenSSL prompt on the terminal
-            ctx.load_cert_chain(cert, key, password=lambda: passphrase)
-        except (ssl.SSLError, ValueError) as error:
-            raise ConfigError(f"cannot load client certificate {go_quote(cert)} with key {go_quote(key)}: "
-                              f"{redact(str(error))} (wrong sslpassword, or not a PEM certificate/key?)") from None
-    return ctx
 
 
 def _attempt_plan(params: ConnParams, ctx: ssl.SSLContext | bool) -> list[ssl.SSLContext | bool]:
@@ -478,6 +332,6 @@ def _connect_once(params: ConnParams, db: str, provider: Any, plan: list, deadli
             if index == len(plan) - 1 or not _fallback_allowed(exc, ssl_context is not False):
                 raise
             continue
-        conn._usock.settimeout(None)  # pg8000 would keep the connect timeout for every query
+        conn.clear_socket_timeout()
         return conn
     raise AssertionError("empty attempt plan")

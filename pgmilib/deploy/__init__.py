@@ -1,0 +1,16 @@
+"""Deployments: `deploy(DeployRequest, Output) -> DeployResult` is the one entry point.
+
+The CLI (`pgmi deploy`), the MCP server's `deploy` tool, fleet deploys and the tests all
+call it; see docs/ARCHITECTURE.md. Modules: `request` (the typed boundary), `pipeline`
+(the steps), `watchdog` (deadline and cancellation), `dbadmin` (create/overwrite), `lock`
+(the deploy lock), `session` (the session API and file load), `execute` (running
+deploy.sql and locating errors), `testing` and `reports` (CALL pgmi_test and its reports),
+`ephemeral` (--ephemeral).
+"""
+
+from pgmilib.conn.resolve import ConnectionFlags
+from pgmilib.deploy.pipeline import deploy
+from pgmilib.deploy.request import DeployRequest, DeployResult
+from pgmilib.deploy.watchdog import Cancellation
+
+__all__ = ["Cancellation", "ConnectionFlags", "DeployRequest", "DeployResult", "deploy"]

@@ -1,4 +1,4 @@
-"""Target-database lifecycle (create / overwrite) and the per-database deploy lock.
+"""Target-database lifecycle: create it when missing, or overwrite it (drop and re-create).
 
 Creation is lazy and cheap: the target is probed with a normal connection first, and the
 maintenance database is touched only when the probe says the database does not exist
@@ -9,8 +9,6 @@ maintenance and template databases), an approver chosen from --force and the ter
 (cli.md §6), and a faithful re-creation of what the database was: encoding and locale,
 owner, connection limit, database-level settings and comment.
 
-The deploy lock is a session advisory lock keyed by the database name, so two deploys
-into one database never interleave while different databases never block each other.
 This module receives a `connect` callable instead of importing the connection layer;
 that keeps it testable against any server and free of connection policy.
 """
@@ -21,10 +19,9 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from contextlib import suppress
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
-from pgmilib.config.settings import format_duration
+from pgmilib.deploy.lock import close_quietly
 from pgmilib.errors import (
     ApprovalDenied,
     ConcurrentDeploy,
@@ -46,8 +43,6 @@ if TYPE_CHECKING:
 Connector = Callable[[str], "pg8000.native.Connection"]
 
 _RACE_STATES = ("42P04", "23505")  # duplicate_database / unique_violation on pg_database
-_LOCK_SQL = "SELECT pg_try_advisory_lock(hashtextextended('pgmi.deploy.' || current_database(), 0))"
-_RELEASE_BUDGET = 5.0
 _COUNTDOWN = 5
 #: Columns of sql/database_settings.sql, in order.
 SETTINGS_COLUMNS = ("encoding", "collate", "ctype", "owner", "connection_limit", "settings", "comment",
@@ -104,7 +99,7 @@ def ensure_database(connect: Connector, target: str, maintenance: str, out: Outp
         _create(admin, target, out)
         return True
     finally:
-        _close(admin)
+        close_quietly(admin)
 
 
 def open_target(connect: Connector, target: str, maintenance: str, out: Output) -> Any:
@@ -190,7 +185,7 @@ def overwrite_database(connect: Connector, target: str, maintenance: str, approv
             admin.run(f"COMMENT ON DATABASE {quote_ident(target)} IS {quote_literal(settings['comment'])}")
         out.info(f"Recreated database {go_quote(target)}")
     finally:
-        _close(admin)
+        close_quietly(admin)
 
 
 def capture_settings(admin: Any, target: str) -> dict[str, Any] | None:
@@ -382,92 +377,3 @@ def choose_approver(force: bool, interactive: bool, out: Output, stdin: TextIO |
     if not interactive:
         return RefusingApprover()
     return InteractiveApprover(out, stdin)
-
-
-# ---- deploy lock ---------------------------------------------------------------------------
-
-
-def acquire_lock(conn: Any, database: str, wait_seconds: float, out: Output) -> None:
-    """Take the session advisory lock of this database, waiting up to `wait_seconds`.
-
-    Polling (not pg_advisory_lock) keeps the wait bounded and interruptible. When the
-    lock stays busy, the error names the session holding it.
-    """
-    if conn.run(_LOCK_SQL)[0][0]:
-        return
-    if wait_seconds > 0:
-        out.info(f"Waiting up to {format_duration(wait_seconds)} for another deployment of {go_quote(database)}")
-        deadline = time.monotonic() + wait_seconds
-        interval = 0.2
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            time.sleep(min(interval, remaining))
-            interval = min(interval * 1.25, 2.0)
-            if conn.run(_LOCK_SQL)[0][0]:
-                out.verbose(f"Acquired the deploy lock of {go_quote(database)}")
-                return
-    holders = _lock_holders(conn)
-    message = f"concurrent deployment in progress: another pgmi deployment is already running against {go_quote(database)}"
-    if holders:
-        message += " (held by " + "; ".join(_describe(h) for h in holders) + ")"
-    raise ConcurrentDeploy(message, details={"lockHolders": holders} if holders else None)
-
-
-def _lock_holders(conn: Any) -> list[dict[str, Any]]:
-    try:
-        rows = conn.run(read_sql("lock_holder.sql"))
-    except Exception:  # noqa: BLE001 -- the report is a courtesy; never let it hide the real error
-        return []
-    keys = ("pid", "applicationName", "client", "user", "since", "heldSeconds")
-    return [dict(zip(keys, row)) for row in rows]
-
-
-def _describe(holder: dict[str, Any]) -> str:
-    parts = [f"pid {holder['pid']}"]
-    if holder.get("applicationName"):
-        parts.append(f"application {go_quote(holder['applicationName'])}")
-    if holder.get("user"):
-        parts.append(f"user {go_quote(holder['user'])}")
-    if holder.get("client"):
-        parts.append(f"client {holder['client']}")
-    if holder.get("since"):
-        held = holder.get("heldSeconds")
-        parts.append(f"connected since {holder['since']}"
-                     + (f", {format_duration(round(held))} ago" if held is not None else ""))
-    return ", ".join(parts)
-
-
-def release(conn: Any) -> None:
-    """End a session cleanly within 5 s, whatever state it is in; never raises.
-
-    ROLLBACK only when a transaction is open (a bare ROLLBACK on an idle session emits a
-    warning the user would see), then drop every advisory lock explicitly -- the server
-    frees session locks only once it has processed the disconnect, and an immediate
-    redeploy must not be refused as concurrent -- then close.
-    """
-    if conn is None:
-        return
-    deadline = time.monotonic() + _RELEASE_BUDGET
-    try:
-        with suppress(Exception):
-            _budget(conn, deadline)
-            if getattr(conn, "_transaction_status", b"I") not in (b"I", None):
-                conn.run("ROLLBACK")
-            _budget(conn, deadline)
-            conn.run("SELECT pg_advisory_unlock_all()")
-    finally:
-        _close(conn)
-
-
-def _budget(conn: Any, deadline: float) -> None:
-    """Cap the socket's blocking time at what is left of the cleanup budget."""
-    sock = getattr(conn, "_usock", None)
-    if sock is not None:
-        sock.settimeout(max(0.05, deadline - time.monotonic()))
-
-
-def _close(conn: Any) -> None:
-    with suppress(Exception):
-        conn.close()

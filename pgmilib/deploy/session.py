@@ -230,6 +230,14 @@ def load_parameters(conn: Any, params: Mapping[str, str]) -> int:
     return len(lines)
 
 
+def check_server_version(conn: Any) -> None:
+    """pgmi needs PostgreSQL 11+ (hashtextextended, procedures); ConfigError (10) otherwise."""
+    number, text = _call(lambda: conn.run(
+        "SELECT current_setting('server_version_num')::int, current_setting('server_version')"), PREFIX)[0]
+    if number < 110000:
+        raise ConfigError(f"this server reports PostgreSQL {text}, and pgmi requires 11 or newer")
+
+
 # ---- plumbing ------------------------------------------------------------------------------
 
 def _match_client_encoding(conn: Any) -> Callable[[], None]:

@@ -14,7 +14,7 @@ from pgmilib.conn.auth.password import PasswordAuth
 from pgmilib.errors import Marker, PgmiError
 
 if TYPE_CHECKING:
-    from pgmilib.conn.conninfo import ConnParams
+    from pgmilib.conn.params import ConnParams
 
 PROVIDERS: dict[str, type[AuthProvider]] = {
     cls.name: cls for cls in (PasswordAuth, AzureAuth, AwsIamAuth, GoogleAuth)
@@ -37,7 +37,7 @@ def password_for(params: ConnParams, database: str | None = None, environ: Mappi
     db = params.database if database is None else database
     secret = provider.password(params, db)
     if secret is None and provider.needs_pgpass:
-        from pgmilib.conn.conninfo import pgpass_lookup
+        from pgmilib.conn.pgpass import pgpass_lookup
 
         secret = pgpass_lookup(params.host, params.port, db, params.user, provider.environ, out)
     return secret

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
-    from pgmilib.conn.conninfo import ConnParams
+    from pgmilib.conn.params import ConnParams
 
 
 class AuthProvider:

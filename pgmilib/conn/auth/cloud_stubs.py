@@ -8,7 +8,7 @@ from pgmilib.conn.auth.base import AuthProvider
 from pgmilib.errors import Marker, PgmiError
 
 if TYPE_CHECKING:
-    from pgmilib.conn.conninfo import ConnParams
+    from pgmilib.conn.params import ConnParams
 
 
 class _NotYet(AuthProvider):

@@ -8,7 +8,7 @@ from pgmilib.conn.auth.base import AuthProvider
 from pgmilib.redact import register_secret
 
 if TYPE_CHECKING:
-    from pgmilib.conn.conninfo import ConnParams
+    from pgmilib.conn.params import ConnParams
 
 
 class PasswordAuth(AuthProvider):

@@ -1,0 +1,161 @@
+"""`pgmi deploy`: flags -> DeployRequest -> deploy() -> summary line / --json envelope / exit code.
+
+This module is only translation. The deployment itself is `pgmilib.deploy.deploy()`,
+which the MCP server, fleet deploys and the tests call in the same way. What is
+process-wide lives here and nowhere else: SIGINT/SIGTERM handlers (turned into a
+`Cancellation` of the run), reading `os.environ`, and asking whether we are on a terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import threading
+from typing import Any, Self
+
+from pgmilib.errors import PgmiError, UsageError, exit_code
+from pgmilib.output import Output, is_interactive
+
+_MISSING_PATH = (
+    "missing required argument: <project_path>\n\nUsage: pgmi deploy <project_path> [flags]\n\n"
+    "Example:\n  pgmi deploy . -d mydb"
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags of `pgmi deploy` (cli.md §5)."""
+    from pgmilib.conn.params import SSLMODES
+
+    p.add_argument("project_path", nargs="?", help="project directory (contains deploy.sql)")
+    c = p.add_argument_group("connection")
+    c.add_argument("--connection", default="", help="connection string, URI or key=value "
+                   "(default: $PGMI_CONNECTION_STRING, then $DATABASE_URL)")
+    c.add_argument("-h", "--host", default="", help="server host or socket directory ($PGHOST, pgmi.yaml, localhost)")
+    c.add_argument("-p", "--port", type=int, default=0, help="server port ($PGPORT, pgmi.yaml, 5432)")
+    c.add_argument("-U", "--username", default="", help="user name ($PGUSER, pgmi.yaml, OS user)")
+    c.add_argument("-d", "--database", default="", help="target database (created if missing)")
+    c.add_argument("--sslmode", default="", help=f"{'|'.join(SSLMODES)} ($PGSSLMODE, prefer)")
+    c.add_argument("--sslcert", default="", help="client certificate file ($PGSSLCERT)")
+    c.add_argument("--sslkey", default="", help="client private key file ($PGSSLKEY)")
+    c.add_argument("--sslrootcert", default="", help="CA certificate file ($PGSSLROOTCERT)")
+    a = p.add_argument_group("cloud authentication")
+    a.add_argument("--azure", action="store_true", help="use an Azure Entra ID token as the password")
+    a.add_argument("--azure-tenant-id", default="", help="Azure tenant ($AZURE_TENANT_ID)")
+    a.add_argument("--azure-client-id", default="", help="Azure client / managed identity ($AZURE_CLIENT_ID)")
+    a.add_argument("--aws", action="store_true", help="use an AWS RDS IAM token as the password")
+    a.add_argument("--aws-region", default="", help="AWS region ($AWS_REGION, $AWS_DEFAULT_REGION)")
+    a.add_argument("--google", action="store_true", help="use Google Cloud SQL IAM authentication")
+    a.add_argument("--google-instance", default="", help="Cloud SQL instance project:region:instance")
+    d = p.add_argument_group("deployment")
+    d.add_argument("--overwrite", action="store_true", help="drop and recreate the target database first")
+    d.add_argument("--force", action="store_true", help="never wait for a confirmation prompt")
+    d.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="deployment parameter (repeatable; beats --params-file, which beats pgmi.yaml)")
+    d.add_argument("--params-file", action="append", default=[], metavar="FILE",
+                   help=".env-style parameter file (repeatable; later files win)")
+    d.add_argument("--timeout", default=None, metavar="DURATION",
+                   help="deadline for the whole deployment, e.g. 30s, 5m, 1h30m; 0 = none (default 3m)")
+    d.add_argument("--lock-wait", default="0", metavar="DURATION",
+                   help="wait this long for another deploy's lock instead of failing at once (default 0)")
+    d.add_argument("--compat", default="", help="session API version (default: latest, 1)")
+    d.add_argument("--ephemeral", action="store_true",
+                   help="deploy into a throwaway local PostgreSQL, removed at exit")
+    d.add_argument("--keep", action="store_true", help="with --ephemeral: leave the server running and print its DSN")
+    d.add_argument("--test-report", action="append", default=[], metavar="FORMAT:PATH",
+                   help="write test results as junit, tap or json (repeatable)")
+    d.add_argument("--json", action="store_true", help="print a machine-readable result on stdout")
+
+
+def connection_flags(args: argparse.Namespace) -> Any:
+    """The connection flags of a parsed `pgmi deploy` command line, typed."""
+    from pgmilib.conn.resolve import ConnectionFlags
+
+    return ConnectionFlags(
+        connection=args.connection, host=args.host, port=args.port or 0, username=args.username,
+        database=args.database, sslmode=args.sslmode, sslcert=args.sslcert, sslkey=args.sslkey,
+        sslrootcert=args.sslrootcert, azure=args.azure, azure_tenant_id=args.azure_tenant_id,
+        azure_client_id=args.azure_client_id, aws=args.aws, aws_region=args.aws_region, google=args.google,
+        google_instance=args.google_instance,
+    )
+
+
+def request_from_args(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Any:
+    """A parsed `pgmi deploy` command line as a DeployRequest (raises for a malformed --param)."""
+    from pgmilib.config import parse_param
+    from pgmilib.deploy import DeployRequest
+
+    if not args.project_path:
+        raise UsageError(_MISSING_PATH)
+    return DeployRequest(
+        project_path=args.project_path,
+        connection=connection_flags(args),
+        environ=dict(os.environ) if environ is None else environ,
+        params=dict(parse_param(p) for p in args.param),
+        params_files=tuple(args.params_file),
+        timeout=args.timeout,
+        lock_wait=args.lock_wait,
+        overwrite=args.overwrite,
+        force=args.force,
+        interactive=is_interactive(),
+        compat=args.compat,
+        ephemeral=args.ephemeral,
+        keep=args.keep,
+        test_reports=tuple(args.test_report),
+        verbose=bool(getattr(args, "verbose", False)),
+    )
+
+
+def cmd_deploy(args: argparse.Namespace, out: Output) -> int:
+    """`pgmi deploy <project_path>`: run the deployment, print the summary or envelope, return the exit code."""
+    from pgmilib.deploy import Cancellation, DeployResult, deploy
+
+    if not args.project_path:
+        raise UsageError(_MISSING_PATH)
+    try:
+        request = request_from_args(args)
+    except PgmiError as error:  # a malformed --param: reported like every other config error
+        result = DeployResult(error=error, exit_code=exit_code(error))
+        from pgmilib.deploy.pipeline import describe
+
+        describe(result)
+    else:
+        cancel = Cancellation()
+        with _Signals(cancel, out):
+            result = deploy(request, out, cancel=cancel)
+    if args.json:
+        out.envelope(result.envelope)
+    elif result.summary:
+        out.summary(result.ok, result.summary)
+    if result.error is not None:
+        out.error_text(result.error_text)
+    return int(result.exit_code)
+
+
+class _Signals:
+    """SIGINT/SIGTERM during the run: say so once and cancel the run (exit 130)."""
+
+    def __init__(self, cancel: Any, out: Output) -> None:
+        self.cancel = cancel
+        self.out = out
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> Self:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        first = not self.cancel.requested
+        if first:
+            self.out.info("pgmi: interrupted, cancelling deployment...")
+        in_flight = self.cancel.cancel()
+        if not in_flight and first:
+            from pgmilib.errors import Interrupted
+
+            raise Interrupted("interrupted")  # nothing in flight to cancel: stop right here
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,97 @@
+"""ConnParams: everything needed to open one connection, and the value rules shared by every source.
+
+The port range, the connect_timeout grammar and the sslmode list are defined here once;
+connection strings, the PG* environment, pgmi.yaml and the flags all check through them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from pgmilib.errors import ConfigError, go_quote
+
+SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+AUTH_METHODS = ("azure", "aws", "google")
+DEFAULT_PORT = 5432
+DEFAULT_APP_NAME = "pgmi"
+
+
+@dataclass
+class ConnParams:
+    """Everything needed to open a connection. Secrets never show in repr()."""
+
+    host: str = "localhost"
+    port: int = DEFAULT_PORT
+    user: str = ""
+    password: str | None = None
+    database: str = ""  # the target database ('' if none was named)
+    maintenance_database: str = "postgres"
+    sslmode: str = ""  # '' = not given (resolve() turns it into 'prefer')
+    sslcert: str = ""
+    sslkey: str = ""
+    sslrootcert: str = ""
+    sslpassword: str | None = None
+    connect_timeout: float | None = None
+    application_name: str = ""
+    options: dict[str, str] = field(default_factory=dict)  # extra parameters (startup params)
+    auth_method: str = "password"
+    azure_tenant_id: str = ""
+    azure_client_id: str = ""
+    aws_region: str = ""
+    google_instance: str = ""
+    source: str = ""
+    # Names of the fields a parsed string set explicitly (the rest are defaults); precedence
+    # rules need to tell "the string said postgres" from "the string named no database".
+    given: set[str] = field(default_factory=set, repr=False, compare=False)
+
+    def __repr__(self) -> str:
+        parts = []
+        for f in fields(self):
+            if not f.repr:
+                continue
+            value = getattr(self, f.name)
+            if f.name in ("password", "sslpassword"):
+                shown = "[redacted]" if value else "unset"
+                parts.append(f"{f.name}={shown}")
+            else:
+                parts.append(f"{f.name}={value!r}")
+        return f"ConnParams({', '.join(parts)})"
+
+    __str__ = __repr__
+
+    @property
+    def is_unix_socket(self) -> bool:
+        return self.host.startswith("/")
+
+
+
+def parse_port(value: Any, prefix: str) -> int:
+    """An integer 1..65535, else ConfigError `<prefix> "<value>" (must be 1..65535)`."""
+    text = str(value).strip()
+    try:
+        if not text.isascii():  # int() would also take non-ASCII digits
+            raise ValueError(text)
+        port = int(text)
+    except ValueError:
+        raise ConfigError(f"{prefix} {go_quote(text)}: not an integer") from None
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"{prefix} {go_quote(text)}: must be between 1 and 65535")
+    return port
+
+
+def parse_timeout(value: str, message: str) -> float | None:
+    """Non-negative integer seconds; 0 means no per-attempt limit (None)."""
+    text = value.strip()
+    if not (text.isascii() and text.isdigit()):  # int() would accept '٣' and '²'-free Unicode digits
+        raise ConfigError(f"{message}: must be a non-negative integer (seconds)")
+    seconds = int(text)
+    return float(seconds) if seconds > 0 else None
+
+
+
+def check_sslmode(value: str, origin: str) -> str:
+    """`value` if it is one of SSLMODES (or empty); ConfigError naming `origin` otherwise."""
+    if value and value not in SSLMODES:
+        raise ConfigError(f"invalid {origin} {go_quote(value)} (valid: {', '.join(SSLMODES)})")
+    return value

@@ -1,0 +1,117 @@
+"""The pg8000 connection as pgmi uses it: the ONE module that touches pg8000's private parts.
+
+pg8000's native `Connection` is extended with streamed notices, transaction status, a real
+CancelRequest, and socket control (clearing the connect timeout, shutting the socket down
+when a cancel is not answered). These rely on private details of the pinned pg8000 version
+(handler methods looked up per message in `message_types`, `_backend_key_data`, `_usock`,
+`_client_encoding`); keeping them here means an upgrade is checked in one file.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from collections.abc import Callable
+from typing import Any
+
+import pg8000.native
+
+from pgmilib.errors import PgDiagnostics
+
+CANCEL_REQUEST_CODE = 80877102
+
+
+
+
+class LiveConnection(pg8000.native.Connection):
+    """pg8000's native connection plus streamed notices, CancelRequest and transaction status.
+
+    Relies on two private pg8000 details (pinned version, covered by tests): handler
+    methods are looked up per message in `message_types`, and `_backend_key_data` holds
+    the BackendKeyData payload.
+    """
+
+    def __init__(self, *args: Any, on_notice: Callable[[PgDiagnostics], None] | None = None,
+                 **kwargs: Any) -> None:
+        self.on_notice = on_notice
+        self.notice_errors = 0  # notices whose callback raised (the message loop must go on)
+        self._tx_status = "I"
+        self._cancel_target: str | tuple[str, int] = kwargs.get("unix_sock") or (
+            kwargs.get("host", "localhost"), int(kwargs.get("port", 5432)))
+        super().__init__(*args, **kwargs)
+
+    def handle_NOTICE_RESPONSE(self, data: bytes, context: Any) -> None:
+        super().handle_NOTICE_RESPONSE(data, context)
+        if self.on_notice is not None:
+            encoding = getattr(self, "_client_encoding", "utf8")
+            fields = {part[:1].decode("ascii", "replace"): part[1:].decode(encoding, "replace")
+                      for part in data.split(b"\x00") if part}
+            try:
+                self.on_notice(PgDiagnostics.from_fields(fields))
+            except Exception:  # noqa: BLE001 -- a failing display must not desync the protocol loop
+                self.notice_errors += 1
+
+    def handle_AUTHENTICATION_REQUEST(self, data: bytes, context: Any) -> None:
+        # pg8000 crashes with AttributeError on SCRAM (code 10) without a password; say it plainly.
+        if self.password is None and struct.unpack("!i", data[:4])[0] in (3, 5, 10):
+            import pg8000.exceptions
+
+            raise pg8000.exceptions.InterfaceError("server requesting password authentication, "
+                                                   "but no password was provided")
+        super().handle_AUTHENTICATION_REQUEST(data, context)
+
+    def handle_READY_FOR_QUERY(self, data: bytes, context: Any) -> None:
+        super().handle_READY_FOR_QUERY(data, context)
+        self._tx_status = data[:1].decode("ascii", "replace") or "I"
+
+    @property
+    def transaction_status(self) -> str:
+        """'I' idle, 'T' inside a transaction block, 'E' inside a failed transaction."""
+        return self._tx_status
+
+    @property
+    def backend_pid(self) -> int | None:
+        key = self._backend_key_data
+        return struct.unpack("!i", key[:4])[0] if key else None
+
+    def cancel(self) -> None:
+        """Ask the server to cancel the running statement (CancelRequest on a new socket).
+
+        Safe to call from another thread; errors are swallowed because cancelling is best
+        effort (the caller closes the session socket afterwards anyway).
+        """
+        key = self._backend_key_data
+        if not key:
+            return
+        packet = struct.pack("!ii", 16, CANCEL_REQUEST_CODE) + bytes(key[:8])
+        target = self._cancel_target
+        try:
+            if isinstance(target, str):
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.settimeout(5)
+                sock.connect(target)
+            else:
+                sock = socket.create_connection(target, timeout=5)
+            with sock:
+                sock.sendall(packet)
+                try:  # the server closes the socket once it has read the request
+                    sock.recv(1)
+                except OSError:
+                    pass
+        except OSError:
+            pass
+
+    def clear_socket_timeout(self) -> None:
+        """Drop the connect timeout pg8000 leaves on the socket (it would apply to every query)."""
+        self._usock.settimeout(None)
+
+    def set_socket_timeout(self, seconds: float | None) -> None:
+        """Bound every blocking read/write from now on (clean-up budgets)."""
+        self._usock.settimeout(seconds)
+
+    def shutdown_socket(self) -> None:
+        """Shut the socket down from another thread: a blocked read returns at once."""
+        try:
+            self._usock.shutdown(socket.SHUT_RDWR)
+        except (OSError, AttributeError):
+            pass

@@ -1,0 +1,115 @@
+"""The per-database deploy lock: take it (optionally waiting), name who holds it, release it.
+
+A session advisory lock keyed by the database name (sql/deploy_lock.sql), so two deploys
+into one database never interleave and different databases never block each other. The
+wait polls `pg_try_advisory_lock` instead of blocking in `pg_advisory_lock`, so it stays
+bounded by `--lock-wait` and interruptible by `--timeout` and Ctrl-C (the run's watchdog).
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import suppress
+from typing import Any
+
+from pgmilib.config import format_duration
+from pgmilib.errors import ConcurrentDeploy, go_quote
+from pgmilib.output import Output
+from pgmilib.resources import read_sql
+
+_RELEASE_BUDGET = 5.0  # seconds a clean-up may take before the socket is simply closed
+
+
+def acquire(conn: Any, wait_seconds: float, out: Output, watchdog: Any = None) -> None:
+    """Take this database's deploy lock, waiting up to `wait_seconds`; ConcurrentDeploy (15) if busy.
+
+    The wait ends early when the run's deadline passes or it is cancelled (the watchdog's
+    `check()` raises then, giving exit 16 / 130 instead of 15).
+    """
+    key, acquired = conn.run(read_sql("deploy_lock.sql"))[0]
+    if acquired:
+        return
+    database = conn.run("SELECT current_database()")[0][0]
+    if wait_seconds > 0:
+        out.info(f"Waiting up to {format_duration(wait_seconds)} for another deployment of {go_quote(database)}")
+        until = time.monotonic() + wait_seconds
+        interval = 0.2
+        while True:
+            remaining = until - time.monotonic()
+            if watchdog is not None:
+                watchdog.check()
+                left = watchdog.deadline.remaining()
+                if left is not None:
+                    remaining = min(remaining, left)
+            if remaining <= 0:
+                break
+            time.sleep(min(interval, remaining))
+            interval = min(interval * 1.25, 2.0)
+            if watchdog is not None:
+                watchdog.check()
+            if conn.run("SELECT pg_try_advisory_lock(CAST(:k AS bigint))", k=key)[0][0]:
+                out.verbose(f"Acquired the deploy lock of {go_quote(database)}")
+                return
+    holders = _holders(conn, key)
+    message = f"concurrent deployment in progress: another pgmi deployment is already running against {go_quote(database)}"
+    if holders:
+        message += " (held by " + "; ".join(_describe(h) for h in holders) + ")"
+    raise ConcurrentDeploy(message, details={"lockHolders": holders} if holders else None)
+
+
+def _holders(conn: Any, key: int) -> list[dict[str, Any]]:
+    import pg8000.exceptions
+
+    try:
+        rows = conn.run(read_sql("lock_holder.sql"), lock_key=key)
+    except pg8000.exceptions.Error:  # the report is a courtesy; never let it hide the real error
+        return []
+    keys = ("pid", "applicationName", "client", "user", "since", "heldSeconds")
+    return [dict(zip(keys, row)) for row in rows]
+
+
+def _describe(holder: dict[str, Any]) -> str:
+    parts = [f"pid {holder['pid']}"]
+    if holder.get("applicationName"):
+        parts.append(f"application {go_quote(holder['applicationName'])}")
+    if holder.get("user"):
+        parts.append(f"user {go_quote(holder['user'])}")
+    if holder.get("client"):
+        parts.append(f"client {holder['client']}")
+    if holder.get("since"):
+        held = holder.get("heldSeconds")
+        parts.append(f"connected since {holder['since']}"
+                     + (f", {format_duration(round(held))} ago" if held is not None else ""))
+    return ", ".join(parts)
+
+
+def release(conn: Any) -> None:
+    """End a session cleanly within 5 s, whatever state it is in; never raises.
+
+    ROLLBACK only when a transaction is open (a bare ROLLBACK on an idle session emits a
+    warning the user would see), then drop every advisory lock explicitly -- the server
+    frees session locks only once it has processed the disconnect, and an immediate
+    redeploy must not be refused as concurrent -- then close.
+    """
+    if conn is None:
+        return
+    import pg8000.exceptions
+
+    until = time.monotonic() + _RELEASE_BUDGET
+    try:
+        with suppress(pg8000.exceptions.Error, OSError, AttributeError):
+            conn.set_socket_timeout(max(0.05, until - time.monotonic()))
+            if conn.transaction_status != "I":
+                conn.run("ROLLBACK")
+            conn.set_socket_timeout(max(0.05, until - time.monotonic()))
+            conn.run("SELECT pg_advisory_unlock_all()")
+    finally:
+        close_quietly(conn)
+
+
+def close_quietly(conn: Any) -> None:
+    """Close a session; a broken socket must not hide the error that brought us here."""
+    import pg8000.exceptions
+
+    with suppress(pg8000.exceptions.Error, OSError, AttributeError):
+        conn.close()

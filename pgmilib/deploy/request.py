@@ -1,0 +1,63 @@
+"""The typed boundary of a deployment: `DeployRequest` in, `DeployResult` out.
+
+Everything a deploy needs is in the request (no argparse, no process state): the CLI, the
+MCP server, fleet deploys and the tests all build one and call `pgmilib.deploy.deploy()`.
+The result carries what happened and, already redacted with the run's own secrets, what
+to show: the `--json` envelope, the human summary line and the error block.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pgmilib.conn.resolve import ConnectionFlags
+from pgmilib.errors import Exit, PgmiError
+
+
+@dataclass(frozen=True)
+class DeployRequest:
+    """One deployment, as `pgmi deploy` flags describe it, with typed values."""
+
+    project_path: str
+    connection: ConnectionFlags = field(default_factory=ConnectionFlags)
+    #: The environment this run sees (PG* variables, cloud settings...). None: a copy of
+    #: os.environ taken when the deploy starts. The project's .env is merged into a copy;
+    #: the mapping given here is never modified.
+    environ: Mapping[str, str] | None = None
+    params: Mapping[str, str] = field(default_factory=dict)  # --param (highest precedence)
+    params_files: Sequence[str] = ()  # --params-file, later files win
+    timeout: str | None = None  # duration text; None: pgmi.yaml `timeout`, then 3m
+    lock_wait: str = "0"  # duration text
+    overwrite: bool = False
+    force: bool = False  # never wait for a confirmation
+    interactive: bool = False  # may ask on the terminal (overwrite confirmation)
+    compat: str = ""  # session API version; "" = latest
+    ephemeral: bool = False
+    keep: bool = False
+    test_reports: Sequence[str] = ()  # FORMAT:PATH items
+    verbose: bool = False
+
+
+@dataclass
+class DeployResult:
+    """What a deployment did. `envelope`, `summary` and `error_text` are safe to show as they are."""
+
+    exit_code: Exit = Exit.SUCCESS
+    error: PgmiError | None = None
+    database: str = ""
+    duration: float = 0.0
+    deployer_ran: bool = False  # reached the deployer (cli.md §5 step 11): full envelope from here on
+    files_loaded: int = 0
+    test_macros: int = 0
+    units_total: int | None = None
+    units_committed: int = 0
+    ephemeral_server: str = ""  # which server --ephemeral used
+    envelope: dict[str, Any] = field(default_factory=dict)  # the --json envelope (redacted)
+    summary: str = ""  # the human summary line, without its ✓/✗ icon ('' if none is shown)
+    error_text: str = ""  # the `pgmi: error:` block without that prefix (redacted)
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == Exit.SUCCESS

@@ -1,0 +1,138 @@
+"""The typed core `deploy(DeployRequest, Output) -> DeployResult`, as serve, fleet and tests call it."""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from projects import write_project
+
+from pgmilib.deploy import Cancellation, ConnectionFlags, DeployRequest, deploy
+from pgmilib.errors import Exit
+from pgmilib.output import Output
+
+
+def _db() -> str:
+    return "api_" + uuid.uuid4().hex[:10]
+
+
+def _query(pg, db: str, sql: str):
+    import pg8000.native
+
+    c = pg8000.native.Connection(**pg.conn_kwargs(db))
+    try:
+        return c.run(sql)
+    finally:
+        c.close()
+
+
+def _out() -> Output:
+    return Output(json_mode=True, stdout=io.StringIO(), stderr=io.StringIO())
+
+
+def _environ(pg) -> dict[str, str]:
+    """The test server's connection variables only: nothing inherited from this process."""
+    return {"HOME": "/nonexistent-home", "USER": "tester", **pg.env()}
+
+
+def test_deploy_returns_a_result_matching_the_database(tmp_path, pg):
+    db = _db()
+    proj = write_project(tmp_path / "p", {}, "CREATE TABLE made_by_api(id int);\nINSERT INTO made_by_api VALUES (1);\n")
+    out = _out()
+    result = deploy(DeployRequest(project_path=str(proj), connection=ConnectionFlags(database=db),
+                                  environ=_environ(pg)), out)
+    assert result.ok and result.exit_code == Exit.SUCCESS and result.error is None
+    assert result.database == db and result.deployer_ran and result.units_total == 1
+    assert result.envelope["status"] == "success" and result.envelope["unitsCommitted"] == 1
+    assert result.summary.startswith(f"{db}: 0 files loaded")
+    assert out.stdout.getvalue() == ""  # deploy() prints no data; the caller decides what to show
+    assert _query(pg, db, "SELECT count(*) FROM made_by_api") == [[1]]
+
+
+def test_deploy_failure_is_a_result_not_an_exception(tmp_path, pg):
+    result = deploy(DeployRequest(project_path=str(tmp_path / "missing"), connection=ConnectionFlags(database=_db()),
+                                  environ=_environ(pg)), _out())
+    assert result.exit_code == Exit.CONFIG and not result.ok
+    assert result.envelope["status"] == "failed" and result.envelope["exitCode"] == 10
+    assert "missing" in result.error_text and "Traceback" not in result.error_text
+
+
+def _notice_project(root: Path, database: str, token_of_other: str) -> Path:
+    """A project whose .env names its own database and whose deploy.sql echoes its settings."""
+    deploy_sql = (
+        "DO $$ BEGIN\n"
+        "  RAISE NOTICE 'db=% token=% other=%', current_database(), current_setting('pgmi.api_token'),\n"
+        f"    '{token_of_other}';\n"
+        "  PERFORM pg_sleep(0.5);\n"  # make the two runs overlap
+        "END $$;\n"
+        "CREATE TABLE marker(project text);\n"
+        f"INSERT INTO marker VALUES ('{root.name}');\n"
+    )
+    proj = write_project(root, {}, deploy_sql)
+    (proj / ".env").write_text(f"PGDATABASE={database}\nPGAPPNAME=app-{root.name}\n", encoding="utf-8")
+    return proj
+
+
+def test_two_deploys_in_one_process_do_not_share_env_params_secrets_or_notices(tmp_path, pg):
+    """Threads of one process (pgmi serve, fleet): each run sees only its own .env, parameters and secrets."""
+    token = {"a": "tok-a-" + uuid.uuid4().hex, "b": "tok-b-" + uuid.uuid4().hex}
+    dbs = {"a": _db(), "b": _db()}
+    projects = {"a": _notice_project(tmp_path / "a", dbs["a"], token["b"]),
+                "b": _notice_project(tmp_path / "b", dbs["b"], token["a"])}
+    outs = {name: Output(stdout=io.StringIO(), stderr=io.StringIO()) for name in projects}
+    results: dict[str, object] = {}
+    environ_before = dict(os.environ)
+    start = threading.Barrier(2)
+
+    def run(name: str) -> None:
+        start.wait()
+        results[name] = deploy(DeployRequest(project_path=str(projects[name]), environ=_environ(pg),
+                                             params={"api_token": token[name]}), outs[name])
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in projects]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert dict(os.environ) == environ_before  # no .env value ever reached the process environment
+    for name, other in (("a", "b"), ("b", "a")):
+        result = results[name]
+        assert result.ok, result.error_text
+        assert result.database == dbs[name]  # from this project's .env, not the other's
+        assert _query(pg, dbs[name], "SELECT project FROM marker") == [[name]]
+        log = outs[name].stderr.getvalue()
+        assert f"db={dbs[name]}" in log and dbs[other] not in log  # only its own notices
+        assert token[name] not in log and "token=[redacted]" in log  # its own secret parameter is masked
+        # ...and the other run's secret is not this run's: it is shown as the plain text it is here.
+        assert f"other={token[other]}" in log
+
+
+def test_cancellation_stops_the_statement_and_commits_nothing(tmp_path, pg):
+    db = _db()
+    proj = write_project(tmp_path / "p", {}, "BEGIN;\nCREATE TABLE half(id int);\nSELECT pg_sleep(30);\nCOMMIT;\n")
+    cancel = Cancellation()
+    threading.Timer(1.5, cancel.cancel).start()
+    began = time.monotonic()
+    result = deploy(DeployRequest(project_path=str(proj), connection=ConnectionFlags(database=db),
+                                  environ=_environ(pg)), _out(), cancel=cancel)
+    assert result.exit_code == Exit.INTERRUPTED
+    assert time.monotonic() - began < 10
+    assert result.envelope["unitsCommitted"] == 0
+    assert _query(pg, db, "SELECT to_regclass('half') IS NULL") == [[True]]
+    # the session is gone and its lock with it: nothing idle in transaction is left behind
+    assert _query(pg, "postgres", f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}'") == [[0]]
+
+
+@pytest.mark.parametrize("timeout", ["1s"])
+def test_timeout_says_so(tmp_path, pg, timeout):
+    proj = write_project(tmp_path / "p", {}, "SELECT pg_sleep(30);\n")
+    result = deploy(DeployRequest(project_path=str(proj), connection=ConnectionFlags(database=_db()),
+                                  environ=_environ(pg), timeout=timeout), _out())
+    assert result.exit_code == Exit.TIMEOUT
+    assert result.error_text.startswith(f"deployment timed out after {timeout} (--timeout)")
+    assert result.envelope["error"].startswith(f"deployment timed out after {timeout} (--timeout)")
