@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from importlib import resources
 from importlib.abc import Traversable
 
-from pgmilib.errors import UsageError
+from pgmilib.errors import Marker, PgmiError
 from pgmilib.resources import resource_dir
 
 SCOPES = ("core", "advanced-template", "contributor")
@@ -91,13 +91,14 @@ def advanced_template_reference() -> str:
 
 
 def skill_text(name: str) -> str:
-    """Full markdown of one skill; unknown name -> UsageError (exit 2) listing the known ones."""
+    """Full markdown of one skill; unknown name -> exit 2, listing the known ones."""
     if name == ADVANCED_TEMPLATE:
         return advanced_template_reference()
     files = _skill_files()
     if name not in files:
         known = ", ".join(s.name for s in list_skills())
-        raise UsageError(f"skill '{name}' not found. Available skills: {known}")
+        # Exit 2 like a usage error, but worded as the spec has it (no "usage error:" prefix).
+        raise PgmiError(f"skill '{name}' not found. Available skills: {known}", markers=(Marker.USAGE,))
     return files[name].read_text(encoding="utf-8")
 
 

@@ -62,9 +62,9 @@ def resolve_assistants(assistant: str, all_targets: bool, interactive: bool) -> 
     if not assistant:
         if interactive:
             return ["claude"]
-        raise UsageError(f"usage error: --assistant is required when not interactive (one of: {names}; or --all)")
+        raise UsageError(f"--assistant is required when not interactive (one of: {names}; or --all)")
     if assistant not in ASSISTANTS:
-        raise UsageError(f"usage error: unknown --assistant '{assistant}' (one of: {names})")
+        raise UsageError(f"unknown --assistant '{assistant}' (one of: {names})")
     return [assistant]
 
 
@@ -79,7 +79,7 @@ def target_root(assistant: str, cwd: Path, home: Path, global_: bool) -> Path:
     if not global_:
         return cwd / project_root
     if global_root is None:
-        raise UsageError(f"usage error: --global is not supported for '{assistant}' (it reads project files only)")
+        raise UsageError(f"--global is not supported for '{assistant}' (it reads project files only)")
     return home / global_root
 
 

@@ -83,7 +83,7 @@ def cmd_ai(args: argparse.Namespace, out: Output) -> int:
         page(out, content.skills_table())
     elif command == "skill":
         if not sub.name:
-            raise UsageError("usage error: pgmi ai skill needs a skill name (see pgmi ai skills)")
+            raise UsageError("pgmi ai skill needs a skill name (see pgmi ai skills)")
         page(out, content.skill_text(sub.name))
     elif command == "contract":
         from pgmilib.ai.contract import contract_json
@@ -103,7 +103,7 @@ def _setup(sub: argparse.Namespace, out: Output) -> int:
 
     cwd, home = Path.cwd(), Path.home()
     if sub.all and sub.global_:
-        raise UsageError("usage error: --all and --global cannot be combined")
+        raise UsageError("--all and --global cannot be combined")
     interactive = is_interactive()
     assistants = setup.resolve_assistants(sub.assistant, sub.all, interactive)
     if not sub.global_:

@@ -21,8 +21,8 @@ import sys
 import threading
 from typing import Any
 
-from pgmilib.errors import UsageError, go_quote
-from pgmilib.mcp.tools import CallContext, Tool, ToolFailure, error_detail, require
+from pgmilib.errors import go_quote
+from pgmilib.mcp.tools import CallContext, Tool, ToolFailure, error_detail, rejected, require
 from pgmilib.output import Output
 
 NOTICE_LIMIT = 200
@@ -90,10 +90,10 @@ def _check_safety(arguments: dict[str, Any]) -> None:
     if arguments.get("overwrite"):
         confirm = arguments.get("confirmDatabaseName")
         if not confirm:
-            raise UsageError(f"overwrite drops and recreates database {go_quote(database)}: pass "
+            raise rejected(f"overwrite drops and recreates database {go_quote(database)}: pass "
                              f"confirmDatabaseName={go_quote(database)} to confirm; nothing was deployed or dropped")
         if confirm != database:
-            raise UsageError(f"confirmDatabaseName {go_quote(confirm)} does not match database {go_quote(database)}: "
+            raise rejected(f"confirmDatabaseName {go_quote(confirm)} does not match database {go_quote(database)}: "
                              "nothing was deployed or dropped")
     from pgmilib.config.durations import parse_duration_ns
 
@@ -102,7 +102,7 @@ def _check_safety(arguments: dict[str, Any]) -> None:
         try:
             parse_duration_ns(timeout)
         except Exception as error:  # noqa: BLE001 -- any parse failure is the caller's bad value
-            raise UsageError(f"invalid timeout: {getattr(error, 'message', error)}") from None
+            raise rejected(f"invalid timeout: {getattr(error, 'message', error)}") from None
 
 
 def deploy_tool(arguments: dict[str, Any], context: CallContext) -> dict[str, Any]:
@@ -114,7 +114,7 @@ def deploy_tool(arguments: dict[str, Any], context: CallContext) -> dict[str, An
     maintenance = arguments.get("maintenanceDatabase") or "postgres"
     if maintenance != "postgres":
         if "maintenance_database" not in getattr(ConnectionFlags, "__dataclass_fields__", {}):
-            raise UsageError("maintenanceDatabase other than postgres is not supported by this build")
+            raise rejected("maintenanceDatabase other than postgres is not supported by this build")
         import dataclasses
 
         flags = dataclasses.replace(flags, maintenance_database=maintenance)

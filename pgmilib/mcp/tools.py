@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pgmilib.errors import Exit, PgmiError, UsageError, exit_code
+from pgmilib.errors import Exit, Marker, PgmiError, exit_code
 from pgmilib.mcp.jsonrpc import INVALID_PARAMS, ProtocolError
 from pgmilib.output import format_error
 from pgmilib.redact import redact
@@ -124,11 +124,16 @@ def check_arguments(tool: Tool, arguments: Any) -> dict[str, Any]:
     return arguments
 
 
+def rejected(message: str) -> PgmiError:
+    """A bad tool argument: exit code 2 (usage), worded without the CLI's "usage error:" prefix."""
+    return PgmiError(message, markers=(Marker.USAGE,))
+
+
 def require(arguments: dict[str, Any], *names: str) -> None:
     for name in names:
         value = arguments.get(name)
         if value is None or value == "":
-            raise UsageError(f"{name} is required")
+            raise rejected(f"{name} is required")
 
 
 def error_detail(error: BaseException) -> dict[str, Any]:
