@@ -21,11 +21,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+from mcp import ClientSession, StdioServerParameters  # test dependency (requirements-dev.txt)
+from mcp.client.stdio import stdio_client
 from projects import write_project
-
-mcp = pytest.importorskip("mcp", reason="test dependency: pip install -r requirements-dev.txt")
-from mcp import ClientSession, StdioServerParameters  # noqa: E402
-from mcp.client.stdio import stdio_client  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 TOOLS = ["ai_contract", "ai_overview", "ai_skill", "ai_skills", "deploy", "init", "metadata_plan",
