@@ -190,3 +190,25 @@ def test_overwrite_needs_the_matching_confirmation(client, pg, create_database, 
     confirmed = client.result(4, "deploy", {**base, "confirmDatabaseName": name})
     assert not confirmed.get("isError"), confirmed
     assert not table_exists()  # dropped and recreated, without any prompt
+
+
+def test_sigterm_stops_the_server(client):
+    import signal
+
+    client.send({"jsonrpc": "2.0", "id": 1, "method": "ping"})
+    assert client.answer(30)["id"] == 1
+    client.proc.send_signal(signal.SIGTERM)
+    assert client.proc.wait(15) == 0
+
+
+def test_eof_ends_the_server_with_exit_0_and_a_clean_stdout(client):
+    client.send({"jsonrpc": "2.0", "id": "x", "method": "tools/call", "params": {"name": "ai_overview"}})
+    assert client.close() == 0  # input closed right after the request: it is still answered
+    answer = client.answer(10)
+    assert answer["id"] == "x" and answer["result"]["content"][0]["text"].startswith("# pgmi")
+    assert client.lines.empty()
+
+
+def test_serve_takes_no_arguments(run_pgmi):
+    result = run_pgmi("serve", "extra")
+    assert result.returncode == 2 and result.stdout == "" and "unrecognized arguments: extra" in result.stderr

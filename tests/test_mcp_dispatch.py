@@ -266,3 +266,29 @@ def _pipe():
 
 def test_tool_registry_is_the_documented_nine():
     assert list(all_tools()) == TOOL_NAMES
+
+
+def _has_scaffold() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("pgmilib.scaffold") is not None
+
+
+def test_init_and_templates_list(tmp_path):
+    target = tmp_path / "newproj"
+    result = call("init", {"path": str(target)})["result"]
+    listing = call("templates_list")["result"]
+    if not _has_scaffold():  # a build without templates answers with a structured error, not a crash
+        for answer in (result, listing):
+            assert answer["isError"] is True
+            assert answer["structuredContent"]["message"].startswith("templates are not available in this build")
+        return
+    assert result["structuredContent"] == {"created": True, "path": str(target.absolute()), "template": "basic"}
+    assert (target / "deploy.sql").is_file()
+    names = [t["name"] for t in listing["structuredContent"]["templates"]]
+    assert names[0] == "basic" and all(t["description"] for t in listing["structuredContent"]["templates"])
+    again = call("init", {"path": str(target)})["result"]
+    assert again["isError"] is True and "not empty" in again["content"][0]["text"]
+    unknown = call("init", {"path": str(tmp_path / "other"), "template": "nope"})["result"]
+    assert unknown["isError"] is True and unknown["structuredContent"]["exitCode"] == 2
+    assert not (tmp_path / "other").exists()
