@@ -193,3 +193,20 @@ def test_cli_skill_without_name_exit_2(run_pgmi):
 def test_cli_pager_cat_is_plain_output(run_pgmi):
     result = run_pgmi("ai", "skills", env={"PGMI_PAGER": "cat"})
     assert result.returncode == 0 and "Total: 16 skills" in result.stdout
+
+
+def test_every_test_event_named_in_the_docs_is_emitted():
+    events = set(build_contract()["types"][0]["events"])
+    named = set()
+    for text in DOCS.values():
+        named |= set(re.findall(r"\b((?:suite|fixture|test|teardown)_(?:start|end))\b", text))
+    assert named and named <= events
+    assert events - {"rollback"} <= named  # the test-architecture skill lists them all
+
+
+def test_exit_codes_listed_in_the_overview_are_exactly_the_real_ones():
+    from pgmilib.errors import Exit
+
+    overview = content.read_doc("overview.md")
+    paragraph = overview[overview.index("Exit codes: "):].split("\n\n")[0]
+    assert {int(n) for n in re.findall(r"(\d+) [a-z]", paragraph)} == {int(e) for e in Exit}

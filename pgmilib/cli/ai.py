@@ -22,17 +22,21 @@ from pgmilib.output import Output, is_interactive
 def _parser() -> argparse.ArgumentParser:
     from pgmilib.cli.app import _Parser
 
-    root = _Parser(prog="pgmi ai", description="Documentation for AI coding assistants (pgmi ai with no "
-                   "subcommand prints the overview).")
+    common = argparse.ArgumentParser(add_help=False)  # -v anywhere, as on every pgmi command (main reads it)
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    root = _Parser(prog="pgmi ai", parents=[common], description="Documentation for AI coding assistants (pgmi ai "
+                   "with no subcommand prints the overview).")
     subs = root.add_subparsers(dest="ai_command", metavar="<subcommand>", parser_class=_Parser)
-    subs.add_parser("skills", help="list the skills", description="list the skills")
-    subs.add_parser("skill", help="print one skill", description="print one skill").add_argument("name", nargs="?")
-    subs.add_parser("contract", help="the session API as JSON", description="the session API as JSON")
-    client = subs.add_parser("client", help="guidance for HTTP clients of the advanced template",
-                             description="guidance for HTTP clients of the advanced template")
+
+    def add(name: str, text: str) -> argparse.ArgumentParser:
+        return subs.add_parser(name, help=text, description=text, parents=[common])
+
+    add("skills", "list the skills")
+    add("skill", "print one skill").add_argument("name", nargs="?")
+    add("contract", "the session API as JSON")
+    client = add("client", "guidance for HTTP clients of the advanced template")
     client.add_argument("language", nargs="?", help="typescript, python, go, csharp or rust")
-    setup = subs.add_parser("setup", help="install pgmi guidance for a coding assistant",
-                            description="install pgmi guidance for a coding assistant")
+    setup = add("setup", "install pgmi guidance for a coding assistant")
     who = setup.add_mutually_exclusive_group()
     who.add_argument("--assistant", default="", help="claude, agents, codex, opencode, codex-skills, antigravity, "
                      "cursor, copilot, windsurf, cline or gemini")
@@ -43,8 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     pointer = setup.add_mutually_exclusive_group()
     pointer.add_argument("--claude-md", action="store_true", help="add the pgmi pointer to CLAUDE.md without asking")
     pointer.add_argument("--no-claude-md", action="store_true", help="never touch CLAUDE.md")
-    check = subs.add_parser("check", help="is the installed guidance current?",
-                            description="is the installed guidance current?")
+    check = add("check", "is the installed guidance current?")
     check.add_argument("--assistant", default="claude", help="default claude")
     check.add_argument("--global", dest="global_", action="store_true", help="check the user-level install")
     return root
