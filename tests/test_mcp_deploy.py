@@ -212,3 +212,21 @@ def test_eof_ends_the_server_with_exit_0_and_a_clean_stdout(client):
 def test_serve_takes_no_arguments(run_pgmi):
     result = run_pgmi("serve", "extra")
     assert result.returncode == 2 and result.stdout == "" and "unrecognized arguments: extra" in result.stderr
+
+
+def test_a_deploys_secret_is_redacted_in_its_own_result(client, pg, database_name, tmp_path):
+    import re
+
+    password = pg.env().get("PGPASSWORD") or "sekret-zz-918"
+    project = write_project(tmp_path / "leaky", {
+        ".env": f"PGPASSWORD={password}\n",
+        "deploy.sql": f"DO $$ BEGIN RAISE NOTICE 'notice {password}'; END $$;\n"
+                      f"DO $$ BEGIN RAISE EXCEPTION 'failing {password}'; END $$;\n",
+    })
+    connection = re.sub(r"\bpassword=\S+\s*", "", pg.dsn("postgres"))
+    result = client.result(1, "deploy", {"path": str(project), "connection": connection, "database": database_name})
+    assert result["isError"] is True and result["structuredContent"]["exitCode"] == 13
+    assert password not in json.dumps(result)
+    assert "[redacted]" in result["content"][0]["text"]
+    client.close()
+    assert password.encode() not in client.stderr

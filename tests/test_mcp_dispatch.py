@@ -292,3 +292,20 @@ def test_init_and_templates_list(tmp_path):
     unknown = call("init", {"path": str(tmp_path / "other"), "template": "nope"})["result"]
     assert unknown["isError"] is True and unknown["structuredContent"]["exitCode"] == 2
     assert not (tmp_path / "other").exists()
+
+
+def test_deploy_notices_keep_the_last_200_lines_and_count_the_rest():
+    from pgmilib.errors import PgDiagnostics
+    from pgmilib.mcp.tool_deploy import NOTICE_LIMIT, NoticeOutput
+
+    stderr = io.StringIO()
+    out = NoticeOutput(stderr)
+    for n in range(NOTICE_LIMIT + 49):
+        out.notice(PgDiagnostics(message=f"line {n}"))
+    out.notice(PgDiagnostics(message="last", detail="the detail", hint="the hint"))
+    captured = out.captured()
+    assert len(captured["notices"]) == NOTICE_LIMIT
+    assert captured["notices"][-3:] == ["last", "DETAIL: the detail", "HINT: the hint"]
+    assert captured["noticesTruncated"] == 49 + 3
+    assert stderr.getvalue().count("\n") == NOTICE_LIMIT + 49 + 3  # everything is still echoed to stderr
+    assert "noticesTruncated" not in NoticeOutput(io.StringIO()).captured()

@@ -22,7 +22,7 @@ import threading
 from typing import Any
 
 from pgmilib.errors import go_quote
-from pgmilib.mcp.tools import CallContext, Tool, ToolFailure, error_detail, rejected, require
+from pgmilib.mcp.tools import CallContext, Tool, ToolFailure, rejected, require
 from pgmilib.output import Output
 
 NOTICE_LIMIT = 200
@@ -139,9 +139,14 @@ def deploy_tool(arguments: dict[str, Any], context: CallContext) -> dict[str, An
                 "testMacros": int(envelope.get("testMacros", result.test_macros)),
                 "durationMs": int(envelope.get("durationMs", int(result.duration * 1000))),
                 "database": envelope.get("database", result.database), **captured}
-    detail = error_detail(result.error) if result.error is not None else {"message": "deploy failed"}
-    detail["exitCode"] = int(result.exit_code)
-    raise ToolFailure(result.error_text or detail["message"], {**detail, **captured})
+    # The envelope, not the error object: the core redacted it with this run's own secrets,
+    # which are out of scope (and unknown) once deploy() has returned.
+    envelope = dict(result.envelope)
+    detail: dict[str, Any] = {"message": envelope.pop("error", "") or result.error_text or "deploy failed",
+                              "exitCode": int(result.exit_code)}
+    envelope.pop("status", None)
+    envelope.pop("exitCode", None)
+    raise ToolFailure(result.error_text or detail["message"], {**detail, **envelope, **captured})
 
 
 TOOLS = (
