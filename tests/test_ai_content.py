@@ -210,3 +210,17 @@ def test_exit_codes_listed_in_the_overview_are_exactly_the_real_ones():
     overview = content.read_doc("overview.md")
     paragraph = overview[overview.index("Exit codes: "):].split("\n\n")[0]
     assert {int(n) for n in re.findall(r"(\d+) [a-z]", paragraph)} == {int(e) for e in Exit}
+
+
+def test_pip_install_ships_every_document():
+    """pyproject's package-data for pgmilib.ai is `docs/**/*.md`: every bundled document must match it."""
+    import tomllib
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    config = tomllib.loads((repo / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+    assert config["package-data"]["pgmilib.ai"] == ["docs/**/*.md"]
+    assert {"pgmilib.ai", "pgmilib.mcp"} <= set(config["packages"])
+    files = [p for p in (repo / "pgmilib" / "ai" / "docs").rglob("*") if p.is_file()]
+    assert files and all(p.suffix == ".md" for p in files)
+    assert len(files) == len(DOCS)
