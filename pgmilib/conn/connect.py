@@ -23,8 +23,8 @@ from typing import Any
 from pgmilib.conn.auth import provider_for
 from pgmilib.conn.params import ConnParams
 from pgmilib.conn.tls import build_ssl_context
-from pgmilib.conn.wire import LiveConnection
-from pgmilib.errors import ConnectionFailed, Marker, PgDiagnostics, PgmiError, go_quote
+from pgmilib.conn.wire import DRIVER_ERRORS, LiveConnection
+from pgmilib.errors import ConnectionFailed, Marker, PgDiagnostics, go_quote
 from pgmilib.redact import redact
 
 MAX_RETRIES = 3  # so at most 4 attempts
@@ -293,9 +293,7 @@ def open_connection(params: ConnParams, database: str | None = None, *, deadline
             raise _deadline_error(None, 0)
         try:
             return _connect_once(params, db, provider, plan, deadline, on_notice, out if attempt == 0 else None)
-        except PgmiError:
-            raise
-        except Exception as exc:
+        except DRIVER_ERRORS as exc:
             last = friendly_failure(exc, params, db)
             last.details["attempts"] = attempt + 1
             if not is_transient(exc):
@@ -328,7 +326,7 @@ def _connect_once(params: ConnParams, db: str, provider: Any, plan: list, deadli
             kwargs.update(host=params.host, port=params.port)
         try:
             conn = LiveConnection(on_notice=on_notice, **kwargs)
-        except Exception as exc:
+        except DRIVER_ERRORS as exc:
             if index == len(plan) - 1 or not _fallback_allowed(exc, ssl_context is not False):
                 raise
             continue

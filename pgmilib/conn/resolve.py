@@ -14,7 +14,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from pgmilib.conn.conninfo import parse_connection_string
-from pgmilib.conn.params import DEFAULT_APP_NAME, DEFAULT_PORT, ConnParams, check_sslmode, parse_port, parse_timeout
+from pgmilib.conn.params import (
+    DEFAULT_APP_NAME,
+    DEFAULT_PORT,
+    ConnParams,
+    check_client_cert_pair,
+    check_sslmode,
+    parse_port,
+    parse_timeout,
+)
 from pgmilib.conn.service import merge_service, service_lookup
 from pgmilib.errors import ConfigError, go_quote
 from pgmilib.redact import register_secret
@@ -258,9 +266,7 @@ def _resolve_tls(params: ConnParams, flags: ConnectionFlags, environ: Mapping[st
     if params.sslpassword is None and environ.get("PGSSLPASSWORD"):
         params.sslpassword = environ["PGSSLPASSWORD"]
         register_secret(params.sslpassword)
-    if bool(params.sslcert) != bool(params.sslkey):
-        missing = "sslkey" if params.sslcert else "sslcert"
-        raise ConfigError(f'both "sslcert" and "sslkey" are required for a client certificate ({missing} is missing)')
+    check_client_cert_pair(params)
 
 
 def _resolve_databases(params: ConnParams, flags: ConnectionFlags, yaml_connection: Mapping[str, object] | None, *,

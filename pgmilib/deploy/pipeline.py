@@ -23,10 +23,9 @@ import os
 import time
 from typing import Any
 
-from pgmilib import SUPPORTED_COMPAT
 from pgmilib.deploy.request import DeployRequest, DeployResult
 from pgmilib.deploy.watchdog import Cancellation, Watchdog
-from pgmilib.errors import ConfigError, ExecutionFailed, Interrupted, PgmiError, exit_code, go_quote
+from pgmilib.errors import ConfigError, ExecutionFailed, Interrupted, PgmiError, exit_code
 from pgmilib.output import Output, format_error
 from pgmilib.redact import redact, secret_scope
 
@@ -109,7 +108,7 @@ def _deploy_into(params: Any, environ: dict[str, str], deploy_params: dict[str, 
     out.verbose(f"Scanning {request.project_path}")
     project = projects.scan(request.project_path)
     out.verbose(f"Found {len(project.files)} files to load")
-    compat = check_compat(request.compat)
+    compat = session.check_compat(request.compat)
     target, maintenance = params.database, params.maintenance_database or "postgres"
 
     def connect(database: str, **kw: Any):
@@ -207,13 +206,6 @@ class _Guarded:
 # ---------------------------------------------------------------------------------------
 # Helpers for the steps above
 # ---------------------------------------------------------------------------------------
-
-
-def check_compat(compat: str) -> str:
-    """The session API version to install ('' = latest); ConfigError for an unknown one."""
-    if compat not in ("", *SUPPORTED_COMPAT):
-        raise ConfigError(f"unsupported API version {go_quote(compat)}; supported: [{' '.join(SUPPORTED_COMPAT)}]")
-    return compat or SUPPORTED_COMPAT[0]
 
 
 def _parameters(request: DeployRequest, project_config: Any, out: Output) -> dict[str, str]:
