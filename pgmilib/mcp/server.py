@@ -39,8 +39,11 @@ class Server:
     def send(self, message: dict[str, Any]) -> None:
         data = jsonrpc.encode(message)
         with self._write_lock:
-            self.stdout.write(data)
-            self.stdout.flush()
+            try:
+                self.stdout.write(data)
+                self.stdout.flush()
+            except (BrokenPipeError, ValueError):  # the client went away (or closed our stdout): nobody to tell
+                pass
 
     # ---- one line ----------------------------------------------------------------------
     def handle_line(self, line: bytes) -> None:
