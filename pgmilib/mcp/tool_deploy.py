@@ -110,14 +110,8 @@ def deploy_tool(arguments: dict[str, Any], context: CallContext) -> dict[str, An
     _check_safety(arguments)
     from pgmilib.deploy import Cancellation, ConnectionFlags, DeployRequest, deploy
 
-    flags = ConnectionFlags(connection=arguments["connection"], database=arguments["database"])
-    maintenance = arguments.get("maintenanceDatabase") or "postgres"
-    if maintenance != "postgres":
-        if "maintenance_database" not in getattr(ConnectionFlags, "__dataclass_fields__", {}):
-            raise rejected("maintenanceDatabase other than postgres is not supported by this build")
-        import dataclasses
-
-        flags = dataclasses.replace(flags, maintenance_database=maintenance)
+    flags = ConnectionFlags(connection=arguments["connection"], database=arguments["database"],
+                            maintenance_database=arguments.get("maintenanceDatabase") or "")
     request = DeployRequest(
         project_path=arguments["path"],
         connection=flags,
