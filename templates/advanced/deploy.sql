@@ -334,6 +334,12 @@ BEGIN
                    'api.create_or_replace_rpc_handler(jsonb, text), api.create_or_replace_mcp_handler(jsonb, text), '
                    'api.delete_handler(uuid) FROM %I', api_role);
     EXECUTE format('GRANT EXECUTE ON FUNCTION membership.validate_api_key(text) TO %I', api_role);
+    -- The dispatchers' private helpers (routing, status mapping, policy) live in internal;
+    -- the gateway may call them, but reads no internal table and cannot register handlers.
+    EXECUTE format('GRANT USAGE ON SCHEMA internal TO %I', api_role);
+    EXECUTE format('GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA internal TO %I', api_role);
+    EXECUTE format('REVOKE EXECUTE ON FUNCTION internal.register_handler(api.handler_type, jsonb, text, text, text, text) '
+                   'FROM %I', api_role);
     -- customer: only what its row-level security policies and self-service need.
     EXECUTE format('GRANT EXECUTE ON FUNCTION api.current_idp_subject(), api.current_user_id(), '
                    'api.is_authenticated(), api.current_member_org_ids(), api.current_user_is_admin() TO %I',

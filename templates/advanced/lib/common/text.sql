@@ -20,5 +20,5 @@ $$;
 -- differ only in layout have the same fingerprint (used to detect real definition drift).
 CREATE OR REPLACE FUNCTION common.semantic_fingerprint(body text)
 RETURNS text LANGUAGE sql IMMUTABLE AS $$
-    SELECT encode(sha256(convert_to(lower(regexp_replace(trim(body), '\s+', ' ', 'g')), 'UTF8')), 'hex');
+    SELECT encode(sha256(convert_to(lower(trim(regexp_replace(body, '\s+', ' ', 'g'))), 'UTF8')), 'hex');
 $$;
