@@ -26,7 +26,7 @@ BEGIN
     IF v IN ('read committed', 'repeatable read', 'serializable') THEN
         RETURN v;
     END IF;
-    IF p_raise THEN
+    IF coalesce(p_raise, true) THEN
         RAISE EXCEPTION 'unknown transaction isolation level: %', p_value
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'use read committed, repeatable read or serializable';

@@ -78,7 +78,7 @@ $$;
 CREATE OR REPLACE FUNCTION internal.route_pattern(p_route text, OUT regex text, OUT params text[])
 LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
-    IF p_route IS NULL OR left(p_route, 1) <> '/' THEN
+    IF left(p_route, 1) IS DISTINCT FROM '/' THEN
         RAISE EXCEPTION 'route must start with "/": %', p_route USING ERRCODE = 'invalid_parameter_value';
     END IF;
     SELECT array_agg(m[1] ORDER BY ord) INTO params
