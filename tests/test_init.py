@@ -242,8 +242,8 @@ def _sql_files(*roots: Path):
         yield from (p for p in root.rglob("*") if p.suffix == ".sql")
 
 
-_COMMENT = re.compile(r"--[^\n]*|/\*.*?\*/", re.S)
-_ASSERT = re.compile(r"\bIF\b((?:(?!\bIF\b|\bTHEN\b).)*?)\bTHEN\s+RAISE\s+EXCEPTION", re.S | re.I)
+_COMMENT = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
+_ASSERT = re.compile(r"\bIF\b((?:(?!\bIF\b|\bTHEN\b).)*?)\bTHEN\s+RAISE\s+EXCEPTION", re.DOTALL | re.IGNORECASE)
 
 
 def test_assertions_are_null_safe():
@@ -254,11 +254,11 @@ def test_assertions_are_null_safe():
         text = _COMMENT.sub("", path.read_text())
         for match in _ASSERT.finditer(text):
             cond = match.group(1).strip()
-            if re.match(r"(NOT\s+)?EXISTS\b", cond, re.I):
+            if re.match(r"(NOT\s+)?EXISTS\b", cond, re.IGNORECASE):
                 continue
             if ("<>" in cond or "!=" in cond or re.fullmatch(r"(NOT\s+)?[\w.]+", cond)
-                    or (re.search(r"NOT\s+LIKE", cond, re.I) and "coalesce" not in cond.lower())
-                    or (re.search(r"(?<![\w.])array_length", cond, re.I) and "coalesce" not in cond.lower())):
+                    or (re.search(r"NOT\s+LIKE", cond, re.IGNORECASE) and "coalesce" not in cond.lower())
+                    or (re.search(r"(?<![\w.])array_length", cond, re.IGNORECASE) and "coalesce" not in cond.lower())):
                 problems.append(f"{path.relative_to(REPO)}: IF {cond} THEN")
     assert problems == []
 

@@ -82,7 +82,7 @@ def deploy(run_pgmi, project: Path, db: str, *args: str, expect: int = 0):
 
 
 def count_passed(stderr: str) -> int:
-    return len(re.findall(r"^\[\d+/\d+\] ok ", stderr, re.M))
+    return len(re.findall(r"^\[\d+/\d+\] ok ", stderr, re.MULTILINE))
 
 
 @pytest.fixture

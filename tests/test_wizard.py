@@ -35,7 +35,8 @@ class Terminal:
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
         self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, cwd=cwd, env=env,
-                                     preexec_fn=become_terminal_owner, close_fds=True)
+                                     preexec_fn=become_terminal_owner,  # noqa: PLW1509 -- no threads here; getpass needs a controlling tty
+                                     close_fds=True)
         os.close(slave)
         self.master = master
         self.output = ""

@@ -7,7 +7,7 @@ alphabetical: the first entry is the one to start with.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib.abc import Traversable
 
 from pgmilib.resources import resource_dir
