@@ -285,3 +285,22 @@ def test_every_advanced_script_has_metadata_with_a_unique_id():
         assert match, path
         ids.append(match.group(1))
     assert len(ids) == len(set(ids)) >= 10
+
+
+@pytest.mark.build
+def test_zipapp_scaffolds_every_template(tmp_path):
+    """The single-file build carries the templates, dotfiles included, and its init works."""
+    app = tmp_path / "pgmi"
+    built = subprocess.run([sys.executable, str(REPO / "build.py"), "-o", str(app)], capture_output=True, text=True,
+                           timeout=300, check=False)
+    assert built.returncode == 0, built.stderr
+    env = {**os.environ, "SHIV_ROOT": str(tmp_path / "shiv"), "PGMI_NON_INTERACTIVE": "1"}
+    for template in ("basic", "advanced"):
+        target = tmp_path / template
+        result = subprocess.run([sys.executable, str(app), "init", str(target), "-t", template], capture_output=True,
+                                text=True, timeout=120, check=False, env=env)
+        assert result.returncode == 0, result.stderr
+        copied = sorted(str(p.relative_to(target)) for p in target.rglob("*") if p.is_file())
+        source = TEMPLATES / template
+        assert copied == sorted(str(p.relative_to(source)) for p in source.rglob("*") if p.is_file())
+        assert ".gitignore" in copied
