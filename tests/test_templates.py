@@ -314,3 +314,35 @@ def test_scaffolded_copy_equals_the_template(tmp_path, run_pgmi):
     assert copied == sorted(str(p.relative_to(source)) for p in source.rglob("*") if p.is_file())
     assert (project / ".gitignore").read_bytes() == (source / ".gitignore").read_bytes()
     shutil.rmtree(project)
+
+
+def test_advanced_serialization_contract(run_pgmi, pg, tmp_path, advanced_db):
+    """Two REPEATABLE READ calls of the same counter route: the loser gets SQLSTATE 40001 (not a
+    response), a retry in a new transaction succeeds, and the counter ends at 2."""
+    project = scaffold(run_pgmi, tmp_path, "advanced")
+    deploy(run_pgmi, project, advanced_db)
+    first, second = connect(pg, advanced_db), connect(pg, advanced_db)
+    call = "SELECT status_code FROM api.rest_invoke('POST', '/counters/race/increment')"
+    try:
+        policy = first.run("SELECT transaction_isolation FROM api.rest_route_policy('POST', '/counters/race/increment')")
+        assert policy == [["repeatable read"]]
+        first.run("INSERT INTO api.counter (name, value) VALUES ('race', 0)")
+        for c in (first, second):
+            c.run("BEGIN ISOLATION LEVEL REPEATABLE READ")
+            c.run("SELECT 1")  # take the snapshot now, before either writes
+        assert first.run(call) == [[200]]
+        first.run("COMMIT")
+        with pytest.raises(Exception) as caught:
+            second.run(call)
+        assert caught.value.args[0]["C"] == "40001"
+        second.run("ROLLBACK")
+        second.run("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        assert second.run(call) == [[200]]
+        second.run("COMMIT")
+        assert first.run("SELECT value FROM api.counter WHERE name = 'race'") == [[2]]
+        first.run("BEGIN ISOLATION LEVEL READ COMMITTED")
+        assert first.run(call) == [[428]]  # weaker than the declared floor: refused, not run
+        first.run("ROLLBACK")
+    finally:
+        first.close()
+        second.close()
