@@ -260,7 +260,7 @@ from pgmilib.scaffold.connection_wizard import run_connection_wizard
 from pgmilib.scaffold.prompts import Prompter, Cancelled
 try:
     result = run_connection_wizard(Prompter())
-except Cancelled:
+except (Cancelled, KeyboardInterrupt):
     print("RESULT cancelled")
 else:
     print("RESULT " + json.dumps({{"connection": result.connection, "tested": result.tested,
@@ -329,6 +329,92 @@ def test_connection_wizard_rejects_bad_choices_and_ports(tmp_path, term_env):
     term.expect("Port [5432]: ")
     term.send("70000")
     term.expect("Port must be a number from 1 to 65535.")
+    term.expect("Port [5432]: ")
     term.send_raw(b"\x03")
     term.expect("RESULT cancelled")
     assert term.finish() == 0
+
+
+# ---- the deploy trigger (cli.md §5.1) --------------------------------------------------------
+
+@pytest.mark.parametrize("argv,environ,yaml_conn,expected", [
+    ([], {}, None, True),
+    ([], {"PGHOST": "h"}, {}, True),                      # PGHOST alone does not count
+    (["-p", "5433", "-U", "me"], {}, None, True),         # neither do --port and -U
+    (["-d", "x"], {}, None, False),
+    (["--host", "h"], {}, None, False),
+    (["--connection", "host=h"], {}, None, False),
+    ([], {"DATABASE_URL": "postgres://h/x"}, None, False),
+    ([], {"PGHOST": "h", "PGDATABASE": "x"}, None, False),
+    ([], {}, {"database": "x"}, False),
+    ([], {}, {"host": "h"}, False),
+])
+def test_no_connection_source(argv, environ, yaml_conn, expected):
+    from pgmilib.cli.app import build_parser
+    from pgmilib.scaffold.deploy_hook import no_connection_source
+
+    args = build_parser().parse_args(["deploy", "proj", *argv])
+    assert no_connection_source(args, environ, yaml_conn) is expected
+
+
+def test_merge_into_flags_keeps_given_flags_and_enables_cloud_auth():
+    from pgmilib.cli.app import build_parser
+    from pgmilib.scaffold.deploy_hook import merge_into_flags
+
+    args = build_parser().parse_args(["deploy", "proj", "-U", "given"])
+    merge_into_flags(args, {"host": "db", "port": 6543, "username": "wizard", "database": "app",
+                            "auth_method": "aws", "aws_region": "eu-west-1", "sslmode": "require"})
+    assert (args.host, args.port, args.username, args.database, args.sslmode) == ("db", 6543, "given", "app", "require")
+    assert args.aws is True and args.aws_region == "eu-west-1" and args.azure is False
+
+
+DEPLOY_HOOK_SCRIPT = """
+import json, os, sys
+sys.path.insert(0, {repo!r})
+from pgmilib.cli.app import build_parser
+from pgmilib.errors import PgmiError
+from pgmilib.output import Output
+from pgmilib.scaffold.deploy_hook import maybe_run_deploy_wizard
+args = build_parser().parse_args(["deploy", {project!r}] + {extra!r})
+try:
+    result = maybe_run_deploy_wizard(args, os.environ, None, {project!r}, Output())
+except PgmiError as error:
+    print("RESULT " + json.dumps({{"error": str(error)}}))
+else:
+    print("RESULT " + json.dumps({{"ran": result is not None, "host": args.host, "database": args.database,
+                                   "port": args.port}}))
+"""
+
+
+def deploy_hook(tmp_path, term_env, *extra: str) -> Terminal:
+    script = DEPLOY_HOOK_SCRIPT.format(repo=str(REPO), project=str(tmp_path), extra=list(extra))
+    return Terminal([sys.executable, "-c", script], tmp_path, term_env)
+
+
+def test_deploy_wizard_fills_the_flags_and_saves_on_request(tmp_path, term_env, pg):
+    host, port, _user, password = server_fields(pg)
+    term = deploy_hook(tmp_path, term_env)
+    term.expect("No database connection configured.")
+    type_local_connection(term, pg, "hook_db", password)
+    term.expect("Save these connection settings to pgmi.yaml? [Y/n]: ")
+    term.send("y")
+    term.expect("Saved to ")
+    term.expect("Save password to .pgpass for future sessions? [Y/n]: ")
+    term.send("n")
+    assert result_of(term) == {"ran": True, "host": host, "database": "hook_db", "port": int(port)}
+    assert yaml.safe_load((tmp_path / "pgmi.yaml").read_text())["connection"]["database"] == "hook_db"
+
+
+def test_deploy_wizard_cancel_is_approval_denied(tmp_path, term_env):
+    term = deploy_hook(tmp_path, term_env)
+    term.expect("Choice [1]: ")
+    term.send_raw(b"\x04")
+    assert result_of(term) == {"error": "approval denied: connection setup cancelled"}
+
+
+def test_deploy_wizard_stays_out_of_the_way_with_force_or_a_database(tmp_path, term_env):
+    for extra in (["--force"], ["-d", "x"]):
+        term = deploy_hook(tmp_path, term_env, *extra)
+        result = result_of(term)
+        assert result["ran"] is False
+        assert "No database connection configured." not in term.output

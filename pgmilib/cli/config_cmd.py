@@ -37,7 +37,7 @@ def cmd_config(args: argparse.Namespace, out: Output) -> int:
             return Exit.SUCCESS
     try:
         result = run_connection_wizard(p)
-    except Cancelled:
+    except (Cancelled, KeyboardInterrupt):  # Ctrl-C may land between two prompts
         out.info("Cancelled.")
         return Exit.SUCCESS
     write_connection(project, result, out)

@@ -31,7 +31,7 @@ def cmd_init(args: argparse.Namespace, out: Output) -> int:
         prompter = Prompter()
         try:
             wizard = run_init_wizard(prompter, args.target_path)
-        except Cancelled:
+        except (Cancelled, KeyboardInterrupt):  # Ctrl-C may land between two prompts
             out.info("Cancelled.")
             return Exit.SUCCESS
         target, template = wizard.target, wizard.template
