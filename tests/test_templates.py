@@ -346,3 +346,31 @@ def test_advanced_serialization_contract(run_pgmi, pg, tmp_path, advanced_db):
     finally:
         first.close()
         second.close()
+
+
+def test_advanced_deploys_without_superuser(run_pgmi, pg, tmp_path):
+    """CREATEROLE + CREATEDB are enough: the deploy user creates the database, the roles and the
+    trusted extensions itself, passes every test, and redeploys."""
+    import pg8000.native
+
+    user = "deployer_" + uuid.uuid4().hex[:8]
+    db = "t_" + uuid.uuid4().hex[:12]
+    admin = pg8000.native.Connection(**pg.conn_kwargs())
+    admin.run(f'CREATE ROLE "{user}" LOGIN PASSWORD \'pw-{user}\' CREATEROLE CREATEDB')
+    env = {"PGUSER": user, "PGPASSWORD": f"pw-{user}"}
+    try:
+        project = scaffold(run_pgmi, tmp_path, "advanced")
+        for _ in range(2):
+            result = run_pgmi("deploy", str(project), "-d", db, env=env, timeout=300)
+            assert result.returncode == 0, result.stderr[-3000:]
+            assert count_passed(result.stderr) >= 25
+        assert admin.run("SELECT rolsuper FROM pg_roles WHERE rolname = :u", u=user) == [[False]]
+        assert admin.run("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = :d", d=db) == [[user]]
+    finally:
+        admin.run("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :d "
+                  "AND pid <> pg_backend_pid()", d=db)
+        admin.run(f'DROP DATABASE IF EXISTS "{db}"')
+        for suffix in ROLE_SUFFIXES:
+            admin.run(f'DROP ROLE IF EXISTS "{db}_{suffix}"')
+        admin.run(f'DROP ROLE "{user}"')
+        admin.close()
