@@ -304,3 +304,12 @@ def test_zipapp_scaffolds_every_template(tmp_path):
         source = TEMPLATES / template
         assert copied == sorted(str(p.relative_to(source)) for p in source.rglob("*") if p.is_file())
         assert ".gitignore" in copied
+
+
+@pytest.mark.parametrize("name", ['my"app', "日本語プロジェクト", "it's-🚀"])
+def test_cli_init_with_awkward_project_names(tmp_path, capsys, name):
+    code, out, _err = run_cli(["init", str(tmp_path / name), "-t", "basic"], capsys)
+    assert code == 0
+    assert out.splitlines()[0] == f"{tmp_path / name}/"
+    assert json.loads((tmp_path / name / "project.json").read_text(encoding="utf-8")) == {
+        "app_name": name, "version": "1.0.0"}
