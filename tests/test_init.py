@@ -313,3 +313,21 @@ def test_cli_init_with_awkward_project_names(tmp_path, capsys, name):
     assert out.splitlines()[0] == f"{tmp_path / name}/"
     assert json.loads((tmp_path / name / "project.json").read_text(encoding="utf-8")) == {
         "app_name": name, "version": "1.0.0"}
+
+
+@pytest.mark.parametrize("template", ["basic", "advanced"])
+def test_template_scans_cleanly_and_plans(template):
+    """The scanner accepts every file (checksums, content, metadata); root __test__ files keep ./ paths."""
+    from pgmilib.project.metadata import plan, scan_project
+
+    project = scan_project(str(TEMPLATES / template))
+    on_disk = {"./" + str(p.relative_to(TEMPLATES / template)) for p in (TEMPLATES / template).rglob("*")
+               if p.is_file() and p.name != "deploy.sql" and not p.name.startswith(".")}  # the scanner skips dotfiles
+    assert {f.path for f in project.files} == on_disk
+    assert all(f.content and len(f.checksum) == 64 and len(f.pgmi_checksum) == 64 for f in project.files)
+    if template == "basic":
+        assert {"./__test__/_setup.sql", "./__test__/test_user_crud.sql"} <= {f.path for f in project.test_files}
+    else:
+        keyed = [e for e in plan(project.files) if e.id is not None]
+        assert [e.sort_key for e in keyed] == sorted(e.sort_key for e in keyed)  # bytewise order by key
+        assert keyed[0].path == "./lib/common/cast.sql" and keyed[-1].path == "./api/examples.sql"
