@@ -326,7 +326,7 @@ def test_template_scans_cleanly_and_plans(template):
     assert {f.path for f in project.files} == on_disk
     assert all(f.content and len(f.checksum) == 64 and len(f.pgmi_checksum) == 64 for f in project.files)
     if template == "basic":
-        assert {"./__test__/_setup.sql", "./__test__/test_user_crud.sql"} <= {f.path for f in project.test_files}
+        assert {"./__test__/_setup.sql", "./__test__/test_user_crud.sql"} <= {f.path for f in project.test_files()}
     else:
         keyed = [e for e in plan(project.files) if e.id is not None]
         assert [e.sort_key for e in keyed] == sorted(e.sort_key for e in keyed)  # bytewise order by key
