@@ -23,10 +23,9 @@ import os
 import time
 from typing import Any
 
-from pgmilib import SUPPORTED_COMPAT
 from pgmilib.deploy.request import DeployRequest, DeployResult
 from pgmilib.deploy.watchdog import Cancellation, Watchdog
-from pgmilib.errors import ConfigError, ExecutionFailed, Interrupted, PgmiError, exit_code, go_quote
+from pgmilib.errors import ConfigError, ExecutionFailed, Interrupted, PgmiError, exit_code
 from pgmilib.output import Output, format_error
 from pgmilib.redact import redact, secret_scope
 
@@ -87,10 +86,7 @@ def _run(request: DeployRequest, out: Output, result: DeployResult, watchdog: Wa
         params = start_ephemeral(request, out, cleanup)
         result.ephemeral_server = params.source
     else:
-        yaml_connection = project_config.connection if project_config else None
-        if request.connection_yaml is not None:  # a fleet target's own block over pgmi.yaml's
-            yaml_connection = {**(yaml_connection or {}), **request.connection_yaml}
-        params = resolve(request.connection, environ, yaml_connection)
+        params = resolve(request.connection, environ, project_config.connection if project_config else None)
     result.database = params.database
     _verbose_connection(out, params)
     deploy_params = _parameters(request, project_config, out)
@@ -123,7 +119,7 @@ def _deploy_into(params: Any, environ: dict[str, str], deploy_params: dict[str, 
         from pgmilib.deploy.rehearse import refuse_tail
 
         refuse_tail(projects.read_deploy_sql(project))
-    compat = check_compat(request.compat)
+    compat = session.check_compat(request.compat)
     target, maintenance = params.database, params.maintenance_database or "postgres"
 
     def connect(database: str, **kw: Any):
@@ -172,8 +168,6 @@ def _prepare_and_execute(conn: Any, project: Any, deploy_params: dict[str, str],
         session.prepare(conn, project, deploy_params, compat=compat, verbose=out.verbose_mode, out=out)
         result.files_loaded = len(project.files)
         watchdog.check()
-        if out.verbose_mode:  # DEBUG is for the user's deploy.sql, not for pgmi's own set-up
-            conn.run("SET client_min_messages = 'debug'")
         out.info("Executing deploy.sql")
         text = read_deploy_sql(project)
         expanded, result.test_macros = testing.expand_macros(conn, text)
@@ -196,6 +190,8 @@ def _prepare_and_execute(conn: Any, project: Any, deploy_params: dict[str, str],
 
             runner = HeadRetry(runner, request.retry_lock, out, watchdog.check, on_retry=on_retry)
         result.units_total = len(units)
+        if out.verbose_mode:  # DEBUG is for the user's deploy.sql, not for pgmi's own set-up
+            conn.run("SET client_min_messages = 'debug'")
         try:
             ran = execute.run_units(runner, units, out=out, script_text=expanded,
                                     script_expanded=result.test_macros > 0, files=project.contents())
@@ -245,13 +241,6 @@ class _Guarded:
 # ---------------------------------------------------------------------------------------
 # Helpers for the steps above
 # ---------------------------------------------------------------------------------------
-
-
-def check_compat(compat: str) -> str:
-    """The session API version to install ('' = latest); ConfigError for an unknown one."""
-    if compat not in ("", *SUPPORTED_COMPAT):
-        raise ConfigError(f"unsupported API version {go_quote(compat)}; supported: [{' '.join(SUPPORTED_COMPAT)}]")
-    return compat or SUPPORTED_COMPAT[0]
 
 
 def _parameters(request: DeployRequest, project_config: Any, out: Output) -> dict[str, str]:

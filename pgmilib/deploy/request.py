@@ -41,8 +41,6 @@ class DeployRequest:
     # -- fleet deploys, rehearsals, lock retries (issue 15) --------------------------------
     #: A project already scanned (`pgmilib.project.scan.scan()`): a fleet scans once for all targets.
     project: Any = None
-    #: Keys laid over pgmi.yaml's `connection:` block for this run (a fleet target's own block).
-    connection_yaml: Mapping[str, object] | None = None
     #: Parameters between pgmi.yaml's and --params-file/--param (a fleet target's `params:`).
     target_params: Mapping[str, str] = field(default_factory=dict)
     #: Run the atomic head and end it with ROLLBACK instead of its COMMIT (pgmilib/deploy/rehearse.py).

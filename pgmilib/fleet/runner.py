@@ -35,7 +35,7 @@ DEFAULT_PARALLEL = 4
 #: Environment connection strings would beat a target's own block; a fleet never uses them.
 _IGNORED_ENV = ("PGMI_CONNECTION_STRING", "DATABASE_URL")
 _FLAG_KEYS = ("host", "port", "username", "database", "sslmode", "sslcert", "sslkey", "sslrootcert",
-              "azure_tenant_id", "azure_client_id", "aws_region", "google_instance")
+              "azure_tenant_id", "azure_client_id", "aws_region", "google_instance", "maintenance_database")
 
 
 @dataclass
@@ -130,7 +130,6 @@ def request_for(base: DeployRequest, target: Target) -> DeployRequest:
     for key in _IGNORED_ENV:
         environ.pop(key, None)
     flags = base.connection
-    connection_yaml = None
     if target.connection:
         flags = dataclasses.replace(flags, connection=target.connection)
     else:
@@ -139,12 +138,10 @@ def request_for(base: DeployRequest, target: Target) -> DeployRequest:
         method = str(block.get("auth_method", ""))
         given.update(azure=flags.azure or method == "azure", aws=flags.aws or method == "aws",
                      google=flags.google or method == "google")
-        flags = dataclasses.replace(flags, **given)
-        if block.get("maintenance_database"):
-            connection_yaml = {"maintenance_database": block["maintenance_database"]}
+        flags = dataclasses.replace(flags, **given)  # flags: a target's own values beat the environment
     reports = tuple(spec.replace("{target}", target.name) for spec in base.test_reports)
     return dataclasses.replace(base, connection=flags, environ=environ, target_params=dict(target.params),
-                               connection_yaml=connection_yaml, test_reports=reports, interactive=False)
+                               test_reports=reports, interactive=False)
 
 
 def run_fleet(
