@@ -418,3 +418,29 @@ def test_deploy_wizard_stays_out_of_the_way_with_force_or_a_database(tmp_path, t
         result = result_of(term)
         assert result["ran"] is False
         assert "No database connection configured." not in term.output
+
+
+def test_pgmi_deploy_without_any_connection_asks_then_deploys(tmp_path, term_env, pg):
+    """The real command: `pgmi deploy proj` on a terminal with no connection source runs the wizard,
+    then deploys with its answers (the typed password reaches the run, not a file)."""
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "deploy.sql").write_text("CREATE TABLE from_wizard(id int);\n", encoding="utf-8")
+    _host, _port, _user, password = server_fields(pg)
+    term = Terminal(pgmi("deploy", str(proj)), tmp_path, term_env)
+    term.expect("No database connection configured.")
+    type_local_connection(term, pg, "wizard_e2e", password)
+    term.expect("Save these connection settings to pgmi.yaml? [Y/n]: ")
+    term.send("n")
+    term.expect("Save password to .pgpass for future sessions? [Y/n]: ")
+    term.send("n")
+    term.expect("wizard_e2e: 0 files loaded")
+    assert term.finish() == 0
+    assert not (proj / "pgmi.yaml").exists() and not (tmp_path / "pgpass").exists()
+    import pg8000.native
+
+    conn = pg8000.native.Connection(**pg.conn_kwargs("wizard_e2e"))
+    try:
+        assert conn.run("SELECT to_regclass('from_wizard') IS NOT NULL") == [[True]]
+    finally:
+        conn.close()

@@ -15,7 +15,7 @@ def cmd_config(args: argparse.Namespace, out: Output) -> int:
         error = PgmiError("config requires an interactive terminal")
         error.trailer.append("for CI, write pgmi.yaml by hand or use PG* environment variables")
         raise error
-    from pgmilib.config.settings import load_project_config
+    from pgmilib.config import load_project_config
     from pgmilib.errors import ConfigError
     from pgmilib.scaffold.connection_wizard import run_connection_wizard
     from pgmilib.scaffold.persist import offer_pgpass, write_connection

@@ -84,7 +84,7 @@ def connection_flags(args: argparse.Namespace) -> Any:
         database=args.database, sslmode=args.sslmode, sslcert=args.sslcert, sslkey=args.sslkey,
         sslrootcert=args.sslrootcert, azure=args.azure, azure_tenant_id=args.azure_tenant_id,
         azure_client_id=args.azure_client_id, aws=args.aws, aws_region=args.aws_region, google=args.google,
-        google_instance=args.google_instance,
+        google_instance=args.google_instance, maintenance_database=getattr(args, "maintenance_database", ""),
     )
 
 
@@ -134,8 +134,10 @@ def cmd_deploy(args: argparse.Namespace, out: Output) -> int:
         return fleet.cmd_fleet(args, out)
     fleet.check_single(args)
     try:
-        request = request_from_args(args)
-    except PgmiError as error:  # a malformed --param: reported like every other config error
+        environ = dict(os.environ)
+        _connection_wizard(args, environ, out)
+        request = request_from_args(args, environ)
+    except PgmiError as error:  # a malformed --param, a cancelled wizard: reported like every other error
         result = DeployResult(error=error, exit_code=exit_code(error))
         from pgmilib.deploy.pipeline import describe
 
@@ -151,6 +153,28 @@ def cmd_deploy(args: argparse.Namespace, out: Output) -> int:
     if result.error is not None:
         out.error_text(result.error_text)
     return int(result.exit_code)
+
+
+def _connection_wizard(args: argparse.Namespace, environ: dict[str, str], out: Output) -> None:
+    """cli.md §5.1: no connection source at all, on a terminal, without --force -> ask (fills `args`).
+
+    A password the wizard learned goes into this run's private environment copy as
+    PGPASSWORD (only if none is set), never into a flag or a file.
+    """
+    if args.ephemeral or args.force or not is_interactive():
+        return
+    from pgmilib import config
+    from pgmilib.scaffold.deploy_hook import maybe_run_deploy_wizard
+
+    merged, _ = config.load_dotenv(args.project_path, environ)
+    project_config = config.load_project_config(args.project_path)
+    wizard = maybe_run_deploy_wizard(args, merged, project_config.connection if project_config else None,
+                                     args.project_path, out)
+    if wizard is None:
+        return
+    args.maintenance_database = str(wizard.connection.get("maintenance_database") or "")
+    if wizard.password and not merged.get("PGPASSWORD"):
+        environ["PGPASSWORD"] = wizard.password
 
 
 class _Signals:

@@ -102,7 +102,7 @@ def test_connection(conn: dict, password: str | None) -> str:
     Returns the server's `version()` text up to the first comma; raises PgmiError on failure.
     """
     from pgmilib.conn.connect import Deadline, open_connection
-    from pgmilib.conn.conninfo import ConnParams
+    from pgmilib.conn.params import ConnParams
 
     params = ConnParams(host=str(conn.get("host") or "localhost"), port=int(conn.get("port") or 5432),
                         user=str(conn.get("username") or ""), password=password,

@@ -65,7 +65,7 @@ def maybe_run_deploy_wizard(args: argparse.Namespace, environ: Mapping[str, str]
         raise ApprovalDenied("approval denied: connection setup cancelled") from None
     merge_into_flags(args, result.connection)
     if result.tested and p.confirm("Save these connection settings to pgmi.yaml?"):
-        from pgmilib.config.settings import write_project_config
+        from pgmilib.config import write_project_config
 
         try:
             path = write_project_config(project_dir, result.connection)

@@ -12,7 +12,7 @@ from pgmilib.scaffold.prompts import Prompter
 
 def write_connection(project_dir: str | Path, result: WizardResult, out: Output) -> Path:
     """Replace the `connection` block of `<project_dir>/pgmi.yaml` (params/timeout kept), mode 0600."""
-    from pgmilib.config.settings import write_project_config
+    from pgmilib.config import write_project_config
 
     path = write_project_config(project_dir, result.connection)
     out.info(f"Wrote {path}")
