@@ -131,7 +131,7 @@ def cmd_deploy(args: argparse.Namespace, out: Output) -> int:
     from pgmilib.cli import fleet  # issue 15: --targets (or pgmi.yaml targets:) deploys a fleet
 
     if fleet.wants_fleet(args):
-        return fleet.cmd_fleet(args, out)
+        return fleet.cmd_fleet(args, out, request_from_args)
     fleet.check_single(args)
     try:
         environ = dict(os.environ)

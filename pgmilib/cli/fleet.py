@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import signal
 import threading
+from collections.abc import Callable
 from typing import Any, Self
 
 from pgmilib.errors import PgmiError, UsageError, exit_code, go_quote
@@ -65,12 +66,12 @@ def check_single(args: argparse.Namespace) -> None:
             raise UsageError(f"{flag} needs a list of targets: --targets FILE (or a `targets:` list in pgmi.yaml)")
 
 
-def cmd_fleet(args: argparse.Namespace, out: Output) -> int:
+def cmd_fleet(args: argparse.Namespace, out: Output, request_from_args: Callable[..., Any]) -> int:
     """Deploy the project to every selected target; exit 0 only when all succeeded."""
     from pgmilib.fleet import FleetCancellation, report, run_fleet
 
     try:
-        targets, base, options = _prepare(args)
+        targets, base, options = _prepare(args, request_from_args)
     except PgmiError as error:
         if args.json:
             out.envelope({"status": "failed", "exitCode": int(exit_code(error)), "error": error.message})
@@ -91,15 +92,15 @@ def cmd_fleet(args: argparse.Namespace, out: Output) -> int:
     return result.exit_code
 
 
-def _prepare(args: argparse.Namespace) -> tuple[list[Any], Any, dict[str, Any]]:
-    """Targets (selected), the base DeployRequest and the runner options; UsageError/ConfigError."""
-    from pgmilib.cli.deploy import request_from_args
+def _prepare(args: argparse.Namespace, request_from_args: Callable[..., Any]) -> tuple[list[Any], Any, dict[str, Any]]:
+    """Targets (selected), the base DeployRequest and the runner options; UsageError/ConfigError.
+
+    `request_from_args` is cli.deploy's translation of the flags (passed in: cli.deploy calls us).
+    """
     from pgmilib.config import load_project_config
     from pgmilib.fleet import load_targets_file, parse_shard, select, targets_from_project
     from pgmilib.fleet.runner import DEFAULT_PARALLEL
 
-    if not args.project_path:
-        raise UsageError("missing required argument: <project_path>")
     for attr, flag in SINGLE_FLAGS:
         if _given(args, attr):
             raise UsageError(f"{flag} cannot be combined with a list of targets: each target names its own "
