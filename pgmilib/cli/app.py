@@ -103,11 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     deploy_cli.add_arguments(add("deploy", _lazy("cli.deploy:cmd_deploy"), "run deploy.sql of a project against a database"))
 
-    init = add("init", _not_yet("init"), "scaffold a new project from a template")
+    init = add("init", _lazy("cli.init:cmd_init"), "scaffold a new project from a template")
     init.add_argument("target_path", nargs="?", default=".")
     init.add_argument("-t", "--template", default=None, help="basic (default) or advanced")
 
-    add("config", _not_yet("config"), "interactive connection set-up, written to pgmi.yaml").add_argument(
+    add("config", _lazy("cli.config_cmd:cmd_config"), "interactive connection set-up, written to pgmi.yaml").add_argument(
         "path", nargs="?", default=".")
 
     info = add("info", _lazy("cli.info:cmd_info"), "offline summary of a project")
@@ -116,9 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     templates = add("templates", _group_help, "list and describe project templates")
     tsubs = templates.add_subparsers(dest="subcommand", metavar="<subcommand>", parser_class=_Parser)
-    add("list", _not_yet("templates list"), "list templates", parent=tsubs)
-    add("describe", _not_yet("templates describe"), "describe a template",
-        parent=tsubs).add_argument("template_name", nargs="?")
+    tlist = add("list", _lazy("cli.templates:cmd_list"), "list templates", parent=tsubs)
+    tlist.add_argument("--json", action="store_true", help="print JSON on stdout")
+    tdescribe = add("describe", _lazy("cli.templates:cmd_describe"), "describe a template", parent=tsubs)
+    tdescribe.add_argument("template_name", nargs="?")
+    tdescribe.add_argument("--json", action="store_true", help="print JSON on stdout")
 
     meta = add("metadata", _group_help, "work with <pgmi-meta> blocks (offline)")
     msubs = meta.add_subparsers(dest="subcommand", metavar="<subcommand>", parser_class=_Parser)
@@ -133,9 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("project_path", nargs="?")
         p.add_argument("--json", action="store_true", help="print JSON on stdout")
 
-    add("ai", _not_yet("ai"), "documentation for AI coding assistants").add_argument(
+    add("ai", _lazy("cli.ai:cmd_ai"), "documentation for AI coding assistants (skills, skill, contract, client, "
+        "setup, check)").add_argument(
         "rest", nargs=argparse.REMAINDER)
-    add("serve", _not_yet("serve"), "MCP server over stdio")
+    add("serve", _lazy("cli.serve:cmd_serve"), "MCP server over stdio (claude mcp add pgmi -- pgmi serve)")
     add("version", cmd_version, "print version information").add_argument("rest", nargs="*")
     add("completion", _not_yet("completion"), "print a shell completion script").add_argument(
         "shell", choices=("bash", "zsh", "fish", "powershell"))

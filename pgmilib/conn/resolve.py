@@ -48,6 +48,8 @@ class ConnectionFlags:
     aws_region: str = ""
     google: bool = False
     google_instance: str = ""
+    #: No CLI flag (cli.md has none); API callers such as the MCP `deploy` tool may name one.
+    maintenance_database: str = ""
 
 
 def _yaml(yaml_connection: Mapping[str, object] | None, key: str) -> str:
@@ -296,4 +298,4 @@ def _resolve_databases(params: ConnParams, flags: ConnectionFlags, yaml_connecti
         # Granular path: honour pgmi.yaml maintenance_database (fix of the original's quirk).
         maintenance = yaml_maintenance if (not from_string and yaml_maintenance) else "postgres"
     params.database = target
-    params.maintenance_database = maintenance
+    params.maintenance_database = flags.maintenance_database or maintenance
