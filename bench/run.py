@@ -737,6 +737,8 @@ def render_markdown(b: Bench, summ: dict, targets: list[dict], info: dict) -> st
   binary from the npm package, one transaction per migration, `--no-dump-schema`), yoyo (`apply
   --batch`), Sqitch (default Debian `psql` client, each deploy script wrapped in BEGIN/COMMIT as its
   template does). Each fresh deploy is verified by counting the objects it created.
+- Statement-dense tail: a `deploy.sql` of 20,000 small statements and no other files (`gen.generate_tail`),
+  `pgmi deploy` against `psql -f` of the same file, each run verified by counting the rows it wrote.
 - Start-up: `pgmi version` after warm-up (warm shiv cache) and with a fresh, empty `SHIV_ROOT` for
   every run (first run), against `python -c pass` on the same interpreter.
 - The machine is noisy (shared VM): compare ratios within one run rather than absolute numbers across runs.""")
