@@ -5,7 +5,7 @@ transaction, then the psql-style tail), stops at the first failure and raises
 `ExecutionFailed` whose trailer points at the failing place:
 
 * a server Position (syntax errors, unknown relations in deploy.sql itself) resolves to a
-  line/column of the expanded deploy.sql, because tail units are padded (sqllex.split_units);
+  line/column of the expanded deploy.sql through the unit's offset (sqllex.Unit.script_position);
 * beyond the original tool, an error inside text that deploy.sql ran with EXECUTE (usually a
   project file read from the session tables) is traced back to that file with
   `locate_in_files`, using the server's internal query/position or its CONTEXT lines.
@@ -59,6 +59,7 @@ def run_units(
     for index, unit in enumerate(units):
         if total > 1:
             out.verbose(f"Executing unit {index + 1} of {total} (deploy.sql line {unit.start_line})")
+        refused = getattr(conn, "copy_in_refused", 0)
         try:
             conn.run(unit.text)
         except PgmiError as error:  # e.g. raised by a notice hook or a deadline watcher
@@ -69,9 +70,37 @@ def run_units(
             diag = PgDiagnostics.from_exception(exc)
             if diag is None:
                 raise ExecutionFailed(f"execution failed: {exc}", details=_unit_details(total, index)) from exc
+            if getattr(conn, "copy_in_refused", 0) > refused:
+                raise copy_in_failure(diag, unit, index, total, script_text=script_text,
+                                      script_expanded=script_expanded) from exc
             raise build_failure(diag, unit, index, total, script_text=script_text,
                                 script_expanded=script_expanded, files=files) from exc
     return ExecResult(units_total=total, units_committed=total)
+
+
+_COPY_FROM_STDIN = re.compile(r"(?<![\w$])COPY(?![\w$])[^;]*?(?<![\w$])FROM\s+STDIN(?![\w$])", re.IGNORECASE)
+
+
+def copy_in_failure(diag: PgDiagnostics, unit: Unit, index: int, total: int, *, script_text: str,
+                    script_expanded: bool) -> ExecutionFailed:
+    """The report for a `COPY ... FROM STDIN` that the connection aborted on the wire (CopyFail).
+
+    The server rolled the statement (and its transaction) back; pgmi has no data stream to
+    feed it, and the data lines psql would read after the statement are not SQL either.
+    """
+    error = ExecutionFailed("execution failed: COPY FROM STDIN is not supported in deploy.sql "
+                            "(the COPY was aborted and its transaction rolled back)", pg=diag)
+    error.details.update(_unit_details(total, index), sqlstate=diag.sqlstate)
+    found = _COPY_FROM_STDIN.search(mask(unit.text))
+    if found is not None:
+        line, column = line_col(script_text, unit.script_position(found.start() + 1))
+        error.details.update(script=SCRIPT_NAME, line=line, column=column, scriptExpanded=script_expanded)
+        error.trailer.append(f"LOCATION: {SCRIPT_NAME} line {line}, column {column}"
+                             + (_EXPANDED_NOTE if script_expanded else ""))
+        error.trailer.extend(_line_and_caret(line, column, source_line(script_text, line)))
+    error.trailer.append("HINT: load data with INSERT statements or with COPY FROM a server-side file, "
+                         "or run psql for data sections (pg_dump output).")
+    return error
 
 
 def _unit_details(total: int, index: int) -> dict[str, Any]:
@@ -101,8 +130,9 @@ def build_failure(
     if failed:
         details["failedFile"] = failed.group(1)
 
-    if diag.position is not None:
-        where = line_col(unit.text, diag.position)
+    at = unit.script_position(diag.position) if diag.position is not None else None
+    if at is not None:
+        where = line_col(script_text, at)
         if where is not None:
             line, column = where
             text_line = source_line(script_text, line)
@@ -134,14 +164,15 @@ def build_failure(
 def _locate_in_unit(diag: PgDiagnostics, unit: Unit, script_text: str) -> dict | None:
     """A failing statement inside a DO block written in deploy.sql itself (server: 'line N at X').
 
-    The server gives no Position then, only the line within the DO body; the unit text is
-    padded, so lines found in it are lines of the (expanded) script.
+    The server gives no Position then, only the line within the DO body; lines found in the
+    unit text are shifted by the line the unit starts on in the (expanded) script.
     """
     items = _context_items(diag.where)
     first = _PLPGSQL_LINE.match(items[0]) if len(items) == 1 else None
     if first is None or first.group(1) != "inline_code_block":
         return None
-    lines = do_block_lines(unit.text, int(first.group(2)), first.group(3))
+    base = script_text.count("\n", 0, unit.start_offset)
+    lines = [base + n for n in do_block_lines(unit.text, int(first.group(2)), first.group(3))]
     places = [_line_place(SCRIPT_NAME, script_text, line) for line in lines]
     return _result([p for p in places if p], {SCRIPT_NAME: script_text})
 

@@ -148,6 +148,7 @@ def _prepare_and_execute(conn: Any, project: Any, deploy_params: dict[str, str],
 
     events = testing.TestEvents(out)
     conn.on_notice = lambda diag: events.on_notice(diag) or out.notice(diag)
+    conn.on_copy_out = out.info  # COPY ... TO STDOUT in deploy.sql: rows shown like notices (stderr)
     failure: BaseException | None = None
     try:
         session.prepare(conn, project, deploy_params, compat=compat, verbose=out.verbose_mode, out=out)
