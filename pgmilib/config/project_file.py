@@ -86,6 +86,7 @@ def load_project_config(project_dir: str | Path) -> ProjectConfig | None:
 
     config = ProjectConfig(path=path)
     try:
+        _check_depth(text, path)
         root = next(iter(yaml.compose_all(text, Loader=yaml.BaseLoader)), None)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
@@ -101,6 +102,32 @@ def load_project_config(project_dir: str | Path) -> ProjectConfig | None:
     except _Schema as problem:
         raise ConfigError(f"failed to load pgmi.yaml: {path} line {problem.line}: {problem.message}") from None
     return config
+
+
+MAX_DEPTH = 64  # pgmi.yaml needs 3 levels; the YAML composer recurses once per level
+
+
+def _check_depth(text: str, path: Path) -> None:
+    """Refuse absurd nesting before composing (PyYAML's composer would hit the recursion limit).
+
+    Walks the parser's event stream (not recursive) of the first document only. Aliases
+    are not expanded by composing and the schema reads scalars only, so an alias bomb
+    costs nothing here.
+    """
+    import yaml
+
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.BaseLoader):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                line = event.start_mark.line + 1 if event.start_mark else 0
+                raise ConfigError(f"failed to load pgmi.yaml: {path} line {line}: "
+                                  f"nested more than {MAX_DEPTH} levels deep")
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+        elif isinstance(event, yaml.DocumentEndEvent):
+            return
 
 
 def _line(node) -> int:

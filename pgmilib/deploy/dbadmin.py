@@ -56,8 +56,30 @@ _LIST_GUCS = frozenset({"search_path", "temp_tablespaces", "session_preload_libr
 
 
 def quote_ident(name: str) -> str:
-    """A SQL identifier: double quotes, embedded quotes doubled, NUL removed."""
-    return '"' + name.replace("\x00", "").replace('"', '""') + '"'
+    """A SQL identifier: double quotes, embedded quotes doubled; a NUL is refused, never dropped
+    (dropping it would name a different database, e.g. in DROP DATABASE)."""
+    if "\x00" in name:
+        raise ConfigError(f"identifier {go_quote(name)} contains a NUL character")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def check_database_name(name: str, flag: str = "database name") -> None:
+    """Refuse, before anything runs, a name PostgreSQL cannot hold: NUL or not UTF-8 (exit 10).
+
+    Names from argv that were not UTF-8 arrive with surrogate escapes; the server would get
+    different bytes, so `--overwrite` could act on another database than the one named.
+    """
+    if "\x00" in name:
+        raise ConfigError(f"{flag} {go_quote(_printable(name))} contains a NUL character")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(f"{flag} {go_quote(_printable(name))} is not valid UTF-8") from None
+
+
+def _printable(name: str) -> str:
+    """The name with surrogate escapes shown as \\xNN (a lone surrogate cannot be written out)."""
+    return name.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def quote_literal(text: str) -> str:

@@ -84,6 +84,11 @@ def _run(request: DeployRequest, out: Output, result: DeployResult, watchdog: Wa
         result.ephemeral_server = params.source
     else:
         params = resolve(request.connection, environ, project_config.connection if project_config else None)
+    from pgmilib.deploy.dbadmin import check_database_name
+
+    check_database_name(params.database)
+    if params.maintenance_database:
+        check_database_name(params.maintenance_database, "maintenance database")
     result.database = params.database
     _verbose_connection(out, params)
     deploy_params = _parameters(request, project_config, out)

@@ -1,0 +1,161 @@
+"""Hostile or broken input: one line (or one block) naming the problem, the documented exit
+code, never a traceback, nothing touched in the database."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+
+import pytest
+from projects import write_project
+
+PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
+
+
+def _db() -> str:
+    return "h_" + uuid.uuid4().hex[:10]
+
+
+def _no_traceback(result) -> None:
+    assert "Traceback" not in result.stderr and "panic" not in result.stderr, result.stderr
+
+
+# ---- the scan ------------------------------------------------------------------------------
+
+def test_every_non_text_file_is_reported_in_one_run(tmp_path, run_pgmi):
+    files = {f"img/{n}.png": PNG for n in ("a", "b", "c", "d")}
+    files["bad/latin1.sql"] = "SELECT 'caf\xe9';".encode("latin-1")
+    proj = write_project(tmp_path / "p", files)
+    result = run_pgmi("deploy", str(proj), "-d", _db(), "--json")
+    assert result.returncode == 1, result.stderr
+    _no_traceback(result)
+    for name in ("a", "b", "c", "d"):
+        assert f"./img/{name}.png contains a NUL byte" in result.stderr
+    assert "./bad/latin1.sql is not valid UTF-8" in result.stderr
+    assert "and 4 more file problem(s)" in result.stderr
+    assert len(json.loads(result.stdout)["fileProblems"]) == 5
+
+
+def test_non_utf8_file_and_directory_names_exit_1(tmp_path, run_pgmi):
+    proj = write_project(tmp_path / "p", {"ok.sql": "SELECT 1;"})
+    raw = os.fsencode(str(proj))
+    with open(raw + b"/caf\xe9.sql", "wb") as handle:
+        handle.write(b"SELECT 1;")
+    os.mkdir(raw + b"/dir\xff")
+    result = run_pgmi("deploy", str(proj), "-d", _db())
+    assert result.returncode == 1, result.stderr
+    _no_traceback(result)
+    assert "name ./caf\\xe9.sql is not valid UTF-8" in result.stderr
+    assert "name ./dir\\xff is not valid UTF-8" in result.stderr
+
+
+def test_a_2000_level_tree_is_walked_without_recursion(tmp_path):
+    from pgmilib.project.scan import scan
+
+    root = write_project(tmp_path / "p", {})
+    deep = str(root)
+    for _ in range(2000):  # os.makedirs itself recurses
+        deep += "/d"
+        os.mkdir(deep)
+    try:
+        with open(deep + "/x.sql", "w") as handle:
+            handle.write("SELECT 1;")
+        project = scan(root)
+        assert [f.path for f in project.files] == ["./" + "d/" * 2000 + "x.sql"]
+    finally:  # shutil.rmtree (pytest's clean-up) recurses too: remove the tree bottom-up
+        if os.path.exists(deep + "/x.sql"):
+            os.unlink(deep + "/x.sql")
+        while deep != str(root):
+            os.rmdir(deep)
+            deep = deep[:-2]
+
+
+def test_deploy_sql_symlink_out_of_the_project_is_refused(tmp_path, pg, run_pgmi):
+    outside = tmp_path / "outside.sql"
+    outside.write_text("CREATE TABLE leaked (a int);\n")
+    proj = write_project(tmp_path / "p", {}, deploy_sql=None)
+    (proj / "deploy.sql").symlink_to(outside)
+    db = _db()
+    result = run_pgmi("deploy", str(proj), "-d", db)
+    assert result.returncode == 1, result.stderr
+    _no_traceback(result)
+    assert "refusing to read symlink ./deploy.sql" in result.stderr
+    assert "creating" not in result.stderr  # refused offline, before any connection
+
+
+# ---- database names ------------------------------------------------------------------------
+
+def _databases(conn) -> set[str]:
+    return {r[0] for r in conn.run("SELECT datname FROM pg_database")}
+
+
+def test_database_name_with_nul_is_refused_before_anything(tmp_path, pg, conn, create_database, run_pgmi):
+    victim = create_database()  # "t_xxx": a name a NUL-stripping quote would turn "t_\0xxx" into
+    before = _databases(conn)
+    proj = write_project(tmp_path / "p", {})
+    nul_name = victim[:2] + "%00" + victim[2:]
+    url = pg.url("postgres").rsplit("/", 1)[0] + "/" + nul_name
+    result = run_pgmi("deploy", str(proj), "--connection", url, "--overwrite", "--force")
+    assert result.returncode == 10, result.stderr
+    _no_traceback(result)
+    assert "contains a NUL character" in result.stderr
+    assert _databases(conn) == before
+
+
+def test_database_name_not_utf8_is_refused_before_anything(tmp_path, pg, conn, run_pgmi):
+    import subprocess
+    import sys
+
+    before = _databases(conn)
+    proj = write_project(tmp_path / "p", {})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env.update(pg.env(), PGMI_NON_INTERACTIVE="1")
+    from conftest import REPO
+
+    result = subprocess.run([sys.executable, str(REPO / "pgmi.py"), "deploy", str(proj), "-d", b"caf\xe9",
+                             "--overwrite", "--force"], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 10, result.stderr
+    _no_traceback(result)
+    assert "is not valid UTF-8" in result.stderr
+    assert _databases(conn) == before
+
+
+def test_quote_ident_refuses_nul_instead_of_dropping_it():
+    from pgmilib.deploy.dbadmin import quote_ident
+    from pgmilib.errors import ConfigError
+
+    assert quote_ident('a"b') == '"a""b"'
+    with pytest.raises(ConfigError):
+        quote_ident("a\x00b")
+
+
+# ---- pgmi.yaml -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, message", [
+    ("a: " + "[" * 5000 + "]" * 5000 + "\n", "nested more than 64 levels deep"),
+    ("params:\n" + "".join(f"{'  ' * (i + 1)}k{i}:\n" for i in range(200)) + "    " * 201 + "v: 1\n",
+     "nested more than 64 levels deep"),
+])
+def test_deeply_nested_pgmi_yaml_is_a_config_error(tmp_path, run_pgmi, text, message):
+    proj = write_project(tmp_path / "p", {"pgmi.yaml": text})
+    result = run_pgmi("deploy", str(proj), "-d", _db())
+    assert result.returncode == 10, result.stderr
+    _no_traceback(result)
+    assert message in result.stderr and "pgmi.yaml" in result.stderr
+
+
+def test_yaml_alias_bomb_is_cheap_and_rejected_by_the_schema(tmp_path):
+    import time
+
+    from pgmilib.config import load_project_config
+    from pgmilib.errors import ConfigError
+
+    lines = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 10)]
+    lines.append("params:\n  bomb: *a9")
+    write_project(tmp_path / "p", {"pgmi.yaml": "\n".join(lines) + "\n"})
+    started = time.monotonic()
+    with pytest.raises(ConfigError):
+        load_project_config(tmp_path / "p")
+    assert time.monotonic() - started < 5
