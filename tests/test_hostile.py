@@ -159,3 +159,26 @@ def test_yaml_alias_bomb_is_cheap_and_rejected_by_the_schema(tmp_path):
     with pytest.raises(ConfigError):
         load_project_config(tmp_path / "p")
     assert time.monotonic() - started < 5
+
+
+# ---- test reports --------------------------------------------------------------------------
+
+def test_test_reports_never_contain_a_secret_parameter(tmp_path, run_pgmi):
+    secret = 'S3cr&t"<pw>'  # characters XML and JSON escape, so redacting the final text is not enough
+    failing = ("DO $$ BEGIN RAISE EXCEPTION 'leaked: %', (SELECT value FROM pg_temp.pgmi_parameter_view "
+               "WHERE key = 'db_password') USING DETAIL = (SELECT value FROM pg_temp.pgmi_parameter_view "
+               "WHERE key = 'db_password'); END $$;\n")
+    proj = write_project(tmp_path / "p", {"__test__/test_leak.sql": failing},
+                         "BEGIN;\nCALL pgmi_test();\nCOMMIT;\n")
+    reports = {fmt: tmp_path / f"report.{fmt}" for fmt in ("junit", "tap", "json")}
+    args = ["deploy", str(proj), "-d", _db(), "--param", f"db_password={secret}"]
+    for fmt, path in reports.items():
+        args += ["--test-report", f"{fmt}:{path}"]
+    result = run_pgmi(*args)
+    assert result.returncode == 13, result.stderr
+    assert secret not in result.stderr
+    for fmt, path in reports.items():
+        text = path.read_text()
+        assert "leaked: " in text, (fmt, text)
+        for form in (secret, json.dumps(secret)[1:-1], "S3cr&amp;t", "S3cr"):
+            assert form not in text, (fmt, form, text)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from pgmilib.deploy import reports
 from pgmilib.deploy.reports import FAILED, PASSED, RUNNING, SuiteResult, TestResult
 from pgmilib.errors import ConfigError, PgDiagnostics, PgmiError
+from pgmilib.redact import redact
 from pgmilib.sqllex import mask
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -208,15 +209,16 @@ class TestEvents:
         lost connection): it is reported as an error carrying the deploy's message. The deploy
         error is added as its own entry only when no recorded failure explains it.
         """
-        message = str(error) if error is not None else None
+        message = redact(str(error)) if error is not None else None
         if self._current is not None and self._current.status == RUNNING and message:
             self._current.message = message
         explained = any(r.status == FAILED for r in self.failed())
         unexplained = None if explained else message
+        suites = reports.redacted(self.suites)  # every string, before escaping; then the whole text
         render = {
-            "junit": lambda: reports.junit_xml(self.suites, unexplained),
-            "tap": lambda: reports.tap(self.suites, unexplained),
-            "json": lambda: reports.json_report(self.suites, message),
+            "junit": lambda: redact(reports.junit_xml(suites, unexplained)),
+            "tap": lambda: redact(reports.tap(suites, unexplained)),
+            "json": lambda: redact(reports.json_report(suites, message)),
         }
         problems: list[PgmiError] = []
         for spec in specs:
