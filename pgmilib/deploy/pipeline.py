@@ -122,21 +122,24 @@ def _deploy_into(params: Any, environ: dict[str, str], deploy_params: dict[str, 
         return open_connection(params, database, deadline=watchdog.deadline, on_notice=out.notice, out=out,
                                environ=environ, **kw)
 
-    if request.overwrite:
-        dbadmin.check_overwrite_allowed(target, maintenance)
-        approver = dbadmin.choose_approver(request.force, request.interactive, out)
-        dbadmin.overwrite_database(connect, target, maintenance, approver, out)
-        conn = connect(target)
-    else:
-        conn = dbadmin.open_target(connect, target, maintenance, out)
+    with _connection_guard():
+        if request.overwrite:
+            dbadmin.check_overwrite_allowed(target, maintenance)
+            approver = dbadmin.choose_approver(request.force, request.interactive, out)
+            dbadmin.overwrite_database(connect, target, maintenance, approver, out, lock_wait=lock_wait,
+                                       watchdog=watchdog)
+            conn = connect(target)
+        else:
+            conn = dbadmin.open_target(connect, target, maintenance, out, lock_wait=lock_wait, watchdog=watchdog)
     watchdog.conn = conn
     out.info("Preparing session: scanning files, loading parameters")
     locked = False
     try:
-        session.check_server_version(conn)
-        lock.acquire(conn, lock_wait, out, watchdog)
-        locked = True
-        _prepare_and_execute(conn, project, deploy_params, compat, request, out, result, watchdog)
+        with _connection_guard():
+            session.check_server_version(conn)
+            lock.acquire(conn, lock_wait, out, watchdog)
+            locked = True
+            _prepare_and_execute(conn, project, deploy_params, compat, request, out, result, watchdog)
     finally:
         watchdog.conn = None
         if locked:
@@ -193,6 +196,23 @@ def _prepare_and_execute(conn: Any, project: Any, deploy_params: dict[str, str],
     finally:
         if request.test_reports:
             events.write_reports(request.test_reports, failure)
+
+
+@contextlib.contextmanager
+def _connection_guard():
+    """A lost connection outside deploy.sql's own statements is exit 11, not a traceback.
+
+    Only the driver's network failures are caught (a bug must still surface as a panic);
+    when the run's watchdog caused the loss (timeout, cancel), its marker decides the exit.
+    """
+    import pg8000.exceptions
+
+    from pgmilib.errors import ConnectionFailed
+
+    try:
+        yield
+    except (pg8000.exceptions.InterfaceError, ConnectionError, TimeoutError) as error:
+        raise ConnectionFailed(f"connection to the server lost: {error}") from error
 
 
 class _Guarded:
