@@ -182,3 +182,123 @@ def test_test_reports_never_contain_a_secret_parameter(tmp_path, run_pgmi):
         assert "leaked: " in text, (fmt, text)
         for form in (secret, json.dumps(secret)[1:-1], "S3cr&amp;t", "S3cr"):
             assert form not in text, (fmt, form, text)
+
+
+# ---- connection lost in the first milliseconds ----------------------------------------------
+
+class _CuttingProxy:
+    """A Unix-socket proxy in front of the test server that cuts the connection when the client
+    sends its Nth query ('Q' simple or 'P' parse) after start-up: a server that goes away at
+    exactly that step (version check, lock query, session set-up, macro expansion, ...)."""
+
+    def __init__(self, pg, cut_at: int) -> None:
+        import socket
+        import tempfile
+        import threading
+
+        self.dir = tempfile.mkdtemp(prefix="pgmi-cut-")
+        self.port = int(pg.env()["PGPORT"])
+        self.target = os.path.join(pg.env()["PGHOST"], f".s.PGSQL.{self.port}")
+        self.cut_at = cut_at
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(os.path.join(self.dir, f".s.PGSQL.{self.port}"))
+        self.listener.listen(8)
+        self.cuts = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            server.connect(self.target)
+            threading.Thread(target=self._pump, args=(server, client), daemon=True).start()
+            threading.Thread(target=self._client_side, args=(client, server), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.close()
+            except OSError:
+                pass
+
+    def _client_side(self, client, server) -> None:
+        import struct
+
+        buffer, started, queries = b"", False, 0
+        try:
+            while data := client.recv(65536):
+                buffer += data
+                out = b""
+                while True:
+                    if not started:
+                        if len(buffer) < 4 or len(buffer) < struct.unpack("!i", buffer[:4])[0]:
+                            break
+                        size = struct.unpack("!i", buffer[:4])[0]
+                        started = True
+                    else:
+                        if len(buffer) < 5 or len(buffer) < 1 + struct.unpack("!i", buffer[1:5])[0]:
+                            break
+                        size = 1 + struct.unpack("!i", buffer[1:5])[0]
+                        if buffer[:1] in (b"Q", b"P"):
+                            queries += 1
+                            if queries == self.cut_at:
+                                self.cuts += 1
+                                raise OSError("cut")
+                    out, buffer = out + buffer[:size], buffer[size:]
+                server.sendall(out)
+        except OSError:
+            pass
+        for s in (client, server):
+            try:
+                s.shutdown(2)
+                s.close()
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        import shutil
+
+        self.listener.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.mark.parametrize("cut_at", range(1, 17))
+def test_connection_lost_early_is_exit_11_never_a_panic(tmp_path, pg, fresh_db, run_pgmi, cut_at):
+    proj = write_project(tmp_path / "p", {"a.sql": "SELECT 1;", "__test__/test_x.sql": "SELECT 1;"},
+                         "BEGIN;\nCREATE TABLE t (a int);\nCALL pgmi_test();\nCOMMIT;\n")
+    proxy = _CuttingProxy(pg, cut_at)
+    try:
+        result = run_pgmi("deploy", str(proj), "-d", fresh_db, env={"PGHOST": proxy.dir}, timeout=60)
+    finally:
+        proxy.close()
+    _no_traceback(result)
+    assert result.stderr.count("\n") < 40
+    if proxy.cuts == 0:  # the deploy needs fewer round trips than cut_at
+        assert result.returncode == 0, result.stderr
+    elif cut_at <= 8:  # version check, lock, session set-up, file load: before any user SQL
+        assert result.returncode == 11, result.stderr
+        assert "connection to the server lost" in result.stderr
+    else:  # later: macro expansion (11), deploy.sql (13), or the clean-up after success (0)
+        assert result.returncode in (0, 11, 13), result.stderr
+        if result.returncode == 13:
+            assert "Executing deploy.sql" in result.stderr
+    import pg8000.native
+
+    c = pg8000.native.Connection(**pg.conn_kwargs(fresh_db))
+    try:
+        exists = c.run("SELECT to_regclass('t') IS NOT NULL")[0][0]
+    finally:
+        c.close()
+    assert exists is (result.returncode == 0)
