@@ -479,3 +479,20 @@ def _first_code(masked: str, start: int, end: int) -> int:
 
 def _first_line(text: str, masked: str, start: int) -> int:
     return text.count("\n", 0, _first_code(masked, start, len(masked))) + 1
+
+
+def statement_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each non-blank top-level statement: start at its first code character,
+    end just past its `;` (or the end of the text). Comments between statements are skipped."""
+    masked = mask(text)
+    spans: list[tuple[int, int]] = []
+    previous = 0
+    for end in _statement_ends(masked, 0):
+        first = _first_code(masked, previous, end - 1)
+        if first < end - 1:
+            spans.append((first, end))
+        previous = end
+    first = _first_code(masked, previous, len(masked))
+    if first < len(masked):
+        spans.append((first, len(masked)))
+    return spans

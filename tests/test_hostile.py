@@ -114,7 +114,8 @@ def test_database_name_not_utf8_is_refused_before_anything(tmp_path, pg, conn, r
     from conftest import REPO
 
     result = subprocess.run([sys.executable, str(REPO / "pgmi.py"), "deploy", str(proj), "-d", b"caf\xe9",
-                             "--overwrite", "--force"], env=env, capture_output=True, text=True, timeout=60)
+                             "--overwrite", "--force"], env=env, capture_output=True, text=True, timeout=60,
+                            check=False)
     assert result.returncode == 10, result.stderr
     _no_traceback(result)
     assert "is not valid UTF-8" in result.stderr

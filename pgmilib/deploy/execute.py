@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pgmilib.errors import ExecutionFailed, PgDiagnostics, PgmiError
-from pgmilib.output import Output
-from pgmilib.sqllex import Unit, line_col, mask, source_line
+from pgmilib.output import Output, shown_in_envelope
+from pgmilib.sqllex import Unit, line_col, mask, source_line, statement_spans
 
 SCRIPT_NAME = "deploy.sql"
 _EXPANDED_NOTE = " (of the expanded script: pgmi_test() macros shift line numbers relative to the file on disk)"
@@ -148,6 +148,8 @@ def build_failure(
         if found:
             details.update(file=found["file"], fileLine=found["line"], fileColumn=found.get("column"),
                            fileSourceLine=found["sourceLine"])
+            if found.get("statementLine"):
+                details.update(fileCandidateLine=found["statementLine"], fileCandidateStatement=found["statementText"])
             if found.get("candidates"):
                 details["fileCandidates"] = found["candidates"]
             error.trailer.extend(_file_trailer(found))
@@ -157,7 +159,7 @@ def build_failure(
     advice = lock_advice(diag)
     if advice:
         error.trailer.append(advice)
-    error.details.update({k: v for k, v in details.items() if v not in ("", None)})
+    error.details.update({k: v for k, v in details.items() if shown_in_envelope(k, v)})
     return error
 
 
@@ -186,6 +188,15 @@ def _line_and_caret(line: int, column: int | None, text_line: str) -> list[str]:
 
 
 def _file_trailer(found: dict) -> list[str]:
+    if found.get("lineUnknown"):
+        also = found.get("candidates", [])[1:]
+        head = (f"FILE: {found['file']} (line unknown: the server gave no position inside the EXECUTEd text"
+                + (f"; the same text is also in {', '.join(also)}" if also else "") + ")")
+        if not found.get("statementLine"):
+            return [head]
+        candidate = (f"CANDIDATE: {found['file']}:{found['statementLine']} mentions the object named in the error: "
+                     f"{found['statementText']}")
+        return [head, candidate]
     column = found.get("column")
     place = f"{found['file']}:{found['line']}" + (f":{column}" if column is not None else "")
     head = f"FILE: {place}"
@@ -270,10 +281,40 @@ def locate_in_files(diag: PgDiagnostics, files: Mapping[str, str]) -> dict | Non
         masked = mask(statement)
         lead = len(masked) - len(masked.lstrip())  # first character of code, comments skipped
         found = _find_text(statement, files, lead, with_column=False)
+        if found and len(statement_spans(statement)) > 1:
+            # A whole multi-statement file was EXECUTEd and the server names no position in it:
+            # its first line would be a guess. Say the line is unknown; offer a candidate.
+            return _line_unknown(found, diag, files)
         if found:
             found["approximate"] = True
         return found
     return None
+
+
+_QUOTED_NAME = re.compile(r'"([^"]+)"')
+
+
+def _line_unknown(found: dict, diag: PgDiagnostics, files: Mapping[str, str]) -> dict:
+    """The file, no line, and the statement of the file that mentions the error's object name
+    (`relation "audit_log" does not exist`), found by re-parsing the file with the lexer."""
+    result: dict[str, Any] = {"file": found["file"], "line": None, "column": None, "sourceLine": None,
+                              "lineUnknown": True}
+    if found.get("candidates"):
+        result["candidates"] = [c.rsplit(":", 1)[0] for c in found["candidates"]]
+    content = files[found["file"]]
+    for name in _QUOTED_NAME.findall(diag.message):
+        name = name.rsplit("/", 1)[-1].removesuffix(".control")  # extension control file paths
+        parts = [p for p in name.split(".") if p]
+        if not parts:
+            continue
+        word = re.compile(r"(?<![\w$])" + re.escape(parts[-1]) + r"(?![\w$])", re.IGNORECASE)
+        for start, end in statement_spans(content):
+            if word.search(content, start, end):
+                line = content.count("\n", 0, start) + 1
+                result["statementLine"] = line
+                result["statementText"] = source_line(content, line).strip()
+                return result
+    return result
 
 
 def _occurrences(needle: str, files: Mapping[str, str]) -> list[tuple[str, int]]:

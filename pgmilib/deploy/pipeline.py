@@ -27,7 +27,7 @@ from pgmilib import SUPPORTED_COMPAT
 from pgmilib.deploy.request import DeployRequest, DeployResult
 from pgmilib.deploy.watchdog import Cancellation, Watchdog
 from pgmilib.errors import ConfigError, ExecutionFailed, Interrupted, PgmiError, exit_code, go_quote
-from pgmilib.output import Output, format_error
+from pgmilib.output import Output, cut_lines, format_error, shown_in_envelope
 from pgmilib.redact import redact, secret_scope
 
 
@@ -297,12 +297,13 @@ def describe(result: DeployResult) -> None:
         envelope["error"] = error.message
         if error.pg is not None:
             envelope.update(sqlstate=error.pg.sqlstate, detail=error.pg.detail, hint=error.pg.hint,
-                            where=error.pg.where)
+                            where=cut_lines(error.pg.where) if error.pg.where else "")
         envelope.update({k: v for k, v in error.details.items() if k not in envelope or not envelope[k]})
         if code not in (Exit.EXECUTION, Exit.TIMEOUT, Exit.INTERRUPTED):
             envelope.pop("executionMode", None)
         result.error_text = format_error(error)
-    result.envelope = {k: (redact(v) if isinstance(v, str) else v) for k, v in envelope.items() if v not in ("", None)}
+    result.envelope = {k: (redact(v) if isinstance(v, str) else v) for k, v in envelope.items()
+                       if shown_in_envelope(k, v)}
     if result.deployer_ran:
         if error is None:
             tests = f", {result.test_macros} test macro(s) expanded" if result.test_macros else ""
