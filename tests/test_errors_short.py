@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 
+import pytest
 from projects import write_project
 
 from pgmilib.output import cut_lines
@@ -77,3 +78,40 @@ def test_timeout_inside_an_executed_file_has_no_made_up_line(tmp_path, run_pgmi)
     env = json.loads(result.stdout)
     assert env["sqlstate"] == "57014"
     assert env["fileLine"] is None and "fileCandidateLine" not in env
+
+
+# ---- psql-only syntax in project files -------------------------------------------------------
+
+DUMP = ("CREATE TABLE t (a int, b text);\n\nCOPY public.t (a, b) FROM stdin;\n1\tone\n2\ttwo\n\\.\n\n"
+        "CREATE TABLE u (a int);\n")
+
+
+@pytest.mark.parametrize("content, line, feature", [
+    ("CREATE TABLE a (id int);\n\\connect other\nCREATE TABLE b (id int);\n", 2, "psql meta-command \\connect"),
+    (DUMP, 4, "this looks like the data of a COPY ... FROM stdin block"),
+    ("CREATE TABLE a (id int);\nSELECT :limit_rows;\n", 2, "psql variable :limit_rows"),
+    ("CREATE TABLE a (id int);\nSELECT :'name';\n", 2, "psql variable :'name'"),
+])
+def test_psql_only_syntax_in_a_project_file_gets_a_hint(tmp_path, run_pgmi, content, line, feature):
+    proj = write_project(tmp_path / "p", {"migrations/001.sql": content}, LOOP)
+    result = run_pgmi("deploy", str(proj), "-d", _db(), "--json")
+    assert result.returncode == 13, result.stderr
+    env = json.loads(result.stdout)
+    assert (env["file"], env["fileLine"]) == ("./migrations/001.sql", line)
+    assert f"HINT: {feature}" in result.stderr
+    assert "cannot run through EXECUTE" in result.stderr and feature in env["psqlOnly"]
+
+
+def test_psql_meta_command_in_deploy_sql_gets_a_hint(tmp_path, run_pgmi):
+    proj = write_project(tmp_path / "p", {}, "SELECT 1;\n\\set ON_ERROR_STOP on\nSELECT 2;\n")
+    result = run_pgmi("deploy", str(proj), "-d", _db())
+    assert result.returncode == 13, result.stderr
+    assert "HINT: psql meta-command \\set cannot run in deploy.sql" in result.stderr
+
+
+def test_ordinary_syntax_error_gets_no_psql_hint(tmp_path, run_pgmi):
+    proj = write_project(tmp_path / "p", {"migrations/001.sql": "CREATE TABLE a (id int);\nSELEC 1;\n"}, LOOP)
+    result = run_pgmi("deploy", str(proj), "-d", _db(), "--json")
+    assert result.returncode == 13, result.stderr
+    assert "psql" not in result.stderr
+    assert "psqlOnly" not in json.loads(result.stdout)

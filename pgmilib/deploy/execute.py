@@ -159,6 +159,11 @@ def build_failure(
     advice = lock_advice(diag)
     if advice:
         error.trailer.append(advice)
+    if diag.sqlstate == "42601":
+        hint = _psql_only_hint(details, script_text, files)
+        if hint:
+            error.trailer.append("HINT: " + hint)
+            details["psqlOnly"] = hint
     error.details.update({k: v for k, v in details.items() if shown_in_envelope(k, v)})
     return error
 
@@ -206,6 +211,43 @@ def _file_trailer(found: dict) -> list[str]:
     if others:
         head += " (the same text is also at " + ", ".join(others) + ")"
     return [head, *_line_and_caret(found["line"], column, found["sourceLine"])]
+
+
+_META = re.compile(r"\\([A-Za-z!?]+|\.)")
+_COPY_STDIN = re.compile(r"(?<![\w$])COPY(?![\w$])[^;]*?(?<![\w$])FROM\s+STDIN\s*;", re.IGNORECASE)
+_VARIABLE = re.compile(r":(?:'[A-Za-z_]\w*'|\"[A-Za-z_]\w*\"|[A-Za-z_]\w*)")
+
+
+def _psql_only_hint(details: dict[str, Any], script_text: str, files: Mapping[str, str] | None) -> str | None:
+    """Name the psql-only feature a syntax error points at: a backslash meta-command, the data
+    lines of a `COPY ... FROM stdin` (pg_dump output), or a `:variable`. They are psql's own,
+    not SQL, so the server cannot run them, neither in deploy.sql nor through EXECUTE."""
+    if details.get("line") is not None:
+        where, content, line, column = SCRIPT_NAME, script_text, details["line"], details.get("column")
+        how = "in deploy.sql (pgmi sends it to the server, which only runs SQL)"
+    elif details.get("file") and details.get("fileLine") and files:
+        where, line, column = details["file"], details["fileLine"], details.get("fileColumn")
+        content = files.get(where, "")
+        how = "through EXECUTE (the server only runs SQL)"
+    else:
+        return None
+    text = source_line(content, line)
+    start = 0  # offset where `line` begins
+    for _ in range(line - 1):
+        start = content.find("\n", start) + 1
+    stripped = text.lstrip()
+    meta = _META.match(stripped)
+    if meta and (column is None or column - 1 <= len(text) - len(stripped)):
+        return (f"psql meta-command \\{meta.group(1)} cannot run {how}; remove it, or run this file with psql "
+                "(see README: psql-only features)")
+    if _COPY_STDIN.search(mask(content[:start])):
+        return (f"this looks like the data of a COPY ... FROM stdin block (pg_dump output), which cannot run {how}; "
+                "load data with INSERT statements or run the dump with psql (see README: psql-only features)")
+    variable = _VARIABLE.match(text, column - 1) if column else _VARIABLE.search(text)
+    if variable and (column is None or not text[:column - 1].endswith(":")):
+        return (f"psql variable {variable.group()} cannot run {how}; pass values with --param and read them "
+                "from pg_temp.pgmi_parameter_view (see README: psql-only features)")
+    return None
 
 
 def lock_advice(diag: PgDiagnostics) -> str | None:
