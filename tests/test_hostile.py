@@ -303,3 +303,97 @@ def test_connection_lost_early_is_exit_11_never_a_panic(tmp_path, pg, fresh_db, 
     finally:
         c.close()
     assert exists is (result.returncode == 0)
+
+
+# ---- regressions for hostile input fixed earlier on main -------------------------------------
+
+@pytest.mark.parametrize("which", [".env", "pgmi.yaml", "params"])
+def test_fifo_config_files_are_refused_not_waited_on(tmp_path, run_pgmi, which):
+    proj = write_project(tmp_path / "p", {})
+    fifo = tmp_path / "params.env" if which == "params" else proj / which
+    os.mkfifo(fifo)
+    args = ["deploy", str(proj), "-d", _db()] + (["--params-file", str(fifo)] if which == "params" else [])
+    result = run_pgmi(*args, timeout=30)  # a blocking open() would hang until the timeout
+    _no_traceback(result)
+    if which == ".env":  # an unusable .env is a warning (none of its values applied), as on main
+        assert result.returncode == 0 and "could not be parsed" in result.stderr, result.stderr
+    else:
+        assert result.returncode == 10, result.stderr
+        assert "a FIFO" in result.stderr
+
+
+def test_nul_in_a_dotenv_value_is_a_config_error(tmp_path, run_pgmi):
+    proj = write_project(tmp_path / "p", {".env": b"PGMI_X=ab\x00cd\n"})
+    result = run_pgmi("deploy", str(proj), "-d", _db())
+    assert result.returncode == 10, result.stderr
+    _no_traceback(result)
+    assert "NUL" in result.stderr and ".env" in result.stderr
+
+
+def test_a_100k_line_dotenv_parses_in_linear_time():
+    import time
+
+    from pgmilib.config.dotenv import parse_env_text
+
+    def seconds(lines: int) -> float:
+        text = "".join(f"KEY_{i}=value_{i} ${{KEY_{max(i - 1, 0)}}}\n" for i in range(lines))
+        started = time.process_time()
+        parsed = parse_env_text(text, ".env", {})
+        assert len(parsed) == lines
+        return time.process_time() - started
+
+    small, big = seconds(10_000), seconds(100_000)
+    assert big < 5
+    assert big < small * 10 * 4  # ten times the lines: far from a hundred times the time
+
+
+@pytest.mark.parametrize("flag, value", [("PGCONNECT_TIMEOUT", "\u0663"), ("PGPORT", "\u0665\u0664\u0663\u0662")])
+def test_non_ascii_digits_in_numeric_settings_are_config_errors(tmp_path, run_pgmi, flag, value):
+    proj = write_project(tmp_path / "p", {})
+    result = run_pgmi("deploy", str(proj), "-d", _db(), env={flag: value})
+    assert result.returncode == 10, result.stderr
+    _no_traceback(result)
+
+
+def test_connect_timeout_with_non_ascii_digit_in_a_uri_is_a_config_error(tmp_path, pg, run_pgmi):
+    proj = write_project(tmp_path / "p", {})
+    url = pg.url("postgres") + "?connect_timeout=\u0663"
+    result = run_pgmi("deploy", str(proj), "--connection", url)
+    assert result.returncode == 10, result.stderr
+    _no_traceback(result)
+
+
+def test_redaction_of_a_60000_character_notice_is_linear():
+    import time
+
+    from pgmilib.redact import redact, register_secret, secret_scope
+
+    with secret_scope():
+        register_secret("hunter2-secret")
+        text = ("x" * 59_990) + "hunter2-secret"
+        started = time.process_time()
+        for _ in range(20):
+            cleaned = redact(text)
+        assert time.process_time() - started < 2
+        assert "hunter2-secret" not in cleaned
+
+
+def test_panic_output_is_redacted(tmp_path, pg, monkeypatch, capsys):
+    from projects import run_cli
+
+    from pgmilib.deploy import session
+
+    secret = "pw-panic-9f3e"
+
+    def buggy(conn):
+        raise RuntimeError(f"a bug that mentions {secret}")
+
+    monkeypatch.setattr(session, "check_server_version", buggy)
+    for key, value in pg.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("PGMI_NON_INTERACTIVE", "1")
+    proj = write_project(tmp_path / "p", {})
+    code, out, err = run_cli(["deploy", str(proj), "-d", _db(), "--param", f"password={secret}"], capsys)
+    assert code == 3
+    assert "panic:" in err and "a bug that mentions" in err
+    assert secret not in err and secret not in out

@@ -54,6 +54,9 @@ def deploy(request: DeployRequest, out: Output, *, cancel: Cancellation | None =
             error = watchdog.mark(failure)
         except KeyboardInterrupt:
             error = Interrupted("interrupted")
+        except Exception as bug:  # noqa: BLE001 -- re-raised (a bug stays exit 3); only its text is redacted
+            _redact_exception(bug)  # while this run's secrets are still known: the panic report prints it
+            raise
         result.duration = time.monotonic() - started
         result.error = error
         result.exit_code = exit_code(error)
@@ -196,6 +199,16 @@ def _prepare_and_execute(conn: Any, project: Any, deploy_params: dict[str, str],
     finally:
         if request.test_reports:
             events.write_reports(request.test_reports, failure)
+
+
+def _redact_exception(error: BaseException) -> None:
+    """Redact the messages of an exception and its causes in place, with this run's secrets."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        current.args = tuple(redact(a) if isinstance(a, str) else a for a in current.args)
+        current = current.__cause__ or current.__context__
 
 
 @contextlib.contextmanager
