@@ -54,7 +54,7 @@ def deploy(request: DeployRequest, out: Output, *, cancel: Cancellation | None =
             error = watchdog.mark(failure)
         except KeyboardInterrupt:
             error = Interrupted("interrupted")
-        except Exception as bug:  # noqa: BLE001 -- re-raised (a bug stays exit 3); only its text is redacted
+        except Exception as bug:
             _redact_exception(bug)  # while this run's secrets are still known: the panic report prints it
             raise
         result.duration = time.monotonic() - started
