@@ -61,7 +61,7 @@ class Output:
         """Write the --json envelope: sorted keys, 2-space indent, redacted strings."""
         import json
 
-        clean = {k: (redact(v) if isinstance(v, str) else v) for k, v in obj.items() if v not in ("", None)}
+        clean = {k: (redact(v) if isinstance(v, str) else v) for k, v in obj.items() if shown_in_envelope(k, v)}
         self.data(json.dumps(clean, indent=2, sort_keys=True, ensure_ascii=False))
 
     # ---- stderr: everything else -----------------------------------------------------
@@ -130,12 +130,32 @@ class Output:
         self._err("pgmi: error: " + text)
 
 
+#: Envelope keys whose null is information ("fileLine": null = the file is known, its line is not).
+NULLABLE_KEYS = frozenset({"fileLine"})
+
+
+def shown_in_envelope(key: str, value: Any) -> bool:
+    """Empty values are left out of the --json envelope, except the meaningful nulls."""
+    return key in NULLABLE_KEYS or value not in ("", None)
+
+
+def cut_lines(text: str, head: int = 5, tail: int = 3, width: int = 400) -> str:
+    """A server CONTEXT can quote a whole EXECUTEd file (hundreds of lines) or a 50 MB statement:
+    keep the first `head` and last `tail` lines, say how many were left out, and cut long lines."""
+    lines = text.split("\n")
+    if len(lines) > head + tail + 1:
+        lines = lines[:head] + [f"... ({len(lines) - head - tail} lines left out) ..."] + lines[-tail:]
+    return "\n".join(line if len(line) <= width else f"{line[:width]}... ({len(line) - width} more characters)"
+                     for line in lines)
+
+
 def format_error(error: BaseException) -> str:
     """Message, then DETAIL/HINT/WHERE from the server, then location lines (cli.md §12)."""
     lines = [str(error) or type(error).__name__]
     if isinstance(error, PgmiError):
         if error.pg is not None:
-            for label, value in (("DETAIL", error.pg.detail), ("HINT", error.pg.hint), ("WHERE", error.pg.where)):
+            where = cut_lines(error.pg.where) if error.pg.where else ""
+            for label, value in (("DETAIL", error.pg.detail), ("HINT", error.pg.hint), ("WHERE", where)):
                 if value:
                     lines.append(f"{label}: {value}")
         lines.extend(error.trailer)

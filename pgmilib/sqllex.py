@@ -26,6 +26,7 @@ An unterminated construct runs to the end of the input (see `unterminated()`).
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 
@@ -37,6 +38,64 @@ _BLOCK_TOKEN = re.compile(r"/\*|\*/")
 _ESTRING_TOKEN = re.compile(r"['\\]")
 _DOLLAR_TAG = re.compile(r"\$(?:[^\W\d]\w*)?\$")
 _NOT_NEWLINE = re.compile(r"[^\r\n]")
+# A run of plain code and simple literals (one line, no quote character inside), matched in
+# one C-level call; only its literals need masking. Everything else (comments, dollar quotes,
+# literals with doubled quotes or line breaks) goes through the careful per-construct path of
+# `_scan`. A string is an escape string when an `E` that is no identifier tail precedes it:
+# there a backslash pairs with the next character, elsewhere it is an ordinary character.
+_EASY_RUN = re.compile(
+    r"""(?:[^'"$/\-]++|/(?!\*)|-(?!-)"""
+    r"""|(?:(?<![Ee])|(?<=[\w$][Ee]))'[^'\r\n]*+'(?!')"""
+    r"""|(?<=[Ee])(?<![\w$][Ee])'(?:[^'\\\r\n]|\\[^'\r\n])*+'(?!')"""
+    r"""|"[^"\r\n]*+"(?!"))*+"""
+)
+_EASY_LITERAL = re.compile(r"'[^'\r\n]*'|\"[^\"\r\n]*\"")
+
+
+_EASY_WINDOW = 1 << 20
+_SAFE_BOUNDARY = re.compile(r"[^/\-'\"\\]")
+
+
+def _window_end(text: str, pos: int) -> int:
+    """End of the next easy-run window: about 1 MB on, just after a character that needs no lookahead.
+
+    Bounds the memory of masking one run; since the character before the boundary is no `/`,
+    `-`, quote or backslash, no token decided by what follows can end at the boundary.
+    """
+    if len(text) - pos <= _EASY_WINDOW:
+        return len(text)
+    m = _SAFE_BOUNDARY.search(text, pos + _EASY_WINDOW)
+    return m.end() if m else len(text)
+
+
+def _blank_literal(m: re.Match) -> str:
+    literal = m.group()
+    return literal[0] + " " * (len(literal) - 2) + literal[0]
+
+
+def _mask_easy(chunk: str) -> str:
+    """Mask an easy run without a Python step per character (and mostly none per literal).
+
+    Its literals hold no quote character of their own kind, so splitting at `'` puts string
+    bodies at the odd places, unless a quoted identifier holds a `'` (then some code piece
+    has an odd number of `"`, and the regex path decides).
+    """
+    if "'" not in chunk:
+        return _split_blank(chunk, '"') if '"' in chunk else chunk
+    parts = chunk.split("'")
+    if '"' in chunk:
+        codes = parts[0::2]
+        if any(code.count('"') % 2 for code in codes):
+            return _EASY_LITERAL.sub(_blank_literal, chunk)
+        parts[0::2] = [_split_blank(code, '"') if '"' in code else code for code in codes]
+    parts[1::2] = [" " * len(body) for body in parts[1::2]]
+    return "'".join(parts)
+
+
+def _split_blank(code: str, quote: str) -> str:
+    pieces = code.split(quote)
+    pieces[1::2] = [" " * len(body) for body in pieces[1::2]]
+    return quote.join(pieces)
 
 
 def _is_ident_char(ch: str) -> bool:
@@ -45,6 +104,8 @@ def _is_ident_char(ch: str) -> bool:
 
 
 def _blank(segment: str) -> str:
+    if "\n" not in segment and "\r" not in segment:
+        return " " * len(segment)
     return _NOT_NEWLINE.sub(" ", segment)
 
 
@@ -59,41 +120,36 @@ class _Scan:
     block_comments: list[tuple[int, int]] = field(default_factory=list)
 
 
-def _scan(text: str) -> _Scan:
-    """Single linear pass: jumps between interesting characters with compiled regexes."""
+def _scan(text: str, fast: bool = True) -> _Scan:
+    """Single linear pass: jumps between interesting characters with compiled regexes.
+
+    Runs of code with simple literals are matched whole in C, so a 50 MB INSERT of millions of
+    literals costs one `re.sub` callback per literal and no Python step per character.
+    `fast=False` skips that shortcut (tests compare both paths).
+    """
     out: list[str] = []
+    append = out.append
     comments: list[tuple[int, int]] = []
     n = len(text)
     pos = 0
+    special = _CODE_SPECIAL.search
+    easy = _EASY_RUN.match
     while pos < n:
-        m = _CODE_SPECIAL.search(text, pos)
+        run = easy(text, pos, _window_end(text, pos)) if fast else None
+        if run is not None and run.end() > pos:
+            chunk = run.group()
+            append(_mask_easy(chunk))
+            pos = run.end()
+            if pos >= n:
+                break
+        m = special(text, pos)
         if m is None:
-            out.append(text[pos:])
+            append(text[pos:])
             break
         start = m.start()
-        out.append(text[pos:start])
+        append(text[pos:start])
         token = m.group()
-        if token == "--":
-            end = text.find("\n", start)
-            end = n if end < 0 else end
-            out.append(_blank(text[start:end]))
-            pos = end
-        elif token == "/*":
-            depth, cur = 0, start
-            while True:
-                t = _BLOCK_TOKEN.search(text, cur)
-                if t is None:
-                    out.append(_blank(text[start:]))
-                    comments.append((start, n))
-                    return _Scan("".join(out), _BLOCK_COMMENT, start, "", comments)
-                depth += 1 if t.group() == "/*" else -1
-                cur = t.end()
-                if depth == 0:
-                    break
-            out.append(_blank(text[start:cur]))
-            comments.append((start, cur))
-            pos = cur
-        elif token == "'":
+        if token == "'":
             escape = (
                 start > 0
                 and text[start - 1] in "Ee"
@@ -108,20 +164,40 @@ def _scan(text: str) -> _Scan:
             if end < 0:
                 return _Scan("".join(out), _QIDENT, start, "", comments)
             pos = end
+        elif token == "--":
+            end = text.find("\n", start)
+            end = n if end < 0 else end
+            append(_blank(text[start:end]))
+            pos = end
+        elif token == "/*":
+            depth, cur = 0, start
+            while True:
+                t = _BLOCK_TOKEN.search(text, cur)
+                if t is None:
+                    append(_blank(text[start:]))
+                    comments.append((start, n))
+                    return _Scan("".join(out), _BLOCK_COMMENT, start, "", comments)
+                depth += 1 if t.group() == "/*" else -1
+                cur = t.end()
+                if depth == 0:
+                    break
+            append(_blank(text[start:cur]))
+            comments.append((start, cur))
+            pos = cur
         else:  # "$"
             tag = _DOLLAR_TAG.match(text, start)
             if tag is None or (start > 0 and _is_ident_char(text[start - 1])):
-                out.append("$")
+                append("$")
                 pos = start + 1
                 continue
             tag_text = tag.group()
             close = text.find(tag_text, tag.end())
-            out.append(tag_text)
+            append(tag_text)
             if close < 0:
-                out.append(_blank(text[tag.end():]))
+                append(_blank(text[tag.end():]))
                 return _Scan("".join(out), _DOLLAR, start, tag_text, comments)
-            out.append(_blank(text[tag.end():close]))
-            out.append(tag_text)
+            append(_blank(text[tag.end():close]))
+            append(tag_text)
             pos = close + len(tag_text)
     return _Scan("".join(out), _CODE, -1, "", comments)
 
@@ -173,9 +249,24 @@ def _string_end(text: str, start: int, escape: bool, out: list[str]) -> int:
         return at + 1
 
 
+_last_scan: tuple[str, _Scan] | None = None
+
+
+def _scan_cached(text: str) -> _Scan:
+    """`_scan`, remembering the last script: the macro finder and the splitter mask the same text."""
+    global _last_scan
+    last = _last_scan
+    if last is not None and last[0] is text:
+        return last[1]
+    scan = _scan(text)
+    if len(text) >= _EASY_WINDOW:  # only worth keeping for big scripts
+        _last_scan = (text, scan)
+    return scan
+
+
 def mask(text: str) -> str:
     """The same-length masked copy of `text` (rules in the module docstring)."""
-    return _scan(text).mask
+    return _scan_cached(text).mask
 
 
 def block_comment_spans(text: str) -> list[tuple[int, int]]:
@@ -189,7 +280,7 @@ def unterminated(text: str) -> str | None:
     PostgreSQL would only say "unterminated ... at or near" for the whole unit; naming the
     construct and the line it starts on points the user at the real mistake.
     """
-    scan = _scan(text)
+    scan = _scan_cached(text)
     if scan.open_state == _CODE:
         return None
     line = text.count("\n", 0, scan.open_at) + 1
@@ -235,12 +326,13 @@ _BLANK_CHARS = " \t\r\n"
 
 @dataclass
 class Unit:
-    """One message sent with the simple query protocol.
+    """One message sent with the simple query protocol: a span of the script, not a copy of it padded.
 
-    `text` is already padded with newlines and spaces so that PostgreSQL positions in it
-    resolve to the line/column of the full script. `ordinal` is 0-based (unit 0 = atomic
-    head). `start_line` is the script line of the unit's first non-blank character;
-    `start_offset` the offset in the script where the unit's own text begins.
+    `text` is the unit's own text, `start_offset` where it begins in the script, so a server
+    Position p in it is script offset `start_offset + p - 1` (`script_position`). Earlier
+    versions padded each tail unit with the newlines before it, which made memory quadratic in
+    the number of tail statements. `ordinal` is 0-based (unit 0 = atomic head); `start_line`
+    is the script line of the unit's first non-blank character.
     """
 
     text: str
@@ -248,14 +340,23 @@ class Unit:
     start_line: int
     start_offset: int = 0
 
+    def script_position(self, position: int) -> int | None:
+        """The 1-based script position of 1-based `position` in this unit (None when outside it)."""
+        if position < 1 or position > len(self.text) + 1:
+            return None
+        return self.start_offset + position
+
 
 def _words(masked: str) -> list[str]:
     return [w.upper() for w in _WORD.findall(masked)]
 
 
 def is_terminator(masked_statement: str) -> bool:
-    """COMMIT/END/ROLLBACK/ABORT [WORK|TRANSACTION] [AND [NO] CHAIN]; not TO SAVEPOINT / PREPARED."""
-    words = _words(masked_statement)
+    """COMMIT/END/ROLLBACK/ABORT [WORK|TRANSACTION] [AND [NO] CHAIN]; not TO SAVEPOINT / PREPARED.
+
+    Only the first three words matter, so a 50 MB statement is not split into words.
+    """
+    words = [m.group().upper() for m in itertools.islice(_WORD.finditer(masked_statement), 3)]
     if not words or words[0] not in _TERMINATORS:
         return False
     rest = words[1:]
@@ -273,12 +374,12 @@ class _AtomicTracker:
     def ends_statement(self, chunk: str) -> bool:
         """Feed the masked chunk since the previous depth-0 `;`; True if the statement ends there."""
         if self.open:
-            words = _WORD.findall(chunk)
-            if words and words[0].upper() == "END":
+            m = _WORD.search(chunk)
+            if m is not None and m.group().upper() == "END":
                 self.open = False
                 return True
             return False
-        m = _BEGIN_ATOMIC.search(chunk)
+        m = _BEGIN_ATOMIC.search(chunk) if "atomic" in chunk.lower() else None  # lower(): fast pre-check
         if m is None:
             return True
         balance = 0
@@ -294,28 +395,27 @@ class _AtomicTracker:
 
 
 def _statement_ends(masked: str, start: int):
-    """Yield offsets just past each top-level statement-ending `;` of masked[start:]."""
+    """Yield offsets just past each top-level statement-ending `;` of masked[start:].
+
+    Jumps from `;` to `;` and gets the parenthesis depth from C-level counts, so the
+    millions of parentheses of a huge INSERT cost nothing per parenthesis in Python.
+    """
     depth = 0
     tracker = _AtomicTracker()
     chunk_start = start
-    n = len(masked)
-    pos = start
-    find = re.compile(r"[();]").search
-    while pos < n:
-        m = find(masked, pos)
-        if m is None:
+    scanned = start
+    find, count = masked.find, masked.count
+    while True:
+        semi = find(";", scanned)
+        if semi < 0:
             return
-        ch = m.group()
-        pos = m.end()
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif depth == 0:
-            chunk = masked[chunk_start:m.start()]
-            chunk_start = pos
+        depth += count("(", scanned, semi) - count(")", scanned, semi)
+        scanned = semi + 1
+        if depth == 0:
+            chunk = masked[chunk_start:semi]
+            chunk_start = semi + 1
             if tracker.ends_statement(chunk):
-                yield pos
+                yield semi + 1
 
 
 def _head_end(masked: str) -> int | None:
@@ -330,8 +430,11 @@ def _head_end(masked: str) -> int | None:
     return None
 
 
-def _is_blank(masked: str) -> bool:
-    return masked.strip(_BLANK_CHARS) == ""
+def _is_blank(masked: str, start: int = 0) -> bool:
+    return _NON_BLANK.search(masked, start) is None
+
+
+_NON_BLANK = re.compile(r"[^ \t\r\n]")
 
 
 def split_units(text: str) -> list[Unit]:
@@ -339,43 +442,57 @@ def split_units(text: str) -> list[Unit]:
 
     The head runs up to and including the first top-level COMMIT/END/ROLLBACK/ABORT and is
     sent as one message (one implicit transaction); every later top-level statement is its
-    own unit, so `CREATE INDEX CONCURRENTLY` and `VACUUM` can follow a committed head. Each
-    tail unit is padded so server positions keep the script's line and column.
+    own unit, so `CREATE INDEX CONCURRENTLY` and `VACUUM` can follow a committed head.
+    Linear in time and memory: units are slices of the script plus their offset.
     """
-    masked = mask(text)
+    scan = _scan_cached(text)
+    masked = scan.mask
+    # A construct left open at the end (an unterminated `/*`) masks to blanks but is not
+    # nothing: it is sent, so the server rejects it as it would in the head.
+    left_open = scan.open_state != _CODE
     head_end = _head_end(masked)
-    if head_end is None or _is_blank(masked[head_end:]):
+    if head_end is None or (_is_blank(masked, head_end) and not (left_open and head_end < len(text))):
         return [Unit(text, 0, _first_line(text, masked, 0), 0)]
     units = [Unit(text[:head_end], 0, _first_line(text, masked, 0), 0)]
-    newlines = text.count("\n", 0, head_end)
-    last_nl = text.rfind("\n", 0, head_end)
+    line = text.count("\n", 0, head_end) + 1  # line of offset `previous`
     previous = head_end
 
     def add(end: int) -> None:
-        nonlocal previous, newlines, last_nl
-        padding = "\n" * newlines + " " * (previous - last_nl - 1)
-        line = newlines + 1 + masked.count("\n", previous, _first_code(masked, previous, end))
-        units.append(Unit(padding + text[previous:end], len(units), line, previous))
-        newlines += text.count("\n", previous, end)
-        nl = text.rfind("\n", previous, end)
-        if nl >= 0:
-            last_nl = nl
+        nonlocal previous, line
+        first = _first_code(masked, previous, end)
+        units.append(Unit(text[previous:end], len(units), line + text.count("\n", previous, first), previous))
+        line += text.count("\n", previous, end)
         previous = end
 
     for end in _statement_ends(masked, head_end):
         add(end)
-    if not _is_blank(masked[previous:]):
+    if not _is_blank(masked, previous) or (left_open and previous < len(text)):
         add(len(text))
     return units
 
 
 def _first_code(masked: str, start: int, end: int) -> int:
     """Offset of the first non-blank mask character in [start, end) (end if none)."""
-    for i in range(start, end):
-        if masked[i] not in _BLANK_CHARS:
-            return i
-    return end
+    m = _NON_BLANK.search(masked, start, end)
+    return m.start() if m else end
 
 
 def _first_line(text: str, masked: str, start: int) -> int:
     return text.count("\n", 0, _first_code(masked, start, len(masked))) + 1
+
+
+def statement_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each non-blank top-level statement: start at its first code character,
+    end just past its `;` (or the end of the text). Comments between statements are skipped."""
+    masked = mask(text)
+    spans: list[tuple[int, int]] = []
+    previous = 0
+    for end in _statement_ends(masked, 0):
+        first = _first_code(masked, previous, end - 1)
+        if first < end - 1:
+            spans.append((first, end))
+        previous = end
+    first = _first_code(masked, previous, len(masked))
+    if first < len(masked):
+        spans.append((first, len(masked)))
+    return spans

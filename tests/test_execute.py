@@ -131,10 +131,21 @@ def test_runtime_error_inside_executed_file(db) -> None:
     assert error.details["sqlstate"] == "22012"
     assert error.details["file"] == "./migrations/001_a.sql"
     assert "fileColumn" not in error.details  # the server names the statement text, not a position
-    assert error.details["fileLine"] == 3  # first statement of the EXECUTEd text, comments skipped
+    # Two statements were EXECUTEd as one text: the first line would be a guess (it used to be given).
+    assert "fileLine" in error.details and error.details["fileLine"] is None
+    assert error.trailer == [("FILE: ./migrations/001_a.sql (line unknown: the server gave no position inside the "
+                              "EXECUTEd text)")]
+
+
+def test_runtime_error_inside_a_one_statement_file_keeps_its_line(db) -> None:
+    files = _load(db, {"./migrations/001_a.sql": "\n-- seed\nINSERT INTO c_missing_not VALUES (1/0);\n"})
+    db.run("CREATE TABLE c_missing_not (a int)")
+    error = _fail(db, RUN_FILES, files)
+    assert error.details["sqlstate"] == "22012"
+    assert error.details["fileLine"] == 3  # the one statement of the EXECUTEd text, comments skipped
     assert error.trailer[0] == ("FILE: ./migrations/001_a.sql:3 (start of the EXECUTEd text; the server gave no "
                                 "position inside it)")
-    assert error.trailer[1] == "LINE 3: CREATE TABLE c (id int);"
+    assert error.trailer[1] == "LINE 3: INSERT INTO c_missing_not VALUES (1/0);"
 
 
 def test_nested_execute_syntax_error(db) -> None:

@@ -170,8 +170,8 @@ def test_begin_atomic_function_is_one_tail_unit() -> None:
     assert units == ["SELECT 1;\nCOMMIT;", body, "ANALYZE t;"]
 
 
-def test_padding_keeps_line_and_column() -> None:
-    """Property: every character of every unit sits at the same (line, column) as in the script."""
+def test_units_are_spans_that_keep_line_and_column() -> None:
+    """Property: units are consecutive slices of the script; a position in a unit maps to the script."""
     rng = random.Random(7)
     stmts = ["SELECT 1;", "SELECT 'a;\nb';", "/* c\n */ SELECT 2;", "  CREATE INDEX CONCURRENTLY i ON t (id);",
              "SELECT é;", "\n\n  SELECT\n 3;", "COMMIT;", "BEGIN;", "\r\nSELECT 4;"]
@@ -181,20 +181,16 @@ def test_padding_keeps_line_and_column() -> None:
         if len(units) == 1:
             assert units[0].text == text
             continue
-        joined = "".join(u.text[_pad(text, u.start_offset):] for u in units)
+        joined = "".join(u.text for u in units)
         assert text.startswith(joined) and mask(text[len(joined):]).strip() == ""
-        for unit in units[1:]:
-            pad = _pad(text, unit.start_offset)
-            assert unit.text[:pad].strip(" \n") == ""
-            for k in range(pad, len(unit.text)):
-                assert line_col(unit.text, k + 1) == line_col(text, unit.start_offset + (k - pad) + 1)
-
-
-def _pad(text: str, start: int) -> int:
-    """Length of the padding a unit starting at `start` carries (0 for the head)."""
-    if start == 0:
-        return 0
-    return text.count("\n", 0, start) + start - text.rfind("\n", 0, start) - 1
+        for unit in units:
+            assert text[unit.start_offset:unit.start_offset + len(unit.text)] == unit.text
+            for k in range(len(unit.text)):
+                assert line_col(text, unit.script_position(k + 1)) == line_col(text, unit.start_offset + k + 1)
+            first = len(unit.text) - len(unit.text.lstrip())
+            if first < len(unit.text) and not unit.text.lstrip().startswith(("--", "/*")):
+                assert unit.start_line == line_col(text, unit.start_offset + first + 1)[0]
+        assert units[1].script_position(0) is None and units[1].script_position(len(units[1].text) + 2) is None
 
 
 # ---- line_col ------------------------------------------------------------------------------
@@ -222,3 +218,29 @@ def test_line_col_property_maps_back() -> None:
         assert row[column - 1] == text[position - 1]
         if text[position - 1] != "\r":
             assert source_line(text, line)[column - 1] == text[position - 1]
+
+
+@pytest.mark.parametrize("window", [1 << 20, 1, 7])
+def test_fast_scan_equals_careful_scan(monkeypatch, window: int) -> None:
+    """Property: the C-level shortcut for easy runs (in windows of any size) masks like the careful path."""
+    from pgmilib import sqllex
+    from pgmilib.sqllex import _scan
+
+    monkeypatch.setattr(sqllex, "_EASY_WINDOW", window)
+    rng = random.Random(11)
+    parts = ["SELECT ", "'a'", "'a''b'", "E'x\\\\y'", "E'\\''", "e'q\\'r'", "date'a\\'", "x'", "'", '"q"', '"a""b"',
+             '"', "$$ d $$", "$t$ ' $t$", "$1", "a$b$", "-- c '\n", "/* ' /* n */ */", "/*", "-", "/", "\n", ";",
+             "(", ")", "E", "e", "'multi\nline'", "é'", "\\", "'no end", "--", "'abc'"]
+    for _ in range(3000):
+        text = "".join(rng.choice(parts) for _ in range(rng.randint(1, 12)))
+        fast, careful = _scan(text), _scan(text, fast=False)
+        assert (fast.mask, fast.open_state, fast.open_at, fast.block_comments) == (
+            careful.mask, careful.open_state, careful.open_at, careful.block_comments), text
+
+
+@pytest.mark.parametrize("text", ["SELECT 1;\nCOMMIT;\n/* never closed\n", "SELECT 1;\nCOMMIT;\nSELECT 2;\n/* open",
+                                  "COMMIT;\nSELECT $x$ open;\n"])
+def test_construct_left_open_after_the_head_is_sent_not_dropped(text: str) -> None:
+    units = split_units(text)
+    assert len(units) >= 2
+    assert "".join(u.text for u in units) == text

@@ -107,6 +107,7 @@ def compose_yaml(path: Path, label: str):
     import yaml  # only when there is a file to read (~15 ms of start-up otherwise)
 
     try:
+        _check_depth(text, path, label)
         return next(iter(yaml.compose_all(text, Loader=yaml.BaseLoader)), None)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
@@ -115,6 +116,32 @@ def compose_yaml(path: Path, label: str):
         raise ConfigError(f"failed to load {label}: parse {path}:{where}: {what}") from error
     except yaml.YAMLError as error:
         raise ConfigError(f"failed to load {label}: parse {path}: {error}") from error
+
+
+MAX_DEPTH = 64  # pgmi.yaml needs 3 levels; the YAML composer recurses once per level
+
+
+def _check_depth(text: str, path: Path, label: str) -> None:
+    """Refuse absurd nesting before composing (PyYAML's composer would hit the recursion limit).
+
+    Walks the parser's event stream (not recursive) of the first document only. Aliases
+    are not expanded by composing and the schema reads scalars only, so an alias bomb
+    costs nothing here.
+    """
+    import yaml
+
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.BaseLoader):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                line = event.start_mark.line + 1 if event.start_mark else 0
+                raise ConfigError(f"failed to load {label}: {path} line {line}: "
+                                  f"nested more than {MAX_DEPTH} levels deep")
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+        elif isinstance(event, yaml.DocumentEndEvent):
+            return
 
 
 def _line(node) -> int:

@@ -26,6 +26,10 @@ CANCEL_REQUEST_CODE = 80877102
 DRIVER_ERRORS: tuple[type[BaseException], ...] = (pg8000.exceptions.Error, OSError)
 
 
+COPY_BOTH_RESPONSE = b"W"
+COPY_FAIL = b"f"
+COPY_DONE = b"c"
+COPY_IN_REFUSAL = "COPY FROM STDIN is not supported in deploy.sql (pgmi has no data stream to send)"
 
 
 class LiveConnection(pg8000.native.Connection):
@@ -40,10 +44,81 @@ class LiveConnection(pg8000.native.Connection):
                  **kwargs: Any) -> None:
         self.on_notice = on_notice
         self.notice_errors = 0  # notices whose callback raised (the message loop must go on)
+        # COPY without a client stream (COPY inside deploy.sql): rows go to `on_copy_out`;
+        # COPY IN is refused on the wire and counted, so the caller can say why it failed.
+        self.on_copy_out: Callable[[str], None] | None = None
+        self.copy_in_refused = 0
+        self._simple_query = False
         self._tx_status = "I"
         self._cancel_target: str | tuple[str, int] = kwargs.get("unix_sock") or (
             kwargs.get("host", "localhost"), int(kwargs.get("port", 5432)))
         super().__init__(*args, **kwargs)
+        # pg8000 has no handler for CopyBothResponse (a KeyError would desync the loop).
+        self.message_types[COPY_BOTH_RESPONSE] = self.handle_COPY_BOTH_RESPONSE
+
+    def execute_simple(self, statement: str) -> Any:
+        # Remembered so a refused COPY IN knows no Sync follows (simple query protocol).
+        self._simple_query = True
+        try:
+            return super().execute_simple(statement)
+        finally:
+            self._simple_query = False
+
+    # ---- COPY without a client stream: never abandon the stream while the server goes on --
+    def handle_COPY_OUT_RESPONSE(self, data: bytes, context: Any) -> None:
+        if context.stream is not None:
+            super().handle_COPY_OUT_RESPONSE(data, context)
+            return
+        if data[:1] == b"\x01":  # binary format: count it, do not print bytes to a terminal
+            context.copy_binary_bytes = 0
+            context.stream_write = lambda chunk: setattr(
+                context, "copy_binary_bytes", context.copy_binary_bytes + len(chunk))
+        else:
+            context.stream_write = self._copy_out_sink
+
+    def handle_COPY_DONE(self, data: bytes, context: Any) -> None:
+        size = getattr(context, "copy_binary_bytes", None)
+        if size is not None:
+            context.copy_binary_bytes = None
+            self._copy_out_show(f"(binary COPY output: {size} bytes, not shown)")
+
+    def handle_COPY_BOTH_RESPONSE(self, data: bytes, context: Any) -> None:
+        """Only a replication connection gets here; end our half at once and show what arrives."""
+        context.stream_write = self._copy_out_sink
+        self._send_message(COPY_DONE, b"")
+        self._flush()
+
+    def _flush(self) -> None:
+        try:
+            self._sock.flush()
+        except OSError as exc:
+            import pg8000.exceptions
+
+            raise pg8000.exceptions.InterfaceError("network error") from exc
+
+    def _copy_out_sink(self, data: bytes) -> None:
+        encoding = getattr(self, "_client_encoding", "utf8")
+        self._copy_out_show(bytes(data).decode(encoding, "replace").rstrip("\n"))
+
+    def _copy_out_show(self, text: str) -> None:
+        if self.on_copy_out is None:
+            return
+        try:
+            self.on_copy_out(text)
+        except Exception:  # noqa: BLE001 -- a failing display must not desync the protocol loop
+            self.notice_errors += 1
+
+    def handle_COPY_IN_RESPONSE(self, data: bytes, context: Any) -> None:
+        if context.stream is not None:
+            super().handle_COPY_IN_RESPONSE(data, context)
+            return
+        # CopyFail: the server raises an error, so the statement (and its implicit or explicit
+        # transaction) does not commit. The extended protocol also needs a Sync to resume.
+        self.copy_in_refused += 1
+        self._send_message(COPY_FAIL, COPY_IN_REFUSAL.encode("utf-8") + b"\x00")
+        if not self._simple_query:
+            self._send_message(b"S", b"")
+        self._flush()
 
     def handle_NOTICE_RESPONSE(self, data: bytes, context: Any) -> None:
         super().handle_NOTICE_RESPONSE(data, context)

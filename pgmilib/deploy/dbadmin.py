@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
-from pgmilib.deploy.lock import close_quietly
+from pgmilib.deploy.lock import close_quietly, wait_for_no_deploy
 from pgmilib.errors import (
     ApprovalDenied,
     ConcurrentDeploy,
@@ -56,8 +56,30 @@ _LIST_GUCS = frozenset({"search_path", "temp_tablespaces", "session_preload_libr
 
 
 def quote_ident(name: str) -> str:
-    """A SQL identifier: double quotes, embedded quotes doubled, NUL removed."""
-    return '"' + name.replace("\x00", "").replace('"', '""') + '"'
+    """A SQL identifier: double quotes, embedded quotes doubled; a NUL is refused, never dropped
+    (dropping it would name a different database, e.g. in DROP DATABASE)."""
+    if "\x00" in name:
+        raise ConfigError(f"identifier {go_quote(name)} contains a NUL character")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def check_database_name(name: str, flag: str = "database name") -> None:
+    """Refuse, before anything runs, a name PostgreSQL cannot hold: NUL or not UTF-8 (exit 10).
+
+    Names from argv that were not UTF-8 arrive with surrogate escapes; the server would get
+    different bytes, so `--overwrite` could act on another database than the one named.
+    """
+    if "\x00" in name:
+        raise ConfigError(f"{flag} {go_quote(_printable(name))} contains a NUL character")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(f"{flag} {go_quote(_printable(name))} is not valid UTF-8") from None
+
+
+def _printable(name: str) -> str:
+    """The name with surrogate escapes shown as \\xNN (a lone surrogate cannot be written out)."""
+    return name.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def quote_literal(text: str) -> str:
@@ -83,7 +105,9 @@ def ensure_database(connect: Connector, target: str, maintenance: str, out: Outp
     """Make sure `target` exists; True when this call created it (with server defaults).
 
     The probe connects to the target itself; only SQLSTATE 3D000 leads to the maintenance
-    database. Other probe failures are raised unchanged (usually exit 11).
+    database. Other probe failures are raised unchanged (usually exit 11). Losing the
+    creation race to a parallel deploy is no failure: the database exists, and the deploy
+    lock (with --lock-wait) then orders the deploys one after another.
     """
     try:
         connect(target).close()
@@ -96,25 +120,35 @@ def ensure_database(connect: Connector, target: str, maintenance: str, out: Outp
     try:
         if _exists(admin, target):
             return False
-        _create(admin, target, out)
+        try:
+            _create(admin, target, out)
+        except ConcurrentDeploy:
+            out.verbose(f"Database {go_quote(target)} was created by a parallel deploy; using it")
+            return False
         return True
     finally:
         close_quietly(admin)
 
 
-def open_target(connect: Connector, target: str, maintenance: str, out: Output) -> Any:
+def open_target(connect: Connector, target: str, maintenance: str, out: Output, *, lock_wait: float = 0.0,
+                watchdog: Any = None) -> Any:
     """Connect to `target`, creating it first when the server says it does not exist.
 
     The deploy's common path: the probe connection of `ensure_database` becomes the session
-    connection instead of being closed and opened again.
+    connection instead of being closed and opened again. A parallel CREATE that lost the race
+    may still be committing (unique_violation) or roll back: the connect is retried a few
+    times, and the deploy lock then decides who deploys first.
     """
-    try:
-        return connect(target)
-    except ConnectionFailed as error:
-        if not (error.pg and error.pg.sqlstate == "3D000"):
-            raise
-    ensure_database(connect, target, maintenance, out)
-    return connect(target)
+    for attempt in range(5):
+        try:
+            return connect(target)
+        except ConnectionFailed as error:
+            if not (error.pg and error.pg.sqlstate == "3D000") or attempt == 4:
+                raise
+        ensure_database(connect, target, maintenance, out)
+        if watchdog is not None:
+            watchdog.check()
+    raise AssertionError("unreachable")
 
 
 def _exists(admin: Any, target: str) -> bool:
@@ -155,7 +189,8 @@ class Approver(Protocol):
         ...
 
 
-def overwrite_database(connect: Connector, target: str, maintenance: str, approver: Approver, out: Output) -> None:
+def overwrite_database(connect: Connector, target: str, maintenance: str, approver: Approver, out: Output, *,
+                       lock_wait: float = 0.0, watchdog: Any = None) -> None:
     """Drop and recreate `target`, preserving its settings; create it if absent (no approval).
 
     Differences from the original, on purpose: list-valued settings such as search_path
@@ -171,6 +206,8 @@ def overwrite_database(connect: Connector, target: str, maintenance: str, approv
             return
         out.verbose(f"Requesting approval to drop and recreate {go_quote(target)}")
         approver.approve(target)
+        # Never terminate a running deploy: wait for its deploy lock (--lock-wait) or refuse (15).
+        wait_for_no_deploy(admin, target, lock_wait, out, watchdog)
         settings = capture_settings(admin, target)
         if settings is None:  # dropped by someone else while we were asking
             _create(admin, target, out)

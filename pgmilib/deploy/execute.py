@@ -5,7 +5,7 @@ transaction, then the psql-style tail), stops at the first failure and raises
 `ExecutionFailed` whose trailer points at the failing place:
 
 * a server Position (syntax errors, unknown relations in deploy.sql itself) resolves to a
-  line/column of the expanded deploy.sql, because tail units are padded (sqllex.split_units);
+  line/column of the expanded deploy.sql through the unit's offset (sqllex.Unit.script_position);
 * beyond the original tool, an error inside text that deploy.sql ran with EXECUTE (usually a
   project file read from the session tables) is traced back to that file with
   `locate_in_files`, using the server's internal query/position or its CONTEXT lines.
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pgmilib.errors import ExecutionFailed, PgDiagnostics, PgmiError
-from pgmilib.output import Output
-from pgmilib.sqllex import Unit, line_col, mask, source_line
+from pgmilib.output import Output, shown_in_envelope
+from pgmilib.sqllex import Unit, line_col, mask, source_line, statement_spans
 
 SCRIPT_NAME = "deploy.sql"
 _EXPANDED_NOTE = " (of the expanded script: pgmi_test() macros shift line numbers relative to the file on disk)"
@@ -59,6 +59,7 @@ def run_units(
     for index, unit in enumerate(units):
         if total > 1:
             out.verbose(f"Executing unit {index + 1} of {total} (deploy.sql line {unit.start_line})")
+        refused = getattr(conn, "copy_in_refused", 0)
         try:
             conn.run(unit.text)
         except PgmiError as error:  # e.g. raised by a notice hook or a deadline watcher
@@ -69,9 +70,37 @@ def run_units(
             diag = PgDiagnostics.from_exception(exc)
             if diag is None:
                 raise ExecutionFailed(f"execution failed: {exc}", details=_unit_details(total, index)) from exc
+            if getattr(conn, "copy_in_refused", 0) > refused:
+                raise copy_in_failure(diag, unit, index, total, script_text=script_text,
+                                      script_expanded=script_expanded) from exc
             raise build_failure(diag, unit, index, total, script_text=script_text,
                                 script_expanded=script_expanded, files=files) from exc
     return ExecResult(units_total=total, units_committed=total)
+
+
+_COPY_FROM_STDIN = re.compile(r"(?<![\w$])COPY(?![\w$])[^;]*?(?<![\w$])FROM\s+STDIN(?![\w$])", re.IGNORECASE)
+
+
+def copy_in_failure(diag: PgDiagnostics, unit: Unit, index: int, total: int, *, script_text: str,
+                    script_expanded: bool) -> ExecutionFailed:
+    """The report for a `COPY ... FROM STDIN` that the connection aborted on the wire (CopyFail).
+
+    The server rolled the statement (and its transaction) back; pgmi has no data stream to
+    feed it, and the data lines psql would read after the statement are not SQL either.
+    """
+    error = ExecutionFailed("execution failed: COPY FROM STDIN is not supported in deploy.sql "
+                            "(the COPY was aborted and its transaction rolled back)", pg=diag)
+    error.details.update(_unit_details(total, index), sqlstate=diag.sqlstate)
+    found = _COPY_FROM_STDIN.search(mask(unit.text))
+    if found is not None:
+        line, column = line_col(script_text, unit.script_position(found.start() + 1))
+        error.details.update(script=SCRIPT_NAME, line=line, column=column, scriptExpanded=script_expanded)
+        error.trailer.append(f"LOCATION: {SCRIPT_NAME} line {line}, column {column}"
+                             + (_EXPANDED_NOTE if script_expanded else ""))
+        error.trailer.extend(_line_and_caret(line, column, source_line(script_text, line)))
+    error.trailer.append("HINT: load data with INSERT statements or with COPY FROM a server-side file, "
+                         "or run psql for data sections (pg_dump output).")
+    return error
 
 
 def _unit_details(total: int, index: int) -> dict[str, Any]:
@@ -101,8 +130,9 @@ def build_failure(
     if failed:
         details["failedFile"] = failed.group(1)
 
-    if diag.position is not None:
-        where = line_col(unit.text, diag.position)
+    at = unit.script_position(diag.position) if diag.position is not None else None
+    if at is not None:
+        where = line_col(script_text, at)
         if where is not None:
             line, column = where
             text_line = source_line(script_text, line)
@@ -118,6 +148,8 @@ def build_failure(
         if found:
             details.update(file=found["file"], fileLine=found["line"], fileColumn=found.get("column"),
                            fileSourceLine=found["sourceLine"])
+            if found.get("statementLine"):
+                details.update(fileCandidateLine=found["statementLine"], fileCandidateStatement=found["statementText"])
             if found.get("candidates"):
                 details["fileCandidates"] = found["candidates"]
             error.trailer.extend(_file_trailer(found))
@@ -127,21 +159,27 @@ def build_failure(
     advice = lock_advice(diag)
     if advice:
         error.trailer.append(advice)
-    error.details.update({k: v for k, v in details.items() if v not in ("", None)})
+    if diag.sqlstate == "42601":
+        hint = _psql_only_hint(details, script_text, files)
+        if hint:
+            error.trailer.append("HINT: " + hint)
+            details["psqlOnly"] = hint
+    error.details.update({k: v for k, v in details.items() if shown_in_envelope(k, v)})
     return error
 
 
 def _locate_in_unit(diag: PgDiagnostics, unit: Unit, script_text: str) -> dict | None:
     """A failing statement inside a DO block written in deploy.sql itself (server: 'line N at X').
 
-    The server gives no Position then, only the line within the DO body; the unit text is
-    padded, so lines found in it are lines of the (expanded) script.
+    The server gives no Position then, only the line within the DO body; lines found in the
+    unit text are shifted by the line the unit starts on in the (expanded) script.
     """
     items = _context_items(diag.where)
     first = _PLPGSQL_LINE.match(items[0]) if len(items) == 1 else None
     if first is None or first.group(1) != "inline_code_block":
         return None
-    lines = do_block_lines(unit.text, int(first.group(2)), first.group(3))
+    base = script_text.count("\n", 0, unit.start_offset)
+    lines = [base + n for n in do_block_lines(unit.text, int(first.group(2)), first.group(3))]
     places = [_line_place(SCRIPT_NAME, script_text, line) for line in lines]
     return _result([p for p in places if p], {SCRIPT_NAME: script_text})
 
@@ -155,6 +193,15 @@ def _line_and_caret(line: int, column: int | None, text_line: str) -> list[str]:
 
 
 def _file_trailer(found: dict) -> list[str]:
+    if found.get("lineUnknown"):
+        also = found.get("candidates", [])[1:]
+        head = (f"FILE: {found['file']} (line unknown: the server gave no position inside the EXECUTEd text"
+                + (f"; the same text is also in {', '.join(also)}" if also else "") + ")")
+        if not found.get("statementLine"):
+            return [head]
+        candidate = (f"CANDIDATE: {found['file']}:{found['statementLine']} mentions the object named in the error: "
+                     f"{found['statementText']}")
+        return [head, candidate]
     column = found.get("column")
     place = f"{found['file']}:{found['line']}" + (f":{column}" if column is not None else "")
     head = f"FILE: {place}"
@@ -164,6 +211,43 @@ def _file_trailer(found: dict) -> list[str]:
     if others:
         head += " (the same text is also at " + ", ".join(others) + ")"
     return [head, *_line_and_caret(found["line"], column, found["sourceLine"])]
+
+
+_META = re.compile(r"\\([A-Za-z!?]+|\.)")
+_COPY_STDIN = re.compile(r"(?<![\w$])COPY(?![\w$])[^;]*?(?<![\w$])FROM\s+STDIN\s*;", re.IGNORECASE)
+_VARIABLE = re.compile(r":(?:'[A-Za-z_]\w*'|\"[A-Za-z_]\w*\"|[A-Za-z_]\w*)")
+
+
+def _psql_only_hint(details: dict[str, Any], script_text: str, files: Mapping[str, str] | None) -> str | None:
+    """Name the psql-only feature a syntax error points at: a backslash meta-command, the data
+    lines of a `COPY ... FROM stdin` (pg_dump output), or a `:variable`. They are psql's own,
+    not SQL, so the server cannot run them, neither in deploy.sql nor through EXECUTE."""
+    if details.get("line") is not None:
+        where, content, line, column = SCRIPT_NAME, script_text, details["line"], details.get("column")
+        how = "in deploy.sql (pgmi sends it to the server, which only runs SQL)"
+    elif details.get("file") and details.get("fileLine") and files:
+        where, line, column = details["file"], details["fileLine"], details.get("fileColumn")
+        content = files.get(where, "")
+        how = "through EXECUTE (the server only runs SQL)"
+    else:
+        return None
+    text = source_line(content, line)
+    start = 0  # offset where `line` begins
+    for _ in range(line - 1):
+        start = content.find("\n", start) + 1
+    stripped = text.lstrip()
+    meta = _META.match(stripped)
+    if meta and (column is None or column - 1 <= len(text) - len(stripped)):
+        return (f"psql meta-command \\{meta.group(1)} cannot run {how}; remove it, or run this file with psql "
+                "(see README: psql-only features)")
+    if _COPY_STDIN.search(mask(content[:start])):
+        return (f"this looks like the data of a COPY ... FROM stdin block (pg_dump output), which cannot run {how}; "
+                "load data with INSERT statements or run the dump with psql (see README: psql-only features)")
+    variable = _VARIABLE.match(text, column - 1) if column else _VARIABLE.search(text)
+    if variable and (column is None or not text[:column - 1].endswith(":")):
+        return (f"psql variable {variable.group()} cannot run {how}; pass values with --param and read them "
+                "from pg_temp.pgmi_parameter_view (see README: psql-only features)")
+    return None
 
 
 def lock_advice(diag: PgDiagnostics) -> str | None:
@@ -239,10 +323,40 @@ def locate_in_files(diag: PgDiagnostics, files: Mapping[str, str]) -> dict | Non
         masked = mask(statement)
         lead = len(masked) - len(masked.lstrip())  # first character of code, comments skipped
         found = _find_text(statement, files, lead, with_column=False)
+        if found and len(statement_spans(statement)) > 1:
+            # A whole multi-statement file was EXECUTEd and the server names no position in it:
+            # its first line would be a guess. Say the line is unknown; offer a candidate.
+            return _line_unknown(found, diag, files)
         if found:
             found["approximate"] = True
         return found
     return None
+
+
+_QUOTED_NAME = re.compile(r'"([^"]+)"')
+
+
+def _line_unknown(found: dict, diag: PgDiagnostics, files: Mapping[str, str]) -> dict:
+    """The file, no line, and the statement of the file that mentions the error's object name
+    (`relation "audit_log" does not exist`), found by re-parsing the file with the lexer."""
+    result: dict[str, Any] = {"file": found["file"], "line": None, "column": None, "sourceLine": None,
+                              "lineUnknown": True}
+    if found.get("candidates"):
+        result["candidates"] = [c.rsplit(":", 1)[0] for c in found["candidates"]]
+    content = files[found["file"]]
+    for name in _QUOTED_NAME.findall(diag.message):
+        name = name.rsplit("/", 1)[-1].removesuffix(".control")  # extension control file paths
+        parts = [p for p in name.split(".") if p]
+        if not parts:
+            continue
+        word = re.compile(r"(?<![\w$])" + re.escape(parts[-1]) + r"(?![\w$])", re.IGNORECASE)
+        for start, end in statement_spans(content):
+            if word.search(content, start, end):
+                line = content.count("\n", 0, start) + 1
+                result["statementLine"] = line
+                result["statementText"] = source_line(content, line).strip()
+                return result
+    return result
 
 
 def _occurrences(needle: str, files: Mapping[str, str]) -> list[tuple[str, int]]:

@@ -57,6 +57,42 @@ def acquire(conn: Any, wait_seconds: float, out: Output, watchdog: Any = None) -
     raise ConcurrentDeploy(message, details={"lockHolders": holders} if holders else None)
 
 
+def wait_for_no_deploy(admin: Any, database: str, wait_seconds: float, out: Output, watchdog: Any = None) -> None:
+    """From a maintenance connection: wait up to `wait_seconds` until no pgmi deploy holds the
+    deploy lock of `database`; ConcurrentDeploy (15) if one still does.
+
+    `--overwrite` calls this before terminating sessions and dropping the database, so it
+    never kills a running deploy halfway (advisory locks are per database: sql/deploy_lock_held.sql).
+    """
+    def held() -> list[int]:
+        return [row[0] for row in admin.run(read_sql("deploy_lock_held.sql"), database=database)]
+
+    pids = held()
+    if pids and wait_seconds > 0:
+        out.info(f"Waiting up to {format_duration(wait_seconds)} for another deployment of {go_quote(database)}")
+        until = time.monotonic() + wait_seconds
+        interval = 0.2
+        while pids:
+            remaining = until - time.monotonic()
+            if watchdog is not None:
+                watchdog.check()
+                left = watchdog.deadline.remaining()
+                if left is not None:
+                    remaining = min(remaining, left)
+            if remaining <= 0:
+                break
+            time.sleep(min(interval, remaining))
+            interval = min(interval * 1.25, 2.0)
+            if watchdog is not None:
+                watchdog.check()
+            pids = held()
+    if pids:
+        raise ConcurrentDeploy(
+            f"concurrent deployment in progress: another pgmi deployment is running against {go_quote(database)} "
+            f"(pid {', '.join(map(str, pids))}); --overwrite will not drop it underneath",
+            details={"lockHolders": [{"pid": pid} for pid in pids]})
+
+
 def _holders(conn: Any, key: int) -> list[dict[str, Any]]:
     import pg8000.exceptions
 

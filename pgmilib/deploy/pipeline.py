@@ -26,7 +26,7 @@ from typing import Any
 from pgmilib.deploy.request import DeployRequest, DeployResult
 from pgmilib.deploy.watchdog import Cancellation, Watchdog
 from pgmilib.errors import ConfigError, ExecutionFailed, Interrupted, PgmiError, exit_code
-from pgmilib.output import Output, format_error
+from pgmilib.output import Output, cut_lines, format_error, shown_in_envelope
 from pgmilib.redact import redact, secret_scope
 
 
@@ -53,6 +53,9 @@ def deploy(request: DeployRequest, out: Output, *, cancel: Cancellation | None =
             error = watchdog.mark(failure)
         except KeyboardInterrupt:
             error = Interrupted("interrupted")
+        except Exception as bug:
+            _redact_exception(bug)  # while this run's secrets are still known: the panic report prints it
+            raise
         result.duration = time.monotonic() - started
         result.error = error
         result.exit_code = exit_code(error)
@@ -87,6 +90,11 @@ def _run(request: DeployRequest, out: Output, result: DeployResult, watchdog: Wa
         result.ephemeral_server = params.source
     else:
         params = resolve(request.connection, environ, project_config.connection if project_config else None)
+    from pgmilib.deploy.dbadmin import check_database_name
+
+    check_database_name(params.database)
+    if params.maintenance_database:
+        check_database_name(params.maintenance_database, "maintenance database")
     result.database = params.database
     _verbose_connection(out, params)
     deploy_params = _parameters(request, project_config, out)
@@ -127,26 +135,29 @@ def _deploy_into(params: Any, environ: dict[str, str], deploy_params: dict[str, 
         return open_connection(params, database, deadline=watchdog.deadline, on_notice=out.notice, out=out,
                                environ=environ, **kw)
 
-    if request.overwrite:
-        dbadmin.check_overwrite_allowed(target, maintenance)
-        approver = dbadmin.choose_approver(request.force, request.interactive, out)
-        dbadmin.overwrite_database(connect, target, maintenance, approver, out)
-        conn = connect(target)
-    elif request.rehearse:  # a rehearsal never creates the database it proves a deploy against
-        conn = connect(target)
-    else:
-        conn = dbadmin.open_target(connect, target, maintenance, out)
+    with _connection_guard():
+        if request.overwrite:
+            dbadmin.check_overwrite_allowed(target, maintenance)
+            approver = dbadmin.choose_approver(request.force, request.interactive, out)
+            dbadmin.overwrite_database(connect, target, maintenance, approver, out, lock_wait=lock_wait,
+                                       watchdog=watchdog)
+            conn = connect(target)
+        elif request.rehearse:  # a rehearsal never creates the database it proves a deploy against
+            conn = connect(target)
+        else:
+            conn = dbadmin.open_target(connect, target, maintenance, out, lock_wait=lock_wait, watchdog=watchdog)
     watchdog.conn = conn
     out.info("Preparing session: scanning files, loading parameters")
     locked = False
     try:
-        session.check_server_version(conn)
-        from pgmilib.deploy import pooler  # issue 15: pg_temp needs one server session
+        with _connection_guard():
+            session.check_server_version(conn)
+            from pgmilib.deploy import pooler  # issue 15: pg_temp needs one server session
 
-        pooler.check(conn, lambda: connect(target), out, where=f"{params.host}:{params.port}")
-        lock.acquire(conn, lock_wait, out, watchdog)
-        locked = True
-        _prepare_and_execute(conn, project, deploy_params, compat, request, out, result, watchdog)
+            pooler.check(conn, lambda: connect(target), out, where=f"{params.host}:{params.port}")
+            lock.acquire(conn, lock_wait, out, watchdog)
+            locked = True
+            _prepare_and_execute(conn, project, deploy_params, compat, request, out, result, watchdog)
     finally:
         watchdog.conn = None
         if locked:
@@ -163,6 +174,7 @@ def _prepare_and_execute(conn: Any, project: Any, deploy_params: dict[str, str],
 
     events = testing.TestEvents(out)
     conn.on_notice = lambda diag: events.on_notice(diag) or out.notice(diag)
+    conn.on_copy_out = out.info  # COPY ... TO STDOUT in deploy.sql: rows shown like notices (stderr)
     failure: BaseException | None = None
     try:
         session.prepare(conn, project, deploy_params, compat=compat, verbose=out.verbose_mode, out=out)
@@ -221,6 +233,33 @@ def _prepare_and_execute(conn: Any, project: Any, deploy_params: dict[str, str],
     finally:
         if request.test_reports:
             events.write_reports(request.test_reports, failure)
+
+
+def _redact_exception(error: BaseException) -> None:
+    """Redact the messages of an exception and its causes in place, with this run's secrets."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        current.args = tuple(redact(a) if isinstance(a, str) else a for a in current.args)
+        current = current.__cause__ or current.__context__
+
+
+@contextlib.contextmanager
+def _connection_guard():
+    """A lost connection outside deploy.sql's own statements is exit 11, not a traceback.
+
+    Only the driver's network failures are caught (a bug must still surface as a panic);
+    when the run's watchdog caused the loss (timeout, cancel), its marker decides the exit.
+    """
+    import pg8000.exceptions
+
+    from pgmilib.errors import ConnectionFailed
+
+    try:
+        yield
+    except (pg8000.exceptions.InterfaceError, ConnectionError, TimeoutError) as error:
+        raise ConnectionFailed(f"connection to the server lost: {error}") from error
 
 
 class _Guarded:
@@ -305,12 +344,13 @@ def describe(result: DeployResult) -> None:
         envelope["error"] = error.message
         if error.pg is not None:
             envelope.update(sqlstate=error.pg.sqlstate, detail=error.pg.detail, hint=error.pg.hint,
-                            where=error.pg.where)
+                            where=cut_lines(error.pg.where) if error.pg.where else "")
         envelope.update({k: v for k, v in error.details.items() if k not in envelope or not envelope[k]})
         if code not in (Exit.EXECUTION, Exit.TIMEOUT, Exit.INTERRUPTED):
             envelope.pop("executionMode", None)
         result.error_text = format_error(error)
-    result.envelope = {k: (redact(v) if isinstance(v, str) else v) for k, v in envelope.items() if v not in ("", None)}
+    result.envelope = {k: (redact(v) if isinstance(v, str) else v) for k, v in envelope.items()
+                       if shown_in_envelope(k, v)}
     if result.deployer_ran:
         if error is None:
             tests = f", {result.test_macros} test macro(s) expanded" if result.test_macros else ""

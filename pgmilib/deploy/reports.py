@@ -71,6 +71,22 @@ class SuiteResult:
         return sum(r.duration_ms for r in self.results)
 
 
+_TEXT_FIELDS = ("path", "message", "detail", "hint", "context", "sqlstate")
+
+
+def redacted(suites: Sequence[SuiteResult]) -> list[SuiteResult]:
+    """Copies with every string passed through `redact`, before any escaping can hide a secret
+    from it (XML and JSON escape quotes and ampersands a secret may contain). A failing test
+    can echo a parameter; report files outlive the run and land in CI artefacts."""
+    from dataclasses import replace
+
+    from pgmilib.redact import redact
+
+    return [SuiteResult(total=s.total, results=[
+        replace(r, **{name: redact(getattr(r, name)) for name in _TEXT_FIELDS}) for r in s.results])
+        for s in suites]
+
+
 def _failures_text(result: TestResult) -> str:
     lines = [f"{result.location()}: {result.message}"]
     if result.sqlstate:

@@ -359,6 +359,10 @@ def _call(action: Callable[[], Any], context: str, *,
                 diag.detail = ""
                 diag.internal_query = ""
         raise PgmiError(f"{context}: {where}{message}", pg=diag) from error
-    except (pg8000.exceptions.InterfaceError, OSError) as error:
+    except pg8000.exceptions.InterfaceError as error:  # the driver's network failures
+        from pgmilib.errors import ConnectionFailed
+
+        raise ConnectionFailed(f"{context}: connection to the server lost: {error}") from error
+    except OSError as error:  # e.g. a project file that became unreadable while streaming
         raise PgmiError(f"{context}: {error}") from error
 

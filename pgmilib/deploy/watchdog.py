@@ -99,6 +99,7 @@ class Watchdog:
         """Give an error caused by a trip its marker; a deadline also says so in the message."""
         if self.reason is not None:
             error.mark(self.reason)
+            error.markers.discard(Marker.CONNECTION)  # the connection was cut because of the trip
         if self.reason is Marker.DEADLINE and not isinstance(error, DeadlineExceeded):
             error.wrap(self.expired_message())  # not only the server's "canceling statement due to user request"
         return error

@@ -410,7 +410,7 @@ def validate_root(root: str | Path, *, require_deploy_sql: bool = True) -> tuple
     if not require_deploy_sql:
         return base, deploy
     try:
-        mode = os.stat(deploy).st_mode
+        mode = os.lstat(deploy).st_mode
     except FileNotFoundError:
         expected = f"{text.rstrip('/')}/deploy.sql" if text.rstrip("/") else "/deploy.sql"
         error = DeploySqlMissing(f"deploy.sql not found in {text}")
@@ -418,6 +418,8 @@ def validate_root(root: str | Path, *, require_deploy_sql: bool = True) -> tuple
         raise error from None
     except OSError as error:
         raise PgmiError(f"cannot read {deploy}: {error.strerror or error}") from error
+    if stat.S_ISLNK(mode):  # refused like every other symlink: it could point out of the project
+        raise PgmiError(_symlink_refusal("./deploy.sql"))
     if stat.S_ISDIR(mode):
         raise PgmiError(f"{deploy} is a directory, expected a regular file")
     return base, deploy
@@ -435,13 +437,12 @@ def scan(root: str | Path, *, max_file_size: int | None = None, require_deploy_s
     files: list[ProjectFile] = []
     seen: dict[str, str] = {}
     budget = HELD_BYTES
-    entries: list[tuple[str, str]] = []
-    walk_error: PgmiError | None = None
-    try:
-        entries.extend((rel, full) for rel, full in _walk(str(base), "") if rel.lower() != "deploy.sql")
-    except PgmiError as error:
-        walk_error = error  # raised after the files listed before it, as a walk-then-read scan would
+    problems: list[PgmiError] = []  # every unloadable file in one run, not one per run
+    entries = [(rel, full) for rel, full in _walk(str(base), "", problems) if rel.lower() != "deploy.sql"]
     for rel, item in read_files(entries, cap):
+        if isinstance(item, PgmiError) and not isinstance(item, ConfigError):
+            problems.append(item)
+            continue
         if isinstance(item, BaseException):
             raise item
         if item.held is not None:
@@ -453,8 +454,8 @@ def scan(root: str | Path, *, max_file_size: int | None = None, require_deploy_s
             raise PgmiError(f"files ./{seen[item.path]} and ./{rel} both load as {item.path}; rename one")
         seen[item.path] = rel
         files.append(item)
-    if walk_error is not None:
-        raise walk_error
+    if problems:
+        raise _all_problems(problems)
     files.sort(key=lambda f: f.path)
     if check_duplicates:
         from pgmilib.project.metadata import check_duplicate_ids  # one wording for deploy and `metadata` commands
@@ -509,25 +510,59 @@ def _read_batch(entries: list[tuple[str, str]], cap: int) -> list[tuple[str, Pro
     return out
 
 
-def _walk(directory: str, prefix: str):
+def _all_problems(problems: list[PgmiError]) -> PgmiError:
+    """One error for every file that cannot be loaded: the first as the message, the rest listed."""
+    if len(problems) == 1:
+        return problems[0]
+    error = PgmiError(f"{problems[0].message} (and {len(problems) - 1} more file problem(s), listed below)")
+    error.trailer.extend(f"  also: {p.message}" for p in problems[1:])
+    error.details["fileProblems"] = [p.message for p in problems]
+    return error
+
+
+def _walk(directory: str, prefix: str, problems: list[PgmiError]) -> Iterator[tuple[str, str]]:
     """Yield (relative path, full path) of files in byte order, skipping hidden/vendored dirs.
 
-    Symlinks are yielded too (never followed), so _read_file can refuse them by name.
+    Symlinks are yielded too (never followed), so _read_file can refuse them by name. Iterative
+    (a stack of directory listings), so a 2,000-level tree cannot exhaust the recursion limit.
+    Names that are not UTF-8 cannot become project paths: each is added to `problems`.
     """
-    try:
-        with os.scandir(directory) as entries:
-            listing = sorted(entries, key=lambda e: e.name)
-    except OSError as error:
-        raise PgmiError(f"cannot read directory ./{prefix}: {error.strerror or error}") from error
-    for entry in listing:
+    stack = [iter(_listing(directory, prefix))]
+    prefixes = [prefix]
+    while stack:
+        entry = next(stack[-1], None)
+        if entry is None:
+            stack.pop()
+            prefixes.pop()
+            continue
         name = entry.name
         if name.startswith(".") or name in SKIPPED_SEGMENTS:
             continue
-        rel = prefix + name
+        rel = prefixes[-1] + name
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = os.fsencode(rel).decode("utf-8", "backslashreplace")
+            problems.append(PgmiError(f"name ./{shown} is not valid UTF-8; project paths must be UTF-8 text"))
+            continue
         if entry.is_dir(follow_symlinks=False):
-            yield from _walk(entry.path, rel + "/")
+            stack.append(iter(_listing(entry.path, rel + "/")))
+            prefixes.append(rel + "/")
         else:
             yield rel, entry.path
+
+
+def _listing(directory: str, prefix: str) -> list[os.DirEntry]:
+    try:
+        with os.scandir(directory) as entries:
+            return sorted(entries, key=lambda e: e.name)
+    except OSError as error:
+        shown = os.fsencode(prefix).decode("utf-8", "backslashreplace")
+        raise PgmiError(f"cannot read directory ./{shown}: {error.strerror or error}") from error
+
+
+def _symlink_refusal(shown: str) -> str:
+    return f"refusing to read symlink {shown} (symlinks are rejected by the scanner to avoid path-escape)"
 
 
 def _read_file(full: str, rel: str, cap: int, keep: int = 0) -> ProjectFile:
@@ -538,7 +573,7 @@ def _read_file(full: str, rel: str, cap: int, keep: int = 0) -> ProjectFile:
     path = shown if "\\" not in rel and not rel.endswith(" ") else normalise_path(shown)
     info = os.lstat(full)
     if stat.S_ISLNK(info.st_mode):
-        raise PgmiError(f"refusing to read symlink {shown} (symlinks are rejected by the scanner to avoid path-escape)")
+        raise PgmiError(_symlink_refusal(shown))
     if not stat.S_ISREG(info.st_mode):
         raise PgmiError(f"refusing to read {shown}: not a regular file")
     if info.st_size > cap:
