@@ -1,0 +1,206 @@
+"""Fault injection: kill, cut, stall, stop and signal a running deploy at seeded random moments.
+
+The deploy under test (`_project`) has an explicit head transaction of several INSERTs with
+pg_sleep between them, then a tail transaction, each row tagged with the trial's id
+(`--param trial=...`). At one random moment of the run (uniform over the measured length of
+a clean run, seeded: see harness.py) one fault is injected:
+
+  terminate    pg_terminate_backend() of the deploy session(s)
+  server_stop  `pg_ctl stop -m fast`, then start again (the reliability cluster, never the shared one)
+  proxy_cut    the TCP proxy resets every connection
+  proxy_stall  the TCP proxy stops forwarding (black hole); pgmi must give up at --timeout
+  sigint / sigterm / sigkill   to the pgmi process
+
+After each trial: exit code in the documented set, within --timeout plus a margin (the 5 s
+grace pgmi gives a cancel request before it closes the socket, plus 3 s), one error line and
+no crash, canaries absent, every transaction all-or-none, no advisory lock and no session of
+the deploy role left on the server.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from conftest import DEPLOY_ROLE
+from harness import CANARY_TOKEN, FIGURES, FINDINGS, SEED, assert_clean, base_env, error_lines, pgmi_cmd, scale
+from proxy import TcpProxy
+
+KINDS = ("terminate", "server_stop", "proxy_cut", "proxy_stall", "sigint", "sigterm", "sigkill")
+TRIALS = scale(len(KINDS), 8 * len(KINDS))  # full: 56 trials
+HEAD_STEPS, TAIL_STEPS = (5, 3)
+STEP_SLEEP = scale(0.2, 0.4)  # seconds between two marker rows (head: ~1 s fast, ~2 s full)
+MARGIN = 5.0 + 3.0  # pgmi's cancel grace period + slack for process exit under load
+ALLOWED = {
+    "terminate": {0, 11, 13},
+    "server_stop": {0, 11, 13},
+    "proxy_cut": {0, 11, 13},
+    "proxy_stall": {0, 16},
+    "sigint": {130},
+    "sigterm": {130},
+    "sigkill": {-signal.SIGKILL},
+}
+
+_rng = random.Random(SEED)
+# (kind, fraction of the clean run's length at which the fault hits); seeded, so replayable.
+SCHEDULE = [(KINDS[i % len(KINDS)], _rng.uniform(0.0, 1.1)) for i in range(TRIALS)]
+
+
+def _project(root: Path) -> Path:
+    head = "\n".join(f"INSERT INTO rel.head_marks VALUES (current_setting('pgmi.trial'), {i});\n"
+                     f"SELECT pg_sleep({STEP_SLEEP});" for i in range(1, HEAD_STEPS + 1))
+    tail = "\n".join(f"INSERT INTO rel.tail_marks VALUES (current_setting('pgmi.trial'), {i});\n"
+                     f"SELECT pg_sleep({STEP_SLEEP / 2});" for i in range(1, TAIL_STEPS + 1))
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "deploy.sql").write_text(
+        "-- head: one transaction, rows 1..N or none\nBEGIN;\n"
+        # The token reaches the server and comes back in a NOTICE: pgmi must mask it on the way out.
+        "DO $$ BEGIN RAISE NOTICE 'token in use: %', current_setting('pgmi.api_token'); END $$;\n"
+        f"{head}\nCOMMIT;\n-- tail: a second transaction, sent statement by statement\nBEGIN;\n{tail}\nCOMMIT;\n",
+        encoding="utf-8")
+    (root / "lib.sql").write_text("SELECT 1; -- a loaded file, so session preparation has work to do\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def fault_env(rel_server, tmp_path_factory):
+    """The fault database, the project, and the length of one clean run (the schedule's unit)."""
+    db = rel_server.create_database()
+    admin = rel_server.admin(db)
+    admin.run("CREATE SCHEMA rel")
+    admin.run("CREATE TABLE rel.head_marks (trial text, step int)")
+    admin.run("CREATE TABLE rel.tail_marks (trial text, step int)")
+    admin.close()
+    project = _project(tmp_path_factory.mktemp("faults") / "project")
+    started = time.monotonic()
+    clean = subprocess.run(pgmi_cmd("deploy", str(project), "--connection", rel_server.url(db), "--param",
+                                    "trial=clean", "--param", f"api_token={CANARY_TOKEN}"),
+                           env=base_env(), capture_output=True, text=True, timeout=120, check=False)
+    length = time.monotonic() - started
+    assert_clean("faults clean run", clean.stdout, clean.stderr)
+    assert clean.returncode == 0, clean.stderr
+    yield {"db": db, "project": project, "length": length, "timeout": math.ceil(length + 3)}
+    rel_server.drop_database(db)
+
+
+def _args(env_info: dict, trial: str, port: int, server, use_url: bool, json_mode: bool) -> tuple[list[str], dict]:
+    args = ["deploy", str(env_info["project"]), "--param", f"trial={trial}", "--param", f"api_token={CANARY_TOKEN}",
+            "--timeout", f"{env_info['timeout']}s"]
+    if json_mode:
+        args.append("--json")
+    if use_url:  # the password inside the connection string ...
+        return [*args, "--connection", server.url(env_info["db"], port)], base_env()
+    return [*args, "-d", env_info["db"]], base_env(server.env(port))  # ... or in PGPASSWORD
+
+
+def _inject(kind: str, proc: subprocess.Popen, proxy: TcpProxy, server, db: str) -> bool:
+    """Inject one fault; True if it hit something live (a session, a connection, a running pgmi)."""
+    if kind in ("sigint", "sigterm", "sigkill"):
+        if proc.poll() is not None:
+            return False
+        proc.send_signal({"sigint": signal.SIGINT, "sigterm": signal.SIGTERM, "sigkill": signal.SIGKILL}[kind])
+        return True
+    if kind == "proxy_cut":
+        return proxy.cut() > 0
+    if kind == "proxy_stall":
+        return proxy.stall() > 0
+    if kind == "terminate":
+        admin = server.admin()
+        try:
+            rows = admin.run("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = :u",
+                             u=DEPLOY_ROLE)
+        finally:
+            admin.close()
+        return any(r[0] for r in rows)
+    assert kind == "server_stop"
+    live = proc.poll() is None and proxy.open_connections() > 0
+    server.pg_ctl("-m", "fast", "-w", "-t", "30", "stop")
+    server.pg_ctl("-w", "-t", "30", "start")
+    return live
+
+
+def _wait_sessions_gone(server, db: str, budget: float) -> list:
+    """Poll until the deploy role has no session in `db`; returns what is left after `budget` seconds."""
+    until = time.monotonic() + budget
+    while True:
+        admin = server.admin()
+        try:
+            left = admin.run("SELECT pid, state, query FROM pg_stat_activity WHERE datname = :d AND usename = :u",
+                             d=db, u=DEPLOY_ROLE)
+        finally:
+            admin.close()
+        if not left or time.monotonic() > until:
+            return left
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("trial", range(TRIALS), ids=[f"{i:02d}-{k}" for i, (k, _) in enumerate(SCHEDULE)])
+def test_fault_trial(trial, rel_server, fault_env):
+    kind, fraction = SCHEDULE[trial]
+    moment = fraction * fault_env["length"]
+    trial_id = f"t{SEED}-{trial}"
+    where = f"trial {trial} ({kind} at {moment:.2f}s, seed {SEED})"
+    FIGURES["fault trials"] += 1
+    FIGURES["fault:" + kind] += 1
+    json_mode = trial % 2 == 1
+    db = fault_env["db"]
+    with TcpProxy("127.0.0.1", rel_server.port) as proxy:
+        args, env = _args(fault_env, trial_id, proxy.port, rel_server, use_url=trial % 3 != 0, json_mode=json_mode)
+        started = time.monotonic()
+        proc = subprocess.Popen(pgmi_cmd(*args), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            time.sleep(max(0.0, started + moment - time.monotonic()))
+            landed = _inject(kind, proc, proxy, rel_server, db)
+            limit = fault_env["timeout"] + MARGIN
+            try:
+                stdout, stderr = proc.communicate(timeout=max(1.0, started + limit - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                stdout, stderr = proc.communicate()
+                FINDINGS.append(f"{where}: pgmi still running {limit:.0f}s after start")
+                pytest.fail(f"{where}: pgmi did not exit within --timeout + {MARGIN:.0f}s\n{stderr[-2000:]}")
+            elapsed = time.monotonic() - started
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    # The proxy is closed here: a black-holed path ends, so the server can notice its client is gone.
+    FIGURES["landed:" + kind] += int(landed)
+    FIGURES["faults landed"] += int(landed)
+    rc = proc.returncode
+    assert_clean(where, stdout, stderr)
+    allowed = ALLOWED[kind] if landed else {0} | ALLOWED[kind]
+    assert rc in allowed, f"{where}: exit {rc}, expected one of {sorted(allowed)}\n{stderr[-2000:]}"
+    assert elapsed <= fault_env["timeout"] + MARGIN
+    if rc > 0:
+        assert len(error_lines(stderr)) == 1, f"{where}: expected one error line:\n{stderr}"
+    if json_mode and rc >= 0:
+        envelope = json.loads(stdout)
+        assert envelope["exitCode"] == rc, where
+
+    # The server side: every session of the deploy gone, no advisory lock, each transaction all or none.
+    budget = fault_env["length"] + 5.0  # a killed client's backend finishes its statement first
+    left = _wait_sessions_gone(rel_server, db, budget)
+    admin = rel_server.admin(db)
+    try:
+        locks = admin.run("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = "
+                          "(SELECT oid FROM pg_database WHERE datname = current_database())")[0][0]
+        head = admin.run("SELECT count(*) FROM rel.head_marks WHERE trial = :t", t=trial_id)[0][0]
+        tail = admin.run("SELECT count(*) FROM rel.tail_marks WHERE trial = :t", t=trial_id)[0][0]
+    finally:
+        admin.close()
+    half = head not in (0, HEAD_STEPS) or tail not in (0, TAIL_STEPS) or (tail and head != HEAD_STEPS)
+    FIGURES["half-applied transactions"] += int(bool(half))
+    FIGURES["leftover locks or sessions"] += int(bool(left or locks))
+    assert not half, f"{where}: half-applied: head {head}/{HEAD_STEPS}, tail {tail}/{TAIL_STEPS}"
+    assert not left, f"{where}: sessions left {budget:.0f}s after pgmi ended: {left}"
+    assert locks == 0, f"{where}: {locks} advisory lock(s) left"
+    if rc == 0:
+        assert (head, tail) == (HEAD_STEPS, TAIL_STEPS), f"{where}: exit 0 but head {head}, tail {tail}"
+    FIGURES["faults survived"] += 1
