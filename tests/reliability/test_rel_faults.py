@@ -24,6 +24,7 @@ import math
 import random
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -52,6 +53,41 @@ _rng = random.Random(SEED)
 SCHEDULE = [(KINDS[i % len(KINDS)], _rng.uniform(0.0, 1.1)) for i in range(TRIALS)]
 
 
+class Running:
+    """A pgmi process whose output is drained by threads; `first_line` is set by its first stderr line.
+
+    pgmi runs with -v, whose first line ("Scanning ...", connection details) comes after
+    the signal handlers are installed: the fault clock starts there. Start-up itself
+    (interpreter, imports) is covered by test_signal_during_startup_*.
+    """
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(pgmi_cmd(*args), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
+        self.first_line = threading.Event()
+        self.first_at: float | None = None
+        self._out: list[str] = []
+        self._err: list[str] = []
+        self._threads = [threading.Thread(target=self._drain, args=(self.proc.stdout, self._out), daemon=True),
+                         threading.Thread(target=self._drain, args=(self.proc.stderr, self._err), daemon=True)]
+        for t in self._threads:
+            t.start()
+
+    def _drain(self, stream, sink: list[str]) -> None:
+        for line in stream:
+            if sink is self._err and not self.first_line.is_set():
+                self.first_at = time.monotonic()
+                self.first_line.set()
+            sink.append(line)
+        self.first_line.set()  # EOF: nothing more will come
+
+    def wait(self, timeout: float) -> tuple[str, str]:
+        self.proc.wait(timeout=timeout)
+        for t in self._threads:
+            t.join(5)
+        return "".join(self._out), "".join(self._err)
+
+
 def _project(root: Path) -> Path:
     head = "\n".join(f"INSERT INTO rel.head_marks VALUES (current_setting('pgmi.trial'), {i});\n"
                      f"SELECT pg_sleep({STEP_SLEEP});" for i in range(1, HEAD_STEPS + 1))
@@ -78,19 +114,18 @@ def fault_env(rel_server, tmp_path_factory):
     admin.run("CREATE TABLE rel.tail_marks (trial text, step int)")
     admin.close()
     project = _project(tmp_path_factory.mktemp("faults") / "project")
-    started = time.monotonic()
-    clean = subprocess.run(pgmi_cmd("deploy", str(project), "--connection", rel_server.url(db), "--param",
-                                    "trial=clean", "--param", f"api_token={CANARY_TOKEN}"),
-                           env=base_env(), capture_output=True, text=True, timeout=120, check=False)
-    length = time.monotonic() - started
-    assert_clean("faults clean run", clean.stdout, clean.stderr)
-    assert clean.returncode == 0, clean.stderr
+    clean = Running(["deploy", str(project), "-v", "--connection", rel_server.url(db), "--param", "trial=clean",
+                     "--param", f"api_token={CANARY_TOKEN}"], base_env())
+    stdout, stderr = clean.wait(120)
+    length = time.monotonic() - clean.first_at
+    assert_clean("faults clean run", stdout, stderr)
+    assert clean.proc.returncode == 0, stderr
     yield {"db": db, "project": project, "length": length, "timeout": math.ceil(length + 3)}
     rel_server.drop_database(db)
 
 
 def _args(env_info: dict, trial: str, port: int, server, use_url: bool, json_mode: bool) -> tuple[list[str], dict]:
-    args = ["deploy", str(env_info["project"]), "--param", f"trial={trial}", "--param", f"api_token={CANARY_TOKEN}",
+    args = ["deploy", str(env_info["project"]), "-v", "--param", f"trial={trial}", "--param", f"api_token={CANARY_TOKEN}",
             "--timeout", f"{env_info['timeout']}s"]
     if json_mode:
         args.append("--json")
@@ -125,6 +160,15 @@ def _inject(kind: str, proc: subprocess.Popen, proxy: TcpProxy, server, db: str)
     return live
 
 
+def _known_finding(rc: int, stderr: str) -> str | None:
+    """The id of the open finding (docs/RELIABILITY.md) this outcome matches, if any."""
+    if rc == 1 and "session preparation failed" in stderr:
+        return "R4"  # a connection lost during session preparation exits 1, not 11
+    if rc in (-signal.SIGINT, -signal.SIGTERM):
+        return "R3"  # the signal came after pgmi had restored the default handlers (run over, summary printed)
+    return None
+
+
 def _wait_sessions_gone(server, db: str, budget: float) -> list:
     """Poll until the deploy role has no session in `db`; returns what is left after `budget` seconds."""
     until = time.monotonic() + budget
@@ -152,17 +196,19 @@ def test_fault_trial(trial, rel_server, fault_env):
     db = fault_env["db"]
     with TcpProxy("127.0.0.1", rel_server.port) as proxy:
         args, env = _args(fault_env, trial_id, proxy.port, rel_server, use_url=trial % 3 != 0, json_mode=json_mode)
+        run = Running(args, env)
+        proc = run.proc
         started = time.monotonic()
-        proc = subprocess.Popen(pgmi_cmd(*args), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        limit = fault_env["timeout"] + MARGIN
         try:
-            time.sleep(max(0.0, started + moment - time.monotonic()))
+            run.first_line.wait(60)
+            time.sleep(max(0.0, (run.first_at or started) + moment - time.monotonic()))
             landed = _inject(kind, proc, proxy, rel_server, db)
-            limit = fault_env["timeout"] + MARGIN
             try:
-                stdout, stderr = proc.communicate(timeout=max(1.0, started + limit - time.monotonic()))
+                stdout, stderr = run.wait(max(1.0, started + limit - time.monotonic()))
             except subprocess.TimeoutExpired:
                 proc.kill()
-                stdout, stderr = proc.communicate()
+                stdout, stderr = run.wait(10)
                 FINDINGS.append(f"{where}: pgmi still running {limit:.0f}s after start")
                 pytest.fail(f"{where}: pgmi did not exit within --timeout + {MARGIN:.0f}s\n{stderr[-2000:]}")
             elapsed = time.monotonic() - started
@@ -176,10 +222,12 @@ def test_fault_trial(trial, rel_server, fault_env):
     rc = proc.returncode
     assert_clean(where, stdout, stderr)
     allowed = ALLOWED[kind] if landed else {0} | ALLOWED[kind]
-    assert rc in allowed, f"{where}: exit {rc}, expected one of {sorted(allowed)}\n{stderr[-2000:]}"
+    known = _known_finding(rc, stderr)
+    assert known or rc in allowed, f"{where}: exit {rc}, expected one of {sorted(allowed)}\n{stderr[-2000:]}"
     assert elapsed <= fault_env["timeout"] + MARGIN
-    if rc > 0:
-        assert len(error_lines(stderr)) == 1, f"{where}: expected one error line:\n{stderr}"
+    if rc > 0 and not known:
+        errors = error_lines(stderr) + [line for line in stderr.splitlines() if line == "pgmi: interrupted"]
+        assert len(errors) == 1, f"{where}: expected one error line:\n{stderr}"
     if json_mode and rc >= 0:
         envelope = json.loads(stdout)
         assert envelope["exitCode"] == rc, where
@@ -203,4 +251,31 @@ def test_fault_trial(trial, rel_server, fault_env):
     assert locks == 0, f"{where}: {locks} advisory lock(s) left"
     if rc == 0:
         assert (head, tail) == (HEAD_STEPS, TAIL_STEPS), f"{where}: exit 0 but head {head}, tail {tail}"
+    if known:
+        FIGURES[f"known findings hit ({known})"] += 1
+        pytest.xfail(f"{where}: exit {rc}: docs/RELIABILITY.md finding {known}")
     FIGURES["faults survived"] += 1
+
+
+def _signal_at_startup(sig: int, tmp_path: Path) -> tuple[int, str]:
+    (tmp_path / "deploy.sql").write_text("SELECT 1;\n")
+    proc = subprocess.Popen(pgmi_cmd("deploy", str(tmp_path), "-d", "never_reached"), env=base_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.02)  # the interpreter is still importing pgmi
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=30)
+    return proc.returncode, stdout + stderr
+
+
+@pytest.mark.xfail(strict=True, reason="docs/RELIABILITY.md finding R3: Ctrl-C during start-up prints a traceback")
+def test_sigint_during_startup_is_a_clean_130(tmp_path):
+    rc, output = _signal_at_startup(signal.SIGINT, tmp_path)
+    assert "Traceback" not in output
+    assert rc == 130
+
+
+@pytest.mark.xfail(strict=True, reason="docs/RELIABILITY.md finding R3: SIGTERM during start-up ends pgmi by the "
+                                       "default action (status 143, no message)")
+def test_sigterm_during_startup_is_a_clean_130(tmp_path):
+    rc, _ = _signal_at_startup(signal.SIGTERM, tmp_path)
+    assert rc == 130

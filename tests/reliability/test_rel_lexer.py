@@ -30,8 +30,8 @@ from hypothesis import strategies as st
 
 from pgmilib import sqllex
 
-SERVER_CASES = scale(200, 6000)
-PURE_CASES = scale(1000, 30000)
+SERVER_CASES = scale(100, 6000)
+PURE_CASES = scale(500, 30000)
 
 
 class CountingConnection(pg8000.native.Connection):
