@@ -16,11 +16,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-from harness import CANARIES, CANARY_PASSWORD, CAPTURED, FIGURES, FINDINGS, FULL, SEED, secret_hits
+from harness import CANARIES, CANARY_PASSWORD, CAPTURED, DEPLOY_ROLE, FIGURES, FINDINGS, FULL, SEED, secret_hits
 
 from pgmilib.cluster import Cluster, find_pg_bin
-
-DEPLOY_ROLE = "rel_deployer"
 
 
 class RelServer:

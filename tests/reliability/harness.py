@@ -33,6 +33,7 @@ SEED = int(os.environ.get("PGMI_RELIABILITY_SEED") or random.SystemRandom().rand
 CANARY_PASSWORD = "CnryPw-4f9Qx7Lz"
 CANARY_TOKEN = "CnryTok-8Rm2Vw5K"
 CANARIES = (CANARY_PASSWORD, CANARY_TOKEN)
+DEPLOY_ROLE = "rel_deployer"  # the password role of the reliability cluster (conftest.py)
 
 # pgmi's own crash markers: a Python traceback, the panic line of exit 3.
 _CRASH = re.compile(r"Traceback \(most recent call last\)|^panic:|pgmi: this is a bug", re.MULTILINE)

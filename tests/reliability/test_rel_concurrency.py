@@ -14,8 +14,7 @@ import time
 import uuid
 
 import pytest
-from conftest import DEPLOY_ROLE
-from harness import CANARY_TOKEN, FIGURES, FULL, assert_clean, base_env, error_lines, pgmi_cmd
+from harness import CANARY_TOKEN, DEPLOY_ROLE, FIGURES, FULL, assert_clean, base_env, error_lines, pgmi_cmd
 
 RUNS = 8
 HEAD_STEPS, TAIL_STEPS = 3, 2

@@ -29,8 +29,18 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import DEPLOY_ROLE
-from harness import CANARY_TOKEN, FIGURES, FINDINGS, SEED, assert_clean, base_env, error_lines, pgmi_cmd, scale
+from harness import (
+    CANARY_TOKEN,
+    DEPLOY_ROLE,
+    FIGURES,
+    FINDINGS,
+    SEED,
+    assert_clean,
+    base_env,
+    error_lines,
+    pgmi_cmd,
+    scale,
+)
 from proxy import TcpProxy
 
 KINDS = ("terminate", "server_stop", "proxy_cut", "proxy_stall", "sigint", "sigterm", "sigkill")
@@ -216,6 +226,9 @@ def test_fault_trial(trial, rel_server, fault_env):
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+        if kind == "proxy_stall" and landed:
+            # A black-holed path: pgmi has given up, but the server cannot know until the path closes.
+            FIGURES["stalls: server session outlived pgmi"] += int(bool(_wait_sessions_gone(rel_server, db, 1.0)))
     # The proxy is closed here: a black-holed path ends, so the server can notice its client is gone.
     FIGURES["landed:" + kind] += int(landed)
     FIGURES["faults landed"] += int(landed)
