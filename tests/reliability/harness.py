@@ -107,3 +107,28 @@ def hypothesis_settings(cases: int):
 
     return settings(max_examples=cases, deadline=None, database=None, suppress_health_check=list(HealthCheck),
                     phases=(Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink))
+
+
+PER_EXAMPLE = 10  # generated cases per Hypothesis example: its own overhead is ~10x a case's
+
+
+def batched(test):
+    """Run a `case_seed` test PER_EXAMPLE times per Hypothesis example, on derived seeds.
+
+    Hypothesis' bookkeeping costs several ms per example on a loaded machine, the cases
+    themselves well under one; batching is what makes 100k cases affordable. A failure
+    names the derived seed, so `random.Random(seed)` rebuilds the exact case.
+    """
+    import functools
+
+    @functools.wraps(test)
+    def run(*args, case_seed: int, **kwargs):
+        for sub in range(PER_EXAMPLE):
+            derived = case_seed * PER_EXAMPLE + sub
+            try:
+                test(*args, case_seed=derived, **kwargs)
+            except AssertionError as failure:
+                failure.add_note(f"failing case: case_seed={derived}")
+                raise
+
+    return run

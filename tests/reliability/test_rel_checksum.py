@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import random
 
-from harness import FIGURES, SEED, hypothesis_settings, scale
+from harness import FIGURES, PER_EXAMPLE, SEED, batched, hypothesis_settings, scale
 from hypothesis import given, seed
 from hypothesis import strategies as st
 
@@ -59,8 +59,9 @@ def _join(r: random.Random, tokens: list[str]) -> str:
 
 
 @seed(SEED)
-@hypothesis_settings(CASES)
+@hypothesis_settings(CASES // PER_EXAMPLE)
 @given(st.integers(0, 2**63))
+@batched
 def test_comment_and_whitespace_changes_keep_the_checksum(case_seed):
     FIGURES["hostile cases tried"] += 1
     r = random.Random(case_seed)
@@ -83,8 +84,9 @@ def test_comment_and_whitespace_changes_keep_the_checksum(case_seed):
 
 
 @seed(SEED)
-@hypothesis_settings(CASES)
+@hypothesis_settings(CASES // PER_EXAMPLE)
 @given(st.integers(0, 2**63))
+@batched
 def test_token_changes_change_the_checksum(case_seed):
     FIGURES["hostile cases tried"] += 1
     r = random.Random(case_seed)

@@ -24,13 +24,13 @@ import time
 
 import pg8000.native
 import pytest
-from harness import FIGURES, SEED, hypothesis_settings, scale
+from harness import FIGURES, PER_EXAMPLE, SEED, batched, hypothesis_settings, scale
 from hypothesis import given, seed
 from hypothesis import strategies as st
 
 from pgmilib import sqllex
 
-SERVER_CASES = scale(100, 6000)
+SERVER_CASES = scale(100, 4000)
 PURE_CASES = scale(500, 30000)
 
 
@@ -170,8 +170,9 @@ _NOISE = list("';\"$-/*\\Ee \n\r\tab()x€é_1") + ["$$", "$a$", "/*", "*/", "--
 
 
 @seed(SEED)
-@hypothesis_settings(PURE_CASES)
+@hypothesis_settings(PURE_CASES // PER_EXAMPLE)
 @given(st.integers(0, 2**63))
+@batched
 def test_mask_and_units_keep_the_script(case_seed):
     rnd = random.Random(case_seed)
     text = "".join(rnd.choice(_NOISE) for _ in range(rnd.randrange(200)))
