@@ -19,7 +19,7 @@ from pathlib import Path
 
 from harness import CANARY_TOKEN, FIGURES, base_env, error_lines, run_pgmi, scale
 
-MANY_FILES = scale(500, 100_000)
+MANY_FILES = scale(200, 100_000)
 BIG_STATEMENT_MB = scale(1, 50)
 
 
