@@ -1,7 +1,7 @@
 # pgmi developer entry points. `make deps` once on a new machine (or run .ci/run), then `make test`.
 PYTHON ?= python3
 
-.PHONY: all build test lint demo bench bench-quick deps check-deps clean
+.PHONY: all build test lint demo bench bench-quick deps check-deps clean reliability
 
 all: lint test
 
@@ -22,6 +22,11 @@ build:
 ## test: the whole suite against a real PostgreSQL (throwaway cluster, PGMI_TEST_DSN or docker)
 test: check-deps
 	$(PYTHON) -m pytest -q tests
+
+## reliability: the full reliability suite (fault trials, concurrency, >= 100k hostile inputs); prints the figures.
+## The fast slice of the same tests runs in `make test`. Replay a run with PGMI_RELIABILITY_SEED=<printed seed>.
+reliability: check-deps
+	PGMI_RELIABILITY=full $(PYTHON) -m pytest -q -p no:cacheprovider tests/reliability
 
 lint:
 	$(PYTHON) -m ruff check .

@@ -14,7 +14,8 @@ Mask rules (deploy-execution.md §5.1), indexed in code points (mask[i] pairs wi
   escape string (`E'`/`e'` whose `E` is not the tail of an identifier) a backslash and the
   character after it are blanked (so `E'\\''` never closes early);
 * quoted identifier `"…"`: the quotes stay, the body is blanked, a doubled `""` stays;
-* dollar quote `$$…$$` / `$tag$…$tag$` (tag: letter or `_`, then letters, digits, `_`): the
+* dollar quote `$$…$$` / `$tag$…$tag$` (tag: ASCII letter, `_` or any non-ASCII character, then
+  those or ASCII digits, exactly as PostgreSQL's lexer; Go accepted only Unicode letters): the
   tags stay, the body is blanked. `$1` is no tag, and a `$` right after an identifier
   character (`a$b$`) is part of that identifier, as in PostgreSQL's own lexer.
 
@@ -36,7 +37,9 @@ _CODE, _LINE_COMMENT, _BLOCK_COMMENT, _STRING, _ESTRING, _QIDENT, _DOLLAR = rang
 _CODE_SPECIAL = re.compile(r"--|/\*|['\"$]")
 _BLOCK_TOKEN = re.compile(r"/\*|\*/")
 _ESTRING_TOKEN = re.compile(r"['\\]")
-_DOLLAR_TAG = re.compile(r"\$(?:[^\W\d]\w*)?\$")
+# PostgreSQL's scan.l: a tag starts with [A-Za-z_] or any non-ASCII character and goes on with
+# those and ASCII digits (so `$€$` is a tag; found by tests/reliability/test_rel_lexer.py).
+_DOLLAR_TAG = re.compile("\\$(?:[A-Za-z_\x80-\U0010ffff][A-Za-z0-9_\x80-\U0010ffff]*)?\\$")
 _NOT_NEWLINE = re.compile(r"[^\r\n]")
 # A run of plain code and simple literals (one line, no quote character inside), matched in
 # one C-level call; only its literals need masking. Everything else (comments, dollar quotes,
@@ -100,7 +103,7 @@ def _split_blank(code: str, quote: str) -> str:
 
 def _is_ident_char(ch: str) -> bool:
     """Characters that continue an identifier (so `e'` after `dat` is no escape string)."""
-    return ch.isalnum() or ch in "_$"
+    return ch in "_$" or ord(ch) >= 0x80 or (ch.isascii() and ch.isalnum())  # as PostgreSQL's ident_cont
 
 
 def _blank(segment: str) -> str:
