@@ -115,7 +115,17 @@ def _pgmi_warm_start():
     length = len(sys.path)
     site.addsitedir(site_packages)
     sys.path[:] = sys.path[length:] + sys.path[:length]  # ours first, as shiv orders it
-    from pgmilib.cli import main
+    import signal
+
+    def interrupted(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupted)  # like Ctrl-C until main() takes over: exit 130
+    try:
+        from pgmilib.cli import main
+    except KeyboardInterrupt:
+        sys.stderr.write("pgmi: interrupted\n")
+        sys.exit(130)
     sys.exit(main())
 
 

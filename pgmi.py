@@ -6,7 +6,18 @@ everything else lives in the `pgmilib` package beside it.
 """
 import sys
 
-from pgmilib.cli import main
+
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
 
 if __name__ == "__main__":
+    import signal
+
+    signal.signal(signal.SIGTERM, _interrupted)  # like Ctrl-C until main() takes over: exit 130
+    try:
+        from pgmilib.cli import main
+    except KeyboardInterrupt:  # a signal while Python is still importing pgmi
+        sys.stderr.write("pgmi: interrupted\n")
+        sys.exit(130)
     sys.exit(main())

@@ -14,7 +14,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
@@ -158,7 +160,30 @@ def _splash(out: Output) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run pgmi with `argv` (default sys.argv[1:]) and return the exit code."""
+    """Run pgmi with `argv` (default sys.argv[1:]) and return the exit code.
+
+    For the whole run, SIGTERM is handled like Ctrl-C (a clean `pgmi: interrupted`, exit 130)
+    instead of the default action, including before and after a deploy's own handlers; the
+    previous handler is restored on return, so in-process callers keep theirs.
+    """
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # a signal that landed between two statements of the error path
+        sys.stderr.write("pgmi: interrupted\n")
+        return Exit.INTERRUPTED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate_as_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _main(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose = "-v" in argv or "--verbose" in argv
     out = Output(verbose=verbose, json_mode="--json" in argv)

@@ -73,13 +73,15 @@ class Watchdog:
             conn = self.conn
         if conn is None:
             return False
-        try:
-            conn.cancel()
-        except OSError:  # the server may already be unreachable; the shutdown below still ends the wait
-            pass
+        # The grace timer starts first: the CancelRequest itself may block (connect, then wait
+        # for the server to close it) on a stalled network, and must not delay the shutdown.
         closer = threading.Timer(self.GRACE_SECONDS, conn.shutdown_socket)
         closer.daemon = True
         closer.start()
+        try:
+            conn.cancel()
+        except OSError:  # the server may already be unreachable; the shutdown still ends the wait
+            pass
         return True
 
     def check(self) -> None:

@@ -30,8 +30,6 @@ def _project(root: Path) -> Path:
     return root
 
 
-@pytest.mark.xfail(strict=True, reason="docs/RELIABILITY.md finding R6: --test-report files carry secret "
-                                       "parameter values in clear (failure message, DETAIL, HINT)")
 def test_test_reports_hold_no_secret(rel_server, tmp_path):
     project = _project(tmp_path / "p")
     reports = {fmt: tmp_path / f"report.{fmt}" for fmt in ("junit", "tap", "json")}
@@ -54,8 +52,6 @@ def test_test_reports_hold_no_secret(rel_server, tmp_path):
     assert not leaks, f"canary in the {', '.join(leaks)} report(s)"
 
 
-@pytest.mark.xfail(strict=True, reason="docs/RELIABILITY.md finding R5: the panic report is redacted after the "
-                                       "run's secret scope closed, so registered secrets print in clear")
 def test_panic_report_holds_no_secret(rel_server, tmp_path):
     """An unexpected exception after connecting: exit 3, a bug report, and no secret in it."""
     project = tmp_path / "p"
