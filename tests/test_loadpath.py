@@ -17,6 +17,7 @@ from projects import write_project
 from pgmilib.deploy import session
 from pgmilib.errors import PgmiError
 from pgmilib.output import Output
+from pgmilib.project import checksums as PC
 from pgmilib.project import scan as P
 
 
@@ -127,7 +128,7 @@ def test_prepare_with_reader_threads_against_the_server(db_conn, tmp_path, monke
     for path, content, checksum, normalized in rows:
         assert content == files[path[2:]]
         assert checksum == hashlib.sha256(content.encode()).hexdigest()
-        assert normalized == P.normalized_checksum(content)
+        assert normalized == PC.normalized_checksum(content)
 
 
 @pytest.fixture

@@ -16,6 +16,8 @@ import pytest
 from projects import write_project
 
 from pgmilib.errors import ConfigError, DeploySqlMissing, Exit, PgmiError, exit_code
+from pgmilib.project import checksums as PC
+from pgmilib.project import paths as PP
 from pgmilib.project import scan as P
 
 REPO = Path(__file__).resolve().parent.parent
@@ -37,20 +39,20 @@ def make(root: Path, files: dict[str, str | bytes], deploy: bool = True) -> Path
 # ---- checksums -----------------------------------------------------------------------------
 
 def test_raw_checksum_vectors():
-    assert P.raw_checksum(b"") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-    assert P.raw_checksum(b"SELECT * FROM users;") == (
+    assert PC.raw_checksum(b"") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    assert PC.raw_checksum(b"SELECT * FROM users;") == (
         "d1ec24bdafb79996d598fd0707064fc6766042c1054c8ca379da5fc6a3a03e5a")
 
 
 def test_normalized_checksum_vector_and_case_folding():
     expected = "770ec17e2277e313a56c78ecab71d0ee460922cac72efddf9869ca4194276572"
-    assert P.normalized_checksum("SELECT * FROM USERS;") == expected
-    assert P.normalized_checksum("select * from users;") == expected
-    assert P.normalized_checksum(b"select * from users;") == expected
+    assert PC.normalized_checksum("SELECT * FROM USERS;") == expected
+    assert PC.normalized_checksum("select * from users;") == expected
+    assert PC.normalized_checksum(b"select * from users;") == expected
 
 
 def test_remove_comments_intermediate_vectors():
-    rc = lambda s: P.remove_comments(s.encode(), fold_case=False).decode()
+    rc = lambda s: PC.remove_comments(s.encode(), fold_case=False).decode()
     assert rc("-- Comment\nSELECT * FROM users;") == " \nSELECT * FROM users;"
     assert rc("SELECT * FROM users; -- Comment") == "SELECT * FROM users;  "
     assert rc("/* c1 */ SELECT /* c2 */ * FROM users; /* c3 */") == "  SELECT   * FROM users;  "
@@ -68,7 +70,7 @@ def test_remove_comments_intermediate_vectors():
     ("SELECT E'a\\'b';", "SELECT E'a\\'b'; -- trailing"),
 ])
 def test_normalized_checksum_equal(left, right):
-    assert P.normalized_checksum(left) == P.normalized_checksum(right)
+    assert PC.normalized_checksum(left) == PC.normalized_checksum(right)
 
 
 @pytest.mark.parametrize("left,right", [
@@ -84,24 +86,24 @@ def test_normalized_checksum_equal(left, right):
     ("SELECT $tag$ A $tag$", "SELECT $tag$ a $tag$"),
 ])
 def test_normalized_checksum_different(left, right):
-    assert P.normalized_checksum(left) != P.normalized_checksum(right)
+    assert PC.normalized_checksum(left) != PC.normalized_checksum(right)
 
 
 def test_escape_string_rule_needs_a_word_boundary():
     # In `abcE'...'` the E is part of an identifier: an ordinary literal where \' does not escape,
     # so `-- x` after the first quote pair is a comment there but text inside a real E'' string.
-    plain = P.remove_comments(b"abcE'a\\' -- x", fold_case=False)
-    escaped = P.remove_comments(b"abc E'a\\' -- x", fold_case=False)
+    plain = PC.remove_comments(b"abcE'a\\' -- x", fold_case=False)
+    escaped = PC.remove_comments(b"abc E'a\\' -- x", fold_case=False)
     assert plain == b"abcE'a\\'  "
     assert escaped == b"abc E'a\\' -- x"
-    assert P.remove_comments(b"E'\\'' -- c", fold_case=False) == b"E'\\''  "
+    assert PC.remove_comments(b"E'\\'' -- c", fold_case=False) == b"E'\\''  "
 
 
 def test_whitespace_is_go_unicode_isspace_not_python():
     # U+00A0 and U+3000 collapse like spaces; U+001F is not whitespace in Go.
-    assert P.normalized_checksum("SELECT\u00a0\u30001;") == P.normalized_checksum("SELECT 1;")
-    assert P.normalized_checksum("SELECT\x1f1;") != P.normalized_checksum("SELECT 1;")
-    assert P.normalized_checksum("\u2028SELECT 1;\u0085") == P.normalized_checksum("SELECT 1;")
+    assert PC.normalized_checksum("SELECT\u00a0\u30001;") == PC.normalized_checksum("SELECT 1;")
+    assert PC.normalized_checksum("SELECT\x1f1;") != PC.normalized_checksum("SELECT 1;")
+    assert PC.normalized_checksum("\u2028SELECT 1;\u0085") == PC.normalized_checksum("SELECT 1;")
 
 
 def test_comment_detection_agrees_with_the_preprocessor():
@@ -124,7 +126,7 @@ def test_comment_detection_agrees_with_the_preprocessor():
             expected.append(text[last:start] + " ")
             last = end
         expected.append(text[last:])
-        got = P.remove_comments(text.encode(), fold_case=False).decode()
+        got = PC.remove_comments(text.encode(), fold_case=False).decode()
         assert got == "".join(expected), text
 
 
@@ -135,14 +137,14 @@ def test_checksums_property_crlf_and_indentation():
         tokens = [rng.choice(words) for _ in range(rng.randint(1, 12))]
         lf = "\n".join(tokens) + "\n"
         crlf = "\r\n".join("  " + t for t in tokens) + "\r\n"
-        assert P.normalized_checksum(lf) == P.normalized_checksum(crlf), tokens
+        assert PC.normalized_checksum(lf) == PC.normalized_checksum(crlf), tokens
 
 
 # ---- paths ---------------------------------------------------------------------------------
 
 def test_generic_id_vectors():
-    assert str(P.generic_id("./migrations/001_users.sql")) == "8cb96d1a-b6fc-e524-d4f0-95b95baba1da"
-    assert str(P.generic_id("./migrations/café.sql")) == "9bbc3810-8180-8c39-61fd-68b968fbc799"
+    assert str(PP.generic_id("./migrations/001_users.sql")) == "8cb96d1a-b6fc-e524-d4f0-95b95baba1da"
+    assert str(PP.generic_id("./migrations/café.sql")) == "9bbc3810-8180-8c39-61fd-68b968fbc799"
 
 
 @pytest.mark.parametrize("raw,normal", [
@@ -155,7 +157,7 @@ def test_generic_id_vectors():
     (".//a///b.sql", "./a/b.sql"),
 ])
 def test_normalise_path(raw, normal):
-    assert P.normalise_path(raw) == normal
+    assert PP.normalise_path(raw) == normal
 
 
 @pytest.mark.parametrize("name,ext", [
@@ -163,14 +165,14 @@ def test_normalise_path(raw, normal):
     ("archive.tar.gz", ".gz"), ("Makefile", ""),
 ])
 def test_extension_examples(name, ext):
-    assert P.path_columns("./d/" + name).extension == ext
+    assert PP.path_columns("./d/" + name).extension == ext
 
 
 def test_path_columns():
-    cols = P.path_columns("./a/b/c.sql")
+    cols = PP.path_columns("./a/b/c.sql")
     assert (cols.name, cols.directory, cols.depth, cols.parts, cols.parent_folder_name) == (
         "c.sql", "./a/b/", 2, (".", "a", "b", "c.sql"), "b")
-    root = P.path_columns("./x.sql")
+    root = PP.path_columns("./x.sql")
     assert (root.directory, root.depth, root.parent_folder_name) == ("./", 0, None)
 
 
@@ -186,18 +188,18 @@ SQL_NAME_CASES = {
 def test_is_sql_name_cases():
     assert len(SQL_NAME_CASES) == 26
     for name, expected in SQL_NAME_CASES.items():
-        assert P.is_sql_name(name) is expected, name
+        assert PP.is_sql_name(name) is expected, name
 
 
 def test_fixture_names():
     for name in ("_setup.sql", "_Setup.SQL", "_SETUP.PSQL", "_setup.psql"):
-        assert P.is_fixture_name(name)
+        assert PP.is_fixture_name(name)
     for name in ("_setup.pgsql", "setup.sql", "_setup.sql.bak", "_setup", "_teardown.sql"):
-        assert not P.is_fixture_name(name)
+        assert not PP.is_fixture_name(name)
 
 
 def test_directory_rows_parents_and_depths():
-    rows = P.directory_rows_of_tests([
+    rows = PP.directory_rows_of_tests([
         "./__test__/_setup.sql", "./__test__/sub/deep/test_b.sql", "./__test__/auth/oauth/google/t.sql",
         "./src/__test__/unit/t.sql", "./__test__/nested/__test__/t.sql", "./a/__test__/x.sql",
         "./b/__tests__/x/y/z.sql", "./__test__/README.md",
@@ -320,7 +322,7 @@ def test_bom_stripped_with_equal_checksums(tmp_path):
     a, b = P.scan(tmp_path).files
     assert a.content == b.content == "SELECT 1;\n"
     assert (a.checksum, a.pgmi_checksum) == (b.checksum, b.pgmi_checksum)
-    assert a.checksum == P.raw_checksum(b"SELECT 1;\n")
+    assert a.checksum == PC.raw_checksum(b"SELECT 1;\n")
     assert a.size == 10
 
 
@@ -424,7 +426,7 @@ def test_collapse_whitespace_matches_a_code_point_reference():
     rng = random.Random(3)
     for _ in range(5000):
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
-        assert P.collapse_whitespace(text.encode()) == reference(text).encode(), repr(text)
+        assert PC.collapse_whitespace(text.encode()) == reference(text).encode(), repr(text)
 
 
 def test_offline_switches_for_metadata_commands(tmp_path):
@@ -461,26 +463,26 @@ def test_backslash_names_normalise_and_collisions_are_refused(tmp_path):
 def test_checksum_cache_remembers_by_content(tmp_path, monkeypatch):
     monkeypatch.setenv("PGMI_CACHE_DIR", str(tmp_path / "cache"))
     data = b"SELECT 1 -- why\n"
-    item = P.ProjectFile(path="./a.sql", checksum=P.raw_checksum(data), is_sql=True, is_test=False)
-    first = P.ChecksumCache.for_project(tmp_path / "proj")
-    assert item.normalized_from(data, first) == P.normalized_checksum(data)
+    item = P.ProjectFile(path="./a.sql", checksum=PC.raw_checksum(data), is_sql=True, is_test=False)
+    first = PC.ChecksumCache.for_project(tmp_path / "proj")
+    assert item.normalized_from(data, first) == PC.normalized_checksum(data)
     first.save()
-    second = P.ChecksumCache.for_project(tmp_path / "proj")
-    assert second.get(item.checksum) == P.normalized_checksum(data)  # read back from disk
+    second = PC.ChecksumCache.for_project(tmp_path / "proj")
+    assert second.get(item.checksum) == PC.normalized_checksum(data)  # read back from disk
     # A hit is taken as is: the key is the content's own SHA-256, so it cannot be stale.
     other = P.ProjectFile(path="./b.sql", checksum=item.checksum, is_sql=True, is_test=False)
-    assert other.normalized_from(b"ignored", second) == P.normalized_checksum(data)
+    assert other.normalized_from(b"ignored", second) == PC.normalized_checksum(data)
 
 
 def test_checksum_cache_survives_damage_and_can_be_off(tmp_path, monkeypatch):
     cache_dir = tmp_path / "cache"
     cache_dir.mkdir()
     monkeypatch.setenv("PGMI_CACHE_DIR", str(cache_dir))
-    P.ChecksumCache.for_project(tmp_path).path.write_bytes(b"\x00" * 70)  # one record plus a torn one
-    assert P.ChecksumCache.for_project(tmp_path).get("ab" * 32) is None
-    assert P.ChecksumCache.for_project(tmp_path / "other").path != P.ChecksumCache.for_project(tmp_path).path
+    PC.ChecksumCache.for_project(tmp_path).path.write_bytes(b"\x00" * 70)  # one record plus a torn one
+    assert PC.ChecksumCache.for_project(tmp_path).get("ab" * 32) is None
+    assert PC.ChecksumCache.for_project(tmp_path / "other").path != PC.ChecksumCache.for_project(tmp_path).path
     monkeypatch.setenv("PGMI_CACHE_DIR", "off")
-    off = P.ChecksumCache.for_project(tmp_path)
+    off = PC.ChecksumCache.for_project(tmp_path)
     off.put("ab" * 32, "cd" * 32)
     off.save()  # nothing to write to, and no error
     assert off.path is None

@@ -18,6 +18,7 @@ from projects import write_project
 from pgmilib.deploy import session
 from pgmilib.errors import Exit, PgmiError, exit_code
 from pgmilib.output import Output
+from pgmilib.project import paths as PP
 from pgmilib.project import scan as P
 
 META = """/*
@@ -179,7 +180,7 @@ def test_source_rows_match_files(db, tmp_path):
     assert [r[0] for r in rows] == sorted(by_path)
     for row in rows:
         item = by_path[row[0]]
-        cols = P.path_columns(item.path)
+        cols = PP.path_columns(item.path)
         assert row[1:5] == [cols.name, cols.directory, cols.extension, cols.depth]
         assert row[5] == item.content
         assert row[6] == len(item.content.encode())
@@ -233,15 +234,15 @@ def test_python_path_derivation_matches_register_file(db, tmp_path):
     names = list(SQL_NAMES) + ["notes.txt~", "archive.tar.gz", ".env-local", "notes.", "a.b.c"]
     for i in range(150):
         parts = [rng.choice(segments) for _ in range(rng.randint(0, 4))] + [f"{i}{rng.choice(names)}"]
-        path = P.normalise_path("/".join(parts))
+        path = PP.normalise_path("/".join(parts))
         row = db.run("SELECT name, directory, extension, depth, path_parts, is_sql_file, parent_folder_name, path "
                      "FROM pg_temp.pgmi_register_file(:p, 'x', :c, :c)", p=path, c="0" * 64)[0]
-        cols = P.path_columns(path)
+        cols = PP.path_columns(path)
         assert row == [cols.name, cols.directory, cols.extension, cols.depth, list(cols.parts),
-                       P.is_sql_name(cols.name), cols.parent_folder_name, path], path
+                       PP.is_sql_name(cols.name), cols.parent_folder_name, path], path
     for raw in ("  a\\b.sql ", "/x//y.sql", "./z.sql"):
         assert db.run("SELECT path FROM pg_temp.pgmi_register_file(:p, '', :c, :c)",
-                      p=raw, c="0" * 64) == [[P.normalise_path(raw)]]
+                      p=raw, c="0" * 64) == [[PP.normalise_path(raw)]]
 
 
 SQL_NAMES = ["x.sql", "x.SQL", "x.PlPgSql", "x.ddl", "x.dml", "x.dql", "x.dcl", "x.psql", "x.pgsql", "x.plpgsql",
@@ -253,7 +254,7 @@ def test_sql_extension_parity(db, tmp_path):
     prepare(db, make(tmp_path, {}))
     assert len(SQL_NAMES) == 26
     for name in SQL_NAMES:
-        assert db.run("SELECT pg_temp.pgmi_is_sql_file(:n)", n=name) == [[P.is_sql_name(name)]], name
+        assert db.run("SELECT pg_temp.pgmi_is_sql_file(:n)", n=name) == [[PP.is_sql_name(name)]], name
 
 
 def test_load_failure_names_the_file_and_keeps_the_connection(db, tmp_path):
@@ -298,7 +299,7 @@ def test_plan_view_pinned_order_and_defaults(db, tmp_path):
     for path, _order, key, ident, idem, desc, checksum, gid in rows:
         item = by_path[path]
         assert checksum == item.pgmi_checksum
-        assert gid == P.generic_id(path)
+        assert gid == PP.generic_id(path)
         if item.metadata is None:
             assert (key, ident, idem, desc) == (path, None, True, "")
         else:
@@ -357,7 +358,7 @@ def test_generic_id_matches_python(pg, tmp_path, encoding, client, create_databa
     project = make(tmp_path, files)
     prepare(conn, project, {"greeting": "привет"})
     got = {r[0] for r in conn.run("SELECT generic_id FROM pgmi_plan_view")}
-    assert got == {P.generic_id(f.path) for f in project.files}
+    assert got == {PP.generic_id(f.path) for f in project.files}
     # The stored bytes are the files' UTF-8 bytes on both encodings (what the original does).
     md5s = {r[0] for r in conn.run("SELECT md5(content) FROM pgmi_source_view")}
     assert md5s == {hashlib.md5(body.encode()).hexdigest() for body in files.values()}

@@ -26,14 +26,9 @@ from typing import TYPE_CHECKING, Any, Self
 from pgmilib import SUPPORTED_COMPAT
 from pgmilib.config import validate_params
 from pgmilib.errors import ConfigError, PgDiagnostics, PgmiError, go_quote
-from pgmilib.project.scan import (
-    ChecksumCache,
-    Project,
-    ProjectFile,
-    directory_rows_of_tests,
-    is_fixture_name,
-    path_columns,
-)
+from pgmilib.project.checksums import ChecksumCache
+from pgmilib.project.paths import directory_rows_of_tests, is_fixture_name, path_columns
+from pgmilib.project.scan import Project, ProjectFile
 from pgmilib.resources import read_sql, read_sql_section
 
 if TYPE_CHECKING:  # pragma: no cover

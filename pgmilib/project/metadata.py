@@ -23,8 +23,8 @@ from typing import Any
 
 from pgmilib import sqllex
 from pgmilib.errors import ConfigError
-from pgmilib.project.scan import generic_id
-from pgmilib.project.scan import normalise_path as dot_path  # the `./`-form of session-api §9
+from pgmilib.project.paths import generic_id
+from pgmilib.project.paths import normalise_path as dot_path  # the `./`-form of session-api §9
 
 MAX_BLOCK_BYTES = 10240
 NIL_UUID = uuid.UUID(int=0)

@@ -13,18 +13,21 @@ server's. `ProjectFile.content` reads the file on demand for the few callers tha
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import os
 import re
 import stat
-import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pgmilib.errors import ConfigError, DeploySqlMissing, PgmiError
+from pgmilib.project.checksums import BOM, ChecksumCache, normalized_checksum, raw_checksum
+from pgmilib.project.paths import (
+    is_sql_name,
+    is_test_path,
+    normalise_path,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from pgmilib.project.metadata import ScriptMeta
@@ -33,248 +36,10 @@ DEFAULT_MAX_FILE_SIZE = 10 * 1024 * 1024
 #: Scanned bytes kept in memory for the loader, in total: small projects skip a second open and
 #: read per file; big ones stay within the memory budget by re-reading (and re-verifying) instead.
 HELD_BYTES = 1024 * 1024
-SQL_EXTENSIONS = frozenset({"sql", "ddl", "dml", "dql", "dcl", "psql", "pgsql", "plpgsql"})
 SKIPPED_SEGMENTS = frozenset({"node_modules", "__pycache__"})
-BOM = b"\xef\xbb\xbf"
+
 
 _DUNDER = re.compile(r"/__([^/]+)__/")
-_EXTENSION = re.compile(r"\.[a-zA-Z0-9]+$")
-
-
-# ---- paths ---------------------------------------------------------------------------------
-
-def normalise_path(path: str) -> str:
-    """The `./`-rooted POSIX form of a path, exactly as `pgmi_register_file` derives it (sec. 9)."""
-    path = path.strip(" ").replace("\\", "/")
-    if not path.startswith("./"):
-        path = "./" + re.sub(r"^(?:\./|/)+", "", path)
-    return re.sub(r"/{2,}", "/", path)
-
-
-@dataclass(frozen=True)
-class PathColumns:
-    """The `_pgmi_source` columns derived from a normalised path (same rules as the SQL side)."""
-
-    name: str
-    directory: str
-    extension: str
-    depth: int
-    parts: tuple[str, ...]
-    parent_folder_name: str | None
-
-
-def path_columns(path: str) -> PathColumns:
-    """Derive name/directory/extension/depth/parts/parent of a normalised path (sec. 9 steps 5-11)."""
-    parts = tuple(path.split("/"))
-    depth = len(parts) - 2
-    name = parts[-1]
-    directory = "./" if depth == 0 else "/".join(parts[: depth + 1]) + "/"
-    match = _EXTENSION.search(name)
-    return PathColumns(
-        name=name,
-        directory=directory,
-        extension=match.group(0) if match else "",
-        depth=depth,
-        parts=parts,
-        parent_folder_name=parts[-2] if depth > 0 else None,
-    )
-
-
-def is_sql_name(name: str) -> bool:
-    """SQL file by extension only, case-insensitive (agrees with `pg_temp.pgmi_is_sql_file`)."""
-    _, dot, ext = name.rpartition(".")
-    return bool(dot) and ext.lower() in SQL_EXTENSIONS
-
-
-def is_test_path(path: str) -> bool:
-    """A test file lives under a `__test__/` or `__tests__/` directory (case-sensitive)."""
-    return "/__test__/" in path or "/__tests__/" in path
-
-
-def is_fixture_name(filename: str) -> bool:
-    """Fixtures are `_setup.sql` / `_setup.psql`, any case (testing.md sec. 2)."""
-    return filename.lower() in ("_setup.sql", "_setup.psql")
-
-
-def generic_id(path: str) -> uuid.UUID:
-    """The 16 MD5 bytes of the UTF-8 path as a UUID: the server's `md5(path::bytea)::uuid`."""
-    return uuid.UUID(bytes=hashlib.md5(path.encode("utf-8")).digest())
-
-
-# ---- checksums (sec. 10) -----------------------------------------------------------------------
-
-def raw_checksum(data: bytes) -> str:
-    """SHA-256 hex of the exact (BOM-stripped) bytes."""
-    return hashlib.sha256(data).hexdigest()
-
-
-# A plain '...' literal or "..." identifier is matched whole (the common case, one search);
-# an E'...' string is re-scanned with its own rule.
-_SPECIAL = re.compile(rb"""--|/\*|'[^']*(?:''[^']*)*'?|"[^"]*(?:""[^"]*)*"?|\$""")
-_BLOCK_TOKEN = re.compile(rb"/\*|\*/")
-_ESCAPE_QUOTE_END = re.compile(rb"\\[\s\S]|''|'")
-_DOLLAR_TAG = re.compile(rb"\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$")
-_IDENT_BYTE = re.compile(rb"[A-Za-z0-9_$\x80-\xff]")
-
-
-def remove_comments(data: bytes, *, fold_case: bool = True) -> bytes:
-    """Step A of the normalised checksum: comments -> one space, ASCII case folded outside quotes.
-
-    `fold_case=False` gives the comment removal alone (the spec's intermediate vectors).
-    Tokens are found with regular expressions so the bulk of a file is copied in C; the state
-    machine of sec. 10.2 only runs at quote/comment/dollar boundaries. `bytes.lower()` folds
-    exactly ASCII A-Z and keeps the length, so normal text is sliced from a lowered copy.
-    """
-    low = data.lower() if fold_case else data
-    out: list[bytes] = []
-    append = out.append
-    search = _SPECIAL.search
-    pos = 0
-    size = len(data)
-    while pos < size:
-        match = search(data, pos)
-        if match is None:
-            append(low[pos:])
-            break
-        start = match.start()
-        append(low[pos:start])
-        end = match.end()
-        first = data[start]
-        if first == 0x27:  # '
-            if (start >= 1 and data[start - 1] in b"Ee"
-                    and (start == 1 or not _IDENT_BYTE.match(data, start - 2))):
-                end = _quoted_end(_ESCAPE_QUOTE_END, data, start + 1, b"'")
-            append(data[start:end])
-        elif first == 0x22:  # "
-            append(data[start:end])
-        elif first == 0x2D:  # --
-            append(b" ")
-            newline = data.find(b"\n", start + 2)
-            if newline < 0:
-                break
-            append(b"\r\n" if newline - 1 >= start + 2 and data[newline - 1] == 0x0D else b"\n")
-            end = newline + 1
-        elif first == 0x24:  # $
-            tag = _DOLLAR_TAG.match(data, start)
-            if tag is None:
-                append(b"$")
-                end = start + 1
-            else:
-                close = data.find(tag.group(0), tag.end())
-                end = size if close < 0 else close + len(tag.group(0))
-                append(data[start:end])
-        else:  # /*
-            append(b" ")
-            depth, end = 1, start + 2
-            while depth:
-                inner = _BLOCK_TOKEN.search(data, end)
-                if inner is None:
-                    end = size
-                    break
-                depth += 1 if inner.group(0) == b"/*" else -1
-                end = inner.end()
-        pos = end
-    return b"".join(out)
-
-
-def _quoted_end(pattern: re.Pattern[bytes], data: bytes, pos: int, stop: bytes) -> int:
-    """Index just past the closing `stop` of a quoted run whose body starts at `pos` (or len)."""
-    while True:
-        match = pattern.search(data, pos)
-        if match is None:
-            return len(data)
-        if match.group(0) == stop:
-            return match.end()
-        pos = match.end()
-
-
-# Go's unicode.IsSpace, as UTF-8 byte sequences (valid UTF-8 is self-synchronising, so these
-# match exactly those code points). Python's str.isspace() would also take U+001C..U+001F.
-_WS_RUN = re.compile(
-    rb"(?:[\t\n\v\f\r ]|\xc2[\x85\xa0]|\xe1\x9a\x80|\xe2\x80[\x80-\x8a\xa8\xa9\xaf]|\xe2\x81\x9f|\xe3\x80\x80)+")
-
-
-def collapse_whitespace(text: bytes) -> bytes:
-    """Steps B and C: every whitespace run -> one space, then trim.
-
-    Fast path: `bytes.split()` splits on exactly the six ASCII whitespace bytes, in C; the
-    regex runs only when a non-ASCII space could be present.
-    """
-    if (b"\xc2" in text or b"\xe1\x9a" in text or b"\xe2\x80" in text or b"\xe2\x81" in text
-            or b"\xe3\x80\x80" in text):
-        return _WS_RUN.sub(b" ", text).strip(b" ")
-    return b" ".join(text.split())
-
-
-def normalized_checksum(data: bytes | str) -> str:
-    """SHA-256 hex of the normalised text (sec. 10.2): comments out, case folded, whitespace collapsed."""
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    return hashlib.sha256(collapse_whitespace(remove_comments(data))).hexdigest()
-
-
-class ChecksumCache:
-    """Normalized checksums remembered by raw checksum, per project, across runs.
-
-    A re-deploy's main saving: normalizing is the one CPU-heavy step per file. The key is the
-    SHA-256 of the exact bytes, so an entry can never be stale. One file per project root (so
-    memory follows the project's size, not the history of every project deployed), holding
-    64-byte records (raw digest, normalized digest), rewritten with exactly this run's files.
-    Directory: `$PGMI_CACHE_DIR`, else `$XDG_CACHE_HOME/pgmi`, else `~/.cache/pgmi`;
-    `PGMI_CACHE_DIR=off` disables it. A missing, unreadable, unwritable or damaged cache only
-    costs time.
-    """
-
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self._known: dict[bytes, bytes] = {}
-        self._used: dict[bytes, bytes] = {}
-        self._changed = False
-        if path is not None:
-            try:
-                data = path.read_bytes()
-            except OSError:
-                data = b""
-            usable = len(data) - len(data) % 64  # a torn last record is ignored
-            self._known = {data[i:i + 32]: data[i + 32:i + 64] for i in range(0, usable, 64)}
-
-    @classmethod
-    def for_project(cls, root: Path) -> ChecksumCache:
-        setting = os.environ.get("PGMI_CACHE_DIR", "")
-        if setting.lower() == "off":
-            return cls(None)
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        directory = Path(setting) if setting else Path(base) / "pgmi"
-        if not directory.is_absolute() and not setting:
-            return cls(None)  # no usable home directory
-        key = hashlib.sha256(os.fsencode(os.path.abspath(root))).hexdigest()[:24]
-        return cls(directory / f"checksums-{key}.bin")
-
-    def get(self, raw_hex: str) -> str | None:
-        key = bytes.fromhex(raw_hex)
-        value = self._known.get(key)
-        if value is None:
-            return None
-        self._used[key] = value
-        return value.hex()
-
-    def put(self, raw_hex: str, normalized_hex: str) -> None:
-        self._used[bytes.fromhex(raw_hex)] = bytes.fromhex(normalized_hex)
-        self._changed = True
-
-    def save(self) -> None:
-        """Rewrite the file with this run's entries when anything was new; never raises."""
-        if self.path is None or not self._changed:
-            return
-        temporary = self.path.with_name(self.path.name + f".{os.getpid()}.tmp")
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            temporary.write_bytes(b"".join(key + value for key, value in self._used.items()))
-            os.replace(temporary, self.path)
-        except OSError:
-            with contextlib.suppress(OSError):
-                temporary.unlink()
-
 
 # ---- the scan ------------------------------------------------------------------------------
 
@@ -663,35 +428,3 @@ def read_deploy_sql(project: Project) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         raise PgmiError(f"{project.deploy_sql} is not valid UTF-8") from None
-
-
-# ---- test directories (testing.md sec. 2) ------------------------------------------------------
-
-def directory_rows_of_tests(test_paths: list[str]) -> list[tuple[str, str | None, int]]:
-    """(path, parent_path, depth) for every directory holding a test-path file.
-
-    parent_path is the nearest ancestor that is itself a row (gaps skipped); depth counts the
-    segments after the first `/__test__/` or `/__tests__/`.
-    """
-    directories = sorted({p[: p.rfind("/") + 1] for p in test_paths})
-    recorded = set(directories)
-    rows = []
-    for directory in directories:
-        parent = None
-        probe = directory[:-1]
-        while "/" in probe:
-            probe = probe[: probe.rfind("/")]
-            if probe + "/" in recorded:
-                parent = probe + "/"
-                break
-        rows.append((directory, parent, _test_depth(directory)))
-    rows.sort(key=lambda row: row[0])
-    return rows
-
-
-def _test_depth(directory: str) -> int:
-    found = [i for i in (directory.find("/__test__/"), directory.find("/__tests__/")) if i >= 0]
-    first = min(found)
-    marker = "/__test__/" if directory.startswith("/__test__/", first) else "/__tests__/"
-    rest = directory[first + len(marker):]
-    return len([segment for segment in rest.split("/") if segment])

@@ -20,7 +20,7 @@ from harness import FIGURES, PER_EXAMPLE, SEED, batched, hypothesis_settings, sc
 from hypothesis import given, seed
 from hypothesis import strategies as st
 
-from pgmilib.project.scan import normalized_checksum
+from pgmilib.project.checksums import normalized_checksum
 
 CASES = scale(400, 30000)  # per property (two)
 
