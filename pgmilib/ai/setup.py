@@ -11,7 +11,6 @@ them against temporary directories.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 from pgmilib import __version__
 from pgmilib.ai import content, stamp
 from pgmilib.errors import PgmiError, UsageError
+from pgmilib.fileio import atomic_write
 
 ASSISTANTS = ("claude", "agents", "codex", "opencode", "codex-skills", "antigravity", "cursor", "copilot",
               "windsurf", "cline", "gemini")
@@ -142,10 +142,7 @@ def shown(path: Path, cwd: Path) -> str:
 
 def _write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
-    tmp = path.with_name(path.name + ".pgmi-tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.chmod(0o644)
-    os.replace(tmp, path)
+    atomic_write(path, text, mode=0o644)
 
 
 _LABELS = {"create": "created", "update": "updated", "overwrite": "overwrote"}

@@ -11,7 +11,6 @@ name its line.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from pgmilib.config.files import describe, read_config_bytes
 from pgmilib.errors import ConfigError, go_quote
+from pgmilib.fileio import atomic_write
 
 CONFIG_FILE = "pgmi.yaml"
 
@@ -293,17 +293,6 @@ def write_project_config(project_dir: str | Path, connection: Mapping[str, objec
         key = yaml.ScalarNode("tag:yaml.org,2002:str", "targets")
         targets = yaml.MappingNode("tag:yaml.org,2002:map", [(key, existing.targets_node)])
         text += yaml.serialize(targets, Dumper=yaml.BaseDumper, allow_unicode=True)
-    path = project / CONFIG_FILE
-    temp = project / f".{CONFIG_FILE}.pgmi-tmp"
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(temp, 0o600)
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(project / CONFIG_FILE, text, mode=0o600)
 
 

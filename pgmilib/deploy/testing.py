@@ -15,7 +15,6 @@ the server plans the suite and writes the SQL that runs it. This module only
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from pgmilib.deploy import reports
 from pgmilib.deploy.reports import FAILED, PASSED, RUNNING, SuiteResult, TestResult
 from pgmilib.errors import ConfigError, PgDiagnostics, PgmiError
+from pgmilib.fileio import atomic_write
 from pgmilib.redact import redact
 from pgmilib.sqllex import mask
 
@@ -240,8 +240,6 @@ def _write_atomically(path: Path, text: str) -> None:
     try:
         if path.parent != Path(""):
             path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_write(path, text)
     except OSError as problem:
         raise PgmiError(f"cannot write test report {path}: {problem.strerror or problem}") from problem

@@ -9,11 +9,12 @@ agree with the PostgreSQL server; the two purposes differ, so the rules live apa
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import re
 from pathlib import Path
+
+from pgmilib.fileio import atomic_write
 
 BOM = b"\xef\xbb\xbf"
 
@@ -181,11 +182,10 @@ class ChecksumCache:
         """Rewrite the file with this run's entries when anything was new; never raises."""
         if self.path is None or not self._changed:
             return
-        temporary = self.path.with_name(self.path.name + f".{os.getpid()}.tmp")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            temporary.write_bytes(b"".join(key + value for key, value in self._used.items()))
-            os.replace(temporary, self.path)
+            # a cache: losing it to a crash costs a recomputation, so no fsync
+            atomic_write(self.path, b"".join(key + value for key, value in self._used.items()), mode=0o600,
+                         fsync=False)
         except OSError:
-            with contextlib.suppress(OSError):
-                temporary.unlink()
+            pass

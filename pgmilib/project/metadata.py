@@ -478,23 +478,10 @@ def scaffold_block(path: str, idempotent: bool) -> str:
 
 
 def write_atomically(target: str, data: bytes) -> None:
-    """Replace `target` by `data` through `<target>.pgmi-tmp` + rename, keeping its permission bits."""
-    import os
-    import stat
+    """Replace `target` by `data` atomically, keeping its permission bits."""
+    from pgmilib.fileio import atomic_write
 
-    mode = stat.S_IMODE(os.stat(target).st_mode)
-    tmp = target + ".pgmi-tmp"
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(target, data, keep_mode=True)
 
 
 _BOM = b"\xef\xbb\xbf"

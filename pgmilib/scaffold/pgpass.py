@@ -10,6 +10,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from pgmilib.fileio import atomic_write
+
 
 def pgpass_path(environ: Mapping[str, str] | None = None) -> Path:
     env = os.environ if environ is None else environ
@@ -35,14 +37,4 @@ def save_password(host: str, port: int, database: str, user: str, password: str,
     except FileNotFoundError:
         old = []
     lines = [prefix + _escape(password)] + [line for line in old if not line.startswith(prefix)]
-    temp = path.with_name(path.name + ".pgmi-tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write("\n".join(lines) + "\n")
-        os.chmod(temp, 0o600)
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, "\n".join(lines) + "\n", mode=0o600)
