@@ -34,7 +34,7 @@ from pgmilib.errors import (
 )
 from pgmilib.output import Output
 from pgmilib.redact import redact
-from pgmilib.resources import read_sql
+from pgmilib.resources import read_sql, read_sql_section
 
 if TYPE_CHECKING:
     import pg8000.native
@@ -152,7 +152,7 @@ def open_target(connect: Connector, target: str, maintenance: str, out: Output, 
 
 
 def _exists(admin: Any, target: str) -> bool:
-    return bool(admin.run("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = :d)", d=target)[0][0])
+    return bool(admin.run(read_sql_section("database_admin.sql", "database_exists"), d=target)[0][0])
 
 
 def _create(admin: Any, target: str, out: Output) -> None:
@@ -235,8 +235,7 @@ def _drop(admin: Any, target: str, out: Output) -> None:
     import pg8000.exceptions
 
     for attempt in range(3):
-        admin.run("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                  "WHERE datname = :d AND pid <> pg_backend_pid()", d=target)
+        admin.run(read_sql_section("database_admin.sql", "terminate_sessions"), d=target)
         out.verbose(f"Dropping database {go_quote(target)}")
         try:
             admin.run(f"DROP DATABASE {quote_ident(target)}")
