@@ -276,6 +276,11 @@ class Cluster:
         if missing:
             raise ClusterError(f"PostgreSQL binaries missing in {self.pg_bin}: {', '.join(missing)}")
         account = _server_account()
+        if account and not _reachable(self.pg_bin, account):
+            raise ClusterError(
+                f"as root the server runs as {_SERVER_USER!r}, which cannot reach {self.pg_bin} (a directory on the "
+                "way is closed to other users, e.g. a checkout under /root); fix: run as a normal user, or keep the "
+                "checkout (and its .venv) in a directory others can enter")
         parent = self.base_dir or _default_parent()
         if not os.path.isdir(parent):
             raise ClusterError(f"cluster base directory {parent} does not exist")
@@ -491,6 +496,28 @@ def _parse_version(text: str) -> str:
 
     match = re.search(r"\(PostgreSQL\) (\d+(?:\.\d+)*)", text)
     return match.group(1) if match else text.strip()
+
+
+def _reachable(directory: str, account: tuple[int, int]) -> bool:
+    """Whether `account` may enter every directory on the way to `directory` (the x bit it gets)."""
+    import stat
+
+    uid, gid = account
+    path = Path(directory).resolve()
+    for part in (path, *path.parents):
+        try:
+            st = part.stat()
+        except OSError:
+            return False
+        if st.st_uid == uid:
+            bit = stat.S_IXUSR
+        elif st.st_gid == gid:
+            bit = stat.S_IXGRP
+        else:
+            bit = stat.S_IXOTH
+        if not st.st_mode & bit:
+            return False
+    return True
 
 
 def _copy_tree(source: str, target: str, account: tuple[int, int] | None) -> None:

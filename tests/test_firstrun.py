@@ -64,7 +64,9 @@ def make_dir(tmp_path):
 
 
 def _dry(make_dir: Path, *targets: str) -> str:
-    result = subprocess.run(["make", "-n", *targets], cwd=make_dir, capture_output=True, text=True, check=False)
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}  # under make -k
+    result = subprocess.run(["make", "--no-print-directory", "-n", *targets], cwd=make_dir, env=env,
+                            capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -511,3 +513,17 @@ def test_ephemeral_docker_without_a_daemon_is_one_line(fake_docker, monkeypatch,
     assert message.endswith("docker is installed but docker run failed: Cannot connect to the Docker daemon at "
                             "unix:///var/run/docker.sock. Is the docker daemon running?")
     assert "\n" not in message
+
+
+def test_server_programs_the_server_account_cannot_reach_are_named(cluster_env):
+    _, parent, _ = cluster_env  # a directory everyone may enter
+    closed = parent / "closed"
+    (closed / "bin").mkdir(parents=True)
+    account = (os.getuid() + 12345, os.getgid() + 12345)  # someone who is neither owner nor group
+    try:
+        closed.chmod(0o700)
+        assert cluster_mod._reachable(str(closed / "bin"), account) is False
+        closed.chmod(0o711)
+        assert cluster_mod._reachable(str(closed / "bin"), account) is True
+    finally:
+        closed.chmod(0o755)
