@@ -22,7 +22,8 @@ Why it looks the way it does:
   thrown away anyway. `max_locks_per_transaction = 1024` because one-transaction deploys
   of large projects exhaust the default 64 (feasibility notes, section 4).
 - PostgreSQL refuses to run as root; as root the server programs run as the `postgres`
-  system user, and the cluster directory is handed to that user.
+  system user (`nobody` where there is none, e.g. a bare container), and the cluster
+  directory is handed to that user.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ _LIB_DIRS = (
 )
 _TOOLS = ("initdb", "pg_ctl", "postgres")
 _SERVER_USER = "postgres"  # the system account the server runs as when we are root
+_FALLBACK_USER = "nobody"  # a bare machine (root in a container, no PostgreSQL package) has no postgres user
 _SOCKET_PATH_MAX = 103  # sun_path is 104 bytes on macOS/BSD, 108 on Linux; stay under both
 _TEMPLATE_PREFIX = "pgmi-template-"
 _CACHE_CAP_MB = 256
@@ -186,20 +188,40 @@ def _default_parent() -> str:
 
 
 def _server_account() -> tuple[int, int] | None:
-    """(uid, gid) to run the server programs as: None when we are not root (run as ourselves)."""
+    """(uid, gid) to run the server programs as: None when we are not root (run as ourselves).
+
+    `postgres` when the system has it, else `nobody`: the cluster is a private throwaway in a
+    fresh directory, so any unprivileged account will do, and creating one is not ours to do.
+    """
     if not hasattr(os, "geteuid") or os.geteuid() != 0:
         return None
     import pwd
 
+    for name in (_SERVER_USER, _FALLBACK_USER):
+        try:
+            pw = pwd.getpwnam(name)
+        except KeyError:
+            continue
+        return pw.pw_uid, pw.pw_gid
+    raise ClusterError(
+        f"running as root, but PostgreSQL refuses to run as root and there is no {_SERVER_USER!r} (nor "
+        f"{_FALLBACK_USER!r}) system user to run it as; create one (useradd --system --user-group "
+        f"{_SERVER_USER}) or run as a normal user"
+    )
+
+
+def server_user_name(account: tuple[int, int] | None) -> str:
+    """Name of the account the server runs as (for messages and `runuser` lines)."""
+    if account is None:
+        import getpass
+
+        return getpass.getuser()
+    import pwd
+
     try:
-        pw = pwd.getpwnam(_SERVER_USER)
+        return pwd.getpwuid(account[0]).pw_name
     except KeyError:
-        raise ClusterError(
-            f"running as root, but PostgreSQL refuses to run as root and there is no {_SERVER_USER!r} "
-            f"system user to run it as; create one (useradd --system --user-group {_SERVER_USER}) "
-            "or run as a normal user"
-        ) from None
-    return pw.pw_uid, pw.pw_gid
+        return str(account[0])
 
 
 def _tail(text: str, limit: int = 600) -> str:
@@ -278,7 +300,8 @@ class Cluster:
         account = _server_account()
         if account and not _reachable(self.pg_bin, account):
             raise ClusterError(
-                f"as root the server runs as {_SERVER_USER!r}, which cannot reach {self.pg_bin} (a directory on the "
+                f"as root the server runs as {server_user_name(account)!r}, which cannot reach {self.pg_bin} (a "
+                "directory on the "
                 "way is closed to other users, e.g. a checkout under /root); fix: run as a normal user, or keep the "
                 "checkout (and its .venv) in a directory others can enter")
         parent = self.base_dir or _default_parent()
@@ -457,7 +480,8 @@ class Cluster:
                 log = "; server log: " + _tail(Path(self.log_path).read_text(errors="replace"))
             hint = ""
             if account and "permission denied" in (result.stdout + log).lower():
-                hint = (f" (as root the server runs as {_SERVER_USER!r}, which must be able to reach {self.dir}: "
+                hint = (f" (as root the server runs as {server_user_name(account)!r}, which must be able to reach "
+                        f"{self.dir}: "
                         "use a base directory outside root-only paths)")
             raise ClusterError(f"{what} failed (exit {result.returncode}): {_tail(result.stdout)}{log}{hint}")
         return result

@@ -173,5 +173,17 @@ def test_failed_start_cleans_up_and_reports_the_log(base_dir):
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="only root needs a server account")
 def test_root_without_server_account_says_so(monkeypatch, base_dir):
     monkeypatch.setattr(cluster_mod, "_SERVER_USER", "pgmi_no_such_user")
-    with pytest.raises(ClusterError, match="no 'pgmi_no_such_user' system user"):
+    monkeypatch.setattr(cluster_mod, "_FALLBACK_USER", "pgmi_no_such_user_either")
+    with pytest.raises(ClusterError, match="no 'pgmi_no_such_user' \\(nor 'pgmi_no_such_user_either'\\) system user"):
         Cluster(base_dir=base_dir).start()
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="only root needs a server account")
+def test_root_without_a_postgres_user_runs_the_server_as_nobody(monkeypatch, base_dir):
+    import pwd
+
+    monkeypatch.setattr(cluster_mod, "_SERVER_USER", "pgmi_no_such_user")
+    with Cluster(base_dir=base_dir) as c:
+        assert _connect(c).run("SELECT 1") == [[1]]
+        assert os.stat(c.data_dir).st_uid == pwd.getpwnam("nobody").pw_uid
+        assert cluster_mod.server_user_name((os.stat(c.data_dir).st_uid, 0)) == "nobody"

@@ -82,6 +82,8 @@ def describe_server(cluster: Cluster | DockerServer) -> str:
 def stop_command(cluster: Cluster) -> str:
     """One shell line that stops a kept server and deletes its directory (as root: as the server account)."""
     stop = f"{shlex.quote(cluster.pg_bin + '/pg_ctl')} -D {shlex.quote(cluster.data_dir)} -m fast stop"
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        stop = f"runuser -u postgres -- {stop}"
+    if hasattr(os, "geteuid") and os.geteuid() == 0:  # pg_ctl refuses root: as the account the server runs as
+        import pwd
+
+        stop = f"runuser -u {pwd.getpwuid(os.stat(cluster.data_dir).st_uid).pw_name} -- {stop}"
     return f"{stop} && rm -rf {shlex.quote(cluster.dir)}"
