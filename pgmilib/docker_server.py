@@ -103,7 +103,9 @@ def _docker(*args: str) -> str:
     except (OSError, subprocess.SubprocessError) as error:
         raise DockerError(f"docker {args[0]} failed: {error}") from None
     if result.returncode != 0:
-        lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
-        reason = re.sub(r"\s+", " ", lines[-1] if lines else f"exit {result.returncode}")
+        # docker ends with "Run 'docker run --help' ..."; the reason is the line before.
+        lines = [line.strip() for line in result.stderr.splitlines()
+                 if line.strip() and not line.strip().startswith("Run '")]
+        reason = re.sub(r"\s+", " ", lines[-1] if lines else f"exit {result.returncode}").removeprefix("docker: ")
         raise DockerError(f"docker {args[0]} failed: {reason}")
     return result.stdout
