@@ -24,3 +24,28 @@ def resource_dir(kind: str) -> Traversable:
 def read_sql(name: str) -> str:
     """Text of `sql/<name>`, e.g. read_sql("session_schema.sql")."""
     return (resource_dir("sql") / name).read_text(encoding="utf-8")
+
+
+def read_sql_section(name: str, section: str) -> str:
+    """The statement after `-- name: <section>` in `sql/<name>` (up to the next `-- name:`).
+
+    Lets one file hold the few related statements of a module, each with its own comment.
+    """
+    return _sections(name)[section]
+
+
+@functools.cache
+def _sections(name: str) -> dict[str, str]:
+    found: dict[str, str] = {}
+    current: str | None = None
+    lines: list[str] = []
+    for line in read_sql(name).splitlines():
+        if line.startswith("-- name: "):
+            if current is not None:
+                found[current] = "\n".join(lines).strip()
+            current, lines = line[len("-- name: "):].strip(), []
+        elif current is not None and not line.startswith("--"):
+            lines.append(line)
+    if current is not None:
+        found[current] = "\n".join(lines).strip()
+    return found

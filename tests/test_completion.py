@@ -42,6 +42,8 @@ def test_subcommands_flags_and_values():
     assert names(["completion"], "")[0] == ["bash", "zsh", "fish", "powershell"]
     assert "claude" in names(["ai", "setup", "--assistant"], "")[0]
     assert names(["ai", "client"], "py")[0] == ["python"]
+    skills = names(["ai", "skill"], "")[0]
+    assert skills and all(not name.startswith("-") for name in skills)
 
 
 def test_paths_are_directories_and_other_values_get_nothing():

@@ -15,7 +15,7 @@ from pgmilib.cluster import Cluster, _free_port
 from pgmilib.conn.connect import Deadline, LiveConnection, is_transient, open_connection, retry_delay
 from pgmilib.conn.conninfo import parse_connection_string
 from pgmilib.conn.params import ConnParams
-from pgmilib.errors import ConnectionFailed, Exit, Marker, PgmiError, exit_code
+from pgmilib.errors import ConnectionFailed, Exit, Marker, exit_code
 from pgmilib.output import Output, format_error
 
 APP_PASSWORD = "Right-Horse-Battery-42"
@@ -270,15 +270,6 @@ def test_transaction_status(pg):
         assert conn.transaction_status == "I"
     finally:
         conn.close()
-
-
-def test_cloud_methods_fail_clearly_for_now():
-    for method in ("azure", "aws", "google"):
-        params = ConnParams(host="127.0.0.1", port=1, user="u", database="d", auth_method=method, sslmode="disable")
-        with pytest.raises(PgmiError) as info:
-            open_connection(params)
-        assert "not available in this build yet" in str(info.value)
-        assert exit_code(info.value) == Exit.CONFIG
 
 
 def test_transient_classification():

@@ -388,3 +388,15 @@ def test_error_messages_never_show_the_password():
         with pytest.raises(ConfigError) as info:
             parse_connection_string(f"Host=h;Password={secret};Port=abc")
         assert secret not in format_error(info.value)
+
+
+def test_api_maintenance_database_wins_over_every_source():
+    """ConnectionFlags.maintenance_database (API only, e.g. the MCP deploy tool) beats string and pgmi.yaml."""
+    from dataclasses import replace
+
+    base = flags("-d", "app")
+    yaml = {"maintenance_database": "from_yaml"}
+    assert resolve(base, dict(BASE_ENV), yaml).maintenance_database == "from_yaml"
+    assert resolve(replace(base, maintenance_database="admin_db"), dict(BASE_ENV), yaml).maintenance_database == "admin_db"
+    via_string = replace(flags("--connection", "postgresql://h/app"), maintenance_database="admin_db")
+    assert resolve(via_string, dict(BASE_ENV), None).maintenance_database == "admin_db"

@@ -16,7 +16,7 @@ import pytest
 from projects import write_project
 
 from pgmilib.deploy import session
-from pgmilib.errors import PgmiError
+from pgmilib.errors import Exit, PgmiError, exit_code
 from pgmilib.output import Output
 from pgmilib.project import scan as P
 
@@ -394,7 +394,9 @@ def test_no_parameters_no_line(db, tmp_path):
 def test_parameter_keys_differing_in_case_fail_without_the_value(db, tmp_path):
     with pytest.raises(PgmiError) as info:
         prepare(db, make(tmp_path, {}), {"Env": "s3cr3t-1", "env": "s3cr3t-2"})
-    assert str(info.value).startswith("session preparation failed: failed to load parameters:")
+    # the same rule (and message) as before connecting: config.validate_params
+    assert "parameter keys 'Env' and 'env' differ only in case" in str(info.value)
+    assert exit_code(info.value) == Exit.CONFIG
     assert "s3cr3t" not in str(info.value)
 
 

@@ -166,9 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("project_path", nargs="?")
         p.add_argument("--json", action="store_true", help="print JSON on stdout")
 
-    add("ai", _not_yet("ai"), "documentation for AI coding assistants").add_argument(
+    add("ai", _lazy("cli.ai:cmd_ai"), "documentation for AI coding assistants (skills, skill, contract, client, "
+        "setup, check)").add_argument(
         "rest", nargs=argparse.REMAINDER)
-    add("serve", _not_yet("serve"), "MCP server over stdio")
+    add("serve", _lazy("cli.serve:cmd_serve"), "MCP server over stdio (claude mcp add pgmi -- pgmi serve)")
     add("version", cmd_version, "print version information").add_argument("rest", nargs="*")
     add("completion", _lazy("cli.completion:cmd_completion"), "print a shell completion script").add_argument(
         "shell", choices=("bash", "zsh", "fish", "powershell"))

@@ -9,7 +9,7 @@ optionally `<TAB>description`, then a final `:<directive>` line whose bits say w
 shell should do itself (4: no file names, 16: directories only).
 
 What is offered: subcommands; flag names; `--sslmode` values; template names for
-`init --template` and `templates describe`; `ai` clients and assistants; directories for
+`init --template` and `templates describe`; `ai` skills, clients and assistants; directories for
 project paths. File names only where a flag takes a file (`--params-file`, `--ssl*`);
 anything else gets nothing, so a <Tab> never suggests misleading files.
 """
@@ -132,18 +132,40 @@ def _positional(parser: argparse.ArgumentParser, path: list[str], index: int,
 
 
 def _ai(words: list[str], current: str) -> tuple[list[tuple[str, str]], int]:
-    """`pgmi ai ...` takes free words (argparse REMAINDER): its subcommands, clients and assistants."""
+    """`pgmi ai ...` takes free words (argparse REMAINDER): its subcommands, skills, clients, assistants."""
     if words and words[-1] == "--assistant":
-        options: tuple[str, ...] = AI_ASSISTANTS
+        options: tuple[str, ...] = _ai_names("ASSISTANTS", AI_ASSISTANTS)
     elif current.startswith("-"):
         options = ("--assistant",) if words[:1] in (["setup"], ["check"]) else ()
     elif not words:
-        options = ("skills", "skill", "client", "setup", "check")
+        options = ("skills", "skill", "contract", "client", "setup", "check")
     elif words == ["client"]:
-        options = AI_CLIENTS
+        options = _ai_names("CLIENT_LANGUAGES", AI_CLIENTS)
+    elif words == ["skill"]:
+        options = _skill_names()
     else:
         options = ()
     return [(name, "") for name in options if name.startswith(current)], NO_FILE
+
+
+def _ai_names(attribute: str, fallback: tuple[str, ...]) -> tuple[str, ...]:
+    """The `pgmi ai` module's own list when this build has it (one source of truth), else the spec's."""
+    import importlib
+
+    module = "pgmilib.ai.setup" if attribute == "ASSISTANTS" else "pgmilib.ai.content"
+    try:
+        return tuple(getattr(importlib.import_module(module), attribute))
+    except (ImportError, AttributeError):
+        return fallback
+
+
+def _skill_names() -> tuple[str, ...]:
+    try:
+        from pgmilib.ai.content import list_skills
+
+        return tuple(skill.name for skill in list_skills())
+    except (ImportError, OSError, AttributeError):
+        return ()
 
 
 def template_names() -> list[str]:

@@ -23,8 +23,8 @@ from typing import Any
 from pgmilib.conn.auth import provider_for
 from pgmilib.conn.params import ConnParams
 from pgmilib.conn.tls import build_ssl_context
-from pgmilib.conn.wire import LiveConnection
-from pgmilib.errors import ConnectionFailed, Marker, PgDiagnostics, PgmiError, go_quote
+from pgmilib.conn.wire import DRIVER_ERRORS, LiveConnection
+from pgmilib.errors import ConnectionFailed, Marker, PgDiagnostics, go_quote
 from pgmilib.redact import redact
 
 MAX_RETRIES = 3  # so at most 4 attempts
@@ -269,7 +269,10 @@ def open_connection(params: ConnParams, database: str | None = None, *, deadline
     db = params.database if database is None else database
     deadline = deadline or Deadline(None)
     provider = provider_for(params, environ)
-    ctx = build_ssl_context(params, params.host)
+    # Cloud hook (conn/auth/cloud.py, google.py): verify-full unless sslmode was explicit, a warning for a
+    # weak sslmode, Google's instance address and CA; the provider may supply its own TLS context.
+    params = provider.prepare(params, out)
+    ctx = provider.ssl_context(params) or build_ssl_context(params, params.host)
     plan = _attempt_plan(params, ctx)
     if out is not None:
         out.verbose(f"connecting to {params.host}:{params.port} database {db!r} as {params.user!r} "
@@ -293,9 +296,7 @@ def open_connection(params: ConnParams, database: str | None = None, *, deadline
             raise _deadline_error(None, 0)
         try:
             return _connect_once(params, db, provider, plan, deadline, on_notice, out if attempt == 0 else None)
-        except PgmiError:
-            raise
-        except Exception as exc:
+        except DRIVER_ERRORS as exc:
             last = friendly_failure(exc, params, db)
             last.details["attempts"] = attempt + 1
             if not is_transient(exc):
@@ -328,7 +329,7 @@ def _connect_once(params: ConnParams, db: str, provider: Any, plan: list, deadli
             kwargs.update(host=params.host, port=params.port)
         try:
             conn = LiveConnection(on_notice=on_notice, **kwargs)
-        except Exception as exc:
+        except DRIVER_ERRORS as exc:
             if index == len(plan) - 1 or not _fallback_allowed(exc, ssl_context is not False):
                 raise
             continue

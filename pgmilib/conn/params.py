@@ -95,3 +95,10 @@ def check_sslmode(value: str, origin: str) -> str:
     if value and value not in SSLMODES:
         raise ConfigError(f"invalid {origin} {go_quote(value)} (valid: {', '.join(SSLMODES)})")
     return value
+
+
+def check_client_cert_pair(params: ConnParams) -> None:
+    """A client certificate needs both files: sslcert and sslkey, or neither (ConfigError, exit 10)."""
+    if bool(params.sslcert) != bool(params.sslkey):
+        missing = "sslkey" if params.sslcert else "sslcert"
+        raise ConfigError(f'both "sslcert" and "sslkey" are required for a client certificate ({missing} is missing)')

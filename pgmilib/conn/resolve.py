@@ -15,7 +15,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from pgmilib.conn.conninfo import parse_connection_string
-from pgmilib.conn.params import DEFAULT_APP_NAME, DEFAULT_PORT, ConnParams, check_sslmode, parse_port, parse_timeout
+from pgmilib.conn.params import (
+    DEFAULT_APP_NAME,
+    DEFAULT_PORT,
+    ConnParams,
+    check_client_cert_pair,
+    check_sslmode,
+    parse_port,
+    parse_timeout,
+)
 from pgmilib.conn.service import merge_service, service_lookup
 from pgmilib.errors import ConfigError, go_quote
 from pgmilib.redact import register_secret
@@ -41,6 +49,8 @@ class ConnectionFlags:
     aws_region: str = ""
     google: bool = False
     google_instance: str = ""
+    #: No CLI flag (cli.md has none); API callers such as the MCP `deploy` tool may name one.
+    maintenance_database: str = ""
 
 
 def _yaml(yaml_connection: Mapping[str, object] | None, key: str) -> str:
@@ -158,6 +168,8 @@ def _resolve_string(text: str, source: str, environ: Mapping[str, str]) -> ConnP
         register_secret(params.password)
     if not params.sslmode:
         params.sslmode = check_sslmode(environ.get("PGSSLMODE", ""), "$PGSSLMODE") or "prefer"
+        if environ.get("PGSSLMODE"):
+            params.given.add("sslmode")  # explicit: cloud methods keep it (conn/auth/cloud.py)
     if not params.application_name:
         params.application_name = DEFAULT_APP_NAME
     if "connect_timeout" not in params.given and environ.get("PGCONNECT_TIMEOUT"):
@@ -201,6 +213,8 @@ def _resolve_granular(flags: ConnectionFlags, environ: Mapping[str, str], yaml_c
 
     host, _ = pick(flags.host, "host", "PGHOST", "host")
     params.host = host or default_host(params.port)
+    if host:
+        params.given.add("host")  # explicit: Google connects here instead of resolving the instance
 
     user, _ = pick(flags.username, "user", "PGUSER", "username")
     params.user = user or _os_user(environ)
@@ -218,6 +232,8 @@ def _resolve_granular(flags: ConnectionFlags, environ: Mapping[str, str], yaml_c
     label = {"flag": "--sslmode", "env": "$PGSSLMODE", "yaml": "pgmi.yaml connection.sslmode",
              "service": f"sslmode in service {service_name}"}.get(origin, "sslmode")
     params.sslmode = check_sslmode(sslmode, label) or "prefer"
+    if origin:
+        params.given.add("sslmode")  # explicit: cloud methods keep it (conn/auth/cloud.py)
 
     if "application_name" in svc_given:
         params.application_name = svc.application_name
@@ -274,9 +290,7 @@ def _resolve_tls(params: ConnParams, flags: ConnectionFlags, environ: Mapping[st
     if params.sslpassword is None and environ.get("PGSSLPASSWORD"):
         params.sslpassword = environ["PGSSLPASSWORD"]
         register_secret(params.sslpassword)
-    if bool(params.sslcert) != bool(params.sslkey):
-        missing = "sslkey" if params.sslcert else "sslcert"
-        raise ConfigError(f'both "sslcert" and "sslkey" are required for a client certificate ({missing} is missing)')
+    check_client_cert_pair(params)
 
 
 def _resolve_databases(params: ConnParams, flags: ConnectionFlags, yaml_connection: Mapping[str, object] | None, *,
@@ -300,4 +314,4 @@ def _resolve_databases(params: ConnParams, flags: ConnectionFlags, yaml_connecti
         # Granular path: honour pgmi.yaml maintenance_database (fix of the original's quirk).
         maintenance = yaml_maintenance if (not from_string and yaml_maintenance) else "postgres"
     params.database = target
-    params.maintenance_database = maintenance
+    params.maintenance_database = flags.maintenance_database or maintenance

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import ssl
 
-from pgmilib.conn.params import ConnParams
+from pgmilib.conn.params import ConnParams, check_client_cert_pair
 from pgmilib.errors import ConfigError, go_quote
 from pgmilib.redact import redact
 
@@ -56,8 +56,7 @@ def build_ssl_context(params: ConnParams, host: str) -> ssl.SSLContext | bool:
         else:
             ctx.load_default_certs()
     if params.sslcert or params.sslkey:
-        if not (params.sslcert and params.sslkey):
-            raise ConfigError('both "sslcert" and "sslkey" are required for a client certificate')
+        check_client_cert_pair(params)  # resolve() checked already; ConnParams built by hand are checked here
         cert = _readable(params.sslcert, "sslcert")
         key = _readable(params.sslkey, "sslkey")
         passphrase = params.sslpassword or ""

@@ -14,11 +14,16 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
+import pg8000.exceptions
 import pg8000.native
 
 from pgmilib.errors import PgDiagnostics
 
 CANCEL_REQUEST_CODE = 80877102
+#: What the driver and the network raise for a failed round trip. Anything else escaping a
+#: `run()` is a bug in pgmi and must reach the panic path (exit 3), not be reported as a
+#: connection or SQL failure.
+DRIVER_ERRORS: tuple[type[BaseException], ...] = (pg8000.exceptions.Error, OSError)
 
 
 

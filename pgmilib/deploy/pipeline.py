@@ -23,10 +23,9 @@ import os
 import time
 from typing import Any
 
-from pgmilib import SUPPORTED_COMPAT
 from pgmilib.deploy.request import DeployRequest, DeployResult
 from pgmilib.deploy.watchdog import Cancellation, Watchdog
-from pgmilib.errors import ConfigError, ExecutionFailed, Interrupted, PgmiError, exit_code, go_quote
+from pgmilib.errors import ConfigError, ExecutionFailed, Interrupted, PgmiError, exit_code
 from pgmilib.output import Output, format_error
 from pgmilib.redact import redact, secret_scope
 
@@ -113,7 +112,7 @@ def _deploy_into(params: Any, environ: dict[str, str], deploy_params: dict[str, 
     out.verbose(f"Scanning {request.project_path}")
     project = projects.scan(request.project_path)
     out.verbose(f"Found {len(project.files)} files to load")
-    compat = check_compat(request.compat)
+    compat = session.check_compat(request.compat)
     target, maintenance = params.database, params.maintenance_database or "postgres"
 
     def connect(database: str, **kw: Any):
@@ -157,8 +156,6 @@ def _prepare_and_execute(conn: Any, project: Any, deploy_params: dict[str, str],
         session.prepare(conn, project, deploy_params, compat=compat, verbose=out.verbose_mode, out=out)
         result.files_loaded = len(project.files)
         watchdog.check()
-        if out.verbose_mode:  # DEBUG is for the user's deploy.sql, not for pgmi's own set-up
-            conn.run("SET client_min_messages = 'debug'")
         out.info("Executing deploy.sql")
         text = read_deploy_sql(project)
         expanded, result.test_macros, line_map = testing.expand_macros_mapped(conn, text)
@@ -166,6 +163,8 @@ def _prepare_and_execute(conn: Any, project: Any, deploy_params: dict[str, str],
             out.verbose(f"Expanded {result.test_macros} test macro(s) in deploy.sql")
         units = sqllex.split_units(expanded)
         result.units_total = len(units)
+        if out.verbose_mode:  # DEBUG is for the user's deploy.sql, not for pgmi's own set-up
+            conn.run("SET client_min_messages = 'debug'")
         try:
             ran = execute.run_units(_Guarded(conn, watchdog), units, out=out, script_text=expanded,
                                     script_expanded=result.test_macros > 0, files=project.contents(),
@@ -212,13 +211,6 @@ class _Guarded:
 # ---------------------------------------------------------------------------------------
 # Helpers for the steps above
 # ---------------------------------------------------------------------------------------
-
-
-def check_compat(compat: str) -> str:
-    """The session API version to install ('' = latest); ConfigError for an unknown one."""
-    if compat not in ("", *SUPPORTED_COMPAT):
-        raise ConfigError(f"unsupported API version {go_quote(compat)}; supported: [{' '.join(SUPPORTED_COMPAT)}]")
-    return compat or SUPPORTED_COMPAT[0]
 
 
 def _parameters(request: DeployRequest, project_config: Any, out: Output) -> dict[str, str]:

@@ -22,7 +22,9 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from pgmilib.errors import ConfigError, PgDiagnostics, PgmiError
+from pgmilib import SUPPORTED_COMPAT
+from pgmilib.config import validate_params
+from pgmilib.errors import ConfigError, PgDiagnostics, PgmiError, go_quote
 from pgmilib.project.scan import (
     ChecksumCache,
     Project,
@@ -31,22 +33,18 @@ from pgmilib.project.scan import (
     is_fixture_name,
     path_columns,
 )
-from pgmilib.resources import read_sql
+from pgmilib.resources import read_sql, read_sql_section
 
 if TYPE_CHECKING:  # pragma: no cover
     from pgmilib.output import Output
 
 SCRIPTS_BEFORE_LOAD = ("session_schema.sql", "session_tests.sql")
 SCRIPTS_AFTER_LOAD = ("session_contract_v1.sql", "session_contract_v1_tests.sql")
-SUPPORTED_COMPAT = ("", "1")
 CHUNK_BYTES = 1 << 20
 PREFIX = "session preparation failed"
 
-_PARAM_KEY = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]{0,62}")
 _COPY_LINE = re.compile(r"\bline (\d+)")
 
-SOURCE_COLUMNS = ("path, name, directory, extension, depth, content, size_bytes, checksum, pgmi_checksum, "
-                  "path_parts, is_sql_file, is_test_file, parent_folder_name")
 
 
 def prepare(conn: Any, project: Project, params: Mapping[str, str], *, compat: str = "1",
@@ -55,8 +53,7 @@ def prepare(conn: Any, project: Project, params: Mapping[str, str], *, compat: s
 
     Every failure is a PgmiError whose message starts `session preparation failed: `.
     """
-    if compat not in SUPPORTED_COMPAT:  # the CLI rejects it earlier; this guards other callers
-        raise ConfigError(f'unsupported API version "{compat}"; supported: [1]')
+    check_compat(compat)
     started = time.monotonic()
     for name in SCRIPTS_BEFORE_LOAD:
         run_script(conn, name)
@@ -93,22 +90,19 @@ def load_files(conn: Any, project: Project) -> None:
     sources = project.source_files()
     tests = project.test_files()
     cache = ChecksumCache.for_project(project.root)
-    _copy(conn, f"COPY pg_temp._pgmi_source ({SOURCE_COLUMNS}) FROM STDIN",
+    _copy(conn, read_sql_section("session_load.sql", "copy_source"),
           [(f.path, lambda f=f: _source_row(f, cache)) for f in sources])
     cache.save()
     directories = directory_rows_of_tests([f.path for f in tests])
-    _copy(conn, "COPY pg_temp._pgmi_test_directory (path, parent_path, depth) FROM STDIN",
+    _copy(conn, read_sql_section("session_load.sql", "copy_test_directory"),
           [(row[0], lambda row=row: _row(row[0], row[1], str(row[2]))) for row in directories])
     test_sources = [f for f in tests if f.is_sql]
-    _copy(conn, "COPY pg_temp._pgmi_test_source (path, directory, filename, content, is_fixture) FROM STDIN",
+    _copy(conn, read_sql_section("session_load.sql", "copy_test_source"),
           [(f.path, lambda f=f: _test_row(f)) for f in test_sources])
     described = [f for f in sources if f.metadata is not None]
-    _copy(conn, "COPY pg_temp._pgmi_source_metadata (path, id, idempotent, sort_keys, description) FROM STDIN",
+    _copy(conn, read_sql_section("session_load.sql", "copy_source_metadata"),
           [(f.path, lambda f=f: _metadata_row(f)) for f in described])
-    # Temp tables get no autovacuum statistics; without them the test plan query is ~300x slower.
-    _call(lambda: conn.run("ANALYZE pg_temp._pgmi_source, pg_temp._pgmi_source_metadata, "
-                           "pg_temp._pgmi_test_source, pg_temp._pgmi_test_directory"),
-          f"{PREFIX}: failed to load files")
+    _call(lambda: conn.run(read_sql_section("session_load.sql", "analyze")), f"{PREFIX}: failed to load files")
 
 
 def _source_row(item: ProjectFile, cache: ChecksumCache | None = None) -> bytes:
@@ -203,37 +197,26 @@ def load_parameters(conn: Any, params: Mapping[str, str]) -> int:
     """
     if not params:
         return 0
-    lowered: dict[str, str] = {}
-    lines: list[bytes] = []
-    for key, value in params.items():
-        if not _PARAM_KEY.fullmatch(key):
-            raise ConfigError(
-                f"invalid parameter key '{key}': must start with a letter or underscore and contain only "
-                "letters, digits and underscores, 1-63 characters (PostgreSQL identifier limit)"
-            )
-        if "\x00" in value:
-            raise ConfigError(f"parameter '{key}' value contains NUL byte at offset {value.index(chr(0))}")
-        try:
-            encoded = value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ConfigError(f"parameter '{key}' value is not valid UTF-8") from None
-        low = key.lower()
-        if low in lowered:
-            raise PgmiError(f"{PREFIX}: failed to load parameters: keys '{lowered[low]}' and '{key}' "
-                            "differ only in case (parameter keys are case-insensitive)")
-        lowered[low] = key
-        lines.append(escape(low.encode("ascii")) + b"\t" + escape(encoded) + b"\n")
-    _call(lambda: conn.run("COPY pg_temp._pgmi_parameter (key, value) FROM STDIN", stream=[b"".join(lines)]),
+    validate_params(params)  # the one rule (keys, NUL, UTF-8, case clashes); callers validated already
+    lines = [escape(key.lower().encode("ascii")) + b"\t" + escape(value.encode("utf-8")) + b"\n"
+             for key, value in params.items()]
+    _call(lambda: conn.run(read_sql_section("session_load.sql", "copy_parameters"), stream=[b"".join(lines)]),
           f"{PREFIX}: failed to load parameters", hide_values=True)
-    _call(lambda: conn.run("SELECT set_config('pgmi.' || key, value, false) FROM pg_temp._pgmi_parameter"),
+    _call(lambda: conn.run(read_sql_section("session_load.sql", "parameter_settings")),
           f"{PREFIX}: failed to load parameters", hide_values=True)
     return len(lines)
 
 
+def check_compat(compat: str) -> str:
+    """The session API version to install ('' = latest); ConfigError (10) for one this build lacks."""
+    if compat not in ("", *SUPPORTED_COMPAT):
+        raise ConfigError(f"unsupported API version {go_quote(compat)}; supported: [{' '.join(SUPPORTED_COMPAT)}]")
+    return compat or SUPPORTED_COMPAT[0]
+
+
 def check_server_version(conn: Any) -> None:
     """pgmi needs PostgreSQL 11+ (hashtextextended, procedures); ConfigError (10) otherwise."""
-    number, text = _call(lambda: conn.run(
-        "SELECT current_setting('server_version_num')::int, current_setting('server_version')"), PREFIX)[0]
+    number, text = _call(lambda: conn.run(read_sql_section("session_load.sql", "server_version")), PREFIX)[0]
     if number < 110000:
         raise ConfigError(f"this server reports PostgreSQL {text}, and pgmi requires 11 or newer")
 
@@ -246,19 +229,18 @@ def _match_client_encoding(conn: Any) -> Callable[[], None]:
     With equal encodings the server stores the UTF-8 bytes verbatim (see module docstring);
     a connection that asked for UTF8 on a LATIN1 database would otherwise convert them.
     """
-    rows = _call(lambda: conn.run("SELECT current_setting('server_encoding'), current_setting('client_encoding')"),
-                 PREFIX)
+    rows = _call(lambda: conn.run(read_sql_section("session_load.sql", "encodings")), PREFIX)
     server, client = rows[0]
     if server == client or server == "SQL_ASCII":
         return lambda: None
-    _call(lambda: conn.run("SELECT set_config('client_encoding', :e, false)", e=server), PREFIX)
+    _call(lambda: conn.run(read_sql_section("session_load.sql", "set_client_encoding"), e=server), PREFIX)
 
     def restore() -> None:
         import pg8000.exceptions
 
         # If the load already failed or the connection is gone, that error is the one to report.
         with contextlib.suppress(pg8000.exceptions.Error, OSError):
-            conn.run("SELECT set_config('client_encoding', :e, false)", e=client)
+            conn.run(read_sql_section("session_load.sql", "set_client_encoding"), e=client)
 
     return restore
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from pgmilib.conn.auth.aws import AwsIamAuth
+from pgmilib.conn.auth.azure import AzureAuth
 from pgmilib.conn.auth.base import AuthProvider
-from pgmilib.conn.auth.cloud_stubs import AwsIamAuth, AzureAuth, GoogleAuth
+from pgmilib.conn.auth.google import GoogleAuth
 from pgmilib.conn.auth.password import PasswordAuth
 from pgmilib.errors import Marker, PgmiError
 
@@ -34,6 +36,7 @@ def password_for(params: ConnParams, database: str | None = None, environ: Mappi
                  out: Any = None) -> str | None:
     """The password for one connection attempt: provider first, then .pgpass where it applies."""
     provider = provider_for(params, environ)
+    provider.out = out
     db = params.database if database is None else database
     secret = provider.password(params, db)
     if secret is None and provider.needs_pgpass:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from pgmilib.conn.params import ConnParams
@@ -26,6 +27,16 @@ class AuthProvider:
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         self.environ = os.environ if environ is None else environ
+        self.out: Any = None  # Output for warnings (set by password_for / prepare when there is one)
+
+    def prepare(self, params: ConnParams, out: Any = None) -> ConnParams:
+        """Once per `open_connection`, before any attempt: adjust the target (cloud TLS
+        defaults, Google's instance address). The default changes nothing."""
+        return params
+
+    def ssl_context(self, params: ConnParams) -> ssl.SSLContext | None:
+        """A TLS context replacing the sslmode-built one (None: use sslmode as usual)."""
+        return None
 
     def password(self, params: ConnParams, database: str) -> str | None:
         """The password (or token) for one attempt against `database`; registered as a secret."""

@@ -1,0 +1,26 @@
+"""`pgmi serve`: the MCP server over stdio (see pgmilib/mcp/).
+
+stdout belongs to the protocol from the first byte: the command writes nothing else
+there, and `Output` is only used for diagnostics on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+from pgmilib.output import Output
+
+
+def cmd_serve(args: argparse.Namespace, out: Output) -> int:
+    from pgmilib.mcp.server import Server, install_signal_handlers
+
+    server = Server(sys.stdin.buffer, sys.stdout.buffer)
+    previous = install_signal_handlers()
+    try:
+        out.verbose("pgmi MCP server on stdio (register: claude mcp add pgmi -- pgmi serve)")
+        return server.serve()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,152 @@
+"""The `deploy` tool: one call of the typed deploy core, isolated from every other call.
+
+Each call builds its own `DeployRequest` (the connection string and database of the
+call, a private copy of the server's environment, the call's parameters) and its own
+`Output`; the core merges the project's `.env` into that copy and scopes the secrets it
+registers to the run, so two calls in one server never see each other's settings.
+Nothing reads argv or changes `os.environ`.
+
+Safety before anything connects: `overwrite` needs `confirmDatabaseName` equal to
+`database`; the timeout must parse. Server notices are kept (the last 200 lines) for the
+result and still echoed to stderr. A client's `notifications/cancelled` cancels the
+running statement on the server through the run's `Cancellation`.
+"""
+
+from __future__ import annotations
+
+import collections
+import io
+import os
+import sys
+import threading
+from typing import Any
+
+from pgmilib.errors import go_quote
+from pgmilib.mcp.tools import CallContext, Tool, ToolFailure, rejected, require
+from pgmilib.output import Output
+
+NOTICE_LIMIT = 200
+
+DEPLOY_INPUT: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "path": {"type": "string", "description": "project directory (contains deploy.sql)"},
+        "connection": {"type": "string", "description": "connection string (URI or key=value) of the server"},
+        "database": {"type": "string", "description": "target database (created if missing)"},
+        "overwrite": {"type": "boolean", "description": "drop and recreate the database first (needs "
+                                                        "confirmDatabaseName)"},
+        "confirmDatabaseName": {"type": "string", "description": "must equal database when overwrite is true"},
+        "timeout": {"type": "string", "description": "deadline for the whole deployment, e.g. 30s, 5m; 0 = none "
+                                                     "(default 3m)"},
+        "maintenanceDatabase": {"type": "string", "description": "database used to create/drop the target "
+                                                                 "(default postgres)"},
+        "params": {"type": "object", "additionalProperties": {"type": "string"},
+                   "description": "deployment parameters, like --param key=value"},
+    },
+    "required": ["path", "connection", "database"],
+}
+_NOTICES = {"notices": {"type": "array", "items": {"type": "string"}}, "noticesTruncated": {"type": "integer"}}
+DEPLOY_OUTPUT: dict[str, Any] = {
+    "type": "object",
+    "properties": {"status": {"type": "string"}, "filesLoaded": {"type": "integer"},
+                   "testMacros": {"type": "integer"}, "durationMs": {"type": "integer"},
+                   "database": {"type": "string"}, **_NOTICES},
+    "required": ["status", "filesLoaded", "testMacros", "durationMs", "database", "notices"],
+}
+
+
+class NoticeOutput(Output):
+    """Output that also keeps the last NOTICE_LIMIT notice lines of this run."""
+
+    def __init__(self, stderr: Any) -> None:
+        super().__init__(json_mode=True, stdout=io.StringIO(), stderr=stderr)
+        self._kept: collections.deque[str] = collections.deque(maxlen=NOTICE_LIMIT)
+        self._seen = 0
+        self._lock = threading.Lock()
+
+    def notice(self, diag: Any) -> None:
+        from pgmilib.redact import redact
+
+        lines = [diag.message] + [f"{label}: {value}" for label, value in (("DETAIL", diag.detail),
+                                                                            ("HINT", diag.hint)) if value]
+        with self._lock:
+            for line in lines:
+                self._kept.append(redact(line))
+                self._seen += 1
+        super().notice(diag)
+
+    def captured(self) -> dict[str, Any]:
+        with self._lock:
+            notices = list(self._kept)
+            dropped = self._seen - len(notices)
+        result: dict[str, Any] = {"notices": notices}
+        if dropped:
+            result["noticesTruncated"] = dropped
+        return result
+
+
+def _check_safety(arguments: dict[str, Any]) -> None:
+    database = arguments["database"]
+    if arguments.get("overwrite"):
+        confirm = arguments.get("confirmDatabaseName")
+        if not confirm:
+            raise rejected(f"overwrite drops and recreates database {go_quote(database)}: pass "
+                             f"confirmDatabaseName={go_quote(database)} to confirm; nothing was deployed or dropped")
+        if confirm != database:
+            raise rejected(f"confirmDatabaseName {go_quote(confirm)} does not match database {go_quote(database)}: "
+                             "nothing was deployed or dropped")
+    from pgmilib.config.durations import parse_duration_ns
+
+    timeout = arguments.get("timeout")
+    if timeout not in (None, ""):
+        try:
+            parse_duration_ns(timeout)
+        except Exception as error:  # noqa: BLE001 -- any parse failure is the caller's bad value
+            raise rejected(f"invalid timeout: {getattr(error, 'message', error)}") from None
+
+
+def deploy_tool(arguments: dict[str, Any], context: CallContext) -> dict[str, Any]:
+    require(arguments, "path", "connection", "database")
+    _check_safety(arguments)
+    from pgmilib.deploy import Cancellation, ConnectionFlags, DeployRequest, deploy
+
+    flags = ConnectionFlags(connection=arguments["connection"], database=arguments["database"],
+                            maintenance_database=arguments.get("maintenanceDatabase") or "")
+    request = DeployRequest(
+        project_path=arguments["path"],
+        connection=flags,
+        environ=dict(os.environ),  # a private copy: the core merges this project's .env into it
+        params=dict(arguments.get("params") or {}),
+        timeout=arguments.get("timeout") or "3m",
+        overwrite=bool(arguments.get("overwrite")),
+        force=True,  # the confirmation is confirmDatabaseName, checked above
+        interactive=False,
+    )
+    out = NoticeOutput(sys.stderr)
+    cancel = Cancellation()
+    context.on_cancel(cancel.cancel)
+    result = deploy(request, out, cancel=cancel)
+    captured = out.captured()
+    if result.ok:
+        envelope = result.envelope
+        return {"status": "success", "filesLoaded": int(envelope.get("filesLoaded", result.files_loaded)),
+                "testMacros": int(envelope.get("testMacros", result.test_macros)),
+                "durationMs": int(envelope.get("durationMs", int(result.duration * 1000))),
+                "database": envelope.get("database", result.database), **captured}
+    # The envelope, not the error object: the core redacted it with this run's own secrets,
+    # which are out of scope (and unknown) once deploy() has returned.
+    envelope = dict(result.envelope)
+    detail: dict[str, Any] = {"message": envelope.pop("error", "") or result.error_text or "deploy failed",
+                              "exitCode": int(result.exit_code)}
+    envelope.pop("status", None)
+    envelope.pop("exitCode", None)
+    raise ToolFailure(result.error_text or detail["message"], {**detail, **envelope, **captured})
+
+
+TOOLS = (
+    Tool("deploy", "Deploy a pgmi project into a database: connect, load the project into the session, run its "
+         "deploy.sql (tests included), like `pgmi deploy PATH --connection ... -d DATABASE --json`. With "
+         "overwrite=true the database is dropped and recreated first, which requires confirmDatabaseName equal "
+         "to database. Returns the outcome and the server notices; a failure is an isError result with exit "
+         "code, SQLSTATE and failing file.", deploy_tool, input_schema=DEPLOY_INPUT, output_schema=DEPLOY_OUTPUT),
+)

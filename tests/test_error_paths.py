@@ -1,0 +1,76 @@
+"""Errors: a bug is exit 3 (never a connection or SQL failure); tracebacks only for bugs; redacted always."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from projects import run_cli, write_project
+
+from pgmilib.errors import Exit
+
+CANARY = "canary-" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture
+def pg_env(pg, monkeypatch):
+    for key in [k for k in __import__("os").environ if k.startswith("PG")]:
+        monkeypatch.delenv(key)
+    for key, value in pg.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("PGMI_NON_INTERACTIVE", "1")
+
+
+def test_a_bug_in_the_connection_layer_is_a_panic_not_a_connection_failure(tmp_path, pg_env, monkeypatch, capsys):
+    from pgmilib.conn import wire
+
+    def broken(self, *args, **kwargs):
+        raise TypeError(f"a bug (password={CANARY})")
+
+    monkeypatch.setattr(wire.LiveConnection, "__init__", broken)
+    proj = write_project(tmp_path / "p", {}, "SELECT 1;\n")
+    code, out, err = run_cli(["deploy", str(proj), "-d", "bugcheck"], capsys)
+    assert code == Exit.PANIC  # before: a bare `except Exception` reported it as exit 11
+    assert "panic: a bug" in err and "Traceback" in err and "please report" in err
+    assert CANARY not in err + out  # the panic path is redacted too
+
+
+def test_verbose_never_prints_a_traceback_for_a_classified_error(tmp_path, pg_env, capsys):
+    proj = write_project(tmp_path / "p", {}, "SELECT * FROM no_such_table;\n")
+    code, _, err = run_cli(["deploy", str(proj), "-d", "verbose_" + uuid.uuid4().hex[:8], "--verbose"], capsys)
+    assert code == Exit.EXECUTION
+    assert "no_such_table" in err and "[VERBOSE]" in err
+    assert "Traceback" not in err
+
+
+def test_verbose_wrong_password_is_one_line_without_traceback(tmp_path, pg_env, monkeypatch, capsys):
+    """A classified failure (wrong password, exit 11) stays one error block under --verbose: no traceback."""
+    import os
+
+    from pgmilib.cluster import Cluster
+    from pgmilib.conn.wire import LiveConnection
+
+    with Cluster(listen_tcp=True, settings={"password_encryption": "scram-sha-256"}) as cluster:
+        with open(os.path.join(cluster.data_dir, "pg_hba.conf"), "w") as fh:
+            fh.write("local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n")
+        admin = LiveConnection(**cluster.conn_kwargs())
+        admin.run(f"CREATE ROLE app LOGIN PASSWORD 'right-{CANARY}'")
+        admin.run("SELECT pg_reload_conf()")
+        admin.close()
+        monkeypatch.setenv("PGPASSWORD", f"wrong-{CANARY}")
+        proj = write_project(tmp_path / "p", {}, "SELECT 1;\n")
+        code, _, err = run_cli(["deploy", str(proj), "-d", "postgres", "-U", "app", "-h", "127.0.0.1",
+                                "-p", str(cluster.port), "--sslmode", "disable", "--verbose"], capsys)
+    assert code == Exit.CONNECTION
+    assert "password authentication failed" in err
+    assert err.count("pgmi: error:") == 1
+    assert "Traceback" not in err and CANARY not in err
+
+
+def test_verbose_session_setup_is_quiet_but_user_debug_is_shown(tmp_path, pg_env, capsys):
+    proj = write_project(tmp_path / "p", {"a.sql": "SELECT 1;"},
+                         "DO $$ BEGIN RAISE DEBUG 'user debug line'; END $$;\n")
+    code, _, err = run_cli(["deploy", str(proj), "-d", "quiet_" + uuid.uuid4().hex[:8], "--verbose"], capsys)
+    assert code == Exit.SUCCESS, err
+    assert "user debug line" in err
+    assert "_pgmi_" not in err  # no server DEBUG about pgmi's own temp tables and indexes
