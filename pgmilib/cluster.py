@@ -29,6 +29,7 @@ Why it looks the way it does:
 from __future__ import annotations
 
 import atexit
+import contextlib
 import glob
 import hashlib
 import os
@@ -430,12 +431,10 @@ class Cluster:
             try:
                 self._initdb(self.data_dir, account)
                 os.chmod(self.data_dir, 0o700)
-                _copy_tree(self.data_dir, os.path.join(staging, "data"), account)
-                try:
+                # Caching is an optimisation: a full disk or a failed copy must not fail the start.
+                with contextlib.suppress(OSError):
+                    _copy_tree(self.data_dir, os.path.join(staging, "data"), account)
                     os.rename(os.path.join(staging, "data"), final)  # atomic; fails if another run was first
-                except OSError:
-                    if not os.path.isdir(final):
-                        raise
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
             _evict(cache, keep=final)
