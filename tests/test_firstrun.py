@@ -483,6 +483,7 @@ def fake_docker(tmp_path, monkeypatch):
     monkeypatch.setenv("FAKE_DOCKER_STATE", str(state))
     monkeypatch.setattr(cluster_mod, "find_server", lambda: None)  # a machine without server programs
     monkeypatch.delenv("PGMI_PG_BIN", raising=False)
+    monkeypatch.delenv("PGMI_PG_SOURCE", raising=False)  # the matrix runs set it; these tests need the default
     return state
 
 
