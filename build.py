@@ -196,6 +196,8 @@ def stage(site: Path, deps: Path, commit: str, epoch: int) -> None:
         elif path.is_file() and path.name.endswith(NATIVE_SUFFIXES):
             path.unlink()
 
+    pin_version_lookups(site)
+
     package = site / "pgmilib"
     shutil.copytree(REPO / "pgmilib", package, ignore=_ignore_noise)
     for kind in RESOURCE_DIRS:
@@ -222,6 +224,30 @@ def stage(site: Path, deps: Path, commit: str, epoch: int) -> None:
         else:
             executable = path.stat().st_mode & stat.S_IXUSR
             path.chmod(0o755 if executable else 0o644)
+
+
+#: Modules that ask importlib.metadata for their own version at import time. Importing
+#: importlib.metadata (email, zipfile, csv, pathlib...) and searching sys.path for dist-info
+#: costs ~10 ms of every deploy's start-up; the versions are pinned in requirements.txt, so
+#: the build writes them in. The dist-info directories stay, for anything else that asks.
+VERSION_LOOKUPS = {"pg8000/core.py": "pg8000", "scramp/__init__.py": "scramp"}
+_VERSION_IMPORT = "from importlib.metadata import version\n"
+
+
+def pin_version_lookups(site: Path) -> None:
+    """Replace `from importlib.metadata import version` in VERSION_LOOKUPS by the installed version."""
+    for relative, dist in VERSION_LOOKUPS.items():
+        path = site / relative
+        infos = sorted(site.glob(f"{dist}-*.dist-info"))
+        if not path.is_file() or len(infos) != 1:
+            raise BuildError(f"cannot pin the version lookup of {relative} (no single {dist} dist-info)")
+        found = infos[0].name[len(dist) + 1:-len(".dist-info")]
+        text = path.read_text(encoding="utf-8")
+        if text.count(_VERSION_IMPORT) != 1:
+            raise BuildError(f"{relative} no longer imports importlib.metadata.version as expected; update build.py")
+        stub = f"def version(_name):  # pinned by pgmi's build.py (avoids importing importlib.metadata)\n" \
+               f"    return {found!r}\n"
+        path.write_text(text.replace(_VERSION_IMPORT, stub), encoding="utf-8")
 
 
 def run_shiv(site: Path, output: Path, epoch: int) -> None:

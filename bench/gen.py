@@ -297,6 +297,53 @@ def gen_ddl(n: int, seed: int = 0):
 GENERATORS = {"mixed": gen_mixed, "dense": gen_dense, "ddl": gen_ddl}
 
 
+# ---------------------------------------------------------------- tail: a statement-dense deploy.sql
+VERIFY_TAIL = "SELECT count(*) || '/' || coalesce(sum(n), 0) FROM tail_kv"
+
+
+def generate_tail(statements: int = 20000, seed: int = 44) -> dict:
+    """A project whose deploy.sql itself holds `statements` small statements (no other files).
+
+    pgmi splits deploy.sql into units and sends them one by one, as psql -f does: this is the
+    workload of the "statement-dense tail" target (memory flat, time near `psql -f`).
+    Layout: tail-<N>/pgmi/deploy.sql and tail-<N>/floor/tail.sql (the same text).
+    """
+    out = os.path.join(PROJ_ROOT, f"tail-{statements}")
+    meta_path = os.path.join(out, "meta.json")
+    if os.path.exists(meta_path):
+        with open(meta_path, encoding="utf-8") as fh:
+            meta = json.load(fh)
+        if meta.get("gen_version") == GEN_VERSION:
+            meta["dir"] = out
+            return meta
+    rnd = random.Random(seed)
+    parts = ["-- statement-dense tail: many small statements in deploy.sql itself\n",
+             "CREATE TABLE tail_kv (id int PRIMARY KEY, k text NOT NULL, n int NOT NULL DEFAULT 0);\n"]
+    live: dict[int, int] = {}
+    for i in range(1, statements):
+        r = rnd.random()
+        if r < 0.6 or len(live) < 10:
+            word = rnd.choice(UNI_WORDS) if rnd.random() < 0.2 else "k"
+            parts.append(f"INSERT INTO tail_kv (id, k) VALUES ({i}, '{word} {i}');\n")
+            live[i] = 0
+        elif r < 0.9:
+            kid = rnd.choice(list(live)[-50:])
+            parts.append(f"UPDATE tail_kv SET n = n + 1 WHERE id = {kid}; -- touch {kid}\n")
+            live[kid] += 1
+        else:
+            parts.append(f"DO $$ BEGIN PERFORM {i}; END $$;\n")
+    text = "".join(parts)
+    shutil.rmtree(out, ignore_errors=True)
+    _write(os.path.join(out, "pgmi", "deploy.sql"), text)
+    _write(os.path.join(out, "floor", "tail.sql"), text)
+    meta = {"gen_version": GEN_VERSION, "workload": "tail", "n": 0, "statements": statements,
+            "bytes": len(text.encode()), "verify_sql": VERIFY_TAIL, "expect": f"{len(live)}/{sum(live.values())}",
+            "counts": {"statements": statements}}
+    _write(meta_path, json.dumps(meta, indent=1) + "\n")
+    meta["dir"] = out
+    return meta
+
+
 def _esc(s: str) -> str:
     return s.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 

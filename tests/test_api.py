@@ -114,14 +114,14 @@ def test_two_deploys_in_one_process_do_not_share_env_params_secrets_or_notices(t
 
 def test_cancellation_stops_the_statement_and_commits_nothing(tmp_path, pg):
     db = _db()
-    proj = write_project(tmp_path / "p", {}, "BEGIN;\nCREATE TABLE half(id int);\nSELECT pg_sleep(30);\nCOMMIT;\n")
+    proj = write_project(tmp_path / "p", {}, "BEGIN;\nCREATE TABLE half(id int);\nSELECT pg_sleep(300);\nCOMMIT;\n")
     cancel = Cancellation()
     threading.Timer(1.5, cancel.cancel).start()
     began = time.monotonic()
     result = deploy(DeployRequest(project_path=str(proj), connection=ConnectionFlags(database=db),
                                   environ=_environ(pg)), _out(), cancel=cancel)
     assert result.exit_code == Exit.INTERRUPTED
-    assert time.monotonic() - began < 10
+    assert time.monotonic() - began < 120  # far below the 300 s sleep: the statement was cancelled
     assert result.envelope["unitsCommitted"] == 0
     assert _query(pg, db, "SELECT to_regclass('half') IS NULL") == [[True]]
     # the session is gone and its lock with it: nothing idle in transaction is left behind

@@ -241,3 +241,13 @@ def test_other_python_versions(zipapp, tmp_path):
         else:
             assert run.returncode == 1, version
             assert run.stderr == f"pgmi: error: Python 3.11 or newer is required (this is {version})\n"
+
+
+def test_dependency_version_lookups_are_pinned(zipapp):
+    """build.py writes the pinned versions in, so a deploy never imports importlib.metadata."""
+    with zipfile.ZipFile(zipapp) as archive:
+        for arcname, version in (("site-packages/pg8000/core.py", "1.31.6"),
+                                 ("site-packages/scramp/__init__.py", "1.5.0")):
+            text = archive.read(arcname).decode()
+            assert "from importlib.metadata import" not in text, arcname
+            assert f"return {version!r}" in text, arcname

@@ -375,9 +375,10 @@ def test_forced_countdown_ctrl_c_aborts(monkeypatch):
 
 
 def open_session(pg, database):
-    import pg8000.native
+    """A session as the deploy uses it (lock.release relies on LiveConnection's transaction status)."""
+    from pgmilib.conn.wire import LiveConnection
 
-    return pg8000.native.Connection(**pg.conn_kwargs(database))
+    return LiveConnection(**pg.conn_kwargs(database))
 
 
 def test_second_session_is_refused_naming_the_holder(pg, fresh_db):

@@ -136,11 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     deploy_cli.add_arguments(add("deploy", _lazy("cli.deploy:cmd_deploy"), "run deploy.sql of a project against a database"))
 
-    init = add("init", _not_yet("init"), "scaffold a new project from a template")
+    init = add("init", _lazy("cli.init:cmd_init"), "scaffold a new project from a template")
     init.add_argument("target_path", nargs="?", default=".")
     init.add_argument("-t", "--template", default=None, help="basic (default) or advanced")
 
-    add("config", _not_yet("config"), "interactive connection set-up, written to pgmi.yaml").add_argument(
+    add("config", _lazy("cli.config_cmd:cmd_config"), "interactive connection set-up, written to pgmi.yaml").add_argument(
         "path", nargs="?", default=".")
 
     info = add("info", _lazy("cli.info:cmd_info"), "offline summary of a project")
@@ -149,9 +149,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     templates = add("templates", _group_help, "list and describe project templates")
     tsubs = templates.add_subparsers(dest="subcommand", metavar="<subcommand>", parser_class=_Parser)
-    add("list", _not_yet("templates list"), "list templates", parent=tsubs)
-    add("describe", _not_yet("templates describe"), "describe a template",
-        parent=tsubs).add_argument("template_name", nargs="?")
+    tlist = add("list", _lazy("cli.templates:cmd_list"), "list templates", parent=tsubs)
+    tlist.add_argument("--json", action="store_true", help="print JSON on stdout")
+    tdescribe = add("describe", _lazy("cli.templates:cmd_describe"), "describe a template", parent=tsubs)
+    tdescribe.add_argument("template_name", nargs="?")
+    tdescribe.add_argument("--json", action="store_true", help="print JSON on stdout")
 
     meta = add("metadata", _group_help, "work with <pgmi-meta> blocks (offline)")
     msubs = meta.add_subparsers(dest="subcommand", metavar="<subcommand>", parser_class=_Parser)

@@ -65,6 +65,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     d.add_argument("--test-report", action="append", default=[], metavar="FORMAT:PATH",
                    help="write test results as junit, tap or json (repeatable)")
     d.add_argument("--json", action="store_true", help="print a machine-readable result on stdout")
+    # -- issue 15: rehearsals, lock retries, fleets --------------------------------------
+    d.add_argument("--rehearse", action="store_true",
+                   help="run the atomic head of deploy.sql (migrations, tests) and ROLLBACK instead of COMMIT")
+    d.add_argument("--retry-lock-timeout", type=int, default=0, metavar="N",
+                   help="retry the atomic head up to N times after a lock timeout (55P03) or deadlock (40P01)")
+    from pgmilib.cli import fleet
+
+    fleet.add_arguments(p)
 
 
 def connection_flags(args: argparse.Namespace) -> Any:
@@ -76,7 +84,7 @@ def connection_flags(args: argparse.Namespace) -> Any:
         database=args.database, sslmode=args.sslmode, sslcert=args.sslcert, sslkey=args.sslkey,
         sslrootcert=args.sslrootcert, azure=args.azure, azure_tenant_id=args.azure_tenant_id,
         azure_client_id=args.azure_client_id, aws=args.aws, aws_region=args.aws_region, google=args.google,
-        google_instance=args.google_instance,
+        google_instance=args.google_instance, maintenance_database=getattr(args, "maintenance_database", ""),
     )
 
 
@@ -103,7 +111,15 @@ def request_from_args(args: argparse.Namespace, environ: dict[str, str] | None =
         keep=args.keep,
         test_reports=tuple(args.test_report),
         verbose=bool(getattr(args, "verbose", False)),
+        rehearse=bool(getattr(args, "rehearse", False)),
+        retry_lock=_retries(getattr(args, "retry_lock_timeout", 0)),
     )
+
+
+def _retries(value: int) -> int:
+    if value < 0:
+        raise UsageError(f"--retry-lock-timeout must be 0 or more, got {value}")
+    return value
 
 
 def cmd_deploy(args: argparse.Namespace, out: Output) -> int:
@@ -112,9 +128,16 @@ def cmd_deploy(args: argparse.Namespace, out: Output) -> int:
 
     if not args.project_path:
         raise UsageError(_MISSING_PATH)
+    from pgmilib.cli import fleet  # issue 15: --targets (or pgmi.yaml targets:) deploys a fleet
+
+    if fleet.wants_fleet(args):
+        return fleet.cmd_fleet(args, out, request_from_args)
+    fleet.check_single(args)
     try:
-        request = request_from_args(args)
-    except PgmiError as error:  # a malformed --param: reported like every other config error
+        environ = dict(os.environ)
+        _connection_wizard(args, environ, out)
+        request = request_from_args(args, environ)
+    except PgmiError as error:  # a malformed --param, a cancelled wizard: reported like every other error
         result = DeployResult(error=error, exit_code=exit_code(error))
         from pgmilib.deploy.pipeline import describe
 
@@ -130,6 +153,28 @@ def cmd_deploy(args: argparse.Namespace, out: Output) -> int:
     if result.error is not None:
         out.error_text(result.error_text)
     return int(result.exit_code)
+
+
+def _connection_wizard(args: argparse.Namespace, environ: dict[str, str], out: Output) -> None:
+    """cli.md §5.1: no connection source at all, on a terminal, without --force -> ask (fills `args`).
+
+    A password the wizard learned goes into this run's private environment copy as
+    PGPASSWORD (only if none is set), never into a flag or a file.
+    """
+    if args.ephemeral or args.force or not is_interactive():
+        return
+    from pgmilib import config
+    from pgmilib.scaffold.deploy_hook import maybe_run_deploy_wizard
+
+    merged, _ = config.load_dotenv(args.project_path, environ)
+    project_config = config.load_project_config(args.project_path)
+    wizard = maybe_run_deploy_wizard(args, merged, project_config.connection if project_config else None,
+                                     args.project_path, out)
+    if wizard is None:
+        return
+    args.maintenance_database = str(wizard.connection.get("maintenance_database") or "")
+    if wizard.password and not merged.get("PGPASSWORD"):
+        environ["PGPASSWORD"] = wizard.password
 
 
 class _Signals:

@@ -28,7 +28,7 @@ CONNECTION_KEYS = (
     "maintenance_database", "sslcert", "sslkey", "sslrootcert", "auth_method",
     "azure_tenant_id", "azure_client_id", "aws_region", "google_instance",
 )
-TOP_LEVEL_KEYS = ("connection", "params", "timeout")
+TOP_LEVEL_KEYS = ("connection", "params", "timeout", "targets")
 #: Keys that are rejected on purpose: secrets and unsafe defaults never live in pgmi.yaml.
 _FORBIDDEN_HINTS = {
     "password": "passwords never belong in pgmi.yaml; use $PGPASSWORD, .pgpass or a connection string",
@@ -49,6 +49,8 @@ class ProjectConfig:
     connection: dict[str, object] = field(default_factory=dict)
     params: dict[str, str] = field(default_factory=dict)
     timeout: str | None = None
+    #: The `targets:` node as composed (a fleet's list, parsed by pgmilib.fleet.targets); None when absent.
+    targets_node: object = None
 
 
 # ---- pgmi.yaml ------------------------------------------------------------------------
@@ -72,28 +74,10 @@ def load_project_config(project_dir: str | Path) -> ProjectConfig | None:
     """
     path = Path(project_dir) / CONFIG_FILE
     try:
-        raw = read_config_bytes(path)
+        root = compose_yaml(path, "pgmi.yaml")
     except FileNotFoundError:
         return None
-    except OSError as error:
-        raise ConfigError(f"failed to load pgmi.yaml: read {path}: {describe(error)}") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise ConfigError(f"failed to load pgmi.yaml: {path}: not valid UTF-8 (byte {error.start})") from error
-
-    import yaml  # only when there is a file to read (~15 ms of start-up otherwise)
-
     config = ProjectConfig(path=path)
-    try:
-        root = next(iter(yaml.compose_all(text, Loader=yaml.BaseLoader)), None)
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        what = ", ".join(p for p in (error.context, error.problem) if p) or "syntax error"
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"failed to load pgmi.yaml: parse {path}:{where}: {what}") from error
-    except yaml.YAMLError as error:
-        raise ConfigError(f"failed to load pgmi.yaml: parse {path}: {error}") from error
     if root is None or _is_null(root):
         return config
     try:
@@ -101,6 +85,36 @@ def load_project_config(project_dir: str | Path) -> ProjectConfig | None:
     except _Schema as problem:
         raise ConfigError(f"failed to load pgmi.yaml: {path} line {problem.line}: {problem.message}") from None
     return config
+
+
+def compose_yaml(path: Path, label: str):
+    """The first YAML document of `path` as a node tree (BaseLoader: every scalar stays text).
+
+    FileNotFoundError when absent; ConfigError (`failed to load <label>: ...`, with the line)
+    when unreadable, not UTF-8 or not YAML. Shared by pgmi.yaml and fleet targets files.
+    """
+    try:
+        raw = read_config_bytes(path)
+    except FileNotFoundError:
+        raise
+    except OSError as error:
+        raise ConfigError(f"failed to load {label}: read {path}: {describe(error)}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"failed to load {label}: {path}: not valid UTF-8 (byte {error.start})") from error
+
+    import yaml  # only when there is a file to read (~15 ms of start-up otherwise)
+
+    try:
+        return next(iter(yaml.compose_all(text, Loader=yaml.BaseLoader)), None)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        what = ", ".join(p for p in (error.context, error.problem) if p) or "syntax error"
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"failed to load {label}: parse {path}:{where}: {what}") from error
+    except yaml.YAMLError as error:
+        raise ConfigError(f"failed to load {label}: parse {path}: {error}") from error
 
 
 def _line(node) -> int:
@@ -180,6 +194,9 @@ def _fill(config: ProjectConfig, root) -> None:
         elif key == "timeout":
             value = _scalar(node, "timeout")
             config.timeout = value.strip() if value else None
+        elif key == "targets":  # checked by pgmilib.fleet.targets when a fleet deploy uses it
+            if not _is_null(node):
+                config.targets_node = node
         else:
             raise _Schema(line, _unknown(key, "pgmi.yaml"))
 
@@ -258,6 +275,10 @@ def write_project_config(project_dir: str | Path, connection: Mapping[str, objec
     if existing and existing.timeout:
         document["timeout"] = existing.timeout
     text = yaml.safe_dump(document, sort_keys=False, default_flow_style=False, allow_unicode=True)
+    if existing and existing.targets_node is not None:  # a fleet's list, kept as written (styles too)
+        key = yaml.ScalarNode("tag:yaml.org,2002:str", "targets")
+        targets = yaml.MappingNode("tag:yaml.org,2002:map", [(key, existing.targets_node)])
+        text += yaml.serialize(targets, Dumper=yaml.BaseDumper, allow_unicode=True)
     path = project / CONFIG_FILE
     temp = project / f".{CONFIG_FILE}.pgmi-tmp"
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

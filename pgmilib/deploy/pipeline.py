@@ -80,6 +80,10 @@ def _run(request: DeployRequest, out: Output, result: DeployResult, watchdog: Wa
     project_config = config.load_project_config(project_dir)
     if request.keep and not request.ephemeral:
         raise ConfigError("--keep only applies together with --ephemeral")
+    if request.rehearse:  # issue 15: before anything starts
+        from pgmilib.deploy.rehearse import check_request
+
+        check_request(overwrite=request.overwrite, ephemeral=request.ephemeral)
     if request.ephemeral:
         from pgmilib.deploy.ephemeral import start_ephemeral
 
@@ -109,9 +113,16 @@ def _deploy_into(params: Any, environ: dict[str, str], deploy_params: dict[str, 
     from pgmilib.project import scan as projects
 
     # Offline first: a missing deploy.sql or a bad file fails before any connection.
-    out.verbose(f"Scanning {request.project_path}")
-    project = projects.scan(request.project_path)
+    if request.project is not None:  # scanned once for a whole fleet
+        project = request.project
+    else:
+        out.verbose(f"Scanning {request.project_path}")
+        project = projects.scan(request.project_path)
     out.verbose(f"Found {len(project.files)} files to load")
+    if request.rehearse:  # refuse a script with tail units before connecting (issue 15)
+        from pgmilib.deploy.rehearse import refuse_tail
+
+        refuse_tail(projects.read_deploy_sql(project))
     compat = session.check_compat(request.compat)
     target, maintenance = params.database, params.maintenance_database or "postgres"
 
@@ -125,6 +136,8 @@ def _deploy_into(params: Any, environ: dict[str, str], deploy_params: dict[str, 
         approver = dbadmin.choose_approver(request.force, request.interactive, out)
         dbadmin.overwrite_database(connect, target, maintenance, approver, out)
         conn = connect(target)
+    elif request.rehearse:  # a rehearsal never creates the database it proves a deploy against
+        conn = connect(target)
     else:
         conn = dbadmin.open_target(connect, target, maintenance, out)
     watchdog.conn = conn
@@ -132,6 +145,9 @@ def _deploy_into(params: Any, environ: dict[str, str], deploy_params: dict[str, 
     locked = False
     try:
         session.check_server_version(conn)
+        from pgmilib.deploy import pooler  # issue 15: pg_temp needs one server session
+
+        pooler.check(conn, lambda: connect(target), out, where=f"{params.host}:{params.port}")
         lock.acquire(conn, lock_wait, out, watchdog)
         locked = True
         _prepare_and_execute(conn, project, deploy_params, compat, request, out, result, watchdog)
@@ -162,11 +178,26 @@ def _prepare_and_execute(conn: Any, project: Any, deploy_params: dict[str, str],
         if result.test_macros:
             out.verbose(f"Expanded {result.test_macros} test macro(s) in deploy.sql")
         units = sqllex.split_units(expanded)
+        runner: Any = _Guarded(conn, watchdog)
+        if request.rehearse:  # issue 15: only the head, ending in ROLLBACK
+            from pgmilib.deploy.rehearse import rehearse_units
+
+            units = rehearse_units(units)
+            result.rehearsed = True  # also on failure: the envelope says it was a rehearsal
+            out.info("Rehearsing: the atomic head of deploy.sql runs and is rolled back at its end")
+        if request.retry_lock:  # issue 15: the head again after 55P03/40P01
+            from pgmilib.deploy.retry import HeadRetry
+
+            def on_retry(attempt: int) -> None:
+                result.lock_retries = attempt
+                events.suites.clear()  # the head's tests run again: report the last run only
+
+            runner = HeadRetry(runner, request.retry_lock, out, watchdog.check, on_retry=on_retry)
         result.units_total = len(units)
         if out.verbose_mode:  # DEBUG is for the user's deploy.sql, not for pgmi's own set-up
             conn.run("SET client_min_messages = 'debug'")
         try:
-            ran = execute.run_units(_Guarded(conn, watchdog), units, out=out, script_text=expanded,
+            ran = execute.run_units(runner, units, out=out, script_text=expanded,
                                     script_expanded=result.test_macros > 0, files=project.contents(),
                                     line_map=line_map if result.test_macros else None, original_text=text)
         except ExecutionFailed as failed:
@@ -177,6 +208,10 @@ def _prepare_and_execute(conn: Any, project: Any, deploy_params: dict[str, str],
                 failed.trailer.append(f"NOTE: deploy.sql has an {problem}")
             raise
         result.units_committed = ran.units_committed
+        if request.rehearse:  # what ran: the tests that passed inside the rolled-back head
+            from pgmilib.deploy.reports import PASSED
+
+            result.tests_passed = sum(1 for suite in events.suites for t in suite.tests if t.status == PASSED)
         if conn.transaction_status != "I":
             # Diverges from the original on purpose: it reported success and then rolled the
             # open transaction back, so a forgotten COMMIT silently deployed nothing.
@@ -225,7 +260,10 @@ def _parameters(request: DeployRequest, project_config: Any, out: Output) -> dic
         out.verbose(f"Loaded {len(loaded)} parameters from file (total: {len(files)})")
     if request.params:
         out.verbose(f"CLI parameters override {len(request.params)} value(s)")
-    merged = config.merge_params(project_config.params if project_config else {}, files, request.params)
+    base = project_config.params if project_config else {}
+    if request.target_params:  # a fleet target's params: over pgmi.yaml's, under --params-file/--param
+        base = {**base, **request.target_params}
+    merged = config.merge_params(base, files, request.params)
     config.validate_params(merged)
     config.register_secret_params(merged)
     return merged
@@ -264,6 +302,10 @@ def describe(result: DeployResult) -> None:
         if result.units_total is not None:
             envelope.update(executionUnits=result.units_total,
                             unitsCommitted=result.units_committed if error else result.units_total)
+    if result.rehearsed:  # issue 15: the head ran and was rolled back: nothing was committed
+        envelope.update(rehearsed=True, unitsCommitted=0, testsPassed=result.tests_passed)
+    if result.lock_retries:
+        envelope["lockRetries"] = result.lock_retries
     if error is not None:
         envelope["error"] = error.message
         if error.pg is not None:
@@ -278,6 +320,11 @@ def describe(result: DeployResult) -> None:
         if error is None:
             tests = f", {result.test_macros} test macro(s) expanded" if result.test_macros else ""
             result.summary = f"{database}: {result.files_loaded} files loaded{tests} in {result.duration:.2f}s"
+            if result.lock_retries:
+                result.summary += f" after {result.lock_retries} lock retry(ies)"
+            if result.rehearsed:
+                result.summary = (f"rehearsal of {result.summary}: {result.tests_passed} test(s) passed; the atomic "
+                                  "head ran and was rolled back, nothing was changed")
         else:
             tail = ""
             committed = result.units_committed

@@ -38,6 +38,15 @@ class DeployRequest:
     keep: bool = False
     test_reports: Sequence[str] = ()  # FORMAT:PATH items
     verbose: bool = False
+    # -- fleet deploys, rehearsals, lock retries (issue 15) --------------------------------
+    #: A project already scanned (`pgmilib.project.scan.scan()`): a fleet scans once for all targets.
+    project: Any = None
+    #: Parameters between pgmi.yaml's and --params-file/--param (a fleet target's `params:`).
+    target_params: Mapping[str, str] = field(default_factory=dict)
+    #: Run the atomic head and end it with ROLLBACK instead of its COMMIT (pgmilib/deploy/rehearse.py).
+    rehearse: bool = False
+    #: Retry the atomic head this many times after 55P03/40P01 (pgmilib/deploy/retry.py); 0 = never.
+    retry_lock: int = 0
 
 
 @dataclass
@@ -57,6 +66,9 @@ class DeployResult:
     envelope: dict[str, Any] = field(default_factory=dict)  # the --json envelope (redacted)
     summary: str = ""  # the human summary line, without its ✓/✗ icon ('' if none is shown)
     error_text: str = ""  # the `pgmi: error:` block without that prefix (redacted)
+    rehearsed: bool = False  # --rehearse: the head ran and was rolled back
+    tests_passed: int = 0  # --rehearse: tests that passed inside the rolled-back head
+    lock_retries: int = 0  # --retry-lock-timeout: how many times the head was run again
 
     @property
     def ok(self) -> bool:

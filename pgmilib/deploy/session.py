@@ -16,11 +16,12 @@ LATIN1 database it is what the original tool does (it never sets client_encoding
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from pgmilib import SUPPORTED_COMPAT
 from pgmilib.config import validate_params
@@ -41,6 +42,9 @@ if TYPE_CHECKING:  # pragma: no cover
 SCRIPTS_BEFORE_LOAD = ("session_schema.sql", "session_tests.sql")
 SCRIPTS_AFTER_LOAD = ("session_contract_v1.sql", "session_contract_v1_tests.sql")
 CHUNK_BYTES = 1 << 20
+READ_THREADS = 2
+READ_BATCH = 32
+READ_AHEAD = 4
 PREFIX = "session preparation failed"
 
 _COPY_LINE = re.compile(r"\bline (\d+)")
@@ -55,8 +59,7 @@ def prepare(conn: Any, project: Project, params: Mapping[str, str], *, compat: s
     """
     check_compat(compat)
     started = time.monotonic()
-    for name in SCRIPTS_BEFORE_LOAD:
-        run_script(conn, name)
+    run_scripts(conn, SCRIPTS_BEFORE_LOAD)
     restore = _match_client_encoding(conn)
     try:
         load_files(conn, project)
@@ -66,8 +69,7 @@ def prepare(conn: Any, project: Project, params: Mapping[str, str], *, compat: s
         restore()
     if count:
         out.info(f"Loaded {count} parameters")
-    for name in SCRIPTS_AFTER_LOAD:
-        run_script(conn, name)
+    run_scripts(conn, SCRIPTS_AFTER_LOAD, before=read_sql_section("session_load.sql", "analyze") if project.files else "")
     if verbose:
         out.verbose(f"session prepared in {time.monotonic() - started:.3f}s")
 
@@ -81,6 +83,23 @@ def run_script(conn: Any, name: str) -> None:
     _call(lambda: conn.run(text), f"{PREFIX}: {name}")
 
 
+def run_scripts(conn: Any, names: tuple[str, ...], *, before: str = "") -> None:
+    """Send several bundled scripts (after `before`) as one simple query: one round trip.
+
+    Each script is complete statements ending in `;`, so the concatenation runs them in
+    order; a failure names every script of the batch (bundled scripts fail only on a server
+    that lacks something pgmi needs).
+    """
+    texts = [before] if before else []
+    for name in names:
+        try:
+            texts.append(read_sql(name))
+        except OSError as error:
+            raise PgmiError(f"{PREFIX}: cannot read bundled {name}: {error.strerror or error}") from error
+    text = "\n".join(texts)
+    _call(lambda: conn.run(text), f"{PREFIX}: {' + '.join(names)}")
+
+
 # ---- files ---------------------------------------------------------------------------------
 
 def load_files(conn: Any, project: Project) -> None:
@@ -90,8 +109,9 @@ def load_files(conn: Any, project: Project) -> None:
     sources = project.source_files()
     tests = project.test_files()
     cache = ChecksumCache.for_project(project.root)
-    _copy(conn, read_sql_section("session_load.sql", "copy_source"),
-          [(f.path, lambda f=f: _source_row(f, cache)) for f in sources])
+    with _Reader(sources) as reader:
+        _copy(conn, read_sql_section("session_load.sql", "copy_source"),
+              [(f.path, lambda f=f: _source_row(f, cache, reader.take(f))) for f in sources])
     cache.save()
     directories = directory_rows_of_tests([f.path for f in tests])
     _copy(conn, read_sql_section("session_load.sql", "copy_test_directory"),
@@ -102,12 +122,88 @@ def load_files(conn: Any, project: Project) -> None:
     described = [f for f in sources if f.metadata is not None]
     _copy(conn, read_sql_section("session_load.sql", "copy_source_metadata"),
           [(f.path, lambda f=f: _metadata_row(f)) for f in described])
-    _call(lambda: conn.run(read_sql_section("session_load.sql", "analyze")), f"{PREFIX}: failed to load files")
+    # ANALYZE (session_load.sql "analyze") travels with the contract scripts: one round trip less.
 
 
-def _source_row(item: ProjectFile, cache: ChecksumCache | None = None) -> bytes:
-    data = item.read_bytes()
-    cols = path_columns(item.path)
+class _Reader:
+    """Read (and re-verify) the files the scan did not keep, ahead of the row builder, in threads.
+
+    Opening and reading a file is mostly system calls, which release the GIL, so a few threads
+    hide that latency behind the main thread's escaping and the server's COPY work. Files are
+    read in batches (one task per READ_BATCH files, so the pool's per-task cost stays small)
+    at most READ_AHEAD batches ahead, which bounds the bytes in flight. `take` returns the
+    bytes of the next file in order; a read error is raised there, in order, like a direct read.
+    """
+
+    def __init__(self, files: list[ProjectFile]) -> None:
+        self._batches = [files[i:i + READ_BATCH] for i in range(0, len(files), READ_BATCH)]
+        self._pending: collections.deque = collections.deque()
+        self._current: Iterator[bytes | BaseException] = iter(())
+        self._next = 0
+        self._pool = None
+        if any(f.held is None and f.text is None for f in files):
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="pgmi-read")
+            for _ in range(READ_AHEAD):
+                self._submit()
+
+    def _submit(self) -> None:
+        if self._pool is not None and self._next < len(self._batches):
+            self._pending.append(self._pool.submit(_read_batch, self._batches[self._next]))
+            self._next += 1
+
+    def take(self, item: ProjectFile) -> bytes | None:
+        if self._pool is None:
+            return None
+        data = next(self._current, None)
+        if data is None:
+            self._current = iter(self._pending.popleft().result())
+            self._submit()
+            data = next(self._current)
+        if isinstance(data, BaseException):
+            raise data
+        return data
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            for future in self._pending:
+                future.cancel()
+            self._pool.shutdown(wait=True)
+
+
+def _read_batch(files: list[ProjectFile]) -> list[bytes | BaseException]:
+    out: list[bytes | BaseException] = []
+    for item in files:
+        try:
+            out.append(item.read_bytes())
+        except PgmiError as error:
+            out.append(error)
+    return out
+
+
+def _source_row(item: ProjectFile, cache: ChecksumCache | None = None, data: bytes | None = None) -> bytes:
+    """One `_pgmi_source` row; `data` is the file's verified bytes when a reader thread has them."""
+    if data is None:
+        data = item.read_bytes()
+    path = item.path
+    if _PLAIN_PATH.search(path) is None:
+        # The common case in one pass: no character of the path needs COPY or array-literal
+        # escaping, so every text column is a slice of it (same rules as path_columns).
+        slash = path.rfind("/")
+        name = path[slash + 1:]
+        depth = path.count("/") - 1
+        _, dot, ext = name.rpartition(".")
+        extension = "." + ext if dot and ext.isascii() and ext.isalnum() else ""
+        parent = path[path.rfind("/", 0, slash) + 1:slash] if depth else "\\N"
+        head = "\t".join((path, name, path[:slash + 1], extension, str(depth))).encode("utf-8")
+        tail = "\t".join((str(len(data)), item.checksum, item.normalized_from(data, cache),
+                           '{"' + path.replace("/", '","') + '"}', "t" if item.is_sql else "f", "f", parent))
+        return b"".join((head, b"\t", escape(data), b"\t", tail.encode("utf-8"), b"\n"))
+    cols = path_columns(path)
     parts = "{" + ",".join('"' + p.replace("\\", "\\\\").replace('"', '\\"') + '"' for p in cols.parts) + "}"
     head = _row(item.path, cols.name, cols.directory, cols.extension, str(cols.depth))[:-1]
     tail = _row(str(len(data)), item.checksum, item.normalized_from(data, cache), parts,
@@ -135,6 +231,7 @@ def escape(data: bytes) -> bytes:
 
 
 _COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
+_PLAIN_PATH = re.compile(r'[\\\t\n\r"]')
 
 
 def _row(*values: str | None) -> bytes:

@@ -5,22 +5,44 @@ Adding a method = one module with an `AuthProvider` subclass + one line in `PROV
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import importlib
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from pgmilib.conn.auth.aws import AwsIamAuth
-from pgmilib.conn.auth.azure import AzureAuth
-from pgmilib.conn.auth.base import AuthProvider
-from pgmilib.conn.auth.google import GoogleAuth
-from pgmilib.conn.auth.password import PasswordAuth
 from pgmilib.errors import Marker, PgmiError
 
 if TYPE_CHECKING:
+    from pgmilib.conn.auth.base import AuthProvider
     from pgmilib.conn.params import ConnParams
 
-PROVIDERS: dict[str, type[AuthProvider]] = {
-    cls.name: cls for cls in (PasswordAuth, AzureAuth, AwsIamAuth, GoogleAuth)
-}
+
+class _Providers(Mapping[str, "type[AuthProvider]"]):
+    """name -> provider class, each module imported on first use.
+
+    The cloud providers pull in http.client, email, xml and json (~40 ms of imports); a
+    password deploy never needs them, so only the provider a connection asks for is loaded.
+    """
+
+    def __init__(self, where: dict[str, str]) -> None:
+        self._where = where
+
+    def __getitem__(self, name: str) -> type[AuthProvider]:
+        module, _, attr = self._where[name].partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._where)
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+
+PROVIDERS: Mapping[str, type[AuthProvider]] = _Providers({
+    "password": "pgmilib.conn.auth.password:PasswordAuth",
+    "azure": "pgmilib.conn.auth.azure:AzureAuth",
+    "aws": "pgmilib.conn.auth.aws:AwsIamAuth",
+    "google": "pgmilib.conn.auth.google:GoogleAuth",
+})
 
 
 def provider_for(params: ConnParams, environ: Mapping[str, str] | None = None) -> AuthProvider:

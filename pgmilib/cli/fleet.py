@@ -1,0 +1,157 @@
+"""`pgmi deploy DIR --targets FILE`: the command-line side of fleet deploys (pgmilib/fleet).
+
+Translation and process-wide concerns only: which flags mean a fleet, SIGINT/SIGTERM
+(cancel the running targets, start no new ones, report which completed), and printing:
+a line per target as it finishes, the final table, and with --json one document on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from collections.abc import Callable
+from typing import Any, Self
+
+from pgmilib.errors import PgmiError, UsageError, exit_code, go_quote
+from pgmilib.output import Output
+
+#: Flags that only a fleet understands (attribute, flag).
+FLEET_FLAGS = (("parallel", "--parallel"), ("canary", "--canary"), ("max_failures", "--max-failures"),
+               ("only", "--only"), ("shard", "--shard"))
+#: Flags that name one database: they make no sense with a list of targets (attribute, flag).
+SINGLE_FLAGS = (("connection", "--connection"), ("host", "--host"), ("port", "--port"),
+                ("username", "--username"), ("database", "--database"), ("ephemeral", "--ephemeral"),
+                ("keep", "--keep"))
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The fleet flags of `pgmi deploy` (docs/FLEET.md)."""
+    f = p.add_argument_group("fleet (one project, many databases: docs/FLEET.md)")
+    f.add_argument("--targets", default="", metavar="FILE",
+                   help="YAML file with a `targets:` list (name, connection, params); pgmi.yaml may hold one too")
+    f.add_argument("--parallel", type=int, default=None, metavar="N", help="deploy N targets at a time (default 4)")
+    f.add_argument("--canary", default="", metavar="NAME", help="deploy this target first; the rest only if it succeeds")
+    f.add_argument("--max-failures", type=int, default=None, metavar="K",
+                   help="start no new targets after K failures")
+    f.add_argument("--only", default="", metavar="NAME,...", help="deploy only these targets")
+    f.add_argument("--shard", default="", metavar="I/N",
+                   help="deploy shard I of N (1-based, round-robin over the list): one shard per CI job or pod")
+
+
+def _given(args: argparse.Namespace, attr: str) -> bool:
+    value = getattr(args, attr, None)
+    return value not in (None, "", 0, False)
+
+
+def wants_fleet(args: argparse.Namespace) -> bool:
+    """--targets, or a `targets:` list in pgmi.yaml when no flag names one database."""
+    if args.targets:
+        return True
+    if not args.project_path or any(_given(args, attr) for attr, _ in SINGLE_FLAGS):
+        return False
+    from pgmilib.config import load_project_config
+
+    try:
+        config = load_project_config(args.project_path)
+    except PgmiError:  # the single-deploy path reports a broken pgmi.yaml in its usual way
+        return False
+    return bool(config and config.targets_node is not None)
+
+
+def check_single(args: argparse.Namespace) -> None:
+    """A single deploy given fleet-only flags: say what is missing."""
+    for attr, flag in FLEET_FLAGS:
+        if _given(args, attr) or (attr in ("parallel", "max_failures") and getattr(args, attr) is not None):
+            raise UsageError(f"{flag} needs a list of targets: --targets FILE (or a `targets:` list in pgmi.yaml)")
+
+
+def cmd_fleet(args: argparse.Namespace, out: Output, request_from_args: Callable[..., Any]) -> int:
+    """Deploy the project to every selected target; exit 0 only when all succeeded."""
+    from pgmilib.fleet import FleetCancellation, report, run_fleet
+
+    try:
+        targets, base, options = _prepare(args, request_from_args)
+    except PgmiError as error:
+        if args.json:
+            out.envelope({"status": "failed", "exitCode": int(exit_code(error)), "error": error.message})
+        raise
+    cancel = FleetCancellation()
+    label = "Rehearsing" if base.rehearse else "Deploying"
+    out.info(f"{label} {args.project_path} to {len(targets)} target(s), {options['parallel']} at a time"
+             + (f", canary {options['canary']} first" if options["canary"] else ""))
+
+    def on_done(outcome: Any, done: int, total: int) -> None:
+        report.target_line(out, outcome, done, total)
+
+    with _FleetSignals(cancel, out):
+        result = run_fleet(base, targets, cancel=cancel, on_done=on_done, **options)
+    out.info(report.table(result))
+    if args.json:
+        out.data(report.dumps(report.envelope(result, rehearse=base.rehearse)))
+    return result.exit_code
+
+
+def _prepare(args: argparse.Namespace, request_from_args: Callable[..., Any]) -> tuple[list[Any], Any, dict[str, Any]]:
+    """Targets (selected), the base DeployRequest and the runner options; UsageError/ConfigError.
+
+    `request_from_args` is cli.deploy's translation of the flags (passed in: cli.deploy calls us).
+    """
+    from pgmilib.config import load_project_config
+    from pgmilib.fleet import load_targets_file, parse_shard, select, targets_from_project
+    from pgmilib.fleet.runner import DEFAULT_PARALLEL
+
+    for attr, flag in SINGLE_FLAGS:
+        if _given(args, attr):
+            raise UsageError(f"{flag} cannot be combined with a list of targets: each target names its own "
+                             "connection in the targets file")
+    parallel = DEFAULT_PARALLEL if args.parallel is None else args.parallel
+    if parallel < 1:
+        raise UsageError(f"--parallel must be at least 1, got {parallel}")
+    if args.max_failures is not None and args.max_failures < 1:
+        raise UsageError(f"--max-failures must be at least 1, got {args.max_failures}")
+    shard_spec = parse_shard(args.shard) if args.shard else None
+    only = _only(args.only) if args.only else []
+    for spec in args.test_report:
+        if "{target}" not in spec:
+            raise UsageError(f"--test-report {go_quote(spec)}: with several targets the path needs {{target}}, "
+                             "e.g. junit:reports/{target}.xml")
+    if args.targets:
+        targets = load_targets_file(args.targets)
+    else:
+        config = load_project_config(args.project_path)
+        targets = targets_from_project(config) if config else []
+    chosen = select(targets, only=only, shard_spec=shard_spec, canary=args.canary)
+    base = request_from_args(args)
+    options = {"parallel": parallel, "canary": args.canary, "max_failures": args.max_failures}
+    return chosen, base, options
+
+
+def _only(text: str) -> list[str]:
+    from pgmilib.fleet.select import parse_only
+
+    return parse_only(text)
+
+
+class _FleetSignals:
+    """SIGINT/SIGTERM: cancel the running targets and start no new ones (the table says which completed)."""
+
+    def __init__(self, cancel: Any, out: Output) -> None:
+        self.cancel = cancel
+        self.out = out
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> Self:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if not self.cancel.requested:
+            self.out.info("pgmi: interrupted, cancelling the running targets (no new ones start)...")
+        self.cancel.cancel()
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,145 @@
+"""The rules of `pgmi init` (templates.md §1), shared by the command and the init wizard.
+
+Order matters for the "refused means untouched" guarantee: every check (template exists,
+target is a directory or absent, nothing but managed files in it) runs before the first
+mkdir, so a refused scaffold has written nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from importlib.abc import Traversable
+from pathlib import Path
+
+from pgmilib.errors import PgmiError, UsageError, go_quote
+from pgmilib.scaffold.catalogue import template_dir, template_names
+
+# Files a user may prepare before `pgmi init` (connection, secrets); they never block and are
+# never overwritten.
+MANAGED_FILES = ("pgmi.yaml", ".env")
+PLACEHOLDER = "{{PROJECT_NAME}}"
+
+
+def project_name(target: str | Path) -> str:
+    """Base name of the target; for `.`/`..` (or a trailing slash) the current directory's name."""
+    name = Path(os.path.normpath(str(target))).name
+    if name in ("", ".", ".."):
+        try:
+            name = Path(os.path.abspath(str(target))).name or "project"
+        except OSError:
+            name = "project"
+    return name
+
+
+def unknown_template(name: str) -> UsageError:
+    error = UsageError(f"usage error: unknown template {go_quote(name)} (available: [{' '.join(template_names())}])")
+    error.trailer.append("Run 'pgmi templates list' to see the templates.")
+    return error
+
+
+def blocking_entries(target: Path) -> list[str]:
+    """Entries of an existing directory that forbid scaffolding into it (sorted)."""
+    return sorted(e for e in os.listdir(target) if e not in MANAGED_FILES)
+
+
+def check_target(target: Path) -> None:
+    """Raise unless the target is absent, an empty directory, or holds only managed files."""
+    shown = go_quote(str(target.absolute()))
+    if not target.exists():
+        if target.is_symlink():
+            raise UsageError(f"usage error: target {shown} is a dangling symbolic link")
+        return
+    if not target.is_dir():
+        raise UsageError(f"usage error: target {shown} exists but is not a directory")
+    try:
+        blocking = blocking_entries(target)
+    except OSError as error:
+        raise PgmiError(f"cannot read directory {shown}: {error.strerror}") from error
+    if blocking:
+        error = UsageError(f"usage error: directory {shown} is not empty (blocking: [{' '.join(blocking)}])")
+        error.trailer.append("Choose another location, remove those files, or scaffold into a new directory "
+                             "(pgmi init <new-dir-name>).")
+        raise error
+
+
+def substitute(text: str, name: str, *, json_file: bool) -> str:
+    """Replace the placeholder; inside .json files insert the name JSON-string-escaped."""
+    value = json.dumps(name, ensure_ascii=False)[1:-1] if json_file else name
+    return text.replace(PLACEHOLDER, value)
+
+
+def _walk(node: Traversable, rel: str = "") -> list[tuple[str, Traversable]]:
+    """(relative path, entry) pairs in a stable order, directories before their contents."""
+    entries: list[tuple[str, Traversable]] = []
+    for child in sorted(node.iterdir(), key=lambda c: c.name):
+        path = f"{rel}{child.name}"
+        if child.name == "__pycache__":
+            continue
+        if child.is_dir():
+            if child.name.startswith("."):  # dot-directories are never part of a template
+                continue
+            entries.append((path + "/", child))
+            entries.extend(_walk(child, path + "/"))
+        else:
+            entries.append((path, child))
+    return entries
+
+
+def create_project(template: str, target: str | Path, name: str | None = None,
+                   log: Callable[[str], None] | None = None) -> Path:
+    """Scaffold `template` into `target`; returns the absolute target path.
+
+    `log` receives one line per directory/file created and per managed file kept (verbose).
+    """
+    source = template_dir(template)
+    if source is None:
+        raise unknown_template(template)
+    target = Path(target)
+    check_target(target)
+    name = name or project_name(target)
+    say = log or (lambda _line: None)
+    try:
+        target.mkdir(mode=0o755, parents=True, exist_ok=True)
+        for rel, entry in _walk(source):
+            dest = target / rel
+            if rel.endswith("/"):
+                dest.mkdir(mode=0o755, exist_ok=True)
+                say(f"Created directory: {rel}")
+                continue
+            if rel in MANAGED_FILES and dest.exists():
+                say(f"Skipping existing: {rel}")
+                continue
+            data = entry.read_bytes()
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError:
+                body = data  # binary files are copied as they are
+            else:
+                body = substitute(text, name, json_file=rel.endswith(".json")).encode("utf-8")
+            fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(body)
+            say(f"Created file: {rel}")
+    except OSError as error:
+        where = error.filename or str(target)
+        raise PgmiError(f"cannot write {go_quote(str(where))}: {error.strerror}") from error
+    return target.absolute()
+
+
+def tree_lines(root: Path) -> list[str]:
+    """`<abs>/` then one `├── `/`└── ` line per entry, directories suffixed `/`, name-sorted."""
+    lines = [f"{root.absolute()}/"]
+
+    def walk(directory: Path, prefix: str) -> None:
+        children = sorted(directory.iterdir(), key=lambda p: p.name)
+        for i, child in enumerate(children):
+            last = i == len(children) - 1
+            suffix = "/" if child.is_dir() else ""
+            lines.append(f"{prefix}{'└── ' if last else '├── '}{child.name}{suffix}")
+            if child.is_dir():
+                walk(child, prefix + ("    " if last else "│   "))
+
+    walk(root, "")
+    return lines

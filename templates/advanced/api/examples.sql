@@ -1,0 +1,157 @@
+/*
+<pgmi-meta id="a7f00501-0000-4000-8000-000000000001" idempotent="true">
+  <description>Example handlers: REST routes, an RPC method and MCP tools</description>
+  <sortKeys><key>005/001</key></sortKeys>
+</pgmi-meta>
+*/
+-- Your application's entry points go in files like this one. Each registration names a
+-- fixed id (keep it stable: redeploys update the handler in place), the route or method,
+-- the rules (requiresAuth defaults to true) and the function body.
+
+-- GET /hello?name=Ada: public, read-only.
+SELECT api.create_or_replace_rest_handler($spec$
+{"id": "b0000000-0000-4000-8000-000000000001", "name": "hello_world", "method": "GET", "route": "/hello",
+ "description": "Greets the caller", "requiresAuth": false, "readOnly": true}
+$spec$::jsonb, $body$
+DECLARE
+    who text := coalesce(substring((request).url from '[?&]name=([^&]*)'), 'world');
+BEGIN
+    RETURN api.json_response(200, jsonb_build_object('message', format('Hello, %s!', who)));
+END
+$body$);
+
+-- POST /echo: returns the JSON body it was given; needs an identity.
+SELECT api.create_or_replace_rest_handler($spec$
+{"id": "b0000000-0000-4000-8000-000000000002", "name": "echo", "method": "POST", "route": "/echo",
+ "description": "Returns the request body"}
+$spec$::jsonb, $body$
+BEGIN
+    RETURN api.json_response(200, coalesce(convert_from((request).content, 'UTF8')::jsonb, 'null'));
+END
+$body$);
+
+-- GET /health: for load balancers; not logged (it would flood the exchange log).
+SELECT api.create_or_replace_rest_handler($spec$
+{"id": "b0000000-0000-4000-8000-000000000003", "name": "health_check", "method": "GET", "route": "/health",
+ "description": "Liveness probe", "requiresAuth": false, "readOnly": true, "autoLog": false}
+$spec$::jsonb, $body$
+BEGIN
+    RETURN api.json_response(200, jsonb_build_object('status', 'ok', 'database', current_database()));
+END
+$body$);
+
+-- GET /me: the caller's profile, read through row-level security.
+SELECT api.create_or_replace_rest_handler($spec$
+{"id": "b0000000-0000-4000-8000-000000000004", "name": "get_current_user", "method": "GET", "route": "/me",
+ "description": "The authenticated user", "readOnly": true}
+$spec$::jsonb, $body$
+DECLARE
+    me jsonb;
+BEGIN
+    SELECT jsonb_build_object('id', object_id, 'email', email, 'displayName', display_name) INTO me
+      FROM membership."user" WHERE object_id = api.current_user_id();
+    RETURN api.json_response(200, me);
+END
+$body$);
+
+-- GET /organizations: the organizations the caller is an active member of.
+SELECT api.create_or_replace_rest_handler($spec$
+{"id": "b0000000-0000-4000-8000-000000000005", "name": "list_organizations", "method": "GET",
+ "route": "/organizations", "description": "Organizations of the caller", "readOnly": true}
+$spec$::jsonb, $body$
+BEGIN
+    RETURN api.json_response(200, (
+        SELECT coalesce(jsonb_agg(jsonb_build_object('id', object_id, 'name', name, 'slug', slug) ORDER BY name), '[]')
+          FROM membership.organization WHERE object_id = ANY (api.current_member_org_ids())));
+END
+$body$);
+
+-- GET /organizations/{orgId}/members: a path parameter, and a deliberate 404.
+SELECT api.create_or_replace_rest_handler($spec$
+{"id": "b0000000-0000-4000-8000-000000000006", "name": "list_organization_members", "method": "GET",
+ "route": "/organizations/{orgId}/members", "description": "Members of one organization", "readOnly": true}
+$spec$::jsonb, $body$
+DECLARE
+    org uuid := common.try_cast(path ->> 'orgId', NULL::uuid);
+BEGIN
+    IF org IS NULL OR NOT org = ANY (api.current_member_org_ids()) THEN
+        RAISE EXCEPTION 'Organization not found' USING ERRCODE = 'P0404';
+    END IF;
+    RETURN api.json_response(200, (
+        SELECT coalesce(jsonb_agg(jsonb_build_object('userId', user_id, 'role', role) ORDER BY joined_at), '[]')
+          FROM membership.organization_member WHERE organization_id = org AND status = 'active'));
+END
+$body$);
+
+-- GET /admin/handlers: the registry, for system administrators only.
+SELECT api.create_or_replace_rest_handler($spec$
+{"id": "b0000000-0000-4000-8000-000000000007", "name": "admin_list_handlers", "method": "GET",
+ "route": "/admin/handlers", "description": "Registered handlers (admin)", "readOnly": true}
+$spec$::jsonb, $body$
+BEGIN
+    IF NOT api.current_user_is_admin() THEN
+        RETURN api.problem(403, 'Forbidden', 'administrators only');
+    END IF;
+    RETURN api.json_response(200, (
+        SELECT jsonb_agg(jsonb_build_object('name', name, 'type', handler_type, 'route', public_name) ORDER BY name)
+          FROM api.handler WHERE deleted_at IS NULL));
+END
+$body$);
+
+-- POST /counters/{name}/increment: a write that must not lose updates, so the handler
+-- demands REPEATABLE READ; two concurrent calls make one fail with 40001 (retry it).
+CREATE TABLE IF NOT EXISTS api.counter (name text PRIMARY KEY, value bigint NOT NULL DEFAULT 0);
+SELECT api.create_or_replace_rest_handler($spec$
+{"id": "b0000000-0000-4000-8000-000000000008", "name": "increment_counter", "method": "POST",
+ "route": "/counters/{name}/increment", "description": "Adds one to a named counter",
+ "requiresAuth": false, "isolation": "repeatable read"}
+$spec$::jsonb, $body$
+DECLARE
+    result bigint;
+BEGIN
+    INSERT INTO api.counter AS c (name, value) VALUES (path ->> 'name', 1)
+    ON CONFLICT (name) DO UPDATE SET value = c.value + 1
+    RETURNING value INTO result;
+    RETURN api.json_response(200, jsonb_build_object('name', path ->> 'name', 'value', result));
+END
+$body$);
+DO $$
+BEGIN
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE ON api.counter TO %I',
+                   (SELECT value FROM internal.setting WHERE key = 'api_role'));
+END
+$$;
+
+-- JSON-RPC "math.add": {"a": 1, "b": 2} -> 3.
+SELECT api.create_or_replace_rpc_handler($spec$
+{"id": "b0000000-0000-4000-8000-000000000101", "name": "rpc_math_add", "method": "math.add",
+ "description": "Adds a and b", "requiresAuth": false, "readOnly": true}
+$spec$::jsonb, $body$
+BEGIN
+    RETURN to_jsonb((params ->> 'a')::numeric + (params ->> 'b')::numeric);
+END
+$body$);
+
+-- MCP tools: one public, one that needs an identity.
+SELECT api.create_or_replace_mcp_handler($spec$
+{"id": "b0000000-0000-4000-8000-000000000201", "name": "mcp_greet", "tool": "greet",
+ "description": "Greets someone by name", "requiresAuth": false,
+ "inputSchema": {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}}
+$spec$::jsonb, $body$
+BEGIN
+    IF arguments ->> 'name' IS NULL THEN
+        RAISE EXCEPTION 'name is required';
+    END IF;
+    RETURN jsonb_build_object('greeting', format('Hello, %s!', arguments ->> 'name'));
+END
+$body$);
+
+SELECT api.create_or_replace_mcp_handler($spec$
+{"id": "b0000000-0000-4000-8000-000000000202", "name": "mcp_my_organizations", "tool": "my_organizations",
+ "description": "Organizations of the caller"}
+$spec$::jsonb, $body$
+BEGIN
+    RETURN (SELECT coalesce(jsonb_agg(name ORDER BY name), '[]') FROM membership.organization
+             WHERE object_id = ANY (api.current_member_org_ids()));
+END
+$body$);
