@@ -392,7 +392,7 @@ def test_unknown_flag_without_a_close_match_gets_none(capsys):
     ("conection:\n  host: x\n", 'unknown key "conection" in pgmi.yaml (did you mean "connection"?)'),
     ("connection:\n  databse: app\n", 'unknown key "databse" in connection (did you mean "database"?)'),
     ("host: db\n", 'unknown key "host" in pgmi.yaml (did you mean connection.host?'),
-    ("zzz: 1\n", 'unknown key "zzz" in pgmi.yaml (allowed: connection, params, timeout)'),
+    ("zzz: 1\n", 'unknown key "zzz" in pgmi.yaml (allowed: connection, params, timeout'),
 ])
 def test_unknown_config_keys_get_a_suggestion(tmp_path, yaml_text, expected):
     from pgmilib.config import load_project_config

