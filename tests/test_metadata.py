@@ -535,30 +535,31 @@ def test_plan_json(proj, capsys):
                               "sort_keys": ["000/b", "zzz"], "description": ""}
 
 
-def test_plan_human_goes_to_stderr(proj, capsys):
+def test_plan_human_report_goes_to_stdout(proj, capsys):
     code, out, err = run(["metadata", "plan", str(proj)], capsys)
-    assert code == 0 and out == ""
-    assert "Metadata Summary (2 files):" in err
-    assert "1. ./migrations/001_users.sql" in err and "   Sort Keys: [000/b zzz]" in err
-    assert "   Description: No metadata (fallback)" in err
+    assert code == 0
+    assert "Metadata Summary (2 files):" in out
+    assert "1. ./migrations/001_users.sql" in out and "   Sort Keys: [000/b zzz]" in out
+    assert "   Description: No metadata (fallback)" in out
+    assert err == "Scanning SQL files and analyzing dependencies...\n"  # progress only
 
 
 def test_scaffold_preview_changes_nothing(proj, capsys):
     before = {p: p.read_bytes() for p in proj.rglob("*") if p.is_file()}
     code, out, err = run(["metadata", "scaffold", str(proj)], capsys)
-    assert code == 0 and out == ""
-    assert "Found 1 file(s) without metadata:" in err
-    assert f"ID: {fallback_id('./migrations/001_users.sql')} (fallback)" in err
-    assert "<pgmi-meta" not in err, "the generated block itself is never printed"
-    assert err.rstrip().endswith("Preview mode: no files were modified. Use --write to apply changes.")
+    assert code == 0 and err == "Scanning for SQL files without metadata...\n"
+    assert "Found 1 file(s) without metadata:" in out
+    assert f"ID: {fallback_id('./migrations/001_users.sql')} (fallback)" in out
+    assert "<pgmi-meta" not in out, "the generated block itself is never printed"
+    assert out.rstrip().endswith("Preview mode: no files were modified. Use --write to apply changes.")
     assert {p: p.read_bytes() for p in proj.rglob("*") if p.is_file()} == before
 
 
 def test_scaffold_write_is_atomic_keeps_mode_and_uses_generic_id(proj, capsys):
     target = proj / "migrations/001_users.sql"
-    code, _, err = run(["metadata", "scaffold", str(proj), "--write", "--idempotent", "false"], capsys)
+    code, out, _ = run(["metadata", "scaffold", str(proj), "--write", "--idempotent", "false"], capsys)
     assert code == 0
-    assert "Written to file" in err and err.rstrip().endswith("Generated metadata for 1 file(s).")
+    assert "Written to file" in out and out.rstrip().endswith("Generated metadata for 1 file(s).")
     assert oct(target.stat().st_mode & 0o777) == oct(0o640)
     assert not list(proj.rglob("*.pgmi-tmp"))
     text = target.read_text()
@@ -566,8 +567,8 @@ def test_scaffold_write_is_atomic_keeps_mode_and_uses_generic_id(proj, capsys):
     meta_ = parse_block(text, "./migrations/001_users.sql")
     assert meta_.id == fallback_id("./migrations/001_users.sql") and meta_.idempotent is False
     assert (proj / "__test__/test_a.sql").read_text() == "SELECT 1;\n"
-    code, _, err = run(["metadata", "scaffold", str(proj)], capsys)
-    assert code == 0 and "All SQL files already have metadata." in err
+    code, out, _ = run(["metadata", "scaffold", str(proj)], capsys)
+    assert code == 0 and "All SQL files already have metadata." in out
 
 
 def test_scaffold_keeps_a_bom_first(tmp_path, capsys):
@@ -587,8 +588,8 @@ def test_validate_json_and_human(proj, capsys):
     assert list(json.loads(out)) == ["total_files", "files_with_metadata", "files_without_metadata",
                                      "validation_passed", "duplicate_ids"]
     code, out, err = run(["metadata", "validate", str(proj)], capsys)
-    assert code == 0 and out == ""
-    assert "Validation Summary:" in err and "Metadata validation passed." in err
+    assert code == 0 and "Validation Summary:" not in err
+    assert "Validation Summary:" in out and "Metadata validation passed." in out
 
 
 def test_validate_duplicate_ids_exit_1_after_printing(proj, capsys):
@@ -602,7 +603,8 @@ def test_validate_duplicate_ids_exit_1_after_printing(proj, capsys):
     assert doc["duplicate_ids"] == [f"{UID}: ./b/dup.sql, ./migrations/002_data.sql"]
     assert "pgmi: error: metadata validation failed" in err
     code, out, err = run(["metadata", "validate", str(proj)], capsys)
-    assert code == 1 and "Error: Duplicate IDs detected:" in err
+    assert code == 1 and "Error: Duplicate IDs detected:" in out
+    assert "pgmi: error: metadata validation failed" in err
 
 
 def test_duplicate_ids_fail_plan_and_scaffold_as_config(proj, capsys):

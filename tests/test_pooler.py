@@ -24,7 +24,10 @@ def _pgbouncer_binary() -> str:
     found = shutil.which("pgbouncer") or next((p for p in ("/usr/sbin/pgbouncer", "/usr/bin/pgbouncer")
                                                 if os.access(p, os.X_OK)), None)
     if not found:
-        pytest.fail(f"pgbouncer is not installed; these tests need a real one: {INSTALL}", pytrace=False)
+        # CI installs it (.ci/run) and must never skip; elsewhere it is optional (README), like openssl.
+        if os.environ.get("CI"):
+            pytest.fail(f"pgbouncer is not installed; these tests need a real one: {INSTALL}", pytrace=False)
+        pytest.skip(f"pgbouncer is not installed (optional): {INSTALL}")
     return found
 
 

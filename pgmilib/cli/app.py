@@ -36,8 +36,35 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
         self.add_argument("--help", action="help", help="show this help and exit")
 
+    #: The parser that parsed last: argparse reports a subcommand's unknown flag from the root parser,
+    #: but the suggestion must come from the subcommand's own flags.
+    last_used: _Parser | None = None
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        _Parser.last_used = self
+        return super().parse_known_args(args, namespace)
+
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"usage error: {message}")
+        raise UsageError(f"usage error: {message}{_did_you_mean(message, _Parser.last_used or self)}")
+
+
+def _did_you_mean(message: str, parser: argparse.ArgumentParser) -> str:
+    """`; did you mean --connection?` for a mistyped flag or command (difflib), else ""."""
+    import difflib
+    import re
+
+    choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+    if choice:
+        word = choice.group(1)
+        candidates = [c for c in re.findall(r"'([^']*)'", choice.group(2)) if not c.startswith("__")]
+    else:
+        unknown = re.search(r"unrecognized arguments: (\S+)", message)
+        if not unknown or not unknown.group(1).startswith("-"):
+            return ""
+        word = unknown.group(1).split("=", 1)[0]
+        candidates = [o for o in parser._option_string_actions if o.startswith("--")]
+    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.75)
+    return f"; did you mean {close[0]}?" if close else ""
 
 
 def _lazy(target: str) -> Callable[[argparse.Namespace, Output], int]:
@@ -63,9 +90,15 @@ def _platform() -> str:
 
 
 def version_text() -> str:
+    """What a bug report needs: this implementation, its compat level, and the Python running it."""
+    import platform
+
     return (
         f"pgmi {__version__} (compat {SUPPORTED_COMPAT[0]})\n"
         f"Commit: {BUILD_COMMIT}, Built: {BUILD_DATE}, Platform: {_platform()}\n"
+        f"Implementation: pgmi for Python (pgmilib), a re-implementation of the Go pgmi; "
+        f"session API compat level {SUPPORTED_COMPAT[0]} (supported: {', '.join(SUPPORTED_COMPAT)})\n"
+        f"Python: {platform.python_implementation()} {platform.python_version()} ({sys.executable})\n"
         f"Repository: {REPOSITORY}\n"
     )
 
@@ -142,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
         "rest", nargs=argparse.REMAINDER)
     add("serve", _lazy("cli.serve:cmd_serve"), "MCP server over stdio (claude mcp add pgmi -- pgmi serve)")
     add("version", cmd_version, "print version information").add_argument("rest", nargs="*")
-    add("completion", _not_yet("completion"), "print a shell completion script").add_argument(
+    add("completion", _lazy("cli.completion:cmd_completion"), "print a shell completion script").add_argument(
         "shell", choices=("bash", "zsh", "fish", "powershell"))
     return root
 
@@ -185,6 +218,7 @@ def _terminate_as_interrupt(signum: int, frame: object) -> None:
 
 def _main(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    _Parser.last_used = None
     verbose = "-v" in argv or "--verbose" in argv
     out = Output(verbose=verbose, json_mode="--json" in argv)
     parser = build_parser()
@@ -195,6 +229,10 @@ def _main(argv: Sequence[str] | None) -> int:
             else:
                 out.data(parser.format_help())
             return Exit.SUCCESS
+        # Hidden (not in the argparse tree, so not in help or suggestions): the completion scripts call
+        # back `pgmi __complete WORD...`; the words are a half-typed command line, never parsed as flags.
+        if argv[0] == "__complete":
+            return _lazy("cli.completion:cmd_complete")(argparse.Namespace(words=argv[1:]), out)
         if argv[0] == "help":
             parser.parse_args([*argv[1:], "--help"])
         args = parser.parse_args(argv)
@@ -209,12 +247,38 @@ def _main(argv: Sequence[str] | None) -> int:
     except KeyboardInterrupt:
         out.info("pgmi: interrupted")
         return Exit.INTERRUPTED
+    except UsageError as error:
+        out.error(error)
+        if out.json_mode:  # scripts parsing stdout get a document even for a bad command line
+            out.envelope({"status": "failed", "exitCode": int(Exit.USAGE), "error": str(error)})
+        return Exit.USAGE
     except PgmiError as error:
         out.error(error)
         return exit_code(error)
     except Exception as error:  # noqa: BLE001 -- a bug: say so, with the (redacted) traceback, exit 3
+        problem = environment_problem(error)
+        if problem:  # not a bug: something the machine lacks; one line and the fix, exit 1
+            out.error_text(problem)
+            return Exit.GENERAL
         _panic(out, error)
         return Exit.PANIC
+
+
+#: Import name -> requirement, for the one-line "missing dependency" message.
+_DEPENDENCIES = {"yaml": "PyYAML", "pg8000": "pg8000", "scramp": "scramp", "asn1crypto": "asn1crypto",
+                 "dateutil": "python-dateutil", "six": "six"}
+
+
+def environment_problem(error: BaseException) -> str | None:
+    """One line (what is missing, the command that fixes it) when `error` is the machine's, not a bug."""
+    if isinstance(error, ModuleNotFoundError) and (error.name or "").split(".")[0] in _DEPENDENCIES:
+        package = _DEPENDENCIES[(error.name or "").split(".")[0]]
+        return (f"missing Python dependency {package} (module {error.name!r}) for {sys.executable}; fix: run "
+                f"`make demo` or `make test` in the pgmi checkout (they set up .venv), or `pip install .` there")
+    if isinstance(error, FileNotFoundError) and "No usable temporary directory" in str(error):
+        return ("no writable temporary directory ($TMPDIR, /tmp, /var/tmp, /usr/tmp and the current directory "
+                "are not writable); fix: export TMPDIR=<a writable directory>")
+    return None
 
 
 def _panic(out: Output, error: BaseException) -> None:

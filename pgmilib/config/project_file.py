@@ -184,8 +184,21 @@ def _mapping(node, where: str) -> list[tuple[str, object, int]]:
 
 
 def _unknown(key: str, where: str) -> str:
-    hint = _FORBIDDEN_HINTS.get(key.lower())
+    hint = _FORBIDDEN_HINTS.get(key.lower()) or _did_you_mean(key, where)
     return f"unknown key {go_quote(key)} in {where}" + (f" ({hint})" if hint else "")
+
+
+def _did_you_mean(key: str, where: str) -> str:
+    """A typo's closest allowed key; a connection key at the top level points into `connection:`."""
+    import difflib
+
+    if where == "pgmi.yaml" and key in CONNECTION_KEYS:
+        return f"did you mean connection.{key}? connection settings go under 'connection:'"
+    allowed = TOP_LEVEL_KEYS if where == "pgmi.yaml" else CONNECTION_KEYS
+    close = difflib.get_close_matches(key.lower(), allowed, n=1, cutoff=0.6)
+    if close:
+        return f"did you mean {go_quote(close[0])}?"
+    return "allowed: " + ", ".join(allowed)
 
 
 def _scalar(node, where: str) -> str | None:

@@ -9,6 +9,7 @@ pgmi.yaml `connection` block. It never reads `os.environ`.
 from __future__ import annotations
 
 import getpass
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -131,6 +132,21 @@ def resolve(flags: ConnectionFlags, environ: Mapping[str, str], yaml_connection:
     return params
 
 
+#: Where local servers put their unix socket (Debian/Ubuntu, then upstream's default).
+SOCKET_DIRS = ("/var/run/postgresql", "/tmp")
+
+
+def default_host(port: int, socket_dirs: tuple[str, ...] | None = None) -> str:
+    """The host when no flag, service, variable or pgmi.yaml named one: like libpq, the local
+    server's unix socket when there is one (so `sudo -u postgres pgmi deploy . -d app` uses peer
+    authentication as psql does), else localhost over TCP."""
+    if os.name == "posix":
+        for directory in SOCKET_DIRS if socket_dirs is None else socket_dirs:
+            if os.path.exists(os.path.join(directory, f".s.PGSQL.{port}")):
+                return directory
+    return "localhost"
+
+
 def _resolve_string(text: str, source: str, environ: Mapping[str, str]) -> ConnParams:
     try:
         params = parse_connection_string(text)
@@ -187,11 +203,6 @@ def _resolve_granular(flags: ConnectionFlags, environ: Mapping[str, str], yaml_c
         return "", ""
 
     params = ConnParams(source="flags")
-    host, _ = pick(flags.host, "host", "PGHOST", "host")
-    params.host = host or "localhost"
-    if host:
-        params.given.add("host")  # explicit: Google connects here instead of resolving the instance
-
     port, origin = pick(_flag_port(flags), "port", "PGPORT", "port")
     if origin == "env":
         params.port = parse_port(port, "invalid $PGPORT value")
@@ -199,6 +210,11 @@ def _resolve_granular(flags: ConnectionFlags, environ: Mapping[str, str], yaml_c
         params.port = parse_port(port, "invalid pgmi.yaml connection.port")
     else:
         params.port = int(port) if port else DEFAULT_PORT
+
+    host, _ = pick(flags.host, "host", "PGHOST", "host")
+    params.host = host or default_host(params.port)
+    if host:
+        params.given.add("host")  # explicit: Google connects here instead of resolving the instance
 
     user, _ = pick(flags.username, "user", "PGUSER", "username")
     params.user = user or _os_user(environ)

@@ -18,14 +18,18 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pgmilib.errors import ExecutionFailed, PgDiagnostics, PgmiError
 from pgmilib.output import Output, shown_in_envelope
 from pgmilib.sqllex import Unit, line_col, mask, source_line, statement_spans
 
+if TYPE_CHECKING:
+    from pgmilib.deploy.testing import LineMap
+
 SCRIPT_NAME = "deploy.sql"
 _EXPANDED_NOTE = " (of the expanded script: pgmi_test() macros shift line numbers relative to the file on disk)"
+_GENERATED_NOTE = " (inside the SQL that CALL pgmi_test() on this line expands to)"
 _FAILED_IN = re.compile(r"Failed in (.+?\.sql)(?=[:\s,;)]|$)")
 _LOCK_SETTING = re.compile(r"max_(?:pred_)?locks_per_transaction")
 
@@ -46,12 +50,16 @@ def run_units(
     script_text: str,
     script_expanded: bool,
     files: Mapping[str, str] | None = None,
+    line_map: LineMap | None = None,
+    original_text: str | None = None,
 ) -> ExecResult:
     """Run `units` in order on `conn` (pg8000 native); raise ExecutionFailed at the first failure.
 
     `script_text` is the expanded deploy.sql the units were cut from (for LINE/caret output),
     `script_expanded` says whether test macros changed it, `files` maps loaded project paths
     to their content so errors inside EXECUTEd file text can be located in the file.
+    With `line_map` and `original_text` (deploy.sql as written), reported lines are lines of
+    the file, not of the expanded text.
     """
     total = len(units)
     if total > 1:
@@ -74,7 +82,8 @@ def run_units(
                 raise copy_in_failure(diag, unit, index, total, script_text=script_text,
                                       script_expanded=script_expanded) from exc
             raise build_failure(diag, unit, index, total, script_text=script_text,
-                                script_expanded=script_expanded, files=files) from exc
+                                script_expanded=script_expanded, files=files, line_map=line_map,
+                                original_text=original_text) from exc
     return ExecResult(units_total=total, units_committed=total)
 
 
@@ -120,6 +129,8 @@ def build_failure(
     script_text: str,
     script_expanded: bool,
     files: Mapping[str, str] | None = None,
+    line_map: LineMap | None = None,
+    original_text: str | None = None,
 ) -> ExecutionFailed:
     """The ExecutionFailed for a server error in unit `index` (message, details, trailer)."""
     severity = diag.severity or "ERROR"
@@ -135,16 +146,26 @@ def build_failure(
         where = line_col(script_text, at)
         if where is not None:
             line, column = where
+            note = _EXPANDED_NOTE if script_expanded else ""
             text_line = source_line(script_text, line)
+            if line_map is not None and original_text is not None:
+                line, generated = line_map.original(line)
+                text_line = source_line(original_text, line)
+                note = _GENERATED_NOTE if generated else ""
+                column = None if generated else column
             details.update(script=SCRIPT_NAME, sourceLine=text_line, line=line, column=column,
                            scriptExpanded=script_expanded)
-            error.trailer.append(f"LOCATION: {SCRIPT_NAME} line {line}, column {column}"
-                                 + (_EXPANDED_NOTE if script_expanded else ""))
+            error.trailer.append(f"LOCATION: {SCRIPT_NAME} line {line}" + (f", column {column}" if column else "")
+                                 + note)
             error.trailer.extend(_line_and_caret(line, column, text_line))
     else:
         found = locate_in_files(diag, files) if files else None
         if found is None:
             found = _locate_in_unit(diag, unit, script_text)
+        note = _EXPANDED_NOTE
+        if found and found["file"] == SCRIPT_NAME and line_map is not None and original_text is not None:
+            found = _to_original(found, line_map, original_text)
+            note = _GENERATED_NOTE if found.pop("generated") else ""
         if found:
             details.update(file=found["file"], fileLine=found["line"], fileColumn=found.get("column"),
                            fileSourceLine=found["sourceLine"])
@@ -154,7 +175,7 @@ def build_failure(
                 details["fileCandidates"] = found["candidates"]
             error.trailer.extend(_file_trailer(found))
             if found["file"] == SCRIPT_NAME and script_expanded:
-                error.trailer[0] += _EXPANDED_NOTE
+                error.trailer[0] += note
 
     advice = lock_advice(diag)
     if advice:
@@ -166,6 +187,16 @@ def build_failure(
             details["psqlOnly"] = hint
     error.details.update({k: v for k, v in details.items() if shown_in_envelope(k, v)})
     return error
+
+
+def _to_original(found: dict, line_map: LineMap, original_text: str) -> dict:
+    """A place in the expanded deploy.sql, moved to the same place in deploy.sql as written."""
+    line, generated = line_map.original(found["line"])
+    moved = dict(found, line=line, sourceLine=source_line(original_text, line), generated=generated)
+    if generated:
+        moved["column"] = None
+    moved.pop("candidates", None)
+    return moved
 
 
 def _locate_in_unit(diag: PgDiagnostics, unit: Unit, script_text: str) -> dict | None:

@@ -133,11 +133,15 @@ def release(conn: Any) -> None:
 
     until = time.monotonic() + _RELEASE_BUDGET
     try:
+        # A plain pg8000 connection (tests, API callers) has neither a socket timeout nor a
+        # transaction status: still unlock, or an immediate redeploy races the server's
+        # processing of the disconnect and is refused as concurrent.
+        set_timeout = getattr(conn, "set_socket_timeout", lambda seconds: None)
         with suppress(pg8000.exceptions.Error, OSError, AttributeError):
-            conn.set_socket_timeout(max(0.05, until - time.monotonic()))
-            if conn.transaction_status != "I":
+            set_timeout(max(0.05, until - time.monotonic()))
+            if getattr(conn, "transaction_status", "I") != "I":
                 conn.run("ROLLBACK")
-            conn.set_socket_timeout(max(0.05, until - time.monotonic()))
+            set_timeout(max(0.05, until - time.monotonic()))
             conn.run("SELECT pg_advisory_unlock_all()")
     finally:
         close_quietly(conn)

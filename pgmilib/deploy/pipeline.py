@@ -73,6 +73,10 @@ def _run(request: DeployRequest, out: Output, result: DeployResult, watchdog: Wa
     project_dir = request.project_path
     environ = dict(os.environ) if request.environ is None else request.environ
     # -- configuration (before the deadline starts) -------------------------------------
+    # A file or a missing path is the first thing to hear about (not a .env or pgmi.yaml oddity).
+    from pgmilib.project.scan import validate_root
+
+    validate_root(project_dir, require_deploy_sql=False)
     environ, warning = config.load_dotenv(project_dir, environ)
     if warning:
         out.warn(warning)
@@ -182,7 +186,7 @@ def _prepare_and_execute(conn: Any, project: Any, deploy_params: dict[str, str],
         watchdog.check()
         out.info("Executing deploy.sql")
         text = read_deploy_sql(project)
-        expanded, result.test_macros = testing.expand_macros(conn, text)
+        expanded, result.test_macros, line_map = testing.expand_macros_mapped(conn, text)
         if result.test_macros:
             out.verbose(f"Expanded {result.test_macros} test macro(s) in deploy.sql")
         units = sqllex.split_units(expanded)
@@ -206,7 +210,8 @@ def _prepare_and_execute(conn: Any, project: Any, deploy_params: dict[str, str],
             conn.run("SET client_min_messages = 'debug'")
         try:
             ran = execute.run_units(runner, units, out=out, script_text=expanded,
-                                    script_expanded=result.test_macros > 0, files=project.contents())
+                                    script_expanded=result.test_macros > 0, files=project.contents(),
+                                    line_map=line_map if result.test_macros else None, original_text=text)
         except ExecutionFailed as failed:
             result.units_committed = failed.details.get("unitsCommitted", 0)
             # The server's syntax error points at the end of input; say where the quote opened.

@@ -88,14 +88,61 @@ def validate_callback(callback: str) -> None:
 def expand_macros(conn: Any, text: str) -> tuple[str, int]:
     """Replace each macro with the SQL `pg_temp.pgmi_test_generate` returns for it.
 
-    Returns (expanded text, number of macros). Works last to first so earlier offsets stay
-    valid. Failures (bad callback name, invalid regex) raise PgmiError without an execution
-    marker (exit 1): they happen before any statement of deploy.sql has run.
+    Returns (expanded text, number of macros); `expand_macros_mapped` also returns the line map.
+    """
+    expanded, count, _ = expand_macros_mapped(conn, text)
+    return expanded, count
+
+
+@dataclass
+class LineMap:
+    """Line of the expanded deploy.sql -> line of deploy.sql as written (and whether it is generated SQL).
+
+    Errors are found in the expanded text, but the user reads the file: every report goes
+    through this map. Lines of a macro's generated SQL map to the line of the macro itself.
+    """
+
+    entries: list[tuple[int, bool]]  # index = expanded line - 1
+
+    def original(self, line: int) -> tuple[int, bool]:
+        if 1 <= line <= len(self.entries):
+            return self.entries[line - 1]
+        return line, False
+
+    @classmethod
+    def build(cls, text: str, replacements: list[tuple[int, int, str]]) -> LineMap:
+        """`replacements`: (start, end, generated text) in source order, as offsets into `text`."""
+        entries: list[tuple[int, bool]] = [(1, False)]
+        line, pos = 1, 0
+        for start, end, generated in replacements:
+            for _ in range(text.count("\n", pos, start)):
+                line += 1
+                entries.append((line, False))
+            macro_line = line
+            if generated:  # the macro's own line now starts the generated SQL
+                entries[-1] = (macro_line, True)
+            entries.extend((macro_line, True) for _ in range(generated.count("\n")))
+            line += text.count("\n", start, end)
+            pos = end
+        for _ in range(text.count("\n", pos)):
+            line += 1
+            entries.append((line, False))
+        return cls(entries)
+
+
+def expand_macros_mapped(conn: Any, text: str) -> tuple[str, int, LineMap]:
+    """`expand_macros` plus the map from expanded lines back to the lines of `text`.
+
+    The generator is called last macro first (as it always was); the text is then assembled
+    in source order. Failures (bad callback name, invalid regex) raise PgmiError without an
+    execution marker (exit 1): they happen before any statement of deploy.sql has run.
     """
     import pg8000.exceptions
 
     macros = find_macros(text)
-    for macro in reversed(macros):
+    generated: dict[int, str] = {}
+    for index in reversed(range(len(macros))):
+        macro = macros[index]
         if macro.callback:
             validate_callback(macro.callback)
         try:
@@ -106,9 +153,14 @@ def expand_macros(conn: Any, text: str) -> tuple[str, int]:
             detail = (f"{diag.severity or 'ERROR'}: {diag.message} (SQLSTATE {diag.sqlstate})" if diag
                       else str(error))
             raise PgmiError(f"{PREFIX}: failed to call pgmi_test_generate: {detail}", pg=diag) from error
-        generated = rows[0][0] if rows and rows[0][0] is not None else ""
-        text = text[:macro.start] + generated + text[macro.end:]
-    return text, len(macros)
+        generated[index] = rows[0][0] if rows and rows[0][0] is not None else ""
+    parts, pos = [], 0
+    for index, macro in enumerate(macros):
+        parts += [text[pos:macro.start], generated[index]]
+        pos = macro.end
+    parts.append(text[pos:])
+    replacements = [(m.start, m.end, generated[i]) for i, m in enumerate(macros)]
+    return "".join(parts), len(macros), LineMap.build(text, replacements)
 
 
 def parse_report_spec(spec: str) -> tuple[str, Path]:

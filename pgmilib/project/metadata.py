@@ -488,7 +488,11 @@ _BOM = b"\xef\xbb\xbf"
 
 
 def cmd_scaffold(args: Any, out: Any) -> int:
-    """`pgmi metadata scaffold <path> [--write] [--idempotent=true|false]`."""
+    """`pgmi metadata scaffold <path> [--write] [--idempotent=true|false]`.
+
+    The report (files, ids, what was written) is the data the user asked for: stdout.
+    Progress lines go to stderr, as everywhere.
+    """
     import os
 
     root = require_project_path(args, "pgmi metadata scaffold")
@@ -499,14 +503,14 @@ def cmd_scaffold(args: Any, out: Any) -> int:
     todo = [f for f in project.files if f.is_sql and not f.is_test and f.metadata is None]
     out.verbose(f"{len(project.files)} file(s) scanned, {len(todo)} without metadata")
     if not todo:
-        out.info("All SQL files already have metadata.")
+        out.data("All SQL files already have metadata.")
         return 0
-    out.info(f"Found {len(todo)} file(s) without metadata:")
+    out.data(f"Found {len(todo)} file(s) without metadata:")
     for f in todo:
-        out.info("")
-        out.info(f"  {f.path}")
-        out.info(f"    ID: {fallback_id(f.path)} (fallback)")
-        out.info(f"    Idempotent: {'true' if idempotent else 'false'}")
+        out.data("")
+        out.data(f"  {f.path}")
+        out.data(f"    ID: {fallback_id(f.path)} (fallback)")
+        out.data(f"    Idempotent: {'true' if idempotent else 'false'}")
         if write:
             target = str(getattr(f, "source", None) or os.path.join(root, f.path[2:]))
             with open(target, "rb") as fh:
@@ -514,12 +518,12 @@ def cmd_scaffold(args: Any, out: Any) -> int:
             bom = _BOM if original.startswith(_BOM) else b""
             block = scaffold_block(f.path, idempotent).encode("utf-8")
             write_atomically(target, bom + block + original[len(bom):])
-            out.info("    Written to file")
-    out.info("")
+            out.data("    Written to file")
+    out.data("")
     if write:
-        out.info(f"Generated metadata for {len(todo)} file(s).")
+        out.data(f"Generated metadata for {len(todo)} file(s).")
     else:
-        out.info("Preview mode: no files were modified. Use --write to apply changes.")
+        out.data("Preview mode: no files were modified. Use --write to apply changes.")
     return 0
 
 
@@ -553,18 +557,18 @@ def cmd_validate(args: Any, out: Any) -> int:
     if as_json:
         out.data(json.dumps(report, indent=2, ensure_ascii=False))
     else:
-        out.info("")
-        out.info("Validation Summary:")
-        out.info(f"  Total files: {report['total_files']}")
-        out.info(f"  Files with metadata: {with_meta}")
-        out.info(f"  Files without metadata: {report['files_without_metadata']}")
-        out.info("")
+        out.data("")
+        out.data("Validation Summary:")
+        out.data(f"  Total files: {report['total_files']}")
+        out.data(f"  Files with metadata: {with_meta}")
+        out.data(f"  Files without metadata: {report['files_without_metadata']}")
+        out.data("")
         if lines:
-            out.info("Error: Duplicate IDs detected:")
+            out.data("Error: Duplicate IDs detected:")
             for line in lines:
-                out.info(f"  {line}")
+                out.data(f"  {line}")
         else:
-            out.info("Metadata validation passed.")
+            out.data("Metadata validation passed.")
     if lines:
         raise PgmiError("metadata validation failed")
     return 0
@@ -584,17 +588,17 @@ def cmd_plan(args: Any, out: Any) -> int:
     if as_json:
         out.data(json.dumps({"total_files": len(entries), "plan": entries}, indent=2, ensure_ascii=False))
         return 0
-    out.info("")
-    out.info(f"Metadata Summary ({len(entries)} files):")
+    out.data("")
+    out.data(f"Metadata Summary ({len(entries)} files):")
     for n, e in enumerate(entries, 1):
-        out.info("")
-        out.info(f"{n}. {e['path']}")
-        out.info(f"   ID: {e['id']}")
+        out.data("")
+        out.data(f"{n}. {e['path']}")
+        out.data(f"   ID: {e['id']}")
         if e["description"]:
-            out.info(f"   Description: {e['description']}")
-        out.info(f"   Idempotent: {'true' if e['idempotent'] else 'false'}")
-        out.info(f"   Sort Keys: [{' '.join(e['sort_keys'])}]")
-    out.info("")
-    out.info("Note: at deploy time pgmi_plan_view lists a file once per sort key, ordered by key then path")
-    out.info("(byte order); files without metadata are keyed by their path.")
+            out.data(f"   Description: {e['description']}")
+        out.data(f"   Idempotent: {'true' if e['idempotent'] else 'false'}")
+        out.data(f"   Sort Keys: [{' '.join(e['sort_keys'])}]")
+    out.data("")
+    out.data("Note: at deploy time pgmi_plan_view lists a file once per sort key, ordered by key then path")
+    out.data("(byte order); files without metadata are keyed by their path.")
     return 0
