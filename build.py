@@ -124,7 +124,7 @@ def _pgmi_warm_start():
     try:
         from pgmilib.cli import main
     except KeyboardInterrupt:
-        sys.stderr.write("pgmi: interrupted\n")
+        sys.stderr.write("pgmi: interrupted\\n")
         sys.exit(130)
     sys.exit(main())
 

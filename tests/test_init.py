@@ -318,7 +318,8 @@ def test_cli_init_with_awkward_project_names(tmp_path, capsys, name):
 @pytest.mark.parametrize("template", ["basic", "advanced"])
 def test_template_scans_cleanly_and_plans(template):
     """The scanner accepts every file (checksums, content, metadata); root __test__ files keep ./ paths."""
-    from pgmilib.project.metadata import plan, scan_project
+    from pgmilib.project.metadata import plan
+    from pgmilib.project.scan import scan_project
 
     project = scan_project(str(TEMPLATES / template))
     on_disk = {"./" + str(p.relative_to(TEMPLATES / template)) for p in (TEMPLATES / template).rglob("*")

@@ -125,7 +125,7 @@ def _copy(name, tmp_path):
 
 
 def test_execution_order_policy_offline_plan_is_the_reviewed_manifest():
-    from pgmilib.project.metadata import scan_project
+    from pgmilib.project.scan import scan_project
 
     rows = plan(scan_project(str(EXAMPLES / "execution-order-policy" / "project")).files)
     assert [(r.execution_order, r.sort_key, r.path) for r in rows] == [

@@ -159,13 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     meta = add("metadata", _group_help, "work with <pgmi-meta> blocks (offline)")
     msubs = meta.add_subparsers(dest="subcommand", metavar="<subcommand>", parser_class=_Parser)
-    scaffold = add("scaffold", _lazy("project.metadata:cmd_scaffold"), "add <pgmi-meta> blocks to SQL files", parent=msubs)
+    scaffold = add("scaffold", _lazy("cli.metadata:cmd_scaffold"), "add <pgmi-meta> blocks to SQL files", parent=msubs)
     scaffold.add_argument("project_path", nargs="?")
     scaffold.add_argument("--write", action="store_true", help="modify files (default: preview only)")
     scaffold.add_argument("--idempotent", default="true", choices=("true", "false"),
                           help="idempotent flag of generated blocks (default true)")
-    for name, target, text in (("validate", "project.metadata:cmd_validate", "check metadata and duplicate ids"),
-                               ("plan", "project.metadata:cmd_plan", "show the metadata execution order")):
+    for name, target, text in (("validate", "cli.metadata:cmd_validate", "check metadata and duplicate ids"),
+                               ("plan", "cli.metadata:cmd_plan", "show the metadata execution order")):
         p = add(name, _lazy(target), text, parent=msubs)
         p.add_argument("project_path", nargs="?")
         p.add_argument("--json", action="store_true", help="print JSON on stdout")

@@ -57,7 +57,7 @@ def _directory(path: str) -> str:
 
 def gather(root: str) -> ProjectInfo:
     """Scan `root` and count; scan failures propagate (missing path: exit 10)."""
-    from pgmilib.project.metadata import scan_project
+    from pgmilib.project.scan import scan_project
 
     project = scan_project(root)
     info = ProjectInfo(

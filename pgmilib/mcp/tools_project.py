@@ -80,7 +80,8 @@ def init(arguments: dict[str, Any], context: CallContext) -> dict[str, Any]:
 def metadata_plan(arguments: dict[str, Any], context: CallContext) -> dict[str, Any]:
     """Exactly what `pgmi metadata plan --json` prints."""
     require(arguments, "path")
-    from pgmilib.project.metadata import file_summary, scan_project
+    from pgmilib.project.metadata import file_summary
+    from pgmilib.project.scan import scan_project
 
     entries = file_summary(scan_project(arguments["path"]).files)
     return {"total_files": len(entries), "plan": entries}
@@ -90,7 +91,8 @@ def metadata_validate(arguments: dict[str, Any], context: CallContext) -> dict[s
     """Exactly what `pgmi metadata validate --json` prints; duplicates are a result, not an error."""
     require(arguments, "path")
     from pgmilib.errors import ConfigError
-    from pgmilib.project.metadata import duplicate_ids, scan_project
+    from pgmilib.project.metadata import duplicate_ids
+    from pgmilib.project.scan import scan_project
 
     try:
         files = list(scan_project(arguments["path"], check_duplicates=False).files)

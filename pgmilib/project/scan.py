@@ -428,3 +428,12 @@ def read_deploy_sql(project: Project) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         raise PgmiError(f"{project.deploy_sql} is not valid UTF-8") from None
+
+
+def scan_project(root: str, *, check_duplicates: bool = True) -> Project:
+    """The deploy's project scan, without requiring deploy.sql (offline commands never do).
+
+    A missing or non-directory path is invalid configuration (exit 10), as in the scanner.
+    `validate` reports duplicate ids itself (exit 1), so it asks for the scan without that check.
+    """
+    return scan(root, require_deploy_sql=False, check_duplicates=check_duplicates)

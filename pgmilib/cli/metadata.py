@@ -1,0 +1,152 @@
+"""`pgmi metadata scaffold|validate|plan`: offline commands over a project's <pgmi-meta> blocks.
+
+The rules (reading, validating and ordering blocks) live in pgmilib/project/metadata.py;
+these functions scan the project, call them, and report: the report is the data the user
+asked for (stdout), progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pgmilib.errors import ConfigError
+from pgmilib.fileio import atomic_write
+from pgmilib.project.metadata import (
+    duplicate_ids,
+    fallback_id,
+    file_summary,
+    scaffold_block,
+)
+from pgmilib.project.scan import scan_project
+
+
+def require_project_path(args: Any, command: str) -> str:
+    """The positional <project_path>, or the multi-line usage error of cli.md §3 (exit 2)."""
+    from pgmilib.errors import UsageError
+
+    path = getattr(args, "project_path", None)
+    if path:
+        return path
+    err = UsageError("missing required argument: <project_path>")
+    err.trailer = ["", f"Usage: {command} <project_path> [flags]", "", "Example:", f"  {command} ."]
+    raise err
+
+
+_BOM = b"\xef\xbb\xbf"
+
+
+def cmd_scaffold(args: Any, out: Any) -> int:
+    """`pgmi metadata scaffold <path> [--write] [--idempotent=true|false]`.
+
+    The report (files, ids, what was written) is the data the user asked for: stdout.
+    Progress lines go to stderr, as everywhere.
+    """
+    import os
+
+    root = require_project_path(args, "pgmi metadata scaffold")
+    idempotent = str(getattr(args, "idempotent", "true")).lower() == "true"
+    write = bool(getattr(args, "write", False))
+    out.info("Scanning for SQL files without metadata...")
+    project = scan_project(root)
+    todo = [f for f in project.files if f.is_sql and not f.is_test and f.metadata is None]
+    out.verbose(f"{len(project.files)} file(s) scanned, {len(todo)} without metadata")
+    if not todo:
+        out.data("All SQL files already have metadata.")
+        return 0
+    out.data(f"Found {len(todo)} file(s) without metadata:")
+    for f in todo:
+        out.data("")
+        out.data(f"  {f.path}")
+        out.data(f"    ID: {fallback_id(f.path)} (fallback)")
+        out.data(f"    Idempotent: {'true' if idempotent else 'false'}")
+        if write:
+            target = str(getattr(f, "source", None) or os.path.join(root, f.path[2:]))
+            with open(target, "rb") as fh:
+                original = fh.read()
+            bom = _BOM if original.startswith(_BOM) else b""
+            block = scaffold_block(f.path, idempotent).encode("utf-8")
+            atomic_write(target, bom + block + original[len(bom):], keep_mode=True)
+            out.data("    Written to file")
+    out.data("")
+    if write:
+        out.data(f"Generated metadata for {len(todo)} file(s).")
+    else:
+        out.data("Preview mode: no files were modified. Use --write to apply changes.")
+    return 0
+
+
+def cmd_validate(args: Any, out: Any) -> int:
+    """`pgmi metadata validate <path> [--json]`: counts and duplicate ids (exit 1 on duplicates)."""
+    import json
+
+    from pgmilib.errors import PgmiError
+
+    root = require_project_path(args, "pgmi metadata validate")
+    as_json = bool(getattr(args, "json", False))
+    if not as_json:
+        out.info("Scanning and validating SQL files...")
+    try:
+        project = scan_project(root, check_duplicates=False)
+    except ConfigError as err:
+        raise err.wrap("validation failed") from None
+    files = list(project.files)
+    out.verbose(f"scanned {len(files)} file(s) under {root}")
+    with_meta = sum(1 for f in files if f.metadata is not None)
+    if not as_json:
+        out.info("Validating metadata graph...")
+    lines = [f"{ident}: {paths[0]}, {other}" for ident, paths in duplicate_ids(files).items() for other in paths[1:]]
+    report = {
+        "total_files": len(files),
+        "files_with_metadata": with_meta,
+        "files_without_metadata": len(files) - with_meta,
+        "validation_passed": not lines,
+        "duplicate_ids": lines,
+    }
+    if as_json:
+        out.data(json.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        out.data("")
+        out.data("Validation Summary:")
+        out.data(f"  Total files: {report['total_files']}")
+        out.data(f"  Files with metadata: {with_meta}")
+        out.data(f"  Files without metadata: {report['files_without_metadata']}")
+        out.data("")
+        if lines:
+            out.data("Error: Duplicate IDs detected:")
+            for line in lines:
+                out.data(f"  {line}")
+        else:
+            out.data("Metadata validation passed.")
+    if lines:
+        raise PgmiError("metadata validation failed")
+    return 0
+
+
+def cmd_plan(args: Any, out: Any) -> int:
+    """`pgmi metadata plan <path> [--json]`: one entry per SQL file, in sort-key order."""
+    import json
+
+    root = require_project_path(args, "pgmi metadata plan")
+    as_json = bool(getattr(args, "json", False))
+    if not as_json:
+        out.info("Scanning SQL files and analyzing dependencies...")
+    scanned = scan_project(root).files
+    out.verbose(f"scanned {len(scanned)} file(s) under {root}")
+    entries = file_summary(scanned)
+    if as_json:
+        out.data(json.dumps({"total_files": len(entries), "plan": entries}, indent=2, ensure_ascii=False))
+        return 0
+    out.data("")
+    out.data(f"Metadata Summary ({len(entries)} files):")
+    for n, e in enumerate(entries, 1):
+        out.data("")
+        out.data(f"{n}. {e['path']}")
+        out.data(f"   ID: {e['id']}")
+        if e["description"]:
+            out.data(f"   Description: {e['description']}")
+        out.data(f"   Idempotent: {'true' if e['idempotent'] else 'false'}")
+        out.data(f"   Sort Keys: [{' '.join(e['sort_keys'])}]")
+    out.data("")
+    out.data("Note: at deploy time pgmi_plan_view lists a file once per sort key, ordered by key then path")
+    out.data("(byte order); files without metadata are keyed by their path.")
+    return 0
