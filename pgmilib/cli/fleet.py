@@ -8,11 +8,10 @@ a line per target as it finishes, the final table, and with --json one document 
 from __future__ import annotations
 
 import argparse
-import signal
-import threading
 from collections.abc import Callable
-from typing import Any, Self
+from typing import Any
 
+from pgmilib.cli.signals import CancelOnSignal
 from pgmilib.errors import PgmiError, UsageError, exit_code, go_quote
 from pgmilib.output import Output
 
@@ -84,7 +83,8 @@ def cmd_fleet(args: argparse.Namespace, out: Output, request_from_args: Callable
     def on_done(outcome: Any, done: int, total: int) -> None:
         report.target_line(out, outcome, done, total)
 
-    with _FleetSignals(cancel, out):
+    with CancelOnSignal(cancel, out, "pgmi: interrupted, cancelling the running targets (no new ones start)...",
+                        stop_when_idle=False):
         result = run_fleet(base, targets, cancel=cancel, on_done=on_done, **options)
     out.info(report.table(result))
     if args.json:
@@ -131,27 +131,3 @@ def _only(text: str) -> list[str]:
     from pgmilib.fleet.select import parse_only
 
     return parse_only(text)
-
-
-class _FleetSignals:
-    """SIGINT/SIGTERM: cancel the running targets and start no new ones (the table says which completed)."""
-
-    def __init__(self, cancel: Any, out: Output) -> None:
-        self.cancel = cancel
-        self.out = out
-        self.previous: dict[int, Any] = {}
-
-    def __enter__(self) -> Self:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self.previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if not self.cancel.requested:
-            self.out.info("pgmi: interrupted, cancelling the running targets (no new ones start)...")
-        self.cancel.cancel()
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)

@@ -32,24 +32,10 @@ def acquire(conn: Any, wait_seconds: float, out: Output, watchdog: Any = None) -
     database = conn.run("SELECT current_database()")[0][0]
     if wait_seconds > 0:
         out.info(f"Waiting up to {format_duration(wait_seconds)} for another deployment of {go_quote(database)}")
-        until = time.monotonic() + wait_seconds
-        interval = 0.2
-        while True:
-            remaining = until - time.monotonic()
-            if watchdog is not None:
-                watchdog.check()
-                left = watchdog.deadline.remaining()
-                if left is not None:
-                    remaining = min(remaining, left)
-            if remaining <= 0:
-                break
-            time.sleep(min(interval, remaining))
-            interval = min(interval * 1.25, 2.0)
-            if watchdog is not None:
-                watchdog.check()
-            if conn.run("SELECT pg_try_advisory_lock(CAST(:k AS bigint))", k=key)[0][0]:
-                out.verbose(f"Acquired the deploy lock of {go_quote(database)}")
-                return
+        if _poll(lambda: conn.run("SELECT pg_try_advisory_lock(CAST(:k AS bigint))", k=key)[0][0],
+                 wait_seconds, watchdog):
+            out.verbose(f"Acquired the deploy lock of {go_quote(database)}")
+            return
     holders = _holders(conn, key)
     message = f"concurrent deployment in progress: another pgmi deployment is already running against {go_quote(database)}"
     if holders:
@@ -70,27 +56,40 @@ def wait_for_no_deploy(admin: Any, database: str, wait_seconds: float, out: Outp
     pids = held()
     if pids and wait_seconds > 0:
         out.info(f"Waiting up to {format_duration(wait_seconds)} for another deployment of {go_quote(database)}")
-        until = time.monotonic() + wait_seconds
-        interval = 0.2
-        while pids:
-            remaining = until - time.monotonic()
-            if watchdog is not None:
-                watchdog.check()
-                left = watchdog.deadline.remaining()
-                if left is not None:
-                    remaining = min(remaining, left)
-            if remaining <= 0:
-                break
-            time.sleep(min(interval, remaining))
-            interval = min(interval * 1.25, 2.0)
-            if watchdog is not None:
-                watchdog.check()
+        if _poll(lambda: not held(), wait_seconds, watchdog):
+            pids = []
+        else:
             pids = held()
     if pids:
         raise ConcurrentDeploy(
             f"concurrent deployment in progress: another pgmi deployment is running against {go_quote(database)} "
             f"(pid {', '.join(map(str, pids))}); --overwrite will not drop it underneath",
             details={"lockHolders": [{"pid": pid} for pid in pids]})
+
+
+def _poll(done: Any, wait_seconds: float, watchdog: Any) -> bool:
+    """Call `done()` with growing pauses (0.2 s to 2 s) until it is true or `wait_seconds` pass.
+
+    The run's deadline caps the wait, and a cancel or an expired deadline raises from
+    `watchdog.check()` (exit 130 / 16) instead of ending as a busy lock (15).
+    """
+    until = time.monotonic() + wait_seconds
+    interval = 0.2
+    while True:
+        remaining = until - time.monotonic()
+        if watchdog is not None:
+            watchdog.check()
+            left = watchdog.deadline.remaining()
+            if left is not None:
+                remaining = min(remaining, left)
+        if remaining <= 0:
+            return False
+        time.sleep(min(interval, remaining))
+        interval = min(interval * 1.25, 2.0)
+        if watchdog is not None:
+            watchdog.check()
+        if done():
+            return True
 
 
 def _holders(conn: Any, key: int) -> list[dict[str, Any]]:
