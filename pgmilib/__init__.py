@@ -1,7 +1,8 @@
 """pgmi, the PostgreSQL-native deployment driver (Python implementation).
 
-Public entry points: `pgmilib.cli.main(argv)` for the command line, and the command
-functions in `pgmilib.commands` (each `(args, config) -> exit code`) for Python callers.
+Public entry points: `pgmilib.cli.main(argv)` for the command line, and
+`pgmilib.deploy.deploy(DeployRequest, Output) -> DeployResult` for Python callers (the MCP
+server, fleet deploys and the tests use it too; see docs/ARCHITECTURE.md).
 """
 
 __version__ = "0.1.0"
