@@ -24,7 +24,7 @@ _MISSING_PATH = (
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The flags of `pgmi deploy` (cli.md §5)."""
-    from pgmilib.conn.params import SSLMODES
+    from pgmilib.conn import SSLMODES
 
     p.add_argument("project_path", nargs="?", help="project directory (contains deploy.sql)")
     c = p.add_argument_group("connection")

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from pgmilib.conn import SSLMODES
 from pgmilib.errors import ConfigError, go_quote
 
-SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 AUTH_METHODS = ("azure", "aws", "google")
 DEFAULT_PORT = 5432
 DEFAULT_APP_NAME = "pgmi"
