@@ -232,3 +232,36 @@ def run_pgmi(pg):
         )
 
     return run
+
+
+# ---- cloud token endpoints (tests/test_cloud_*.py) -------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pki():
+    """A test CA with a server certificate for 127.0.0.1/localhost and an RSA key (tests/cloudfakes.py)."""
+    from cloudfakes import make_pki, remove_pki
+
+    directory = make_pki()
+    yield directory
+    remove_pki(directory)
+
+
+@pytest.fixture
+def fake():
+    """A plain-HTTP fake cloud endpoint on 127.0.0.1 (metadata services)."""
+    from cloudfakes import FakeCloud
+
+    server = FakeCloud()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def https_fake(pki):
+    """An HTTPS fake cloud endpoint trusted through the test CA (SSL_CERT_FILE=pki/ca.crt)."""
+    from cloudfakes import FakeCloud
+
+    server = FakeCloud(tls_dir=pki)
+    yield server
+    server.close()

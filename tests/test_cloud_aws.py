@@ -22,8 +22,6 @@ from tests.cloudfakes import (
     closed_port_url,
     create_login,
     json_reply,
-    make_pki,
-    remove_pki,
     start_tls_cluster,
     text_reply,
     whoami,
@@ -90,25 +88,6 @@ def test_sigv4_header_signing_vector():
 # ---------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def pki():
-    d = make_pki()
-    yield d
-    remove_pki(d)
-
-
-@pytest.fixture
-def fake():
-    server = FakeCloud()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def https_fake(pki):
-    server = FakeCloud(tls_dir=pki)
-    yield server
-    server.close()
 
 
 def imds_routes(fake: FakeCloud, key: str = "ASIAIMDS", secret: str = "imds-secret-1", token: str = LONG_SESSION):

@@ -18,12 +18,9 @@ from pgmilib.conn.params import ConnParams
 from pgmilib.errors import ConfigError, Exit, exit_code
 from pgmilib.output import Output, format_error
 from tests.cloudfakes import (
-    FakeCloud,
     closed_port_url,
     create_login,
     json_reply,
-    make_pki,
-    remove_pki,
     start_tls_cluster,
     text_reply,
     whoami,
@@ -36,26 +33,10 @@ TOKEN_PATH = f"/{TENANT}/oauth2/v2.0/token"
 IMDS_PATH = "/metadata/identity/oauth2/token"
 
 
-@pytest.fixture(scope="module")
-def pki():
-    d = make_pki()
-    yield d
-    remove_pki(d)
-
-
 @pytest.fixture
-def fake():
-    server = FakeCloud()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def login(pki):
+def login(https_fake):
     """A fake login.microsoftonline.com (HTTPS, test CA)."""
-    server = FakeCloud(tls_dir=pki)
-    yield server
-    server.close()
+    return https_fake
 
 
 def sp_env(login, pki, **extra) -> dict[str, str]:

@@ -21,7 +21,7 @@ from pgmilib.conn.auth.google import LOGIN_SCOPE, GoogleAuth, parse_instance
 from pgmilib.conn.auth.http import TokenError
 from pgmilib.conn.params import ConnParams
 from pgmilib.errors import Exit, exit_code
-from tests.cloudfakes import FakeCloud, json_reply, make_pki, remove_pki, text_reply
+from tests.cloudfakes import FakeCloud, json_reply, text_reply
 
 SECRET = "matrix-secret-value-42"  # each case sends its own variant: redaction must not depend on test order
 
@@ -109,13 +109,6 @@ CASES = {
                              ((("POST", "/token"), lambda s: json_reply({"access_token": s})),)),  # the bearer token
 }
 PROVIDER = {"AWS IAM": AwsIamAuth, "Azure Entra ID": AzureAuth, "Google Cloud SQL IAM": GoogleAuth}
-
-
-@pytest.fixture(scope="module")
-def pki():
-    d = make_pki()
-    yield d
-    remove_pki(d)
 
 
 def _run(case: Case, secret: str, pki: Path, tmp_path: Path, reply, delay: float) -> TokenError:

@@ -17,12 +17,9 @@ from pgmilib.conn.params import ConnParams
 from pgmilib.errors import ConfigError, ConnectionFailed, Exit, exit_code
 from tests.cloudfakes import (
     INSTANCE_CN,
-    FakeCloud,
     closed_port_url,
     create_login,
     json_reply,
-    make_pki,
-    remove_pki,
     start_tls_cluster,
     text_reply,
     whoami,
@@ -35,28 +32,12 @@ FAKE_TOKEN = "ya29.c." + "b0FBQUFB" * 30  # Google access tokens are opaque, ~20
 CONNECT_SETTINGS = "/sql/v1beta4/projects/myproj/instances/mydb/connectSettings"
 
 
-@pytest.fixture(scope="module")
-def pki():
-    d = make_pki()
-    yield d
-    remove_pki(d)
-
-
 @pytest.fixture
-def fake():
-    server = FakeCloud()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def google(pki):
+def google(https_fake):
     """One HTTPS fake for oauth2.googleapis.com and sqladmin.googleapis.com."""
-    server = FakeCloud(tls_dir=pki)
-    server.routes[("POST", "/token")] = lambda r: json_reply(
+    https_fake.routes[("POST", "/token")] = lambda r: json_reply(
         {"access_token": FAKE_TOKEN, "expires_in": 3599, "token_type": "Bearer"})
-    yield server
-    server.close()
+    return https_fake
 
 
 def sa_file(tmp_path, pki, google, key_path=None) -> str:

@@ -10,14 +10,7 @@ from pgmilib.conn.auth.http import MAX_BODY, CloudHttp, TokenError, error_detail
 from pgmilib.conn.params import ConnParams
 from pgmilib.errors import Exit, exit_code
 from pgmilib.redact import register_secret
-from tests.cloudfakes import FakeCloud, json_reply, text_reply
-
-
-@pytest.fixture
-def fake():
-    server = FakeCloud()
-    yield server
-    server.close()
+from tests.cloudfakes import json_reply, text_reply
 
 
 def test_registry_has_one_provider_per_method():

@@ -64,7 +64,11 @@ def test_a_success_and_redeploy(run_pgmi, pg, demo_db):
 def test_b_tail_failure_keeps_the_committed_units_then_recovers(run_pgmi, pg, tmp_path, create_database):
     broken = tmp_path / "lsd"
     shutil.copytree(EXAMPLE / "project", broken)
-    shutil.copy(EXAMPLE / "break-it" / "deploy.sql", broken / "deploy.sql")
+    # the README's break-it step: the last tail statement indexes a column that does not exist
+    script = (broken / "deploy.sql").read_text(encoding="utf-8")
+    assert script.count("ON orders (status)") == 1
+    (broken / "deploy.sql").write_text(script.replace("ON orders (status)", "ON orders (nonexistent_column)"),
+                                       encoding="utf-8")
     db = create_database()
     result = deploy(run_pgmi, broken, db, "--json")
     assert result.returncode == 13, result.stderr[-2000:]
