@@ -11,6 +11,7 @@ from typing import Any
 
 from pgmilib.errors import ConfigError
 from pgmilib.fileio import atomic_write
+from pgmilib.project.checksums import BOM
 from pgmilib.project.metadata import (
     duplicate_ids,
     fallback_id,
@@ -30,9 +31,6 @@ def require_project_path(args: Any, command: str) -> str:
     err = UsageError("missing required argument: <project_path>")
     err.trailer = ["", f"Usage: {command} <project_path> [flags]", "", "Example:", f"  {command} ."]
     raise err
-
-
-_BOM = b"\xef\xbb\xbf"
 
 
 def cmd_scaffold(args: Any, out: Any) -> int:
@@ -63,7 +61,7 @@ def cmd_scaffold(args: Any, out: Any) -> int:
             target = str(getattr(f, "source", None) or os.path.join(root, f.path[2:]))
             with open(target, "rb") as fh:
                 original = fh.read()
-            bom = _BOM if original.startswith(_BOM) else b""
+            bom = BOM if original.startswith(BOM) else b""
             block = scaffold_block(f.path, idempotent).encode("utf-8")
             atomic_write(target, bom + block + original[len(bom):], keep_mode=True)
             out.data("    Written to file")

@@ -13,7 +13,8 @@ what `psql`, `pg_dump` and most tooling print, and nothing it could mean is ambi
 
 from __future__ import annotations
 
-from pgmilib.conn.params import DEFAULT_PORT, SSLMODES, ConnParams, parse_port, parse_timeout
+from pgmilib.conn import SSLMODES
+from pgmilib.conn.params import DEFAULT_PORT, ConnParams, parse_port, parse_timeout
 from pgmilib.errors import ConfigError, go_quote
 from pgmilib.redact import register_secret
 
