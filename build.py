@@ -43,7 +43,15 @@ import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent
-SHEBANG = b"#!/usr/bin/env python3\n"
+# The archive's first lines are a POSIX shell launcher (a zip archive may start with any bytes;
+# Python finds the archive from its end). `#!/usr/bin/env python3` cannot pass `-S` portably
+# (BusyBox env, on Alpine, has no `-S`), and `-S` matters: `site` start-up with .pth hooks can cost
+# more than the rest of the interpreter's start-up together, and the archive needs nothing from
+# site-packages. `python3 dist/pgmi` (or any interpreter) still runs the same archive directly.
+# PGMI_PYTHON picks the interpreter when `python3` on PATH is not the one to use (e.g. too old).
+SHEBANG = (b"#!/bin/sh\n"
+           b"# pgmi: single-file zipapp; the shell runs these lines, Python reads the zip archive below.\n"
+           b'exec "${PGMI_PYTHON:-python3}" -S "$0" "$@"\n')
 ENTRY_POINT = "pgmilib.cli:main"
 RESOURCE_DIRS = ("sql", "templates")  # top-level in the checkout, pgmilib/<name> in the build
 NATIVE_SUFFIXES = (".so", ".pyd", ".dylib", ".dll")
@@ -54,7 +62,8 @@ FALLBACK_EPOCH = 315532800  # 1980-01-01, the earliest time a zip entry can carr
 PRELUDE = '''\
 import sys
 if sys.version_info < (3, 11):
-    sys.stderr.write("pgmi: error: Python 3.11 or newer is required (this is %d.%d)\\n" % sys.version_info[:2])
+    sys.stderr.write("pgmi: error: Python 3.11 or newer is required (this is %d.%d; "
+                     "PGMI_PYTHON names the interpreter to use)\\n" % sys.version_info[:2])
     sys.exit(1)
 
 
@@ -207,6 +216,7 @@ def stage(site: Path, deps: Path, commit: str, epoch: int) -> None:
             path.unlink()
 
     pin_version_lookups(site)
+    defer_imports(site)
 
     package = site / "pgmilib"
     shutil.copytree(REPO / "pgmilib", package, ignore=_ignore_noise)
@@ -258,6 +268,51 @@ def pin_version_lookups(site: Path) -> None:
         stub = f"def version(_name):  # pinned by pgmi's build.py (avoids importing importlib.metadata)\n" \
                f"    return {found!r}\n"
         path.write_text(text.replace(_VERSION_IMPORT, stub), encoding="utf-8")
+
+
+# Module-level imports of the bundled driver that a deploy almost never needs, deferred to first
+# use in the build (an installed checkout keeps the driver as published). They are ~40 % of
+# pg8000's import time: asn1crypto (with `inspect`) serves only SCRAM channel binding over TLS,
+# dateutil only timestamps that strptime cannot read. Each stand-in forwards to the real object.
+_DEFERRED_HELPER = (
+    "class _PgmiDeferred:  # added by pgmi's build.py: imports its module on first attribute use\n"
+    "    def __init__(self, module, name=None):\n"
+    "        self._pgmi_target = (module, name)\n"
+    "    def __getattr__(self, attr):\n"
+    "        import importlib\n"
+    "        module, name = self._pgmi_target\n"
+    "        target = importlib.import_module(module)\n"
+    "        return getattr(getattr(target, name) if name else target, attr)\n"
+)
+DEFERRED_IMPORTS = {
+    "scramp/core.py": (
+        "from asn1crypto import pem\nfrom asn1crypto.x509 import Certificate\n",
+        _DEFERRED_HELPER + "pem = _PgmiDeferred('asn1crypto.pem')\n"
+                           "Certificate = _PgmiDeferred('asn1crypto.x509', 'Certificate')\n",
+    ),
+    "pg8000/converters.py": (
+        "from dateutil.parser import ParserError, parse\n",
+        "class ParserError(ValueError):  # added by pgmi's build.py: dateutil's, re-raised by parse()\n"
+        "    pass\n"
+        "def parse(data):  # added by pgmi's build.py: dateutil imported when a timestamp needs it\n"
+        "    from dateutil import parser\n"
+        "    try:\n"
+        "        return parser.parse(data)\n"
+        "    except parser.ParserError as error:\n"
+        "        raise ParserError(*error.args) from error\n",
+    ),
+}
+
+
+def defer_imports(site: Path) -> None:
+    """Replace each DEFERRED_IMPORTS import line by its stand-in; fail if a driver update moved it."""
+    for relative, (original, stand_in) in DEFERRED_IMPORTS.items():
+        path = site / relative
+        text = path.read_text(encoding="utf-8") if path.is_file() else ""
+        if text.count(original) != 1:
+            raise BuildError(f"{relative} no longer has the import build.py defers ({original.splitlines()[0]!r}); "
+                             "update DEFERRED_IMPORTS")
+        path.write_text(text.replace(original, stand_in), encoding="utf-8")
 
 
 def run_shiv(site: Path, output: Path, epoch: int) -> None:

@@ -26,8 +26,10 @@ COPY pg_temp._pgmi_source_metadata (path, id, idempotent, sort_keys, description
 
 -- name: analyze
 -- Temp tables get no autovacuum statistics; without them the test plan query is ~300x slower.
-ANALYZE pg_temp._pgmi_source, pg_temp._pgmi_source_metadata, pg_temp._pgmi_test_source,
-        pg_temp._pgmi_test_directory;
+-- _pgmi_source gets its row count and the statistics of the columns deploy loops join and filter
+-- on; each further column costs ~15 us per file (path_parts, the checksums), 0.2 s at 10k files.
+ANALYZE pg_temp._pgmi_source (path, directory, is_sql_file), pg_temp._pgmi_source_metadata,
+        pg_temp._pgmi_test_source, pg_temp._pgmi_test_directory;
 
 -- name: copy_parameters
 -- Keys arrive lower-cased: in the session they are case-insensitive GUC names.

@@ -87,8 +87,67 @@ def test_version_runs_isolated(zipapp, shiv_root):
     if commit:
         assert lines[1].startswith(f"Commit: {commit}, Built: 20"), lines[1]
     assert "unknown" not in lines[1]  # build.py baked commit and date in
-    assert zipapp.read_bytes().startswith(b"#!/usr/bin/env python3\n")
+    assert zipapp.read_bytes().startswith(b"#!/bin/sh\n")
     assert os.access(zipapp, os.X_OK)
+
+
+def _python_dir(tmp_path: Path) -> Path:
+    """A directory whose `python3` is this interpreter, for a PATH the launcher searches."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python3").symlink_to(sys.executable)
+    return bin_dir
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SHIV_", "PYTHON", "PGMI_"))}
+    return {**env, **extra}
+
+
+def test_launcher_runs_under_every_posix_shell_here(zipapp, tmp_path):
+    """The first lines are a POSIX sh launcher: dash (Debian's /bin/sh), bash in POSIX mode, and
+    BusyBox's ash (Alpine) when installed all start the same archive."""
+    shells = [["/bin/sh"]]
+    shells += [[found] for found in filter(None, (shutil.which("dash"),))]
+    shells += [[found, "--posix"] for found in filter(None, (shutil.which("bash"),))]
+    shells += [[found, "sh"] for found in filter(None, (shutil.which("busybox"),))]
+    env = _clean_env(PATH=f"{_python_dir(tmp_path)}:/usr/bin:/bin", SHIV_ROOT=str(tmp_path / "shiv"))
+    for shell in shells:
+        run = subprocess.run([*shell, str(zipapp), "version"], env=env, capture_output=True, text=True,
+                             timeout=120, check=False)
+        assert run.returncode == 0, (shell, run.stderr)
+        assert run.stdout.startswith(f"pgmi {pgmilib.__version__} "), (shell, run.stdout)
+
+
+def test_launcher_starts_python_without_site_and_passes_arguments(zipapp, tmp_path):
+    """Executed directly: the kernel runs /bin/sh, which execs PGMI_PYTHON (else python3) with -S
+    (no site start-up), the archive's path and every argument unchanged."""
+    record = tmp_path / "argv.json"
+    wrapper = tmp_path / "recording-python"
+    wrapper.write_text(f"#!{sys.executable}\n"
+                       "import json, os, sys\n"
+                       f"open({str(record)!r}, 'w').write(json.dumps(sys.argv[1:]))\n"
+                       f"os.execv({sys.executable!r}, [{sys.executable!r}, *sys.argv[1:]])\n")
+    wrapper.chmod(0o755)
+    odd = "two words; $HOME \\ 'quoted' \"x\""
+    run = subprocess.run([str(zipapp), "version", "--no-such-flag", odd],
+                         env=_clean_env(PGMI_PYTHON=str(wrapper), SHIV_ROOT=str(tmp_path / "shiv")),
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert json.loads(record.read_text()) == ["-S", str(zipapp), "version", "--no-such-flag", odd]
+    assert run.returncode == 2 and "unrecognized arguments: --no-such-flag" in run.stderr  # pgmi's parser ran
+    default = subprocess.run([str(zipapp), "version"], env=_clean_env(
+        PATH=f"{_python_dir(tmp_path)}:/usr/bin:/bin", SHIV_ROOT=str(tmp_path / "shiv")),
+        capture_output=True, text=True, timeout=120, check=False)
+    assert default.returncode == 0 and default.stdout.startswith("pgmi "), default.stderr
+
+
+def test_launcher_without_python3_on_path_fails_in_one_line(zipapp, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    run = subprocess.run(["/bin/sh", str(zipapp), "version"], env=_clean_env(PATH=str(empty)),
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert run.returncode == 127
+    assert "python3" in run.stderr and len(run.stderr.strip().splitlines()) == 1, run.stderr
 
 
 def test_reproducible(builds):
@@ -240,7 +299,43 @@ def test_other_python_versions(zipapp, tmp_path):
             assert deps.stdout.strip() == "deps ok", (version, deps.stderr)
         else:
             assert run.returncode == 1, version
-            assert run.stderr == f"pgmi: error: Python 3.11 or newer is required (this is {version})\n"
+            assert run.stderr == (f"pgmi: error: Python 3.11 or newer is required (this is {version}; "
+                                  "PGMI_PYTHON names the interpreter to use)\n")
+
+
+_DEFERRED_PROBE = """
+import json, ssl, sys
+import pg8000.native
+loaded = sorted(m for m in sys.modules if m.startswith(("asn1crypto", "dateutil")))
+from scramp.core import CBindData, pem
+from pg8000.converters import timestamp_in, timestamptz_in
+text = open(sys.argv[1]).read()
+print(json.dumps({
+    "loaded_at_import": loaded,
+    "cbind": CBindData.from_der(ssl.PEM_cert_to_DER_cert(text)).data.hex(),
+    "unarmor": [kind for kind, _headers, _der in pem.unarmor(text.encode(), multiple=True)],
+    "timestamps": [str(timestamp_in("2024-01-02T03:04:05")), timestamp_in("not a time"),
+                   str(timestamptz_in("2024-01-02T03:04:05+02"))],
+}))
+"""
+
+
+def test_deferred_driver_imports_behave_like_the_published_driver(zipapp, pki, tmp_path):
+    """build.py defers asn1crypto (SCRAM channel binding) and dateutil (odd timestamps) to first
+    use: a deploy's import of pg8000 loads neither, and both give the published driver's results."""
+    cert = str(pki / "server.crt")
+    env = _clean_env(SHIV_ROOT=str(tmp_path / "shiv"), SHIV_INTERPRETER="1")
+    bundled = subprocess.run([sys.executable, "-I", str(zipapp), "-c", _DEFERRED_PROBE, cert], env=env,
+                             capture_output=True, text=True, timeout=120, check=False)
+    assert bundled.returncode == 0, bundled.stderr
+    published = subprocess.run([sys.executable, "-c", _DEFERRED_PROBE, cert], capture_output=True, text=True,
+                               timeout=120, check=False)
+    assert published.returncode == 0, published.stderr
+    ours, theirs = json.loads(bundled.stdout), json.loads(published.stdout)
+    assert ours.pop("loaded_at_import") == []
+    assert theirs.pop("loaded_at_import")  # the published driver imports them eagerly
+    assert ours == theirs
+    assert ours["timestamps"][1] == "not a time" and ours["unarmor"] == ["CERTIFICATE"]
 
 
 def test_dependency_version_lookups_are_pinned(zipapp):

@@ -44,21 +44,7 @@ def test_one_pass_row_equals_the_general_row(path, monkeypatch):
     assert session._source_row(item) == fast
 
 
-def test_threaded_scan_matches_a_serial_scan(tmp_path, monkeypatch):
-    files = {f"d{i % 7}/f{i:04d}.sql": f"-- ü {i}\nSELECT {i};\n" * (i % 5 + 1) for i in range(300)}
-    files["big.sql"] = "SELECT 1;\n" * 20000  # over SCAN_KEEP: re-read by the loader
-    root = write_project(tmp_path, files)
-    threaded = P.scan(root)
-    monkeypatch.setattr(P, "SCAN_BATCH", 10**6)  # one inline batch
-    serial = P.scan(root)
-    assert [(f.path, f.checksum, f.size, f.held) for f in threaded.files] == \
-           [(f.path, f.checksum, f.size, f.held) for f in serial.files]
-    assert len(threaded.files) == 301
-    assert next(f for f in threaded.files if f.path == "./big.sql").held is None
-
-
-def test_threaded_scan_reports_the_first_bad_file_in_path_order(tmp_path, monkeypatch):
-    monkeypatch.setattr(P, "SCAN_BATCH", 8)
+def test_scan_reports_the_first_bad_file_in_path_order(tmp_path):
     files: dict[str, str | bytes] = {f"f{i:03d}.sql": "SELECT 1;" for i in range(100)}
     files["f050.sql"] = b"SELECT \x00;"
     files["f090.sql"] = b"\xff\xfe"
@@ -68,11 +54,17 @@ def test_threaded_scan_reports_the_first_bad_file_in_path_order(tmp_path, monkey
 
 
 def test_held_budget_is_spent_in_path_order(tmp_path, monkeypatch):
-    monkeypatch.setattr(P, "SCAN_BATCH", 4)
+    monkeypatch.setattr(P, "SCAN_KEEP", 40)
     monkeypatch.setattr(P, "HELD_BYTES", 100)
     root = write_project(tmp_path, {f"f{i:02d}.sql": "x" * 30 for i in range(20)})
     held = [f.held is not None for f in P.scan(root).files]
     assert held == [True] * 3 + [False] * 17
+
+
+def test_files_over_the_keep_size_are_left_to_the_loader(tmp_path):
+    root = write_project(tmp_path, {"small.sql": "SELECT 1;", "big.sql": "SELECT 1;\n" * 20000})
+    held = {f.path: f.held for f in P.scan(root).files}
+    assert held == {"./big.sql": None, "./small.sql": b"SELECT 1;"}
 
 
 def test_reader_threads_load_the_same_rows_as_held_bytes(tmp_path, monkeypatch):

@@ -229,50 +229,25 @@ def scan(root: str | Path, *, max_file_size: int | None = None, require_deploy_s
     return Project(root=base, deploy_sql=deploy, files=files)
 
 
-#: Reader threads of the scan: files are read in batches of SCAN_BATCH, at most SCAN_AHEAD
-#: batches ahead of the one being consumed; a file up to SCAN_KEEP bytes keeps its bytes
-#: (then trimmed to the HELD_BYTES budget in path order), which bounds the bytes in flight.
-SCAN_THREADS = 2
-SCAN_BATCH = 64
-SCAN_AHEAD = 4
+#: A file up to SCAN_KEEP bytes keeps its scanned bytes (then trimmed to the HELD_BYTES budget
+#: in path order), so the loader need not read it again.
 SCAN_KEEP = 64 * 1024
 
 
 def read_files(entries: list[tuple[str, str]], cap: int) -> Iterator[tuple[str, ProjectFile | BaseException]]:
     """(relative path, ProjectFile or the error reading it) for every entry, in entry order.
 
-    Per file the scan is mostly system calls (lstat, open, read, close), which release the
-    GIL: threads overlap them with each other and with the hashing and checks of the files
-    already read. Small projects are read inline (a thread pool costs more than it saves).
+    One thread on purpose. A file costs ~10 us of system calls (lstat, open, one read, close)
+    and a few us of checks with the page cache warm, the usual case for a checkout; reader
+    threads made the scan ~1.5x slower on 1k and 10k files (each system call hands the GIL
+    over and waits to get it back), measured in docs/PERFORMANCE.md.
     """
-    if len(entries) <= SCAN_BATCH:
-        yield from _read_batch(entries, cap)
-        return
-    from concurrent.futures import ThreadPoolExecutor
-
-    batches = [entries[i:i + SCAN_BATCH] for i in range(0, len(entries), SCAN_BATCH)]
-    with ThreadPoolExecutor(max_workers=SCAN_THREADS, thread_name_prefix="pgmi-scan") as pool:
-        pending = [pool.submit(_read_batch, batch, cap) for batch in batches[:SCAN_AHEAD]]
-        try:
-            for index in range(len(batches)):
-                if index + SCAN_AHEAD < len(batches):
-                    pending.append(pool.submit(_read_batch, batches[index + SCAN_AHEAD], cap))
-                yield from pending[index].result()
-                pending[index] = None  # type: ignore[call-overload]  # let the batch's bytes go
-        finally:
-            for future in pending:
-                if future is not None:
-                    future.cancel()
-
-
-def _read_batch(entries: list[tuple[str, str]], cap: int) -> list[tuple[str, ProjectFile | BaseException]]:
-    out: list[tuple[str, ProjectFile | BaseException]] = []
     for rel, full in entries:
         try:
-            out.append((rel, _read_file(full, rel, cap, keep=SCAN_KEEP)))
+            item: ProjectFile | BaseException = _read_file(full, rel, cap, keep=SCAN_KEEP)
         except Exception as error:  # noqa: BLE001 - handed to the caller, raised there in path order
-            out.append((rel, error))
-    return out
+            item = error
+        yield rel, item
 
 
 def _all_problems(problems: list[PgmiError]) -> PgmiError:
