@@ -147,7 +147,9 @@ class Bench:
         for k in ("PGSERVICE", "PGDATABASE", "PGPASSWORD", "PGOPTIONS"):
             e.pop(k, None)
         e.update(self.cluster.env())
-        e.update({"PGCLIENTENCODING": "UTF8", "SHIV_ROOT": self.shiv_warm, "LC_ALL": "C.UTF-8"})
+        # pgmi runs as users run it (its sh launcher execs PGMI_PYTHON -S), on the bench's interpreter
+        e.update({"PGCLIENTENCODING": "UTF8", "SHIV_ROOT": self.shiv_warm, "LC_ALL": "C.UTF-8",
+                  "PGMI_PYTHON": self.py})
         e.update(extra or {})
         return e
 
@@ -227,7 +229,7 @@ class Bench:
             self.pgmi_error = f"{os.path.relpath(self.pgmi, REPO)} not found (run `make build`)"
             log(f"pgmi rows: NOT BUILT: {self.pgmi_error}")
             return
-        r = timed([self.py, self.pgmi, "version"], self.env(), timeout=120)
+        r = timed([self.pgmi, "version"], self.env(), timeout=120)
         if r.rc != 0:
             self.pgmi_state = "failed"
             self.pgmi_error = f"`pgmi version` exited {r.rc}: {(r.err or r.out).strip()[-600:]}"
@@ -252,15 +254,26 @@ class Bench:
         if method == "tail-psql":
             return psql + ["-f", os.path.join(proj, "floor", "tail.sql")], None, {}
         if method == "tail-pgmi":
-            return ([self.py, self.pgmi, "deploy", os.path.join(proj, "pgmi"), "-d", db, "--host", c.dir, "--port",
-                     str(c.port), "-U", DB_USER, "--sslmode", "disable", "--timeout", "0"], None, {})
+            return ([self.pgmi, "deploy", os.path.join(proj, "pgmi"), "-d", db, "--host", c.dir, "--port",
+                     str(c.port), "-U", DB_USER, "--sslmode", "disable", "--timeout", "0"], None,
+                    {"PGMI_CACHE_DIR": self.checksum_cache(proj, warm=False)})
         if method.startswith("pgmi"):
             d = {"pgmi": "pgmi", "pgmi-ledger": "pgmi-ledger", "pgmi-redeploy": "pgmi-ledger",
                  "pgmi-load": "pgmi-load"}[method]
-            return ([self.py, self.pgmi, "deploy", os.path.join(proj, d), "-d", db, "--host", c.dir, "--port",
-                     str(c.port), "-U", DB_USER, "--sslmode", "disable", "--timeout", "0"], None, {})
+            return ([self.pgmi, "deploy", os.path.join(proj, d), "-d", db, "--host", c.dir, "--port",
+                     str(c.port), "-U", DB_USER, "--sslmode", "disable", "--timeout", "0"], None,
+                    {"PGMI_CACHE_DIR": self.checksum_cache(proj, warm=method == "pgmi-redeploy")})
         method = method.removesuffix("-redeploy")
         return peerlib.command(method, self.peers[method], proj, db, "127.0.0.1", c.port)
+
+    def checksum_cache(self, proj: str, warm: bool) -> str:
+        """pgmi's normalized-checksum cache for one project. A first deploy starts from an empty
+        cache (a CI runner's fresh checkout: every normalized checksum is computed); a re-deploy
+        finds what the deploy before it saved (the same machine deploying again)."""
+        path = os.path.join(WORK, "checksum-cache", os.path.basename(proj))
+        if not warm:
+            shutil.rmtree(path, ignore_errors=True)
+        return path
 
     def measure(self, key: tuple, meta: dict, db: str, verify: bool) -> bool:
         """Run method key[2] into db; record the sample; False when it failed."""
@@ -347,7 +360,7 @@ class Bench:
         env = self.env()
         py_pass = [self.py, "-c", "pass"]
         have_pgmi = self.pgmi_state == "ok"
-        version = [self.py, self.pgmi, "version"]
+        version = [self.pgmi, "version"]
         for _ in range(3):  # warm-up (also fills the warm SHIV_ROOT)
             timed(py_pass, env)
             if have_pgmi:
@@ -730,6 +743,11 @@ def render_markdown(b: Bench, summ: dict, targets: list[dict], info: dict) -> st
   `EXECUTE`s each file inside one transaction. The ledger variant keeps `public.pgmi_applied(path,
   checksum)` and skips files already applied with the same checksum; the re-deploy row runs it again,
   unchanged, on the same database.
+- pgmi is run as users run it: `dist/pgmi` executed directly (its `/bin/sh` launcher execs
+  `$PGMI_PYTHON -S`, here the bench interpreter). Every first deploy (pgmi, ledger fresh, session
+  load, tail) starts with an empty normalized-checksum cache (`PGMI_CACHE_DIR`), as on a CI runner
+  with a fresh checkout, so every normalized checksum is computed; the re-deploy row finds the cache
+  its fresh deploy saved.
 - Floors are pre-generated psql scripts run by the real `psql` binary: `psql -1 -f concat.sql`, and one
   session that COPYs (path, content, checksum) into a temp table (lz4 TOAST compression) and runs the
   same loop in one transaction. The load floor is that COPY alone.

@@ -33,10 +33,17 @@ _DOLLAR_TAG = re.compile(rb"\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$")
 _IDENT_BYTE = re.compile(rb"[A-Za-z0-9_$\x80-\xff]")
 
 
-def remove_comments(data: bytes, *, fold_case: bool = True) -> bytes:
+# Consecutive line comments with only ASCII whitespace between them: one match, one space.
+_LINE_COMMENT_RUN = re.compile(rb"--[^\n]*(?:\n[\t\n\v\f\r ]*--[^\n]*)*")
+
+
+def remove_comments(data: bytes, *, fold_case: bool = True, exact: bool = True) -> bytes:
     """Step A of the normalised checksum: comments -> one space, ASCII case folded outside quotes.
 
     `fold_case=False` gives the comment removal alone (the spec's intermediate vectors).
+    `exact=False` is for the checksum only: a run of line comments separated by whitespace
+    becomes one space (identical after step B collapses whitespace), so a header block of
+    comment lines is one step of the loop instead of one per line.
     Tokens are found with regular expressions so the bulk of a file is copied in C; the state
     machine of sec. 10.2 only runs at quote/comment/dollar boundaries. `bytes.lower()` folds
     exactly ASCII A-Z and keeps the length, so normal text is sliced from a lowered copy.
@@ -65,6 +72,9 @@ def remove_comments(data: bytes, *, fold_case: bool = True) -> bytes:
             append(data[start:end])
         elif first == 0x2D:  # --
             append(b" ")
+            if not exact:
+                pos = _LINE_COMMENT_RUN.match(data, start).end()  # type: ignore[union-attr]
+                continue
             newline = data.find(b"\n", start + 2)
             if newline < 0:
                 break
@@ -126,7 +136,7 @@ def normalized_checksum(data: bytes | str) -> str:
     """SHA-256 hex of the normalised text (sec. 10.2): comments out, case folded, whitespace collapsed."""
     if isinstance(data, str):
         data = data.encode("utf-8")
-    return hashlib.sha256(collapse_whitespace(remove_comments(data))).hexdigest()
+    return hashlib.sha256(collapse_whitespace(remove_comments(data, exact=False))).hexdigest()
 
 
 class ChecksumCache:

