@@ -292,14 +292,14 @@ DEFERRED_IMPORTS = {
     ),
     "pg8000/converters.py": (
         "from dateutil.parser import ParserError, parse\n",
-        "class ParserError(ValueError):  # added by pgmi's build.py: dateutil's, re-raised by parse()\n"
+        ("class ParserError(ValueError):  # added by pgmi's build.py: dateutil's, re-raised by parse()\n"
         "    pass\n"
         "def parse(data):  # added by pgmi's build.py: dateutil imported when a timestamp needs it\n"
         "    from dateutil import parser\n"
         "    try:\n"
         "        return parser.parse(data)\n"
         "    except parser.ParserError as error:\n"
-        "        raise ParserError(*error.args) from error\n",
+        "        raise ParserError(*error.args) from error\n"),
     ),
 }
 

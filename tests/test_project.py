@@ -5,8 +5,8 @@ All offline: no server is needed, and one test checks the scanner never imports 
 
 from __future__ import annotations
 
-import os
 import hashlib
+import os
 import random
 import subprocess
 import sys
