@@ -244,3 +244,22 @@ def test_construct_left_open_after_the_head_is_sent_not_dropped(text: str) -> No
     units = split_units(text)
     assert len(units) >= 2
     assert "".join(u.text for u in units) == text
+
+
+def test_dollar_tag_classes_are_postgres_identifier_characters():
+    """The negated ASCII sets behind _DOLLAR_TAG mean exactly scan.l's classes: [A-Za-z_] or any
+    non-ASCII character to start, plus ASCII digits after (checked on every ASCII character and
+    on non-ASCII ones from each Unicode plane)."""
+    import re
+
+    from pgmilib import sqllex
+
+    start, char = re.compile(sqllex._DOLLAR_TAG_START), re.compile(sqllex._DOLLAR_TAG_CHAR)
+    samples = list(range(0x80)) + [0x80, 0xFF, 0x100, 0x20AC, 0xD800, 0xFFFF, 0x10000, 0x1F389, 0x10FFFF]
+    for cp in samples:
+        ch = chr(cp)
+        is_start = ch.isascii() and (ch.isalpha() or ch == "_") or not ch.isascii()
+        assert bool(start.fullmatch(ch)) == is_start, hex(cp)
+        assert bool(char.fullmatch(ch)) == (is_start or ch in "0123456789"), hex(cp)
+    assert sqllex._DOLLAR_TAG.fullmatch("$€1$") and sqllex._DOLLAR_TAG.fullmatch("$$")
+    assert not sqllex._DOLLAR_TAG.fullmatch("$1a$")
