@@ -1,8 +1,20 @@
-"""Small helpers shared by the test modules: write a project tree, run the CLI in-process."""
+"""Small helpers shared by the test modules: write a project tree, run the CLI in-process, query a database."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+#: The usual deploy.sql of the tests: every SQL file in plan order, in one transaction.
+EXECUTE_LOOP = """BEGIN;
+DO $$ DECLARE f record; BEGIN
+  FOR f IN SELECT p.path, p.content FROM pg_temp.pgmi_plan_view p
+             JOIN pg_temp.pgmi_source_view s USING (path)
+             WHERE s.is_sql_file ORDER BY p.execution_order LOOP
+    EXECUTE f.content;
+  END LOOP;
+END $$;
+COMMIT;
+"""
 
 
 def write_project(root: Path, files: dict[str, str | bytes], deploy_sql: str | None = "SELECT 1;\n") -> Path:
@@ -27,3 +39,15 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
     code = main(argv)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def query(pg, db: str, sql: str, **params) -> list:
+    """Rows of `sql` in database `db` of the test server, on a connection of its own: what the
+    database holds, independent of the connection pgmi used."""
+    import pg8000.native
+
+    conn = pg8000.native.Connection(**pg.conn_kwargs(db))
+    try:
+        return conn.run(sql, **params)
+    finally:
+        conn.close()

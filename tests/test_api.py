@@ -10,7 +10,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from projects import write_project
+from projects import query, write_project
 
 from pgmilib.deploy import Cancellation, ConnectionFlags, DeployRequest, deploy
 from pgmilib.errors import Exit
@@ -20,15 +20,6 @@ from pgmilib.output import Output
 def _db() -> str:
     return "api_" + uuid.uuid4().hex[:10]
 
-
-def _query(pg, db: str, sql: str):
-    import pg8000.native
-
-    c = pg8000.native.Connection(**pg.conn_kwargs(db))
-    try:
-        return c.run(sql)
-    finally:
-        c.close()
 
 
 def _out() -> Output:
@@ -51,7 +42,7 @@ def test_deploy_returns_a_result_matching_the_database(tmp_path, pg):
     assert result.envelope["status"] == "success" and result.envelope["unitsCommitted"] == 1
     assert result.summary.startswith(f"{db}: 0 files loaded")
     assert out.stdout.getvalue() == ""  # deploy() prints no data; the caller decides what to show
-    assert _query(pg, db, "SELECT count(*) FROM made_by_api") == [[1]]
+    assert query(pg, db, "SELECT count(*) FROM made_by_api") == [[1]]
 
 
 def test_deploy_failure_is_a_result_not_an_exception(tmp_path, pg):
@@ -104,7 +95,7 @@ def test_two_deploys_in_one_process_do_not_share_env_params_secrets_or_notices(t
         result = results[name]
         assert result.ok, result.error_text
         assert result.database == dbs[name]  # from this project's .env, not the other's
-        assert _query(pg, dbs[name], "SELECT project FROM marker") == [[name]]
+        assert query(pg, dbs[name], "SELECT project FROM marker") == [[name]]
         log = outs[name].stderr.getvalue()
         assert f"db={dbs[name]}" in log and dbs[other] not in log  # only its own notices
         assert token[name] not in log and "token=[redacted]" in log  # its own secret parameter is masked
@@ -123,11 +114,11 @@ def test_cancellation_stops_the_statement_and_commits_nothing(tmp_path, pg):
     assert result.exit_code == Exit.INTERRUPTED
     assert time.monotonic() - began < 120  # far below the 300 s sleep: the statement was cancelled
     assert result.envelope["unitsCommitted"] == 0
-    assert _query(pg, db, "SELECT to_regclass('half') IS NULL") == [[True]]
+    assert query(pg, db, "SELECT to_regclass('half') IS NULL") == [[True]]
     # the session is gone and its lock with it: nothing idle in transaction is left behind
     # (the server notices a closed socket asynchronously, so give it a moment)
     for _ in range(50):
-        if _query(pg, "postgres", f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}'") == [[0]]:
+        if query(pg, "postgres", f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}'") == [[0]]:
             break
         time.sleep(0.1)
     else:

@@ -11,7 +11,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from projects import write_project
+from projects import query, write_project
 
 # Head and tail (psql mode after the first COMMIT): a deploy that ran only partly would
 # leave an 'a' row without its 'b' row.
@@ -27,15 +27,6 @@ INSERT INTO runs (phase) VALUES ('b');
 def _db() -> str:
     return "k_" + uuid.uuid4().hex[:10]
 
-
-def _query(pg, db: str, sql: str, **params):
-    import pg8000.native
-
-    c = pg8000.native.Connection(**pg.conn_kwargs(db))
-    try:
-        return c.run(sql, **params)
-    finally:
-        c.close()
 
 
 def _drop(pg, db: str) -> None:
@@ -68,10 +59,10 @@ def test_eight_parallel_deploys_of_a_new_database(tmp_path, pg, run_pgmi, lock_w
             assert codes == [0] * 8, [r.stderr for r in results if r.returncode]
         else:
             assert successes >= 1
-        rows = _query(pg, db, "SELECT phase, count(*) FROM runs GROUP BY phase ORDER BY phase")
+        rows = query(pg, db, "SELECT phase, count(*) FROM runs GROUP BY phase ORDER BY phase")
         assert rows == [["a", successes], ["b", successes]]
         # one after another: every 'a' follows the previous deploy's 'b'
-        phases = [r[0] for r in _query(pg, db, "SELECT phase FROM runs ORDER BY at")]
+        phases = [r[0] for r in query(pg, db, "SELECT phase FROM runs ORDER BY at")]
         assert phases == ["a", "b"] * successes
     finally:
         _drop(pg, db)
@@ -98,13 +89,13 @@ def test_timeout_ends_a_lock_wait_promptly_with_16(tmp_path, pg, fresh_db, run_p
         assert result.returncode == 16, result.stderr
         assert "deployment timed out after 2s (--timeout)" in result.stderr
         assert elapsed < 20
-        assert _query(pg, fresh_db, "SELECT to_regclass('never') IS NULL") == [[True]]
+        assert query(pg, fresh_db, "SELECT to_regclass('never') IS NULL") == [[True]]
     finally:
         holder.close()
 
 
 def test_overwrite_refuses_to_drop_under_a_running_deploy(tmp_path, pg, fresh_db, run_pgmi):
-    _query(pg, fresh_db, "CREATE TABLE precious (a int)")
+    query(pg, fresh_db, "CREATE TABLE precious (a int)")
     holder = _hold_deploy_lock(pg, fresh_db)
     proj = write_project(tmp_path / "p", {}, "CREATE TABLE fresh (a int);\n")
     try:
@@ -113,13 +104,13 @@ def test_overwrite_refuses_to_drop_under_a_running_deploy(tmp_path, pg, fresh_db
             assert result.returncode == 15, result.stderr
             assert "--overwrite will not drop it underneath" in result.stderr
             assert f"pid {holder.run('SELECT pg_backend_pid()')[0][0]}" in result.stderr  # holder still alive
-        assert _query(pg, fresh_db, "SELECT to_regclass('precious') IS NOT NULL, to_regclass('fresh') IS NULL") == [
+        assert query(pg, fresh_db, "SELECT to_regclass('precious') IS NOT NULL, to_regclass('fresh') IS NULL") == [
             [True, True]]
     finally:
         holder.close()
     result = run_pgmi("deploy", str(proj), "-d", fresh_db, "--overwrite", "--force")
     assert result.returncode == 0, result.stderr
-    assert _query(pg, fresh_db, "SELECT to_regclass('precious') IS NULL, to_regclass('fresh') IS NOT NULL") == [
+    assert query(pg, fresh_db, "SELECT to_regclass('precious') IS NULL, to_regclass('fresh') IS NOT NULL") == [
         [True, True]]
 
 
@@ -132,7 +123,7 @@ def test_overwrite_waits_for_a_deploy_that_finishes_within_lock_wait(tmp_path, p
     result = run_pgmi("deploy", str(proj), "-d", fresh_db, "--overwrite", "--force", "--lock-wait", "30s")
     assert result.returncode == 0, result.stderr
     assert "Waiting up to 30s" in result.stderr
-    assert _query(pg, fresh_db, "SELECT to_regclass('fresh') IS NOT NULL") == [[True]]
+    assert query(pg, fresh_db, "SELECT to_regclass('fresh') IS NOT NULL") == [[True]]
 
 
 def test_lock_key_formulas_agree(pg, fresh_db, conn):

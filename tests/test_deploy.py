@@ -14,34 +14,13 @@ import uuid
 from pathlib import Path
 
 import pytest
-from projects import write_project
+from projects import EXECUTE_LOOP, query, write_project
 
 REPO = Path(__file__).resolve().parent.parent
-
-LOOP = """BEGIN;
-DO $$ DECLARE f record; BEGIN
-  FOR f IN SELECT p.path, p.content FROM pg_temp.pgmi_plan_view p
-             JOIN pg_temp.pgmi_source_view s USING (path)
-             WHERE s.is_sql_file ORDER BY p.execution_order LOOP
-    EXECUTE f.content;
-  END LOOP;
-END $$;
-COMMIT;
-"""
 
 
 def make_project(root: Path, deploy_sql: str, files: dict[str, str] | None = None) -> Path:
     return write_project(root, files or {}, deploy_sql)
-
-
-def query(pg, db: str, sql: str):
-    import pg8000.native
-
-    c = pg8000.native.Connection(**pg.conn_kwargs(db))
-    try:
-        return c.run(sql)
-    finally:
-        c.close()
 
 
 def new_db_name() -> str:
@@ -50,7 +29,7 @@ def new_db_name() -> str:
 
 def test_deploy_applies_files_and_reports(tmp_path, pg, run_pgmi):
     db = new_db_name()
-    proj = make_project(tmp_path / "p", LOOP, {"a/001.sql": "CREATE TABLE t1(id int);",
+    proj = make_project(tmp_path / "p", EXECUTE_LOOP, {"a/001.sql": "CREATE TABLE t1(id int);",
                                               "a/002.sql": "INSERT INTO t1 VALUES (1), (2);"})
     result = run_pgmi("deploy", str(proj), "-d", db)
     assert result.returncode == 0, result.stderr
@@ -100,7 +79,7 @@ def test_syntax_error_reports_line_and_column(tmp_path, run_pgmi):
 
 def test_error_inside_executed_file_names_the_file(tmp_path, run_pgmi):
     db = new_db_name()
-    proj = make_project(tmp_path / "p", LOOP, {"m/001_ok.sql": "CREATE TABLE ok1(id int);",
+    proj = make_project(tmp_path / "p", EXECUTE_LOOP, {"m/001_ok.sql": "CREATE TABLE ok1(id int);",
                                               "m/002_bad.sql": "CREATE TABLE ok2(id int);\nSELECT * FROM nowhere;\n"})
     result = run_pgmi("deploy", str(proj), "-d", db, "--json")
     assert result.returncode == 13
@@ -110,7 +89,7 @@ def test_error_inside_executed_file_names_the_file(tmp_path, run_pgmi):
 
 def test_atomic_failure_leaves_nothing(tmp_path, pg, run_pgmi):
     db = new_db_name()
-    proj = make_project(tmp_path / "p", LOOP, {"1.sql": "CREATE TABLE kept(id int);", "2.sql": "SELECT 1/0;"})
+    proj = make_project(tmp_path / "p", EXECUTE_LOOP, {"1.sql": "CREATE TABLE kept(id int);", "2.sql": "SELECT 1/0;"})
     result = run_pgmi("deploy", str(proj), "-d", db)
     assert result.returncode == 13
     assert query(pg, db, "SELECT to_regclass('kept') IS NULL") == [[True]]

@@ -6,20 +6,9 @@ import json
 import uuid
 
 import pytest
-from projects import write_project
+from projects import EXECUTE_LOOP, write_project
 
 from pgmilib.output import cut_lines
-
-LOOP = """BEGIN;
-DO $$ DECLARE f record; BEGIN
-  FOR f IN SELECT p.path, p.content FROM pg_temp.pgmi_plan_view p
-             JOIN pg_temp.pgmi_source_view s USING (path)
-             WHERE s.is_sql_file ORDER BY p.execution_order LOOP
-    EXECUTE f.content;
-  END LOOP;
-END $$;
-COMMIT;
-"""
 
 
 def _db() -> str:
@@ -44,7 +33,7 @@ def test_cut_lines_keeps_head_and_tail_and_counts() -> None:
 
 
 def test_error_in_a_big_executed_file_is_short_and_names_the_candidate(tmp_path, run_pgmi):
-    proj = write_project(tmp_path / "p", {"migrations/001_big.sql": _big_migration("audit_log")}, LOOP)
+    proj = write_project(tmp_path / "p", {"migrations/001_big.sql": _big_migration("audit_log")}, EXECUTE_LOOP)
     result = run_pgmi("deploy", str(proj), "-d", _db(), "--json")
     assert result.returncode == 13, result.stderr
     assert len(result.stderr.splitlines()) < 30, result.stderr
@@ -62,7 +51,7 @@ def test_error_in_a_big_executed_file_is_short_and_names_the_candidate(tmp_path,
 
 def test_missing_extension_candidate(tmp_path, run_pgmi):
     migration = "CREATE TABLE a (id int);\nCREATE EXTENSION no_such_ext_xyz;\nCREATE TABLE b (id int);\n"
-    proj = write_project(tmp_path / "p", {"migrations/001.sql": migration}, LOOP)
+    proj = write_project(tmp_path / "p", {"migrations/001.sql": migration}, EXECUTE_LOOP)
     result = run_pgmi("deploy", str(proj), "-d", _db(), "--json")
     assert result.returncode == 13, result.stderr
     env = json.loads(result.stdout)
@@ -71,7 +60,7 @@ def test_missing_extension_candidate(tmp_path, run_pgmi):
 
 def test_timeout_inside_an_executed_file_has_no_made_up_line(tmp_path, run_pgmi):
     migration = "CREATE TABLE a (id int);\nSELECT pg_sleep(5);\nCREATE TABLE b (id int);\n"
-    script = "SET statement_timeout = '300ms';\n" + LOOP
+    script = "SET statement_timeout = '300ms';\n" + EXECUTE_LOOP
     proj = write_project(tmp_path / "p", {"migrations/001.sql": migration}, script)
     result = run_pgmi("deploy", str(proj), "-d", _db(), "--json")
     assert result.returncode == 13, result.stderr
@@ -93,7 +82,7 @@ DUMP = ("CREATE TABLE t (a int, b text);\n\nCOPY public.t (a, b) FROM stdin;\n1\
     ("CREATE TABLE a (id int);\nSELECT :'name';\n", 2, "psql variable :'name'"),
 ])
 def test_psql_only_syntax_in_a_project_file_gets_a_hint(tmp_path, run_pgmi, content, line, feature):
-    proj = write_project(tmp_path / "p", {"migrations/001.sql": content}, LOOP)
+    proj = write_project(tmp_path / "p", {"migrations/001.sql": content}, EXECUTE_LOOP)
     result = run_pgmi("deploy", str(proj), "-d", _db(), "--json")
     assert result.returncode == 13, result.stderr
     env = json.loads(result.stdout)
@@ -110,7 +99,7 @@ def test_psql_meta_command_in_deploy_sql_gets_a_hint(tmp_path, run_pgmi):
 
 
 def test_ordinary_syntax_error_gets_no_psql_hint(tmp_path, run_pgmi):
-    proj = write_project(tmp_path / "p", {"migrations/001.sql": "CREATE TABLE a (id int);\nSELEC 1;\n"}, LOOP)
+    proj = write_project(tmp_path / "p", {"migrations/001.sql": "CREATE TABLE a (id int);\nSELEC 1;\n"}, EXECUTE_LOOP)
     result = run_pgmi("deploy", str(proj), "-d", _db(), "--json")
     assert result.returncode == 13, result.stderr
     assert "psql" not in result.stderr

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pg8000.native
 import pytest
-from projects import write_project
+from projects import query, write_project
 
 from pgmilib.deploy import ConnectionFlags, DeployRequest
 from pgmilib.errors import ConfigError, UsageError
@@ -71,16 +71,8 @@ def databases(pg):
     admin.close()
 
 
-def _rows(pg, db: str, sql: str):
-    c = pg8000.native.Connection(**pg.conn_kwargs(db))
-    try:
-        return c.run(sql)
-    finally:
-        c.close()
-
-
 def _exists(pg, db: str) -> bool:
-    return _rows(pg, "postgres", f"SELECT count(*) FROM pg_database WHERE datname = '{db}'") == [[1]]
+    return query(pg, "postgres", f"SELECT count(*) FROM pg_database WHERE datname = '{db}'") == [[1]]
 
 
 def _targets_file(path: Path, entries: list[str]) -> Path:
@@ -127,7 +119,7 @@ def test_twenty_databases_parallel_four_with_a_canary_and_one_broken_target(tmp_
     for text in (r.stdout, r.stderr):
         assert "tok-SECRET-77" not in text and "pw-secret-" not in text
     # Every database got its own parameters; pgmi.yaml < target params < --param.
-    rows = {db: _rows(pg, db, "SELECT tenant, region, release, started, finished FROM marker")[0] for db in dbs}
+    rows = {db: query(pg, db, "SELECT tenant, region, release, started, finished FROM marker")[0] for db in dbs}
     assert [rows[db][0] for db in dbs] == [f"T{i:02d}" for i in range(1, 20)]
     assert rows[dbs[3]][1] == "us" and rows[dbs[4]][1] == "eu" and {r[2] for r in rows.values()} == {"r42"}
     # The canary finished before any other target started; never more than 4 ran at once.
@@ -192,7 +184,7 @@ def test_pgmi_yaml_targets_list_deploys_a_fleet(tmp_path, pg, databases, run_pgm
     r = run_pgmi("deploy", str(proj))
     assert r.returncode == 0, r.stderr
     assert "2 succeeded" in r.stderr
-    assert all(_rows(pg, db, "SELECT to_regclass('from_yaml_list') IS NOT NULL") == [[True]] for db in dbs)
+    assert all(query(pg, db, "SELECT to_regclass('from_yaml_list') IS NOT NULL") == [[True]] for db in dbs)
 
 
 def test_per_target_test_reports(tmp_path, pg, databases, run_pgmi):
@@ -226,7 +218,7 @@ def test_ctrl_c_cancels_running_targets_and_reports_which_completed(tmp_path, pg
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # wait until both slow targets are inside pg_sleep
-            sleeping = _rows(pg, "postgres", "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep((%' "
+            sleeping = query(pg, "postgres", "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep((%' "
                                              "AND state = 'active' AND pid <> pg_backend_pid()")[0][0]
             if sleeping >= 2:
                 break
@@ -246,7 +238,7 @@ def test_ctrl_c_cancels_running_targets_and_reports_which_completed(tmp_path, pg
     assert statuses == {"k0": "success", "k1": "success", "k2": "cancelled", "k3": "cancelled",
                         "k4": "skipped", "k5": "skipped"}
     assert "2 succeeded, 0 failed, 2 cancelled, 2 not started" in stderr
-    assert _rows(pg, dbs[2], "SELECT to_regclass('done') IS NULL") == [[True]]  # rolled back
+    assert query(pg, dbs[2], "SELECT to_regclass('done') IS NULL") == [[True]]  # rolled back
     assert not _exists(pg, dbs[4])
 
 
@@ -313,7 +305,7 @@ def test_unreachable_target_is_reported_and_others_still_run(tmp_path, pg, datab
     assert sorted(seen) == ["down", "up"]
     assert [o.status for o in result.outcomes] == ["failed", "success"]
     assert result.outcomes[0].exit_code == 11 and result.exit_code == 11 and not result.ok
-    assert _rows(pg, db, "SELECT to_regclass('ok') IS NOT NULL") == [[True]]
+    assert query(pg, db, "SELECT to_regclass('ok') IS NOT NULL") == [[True]]
 
 
 def test_the_project_is_scanned_once_for_the_whole_fleet(tmp_path, pg, databases, monkeypatch):

@@ -6,7 +6,7 @@ import json
 import textwrap
 
 import pytest
-from projects import write_project
+from projects import query, write_project
 
 from pgmilib.deploy.rehearse import head_as_rehearsal, terminator_span
 from pgmilib.errors import ConfigError
@@ -23,15 +23,6 @@ PASSING_TEST = "DO $$ BEGIN IF (SELECT balance FROM account WHERE id = 1) <> 10 
 FAILING_TEST = "DO $$ BEGIN RAISE EXCEPTION 'balance check failed'; END $$;\n"
 
 
-def _query(pg, db: str, sql: str):
-    import pg8000.native
-
-    c = pg8000.native.Connection(**pg.conn_kwargs(db))
-    try:
-        return c.run(sql)
-    finally:
-        c.close()
-
 
 def test_rehearsal_runs_migrations_and_tests_then_rolls_back(tmp_path, pg, fresh_db, run_pgmi):
     proj = write_project(tmp_path / "p", {"__test__/test_balance.sql": PASSING_TEST}, GATED)
@@ -39,14 +30,14 @@ def test_rehearsal_runs_migrations_and_tests_then_rolls_back(tmp_path, pg, fresh
     assert r.returncode == 0, r.stderr
     assert "Rehearsing" in r.stderr and "rolled back, nothing was changed" in r.stderr
     assert "1 test macro(s) expanded" in r.stderr and "1 test(s) passed" in r.stderr  # what ran: the test gate
-    assert _query(pg, fresh_db, "SELECT to_regclass('account') IS NULL") == [[True]]
+    assert query(pg, fresh_db, "SELECT to_regclass('account') IS NULL") == [[True]]
     r = run_pgmi("deploy", str(proj), "-d", fresh_db, "--rehearse", "--json")
     envelope = json.loads(r.stdout)
     assert envelope["rehearsed"] is True and envelope["unitsCommitted"] == 0 and envelope["status"] == "success"
     assert envelope["testsPassed"] == 1
     # the real deploy afterwards applies it
     assert run_pgmi("deploy", str(proj), "-d", fresh_db).returncode == 0
-    assert _query(pg, fresh_db, "SELECT balance FROM account") == [[10]]
+    assert query(pg, fresh_db, "SELECT balance FROM account") == [[10]]
 
 
 def test_failing_test_gate_fails_the_rehearsal(tmp_path, pg, fresh_db, run_pgmi):
@@ -56,14 +47,14 @@ def test_failing_test_gate_fails_the_rehearsal(tmp_path, pg, fresh_db, run_pgmi)
     assert "balance check failed" in r.stderr
     r = run_pgmi("deploy", str(proj), "-d", fresh_db, "--rehearse", "--json")
     assert r.returncode == 13 and json.loads(r.stdout)["rehearsed"] is True
-    assert _query(pg, fresh_db, "SELECT to_regclass('account') IS NULL") == [[True]]
+    assert query(pg, fresh_db, "SELECT to_regclass('account') IS NULL") == [[True]]
 
 
 def test_script_without_a_terminator_is_rolled_back_too(tmp_path, pg, fresh_db, run_pgmi):
     proj = write_project(tmp_path / "p", {}, "CREATE TABLE implicit_tx(id int);\nINSERT INTO implicit_tx VALUES (1)")
     r = run_pgmi("deploy", str(proj), "-d", fresh_db, "--rehearse")
     assert r.returncode == 0, r.stderr
-    assert _query(pg, fresh_db, "SELECT to_regclass('implicit_tx') IS NULL") == [[True]]
+    assert query(pg, fresh_db, "SELECT to_regclass('implicit_tx') IS NULL") == [[True]]
 
 
 def test_tail_units_are_refused_up_front_with_the_reason(tmp_path, pg, run_pgmi):
@@ -77,7 +68,7 @@ def test_tail_units_are_refused_up_front_with_the_reason(tmp_path, pg, run_pgmi)
     assert "cannot rehearse" in r.stderr and "from line 4" in r.stderr and "--ephemeral" in r.stderr
     assert "Traceback" not in r.stderr
     # refused before connecting: the database was not even created
-    assert _query(pg, "postgres", f"SELECT count(*) FROM pg_database WHERE datname = '{missing}'") == [[0]]
+    assert query(pg, "postgres", f"SELECT count(*) FROM pg_database WHERE datname = '{missing}'") == [[0]]
 
 
 def test_rehearsal_never_creates_the_database(tmp_path, pg, run_pgmi):
@@ -87,7 +78,7 @@ def test_rehearsal_never_creates_the_database(tmp_path, pg, run_pgmi):
     proj = write_project(tmp_path / "p", {}, "SELECT 1;\n")
     r = run_pgmi("deploy", str(proj), "-d", missing, "--rehearse")
     assert r.returncode == 11, r.stderr
-    assert _query(pg, "postgres", f"SELECT count(*) FROM pg_database WHERE datname = '{missing}'") == [[0]]
+    assert query(pg, "postgres", f"SELECT count(*) FROM pg_database WHERE datname = '{missing}'") == [[0]]
 
 
 @pytest.mark.parametrize("flag", ["--overwrite", "--ephemeral"])
@@ -111,7 +102,7 @@ def test_fleet_rehearsal_changes_no_target(tmp_path, pg, create_database, run_pg
     assert doc["rehearsal"] is True and doc["summary"]["succeeded"] == 3
     assert all(t["rehearsed"] for t in doc["targets"])
     for db in dbs:
-        assert _query(pg, db, "SELECT to_regclass('account') IS NULL") == [[True]]
+        assert query(pg, db, "SELECT to_regclass('account') IS NULL") == [[True]]
 
 
 # ---- the transformation itself (pure) --------------------------------------------------------
