@@ -1,0 +1,145 @@
+"""The names an error message is about, and the line of a statement that mentions them.
+
+`relation "app_flowz" does not exist`, `function convert_tz(text) does not exist`,
+`column "nme" of relation "users" does not exist`: when the server gives no position, the
+line that names the object is the best guess inside the failing statement (a 31-line
+CREATE TABLE with the misspelled name on line 21 points at line 21). Names are matched as
+words, case-insensitively unless quoted with capitals, outside comments; quoted and unquoted
+spellings both count; a function name followed by `(` counts more than a bare mention.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from pgmilib.sqllex import comment_spans, mask, statement_spans
+
+_QUOTED = re.compile(r'"((?:[^"]|"")+)"')
+# Unquoted object names the server prints with an argument list: function f(text) does not exist.
+_ROUTINE = re.compile(r"\b(?:function|procedure|aggregate|routine)\s+([\w$.\"]+)\(([^()]*)\)")
+_DEFINES = re.compile(r"\s*CREATE\b[\w\s]*$", re.IGNORECASE)
+_ALREADY = ("already exists", "is not unique", "specified more than once", "duplicate")
+# Words of the message that are never object names even when quoted (`at or near "("`).
+_TAG = re.compile(r"\$(?:[^\W\d]\w*)?\$")
+_NOT_NAMES = frozenset({"(", ")", ",", ";"})
+
+
+@dataclass
+class Name:
+    """One object the message names: `parts` of a qualified name, `routine` when it had arguments."""
+
+    parts: list[str]
+    routine: bool = False
+
+    @property
+    def text(self) -> str:
+        return ".".join(self.parts)
+
+
+def names_in(message: str) -> list[Name]:
+    """The names a message is about, most specific first (as the server orders them)."""
+    found: list[tuple[int, Name]] = []
+    for m in _ROUTINE.finditer(message):
+        parts = [p.strip('"') for p in m.group(1).split(".") if p.strip('"')]
+        if parts:
+            found.append((m.start(), Name(parts, routine=True)))
+    for m in _QUOTED.finditer(message):
+        raw = m.group(1).replace('""', '"')
+        if raw in _NOT_NAMES or not raw.strip():
+            continue
+        raw = raw.rsplit("/", 1)[-1].removesuffix(".control")  # extension control file paths
+        paren = raw.find("(")
+        routine = paren > 0
+        parts = [p.strip('"') for p in raw[:paren if routine else len(raw)].split(".") if p.strip('"')]
+        if parts and any(ch.isalnum() or ch == "_" for ch in parts[-1]):
+            found.append((m.start(), Name(parts, routine=routine)))
+    found.sort(key=lambda item: item[0])
+    return [name for _, name in found]
+
+
+def _word(name: str) -> re.Pattern[str]:
+    escaped = re.escape(name)
+    flags = 0 if name != name.lower() else re.IGNORECASE  # a quoted mixed-case name appears verbatim
+    return re.compile(r'(?<![\w$])"?' + escaped + r'"?(?![\w$])', flags)
+
+
+def comment_free(text: str, depth: int = 0) -> str:
+    """`text` with comments blanked (same length), strings and dollar bodies kept: names inside
+    function bodies and dynamic SQL count, names in comments do not (also comments inside bodies)."""
+    out = list(text)
+    for start, end in comment_spans(text):
+        out[start:end] = _blank(text[start:end])
+    if depth < 3 and "$" in text:
+        tags = list(_TAG.finditer(mask(text)))
+        for opening, closing in zip(tags[0::2], tags[1::2]):
+            body = text[opening.end():closing.start()]
+            if "--" in body or "/*" in body:
+                out[opening.end():closing.start()] = comment_free(body, depth + 1)
+    return "".join(out)
+
+
+def _blank(segment: str) -> list[str]:
+    return [ch if ch in "\r\n" else " " for ch in segment]
+
+
+@dataclass
+class Mention:
+    """Where a statement names the object: offset into the text, and which name it was."""
+
+    offset: int
+    name: Name
+    statement: tuple[int, int]
+
+
+def find_mention(message: str, text: str, spans: list[tuple[int, int]] | None = None) -> Mention | None:
+    """The mention of the message's object that most likely failed, in `text`'s statements.
+
+    Execution stops at the first failure, so the earliest statement naming the object wins;
+    for `already exists` it is a statement that creates it (the second one when the text
+    creates it twice), otherwise one that uses it rather than creates it.
+    """
+    names = names_in(message)
+    if not names:
+        return None
+    clean = comment_free(text)
+    spans = spans if spans is not None else statement_spans(text)
+    already = any(word in message for word in _ALREADY)
+    for name in names:
+        hits = _mentions(name, clean, spans)
+        if not hits:
+            continue
+        defining = [h for h in hits if h[2]]
+        using = [h for h in hits if not h[2]]
+        if already:
+            pick = defining[1] if len(defining) > 1 else (defining or using)[0]
+        else:
+            pick = (using or defining)[0]
+        return Mention(pick[0], name, pick[1])
+    return None
+
+
+def _mentions(name: Name, clean: str, spans: list[tuple[int, int]]) -> list[tuple[int, tuple[int, int], bool]]:
+    """(offset, statement span, defines) of each mention, best spelling first within a statement."""
+    bare = _word(name.parts[-1])
+    hits = []
+    for start, end in spans:
+        best = None
+        for m in bare.finditer(clean, start, end):
+            at = m.start() + (1 if clean[m.start()] == '"' else 0)
+            score = 0
+            if len(name.parts) > 1 and _qualified(clean, m.start(), name.parts[-2]):
+                score += 2
+            if name.routine and clean[m.end():m.end() + 20].lstrip().startswith("("):
+                score += 1
+            if best is None or score > best[0]:
+                best = (score, at)
+        if best is not None:
+            defines = _DEFINES.match(clean, start, best[1]) is not None
+            hits.append((best[1], (start, end), defines))
+    return hits
+
+
+def _qualified(clean: str, at: int, schema: str) -> bool:
+    before = clean[max(0, at - len(schema) - 4):at].rstrip()
+    return before.endswith(".") and schema.lower() in before.lower()

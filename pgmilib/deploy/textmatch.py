@@ -1,0 +1,199 @@
+"""Find where a text the server ran came from in the project, even after deploy.sql changed it.
+
+deploy.sql usually EXECUTEs a file's content as it is, but many rewrite it first:
+`regexp_replace(content, 'CONCURRENTLY', '', 'g')`, `format(content, schema)`, placeholder
+substitution, trimming. The server then quotes (or points into) the rewritten text. Two ways
+to map it back, cheapest and surest first:
+
+* verbatim: the text (or the text without surrounding blanks) occurs in a file; every
+  character maps exactly;
+* fragments: the text's longer lines are looked up in a hash set per file (one pass over the
+  project, linear in its size), the file sharing the most distinctive lines wins, and the
+  lines are aligned with anchors (lines unique on both sides, kept in order: patience
+  alignment, O(n log n)). A line deploy.sql left as it was maps exactly; a changed line
+  is placed between its anchors and reported as a candidate.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+#: A line must carry this many characters (blanks excluded) to count as a fragment: `);`,
+#: `BEGIN` or `END;` are everywhere and identify nothing.
+MIN_FRAGMENT = 8
+#: Above this many project files holding a line, it is boilerplate, not evidence.
+MAX_SPREAD = 50
+
+
+@dataclass
+class TextMatch:
+    """Where text of the server came from: `place(offset)` maps an offset of that text."""
+
+    file: str
+    content: str
+    verbatim: bool
+    start: int = 0  # verbatim: where the text starts in the file
+    shift: int = 0  # verbatim: characters of the text's own leading blanks missing from the file
+    others: list[TextMatch] = field(default_factory=list)  # other places holding the same text
+    _anchors: list[tuple[int, int]] = field(default_factory=list)  # fragments: (text line, file line), 0-based
+    _text_lines: list[str] = field(default_factory=list)
+    _file_lines: list[str] = field(default_factory=list)
+
+    def place(self, text: str, offset: int) -> tuple[int, int | None, bool] | None:
+        """(1-based line, column or None, exact) in the file for 0-based `offset` of `text`."""
+        if self.verbatim:
+            at = self.start + max(offset - self.shift, 0)
+            line = self.content.count("\n", 0, at) + 1
+            return line, at - (self.content.rfind("\n", 0, at) + 1) + 1, True
+        index = text.count("\n", 0, offset)
+        column = offset - (text.rfind("\n", 0, offset) + 1)
+        return self._line_for(index, column)
+
+    def _line_for(self, index: int, column: int) -> tuple[int, int | None, bool] | None:
+        anchors = self._anchors
+        if not anchors:
+            return None
+        at = bisect.bisect_right(anchors, (index, len(self._file_lines) + 1)) - 1
+        text_line = self._text_lines[index] if index < len(self._text_lines) else ""
+        if at >= 0 and anchors[at][0] == index:
+            return anchors[at][1] + 1, column + 1, True
+        before = anchors[at] if at >= 0 else (-1, -1)
+        after = anchors[at + 1] if at + 1 < len(anchors) else (len(self._text_lines), len(self._file_lines))
+        guess = before[1] + (index - before[0])
+        same_gap = after[0] - before[0] == after[1] - before[1]
+        if not before[1] < guess < after[1]:  # lines were added or removed: the most similar line
+            guess = _most_similar(text_line, self._file_lines, before[1] + 1, after[1])
+            if guess is None:
+                return None
+        file_line = self._file_lines[guess]
+        exact = same_gap and file_line == text_line
+        prefix = _common_prefix(text_line, file_line)
+        return guess + 1, (column + 1 if column <= prefix or exact else None), exact
+
+
+def _common_prefix(a: str, b: str) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def _most_similar(line: str, lines: list[str], start: int, end: int, window: int = 400) -> int | None:
+    """Index in lines[start:end] sharing the most words with `line` (a bounded window)."""
+    words = set(line.split())
+    best, best_score = None, 0
+    for i in range(start, min(end, start + window)):
+        score = len(words & set(lines[i].split()))
+        if score > best_score:
+            best, best_score = i, score
+    return best
+
+
+def find_text(files: Mapping[str, str], text: str) -> TextMatch | None:
+    """The project file `text` came from (verbatim first, then by fragments), or None."""
+    if not text.strip():
+        return None
+    found = _verbatim(files, text)
+    if found is None:
+        found = _by_fragments(files, text)
+    return found
+
+
+def _occurrences(files: Mapping[str, str], needle: str) -> list[tuple[str, int]]:
+    """(path, offset) of `needle`: whole-file matches if any, else every occurrence."""
+    contents = [(path, content) for path, content in files.items() if needle in content]
+    exact = [(path, 0) for path, content in contents if len(content) == len(needle)]
+    if exact:
+        return exact
+    hits = []
+    for path, content in contents:
+        at = content.find(needle)
+        while at >= 0:
+            hits.append((path, at))
+            at = content.find(needle, at + 1)
+    return hits
+
+
+def verbatim_places(files: Mapping[str, str], text: str) -> list[tuple[str, int, int]]:
+    """Every (path, start, shift) where `text`, or `text` without its surrounding blanks, occurs."""
+    hits = _occurrences(files, text)
+    shift = 0
+    if not hits:  # a template may have trimmed the file text before EXECUTE
+        stripped = text.strip()
+        if not stripped:
+            return []
+        shift = len(text) - len(text.lstrip())
+        hits = _occurrences(files, stripped)
+    return sorted((path, at, shift) for path, at in hits)
+
+
+def _verbatim(files: Mapping[str, str], text: str) -> TextMatch | None:
+    places = verbatim_places(files, text)
+    if not places:
+        return None
+    found = [TextMatch(path, files[path], True, at, shift) for path, at, shift in places]
+    found[0].others = found[1:]
+    return found[0]
+
+
+def _by_fragments(files: Mapping[str, str], text: str) -> TextMatch | None:
+    text_lines = text.split("\n")
+    wanted = {line for line in text_lines if len(line.strip()) >= MIN_FRAGMENT}
+    if not wanted:
+        return None
+    shared: dict[str, set[str]] = {}
+    spread: dict[str, int] = {}
+    for path, content in files.items():
+        common = wanted.intersection(content.split("\n"))
+        if common:
+            shared[path] = common
+            for line in common:
+                spread[line] = spread.get(line, 0) + 1
+    scores = sorted(((sum(len(line.strip()) / spread[line] for line in common if spread[line] <= MAX_SPREAD), path)
+                     for path, common in shared.items()), reverse=True)
+    if not scores or scores[0][0] <= 0:
+        return None
+    if len(scores) > 1 and scores[1][0] * 2 > scores[0][0]:
+        return None  # no clear source: better no file than a wrong one
+    path = scores[0][1]
+    file_lines = files[path].split("\n")
+    anchors = _anchors(text_lines, file_lines)
+    if not anchors:
+        return None
+    return TextMatch(path, files[path], False, _anchors=anchors, _text_lines=text_lines, _file_lines=file_lines)
+
+
+def _anchors(a: list[str], b: list[str]) -> list[tuple[int, int]]:
+    """Patience alignment: lines unique in both lists, the longest run kept in the same order."""
+    def unique(lines: list[str]) -> dict[str, int]:
+        seen: dict[str, int] = {}
+        for i, line in enumerate(lines):
+            if len(line.strip()) >= MIN_FRAGMENT // 2:
+                seen[line] = -1 if line in seen else i
+        return {line: i for line, i in seen.items() if i >= 0}
+
+    ua, ub = unique(a), unique(b)
+    pairs = sorted((i, ub[line]) for line, i in ua.items() if line in ub)
+    # longest increasing subsequence of the file indexes (patience sorting)
+    tails: list[int] = []
+    tail_at: list[int] = []
+    back: list[int] = [-1] * len(pairs)
+    for k, (_, j) in enumerate(pairs):
+        pos = bisect.bisect_left(tails, j)
+        if pos == len(tails):
+            tails.append(j)
+            tail_at.append(k)
+        else:
+            tails[pos] = j
+            tail_at[pos] = k
+        back[k] = tail_at[pos - 1] if pos > 0 else -1
+    chain: list[tuple[int, int]] = []
+    k = tail_at[-1] if tail_at else -1
+    while k >= 0:
+        chain.append(pairs[k])
+        k = back[k]
+    return chain[::-1]
