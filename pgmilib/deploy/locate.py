@@ -129,7 +129,7 @@ def locate_failure(failure: Failure) -> Location | None:
             return found
     failed = FAILED_IN.search(diag.message)
     if failed and failed.group(1) in failure.files:
-        return _named_file(failed.group(1), diag.message[failed.end():], failure.files[failed.group(1)])
+        return _named_file(failed.group(1), diag, failure.files[failed.group(1)], failed.end())
     for k in range(len(items)):
         found = _from_item(failure, items, k)
         if found:
@@ -146,7 +146,7 @@ def locate_text(files: Mapping[str, str], text: str, offset: int | None = None) 
     match = find_text(files, text)
     if match is None:
         return None
-    return _in_text(match, text, offset, message="", what="the text")
+    return _in_text(match, text, offset, diag=None, what="the text")
 
 
 # ---- evidence ---------------------------------------------------------------------------
@@ -160,7 +160,7 @@ def _internal(failure: Failure, items: list[str]) -> Location | None:
     match = find_text(failure.texts(), query)
     if match is None:
         return None
-    return _in_text(match, query, offset if diag.internal_position else None, message=diag.message,
+    return _in_text(match, query, offset if diag.internal_position else None, diag=diag,
                     what="the text", located_by="internal-position")
 
 
@@ -177,21 +177,21 @@ def _from_item(failure: Failure, items: list[str], k: int) -> Location | None:
     match = find_text(failure.texts(), text)
     if match is None:
         return None
-    return _in_text(match, text, None, message=failure.diag.message, what="the EXECUTEd text")
+    return _in_text(match, text, None, diag=failure.diag, what="the EXECUTEd text")
 
 
-def _in_text(match: TextMatch, text: str, offset: int | None, *, message: str, what: str,
+def _in_text(match: TextMatch, text: str, offset: int | None, *, diag: PgDiagnostics | None, what: str,
              located_by: str = "statement") -> Location | None:
     """A place inside `text`, which `match` found in a file: at `offset`, or at the failing statement."""
     if offset is not None:
         return _at(match, text, offset, located_by, "")
     spans = statement_spans(text)
-    mention = find_mention(message, text, spans) if message else None
+    mention = find_mention(diag.message, text, spans, diag.sqlstate) if diag else None
     if mention is not None:
         start = match.place(text, mention.statement[0])
         first = start[0] if start else None
         line = match.place(text, mention.offset)
-        reason = f'names "{mention.name.text}" from the error'
+        reason = mention.name.describe()
         if first and line and first != line[0]:
             reason += f", in the failing statement at line {first}"
         found = _at(match, text, mention.offset, "name", reason)
@@ -234,15 +234,15 @@ def _location(path: str, content: str, line: int, column: int | None, exact: boo
     return Location(path, line, column, exact, located_by, reason, source_line(content, line))
 
 
-def _named_file(path: str, message: str, content: str) -> Location:
+def _named_file(path: str, diag: PgDiagnostics, content: str, after: int) -> Location:
     """`Failed in ./x.sql: relation "t" does not exist`: the file is named; the line is the mention."""
-    mention = find_mention(message, content)
+    mention = find_mention(diag.message[after:], content, sqlstate=diag.sqlstate)
     if mention is None:
         return Location(path, None, None, False, "message", f"named by the error message; {NO_POSITION}")
     line = content.count("\n", 0, mention.offset) + 1
     column = mention.offset - (content.rfind("\n", 0, mention.offset) + 1) + 1
     return _location(path, content, line, column, False, "name",
-                     f'named by the error message; this line names "{mention.name.text}"')
+                     f"the error message names the file; {mention.name.describe()}")
 
 
 def _failing_unit(failure: Failure) -> Location | None:
@@ -252,7 +252,7 @@ def _failing_unit(failure: Failure) -> Location | None:
     if not spans:
         return None
     of = f"unit {failure.index + 1} of {failure.total}" if failure.total > 1 else "the failing statement"
-    mention = find_mention(failure.diag.message, script, spans)
+    mention = find_mention(failure.diag.message, script, spans, failure.diag.sqlstate)
     if len(spans) == 1:
         line = script.count("\n", 0, spans[0][0]) + 1
         column = spans[0][0] - (script.rfind("\n", 0, spans[0][0]) + 1) + 1
@@ -261,7 +261,7 @@ def _failing_unit(failure: Failure) -> Location | None:
         line = script.count("\n", 0, mention.offset) + 1
         column = mention.offset - (script.rfind("\n", 0, mention.offset) + 1) + 1
         return _location(SCRIPT_NAME, script, line, column, False, "name",
-                         f'{of} names "{mention.name.text}" here; {NO_POSITION}')
+                         f"{of}: {mention.name.describe()}; {NO_POSITION}")
     last = script.count("\n", 0, spans[-1][0]) + 1
     return Location(SCRIPT_NAME, unit.start_line, None, False, "unit",
                     f"{of} (lines {unit.start_line}-{last}) failed; the server named no statement of it",
@@ -312,7 +312,7 @@ def _plpgsql(failure: Failure, items: list[str], k: int, *, hint: str | None = N
         places = confirmed or places
     places.sort(key=lambda p: (p[0] != SCRIPT_NAME if name == "inline_code_block" else False, p[0], p[2]))
     path, content, line = places[0]
-    column = _hint_column(content, line, hint, hint_offset) if hint and hint_offset is not None else None
+    column = _hint_column(content, line, hint, hint_offset) if hint else None
     if column is None:
         text = source_line(content, line)
         column = len(text) - len(text.lstrip()) + 1 if text.strip() else None

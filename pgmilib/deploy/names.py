@@ -19,6 +19,9 @@ _QUOTED = re.compile(r'"((?:[^"]|"")+)"')
 # Unquoted object names the server prints with an argument list: function f(text) does not exist.
 _ROUTINE = re.compile(r"\b(?:function|procedure|aggregate|routine)\s+([\w$.\"]+)\(([^()]*)\)")
 _DEFINES = re.compile(r"\s*CREATE\b[\w\s]*$", re.IGNORECASE)
+_DML = re.compile(r"\s*(?:WITH|INSERT|UPDATE|DELETE|MERGE|SELECT|COPY|VALUES|CALL|DO)\b", re.IGNORECASE)
+#: SQLSTATEs whose message names no object, and the operator the failing statement must use.
+_OPERATORS = {"22012": r"(?<![-/*])/(?![*/])|%|\b(?:div|mod)\s*\("}
 _ALREADY = ("already exists", "is not unique", "specified more than once", "duplicate")
 # Words of the message that are never object names even when quoted (`at or near "("`).
 _TAG = re.compile(r"\$(?:[^\W\d]\w*)?\$")
@@ -31,10 +34,15 @@ class Name:
 
     parts: list[str]
     routine: bool = False
+    operator: bool = False  # parts[0] is a regular expression of an operator, not a name
 
     @property
     def text(self) -> str:
         return ".".join(self.parts)
+
+    def describe(self) -> str:
+        """Why a line was chosen, for the report: `names "app_flowz" from the error`."""
+        return "the first division in the failing text" if self.operator else f'names "{self.text}" from the error'
 
 
 def names_in(message: str) -> list[Name]:
@@ -92,21 +100,27 @@ class Mention:
     statement: tuple[int, int]
 
 
-def find_mention(message: str, text: str, spans: list[tuple[int, int]] | None = None) -> Mention | None:
+def find_mention(message: str, text: str, spans: list[tuple[int, int]] | None = None,
+                 sqlstate: str = "") -> Mention | None:
     """The mention of the message's object that most likely failed, in `text`'s statements.
 
     Execution stops at the first failure, so the earliest statement naming the object wins;
     for `already exists` it is a statement that creates it (the second one when the text
-    creates it twice), otherwise one that uses it rather than creates it.
+    creates it twice), otherwise one that uses it rather than creates it. Data and integrity
+    errors (SQLSTATE classes 22, 23) come from statements that change or read rows, so those
+    win over DDL that names the same column; a division by zero names nothing, so the first
+    statement that divides is the guess.
     """
     names = names_in(message)
-    if not names:
-        return None
-    clean = comment_free(text)
+    clean = comment_free(text) if names or sqlstate in _OPERATORS else ""
     spans = spans if spans is not None else statement_spans(text)
+    if sqlstate in _OPERATORS:
+        names.append(Name([_OPERATORS[sqlstate]], operator=True))
     already = any(word in message for word in _ALREADY)
     for name in names:
         hits = _mentions(name, clean, spans)
+        if sqlstate[:2] in ("22", "23"):
+            hits = [h for h in hits if _DML.match(clean, h[1][0])] or hits
         if not hits:
             continue
         defining = [h for h in hits if h[2]]
@@ -121,7 +135,7 @@ def find_mention(message: str, text: str, spans: list[tuple[int, int]] | None = 
 
 def _mentions(name: Name, clean: str, spans: list[tuple[int, int]]) -> list[tuple[int, tuple[int, int], bool]]:
     """(offset, statement span, defines) of each mention, best spelling first within a statement."""
-    bare = _word(name.parts[-1])
+    bare = re.compile(name.parts[0]) if name.operator else _word(name.parts[-1])
     hits = []
     for start, end in spans:
         best = None
