@@ -149,6 +149,7 @@ def test_failed_in_message_of_a_template_names_the_line(tmp_path, pg, pg_env, ca
     code, env, block = _deploy(tmp_path, capsys, {"migrations/001.sql": migration}, script, _db())
     assert code == 13 and env["failedFile"] == "./migrations/001.sql"
     assert (env["file"], env["fileLine"], env["locatedBy"]) == ("./migrations/001.sql", 3, "name")
+    assert block[-3].startswith("CANDIDATE: ./migrations/001.sql:3:13 (the error message names the file; ")
 
 
 def test_terminated_session_reports_the_servers_reason(tmp_path, pg, pg_env, capsys):

@@ -66,9 +66,9 @@ def deploy(request: DeployRequest, out: Output, *, cancel: Cancellation | None =
 def _run(request: DeployRequest, out: Output, result: DeployResult, watchdog: Watchdog,
          cleanup: contextlib.ExitStack) -> None:
     """Steps 2-16 of cli.md §5."""
-    import pgmilib.deploy.testing as testing  # noqa: PLR0402 - the module itself, not the package __init__
     from pgmilib import config
     from pgmilib.conn.resolve import resolve
+    from pgmilib.deploy import testing
 
     project_dir = request.project_path
     environ = dict(os.environ) if request.environ is None else request.environ
@@ -116,10 +116,8 @@ def _run(request: DeployRequest, out: Output, result: DeployResult, watchdog: Wa
 def _deploy_into(params: Any, environ: dict[str, str], deploy_params: dict[str, str], request: DeployRequest,
                  out: Output, result: DeployResult, watchdog: Watchdog, lock_wait: float) -> None:
     """Scan, prepare the database, open the session and run deploy.sql (steps 12-16)."""
-    import pgmilib.deploy.dbadmin as dbadmin  # noqa: PLR0402 - the module itself, not the package __init__
-    import pgmilib.deploy.lock as lock  # noqa: PLR0402 - the module itself, not the package __init__
-    import pgmilib.deploy.session as session  # noqa: PLR0402 - the module itself, not the package __init__
     from pgmilib.conn.connect import open_connection
+    from pgmilib.deploy import dbadmin, lock, session
     from pgmilib.project import scan as projects
 
     # Offline first: a missing deploy.sql or a bad file fails before any connection.
@@ -158,7 +156,7 @@ def _deploy_into(params: Any, environ: dict[str, str], deploy_params: dict[str, 
     try:
         with _connection_guard():
             session.check_server_version(conn)
-            import pgmilib.deploy.pooler as pooler  # noqa: PLR0402 - pg_temp needs one server session
+            from pgmilib.deploy import pooler  # issue 15: pg_temp needs one server session
 
             pooler.check(conn, lambda: connect(target), out, where=f"{params.host}:{params.port}")
             lock.acquire(conn, lock_wait, out, watchdog)
@@ -174,10 +172,8 @@ def _deploy_into(params: Any, environ: dict[str, str], deploy_params: dict[str, 
 
 def _prepare_and_execute(conn: Any, project: Any, deploy_params: dict[str, str], compat: str,
                          request: DeployRequest, out: Output, result: DeployResult, watchdog: Watchdog) -> None:
-    import pgmilib.deploy.execute as execute  # noqa: PLR0402 - the module itself, not the package __init__
-    import pgmilib.deploy.session as session  # noqa: PLR0402 - the module itself, not the package __init__
-    import pgmilib.deploy.testing as testing  # noqa: PLR0402 - the module itself, not the package __init__
     from pgmilib import sqllex
+    from pgmilib.deploy import execute, session, testing
     from pgmilib.project.scan import read_deploy_sql
 
     events = testing.TestEvents(out)
