@@ -132,8 +132,17 @@ def test_runtime_error_inside_executed_file(db) -> None:
     error = _fail(db, RUN_FILES, files)
     assert error.details["sqlstate"] == "22012"
     assert error.details["file"] == "./migrations/001_a.sql"
-    assert "fileColumn" not in error.details  # the server names the statement text, not a position
-    # Two statements were EXECUTEd as one text: the first line would be a guess (it used to be given).
+    # Two statements were EXECUTEd as one text and the server names no position in it: the
+    # first line would be a guess; the first statement that divides is the candidate.
+    assert (error.details["fileLine"], error.details["fileColumn"]) == (4, 24)
+    assert error.details["locatedBy"] == "name" and error.details["fileExact"] is False
+    assert error.trailer[0] == "CANDIDATE: ./migrations/001_a.sql:4:24 (the first division in the failing text)"
+
+
+def test_runtime_error_without_a_clue_says_the_line_is_unknown(db) -> None:
+    files = _load(db, {"./migrations/001_a.sql": "\n-- seed\nCREATE TABLE c (id int);\nSELECT sqrt(-1);\n"})
+    error = _fail(db, RUN_FILES, files)
+    assert error.details["sqlstate"] == "2201F"
     assert "fileLine" in error.details and error.details["fileLine"] is None
     assert error.trailer == [("FILE: ./migrations/001_a.sql (line unknown: the server gave no position inside the "
                               "EXECUTEd text, which holds 2 statements)")]

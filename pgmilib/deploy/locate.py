@@ -187,6 +187,8 @@ def _in_text(match: TextMatch, text: str, offset: int | None, *, diag: PgDiagnos
         return _at(match, text, offset, located_by, "")
     spans = statement_spans(text)
     mention = find_mention(diag.message, text, spans, diag.sqlstate) if diag else None
+    if mention is not None and len(spans) == 1 and text.count("\n", spans[0][0], mention.offset) == 0:
+        mention = None  # the one statement's first line: the start of the text is certain enough
     if mention is not None:
         start = match.place(text, mention.statement[0])
         first = start[0] if start else None
@@ -312,7 +314,14 @@ def _plpgsql(failure: Failure, items: list[str], k: int, *, hint: str | None = N
         places = confirmed or places
     places.sort(key=lambda p: (p[0] != SCRIPT_NAME if name == "inline_code_block" else False, p[0], p[2]))
     path, content, line = places[0]
-    column = _hint_column(content, line, hint, hint_offset) if hint else None
+    column = None
+    point = _hint_point(content, line, hint, hint_offset) if hint and hint_offset is not None else None
+    if point is None and hint:
+        found = _hint_at(content, line, hint)
+        point = found[0] if found else None
+    if point is not None:
+        line = content.count("\n", 0, point) + 1
+        column = point - (content.rfind("\n", 0, point) + 1) + 1
     if column is None:
         text = source_line(content, line)
         column = len(text) - len(text.lstrip()) + 1 if text.strip() else None
@@ -353,18 +362,22 @@ def _hint_at(content: str, line: int, hint: str) -> tuple[int, int] | None:
     return None
 
 
-def _hint_column(content: str, line: int, hint: str, offset: int | None) -> int | None:
-    """Column on `line` of character `offset` of `hint`, when the hint starts there and the
-    character is on the same line."""
-    found = _hint_at(content, line, hint)
-    if found is None:
-        return None
-    at, lost = found
-    stripped = hint[lost:]
-    point = at + max((offset or 0) - lost - (len(stripped) - len(stripped.lstrip())), 0)
-    if content.count("\n", at, point):
-        return None
-    return point - (content.rfind("\n", 0, point) + 1) + 1
+def _hint_point(content: str, line: int, hint: str, offset: int) -> int | None:
+    """Offset in `content` of character `offset` of `hint`, the statement starting on `line`.
+
+    PL/pgSQL hands the server its statement text with parts blanked (`INTO n` and the line
+    break after it become spaces), so the text from `offset` on is looked up instead: the
+    longest piece of its line (up to 40 characters, at least 3) found after the statement start.
+    """
+    start = _line_offset(content, line)
+    window = content[start:start + len(hint) + 400]
+    piece = hint[offset:offset + 40].split("\n", 1)[0].rstrip()
+    while len(piece) >= 3:
+        at = window.find(piece)
+        if at >= 0:
+            return start + at
+        piece = piece[:-1]
+    return None
 
 
 def do_block_lines(text: str, body_line: int, keyword: str) -> list[int]:
