@@ -226,8 +226,12 @@ def test_locate_unique_substring_and_ambiguous_substring() -> None:
     query = "SELEC 2;"
     files = {"./a.sql": "-- x\n  SELEC 2;\n", "./b.sql": "nothing"}
     found = _locate(PgDiagnostics(internal_query=query, internal_position=1), files)
-    assert (found.file, found.line, found.column, found.exact) == ("./a.sql", 2, 3, True)
+    assert (found.file, found.line, found.column) == ("./a.sql", 2, 3)
     assert not found.candidates
+    assert not found.exact  # a short text inside a file: deploy.sql may have built it
+    found = _locate(PgDiagnostics(internal_query="SELEC 2 FROM pg_class", internal_position=1),
+                    {"./a.sql": "SELEC 2 FROM pg_class\n"})
+    assert found.exact and found.line == 1  # the whole file
     files["./c.sql"] = "SELEC 2;SELEC 2;"
     found = _locate(PgDiagnostics(internal_query=query, internal_position=1), files)
     assert found.candidates == ["./a.sql:2:3", "./c.sql:1:1", "./c.sql:1:9"]

@@ -31,6 +31,8 @@ from pgmilib.sqllex import Unit, mask, source_line, statement_spans
 SCRIPT_NAME = "deploy.sql"
 FAILED_IN = re.compile(r"Failed in (.+?\.sql)(?=[:\s,;)]|$)")
 NO_POSITION = "the server gave no position inside it"
+#: A text shorter than this (blanks aside), found inside a larger file, is no proof of origin.
+SHORT_TEXT = 24
 
 
 @dataclass
@@ -99,17 +101,29 @@ class Failure:
     script: str  # the (expanded) deploy.sql the unit was cut from
     files: Mapping[str, str]
 
+    def __post_init__(self) -> None:
+        self._texts = _WithScript(self.files, self.script)
+
     def texts(self) -> Mapping[str, str]:
         """Project files and deploy.sql: functions and dynamic SQL may live in either."""
-        return _WithScript(self.files, self.script)
+        return self._texts
 
 
 class _WithScript(Mapping[str, str]):
+    """The project's texts plus deploy.sql, each read from disk once per failure (the locator
+    may pass over the project a few times; the texts are dropped with the report)."""
+
     def __init__(self, files: Mapping[str, str], script: str) -> None:
         self._files, self._script = files, script
+        self._read: dict[str, str] = {}
 
     def __getitem__(self, path: str) -> str:
-        return self._script if path == SCRIPT_NAME else self._files[path]
+        if path == SCRIPT_NAME:
+            return self._script
+        text = self._read.get(path)
+        if text is None:
+            text = self._read[path] = self._files[path]
+        return text
 
     def __iter__(self):
         yield from self._files
@@ -213,6 +227,9 @@ def _at(match: TextMatch, text: str, offset: int, located_by: str, reason: str) 
     if where is None:
         return None
     line, column, exact = where
+    if match.verbatim and not match.whole and len(text.strip()) < SHORT_TEXT:
+        exact = False  # a short text found inside a file may as well be built by deploy.sql
+        reason = reason or "a short text found in this file; deploy.sql may have built it"
     if not match.verbatim:
         located_by = "fragments"
         reason = ("deploy.sql changed the text before running it; "
@@ -226,7 +243,8 @@ def _at(match: TextMatch, text: str, offset: int, located_by: str, reason: str) 
             if spot is not None:
                 places.append(_place(other.file, spot[0], spot[1]))
         loc.exact = False
-        loc.reason = f"the same text is in {len(places)} places" + (f"; {reason}" if reason else "")
+        count = f"at least {len(places)}" if match.more else str(len(places))
+        loc.reason = f"the same text is in {count} places" + (f"; {reason}" if reason else "")
         loc.candidates = places
     return loc
 
@@ -327,6 +345,10 @@ def _plpgsql(failure: Failure, items: list[str], k: int, *, hint: str | None = N
         column = len(text) - len(text.lstrip()) + 1 if text.strip() else None
     exact = len(places) == 1
     reason = "" if exact else f"{len(places)} bodies fit line {body_line} of {name}"
+    if keyword in _DYNAMIC and (k > 0 or failure.diag.internal_query):
+        # The failing text was EXECUTEd here, but pgmi could not trace it to a project file.
+        exact, by = False, "executing-line"
+        reason = "the EXECUTE that ran the failing text; that text was not found in the project"
     loc = _location(path, content, line, column, exact, by, reason)
     if len(places) > 1:
         loc.candidates = [loc.place] + [_place(p, n, _first_column(c, n)) for p, c, n in places[1:]]

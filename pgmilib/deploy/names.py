@@ -117,10 +117,16 @@ def find_mention(message: str, text: str, spans: list[tuple[int, int]] | None = 
     if sqlstate in _OPERATORS:
         names.append(Name([_OPERATORS[sqlstate]], operator=True))
     already = any(word in message for word in _ALREADY)
+    rows = sqlstate[:2] in ("22", "23")
+    fallback: Mention | None = None
     for name in names:
         hits = _mentions(name, clean, spans)
-        if sqlstate[:2] in ("22", "23"):
-            hits = [h for h in hits if _DML.match(clean, h[1][0])] or hits
+        if rows and hits:
+            dml = [h for h in hits if _DML.match(clean, h[1][0])]
+            if not dml:  # only DDL names it: another name of the message may name the statement
+                fallback = fallback or Mention(hits[0][0], name, hits[0][1])
+                continue
+            hits = dml
         if not hits:
             continue
         defining = [h for h in hits if h[2]]
@@ -130,7 +136,7 @@ def find_mention(message: str, text: str, spans: list[tuple[int, int]] | None = 
         else:
             pick = (using or defining)[0]
         return Mention(pick[0], name, pick[1])
-    return None
+    return fallback
 
 
 def _mentions(name: Name, clean: str, spans: list[tuple[int, int]]) -> list[tuple[int, tuple[int, int], bool]]:

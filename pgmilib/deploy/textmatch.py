@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 #: A line must carry this many characters (blanks excluded) to count as a fragment: `);`,
 #: `BEGIN` or `END;` are everywhere and identify nothing.
 MIN_FRAGMENT = 8
+#: Places of a text listed at most (a longer list says "at least").
+MAX_PLACES = 20
 #: Above this many project files holding a line, it is boilerplate, not evidence.
 MAX_SPREAD = 50
 
@@ -37,6 +39,8 @@ class TextMatch:
     start: int = 0  # verbatim: where the text starts in the file
     shift: int = 0  # verbatim: characters of the text's own leading blanks missing from the file
     others: list[TextMatch] = field(default_factory=list)  # other places holding the same text
+    more: bool = False  # there are more places than MAX_PLACES
+    whole: bool = False  # verbatim: the text is the whole file
     _anchors: list[tuple[int, int]] = field(default_factory=list)  # fragments: (text line, file line), 0-based
     _text_lines: list[str] = field(default_factory=list)
     _file_lines: list[str] = field(default_factory=list)
@@ -104,15 +108,17 @@ def find_text(files: Mapping[str, str], text: str) -> TextMatch | None:
 
 
 def _occurrences(files: Mapping[str, str], needle: str) -> list[tuple[str, int]]:
-    """(path, offset) of `needle`: whole-file matches if any, else every occurrence."""
-    contents = [(path, content) for path, content in files.items() if needle in content]
-    exact = [(path, 0) for path, content in contents if len(content) == len(needle)]
+    """(path, offset) of `needle`: whole-file matches if any, else its occurrences (at most
+    MAX_PLACES + 1: a text found everywhere identifies nothing, and counting costs)."""
+    contents = [path for path in files if needle in files[path]]
+    exact = [(path, 0) for path in contents if len(files[path]) == len(needle)]
     if exact:
         return exact
     hits = []
-    for path, content in contents:
+    for path in contents:
+        content = files[path]
         at = content.find(needle)
-        while at >= 0:
+        while at >= 0 and len(hits) <= MAX_PLACES:
             hits.append((path, at))
             at = content.find(needle, at + 1)
     return hits
@@ -135,8 +141,10 @@ def _verbatim(files: Mapping[str, str], text: str) -> TextMatch | None:
     places = verbatim_places(files, text)
     if not places:
         return None
-    found = [TextMatch(path, files[path], True, at, shift) for path, at, shift in places]
+    found = [TextMatch(path, files[path], True, at, shift, whole=files[path].strip() == text.strip())
+             for path, at, shift in places[:MAX_PLACES]]
     found[0].others = found[1:]
+    found[0].more = len(places) > MAX_PLACES
     return found[0]
 
 
@@ -153,13 +161,17 @@ def _by_fragments(files: Mapping[str, str], text: str) -> TextMatch | None:
             shared[path] = common
             for line in common:
                 spread[line] = spread.get(line, 0) + 1
-    scores = sorted(((sum(len(line.strip()) / spread[line] for line in common if spread[line] <= MAX_SPREAD), path)
+    # Lines no other file holds decide first; lines shared by a few files count a share each.
+    scores = sorted(((sum(len(line.strip()) for line in common if spread[line] == 1),
+                      sum(len(line.strip()) / spread[line] for line in common if spread[line] <= MAX_SPREAD), path)
                      for path, common in shared.items()), reverse=True)
-    if not scores or scores[0][0] <= 0:
+    if not scores or scores[0][1] <= 0:
         return None
-    if len(scores) > 1 and scores[1][0] * 2 > scores[0][0]:
-        return None  # no clear source: better no file than a wrong one
-    path = scores[0][1]
+    if len(scores) > 1:
+        (unique, weighted, _), (unique2, weighted2, _) = scores[0], scores[1]
+        if (unique2 * 2 > unique) if unique else (weighted2 * 2 > weighted):
+            return None  # no clear source: better no file than a wrong one
+    path = scores[0][2]
     file_lines = files[path].split("\n")
     anchors = _anchors(text_lines, file_lines)
     if not anchors:
