@@ -23,10 +23,11 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from pgmilib.deploy.bodies import do_block_lines, first_column, function_lines, hint_at, hint_point, line_offset
 from pgmilib.deploy.names import find_mention
 from pgmilib.deploy.textmatch import TextMatch, find_text
 from pgmilib.errors import PgDiagnostics
-from pgmilib.sqllex import Unit, mask, source_line, statement_spans
+from pgmilib.sqllex import Unit, source_line, statement_spans
 
 SCRIPT_NAME = "deploy.sql"
 FAILED_IN = re.compile(r"Failed in (.+?\.sql)(?=[:\s,;)]|$)")
@@ -290,13 +291,6 @@ def _failing_unit(failure: Failure) -> Location | None:
 
 # ---- PL/pgSQL bodies --------------------------------------------------------------------
 
-_TAG = re.compile(r"\$(?:[^\W\d]\w*)?\$")
-_DO = re.compile(r"(?<![\w$])DO(?![\w$])", re.IGNORECASE)
-# plpgsql statement kinds whose first line names them ("line 4 at RAISE" is on a RAISE line).
-_KEYWORDS = frozenset({"RAISE", "EXECUTE", "RETURN", "PERFORM", "CALL", "IF", "FOR", "FOREACH", "WHILE", "CASE",
-                       "OPEN", "FETCH", "CLOSE", "ASSERT", "EXIT", "CONTINUE", "GET", "MOVE", "COMMIT", "ROLLBACK"})
-
-
 def _plpgsql(failure: Failure, items: list[str], k: int, *, hint: str | None = None,
              hint_offset: int | None = None) -> Location | None:
     """Line N of the PL/pgSQL body item k names; `hint` is the SQL the failing statement ran."""
@@ -312,7 +306,7 @@ def _plpgsql(failure: Failure, items: list[str], k: int, *, hint: str | None = N
             if match is None:
                 return None
             for line in do_block_lines(outer, body_line, keyword):
-                offset = _line_offset(outer, line)
+                offset = line_offset(outer, line)
                 where = match.place(outer, offset)
                 if where is not None:
                     places.append((match.file, match.content, where[0]))
@@ -323,19 +317,19 @@ def _plpgsql(failure: Failure, items: list[str], k: int, *, hint: str | None = N
             base = script.count("\n", 0, unit.start_offset)
             places = [(SCRIPT_NAME, script, base + n) for n in do_block_lines(unit.text, body_line, keyword)]
     else:
-        places = _function_lines(name, body_line, keyword, failure.texts())
+        places = function_lines(name, body_line, keyword, failure.texts())
     places = [p for p in places if p[2] <= p[1].count("\n") + 1]
     if not places:
         return None
     if hint and len(places) > 1:
-        confirmed = [p for p in places if _hint_at(p[1], p[2], hint) is not None]
+        confirmed = [p for p in places if hint_at(p[1], p[2], hint) is not None]
         places = confirmed or places
     places.sort(key=lambda p: (p[0] != SCRIPT_NAME if name == "inline_code_block" else False, p[0], p[2]))
     path, content, line = places[0]
     column = None
-    point = _hint_point(content, line, hint, hint_offset) if hint and hint_offset is not None else None
+    point = hint_point(content, line, hint, hint_offset) if hint and hint_offset is not None else None
     if point is None and hint:
-        found = _hint_at(content, line, hint)
+        found = hint_at(content, line, hint)
         point = found[0] if found else None
     if point is not None:
         line = content.count("\n", 0, point) + 1
@@ -351,114 +345,7 @@ def _plpgsql(failure: Failure, items: list[str], k: int, *, hint: str | None = N
         reason = "the EXECUTE that ran the failing text; that text was not found in the project"
     loc = _location(path, content, line, column, exact, by, reason)
     if len(places) > 1:
-        loc.candidates = [loc.place] + [_place(p, n, _first_column(c, n)) for p, c, n in places[1:]]
+        loc.candidates = [loc.place] + [_place(p, n, first_column(c, n)) for p, c, n in places[1:]]
     return loc
 
 
-def _first_column(content: str, line: int) -> int | None:
-    text = source_line(content, line)
-    return len(text) - len(text.lstrip()) + 1 if text.strip() else None
-
-
-def _line_offset(text: str, line: int) -> int:
-    at = 0
-    for _ in range(line - 1):
-        at = text.find("\n", at) + 1
-    return at
-
-
-def _hint_at(content: str, line: int, hint: str) -> tuple[int, int] | None:
-    """(offset, characters of the hint not in the file) where the SQL `hint` (the statement the
-    server ran) starts on `line`. PL/pgSQL runs `PERFORM x` as `SELECT x`, so the hint is also
-    tried without a leading SELECT."""
-    start = _line_offset(content, line)
-    end = content.find("\n", start)
-    window = content[start:start + max(len(hint) + 200, 400)]
-    tries = [(hint, 0)]
-    if hint[:7].upper() == "SELECT ":
-        tries.append((hint[7:], 7))
-    for core, lost in tries:
-        at = window.find(core.strip()) if core.strip() else -1
-        if at >= 0 and (end < 0 or start + at <= end):
-            return start + at, lost
-    return None
-
-
-def _hint_point(content: str, line: int, hint: str, offset: int) -> int | None:
-    """Offset in `content` of character `offset` of `hint`, the statement starting on `line`.
-
-    PL/pgSQL hands the server its statement text with parts blanked (`INTO n` and the line
-    break after it become spaces), so the text from `offset` on is looked up instead: the
-    longest piece of its line (up to 40 characters, at least 3) found after the statement start.
-    """
-    start = _line_offset(content, line)
-    window = content[start:start + len(hint) + 400]
-    piece = hint[offset:offset + 40].split("\n", 1)[0].rstrip()
-    while len(piece) >= 3:
-        at = window.find(piece)
-        if at >= 0:
-            return start + at
-        piece = piece[:-1]
-    return None
-
-
-def do_block_lines(text: str, body_line: int, keyword: str) -> list[int]:
-    """Lines of `text` that 'PL/pgSQL function inline_code_block line N at KEYWORD' may mean.
-
-    Line N of a DO body counts from the line of its opening dollar tag. With several DO
-    blocks in the text the server does not say which one failed, so every block whose line
-    N exists is a candidate, narrowed to those whose line shows the statement keyword.
-    """
-    masked = mask(text)
-    lines = []
-    for do in _DO.finditer(masked):
-        tag = _TAG.search(masked, do.end())
-        if tag is not None:
-            lines.append(text.count("\n", 0, tag.start()) + body_line)
-    return _filter(lines, text, keyword)
-
-
-def _fits(text: str, line: int, keyword: str) -> bool:
-    """Whether `line` exists in `text` and, for a known statement kind, mentions its keyword."""
-    if line > text.count("\n") + 1:
-        return False
-    word = keyword.split(" ", 1)[0].upper()
-    if word not in _KEYWORDS:
-        return True
-    return re.search(rf"(?<![\w$]){word}(?![\w$])", source_line(text, line), re.IGNORECASE) is not None
-
-
-def _filter(lines: list[int], text: str, keyword: str) -> list[int]:
-    """Lines that exist; those whose text shows the statement keyword win when there are any."""
-    existing = [n for n in lines if _fits(text, n, "")]
-    matching = [n for n in existing if _fits(text, n, keyword)]
-    return matching or existing
-
-
-def _function_lines(signature: str, body_line: int, keyword: str,
-                    texts: Mapping[str, str]) -> list[tuple[str, str, int]]:
-    """Line `body_line` of the body of function `signature` ('s.f(integer)') wherever a text defines it."""
-    name = signature.split("(", 1)[0]
-    bare = name.rsplit(".", 1)[-1].strip('"')
-    pattern = re.compile(
-        r"(?<![\w$])(?:FUNCTION|PROCEDURE)\s+(?:[\w\"$]+\s*\.\s*)?\"?" + re.escape(bare) + r"\"?\s*\(",
-        re.IGNORECASE,
-    )
-    candidates: list[tuple[str, str, int]] = []
-    for path in texts:
-        content = texts[path]
-        # Cheap test before any regex: unquoted names are folded to lower case by the server,
-        # so the file may spell them in any case; a quoted mixed-case name appears verbatim.
-        if bare not in (content.lower() if bare.islower() else content) or pattern.search(content) is None:
-            continue
-        masked = mask(content)
-        for m in pattern.finditer(content):  # raw text: a quoted name is blanked in the mask
-            if masked[m.start()] == " ":  # the word FUNCTION sits in a comment or string
-                continue
-            tag = _TAG.search(masked, m.end())
-            if tag is not None:
-                line = content.count("\n", 0, tag.start()) + body_line
-                if _fits(content, line, ""):
-                    candidates.append((path, content, line))
-    matching = [c for c in candidates if _fits(c[1], c[2], keyword)]
-    return matching or candidates

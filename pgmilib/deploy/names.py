@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from pgmilib.deploy.bodies import DOLLAR_TAG
 from pgmilib.sqllex import comment_spans, mask, statement_spans
 
 _QUOTED = re.compile(r'"((?:[^"]|"")+)"')
@@ -24,7 +25,6 @@ _DML = re.compile(r"\s*(?:WITH|INSERT|UPDATE|DELETE|MERGE|SELECT|COPY|VALUES|CAL
 _OPERATORS = {"22012": r"(?<![-/*])/(?![*/])|%|\b(?:div|mod)\s*\("}
 _ALREADY = ("already exists", "is not unique", "specified more than once", "duplicate")
 # Words of the message that are never object names even when quoted (`at or near "("`).
-_TAG = re.compile(r"\$(?:[^\W\d]\w*)?\$")
 _NOT_NAMES = frozenset({"(", ")", ",", ";"})
 
 
@@ -79,7 +79,7 @@ def comment_free(text: str, depth: int = 0) -> str:
     for start, end in comment_spans(text):
         out[start:end] = _blank(text[start:end])
     if depth < 3 and "$" in text:
-        tags = list(_TAG.finditer(mask(text)))
+        tags = list(DOLLAR_TAG.finditer(mask(text)))
         for opening, closing in zip(tags[0::2], tags[1::2]):
             body = text[opening.end():closing.start()]
             if "--" in body or "/*" in body:

@@ -111,7 +111,7 @@ class _Gen:
                 sites.append((len(lines), "NULL", "NUL", "syntax"))
             lines.append(f"    {col} {typ}{null},")
         if self.tables and rng.random() < 0.6:
-            other_sql, other_bare, _ = rng.choice(self.tables)
+            other_sql = rng.choice(self.tables)[0]
             ref = self.name("ref")
             sites.append((len(lines), other_sql, _misspell(other_sql), "relation"))
             lines.append(f"    {ref} bigint REFERENCES {other_sql} (id),")
