@@ -89,3 +89,12 @@ def test_verbatim_positions_map_back_whatever_the_surroundings() -> None:
         line, column, exact = match.place(text, offset)
         at = content.index(text) + offset
         assert (line, column, exact) == (_line(content, at), at - content.rfind("\n", 0, at), True)
+
+
+def test_text_with_every_line_rewritten_is_found_by_its_rare_words() -> None:
+    files = {f"./m/{i:03d}.sql": "\n".join(f"CREATE TABLE {{{{schema}}}}.t_{i}_{j} (c int);" for j in range(20)) + "\n"
+             for i in range(50)}
+    ran = files["./m/031.sql"].replace("{{schema}}", "public")
+    found = locate_text(files, ran, ran.index("t_31_12"))
+    assert (found.file, found.line, found.exact, found.located_by) == ("./m/031.sql", 13, False, "fragments")
+    assert found.column == files["./m/031.sql"].split("\n")[12].index("t_31_12") + 1

@@ -234,7 +234,7 @@ def _at(match: TextMatch, text: str, offset: int, located_by: str, reason: str) 
     if not match.verbatim:
         located_by = "fragments"
         reason = ("deploy.sql changed the text before running it; "
-                  + ("this line is unchanged" if exact else "placed by the unchanged lines around it")
+                  + ("this line is unchanged" if exact else "placed by the text around it")
                   + (f"; {reason}" if reason else ""))
     loc = _location(match.file, match.content, line, column, exact, located_by, reason)
     if match.others:

@@ -17,6 +17,7 @@ to map it back, cheapest and surest first:
 from __future__ import annotations
 
 import bisect
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -62,7 +63,11 @@ class TextMatch:
         at = bisect.bisect_right(anchors, (index, len(self._file_lines) + 1)) - 1
         text_line = self._text_lines[index] if index < len(self._text_lines) else ""
         if at >= 0 and anchors[at][0] == index:
-            return anchors[at][1] + 1, column + 1, True
+            guess = anchors[at][1]
+            file_line = self._file_lines[guess]
+            if file_line == text_line:
+                return guess + 1, column + 1, True
+            return guess + 1, _map_column(text_line, file_line, column), False
         before = anchors[at] if at >= 0 else (-1, -1)
         after = anchors[at + 1] if at + 1 < len(anchors) else (len(self._text_lines), len(self._file_lines))
         guess = before[1] + (index - before[0])
@@ -73,8 +78,24 @@ class TextMatch:
                 return None
         file_line = self._file_lines[guess]
         exact = same_gap and file_line == text_line
-        prefix = _common_prefix(text_line, file_line)
-        return guess + 1, (column + 1 if column <= prefix or exact else None), exact
+        return guess + 1, (column + 1 if exact else _map_column(text_line, file_line, column)), exact
+
+
+def _map_column(text_line: str, file_line: str, column: int) -> int | None:
+    """1-based column in `file_line` of 0-based `column` of the changed `text_line`: inside the
+    unchanged start, inside a word both lines hold, or inside the unchanged end; else None."""
+    if column <= _common_prefix(text_line, file_line):
+        return column + 1
+    for m in _WORDS.finditer(text_line):
+        if m.start() <= column < m.end():
+            at = file_line.find(m.group())
+            if at >= 0:
+                return at + column - m.start() + 1
+            break
+    back = len(text_line) - column
+    if back <= _common_prefix(text_line[::-1], file_line[::-1]):
+        return len(file_line) - back + 1
+    return None
 
 
 def _common_prefix(a: str, b: str) -> int:
@@ -149,34 +170,91 @@ def _verbatim(files: Mapping[str, str], text: str) -> TextMatch | None:
 
 
 def _by_fragments(files: Mapping[str, str], text: str) -> TextMatch | None:
+    """The file sharing the most distinctive lines with `text`, else the most rare words
+    (when deploy.sql changed every line, e.g. a schema placeholder in each); aligned by lines
+    unique on both sides, else by words unique on both sides."""
     text_lines = text.split("\n")
-    wanted = {line for line in text_lines if len(line.strip()) >= MIN_FRAGMENT}
-    if not wanted:
+    path = _source_by_lines(files, text_lines) or _source_by_words(files, text)
+    if path is None:
         return None
-    shared: dict[str, set[str]] = {}
-    spread: dict[str, int] = {}
-    for path, content in files.items():
-        common = wanted.intersection(content.split("\n"))
-        if common:
-            shared[path] = common
-            for line in common:
-                spread[line] = spread.get(line, 0) + 1
-    # Lines no other file holds decide first; lines shared by a few files count a share each.
-    scores = sorted(((sum(len(line.strip()) for line in common if spread[line] == 1),
-                      sum(len(line.strip()) / spread[line] for line in common if spread[line] <= MAX_SPREAD), path)
-                     for path, common in shared.items()), reverse=True)
+    file_lines = files[path].split("\n")
+    anchors = _anchors(text_lines, file_lines) or _word_anchors(text_lines, file_lines)
+    if not anchors:
+        return None
+    return TextMatch(path, files[path], False, _anchors=anchors, _text_lines=text_lines, _file_lines=file_lines)
+
+
+def _clear_winner(scores: list[tuple[float, float, str]]) -> str | None:
+    """The best of (unique evidence, shared evidence, path) when it clearly beats the second."""
+    scores.sort(reverse=True)
     if not scores or scores[0][1] <= 0:
         return None
     if len(scores) > 1:
         (unique, weighted, _), (unique2, weighted2, _) = scores[0], scores[1]
         if (unique2 * 2 > unique) if unique else (weighted2 * 2 > weighted):
             return None  # no clear source: better no file than a wrong one
-    path = scores[0][2]
-    file_lines = files[path].split("\n")
-    anchors = _anchors(text_lines, file_lines)
-    if not anchors:
+    return scores[0][2]
+
+
+def _source_by_lines(files: Mapping[str, str], text_lines: list[str]) -> str | None:
+    wanted = {line for line in text_lines if len(line.strip()) >= MIN_FRAGMENT}
+    if not wanted:
         return None
-    return TextMatch(path, files[path], False, _anchors=anchors, _text_lines=text_lines, _file_lines=file_lines)
+    shared: dict[str, set[str]] = {}
+    spread: dict[str, int] = {}
+    for path in files:
+        common = wanted.intersection(files[path].split("\n"))
+        if common:
+            shared[path] = common
+            for line in common:
+                spread[line] = spread.get(line, 0) + 1
+    # Lines no other file holds decide first; lines shared by a few files count a share each.
+    return _clear_winner([(sum(len(line.strip()) for line in common if spread[line] == 1),
+                           sum(len(line.strip()) / spread[line] for line in common if spread[line] <= MAX_SPREAD), path)
+                          for path, common in shared.items()])
+
+
+_WORDS = re.compile(r"[^\W\d][\w$]{3,}")
+#: Words of the text looked up in every file, longest first; the lookups stop after this many
+#: rare ones were found (or RARE_WORDS * 5 were tried): each is one C-speed pass over the project.
+RARE_WORDS = 8
+
+
+def _source_by_words(files: Mapping[str, str], text: str) -> str | None:
+    words = sorted(set(_WORDS.findall(text)), key=lambda w: (-len(w), w))
+    holders: dict[str, list[str]] = {}
+    for word in words[:RARE_WORDS * 5]:
+        found = [path for path in files if word in files[path]]
+        if 0 < len(found) <= MAX_SPREAD:
+            holders[word] = found
+            if len(holders) >= RARE_WORDS:
+                break
+    unique: dict[str, float] = {}
+    weighted: dict[str, float] = {}
+    for word, found in holders.items():
+        for path in found:
+            weighted[path] = weighted.get(path, 0) + len(word) / len(found)
+            if len(found) == 1:
+                unique[path] = unique.get(path, 0) + len(word)
+    return _clear_winner([(unique.get(path, 0), score, path) for path, score in weighted.items()])
+
+
+def _word_anchors(a: list[str], b: list[str]) -> list[tuple[int, int]]:
+    """Line pairs sharing a word that occurs once in each text, kept in order (patience)."""
+    def once(lines: list[str]) -> dict[str, int]:
+        seen: dict[str, int] = {}
+        for i, line in enumerate(lines):
+            for word in set(_WORDS.findall(line)):
+                seen[word] = -1 if word in seen else i
+        return seen
+
+    ua, ub = once(a), once(b)
+    first: dict[int, int] = {}
+    for word, i in ua.items():
+        j = ub.get(word, -1)
+        if i >= 0 and j >= 0:
+            first.setdefault(i, j)
+    return _increasing(sorted(first.items()))
 
 
 def _anchors(a: list[str], b: list[str]) -> list[tuple[int, int]]:
@@ -189,8 +267,11 @@ def _anchors(a: list[str], b: list[str]) -> list[tuple[int, int]]:
         return {line: i for line, i in seen.items() if i >= 0}
 
     ua, ub = unique(a), unique(b)
-    pairs = sorted((i, ub[line]) for line, i in ua.items() if line in ub)
-    # longest increasing subsequence of the file indexes (patience sorting)
+    return _increasing(sorted((i, ub[line]) for line, i in ua.items() if line in ub))
+
+
+def _increasing(pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The longest run of (text line, file line) pairs increasing in both (patience sorting)."""
     tails: list[int] = []
     tail_at: list[int] = []
     back: list[int] = [-1] * len(pairs)

@@ -36,6 +36,7 @@ DEPLOYS = {
     "concurrently": ("    EXECUTE replace(regexp_replace(f.content, '\\mCONCURRENTLY\\M', '', 'g'), "
                      "'{{schema}}', 'public');"),
     "trimmed": "    EXECUTE btrim(replace(f.content, '{{schema}}', 'public'), E' \\n');",
+    "tabs": "    EXECUTE replace(replace(f.content, '{{schema}}', 'public'), '    ', E'\\t');",
     "failed-in": ("    BEGIN\n      EXECUTE replace(f.content, '{{schema}}', 'public');\n"
                   "    EXCEPTION WHEN OTHERS THEN\n"
                   "      RAISE EXCEPTION 'Failed in %: %', f.path, SQLERRM USING ERRCODE = SQLSTATE;\n    END;"),

@@ -18,7 +18,7 @@ from harness import FIGURES, FULL, SEED, scale
 
 from pgmilib.deploy.execute import run_units
 from pgmilib.errors import ExecutionFailed
-from pgmilib.output import Output
+from pgmilib.output import Output, format_error
 from pgmilib.sqllex import split_units
 
 CASES = scale(120, 1200)
@@ -64,6 +64,8 @@ def test_broken_statements_are_located(session):
         # the head is one transaction: nothing of the broken project stayed
         assert session.run("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == [[0]], seed
         details = failure.details
+        block = format_error(failure).split("\n")
+        assert len(block) <= 12, f"case seed {seed}: {len(block)} lines:\n" + "\n".join(block)
         counts["cases"] += 1
         per_kind = kinds.setdefault(f"{case.kind}/{case.deploy_kind}", [0, 0])
         per_kind[0] += 1
