@@ -98,3 +98,15 @@ def test_text_with_every_line_rewritten_is_found_by_its_rare_words() -> None:
     found = locate_text(files, ran, ran.index("t_31_12"))
     assert (found.file, found.line, found.exact, found.located_by) == ("./m/031.sql", 13, False, "fragments")
     assert found.column == files["./m/031.sql"].split("\n")[12].index("t_31_12") + 1
+
+
+def test_locate_text_takes_a_scanned_project(tmp_path) -> None:
+    from projects import write_project
+
+    from pgmilib.project.scan import scan
+
+    root = write_project(tmp_path / "p", {"migrations/001.sql": "CREATE TABLE a (id int);\n\nLOCK TABLE a IN ACCESS "
+                                                                  "EXCLUSIVE MODE;\n"})
+    found = locate_text(scan(root), "LOCK TABLE a IN ACCESS EXCLUSIVE MODE;")
+    assert (found.file, found.line, found.column, found.exact) == ("./migrations/001.sql", 3, 1, True)
+    assert locate_text(scan(root), "SELECT something_else_entirely FROM nowhere") is None

@@ -27,6 +27,7 @@ from pgmilib.deploy.bodies import do_block_lines, first_column, function_lines, 
 from pgmilib.deploy.names import find_mention
 from pgmilib.deploy.textmatch import TextMatch, find_text
 from pgmilib.errors import PgDiagnostics
+from pgmilib.project.scan import Project
 from pgmilib.sqllex import Unit, source_line, statement_spans
 
 SCRIPT_NAME = "deploy.sql"
@@ -154,10 +155,12 @@ def locate_failure(failure: Failure) -> Location | None:
     return None
 
 
-def locate_text(files: Mapping[str, str], text: str, offset: int | None = None) -> Location | None:
-    """Where `text` (SQL the server ran or quoted) comes from in `files`; `offset` (0-based)
-    names a character of it, else the start of its first statement. For other modules (the
-    rehearsal's lock report names a file for the statement that took a lock)."""
+def locate_text(project: Project | Mapping[str, str], text: str, offset: int | None = None) -> Location | None:
+    """Where `text` (SQL the server ran or quoted, e.g. pg_stat_activity.query) comes from in the
+    project (a scanned Project, or path -> text); `offset` (0-based) names a character of it,
+    else the start of its first statement. For other reports than a failure (the rehearsal's
+    lock report names the file and line of the statement that took a lock)."""
+    files = project.contents() if isinstance(project, Project) else project
     match = find_text(files, text)
     if match is None:
         return None
