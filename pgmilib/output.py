@@ -149,12 +149,17 @@ def cut_lines(text: str, head: int = 5, tail: int = 3, width: int = 400) -> str:
                      for line in lines)
 
 
+_LOCATED = ("FILE: ", "CANDIDATE: ", "LOCATION: ")
+
+
 def format_error(error: BaseException) -> str:
     """Message, then DETAIL/HINT/WHERE from the server, then location lines (cli.md §12)."""
     lines = [str(error) or type(error).__name__]
     if isinstance(error, PgmiError):
         if error.pg is not None:
-            where = cut_lines(error.pg.where) if error.pg.where else ""
+            # With a located line the CONTEXT is background: a shorter cut keeps the block short.
+            located = any(line.startswith(_LOCATED) for line in error.trailer)
+            where = (cut_lines(error.pg.where, *((2, 1) if located else ())) if error.pg.where else "")
             for label, value in (("DETAIL", error.pg.detail), ("HINT", error.pg.hint), ("WHERE", where)):
                 if value:
                     lines.append(f"{label}: {value}")

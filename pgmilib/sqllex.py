@@ -125,6 +125,7 @@ class _Scan:
     open_at: int = -1  # offset where the construct left open began
     open_tag: str = ""
     block_comments: list[tuple[int, int]] = field(default_factory=list)
+    line_comments: list[tuple[int, int]] = field(default_factory=list)
 
 
 def _scan(text: str, fast: bool = True) -> _Scan:
@@ -137,6 +138,7 @@ def _scan(text: str, fast: bool = True) -> _Scan:
     out: list[str] = []
     append = out.append
     comments: list[tuple[int, int]] = []
+    line_comments: list[tuple[int, int]] = []
     n = len(text)
     pos = 0
     special = _CODE_SPECIAL.search
@@ -164,17 +166,18 @@ def _scan(text: str, fast: bool = True) -> _Scan:
             )
             end = _string_end(text, start, escape, out)
             if end < 0:
-                return _Scan("".join(out), _ESTRING if escape else _STRING, start, "", comments)
+                return _Scan("".join(out), _ESTRING if escape else _STRING, start, "", comments, line_comments)
             pos = end
         elif token == '"':
             end = _quoted_end(text, start, '"', out)
             if end < 0:
-                return _Scan("".join(out), _QIDENT, start, "", comments)
+                return _Scan("".join(out), _QIDENT, start, "", comments, line_comments)
             pos = end
         elif token == "--":
             end = text.find("\n", start)
             end = n if end < 0 else end
             append(_blank(text[start:end]))
+            line_comments.append((start, end))
             pos = end
         elif token == "/*":
             depth, cur = 0, start
@@ -183,7 +186,7 @@ def _scan(text: str, fast: bool = True) -> _Scan:
                 if t is None:
                     append(_blank(text[start:]))
                     comments.append((start, n))
-                    return _Scan("".join(out), _BLOCK_COMMENT, start, "", comments)
+                    return _Scan("".join(out), _BLOCK_COMMENT, start, "", comments, line_comments)
                 depth += 1 if t.group() == "/*" else -1
                 cur = t.end()
                 if depth == 0:
@@ -202,11 +205,11 @@ def _scan(text: str, fast: bool = True) -> _Scan:
             append(tag_text)
             if close < 0:
                 append(_blank(text[tag.end():]))
-                return _Scan("".join(out), _DOLLAR, start, tag_text, comments)
+                return _Scan("".join(out), _DOLLAR, start, tag_text, comments, line_comments)
             append(_blank(text[tag.end():close]))
             append(tag_text)
             pos = close + len(tag_text)
-    return _Scan("".join(out), _CODE, -1, "", comments)
+    return _Scan("".join(out), _CODE, -1, "", comments, line_comments)
 
 
 def _quoted_end(text: str, start: int, quote: str, out: list[str]) -> int:
@@ -279,6 +282,12 @@ def mask(text: str) -> str:
 def block_comment_spans(text: str) -> list[tuple[int, int]]:
     """Top-level `/* … */` spans as (start, end) offsets, end just past `*/` (or len(text))."""
     return _scan(text).block_comments
+
+
+def comment_spans(text: str) -> list[tuple[int, int]]:
+    """Top-level comments (`--` to the end of the line, `/* … */`) as (start, end) offsets, in order."""
+    scan = _scan(text)
+    return sorted(scan.block_comments + scan.line_comments)
 
 
 def unterminated(text: str) -> str | None:

@@ -88,3 +88,52 @@ def test_pg8000_private_attributes_are_touched_in_one_module():
                        if name != "pgmilib.conn.wire"
                        and any(f".{attr}" in path.read_text(encoding="utf-8") for attr in private))
     assert not offenders, f"pg8000 internals belong in pgmilib/conn/wire.py only: {offenders}"
+
+
+def _raw_imports(path: Path, *, top_level: bool = False) -> set[str]:
+    """The module names import statements name (`from pgmilib.deploy import x` -> pgmilib.deploy);
+    `top_level`: only those that run while the module itself is imported (not in functions)."""
+    names: set[str] = set()
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in (tree.body if top_level else ast.walk(tree)):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("pgmilib"):
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names.update(a.name for a in node.names if a.name.startswith("pgmilib"))
+    return names
+
+
+def test_no_module_imports_through_its_own_package_init():
+    """A package whose __init__ imports its own modules (pgmilib.deploy re-exports `deploy`) must not
+    be imported by those modules by its package name: `from pgmilib.deploy import reports` inside
+    pgmilib/deploy runs into the half-initialised __init__ (a cycle that works only by import order)."""
+    modules = _modules()
+    reexporting = {name for name, path in modules.items() if path.name == "__init__.py" and name != "pgmilib"
+                   and any(dep.startswith(name + ".") for dep in _raw_imports(path))}
+    wrong = sorted(f"{name} imports {package}" for name, path in modules.items() for package in reexporting
+                   if name.startswith(package + ".") and package in _raw_imports(path, top_level=True))
+    assert not wrong, "import the module itself (from pgmilib.deploy.reports import ...):\n" + "\n".join(wrong)
+
+
+def test_every_module_imports_on_its_own():
+    """Each module imported first, in a fresh set of modules: an import cycle fails here with ImportError."""
+    import subprocess
+    import sys
+
+    script = (
+        "import importlib, sys\n"
+        "failed = []\n"
+        "for name in sys.argv[1:]:\n"
+        "    for loaded in [m for m in sys.modules if m == 'pgmilib' or m.startswith('pgmilib.')]:\n"
+        "        del sys.modules[loaded]\n"
+        "    try:\n"
+        "        importlib.import_module(name)\n"
+        "    except ImportError as error:\n"
+        "        failed.append(f'{name}: {error}')\n"
+        "print('\\n'.join(failed))\n"
+    )
+    names = sorted(n for n in _modules() if not n.startswith("pgmilib.ai.docs"))
+    result = subprocess.run([sys.executable, "-c", script, *names], capture_output=True, text=True,
+                            cwd=PACKAGE.parent, check=False, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "", "modules that cannot be imported first:\n" + result.stdout

@@ -32,19 +32,16 @@ def test_cut_lines_keeps_head_and_tail_and_counts() -> None:
     assert cut_lines("x" * 1000).endswith("... (600 more characters)")
 
 
-def test_error_in_a_big_executed_file_is_short_and_names_the_candidate(tmp_path, run_pgmi):
+def test_error_in_a_big_executed_file_is_short_and_names_the_line(tmp_path, run_pgmi):
     proj = write_project(tmp_path / "p", {"migrations/001_big.sql": _big_migration("audit_log")}, EXECUTE_LOOP)
     result = run_pgmi("deploy", str(proj), "-d", _db(), "--json")
     assert result.returncode == 13, result.stderr
     assert len(result.stderr.splitlines()) < 30, result.stderr
     assert "lines left out" in result.stderr
-    assert "FILE: ./migrations/001_big.sql (line unknown: the server gave no position" in result.stderr
-    assert "CANDIDATE: ./migrations/001_big.sql:400 mentions the object named in the error: ALTER TABLE audit_log" in (
-        result.stderr)
+    assert 'CANDIDATE: ./migrations/001_big.sql:400:13 (names "audit_log" from the error)' in result.stderr
     env = json.loads(result.stdout)
     assert env["file"] == "./migrations/001_big.sql"
-    assert "fileLine" in env and env["fileLine"] is None
-    assert env["fileCandidateLine"] == 400
+    assert (env["fileLine"], env["locatedBy"], env["fileExact"]) == (400, "name", False)
     assert len(env["where"].splitlines()) <= 9
     assert env["unitsCommitted"] == 0
 
@@ -55,7 +52,7 @@ def test_missing_extension_candidate(tmp_path, run_pgmi):
     result = run_pgmi("deploy", str(proj), "-d", _db(), "--json")
     assert result.returncode == 13, result.stderr
     env = json.loads(result.stdout)
-    assert env["fileLine"] is None and env["fileCandidateLine"] == 2
+    assert (env["fileLine"], env["locatedBy"]) == (2, "name")
 
 
 def test_timeout_inside_an_executed_file_has_no_made_up_line(tmp_path, run_pgmi):
@@ -66,7 +63,7 @@ def test_timeout_inside_an_executed_file_has_no_made_up_line(tmp_path, run_pgmi)
     assert result.returncode == 13, result.stderr
     env = json.loads(result.stdout)
     assert env["sqlstate"] == "57014"
-    assert env["fileLine"] is None and "fileCandidateLine" not in env
+    assert env["fileLine"] is None and env["locatedBy"] == "statement"  # no name, several statements
 
 
 # ---- psql-only syntax in project files -------------------------------------------------------

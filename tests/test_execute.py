@@ -6,7 +6,9 @@ import io
 
 import pytest
 
-from pgmilib.deploy.execute import ExecResult, build_failure, locate_in_files, lock_advice, run_units
+from pgmilib.deploy.execute import ExecResult, build_failure, run_units
+from pgmilib.deploy.hints import lock_advice
+from pgmilib.deploy.locate import Failure, locate_failure
 from pgmilib.errors import ExecutionFailed, Exit, PgDiagnostics, exit_code
 from pgmilib.output import Output, format_error
 from pgmilib.sqllex import split_units
@@ -130,11 +132,21 @@ def test_runtime_error_inside_executed_file(db) -> None:
     error = _fail(db, RUN_FILES, files)
     assert error.details["sqlstate"] == "22012"
     assert error.details["file"] == "./migrations/001_a.sql"
-    assert "fileColumn" not in error.details  # the server names the statement text, not a position
-    # Two statements were EXECUTEd as one text: the first line would be a guess (it used to be given).
+    # Two statements were EXECUTEd as one text and the server names no position in it: the
+    # first line would be a guess; the first statement that divides is the candidate.
+    assert (error.details["fileLine"], error.details["fileColumn"]) == (4, 24)
+    assert error.details["locatedBy"] == "name" and error.details["fileExact"] is False
+    assert error.trailer[0] == "CANDIDATE: ./migrations/001_a.sql:4:24 (the first division in the failing text)"
+
+
+def test_runtime_error_without_a_clue_says_the_line_is_unknown(db) -> None:
+    files = _load(db, {"./migrations/001_a.sql": "\n-- seed\nCREATE TABLE c (id int);\nSELECT sqrt(-1);\n"})
+    error = _fail(db, RUN_FILES, files)
+    assert error.details["sqlstate"] == "2201F"
     assert "fileLine" in error.details and error.details["fileLine"] is None
     assert error.trailer == [("FILE: ./migrations/001_a.sql (line unknown: the server gave no position inside the "
-                              "EXECUTEd text)")]
+                              "EXECUTEd text, which holds 2 statements)")]
+    assert error.details["locatedBy"] == "statement" and error.details["fileExact"] is False
 
 
 def test_runtime_error_inside_a_one_statement_file_keeps_its_line(db) -> None:
@@ -143,8 +155,9 @@ def test_runtime_error_inside_a_one_statement_file_keeps_its_line(db) -> None:
     error = _fail(db, RUN_FILES, files)
     assert error.details["sqlstate"] == "22012"
     assert error.details["fileLine"] == 3  # the one statement of the EXECUTEd text, comments skipped
-    assert error.trailer[0] == ("FILE: ./migrations/001_a.sql:3 (start of the EXECUTEd text; the server gave no "
+    assert error.trailer[0] == ("FILE: ./migrations/001_a.sql:3:1 (start of the EXECUTEd text; the server gave no "
                                 "position inside it)")
+    assert error.details["locatedBy"] == "statement" and error.details["fileExact"] is True
     assert error.trailer[1] == "LINE 3: INSERT INTO c_missing_not VALUES (1/0);"
 
 
@@ -184,34 +197,50 @@ def test_same_text_in_two_files_reports_all_candidates(db) -> None:
     error = _fail(db, RUN_FILES, files)
     assert error.details["file"] == "./backup/001_x.sql"  # first in path order
     assert error.details["fileCandidates"] == ["./backup/001_x.sql:2:1", "./migrations/001_x.sql:2:1"]
-    assert "also at ./migrations/001_x.sql:2:1" in error.trailer[0]
+    assert error.trailer[0] == "CANDIDATE: ./backup/001_x.sql:2:1 (the same text is in 2 places)"
+    assert error.trailer[-1] == "CANDIDATE: ./migrations/001_x.sql:2:1"
+    assert error.details["fileExact"] is False
 
 
-# ---- locate_in_files without a server (constructed diagnostics) ----------------------------
+# ---- the locator without a server (constructed diagnostics) --------------------------------
+
+
+def _locate(diag: PgDiagnostics, files: dict[str, str]):
+    script = "SELECT 1;\n"
+    return locate_failure(Failure(diag, split_units(script)[0], 0, 1, script, files))
+
+
+def _spot(found) -> tuple:
+    return (found.file, found.line, found.column, found.source_line)
 
 
 def test_locate_prefers_exact_file_over_substring() -> None:
     query = "SELECT 1;\nSELEC 2;\n"
     files = {"./a.sql": "-- wrapper\n" + query, "./b.sql": query}
-    found = locate_in_files(PgDiagnostics(internal_query=query, internal_position=11), files)
-    assert found == {"file": "./b.sql", "line": 2, "column": 1, "sourceLine": "SELEC 2;"}
+    found = _locate(PgDiagnostics(internal_query=query, internal_position=11), files)
+    assert _spot(found) == ("./b.sql", 2, 1, "SELEC 2;")
+    assert found.exact and found.located_by == "internal-position" and not found.candidates
 
 
 def test_locate_unique_substring_and_ambiguous_substring() -> None:
     query = "SELEC 2;"
     files = {"./a.sql": "-- x\n  SELEC 2;\n", "./b.sql": "nothing"}
-    found = locate_in_files(PgDiagnostics(internal_query=query, internal_position=1), files)
-    assert (found["file"], found["line"], found["column"]) == ("./a.sql", 2, 3)
-    assert "candidates" not in found
+    found = _locate(PgDiagnostics(internal_query=query, internal_position=1), files)
+    assert (found.file, found.line, found.column) == ("./a.sql", 2, 3)
+    assert not found.candidates
+    assert not found.exact  # a short text inside a file: deploy.sql may have built it
+    found = _locate(PgDiagnostics(internal_query="SELEC 2 FROM pg_class", internal_position=1),
+                    {"./a.sql": "SELEC 2 FROM pg_class\n"})
+    assert found.exact and found.line == 1  # the whole file
     files["./c.sql"] = "SELEC 2;SELEC 2;"
-    found = locate_in_files(PgDiagnostics(internal_query=query, internal_position=1), files)
-    assert found["candidates"] == ["./a.sql:2:3", "./c.sql:1:1", "./c.sql:1:9"]
+    found = _locate(PgDiagnostics(internal_query=query, internal_position=1), files)
+    assert found.candidates == ["./a.sql:2:3", "./c.sql:1:1", "./c.sql:1:9"]
+    assert not found.exact
 
 
 def test_locate_not_found_returns_none() -> None:
-    assert locate_in_files(PgDiagnostics(internal_query="SELEC 1", internal_position=1), {"./a.sql": "x"}) is None
-    assert locate_in_files(PgDiagnostics(where="PL/pgSQL function inline_code_block line 1 at RAISE"), {}) is None
-    assert locate_in_files(PgDiagnostics(), {"./a.sql": "x"}) is None
+    assert _locate(PgDiagnostics(internal_query="SELEC 1", internal_position=1, where="x"), {"./a.sql": "x"}) is None
+    assert _locate(PgDiagnostics(where="PL/pgSQL function f() line 1 at RAISE"), {}) is None
 
 
 def test_locate_random_positions_map_back() -> None:
@@ -224,14 +253,14 @@ def test_locate_random_positions_map_back() -> None:
         prefix = "".join(rng.choice("xy\n") for _ in range(rng.randint(0, 20)))
         content = prefix + query + "\n-- end\n"
         position = rng.randint(1, len(query))
-        found = locate_in_files(PgDiagnostics(internal_query=query, internal_position=position),
-                                {"./f.sql": content, "./g.sql": "other"})
-        row = content.split("\n")[found["line"] - 1]
+        found = _locate(PgDiagnostics(internal_query=query, internal_position=position),
+                        {"./f.sql": content, "./g.sql": "other"})
+        row = content.split("\n")[found.line - 1]
         char = query[position - 1]
         if char == "\n":
-            assert found["column"] == len(row) + 1
+            assert found.column == len(row) + 1
         else:
-            assert row[found["column"] - 1] == char
+            assert row[found.column - 1] == char
 
 
 def test_lock_advice_on_out_of_shared_memory() -> None:
@@ -241,7 +270,8 @@ def test_lock_advice_on_out_of_shared_memory() -> None:
     assert advice and "max_locks_per_transaction" in advice and "restart" in advice and "several transactions" in advice
     units = split_units("SELECT 1;\n")
     error = build_failure(diag, units[0], 0, 1, script_text="SELECT 1;\n", script_expanded=False)
-    assert error.trailer == [advice]
+    assert error.trailer[-1] == advice
+    assert error.trailer[0] == "FILE: deploy.sql:1:1 (the failing statement; the server gave no position inside it)"
     assert error.message == "execution failed: ERROR: out of shared memory (SQLSTATE 53200)"
     assert "HINT: You might need to increase max_locks_per_transaction." in format_error(error)
     pred = PgDiagnostics(message="out of shared memory", hint="You might need to increase max_pred_locks_per_transaction.")
@@ -282,9 +312,9 @@ def test_function_defined_twice_reports_candidates() -> None:
     files = {"./a.sql": body, "./b.sql": "-- copy\n" + body.replace("FUNCTION s.f", "OR REPLACE FUNCTION f"),
              "./c.sql": "SELECT f(1);"}
     diag = PgDiagnostics(message="division by zero", where="PL/pgSQL function s.f(integer) line 3 at RETURN")
-    found = locate_in_files(diag, files)
-    assert found["candidates"] == ["./a.sql:3:3", "./b.sql:4:3"]
-    assert found["sourceLine"] == "  RETURN 1 / a;"
+    found = _locate(diag, files)
+    assert found.candidates == ["./a.sql:3:3", "./b.sql:4:3"]
+    assert found.source_line == "  RETURN 1 / a;" and not found.exact
 
 
 def test_position_counts_characters_not_bytes(db) -> None:
@@ -300,5 +330,6 @@ def test_function_with_quoted_name_and_commented_out_copy() -> None:
     body = ('-- CREATE FUNCTION "MyF"(a int) old version\n'
             'CREATE FUNCTION "MyF"(a int) RETURNS int LANGUAGE plpgsql AS $f$\nBEGIN\n  RETURN 1 / a;\nEND $f$;\n')
     diag = PgDiagnostics(where='PL/pgSQL function "MyF"(integer) line 3 at RETURN')
-    found = locate_in_files(diag, {"./a.sql": body, "./b.sql": "CREATE FUNCTION myf(a int)"})
-    assert found == {"file": "./a.sql", "line": 4, "column": 3, "sourceLine": "  RETURN 1 / a;"}
+    found = _locate(diag, {"./a.sql": body, "./b.sql": "CREATE FUNCTION myf(a int)"})
+    assert _spot(found) == ("./a.sql", 4, 3, "  RETURN 1 / a;")
+    assert found.exact and found.located_by == "plpgsql-line"

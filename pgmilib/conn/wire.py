@@ -131,6 +131,15 @@ class LiveConnection(pg8000.native.Connection):
             except Exception:  # noqa: BLE001 -- a failing display must not desync the protocol loop
                 self.notice_errors += 1
 
+    def handle_ERROR_RESPONSE(self, data: bytes, context: Any) -> None:
+        """Raise a FATAL/PANIC error at once: the server closes the socket right after it, and
+        pg8000 would read on, hit the closed socket and report only "network error", losing the
+        server's reason (57P01 `terminating connection due to administrator command`)."""
+        super().handle_ERROR_RESPONSE(data, context)
+        fields = context.error.args[0] if context.error is not None and context.error.args else {}
+        if isinstance(fields, dict) and (fields.get("V") or fields.get("S")) in ("FATAL", "PANIC"):
+            raise context.error
+
     def handle_AUTHENTICATION_REQUEST(self, data: bytes, context: Any) -> None:
         # pg8000 crashes with AttributeError on SCRAM (code 10) without a password; say it plainly.
         if self.password is None and struct.unpack("!i", data[:4])[0] in (3, 5, 10):

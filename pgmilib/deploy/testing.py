@@ -20,8 +20,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pgmilib.deploy import reports
-from pgmilib.deploy.reports import FAILED, PASSED, RUNNING, SuiteResult, TestResult
+from pgmilib.deploy.reports import (
+    FAILED,
+    PASSED,
+    RUNNING,
+    SuiteResult,
+    TestResult,
+    json_report,
+    junit_xml,
+    redacted,
+    tap,
+)
 from pgmilib.errors import ConfigError, PgDiagnostics, PgmiError
 from pgmilib.fileio import atomic_write
 from pgmilib.redact import redact
@@ -266,11 +275,11 @@ class TestEvents:
             self._current.message = message
         explained = any(r.status == FAILED for r in self.failed())
         unexplained = None if explained else message
-        suites = reports.redacted(self.suites)  # every string, before escaping; then the whole text
+        suites = redacted(self.suites)  # every string, before escaping; then the whole text
         render = {
-            "junit": lambda: redact(reports.junit_xml(suites, unexplained)),
-            "tap": lambda: redact(reports.tap(suites, unexplained)),
-            "json": lambda: redact(reports.json_report(suites, message)),
+            "junit": lambda: redact(junit_xml(suites, unexplained)),
+            "tap": lambda: redact(tap(suites, unexplained)),
+            "json": lambda: redact(json_report(suites, message)),
         }
         problems: list[PgmiError] = []
         for spec in specs:
