@@ -91,7 +91,7 @@ bench-quick: $(STAMP)
 clean:
 	rm -rf dist build *.egg-info .pytest_cache .ruff_cache bench/out bench/work
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
-	-$(PYTHON) -c "from pgmilib.cluster import clear_templates; clear_templates()"
+	-$(PYTHON) -c "from pgmilib.server.cluster import clear_templates; clear_templates()"
 
 ## distclean: clean, and remove .venv too
 distclean: clean
