@@ -185,8 +185,10 @@ def test_basic_migration_failure_keeps_sqlstate_and_detail(run_pgmi, tmp_path, f
     result = deploy(run_pgmi, project, fresh_db, "--json", expect=13)
     envelope = json.loads(result.stdout)
     assert envelope["sqlstate"] == "23505"
-    assert envelope["error"].startswith("execution failed: ERROR: Failed in ./migrations/003_dup.sql: duplicate key")
+    assert envelope["error"].startswith("execution failed: ERROR: duplicate key value")  # the server's own error
     assert "already exists" in envelope["detail"]
+    assert "Failed in ./migrations/003_dup.sql" in result.stderr  # the template's context, as a warning
+    assert "FILE: ./migrations/003_dup.sql" in result.stderr  # pgmi's locator found the file
 
 
 @pytest.mark.parametrize("tracking", [False, True])

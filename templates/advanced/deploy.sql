@@ -256,9 +256,6 @@ DECLARE
     hash       text;
     executed   int := 0;
     skipped    int := 0;
-    state      text;
-    msg        text;
-    detail     text;
 BEGIN
     FOR s IN SELECT p.path, p.content, p.id, p.generic_id, p.idempotent, p.sort_key
                FROM pg_temp.pgmi_plan_view AS p
@@ -285,8 +282,11 @@ BEGIN
         BEGIN
             EXECUTE s.content;
         EXCEPTION WHEN OTHERS THEN
-            GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL;
-            RAISE EXCEPTION '[pgmi] Script failed: % - %', s.path, msg USING ERRCODE = state, DETAIL = detail;
+            -- Name the script, then re-raise the original error (bare RAISE): its SQLSTATE,
+            -- DETAIL and position survive, so pgmi reports the script's file:line:column.
+            -- A new RAISE EXCEPTION would point at this line of deploy.sql instead.
+            RAISE WARNING '[pgmi] Script failed: %', s.path;
+            RAISE;
         END;
         PERFORM set_config('role', 'none', true);
 
