@@ -9,7 +9,7 @@
 --   5. convergence  EXECUTE privileges are re-derived from scratch every deploy
 --   6. tests        CALL pgmi_test(); the transaction commits only if they all pass
 --
--- Steps 1-6 are one transaction. The DONE banner after COMMIT is the only other unit.
+-- Steps 1-6 and the DONE banner are one transaction, with nothing after its COMMIT.
 
 BEGIN;
 
@@ -363,11 +363,13 @@ SAVEPOINT _tests;
 CALL pgmi_test(NULL, 'pg_temp.test_observer');
 ROLLBACK TO SAVEPOINT _tests;
 
-COMMIT;
-
+-- Every script ran and every test passed; only the COMMIT (which also releases the
+-- deployment lock) is left. Nothing follows it, so `pgmi deploy --rehearse` can run the
+-- whole script and roll it back.
 DO $$
 BEGIN
-    RAISE NOTICE '[pgmi] Deployment lock released';
     RAISE NOTICE E'\n  ____   ___  _   _ _____\n |  _ \\ / _ \\| \\ | | ____|\n | | | | | | |  \\| |  _|\n | |_| | |_| | |\\  | |___\n |____/ \\___/|_| \\_|_____|\n';
 END
 $$;
+
+COMMIT;

@@ -67,11 +67,12 @@ SAVEPOINT _tests;
 CALL pgmi_test();
 ROLLBACK TO SAVEPOINT _tests;
 
-COMMIT;
-
--- After the first COMMIT each statement runs on its own (psql style).
+-- Every migration ran and every test passed; only the COMMIT is left. Nothing follows it,
+-- so `pgmi deploy --rehearse` can run the whole script and roll it back.
 DO $$
 BEGIN
     RAISE NOTICE E'\n  ____   ___  _   _ _____\n |  _ \\ / _ \\| \\ | | ____|\n | | | | | | |  \\| |  _|\n | |_| | |_| | |\\  | |___\n |____/ \\___/|_| \\_|_____|\n';
 END
 $$;
+
+COMMIT;
