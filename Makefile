@@ -64,10 +64,15 @@ test-embedded: $(STAMP)
 ## test-matrix: both of the above (CI runs this)
 test-matrix: test-system test-embedded
 
-## test-no-system-server: demo and a suite subset as on a machine without PostgreSQL server programs
+## test-no-system-server: demo and a suite subset as on a machine without PostgreSQL server programs, then
+## the first hour on a bare host: the system server hidden (unshare -m, as root), only dist/pgmi and
+## /usr/bin/python3; the no-server fix run verbatim, --ephemeral deploys of the demo and both templates
 test-no-system-server: $(STAMP)
 	PGMI_PG_SOURCE=embedded $(VPY) pgmi.py deploy examples/demo --ephemeral
-	PGMI_PG_SOURCE=embedded $(VPY) -m pytest -q tests/test_firstrun.py tests/test_smoke_cluster.py
+	PGMI_PG_SOURCE=embedded $(VPY) -m pytest -q tests/test_firstrun.py tests/test_smoke_cluster.py \
+		tests/test_template_errors.py tests/test_first_hour.py
+	$(VPY) build.py
+	$(VPY) tests/bare_host.py dist/pgmi
 
 ## reliability: the full reliability suite (fault trials, concurrency, >= 100k hostile inputs); prints the figures.
 ## The fast slice of the same tests runs in `make test`. Replay a run with PGMI_RELIABILITY_SEED=<printed seed>.
@@ -91,7 +96,7 @@ bench-quick: $(STAMP)
 clean:
 	rm -rf dist build *.egg-info .pytest_cache .ruff_cache bench/out bench/work
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
-	-$(PYTHON) -c "from pgmilib.cluster import clear_templates; clear_templates()"
+	-$(PYTHON) -c "from pgmilib.server.cluster import clear_templates; clear_templates()"
 
 ## distclean: clean, and remove .venv too
 distclean: clean

@@ -104,7 +104,7 @@ def main() -> int:
     sys.path.insert(0, os.path.join(REPO, "bench"))
     import gen
 
-    from pgmilib.cluster import Cluster
+    from pgmilib.server.cluster import Cluster
 
     settings = {"shared_buffers": "256MB", "max_locks_per_transaction": "1024"}
     with Cluster(settings=settings) as cluster, tempfile.TemporaryDirectory() as cache:

@@ -176,7 +176,7 @@ class Bench:
     def setup(self) -> None:
         os.makedirs(WORK, exist_ok=True)
         os.makedirs(OUT, exist_ok=True)
-        from pgmilib.cluster import Cluster
+        from pgmilib.server.cluster import Cluster
 
         self.py = self._plain_python()
         settings = {"shared_buffers": "256MB", "max_connections": "50", "max_locks_per_transaction": "1024"}
@@ -401,7 +401,7 @@ class Bench:
             pass
         log("the PostgreSQL server is gone; restarting it. Server log tail:\n" + logtail)
         self.restarts.append(time.strftime("%H:%M:%S"))
-        from pgmilib.cluster import Cluster
+        from pgmilib.server.cluster import Cluster
 
         try:
             self.cluster.stop()
@@ -645,7 +645,7 @@ def render_markdown(b: Bench, summ: dict, targets: list[dict], info: dict) -> st
         L.append(f"- **The server died during the run and was restarted** at {', '.join(b.restarts)} (see the log).")
     for p, why in b.peer_skip.items():
         L.append(f"- {p}: skipped ({why})")
-    L.append("- Cluster: `pgmilib.cluster.Cluster` (initdb, data dir on tmpfs when available), fsync=off, "
+    L.append("- Cluster: `pgmilib.server.cluster.Cluster` (initdb, data dir on tmpfs when available), fsync=off, "
              "synchronous_commit=off, full_page_writes=off, shared_buffers=256MB, max_locks_per_transaction=1024. "
              "pgmi and the psql floors connect over the unix socket; peers over TCP 127.0.0.1.")
     L.append(f"- The whole run took {info['elapsed_s'] / 60:.0f} min.")

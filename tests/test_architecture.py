@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "pgmilib"
 LAYER = {
     "pgmilib": 0, "errors": 0, "redact": 0, "resources": 0, "sqllex": 0, "fileio": 0,
     "output": 1,
-    "config": 2, "conn": 2, "cluster": 2, "project": 2,
+    "config": 2, "conn": 2, "server": 2, "project": 2,
     "observe": 2.5,  # reads the server about other sessions: uses config/conn, used by deploy
     "deploy": 3, "scaffold": 3, "ai": 3,
     "fleet": 4, "mcp": 4,

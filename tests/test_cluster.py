@@ -1,4 +1,4 @@
-"""The throwaway cluster (pgmilib/cluster.py): lifecycle, template cache, binaries, errors.
+"""The throwaway cluster (pgmilib/server/): lifecycle, template cache, binaries, errors.
 
 These start their own small clusters beside the session one, so they need local server
 binaries; with only PGMI_TEST_DSN or docker they are skipped (the rest of the suite is not).
@@ -16,8 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from pgmilib import cluster as cluster_mod
-from pgmilib.cluster import Cluster, ClusterError, find_pg_bin
+from pgmilib.server import account as account_mod
+from pgmilib.server import template_cache
+from pgmilib.server.cluster import Cluster, ClusterError
+from pgmilib.server.discovery import find_pg_bin
 
 pytestmark = pytest.mark.skipif(find_pg_bin() is None, reason="no local PostgreSQL server binaries")
 
@@ -110,10 +112,10 @@ def test_untrusted_template_is_not_used(base_dir):
         pass
     template = os.path.join(base_dir, _templates(base_dir)[0])
     owner = os.stat(template).st_uid
-    assert cluster_mod._trustworthy(template, owner)
+    assert template_cache.trustworthy(template, owner)
     os.chmod(template, 0o777)
-    assert not cluster_mod._trustworthy(template, owner)
-    assert not cluster_mod._trustworthy(template, owner + 1)
+    assert not template_cache.trustworthy(template, owner)
+    assert not template_cache.trustworthy(template, owner + 1)
     with Cluster(base_dir=base_dir) as c:  # falls back to initdb, still works
         conn = _connect(c)
         assert conn.run("SELECT 2")[0][0] == 2
@@ -172,8 +174,8 @@ def test_failed_start_cleans_up_and_reports_the_log(base_dir):
 
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="only root needs a server account")
 def test_root_without_server_account_says_so(monkeypatch, base_dir):
-    monkeypatch.setattr(cluster_mod, "_SERVER_USER", "pgmi_no_such_user")
-    monkeypatch.setattr(cluster_mod, "_FALLBACK_USER", "pgmi_no_such_user_either")
+    monkeypatch.setattr(account_mod, "_SERVER_USER", "pgmi_no_such_user")
+    monkeypatch.setattr(account_mod, "_FALLBACK_USER", "pgmi_no_such_user_either")
     with pytest.raises(ClusterError, match="no 'pgmi_no_such_user' \\(nor 'pgmi_no_such_user_either'\\) system user"):
         Cluster(base_dir=base_dir).start()
 
@@ -182,11 +184,11 @@ def test_root_without_server_account_says_so(monkeypatch, base_dir):
 def test_root_without_a_postgres_user_runs_the_server_as_nobody(monkeypatch, base_dir):
     import pwd
 
-    monkeypatch.setattr(cluster_mod, "_SERVER_USER", "pgmi_no_such_user")
+    monkeypatch.setattr(account_mod, "_SERVER_USER", "pgmi_no_such_user")
     with Cluster(base_dir=base_dir) as c:
         assert _connect(c).run("SELECT 1") == [[1]]
         assert os.stat(c.data_dir).st_uid == pwd.getpwnam("nobody").pw_uid
-        assert cluster_mod.server_user_name((os.stat(c.data_dir).st_uid, 0)) == "nobody"
+        assert account_mod.server_user_name((os.stat(c.data_dir).st_uid, 0)) == "nobody"
 
 
 def test_a_server_install_the_server_account_cannot_reach_is_staged_with_its_library_layout(tmp_path):
@@ -195,7 +197,6 @@ def test_a_server_install_the_server_account_cannot_reach_is_staged_with_its_lib
     keeping the wheel's relative layout (bin/../../../<package>.libs holds its shared libraries)."""
     import pwd
 
-    from pgmilib import cluster as cluster_mod
 
     nobody = pwd.getpwnam("nobody")
     closed = tmp_path / "closed"
@@ -206,13 +207,13 @@ def test_a_server_install_the_server_account_cannot_reach_is_staged_with_its_lib
     (closed / "site-packages" / "embedded_pkg.libs" / "libpq.so").write_bytes(b"lib")
     closed.chmod(0o700)
     account = (nobody.pw_uid, nobody.pw_gid)
-    assert not cluster_mod._reachable(str(install / "bin"), account)
-    staged = cluster_mod._stage_for(str(install / "bin"), account)
+    assert not account_mod.reachable(str(install / "bin"), account)
+    staged = account_mod.stage_for(str(install / "bin"), account)
     try:
-        assert staged is not None and cluster_mod._reachable(staged, account)
+        assert staged is not None and account_mod.reachable(staged, account)
         assert (Path(staged) / "postgres").read_bytes() == (install / "bin" / "postgres").read_bytes()
         assert (Path(staged).parent.parent.parent / "embedded_pkg.libs" / "libpq.so").read_bytes() == b"lib"
-        assert cluster_mod._stage_for(str(install / "bin"), account) == staged  # reused, not copied again
+        assert account_mod.stage_for(str(install / "bin"), account) == staged  # reused, not copied again
     finally:
         if staged:
             shutil.rmtree(Path(staged).parent.parent.parent, ignore_errors=True)

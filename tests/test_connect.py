@@ -11,12 +11,12 @@ import time
 
 import pytest
 
-from pgmilib.cluster import Cluster, _free_port
 from pgmilib.conn.connect import Deadline, LiveConnection, is_transient, open_connection, retry_delay
 from pgmilib.conn.conninfo import parse_connection_string
 from pgmilib.conn.params import ConnParams
 from pgmilib.errors import ConnectionFailed, Exit, Marker, exit_code
 from pgmilib.output import Output, format_error
+from pgmilib.server.cluster import Cluster, _free_port
 
 APP_PASSWORD = "Right-Horse-Battery-42"
 

@@ -47,8 +47,8 @@ def test_verbose_wrong_password_is_one_line_without_traceback(tmp_path, pg_env, 
     """A classified failure (wrong password, exit 11) stays one error block under --verbose: no traceback."""
     import os
 
-    from pgmilib.cluster import Cluster
     from pgmilib.conn.wire import LiveConnection
+    from pgmilib.server.cluster import Cluster
 
     with Cluster(listen_tcp=True, settings={"password_encryption": "scram-sha-256"}) as cluster:
         with open(os.path.join(cluster.data_dir, "pg_hba.conf"), "w") as fh:

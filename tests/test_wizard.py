@@ -167,8 +167,11 @@ def test_init_wizard_refuses_a_busy_directory_then_configures_the_connection(tmp
     assert stat.S_IMODE(config_path.stat().st_mode) == 0o600
     assert password not in config_path.read_text()
     pgpass = Path(term_env["PGPASSFILE"])
-    escaped_host = host.replace("\\", "\\\\").replace(":", "\\:")
-    assert pgpass.read_text() == f"{escaped_host}:{port}:wizard_db:{user}:{password}\n"
+    from pgmilib.conn.pgpass import escape_field, match_host
+
+    # Every database of this server and user (the deploy also connects to the maintenance
+    # database), and a socket directory written as libpq matches it: localhost.
+    assert pgpass.read_text() == f"{escape_field(match_host(host))}:{port}:*:{user}:{password}\n"
     assert stat.S_IMODE(pgpass.stat().st_mode) == 0o600
     assert password not in term.output  # getpass: no echo, and never printed
     assert "pgmi deploy fresh -d wizard_db" in term.output
@@ -444,3 +447,83 @@ def test_pgmi_deploy_without_any_connection_asks_then_deploys(tmp_path, term_env
         assert conn.run("SELECT to_regclass('from_wizard') IS NOT NULL") == [[True]]
     finally:
         conn.close()
+
+
+# ---- the saved password serves the very next deploy ----------------------------------------
+
+@pytest.fixture
+def password_server():
+    """A throwaway server that asks every role but the superuser for a password on its unix socket."""
+    import pg8000.native
+
+    from pgmilib.server.cluster import Cluster
+
+    cluster = Cluster().start()
+    try:
+        admin = pg8000.native.Connection(**cluster.conn_kwargs())
+        try:
+            admin.run("CREATE ROLE wizard_user LOGIN CREATEDB PASSWORD 'typed:pass\\word'")
+            Path(cluster.data_dir, "pg_hba.conf").write_text("local all postgres trust\n"
+                                                            "local all all scram-sha-256\n")
+            admin.run("SELECT pg_reload_conf()")
+        finally:
+            admin.close()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def test_the_wizards_saved_password_serves_the_next_deploy(tmp_path, term_env, password_server):
+    """`pgmi config` on a terminal saves the password; the next `pgmi deploy` (no PGPASSWORD)
+    creates the database through the maintenance database and deploys, over the unix socket."""
+    import pg8000.native
+
+    cluster, password = password_server, "typed:pass\\word"
+    (tmp_path / "deploy.sql").write_text("CREATE TABLE after_wizard(id int);\n", encoding="utf-8")
+    term = Terminal(pgmi("config"), tmp_path, term_env)
+    term.expect("Choice [1]: ")
+    term.send("1")  # Local / On-Premises
+    term.expect("Host [localhost]: ")
+    term.send(cluster.dir)  # the socket directory
+    term.expect("Port [5432]: ")
+    term.send(str(cluster.port))
+    term.expect("Database: ")
+    term.send("wizard_new")  # does not exist yet
+    term.expect("Maintenance database [postgres]: ")
+    term.send("")
+    term.expect("Username [postgres]: ")
+    term.send("wizard_user")
+    term.expect("Password (empty: use $PGPASSWORD or .pgpass): ")
+    term.send(password)
+    term.expect("Connected: PostgreSQL ")
+    term.expect("Save password to .pgpass for future sessions? [Y/n]: ")
+    term.send("")
+    term.expect("Saved to ")
+    assert term.finish() == 0
+    assert Path(term_env["PGPASSFILE"]).read_text() == f"localhost:{cluster.port}:*:wizard_user:typed\\:pass\\\\word\n"
+
+    env = {**term_env, "PGMI_NON_INTERACTIVE": "1"}
+    result = subprocess.run(pgmi("deploy", str(tmp_path)), cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert password not in result.stderr + result.stdout
+    admin = pg8000.native.Connection(**cluster.conn_kwargs("wizard_new"))
+    try:
+        assert admin.run("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'wizard_new'") == [
+            ["wizard_user"]]
+        assert admin.run("SELECT to_regclass('after_wizard') IS NOT NULL") == [[True]]
+    finally:
+        admin.close()
+
+
+def test_without_a_password_the_error_names_the_database(tmp_path, password_server):
+    cluster = password_server
+    (tmp_path / "deploy.sql").write_text("SELECT 1;\n", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env.update(PGMI_NON_INTERACTIVE="1", PGPASSFILE=str(tmp_path / "none"), PGHOST=cluster.dir,
+               PGPORT=str(cluster.port), PGUSER="wizard_user")
+    result = subprocess.run(pgmi("deploy", str(tmp_path), "-d", "some_target"), env=env, capture_output=True,
+                            text=True, timeout=120, check=False)
+    assert result.returncode == 11
+    assert ('asked for a password for user "wizard_user" (database "some_target"), and none was found'
+            in result.stderr), result.stderr

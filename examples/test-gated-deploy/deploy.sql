@@ -11,23 +11,23 @@ DO $$
 DECLARE
     project jsonb;
     files   integer;
+    tests   integer;
 BEGIN
     SELECT content::jsonb INTO STRICT project FROM pg_temp.pgmi_source_view WHERE path = './project.json';
-    SELECT count(*) INTO files FROM pg_temp.pgmi_source_view;
-    RAISE NOTICE '[%] Deploying % v% (% file(s) in project)',
+    -- The same count as pgmi's "Loaded N files": project files and test files together.
+    SELECT count(*) INTO tests FROM pg_temp.pgmi_test_source_view;
+    SELECT count(*) + tests INTO files FROM pg_temp.pgmi_source_view;
+    RAISE NOTICE '[%] Deploying % v% (% files loaded, % of them tests)',
         coalesce(current_setting('pgmi.env', true), 'development'),
-        project ->> 'app_name', project ->> 'version', files;
+        project ->> 'app_name', project ->> 'version', files, tests;
 END
 $$;
 
--- 2. Migrations, in path order, SQL files only. A failure names the file and keeps the
---    original SQLSTATE and DETAIL.
+-- 2. Migrations, in path order, SQL files only. A failure names the file and re-raises the
+--    original error, SQLSTATE, DETAIL and position included.
 DO $$
 DECLARE
     f       record;
-    state   text;
-    message text;
-    detail  text;
 BEGIN
     FOR f IN SELECT path, content FROM pg_temp.pgmi_source_view
               WHERE directory = './migrations/' AND is_sql_file
@@ -35,8 +35,10 @@ BEGIN
         BEGIN
             EXECUTE f.content;
         EXCEPTION WHEN OTHERS THEN
-            GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL;
-            RAISE EXCEPTION 'Failed in %: %', f.path, message USING ERRCODE = state, DETAIL = detail;
+            -- Name the file, then re-raise the original error (bare RAISE): its SQLSTATE,
+            -- DETAIL and position survive, so pgmi reports the migration's file:line:column.
+            RAISE WARNING 'Failed in %', f.path;
+            RAISE;
         END;
     END LOOP;
 END

@@ -19,7 +19,7 @@ from pgmilib.errors import Exit, PgmiError, UsageError
 from pgmilib.output import Output, is_interactive
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     from pgmilib.cli.app import _Parser
 
     common = argparse.ArgumentParser(add_help=False)  # -v anywhere, as on every pgmi command (main reads it)
@@ -78,7 +78,7 @@ def cmd_ai(args: argparse.Namespace, out: Output) -> int:
     """Dispatch `pgmi ai [subcommand ...]`."""
     from pgmilib.ai import content
 
-    sub = _parser().parse_args(list(getattr(args, "rest", []) or []))
+    sub = build_parser().parse_args(list(getattr(args, "rest", []) or []))
     command = sub.ai_command
     if command is None:
         page(out, content.read_doc("overview.md"))

@@ -62,6 +62,8 @@ def _did_you_mean(message: str, parser: argparse.ArgumentParser) -> str:
         if not unknown or not unknown.group(1).startswith("-"):
             return ""
         word = unknown.group(1).split("=", 1)[0]
+        if word == "-h":  # as in the original, -h is --host (on deploy), never help
+            return "; use --help for help"
         candidates = [o for o in parser._option_string_actions if o.startswith("--")]
     close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.75)
     return f"; did you mean {close[0]}?" if close else ""
@@ -106,13 +108,6 @@ def version_text() -> str:
 def cmd_version(args: argparse.Namespace, out: Output) -> int:
     out.data(version_text())
     return Exit.SUCCESS
-
-
-def _not_yet(feature: str) -> Callable[[argparse.Namespace, Output], int]:
-    def run(args: argparse.Namespace, out: Output) -> int:
-        raise PgmiError(f"'pgmi {feature}' is not available in this build yet")
-
-    return run
 
 
 # ---------------------------------------------------------------------------------------
@@ -170,9 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("project_path", nargs="?")
         p.add_argument("--json", action="store_true", help="print JSON on stdout")
 
-    add("ai", _lazy("cli.ai:cmd_ai"), "documentation for AI coding assistants (skills, skill, contract, client, "
-        "setup, check)").add_argument(
-        "rest", nargs=argparse.REMAINDER)
+    ai = add("ai", _lazy("cli.ai:cmd_ai"), "documentation for AI coding assistants (skills, skill, contract, "
+             "client, setup, check)")
+    ai.add_argument("rest", nargs=argparse.REMAINDER)
+    # `pgmi ai` parses its own subcommands (cli/ai.py); its --help shows them, not "rest".
+    ai.format_help = lambda: importlib.import_module("pgmilib.cli.ai").build_parser().format_help()
     add("serve", _lazy("cli.serve:cmd_serve"), "MCP server over stdio (claude mcp add pgmi -- pgmi serve)")
     add("version", cmd_version, "print version information").add_argument("rest", nargs="*")
     add("completion", _lazy("cli.completion:cmd_completion"), "print a shell completion script").add_argument(

@@ -17,6 +17,9 @@ def cmd_serve(args: argparse.Namespace, out: Output) -> int:
     from pgmilib.mcp.server import Server, install_signal_handlers
 
     server = Server(sys.stdin.buffer, sys.stdout.buffer)
+    if sys.stdin.isatty():  # a person ran it by hand; an MCP client gives it a pipe and hears nothing here
+        out.info("pgmi serve speaks MCP (JSON-RPC) on stdin/stdout for an AI assistant, e.g. "
+                 "`claude mcp add pgmi -- pgmi serve`; Ctrl-D or Ctrl-C ends it")
     previous = install_signal_handlers()
     try:
         out.verbose("pgmi MCP server on stdio (register: claude mcp add pgmi -- pgmi serve)")

@@ -17,6 +17,18 @@ def _as_json(name: str) -> dict:
             "features": list(d.features), "bestFor": d.best_for}
 
 
+def _unknown(name: str) -> UsageError:
+    """The unknown-template error, with `; did you mean advanced?` when a name is close (difflib)."""
+    import difflib
+
+    error = unknown_template(name)
+    close = difflib.get_close_matches(name, template_names(), n=1, cutoff=0.6)
+    if close:
+        error.message += f"; did you mean {close[0]}?"
+        error.args = (error.message,)
+    return error
+
+
 def cmd_list(args: argparse.Namespace, out: Output) -> int:
     names = template_names()
     if getattr(args, "json", False):
@@ -41,7 +53,7 @@ def cmd_describe(args: argparse.Namespace, out: Output) -> int:
                           "  pgmi templates describe basic", "", "Run 'pgmi templates list' to see the templates."]
         raise error
     if name not in template_names():
-        raise unknown_template(name)
+        raise _unknown(name)
     if getattr(args, "json", False):
         out.data(json.dumps(_as_json(name), indent=2, ensure_ascii=False))
         return Exit.SUCCESS

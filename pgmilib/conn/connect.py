@@ -168,7 +168,12 @@ def friendly_failure(exc: BaseException, params: ConnParams, database: str) -> C
                      "check $PGPASSWORD, ~/.pgpass, or the connection string")
     elif code == "28000":
         msg = f"authentication rejected for user {go_quote(user)} on database {go_quote(database)}: {server_msg}"
-        hint = "no pg_hba.conf entry matches this host, user, and method"
+        if server_msg.startswith("role ") and server_msg.endswith("does not exist"):
+            role = '"' + user.replace('"', '""') + '"'
+            hint = (f"no role {go_quote(user)} on this server: connect as an existing one (-U, $PGUSER), or have an "
+                    f"administrator create it (CREATE ROLE {role} LOGIN PASSWORD '...')")
+        else:
+            hint = "no pg_hba.conf entry matches this host, user, and method"
     elif code == "3D000":
         msg, hint = (f"database {go_quote(database)} does not exist",
                      f"create it with `createdb {database}` or pass --overwrite")
@@ -181,7 +186,7 @@ def friendly_failure(exc: BaseException, params: ConnParams, database: str) -> C
     elif code:
         msg, hint = f"server at {where} refused the connection: {server_msg} (SQLSTATE {code})", ""
     else:
-        msg, hint = _transport_message(exc, params)
+        msg, hint = _transport_message(exc, params, database)
     error = ConnectionFailed(redact(msg), pg=diag)
     if hint:
         error.trailer.append(redact(f"hint: {hint}"))
@@ -189,12 +194,18 @@ def friendly_failure(exc: BaseException, params: ConnParams, database: str) -> C
     return error
 
 
-def _transport_message(exc: BaseException, params: ConnParams) -> tuple[str, str]:
+#: Hosts on this machine: when nothing listens there, a throwaway server may be what the user wants.
+_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def _transport_message(exc: BaseException, params: ConnParams, database: str) -> tuple[str, str]:
     host, port = params.host, params.port
     where = f"{host}:{port}"
     items = list(_chain(exc))
     text = " ".join(str(item) for item in items).lower()
     isready = f"is PostgreSQL running? check: pg_isready -h {host} -p {port}"
+    if params.is_unix_socket or host in _LOCAL_HOSTS:
+        isready += "; or deploy into a throwaway local server instead: pgmi deploy <project> --ephemeral"
     if params.is_unix_socket and any(isinstance(i, (FileNotFoundError, ConnectionRefusedError)) for i in items):
         return f"no PostgreSQL server socket at {os.path.join(host, f'.s.PGSQL.{port}')}", isready
     if any(isinstance(i, ConnectionRefusedError) for i in items) or "refused" in text and "ssl" not in text:
@@ -210,7 +221,8 @@ def _transport_message(exc: BaseException, params: ConnParams) -> tuple[str, str
     if any(isinstance(i, TimeoutError) for i in items) or "timed out" in text or "timeout" in text:
         return f"connection timed out to {where}", "check reachability; raise --timeout"
     if "no password was provided" in text:
-        return (f"the server at {where} asked for a password for user {go_quote(params.user)}, and none was found",
+        return ((f"the server at {where} asked for a password for user {go_quote(params.user)} (database "
+                 f"{go_quote(database)}), and none was found"),
                 "set $PGPASSWORD, add it to ~/.pgpass, or put it in the connection string")
     return f"failed to connect to database: {_describe(exc)}", ""
 

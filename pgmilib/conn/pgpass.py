@@ -1,18 +1,46 @@
-"""The password file (~/.pgpass or $PGPASSFILE), with libpq's matching and permission rules."""
+"""The password file (~/.pgpass or $PGPASSFILE): where it is, libpq's matching, escaping and
+permission rules, and the one writer (the wizards' "save password").
+
+One module for reading and writing, so a line pgmi writes is a line its own look-up (and
+libpq's) matches: the same path rule, the same escaping, the same host rule.
+"""
 
 from __future__ import annotations
 
 import os
 import stat
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from pgmilib.errors import go_quote
+from pgmilib.fileio import atomic_write
 from pgmilib.redact import register_secret
 
 
 def home_dir(environ: Mapping[str, str]) -> str:
     return environ.get("HOME") or os.path.expanduser("~")
+
+
+def pgpass_path(environ: Mapping[str, str] | None = None) -> Path:
+    """$PGPASSFILE, else %APPDATA%\\postgresql\\pgpass.conf on Windows, else ~/.pgpass (libpq's rule)."""
+    env = os.environ if environ is None else environ
+    if env.get("PGPASSFILE"):
+        return Path(env["PGPASSFILE"])
+    if os.name == "nt" and env.get("APPDATA"):
+        return Path(env["APPDATA"]) / "postgresql" / "pgpass.conf"
+    return Path(home_dir(env)) / ".pgpass"
+
+
+def match_host(host: str) -> str:
+    """The host field a connection is matched by: libpq matches a unix-socket directory (or no
+    host) as `localhost`, never as the directory itself."""
+    return "localhost" if (not host or host.startswith("/")) else host
+
+
+def escape_field(value: str) -> str:
+    """`\\` and `:` escaped, as the reader (`_pgpass_fields`) and libpq expect."""
+    return value.replace("\\", "\\\\").replace(":", "\\:")
 
 
 def _pgpass_fields(line: str) -> list[str]:
@@ -44,7 +72,7 @@ def pgpass_lookup(host: str, port: int, database: str, user: str, environ: Mappi
     readable by group or others is ignored with a warning: a password file anyone can read
     is a leak, and silently using it would hide that.
     """
-    path = environ.get("PGPASSFILE") or os.path.join(home_dir(environ), ".pgpass")
+    path = str(pgpass_path(environ))
     try:
         info = os.stat(path)
     except OSError:
@@ -63,8 +91,7 @@ def pgpass_lookup(host: str, port: int, database: str, user: str, environ: Mappi
             lines = fh.read().splitlines()
     except OSError:
         return None
-    match_host = "localhost" if (not host or host.startswith("/")) else host
-    wanted = (match_host, str(port), database, user)
+    wanted = (match_host(host), str(port), database, user)
     for line in lines:
         if not line.strip() or line.lstrip().startswith("#"):
             continue
@@ -77,3 +104,23 @@ def pgpass_lookup(host: str, port: int, database: str, user: str, environ: Mappi
     return None
 
 
+def save_password(host: str, port: int, user: str, password: str,
+                  environ: Mapping[str, str] | None = None) -> Path:
+    """Upsert `host:port:*:user:password` first in the file (libpq uses the first match); 0600, atomic.
+
+    The database field is `*`: a deploy connects to more than one database with the same
+    role and password (the maintenance database to create or drop the target, then the
+    target), and a line for the target alone leaves the first of those without a password.
+    A password belongs to the role on that server, not to one database. The host is
+    written as libpq matches it (`match_host`). Any earlier line for the same
+    host:port:*:user is replaced. Returns the file written; raises OSError.
+    """
+    path = pgpass_path(environ)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    prefix = ":".join(escape_field(v) for v in (match_host(host), str(port), "*", user)) + ":"
+    try:
+        old = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        old = []
+    lines = [prefix + escape_field(password)] + [line for line in old if not line.startswith(prefix)]
+    return atomic_write(path, "\n".join(lines) + "\n", mode=0o600)

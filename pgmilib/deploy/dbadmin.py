@@ -176,7 +176,13 @@ def _run_create(admin: Any, sql: str, target: str) -> None:
             raise ConcurrentDeploy("concurrent deployment in progress: the database was created by another "
                                    "deploy while this one was starting") from None
         message = diag.message if diag else str(error)
-        raise PgmiError(f"failed to create database {go_quote(target)}: {message}", pg=diag) from error
+        failure = PgmiError(f"failed to create database {go_quote(target)}: {message}", pg=diag)
+        if diag and diag.sqlstate == "42501":  # permission denied to create database
+            failure.trailer.append(
+                f"hint: exit code 1: the connecting role may not create databases; grant it CREATEDB (ALTER ROLE "
+                f"<role> CREATEDB, as a superuser), or create {quote_ident(target)} first (CREATE DATABASE "
+                f"{quote_ident(target)} OWNER <role>) and deploy into it")
+        raise failure from error
 
 
 # ---- overwrite ---------------------------------------------------------------------------

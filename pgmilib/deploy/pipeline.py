@@ -21,13 +21,16 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pgmilib.deploy.request import DeployRequest, DeployResult
 from pgmilib.deploy.watchdog import Cancellation, Watchdog
 from pgmilib.errors import ConfigError, ExecutionFailed, Interrupted, PgmiError, exit_code
 from pgmilib.output import Output, cut_lines, format_error, shown_in_envelope
 from pgmilib.redact import redact, secret_scope
+
+if TYPE_CHECKING:
+    from pgmilib.conn.params import ConnParams
 
 
 def deploy(request: DeployRequest, out: Output, *, cancel: Cancellation | None = None) -> DeployResult:
@@ -88,9 +91,7 @@ def _run(request: DeployRequest, out: Output, result: DeployResult, watchdog: Wa
 
         check_request(overwrite=request.overwrite, ephemeral=request.ephemeral)
     if request.ephemeral:
-        from pgmilib.deploy.ephemeral import start_ephemeral
-
-        params = start_ephemeral(request, out, cleanup)
+        params = _ephemeral_params(request, out, cleanup)
         result.ephemeral_server = params.source
     else:
         params = resolve(request.connection, environ, project_config.connection if project_config else None)
@@ -372,3 +373,29 @@ def describe(result: DeployResult) -> None:
                 tail = (f" (unit {committed + 1} of {result.units_total} failed; "
                         f"{committed} earlier unit(s) already committed)")
             result.summary = redact(f"{database}: failed after {result.duration:.2f}s{tail}")
+
+
+def _ephemeral_params(request: DeployRequest, out: Output, cleanup: contextlib.ExitStack) -> ConnParams:
+    """--ephemeral: refuse flags naming another server, start the throwaway one, connect to it.
+
+    `ConnParams.source` names the server programs used, for the result and the log.
+    """
+    from pgmilib.conn.conninfo import parse_connection_string
+    from pgmilib.project.scan import validate_root
+    from pgmilib.server.ephemeral import EPHEMERAL_DEFAULT_DB, start_ephemeral
+
+    flags = request.connection
+    clashing = [flag for flag, value in (("--connection", flags.connection), ("--host", flags.host),
+                                         ("--port", flags.port), ("--username", flags.username),
+                                         ("--overwrite", request.overwrite),
+                                         ("--azure", flags.azure), ("--aws", flags.aws), ("--google", flags.google))
+                if value]
+    if clashing:
+        raise ConfigError(f"--ephemeral starts its own server; drop {', '.join(clashing)}")
+    validate_root(request.project_path)  # a wrong project is the user's mistake to hear about before a server starts
+    server = start_ephemeral(flags.database or EPHEMERAL_DEFAULT_DB, request.keep, out, cleanup)
+    params = parse_connection_string(server.dsn)
+    params.application_name = params.application_name or "pgmi"
+    params.maintenance_database = "postgres"
+    params.source = server.description
+    return params

@@ -6,5 +6,5 @@ One module per job:
 - `prompts`: the plain `[Y/n]` / text / choice / secret prompts on stderr;
 - `connection_wizard`: provider, auth, form, test connection -> a pgmi.yaml `connection` mapping;
 - `init_wizard`: directory, template, "set up the connection now?";
-- `pgpass`: the optional `.pgpass` upsert after a wizard with a password.
+- `persist`: after a wizard, pgmi.yaml and the optional `.pgpass` line (written by `conn.pgpass`).
 """

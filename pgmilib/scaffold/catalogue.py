@@ -52,11 +52,13 @@ DESCRIPTIONS: dict[str, Description] = {
             "framework). Files carry <pgmi-meta> sort keys; a script ledger runs apply-once files\n"
             "once and idempotent files every time; an owner/admin/api/customer role hierarchy with\n"
             "least privilege; API keys stored only as hashes; REST, RPC and MCP entry points that\n"
-            "route through one api.handler registry; row-level security on tenant tables. It needs\n"
-            "stock PostgreSQL only. More infrastructure, not a higher safety tier."
+            "route through one api.handler registry; row-level security on tenant tables.\n"
+            "Needs PostgreSQL 13 or newer with the hstore contrib extension, nothing optional (no\n"
+            "XML, ICU, lz4, OpenSSL): it runs on the embedded server --ephemeral starts, too.\n"
+            "More infrastructure, not a higher safety tier."
         ),
         structure=(
-            "deploy.sql", "pgmi.yaml", "session.xml", "README.md",
+            "deploy.sql", "pgmi.yaml", "session.json", "README.md",
             "lib/", "  core/", "  common/", "  api/", "membership/", "api/",
         ),
         features=(
@@ -66,7 +68,7 @@ DESCRIPTIONS: dict[str, Description] = {
             "API keys (SHA-256 hashed, never stored in clear)",
             "REST/RPC/MCP routing via the api.handler registry",
             "RLS on membership tables",
-            "no superuser, no event trigger; needs CREATEROLE and CREATE EXTENSION",
+            "no superuser, no event trigger; needs CREATEROLE and CREATE EXTENSION hstore",
         ),
         best_for="SQL-native application stack: scaffold it, read it, trim it.",
     ),

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pgmilib.conn.pgpass import save_password
 from pgmilib.output import Output
 from pgmilib.scaffold.connection_wizard import WizardResult
-from pgmilib.scaffold.pgpass import save_password
 from pgmilib.scaffold.prompts import Prompter
 
 
@@ -29,9 +29,10 @@ def offer_pgpass(result: WizardResult, p: Prompter, out: Output) -> None:
     c = result.connection
     try:
         path = save_password(str(c.get("host") or "localhost"), int(c.get("port") or 5432),
-                             str(c.get("database") or "*"), str(c.get("username") or ""), result.password)
+                             str(c.get("username") or ""), result.password)
     except OSError as error:
         out.warn(f"failed to save .pgpass: {error}")
         out.info("Tip: set $PGPASSWORD or write ~/.pgpass yourself (host:port:database:user:password, mode 0600).")
         return
-    out.info(f"Saved to {path}")
+    out.info(f"Saved to {path} (for every database of this server and user: the deploy also "
+             "connects to the maintenance database)")

@@ -1,6 +1,6 @@
 -- deploy.sql: the orchestrator of the advanced template.
 --
---   1. parameters   session.xml declares them; defaults, validation, published as GUCs
+--   1. parameters   session.json declares them; defaults, validation, published as GUCs
 --   2. privileges   roles (owner / admin / api / customer) and extensions: the only part
 --                   that needs CREATEROLE; everything after runs as the owner role
 --   3. ledger       internal.deployment_script*: which script ran, with which content
@@ -9,7 +9,7 @@
 --   5. convergence  EXECUTE privileges are re-derived from scratch every deploy
 --   6. tests        CALL pgmi_test(); the transaction commits only if they all pass
 --
--- Steps 1-6 are one transaction. The DONE banner after COMMIT is the only other unit.
+-- Steps 1-6 and the DONE banner are one transaction, with nothing after its COMMIT.
 
 BEGIN;
 
@@ -28,29 +28,30 @@ CREATE TEMP TABLE deployment_parameter (
 
 DO $$
 DECLARE
-    spec_xml   xml;
+    spec       jsonb;
     unknown    text;
     missing    text;
     defaulted  text;
     env        text;
     p          record;
 BEGIN
-    SELECT content::xml INTO spec_xml FROM pg_temp.pgmi_source_view WHERE path = './session.xml';
-    IF spec_xml IS NULL THEN
-        RAISE EXCEPTION 'session.xml is missing: it declares the parameters this project accepts';
+    -- JSON rather than XML: jsonb is in every PostgreSQL build, xml only in those built with
+    -- libxml (the embedded server `pgmi deploy --ephemeral` may start has none).
+    SELECT content::jsonb INTO spec FROM pg_temp.pgmi_source_view WHERE path = './session.json';
+    IF spec IS NULL THEN
+        RAISE EXCEPTION 'session.json is missing: it declares the parameters this project accepts';
     END IF;
 
     INSERT INTO pg_temp.deployment_parameter (key, value, description, declared)
     SELECT coalesce(d.key, c.key), c.value, d.description, d.key IS NOT NULL
       FROM (SELECT regexp_replace(lower(trim(x.key)), '[^a-z0-9]+', '_', 'g') AS key, x.description
-              FROM XMLTABLE('/session/parameter' PASSING spec_xml
-                            COLUMNS key text PATH '@key', description text PATH '@description') AS x) AS d
+              FROM jsonb_to_recordset(spec -> 'parameters') AS x(key text, description text)) AS d
       FULL JOIN (SELECT regexp_replace(lower(trim(key)), '[^a-z0-9]+', '_', 'g') AS key, value
                    FROM pg_temp.pgmi_parameter_view) AS c ON c.key = d.key;
 
     SELECT string_agg(key, ', ' ORDER BY key) INTO unknown FROM pg_temp.deployment_parameter WHERE NOT declared;
     IF unknown IS NOT NULL THEN
-        RAISE EXCEPTION 'Unknown parameters: %', unknown USING HINT = 'declare them in session.xml';
+        RAISE EXCEPTION 'Unknown parameters: %', unknown USING HINT = 'declare them in session.json';
     END IF;
 
     -- Defaults: role names derive from the database name, so two databases on one
@@ -142,9 +143,16 @@ BEGIN
     IF pg_has_role(customer_role, api_role, 'MEMBER') THEN
         EXECUTE format('REVOKE %I FROM %I', api_role, customer_role);
     END IF;
-    -- The deployer acts as owner for the scripts and as api/customer in the tests.
+    -- The deployer acts as owner for the scripts and as api/customer in the tests. From
+    -- PostgreSQL 16 on, a CREATEROLE user is made a member of the roles it creates with
+    -- ADMIN only (no SET, no INHERIT), so membership alone does not let it SET ROLE: ask
+    -- for the SET privilege there (a word PostgreSQL 15 does not know).
     FOR r IN SELECT unnest(ARRAY[owner_role, api_role, customer_role]) AS name LOOP
-        IF NOT pg_has_role(current_user, r.name, 'MEMBER') THEN
+        IF current_setting('server_version_num')::int >= 160000 THEN
+            IF NOT pg_has_role(current_user, r.name, 'SET') THEN
+                EXECUTE format('GRANT %I TO %I WITH INHERIT TRUE, SET TRUE', r.name, current_user);
+            END IF;
+        ELSIF NOT pg_has_role(current_user, r.name, 'MEMBER') THEN
             EXECUTE format('GRANT %I TO %I', r.name, current_user);
         END IF;
     END LOOP;
@@ -153,13 +161,12 @@ BEGIN
     EXECUTE format('ALTER DATABASE %I SET search_path = core, api, membership, internal, extensions, common',
                    current_database());
 
-    -- Extensions live in their own schema, usable by everyone. All four are "trusted":
-    -- a database owner can create them without superuser.
+    -- Extensions live in their own schema, usable by everyone. hstore is "trusted": a
+    -- database owner can create it without superuser. It is the only one: random bytes
+    -- and UUIDs come from the core gen_random_uuid(), hashes from the core sha256(), so
+    -- the template runs on builds without OpenSSL or libuuid (pgcrypto, uuid-ossp).
     CREATE SCHEMA IF NOT EXISTS extensions;
     GRANT USAGE ON SCHEMA extensions TO PUBLIC;
-    CREATE EXTENSION IF NOT EXISTS "uuid-ossp" SCHEMA extensions;
-    CREATE EXTENSION IF NOT EXISTS pgcrypto SCHEMA extensions;
-    CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA extensions;
     CREATE EXTENSION IF NOT EXISTS hstore SCHEMA extensions;
 END
 $$;
@@ -249,9 +256,6 @@ DECLARE
     hash       text;
     executed   int := 0;
     skipped    int := 0;
-    state      text;
-    msg        text;
-    detail     text;
 BEGIN
     FOR s IN SELECT p.path, p.content, p.id, p.generic_id, p.idempotent, p.sort_key
                FROM pg_temp.pgmi_plan_view AS p
@@ -278,8 +282,11 @@ BEGIN
         BEGIN
             EXECUTE s.content;
         EXCEPTION WHEN OTHERS THEN
-            GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL;
-            RAISE EXCEPTION '[pgmi] Script failed: % - %', s.path, msg USING ERRCODE = state, DETAIL = detail;
+            -- Name the script, then re-raise the original error (bare RAISE): its SQLSTATE,
+            -- DETAIL and position survive, so pgmi reports the script's file:line:column.
+            -- A new RAISE EXCEPTION would point at this line of deploy.sql instead.
+            RAISE WARNING '[pgmi] Script failed: %', s.path;
+            RAISE;
         END;
         PERFORM set_config('role', 'none', true);
 
@@ -356,11 +363,13 @@ SAVEPOINT _tests;
 CALL pgmi_test(NULL, 'pg_temp.test_observer');
 ROLLBACK TO SAVEPOINT _tests;
 
-COMMIT;
-
+-- Every script ran and every test passed; only the COMMIT (which also releases the
+-- deployment lock) is left. Nothing follows it, so `pgmi deploy --rehearse` can run the
+-- whole script and roll it back.
 DO $$
 BEGIN
-    RAISE NOTICE '[pgmi] Deployment lock released';
     RAISE NOTICE E'\n  ____   ___  _   _ _____\n |  _ \\ / _ \\| \\ | | ____|\n | | | | | | |  \\| |  _|\n | |_| | |_| | |\\  | |___\n |____/ \\___/|_| \\_|_____|\n';
 END
 $$;
+
+COMMIT;

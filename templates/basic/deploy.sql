@@ -16,16 +16,17 @@ DECLARE
     env     text := coalesce(current_setting('pgmi.env', true), 'development');
     project jsonb;
     files   int;
+    tests   int;
     m       record;
-    state   text;
-    msg     text;
-    detail  text;
 BEGIN
     -- Non-SQL project files are data too: project.json describes the application.
     -- INTO STRICT: a missing project.json stops the deploy instead of running blind.
     SELECT content::jsonb INTO STRICT project FROM pg_temp.pgmi_source_view WHERE path = './project.json';
-    SELECT count(*) INTO files FROM pg_temp.pgmi_source_view;
-    RAISE NOTICE '[%] Deploying % v% (% file(s) in project)', env, project ->> 'app_name', project ->> 'version', files;
+    -- The same count as pgmi's "Loaded N files": project files and test files together.
+    SELECT count(*) INTO tests FROM pg_temp.pgmi_test_source_view;
+    SELECT count(*) + tests INTO files FROM pg_temp.pgmi_source_view;
+    RAISE NOTICE '[%] Deploying % v% (% files loaded, % of them tests)', env, project ->> 'app_name',
+        project ->> 'version', files, tests;
 
     -- (A) apply-once ledger: one row per migration that ran.
     -- CREATE TABLE IF NOT EXISTS _migration (path text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());
@@ -39,10 +40,12 @@ BEGIN
         BEGIN
             EXECUTE m.content;
         EXCEPTION WHEN OTHERS THEN
-            -- Name the file, but keep the server's SQLSTATE and DETAIL: CI and humans
-            -- need "23505 duplicate key" rather than a generic P0001.
-            GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL;
-            RAISE EXCEPTION 'Failed in %: %', m.path, msg USING ERRCODE = state, DETAIL = detail;
+            -- Say which file failed, then re-raise the error itself (a bare RAISE): it keeps
+            -- the server's SQLSTATE, DETAIL and the position inside the file's text, so pgmi
+            -- reports migrations/00N_x.sql:line:column. A new RAISE EXCEPTION here would
+            -- replace all that with a generic error at this line of deploy.sql.
+            RAISE WARNING 'Failed in %', m.path;
+            RAISE;
         END;
         -- (C) record it (pgmi_checksum ignores whitespace-only edits):
         -- INSERT INTO _migration (path, checksum) VALUES (m.path, m.pgmi_checksum);
@@ -64,11 +67,12 @@ SAVEPOINT _tests;
 CALL pgmi_test();
 ROLLBACK TO SAVEPOINT _tests;
 
-COMMIT;
-
--- After the first COMMIT each statement runs on its own (psql style).
+-- Every migration ran and every test passed; only the COMMIT is left. Nothing follows it,
+-- so `pgmi deploy --rehearse` can run the whole script and roll it back.
 DO $$
 BEGIN
     RAISE NOTICE E'\n  ____   ___  _   _ _____\n |  _ \\ / _ \\| \\ | | ____|\n | | | | | | |  \\| |  _|\n | |_| | |_| | |\\  | |___\n |____/ \\___/|_| \\_|_____|\n';
 END
 $$;
+
+COMMIT;

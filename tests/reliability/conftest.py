@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 from harness import CANARIES, CANARY_PASSWORD, CAPTURED, DEPLOY_ROLE, FIGURES, FINDINGS, FULL, SEED, secret_hits
 
-from pgmilib.cluster import Cluster, find_pg_bin
+from pgmilib.server.cluster import Cluster
+from pgmilib.server.discovery import find_pg_bin
 
 
 class RelServer:
@@ -44,7 +45,7 @@ class RelServer:
                 "PGPASSWORD": CANARY_PASSWORD, "PGSSLMODE": "disable", "PGCONNECT_TIMEOUT": "5"}
 
     def pg_ctl(self, *args: str) -> None:
-        """Run pg_ctl on this cluster (as the server account when root; see pgmilib/cluster.py)."""
+        """Run pg_ctl on this cluster (as the server account when root; see pgmilib/server/account.py)."""
         self.cluster._run([self.cluster._tool("pg_ctl"), "-D", self.cluster.data_dir, "-l", self.cluster.log_path,
                            *args], _account(), what="pg_ctl " + " ".join(args))
 
@@ -68,7 +69,7 @@ class RelServer:
 
 
 def _account():
-    from pgmilib.cluster import _server_account
+    from pgmilib.server.account import server_account as _server_account
 
     return _server_account()
 

@@ -29,8 +29,12 @@ $$;
 
 CREATE OR REPLACE FUNCTION membership.generate_api_key_material()
 RETURNS TABLE (key_id text, full_key text, key_hash text) LANGUAGE sql VOLATILE AS $$
-    WITH m AS (SELECT encode(extensions.gen_random_bytes(6), 'hex') AS kid,
-                      encode(extensions.gen_random_bytes(32), 'hex') AS secret)
+    -- gen_random_uuid() (core, a cryptographically strong source) rather than pgcrypto,
+    -- which builds without OpenSSL lack. A version-4 UUID has 122 random bits; its first
+    -- 12 hex digits are all random (the version digit is the 13th). The secret joins two:
+    -- 64 hex digits carrying 244 random bits.
+    WITH m AS (SELECT left(replace(gen_random_uuid()::text, '-', ''), 12) AS kid,
+                      replace(gen_random_uuid()::text, '-', '') || replace(gen_random_uuid()::text, '-', '') AS secret)
     SELECT kid, membership.api_key_prefix() || '_' || kid || '_' || secret,
            membership.hash_api_key(membership.api_key_prefix() || '_' || kid || '_' || secret)
       FROM m;

@@ -15,14 +15,9 @@ import subprocess
 import time
 from dataclasses import dataclass
 
-from pgmilib.errors import PgmiError
+from pgmilib.server.errors import DockerError
 
 DEFAULT_IMAGE = "postgres:18"
-
-
-class DockerError(PgmiError):
-    """The container could not be started or did not become ready."""
-
 
 def docker_available() -> bool:
     return shutil.which("docker") is not None
