@@ -9,6 +9,7 @@ deploy must finish and the database must hold its result.
 from __future__ import annotations
 
 import io
+import re
 import threading
 import time
 import uuid
@@ -212,3 +213,53 @@ def test_no_second_connection_is_one_warning_and_the_deploy_goes_on(pg, fresh_db
     finally:
         query(pg, fresh_db, f"DROP OWNED BY {tag}")  # the deploy's objects, and the grant
         query(pg, "postgres", f"DROP ROLE {tag}")
+
+
+class RecordingOutput(Output):
+    """An Output on a pretend terminal that records every status block it is asked to show."""
+
+    def __init__(self) -> None:
+        super().__init__(stdout=io.StringIO(), stderr=io.StringIO())
+        self.live_status = True
+        self.blocks = Collected()
+
+    def status(self, lines) -> None:
+        self.blocks(lines)
+        super().status(lines)
+
+
+def test_a_fleet_shows_one_status_line_per_running_target(pg, tmp_path, create_database):
+    from pgmilib.fleet import Target, run_fleet
+    from pgmilib.observe.board import FleetBoard
+
+    dbs = [create_database(), create_database()]
+    proj = write_project(tmp_path / "p", {}, "SELECT pg_sleep(1.5);\n")
+    out = RecordingOutput()
+    board = FleetBoard(out)
+    base = DeployRequest(project_path=str(proj), environ=_environ(pg), watch=WatchSettings(**FAST, board=board))
+    result = run_fleet(base, [Target("alpha", block={"database": dbs[0]}), Target("beta", block={"database": dbs[1]})],
+                       parallel=2)
+    assert result.ok
+    both = out.blocks.wait_for(lambda block: isinstance(block, list) and len(block) == 2, timeout=1)
+    assert sorted(line.split(":")[0] for line in both) == ["alpha", "beta"]
+    assert all(re.match(r"(alpha|beta): \d+s \| deploy\.sql$", line) for line in both), both
+    assert out.blocks.items[-1] == []  # each target removed its line when it ended
+    screen = out.stderr.getvalue()
+    assert screen.count("\x1b[1A") >= 1  # the two-line block was redrawn in place
+    assert "alpha | " not in screen  # no log lines on a terminal
+
+
+def test_a_fleet_off_a_terminal_prefixes_each_target_s_lines(pg, tmp_path, create_database):
+    from pgmilib.fleet import Target, run_fleet
+    from pgmilib.observe.board import FleetBoard
+
+    db = create_database()
+    proj = write_project(tmp_path / "p", {}, "DO $$ BEGIN RAISE NOTICE 'one'; PERFORM pg_sleep(1.2); END $$;\n")
+    out = _out()
+    base = DeployRequest(project_path=str(proj), environ=_environ(pg),
+                         watch=WatchSettings(**FAST, board=FleetBoard(out)))
+    result = run_fleet(base, [Target("gamma", block={"database": db})])
+    assert result.ok
+    lines = [line for line in out.stderr.getvalue().splitlines() if line.startswith("gamma | ")]
+    assert lines and lines[0].startswith("gamma | pgmi: deploy.sql running for ")
+    assert lines[0].endswith("(last notice: one)")
