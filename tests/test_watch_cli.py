@@ -8,6 +8,7 @@ database holds what it deployed.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import pty
@@ -36,10 +37,8 @@ def held_lock(pg, fresh_db):
     conn.run("BEGIN")
     conn.run("UPDATE orders SET id = id WHERE false")
     yield pid
-    try:
+    with contextlib.suppress(Exception):  # terminated by the test
         conn.close()
-    except Exception:  # noqa: BLE001 -- terminated by the test
-        pass
 
 
 def _env(pg, **extra: str) -> dict[str, str]:

@@ -8,6 +8,7 @@ terminated from the callback and the deploy succeeds. A call without one hears n
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import uuid
 from contextlib import asynccontextmanager
@@ -55,10 +56,8 @@ def test_progress_notifications_name_the_blocker(pg, fresh_db, tmp_path):
     try:
         result = asyncio.run(asyncio.wait_for(scenario(), 120))
     finally:
-        try:
+        with contextlib.suppress(Exception):  # terminated by the callback
             holder.close()
-        except Exception:  # noqa: BLE001 -- terminated by the callback
-            pass
     assert not result.isError, result.content[0].text
     named = [message for _, _, message in heard if message and f"pid {pid} " in message]
     assert named, heard
