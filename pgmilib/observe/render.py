@@ -80,7 +80,9 @@ def progress_phrase(progress: Progress) -> str:
     parts: list[str] = [progress.phase] if progress.phase else []
     fraction = progress.fraction
     if fraction is not None:
-        amount = f"{_amount(progress.done or 0, progress.unit)} of {_amount(progress.total or 0, progress.unit)}"
+        done, total = progress.done or 0, progress.total or 0
+        amount = (f"{_amount(done, 'bytes')} of {_amount(total, 'bytes')}" if progress.unit == "bytes"
+                  else f"{done} of {total} {progress.unit}")
         parts.append(f"{fraction * 100:.0f}% ({amount})")
     elif progress.done:
         parts.append(_amount(progress.done, progress.unit))
