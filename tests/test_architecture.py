@@ -13,9 +13,10 @@ LAYER = {
     "pgmilib": 0, "errors": 0, "redact": 0, "resources": 0, "sqllex": 0, "fileio": 0,
     "output": 1,
     "config": 2, "conn": 2, "cluster": 2, "project": 2,
-    "deploy": 3, "scaffold": 3, "ai": 3,
-    "fleet": 4, "mcp": 4,
-    "cli": 5,
+    "observe": 3,
+    "deploy": 4, "scaffold": 4, "ai": 4,
+    "fleet": 5, "mcp": 5,
+    "cli": 6,
 }
 
 

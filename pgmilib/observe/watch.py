@@ -120,7 +120,7 @@ class Watcher:
         try:
             self._show(None)
             self._probe = self._connect()
-            while True:
+            while not self._stop.is_set():  # stopped while connecting: not one more look
                 self._show(self._look())
                 if self._stop.wait(settings.interval):
                     break
