@@ -62,7 +62,7 @@ def test_unit_labels():
 def test_log_lines_after_five_seconds_then_every_thirty_then_the_end():
     log = LogLines(WatchSettings())
     said = []
-    for second in range(0, 70):
+    for second in range(70):
         said += [(second, line) for line in log.lines(_snap(server=WAITING, lock_wait_seconds=float(second),
                                                             unit_seconds=float(second)))]
     said += [(70, line) for line in log.lines(_snap(server=ServerView(state="active"), unit_seconds=70.0))]
@@ -78,7 +78,7 @@ def test_a_long_unit_gets_a_line_every_minute_with_its_progress():
     log = LogLines(WatchSettings())
     view = ServerView(state="active", progress=(INDEX,))
     said = []
-    for second in range(0, 130):
+    for second in range(130):
         said += log.lines(_snap(server=view, unit_seconds=float(second)))
     assert said == [f"pgmi: deploy.sql unit 2/5 (line 14) running for {t}: CREATE INDEX on orders: building index: "
                     "scanning table 42% (4200 of 10000 blocks) (last notice: applying ./schema/orders.sql)"
