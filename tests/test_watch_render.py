@@ -85,6 +85,9 @@ def test_a_long_unit_gets_a_line_every_minute_with_its_progress():
                     for t in ("1m0s", "2m0s")]
     assert log.lines(_snap(unit_key=2, unit_seconds=61.0)) == [  # a new unit: its own clock
         "pgmi: deploy.sql unit 2/5 (line 14) running for 1m1s (last notice: applying ./schema/orders.sql)"]
+    preparing = LogLines(WatchSettings())
+    assert preparing.lines(_snap(where="preparing the session", unit_key=-1, unit_seconds=60.0, notice="")) == [
+        "pgmi: still preparing the session after 1m0s"]
 
 
 def test_mcp_progress_increases_and_carries_a_view_s_total():

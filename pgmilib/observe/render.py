@@ -171,7 +171,10 @@ class LogLines:
         self._unit_due = snap.unit_seconds + every
         if snap.lock_wait_seconds is not None:
             return []  # the lock lines say more
-        text = f"pgmi: {snap.where} running for {seconds(snap.unit_seconds)}"
+        if snap.unit_key < 0:
+            text = f"pgmi: still {snap.where} after {seconds(snap.unit_seconds)}"
+        else:
+            text = f"pgmi: {snap.where} running for {seconds(snap.unit_seconds)}"
         phrase = server_phrase(snap, detail=True)
         if phrase:
             text += f": {phrase}"
