@@ -114,7 +114,7 @@ class Output:
         if self._stderr_tty:
             with self._write_lock:
                 self._erase()
-                self.stderr.write(redact(text))
+                self.stderr.write("\r\x1b[K" + redact(text))
                 self.stderr.flush()
                 self._progress_open = True
         else:
