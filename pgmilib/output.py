@@ -3,13 +3,21 @@
 Rules (cli.md §1): stdout carries only the data the user asked for (a JSON envelope, a
 document, `version`); progress, notices, warnings, prompts, summaries and errors go to
 stderr. Every line passes through `redact()` on its way out.
+
+On a terminal, stderr may end in a live status block (`status()`: one line for a deploy, one
+per running target for a fleet) rewritten in place. Every stderr write goes through one
+lock: a line printed while the block is shown erases it, prints, and draws it again below,
+so lines and the status never interleave (the watcher draws from its own thread).
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
+import unicodedata
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 from pgmilib.errors import PgmiError
@@ -50,6 +58,13 @@ class Output:
         self.no_color = bool(os.environ.get("NO_COLOR"))
         self._stderr_tty = _isatty(self.stderr)
         self._progress_open = False
+        #: Whether a live status may be drawn on stderr (a terminal); a caller may turn it off.
+        self.live_status = self._stderr_tty
+        self.last_notice = ""  # the first line of the last server notice (the watcher shows it)
+        self._status_lines: list[str] = []  # the status block to show (empty: none)
+        self._status_drawn = 0  # how many lines of it are on the screen now
+        # Re-entrant: a signal handler in the main thread may print while that thread is printing.
+        self._write_lock = threading.RLock()
 
     # ---- stdout: requested data only -------------------------------------------------
     def data(self, text: str) -> None:
@@ -66,11 +81,11 @@ class Output:
 
     # ---- stderr: everything else -----------------------------------------------------
     def _err(self, line: str) -> None:
-        if self._progress_open:
-            self.stderr.write("\r\x1b[K")
-            self._progress_open = False
-        self.stderr.write(redact(line) + "\n")
-        self.stderr.flush()
+        with self._write_lock:
+            self._erase()
+            self.stderr.write(redact(line) + "\n")
+            self._draw()
+            self.stderr.flush()
 
     def info(self, message: str) -> None:
         """A progress line (`Loaded 12 files`)."""
@@ -86,6 +101,7 @@ class Output:
     def notice(self, diag: PgDiagnostics) -> None:
         """A server NOTICE/INFO/WARNING/DEBUG, shown as it arrives (message, DETAIL, HINT)."""
         prefix = f"[{time.monotonic() - self.started:.2f}s] " if self.verbose_mode else ""
+        self.last_notice = diag.message.split("\n", 1)[0]
         self._err(prefix + diag.message)
         if diag.detail:
             self._err(f"{prefix}DETAIL: {diag.detail}")
@@ -96,16 +112,53 @@ class Output:
         """Progress of long work: rewritten in place on a terminal, plain lines otherwise."""
         text = f"[{done}/{total}] {label}"
         if self._stderr_tty:
-            self.stderr.write("\r\x1b[K" + redact(text))
-            self.stderr.flush()
-            self._progress_open = True
+            with self._write_lock:
+                self._erase()
+                self.stderr.write("\r\x1b[K" + redact(text))
+                self.stderr.flush()
+                self._progress_open = True
         else:
             self._err(text)
 
     def end_progress(self) -> None:
+        with self._write_lock:
+            if self._progress_open:
+                self.stderr.write("\n")
+                self._progress_open = False
+                self._draw()
+                self.stderr.flush()
+
+    # ---- the live status block (terminals only) -----------------------------------------
+    def status(self, lines: str | Sequence[str] | None) -> None:
+        """Show `lines` as the live status at the bottom of the terminal, replacing the last one;
+        None or no lines removes it. Each line is cut to the terminal's width; control
+        characters become spaces. Does nothing unless `live_status` (stderr is a terminal)."""
+        if not self.live_status:
+            return
+        wanted = [] if lines is None else [lines] if isinstance(lines, str) else list(lines)
+        with self._write_lock:
+            width = _terminal_width(self.stderr)
+            self._status_lines = [fit_width(redact(_one_line(line)), width - 1) for line in wanted]
+            if self._progress_open:
+                return  # drawn again when the progress line ends
+            self._erase()
+            self._draw()
+            self.stderr.flush()
+
+    def _erase(self) -> None:
+        """Remove the progress line or the status block from the screen (lock held)."""
         if self._progress_open:
-            self.stderr.write("\n")
+            self.stderr.write("\r\x1b[K")
             self._progress_open = False
+        if self._status_drawn:
+            self.stderr.write("\r\x1b[K" + "\x1b[1A\x1b[K" * (self._status_drawn - 1))
+            self._status_drawn = 0
+
+    def _draw(self) -> None:
+        """Put the status block back under the last line (lock held); the cursor stays at its end."""
+        if self._status_lines:
+            self.stderr.write("\n".join(self._status_lines))
+            self._status_drawn = len(self._status_lines)
 
     # ---- results ---------------------------------------------------------------------
     def icon(self, ok: bool) -> str:
@@ -165,6 +218,44 @@ def format_error(error: BaseException) -> str:
                     lines.append(f"{label}: {value}")
         lines.extend(error.trailer)
     return redact("\n".join(lines))
+
+
+def fit_width(text: str, width: int) -> str:
+    """`text` cut to `width` terminal columns (wide East Asian characters take two, combining
+    marks none), ending in "..." when something was cut."""
+    if width <= 0:
+        return ""
+    if len(text) <= width and text.isascii():
+        return text
+    columns = [_columns(ch) for ch in text]
+    if sum(columns) <= width:
+        return text
+    room, used, end = max(0, width - 3), 0, 0
+    for index, wide in enumerate(columns):
+        if used + wide > room:
+            break
+        used += wide
+        end = index + 1
+    return text[:end] + "..."[:width]
+
+
+def _columns(ch: str) -> int:
+    if unicodedata.combining(ch):
+        return 0
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+
+
+def _one_line(text: str) -> str:
+    """A status line is one line of printable text: another session's query or a notice may
+    hold newlines or terminal escapes."""
+    return "".join(ch if ch.isprintable() else " " for ch in text)
+
+
+def _terminal_width(stream: TextIO) -> int:
+    try:
+        return os.get_terminal_size(stream.fileno()).columns or 80
+    except (AttributeError, ValueError, OSError):
+        return 80
 
 
 def _isatty(stream: TextIO) -> bool:

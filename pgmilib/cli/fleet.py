@@ -8,6 +8,7 @@ a line per target as it finishes, the final table, and with --json one document 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -75,6 +76,11 @@ def cmd_fleet(args: argparse.Namespace, out: Output, request_from_args: Callable
         if args.json:
             out.envelope({"status": "failed", "exitCode": int(exit_code(error)), "error": error.message})
         raise
+    from pgmilib.observe.board import FleetBoard
+    from pgmilib.observe.watch import WatchSettings
+
+    board = FleetBoard(out)  # one live status line per running target (docs/WATCH.md)
+    base = dataclasses.replace(base, watch=WatchSettings(board=board))
     cancel = FleetCancellation()
     label = "Rehearsing" if base.rehearse else "Deploying"
     out.info(f"{label} {args.project_path} to {len(targets)} target(s), {options['parallel']} at a time"
@@ -85,7 +91,10 @@ def cmd_fleet(args: argparse.Namespace, out: Output, request_from_args: Callable
 
     with CancelOnSignal(cancel, out, "pgmi: interrupted, cancelling the running targets (no new ones start)...",
                         stop_when_idle=False):
-        result = run_fleet(base, targets, cancel=cancel, on_done=on_done, **options)
+        try:
+            result = run_fleet(base, targets, cancel=cancel, on_done=on_done, **options)
+        finally:
+            board.close()
     out.info(report.table(result))
     if args.json:
         out.data(report.dumps(report.envelope(result, rehearse=base.rehearse)))

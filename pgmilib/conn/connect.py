@@ -346,5 +346,19 @@ def _connect_once(params: ConnParams, db: str, provider: Any, plan: list, deadli
                 raise
             continue
         conn.clear_socket_timeout()
+        conn.opened_with = {k: v for k, v in kwargs.items() if k != "timeout"}  # for open_another()
         return conn
     raise AssertionError("empty attempt plan")
+
+
+def open_another(conn: LiveConnection, *, application_name: str, timeout: float) -> LiveConnection:
+    """A second connection like `conn`: the same server, database, user, TLS transport and secret.
+
+    Nothing is resolved again: no cloud token is fetched, no instance looked up, no .pgpass
+    read; the one transport that worked is tried once, within `timeout` seconds (connect and
+    start-up). Raises the driver's error (DRIVER_ERRORS) when the server refuses it.
+    """
+    kwargs = dict(conn.opened_with, application_name=application_name, timeout=timeout)
+    another = LiveConnection(**kwargs)
+    another.clear_socket_timeout()
+    return another

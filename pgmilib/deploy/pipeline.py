@@ -119,6 +119,7 @@ def _deploy_into(params: Any, environ: dict[str, str], deploy_params: dict[str, 
     """Scan, prepare the database, open the session and run deploy.sql (steps 12-16)."""
     from pgmilib.conn.connect import open_connection
     from pgmilib.deploy import dbadmin, lock, session
+    from pgmilib.observe import watch
     from pgmilib.project import scan as projects
 
     # Offline first: a missing deploy.sql or a bad file fails before any connection.
@@ -154,16 +155,20 @@ def _deploy_into(params: Any, environ: dict[str, str], deploy_params: dict[str, 
     watchdog.conn = conn
     out.info("Preparing session: scanning files, loading parameters")
     locked = False
+    watcher = None
     try:
         with _connection_guard():
             session.check_server_version(conn)
             from pgmilib.deploy import pooler  # issue 15: pg_temp needs one server session
 
-            pooler.check(conn, lambda: connect(target), out, where=f"{params.host}:{params.port}")
+            pid = pooler.check(conn, lambda: connect(target), out, where=f"{params.host}:{params.port}")
+            watcher = watch.start(request.watch, out, conn, pid)  # the live status (pgmilib/observe/watch.py)
             lock.acquire(conn, lock_wait, out, watchdog)
             locked = True
-            _prepare_and_execute(conn, project, deploy_params, compat, request, out, result, watchdog)
+            _prepare_and_execute(conn, project, deploy_params, compat, request, out, result, watchdog, watcher)
     finally:
+        if watcher is not None:
+            watcher.stop()
         watchdog.conn = None
         if locked:
             lock.release(conn)
@@ -172,7 +177,8 @@ def _deploy_into(params: Any, environ: dict[str, str], deploy_params: dict[str, 
 
 
 def _prepare_and_execute(conn: Any, project: Any, deploy_params: dict[str, str], compat: str,
-                         request: DeployRequest, out: Output, result: DeployResult, watchdog: Watchdog) -> None:
+                         request: DeployRequest, out: Output, result: DeployResult, watchdog: Watchdog,
+                         watcher: Any = None) -> None:
     from pgmilib import sqllex
     from pgmilib.deploy import execute, session, testing
     from pgmilib.project.scan import read_deploy_sql
@@ -191,7 +197,7 @@ def _prepare_and_execute(conn: Any, project: Any, deploy_params: dict[str, str],
         if result.test_macros:
             out.verbose(f"Expanded {result.test_macros} test macro(s) in deploy.sql")
         units = sqllex.split_units(expanded)
-        runner: Any = _Guarded(conn, watchdog)
+        runner: Any = _Guarded(conn, watchdog, watcher)
         if request.rehearse:  # issue 15: only the head, ending in ROLLBACK
             from pgmilib.deploy.rehearse import rehearse_units
 
@@ -207,6 +213,8 @@ def _prepare_and_execute(conn: Any, project: Any, deploy_params: dict[str, str],
 
             runner = HeadRetry(runner, request.retry_lock, out, watchdog.check, on_retry=on_retry)
         result.units_total = len(units)
+        if watcher is not None:
+            watcher.plan(units)
         if out.verbose_mode:  # DEBUG is for the user's deploy.sql, not for pgmi's own set-up
             conn.run("SET client_min_messages = 'debug'")
         try:
@@ -269,14 +277,18 @@ def _connection_guard():
 
 
 class _Guarded:
-    """The session connection as execute.run_units sees it: checks the watchdog before each unit."""
+    """The session connection as execute.run_units sees it: checks the watchdog before each unit
+    and tells the live watcher which unit runs."""
 
-    def __init__(self, conn: Any, watchdog: Watchdog) -> None:
+    def __init__(self, conn: Any, watchdog: Watchdog, watcher: Any = None) -> None:
         self._conn = conn
         self._watchdog = watchdog
+        self._watcher = watcher
 
     def run(self, sql: str, **kwargs: Any) -> Any:
         self._watchdog.check()
+        if self._watcher is not None:
+            self._watcher.running(sql)
         return self._conn.run(sql, **kwargs)
 
     def __getattr__(self, name: str) -> Any:

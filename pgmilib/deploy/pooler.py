@@ -37,18 +37,21 @@ class PoolerDetected(ConfigError):
     """The endpoint is a transaction-mode pooler (exit 10: the configuration must change)."""
 
 
-def check(conn: Any, open_probe: Callable[[], Any], out: Output, where: str = "") -> None:
-    """Raise PoolerDetected when `conn` is not pinned to one server session (see module docstring)."""
+def check(conn: Any, open_probe: Callable[[], Any], out: Output, where: str = "") -> int:
+    """Raise PoolerDetected when `conn` is not pinned to one server session (see module docstring).
+
+    Returns the server's pid of the session (`pg_backend_pid()`, which a proxy's BackendKeyData may not be).
+    """
     token = secrets.token_hex(8)
     pid = conn.run("SELECT pg_backend_pid(), set_config('pgmi.pooler_probe', :mark, false)", mark=token)[0][0]
     _expect_same(conn, pid, token, where, "the next statement ran in another server session")
     if getattr(conn, "backend_pid", pid) == pid:
-        return  # no proxy in between: PostgreSQL's own BackendKeyData
+        return pid  # no proxy in between: PostgreSQL's own BackendKeyData
     out.verbose("The server's pid differs from the one announced at connection start: a proxy or pooler is in "
                 "between; checking that it keeps this session on one server session")
     probe = _open_quietly(open_probe, out)
     if probe is None:
-        return
+        return pid
     from pgmilib.deploy.lock import close_quietly
 
     try:
@@ -59,13 +62,14 @@ def check(conn: Any, open_probe: Callable[[], Any], out: Output, where: str = ""
         except Exception:  # noqa: BLE001 -- no free server session within the wait: ours is pinned
             out.verbose("The second connection got no server session in time: this session is pinned")
             probe.shutdown_socket()
-            return
+            return pid
         if other_pid == pid or other_mark == token:
             raise _detected(where, "another client connection was given this deploy's server session")
         _expect_same(conn, pid, token, where, "while another client held a transaction, this deploy was moved "
                      "to another server session")
     finally:
         close_quietly(probe)
+    return pid
 
 
 def _expect_same(conn: Any, pid: int, token: str, where: str, reason: str) -> None:

@@ -47,6 +47,8 @@ class DeployRequest:
     rehearse: bool = False
     #: Retry the atomic head this many times after 55P03/40P01 (pgmilib/deploy/retry.py); 0 = never.
     retry_lock: int = 0
+    #: The live watcher's settings (pgmilib/observe/watch.py WatchSettings); None: pgmi's defaults.
+    watch: Any = None
 
 
 @dataclass

@@ -140,8 +140,9 @@ def request_for(base: DeployRequest, target: Target) -> DeployRequest:
                      google=flags.google or method == "google")
         flags = dataclasses.replace(flags, **given)  # flags: a target's own values beat the environment
     reports = tuple(spec.replace("{target}", target.name) for spec in base.test_reports)
+    watch = base.watch.for_target(target.name) if base.watch is not None else None  # its own status line
     return dataclasses.replace(base, connection=flags, environ=environ, target_params=dict(target.params),
-                               test_reports=reports, interactive=False)
+                               test_reports=reports, interactive=False, watch=watch)
 
 
 def run_fleet(

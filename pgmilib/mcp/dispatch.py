@@ -56,4 +56,5 @@ class Dispatcher:
         tool = self.tools.get(params["name"])
         if tool is None:
             raise ProtocolError(INVALID_PARAMS, f"unknown tool: {params['name']}")
+        context.meta = params["_meta"] if isinstance(params.get("_meta"), dict) else {}
         return call(tool, params.get("arguments"), context)

@@ -74,7 +74,7 @@ class Server:
                                                                              f"internal error: {error}"))
 
     def _start_call(self, request: jsonrpc.Request) -> None:
-        context = CallContext()
+        context = CallContext(notify=self.send)
         key = _key(request.id)
         with self._running_lock:
             self._running[key] = context

@@ -109,6 +109,7 @@ def deploy_tool(arguments: dict[str, Any], context: CallContext) -> dict[str, An
     require(arguments, "path", "connection", "database")
     _check_safety(arguments)
     from pgmilib.deploy import Cancellation, ConnectionFlags, DeployRequest, deploy
+    from pgmilib.observe.notify import mcp_watch
 
     flags = ConnectionFlags(connection=arguments["connection"], database=arguments["database"],
                             maintenance_database=arguments.get("maintenanceDatabase") or "")
@@ -121,6 +122,7 @@ def deploy_tool(arguments: dict[str, Any], context: CallContext) -> dict[str, An
         overwrite=bool(arguments.get("overwrite")),
         force=True,  # the confirmation is confirmDatabaseName, checked above
         interactive=False,
+        watch=mcp_watch(context.meta, context.notify),  # notifications/progress with a progressToken
     )
     out = NoticeOutput(sys.stderr)
     cancel = Cancellation()

@@ -47,9 +47,12 @@ _DETAIL_KEYS = ("failedFile", "script", "line", "column", "sourceLine", "scriptE
 
 
 class CallContext:
-    """Per-call state a tool can use: cancellation requested by the client."""
+    """Per-call state a tool can use: cancellation requested by the client, the request's `_meta`
+    and `notify` (sends a JSON-RPC notification to the client; None when there is no client)."""
 
-    def __init__(self) -> None:
+    def __init__(self, notify: Callable[[dict[str, Any]], None] | None = None) -> None:
+        self.notify = notify
+        self.meta: dict[str, Any] = {}
         self.cancelled = threading.Event()
         self._callbacks: list[Callable[[], Any]] = []
         self._lock = threading.Lock()

@@ -44,9 +44,14 @@ def fetch(conn: Any, pids: Iterable[int]) -> list[SessionInfo]:
     return [SessionInfo(*row) for row in rows]
 
 
-def describe(info: SessionInfo, *, query_width: int = 60) -> str:
-    """``pid 4242 (psql, idle in transaction for 12m: UPDATE orders ...)``; parts that are unknown are left out."""
+def describe(info: SessionInfo, *, query_width: int = 60, with_user: bool = False) -> str:
+    """``pid 4242 (psql, idle in transaction for 12m: UPDATE orders ...)``; parts that are unknown are left out.
+
+    `with_user` adds the role first (``pid 4242 (user alice, psql, ...)``): log lines have the room.
+    """
     inner: list[str] = []
+    if with_user and info.user:
+        inner.append("user " + _printable(info.user))
     if info.application:
         inner.append(_printable(info.application))
     if info.state:
