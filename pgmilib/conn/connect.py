@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from pgmilib.conn.auth import provider_for
+from pgmilib.conn.deadline import Deadline
 from pgmilib.conn.params import ConnParams
 from pgmilib.conn.tls import build_ssl_context
 from pgmilib.conn.wire import DRIVER_ERRORS, LiveConnection
@@ -42,28 +43,6 @@ CLIENT_ONLY_KEYS = frozenset({
 _TRANSIENT_TEXT = ("connection refused", "connection reset", "connection timeout", "connection failure",
                    "network is unreachable", "i/o timeout", "broken pipe", "too many connections",
                    "server closed the connection", "unexpected eof", "connection pool exhausted")
-
-
-class Deadline:
-    """One monotonic deadline for a whole run; `None` seconds means no limit."""
-
-    def __init__(self, seconds: float | None) -> None:
-        self.seconds = seconds
-        self.at = None if seconds is None else time.monotonic() + seconds
-
-    def remaining(self) -> float | None:
-        """Seconds left (never negative), or None when there is no deadline."""
-        return None if self.at is None else max(0.0, self.at - time.monotonic())
-
-    def expired(self) -> bool:
-        return self.at is not None and time.monotonic() >= self.at
-
-    def cap(self, seconds: float | None) -> float | None:
-        """`seconds` limited by what is left; None only if both are unlimited."""
-        left = self.remaining()
-        if left is None:
-            return seconds
-        return left if seconds is None else min(seconds, left)
 
 
 def _attempt_plan(params: ConnParams, ctx: ssl.SSLContext | bool) -> list[ssl.SSLContext | bool]:
@@ -268,7 +247,7 @@ def open_connection(params: ConnParams, database: str | None = None, *, deadline
     """
     db = params.database if database is None else database
     deadline = deadline or Deadline(None)
-    provider = provider_for(params, environ)
+    provider = provider_for(params, environ, deadline)
     # Cloud hook (conn/auth/cloud.py, google.py): verify-full unless sslmode was explicit, a warning for a
     # weak sslmode, Google's instance address and CA; the provider may supply its own TLS context.
     params = provider.prepare(params, out)
@@ -310,7 +289,7 @@ def _connect_once(params: ConnParams, db: str, provider: Any, plan: list, deadli
     """One attempt: each transport of the sslmode plan in order; returns or raises the last error."""
     from pgmilib.conn.auth import password_for
 
-    password = password_for(params, db, provider.environ, out)
+    password = password_for(params, db, provider.environ, out, deadline)
     unix = params.is_unix_socket
     startup = _startup_params(params)
     for index, ssl_context in enumerate(plan):

@@ -25,7 +25,7 @@ import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING
 
 from pgmilib.conn.auth.cloud import CloudProvider
-from pgmilib.conn.auth.http import TokenError, form
+from pgmilib.conn.auth.http import TokenError, form, is_loopback_host
 from pgmilib.conn.auth.sigv4 import RDS_TOKEN_SECONDS, Credentials, rds_auth_token, sign_post
 from pgmilib.errors import ConfigError
 from pgmilib.redact import register_secret
@@ -221,7 +221,8 @@ class AwsIamAuth(CloudProvider):
         import shlex
 
         try:
-            done = subprocess.run(shlex.split(command), check=False, capture_output=True, timeout=60, text=True)
+            limit = 60.0 if self.deadline is None else self.deadline.cap(60.0) or 0.0
+            done = subprocess.run(shlex.split(command), check=False, capture_output=True, timeout=limit, text=True)
         except (OSError, ValueError, subprocess.TimeoutExpired) as error:
             raise self.http.fail(step, str(error)) from None
         if done.returncode != 0:
@@ -290,7 +291,7 @@ class AwsIamAuth(CloudProvider):
         elif full:
             parts = urllib.parse.urlsplit(full)
             host = (parts.hostname or "").strip("[]")
-            if parts.scheme != "https" and not (host in ECS_FULL_URI_HOSTS or _is_loopback(host)):
+            if parts.scheme != "https" and not (host in ECS_FULL_URI_HOSTS or is_loopback_host(host)):
                 raise ConfigError(f"$AWS_CONTAINER_CREDENTIALS_FULL_URI {full!r} must use https or a loopback/"
                                   "ECS link-local host")
             url = full
@@ -340,10 +341,3 @@ class AwsIamAuth(CloudProvider):
         return self._from_json(step, doc)
 
 
-def _is_loopback(host: str) -> bool:
-    import ipaddress
-
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
