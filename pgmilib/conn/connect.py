@@ -24,7 +24,7 @@ from pgmilib.conn.auth import provider_for
 from pgmilib.conn.deadline import Deadline
 from pgmilib.conn.params import ConnParams
 from pgmilib.conn.tls import build_ssl_context
-from pgmilib.conn.wire import DRIVER_ERRORS, LiveConnection
+from pgmilib.conn.wire import DRIVER_ERRORS, LiveConnection, UnsendableSecret, secret_problem
 from pgmilib.errors import ConnectionFailed, Marker, PgDiagnostics, go_quote
 from pgmilib.redact import redact
 
@@ -188,6 +188,12 @@ def _transport_message(exc: BaseException, params: ConnParams) -> tuple[str, str
                 "check --sslmode, --sslcert, --sslkey, --sslrootcert")
     if any(isinstance(i, TimeoutError) for i in items) or "timed out" in text or "timeout" in text:
         return f"connection timed out to {where}", "check reachability; raise --timeout"
+    unsendable = next((i for i in items if isinstance(i, UnsendableSecret)), None)
+    if unsendable is not None:
+        what = "password" if params.auth_method in ("", "password") else "token"
+        hint = ("check $PGPASSWORD, ~/.pgpass, or the connection string" if what == "password"
+                else "the token endpoint returned a malformed token")
+        return f"cannot log in as {go_quote(params.user)} at {where}: the {what} {unsendable}", hint
     if "no password was provided" in text:
         return (f"the server at {where} asked for a password for user {go_quote(params.user)}, and none was found",
                 "set $PGPASSWORD, add it to ~/.pgpass, or put it in the connection string")
@@ -290,6 +296,9 @@ def _connect_once(params: ConnParams, db: str, provider: Any, plan: list, deadli
     from pgmilib.conn.auth import password_for
 
     password = password_for(params, db, provider.environ, out, deadline)
+    problem = secret_problem(password)
+    if problem:
+        raise UnsendableSecret(problem)
     unix = params.is_unix_socket
     startup = _startup_params(params)
     for index, ssl_context in enumerate(plan):

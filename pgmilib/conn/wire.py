@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import socket
 import struct
+import unicodedata
 from collections.abc import Callable
 from typing import Any
 
 import pg8000.exceptions
 import pg8000.native
+import scramp
 
 from pgmilib.errors import PgDiagnostics
 
@@ -30,6 +32,23 @@ COPY_BOTH_RESPONSE = b"W"
 COPY_FAIL = b"f"
 COPY_DONE = b"c"
 COPY_IN_REFUSAL = "COPY FROM STDIN is not supported in deploy.sql (pgmi has no data stream to send)"
+
+
+class UnsendableSecret(pg8000.exceptions.InterfaceError):
+    """The password (or token) cannot be sent as it is; the text says why, never what it is."""
+
+
+def secret_problem(secret: str | None) -> str | None:
+    """Why `secret` cannot travel in a PasswordMessage at all (None: it can)."""
+    if secret is None:
+        return None
+    if "\x00" in secret:
+        return "contains a NUL character, which the protocol cannot carry"
+    try:
+        secret.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid Unicode (it holds a lone surrogate)"
+    return None
 
 
 class LiveConnection(pg8000.native.Connection):
@@ -138,7 +157,14 @@ class LiveConnection(pg8000.native.Connection):
 
             raise pg8000.exceptions.InterfaceError("server requesting password authentication, "
                                                    "but no password was provided")
-        super().handle_AUTHENTICATION_REQUEST(data, context)
+        try:
+            super().handle_AUTHENTICATION_REQUEST(data, context)
+        except scramp.ScramException as exc:
+            # SASLprep (RFC 4013) refuses control characters; scramp says so without the value.
+            if any(unicodedata.category(ch) == "Cc" for ch in (self.password or b"").decode("utf-8", "replace")):
+                raise UnsendableSecret("contains a control character, which SCRAM authentication "
+                                       "(SASLprep) does not allow") from None
+            raise UnsendableSecret(f"was refused by the SCRAM exchange: {exc.args[0] if exc.args else exc}") from None
 
     def handle_READY_FOR_QUERY(self, data: bytes, context: Any) -> None:
         super().handle_READY_FOR_QUERY(data, context)

@@ -145,7 +145,7 @@ class AzureAuth(CloudProvider):
             host = parts.hostname or ""
         except ValueError:
             host = ""
-        if parts.scheme != "https" and not is_loopback_host(host):
+        if parts.scheme not in ("http", "https") or (parts.scheme == "http" and not is_loopback_host(host)):
             # App Service, Functions and Container Apps point it at a loopback port: anything else
             # would carry the IDENTITY_HEADER secret in clear across a network (the rule AWS's
             # container credentials follow too).

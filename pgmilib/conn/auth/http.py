@@ -177,6 +177,8 @@ class CloudHttp:
                 conn.request(method, path, body=body, headers=sent)
                 resp = conn.getresponse()
                 data = _read_body(resp, self, step)
+                if wait.reason is not None:  # a shut-down socket can look like a short, complete answer
+                    raise TimeoutError
             except TokenError:
                 raise
             except BaseException as error:  # noqa: BLE001 -- classified below; anything else re-raised
