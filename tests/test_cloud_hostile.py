@@ -188,7 +188,7 @@ def test_an_answer_that_is_not_http_is_one_line(endpoint, reply):
     with pytest.raises(TokenError) as info:
         CloudHttp("Demo", {}).request("token", "GET", server.url + "/t")
     text = str(info.value)
-    assert text.endswith("not valid HTTP (BadStatusLine)") or text.endswith("not valid HTTP (HTTPException)"), text
+    assert text.endswith(("not valid HTTP (BadStatusLine)", "not valid HTTP (HTTPException)")), text
     assert "\n" not in text and "\x1b" not in text and exit_code(info.value) == Exit.CONNECTION
 
 
@@ -287,7 +287,7 @@ def test_ctrl_c_during_a_token_fetch_is_interrupted(endpoint, tmp_path):
             time.sleep(0.01)
         assert server.exchanges, "pgmi never asked the token endpoint"
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
+        _, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
