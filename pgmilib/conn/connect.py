@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from pgmilib.conn.auth import provider_for
-from pgmilib.conn.deadline import Deadline
+from pgmilib.conn.deadline import CANCEL_GRACE_SECONDS, Deadline
 from pgmilib.conn.params import ConnParams
 from pgmilib.conn.tls import build_ssl_context
 from pgmilib.conn.wire import DRIVER_ERRORS, LiveConnection, UnsendableSecret, secret_problem
@@ -280,12 +280,19 @@ def open_connection(params: ConnParams, database: str | None = None, *, deadline
         elif deadline.expired():
             raise _deadline_error(None, 0)
         try:
-            return _connect_once(params, db, provider, plan, deadline, on_notice, out if attempt == 0 else None)
+            conn = _connect_once(params, db, provider, plan, deadline, on_notice, out if attempt == 0 else None)
         except DRIVER_ERRORS as exc:
             last = friendly_failure(exc, params, db)
             last.details["attempts"] = attempt + 1
             if not is_transient(exc):
                 raise last from exc
+            continue
+        # Every connection of a run, not only the one whose statements the watchdog cancels (the
+        # maintenance connection creating or dropping the database, too), ends by the deadline
+        # plus the cancel grace, even on a network that has gone silent.
+        left = deadline.remaining()
+        conn.shut_after(None if left is None else left + CANCEL_GRACE_SECONDS)
+        return conn
     assert last is not None
     raise last
 

@@ -19,6 +19,9 @@ from collections.abc import Callable, Iterator
 
 TIMED_OUT = "timed out"
 CANCELLED = "cancelled"
+#: How long a cancelled statement may take to end before its socket is shut down: the server
+#: gets the chance to answer the CancelRequest with its own error first.
+CANCEL_GRACE_SECONDS = 5.0
 
 
 class Deadline:

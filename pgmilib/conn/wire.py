@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import threading
 import unicodedata
 from collections.abc import Callable
 from typing import Any
@@ -62,6 +63,7 @@ class LiveConnection(pg8000.native.Connection):
     def __init__(self, *args: Any, on_notice: Callable[[PgDiagnostics], None] | None = None,
                  **kwargs: Any) -> None:
         self.on_notice = on_notice
+        self._shut_timer: threading.Timer | None = None
         self.notice_errors = 0  # notices whose callback raised (the message loop must go on)
         # COPY without a client stream (COPY inside deploy.sql): rows go to `on_copy_out`;
         # COPY IN is refused on the wire and counted, so the caller can say why it failed.
@@ -210,6 +212,23 @@ class LiveConnection(pg8000.native.Connection):
     def clear_socket_timeout(self) -> None:
         """Drop the connect timeout pg8000 leaves on the socket (it would apply to every query)."""
         self._usock.settimeout(None)
+
+    def shut_after(self, seconds: float | None) -> None:
+        """Shut the socket down `seconds` from now unless the connection is closed first.
+
+        The last resort behind the run's deadline: whatever this connection is blocked in
+        then (a query on a black-holed network, a read nobody will answer) returns at once.
+        """
+        if seconds is None:
+            return
+        self._shut_timer = threading.Timer(max(0.0, seconds), self.shutdown_socket)
+        self._shut_timer.daemon = True
+        self._shut_timer.start()
+
+    def close(self) -> None:
+        if self._shut_timer is not None:
+            self._shut_timer.cancel()
+        super().close()
 
     def set_socket_timeout(self, seconds: float | None) -> None:
         """Bound every blocking read/write from now on (clean-up budgets)."""

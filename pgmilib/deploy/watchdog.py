@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from pgmilib.conn.deadline import Deadline
+from pgmilib.conn.deadline import CANCEL_GRACE_SECONDS, Deadline
 from pgmilib.errors import DeadlineExceeded, Interrupted, Marker, PgmiError
 
 
@@ -46,7 +46,7 @@ class Cancellation:
 class Watchdog:
     """The run's deadline and the statement canceller (see the module docstring)."""
 
-    GRACE_SECONDS = 5.0
+    GRACE_SECONDS = CANCEL_GRACE_SECONDS
 
     def __init__(self) -> None:
         self.reason: Marker | None = None

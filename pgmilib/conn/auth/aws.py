@@ -18,6 +18,7 @@ import configparser
 import datetime as dt
 import json
 import os
+import re
 import subprocess
 import time
 import urllib.parse
@@ -38,6 +39,7 @@ ECS_FULL_URI_HOSTS = ("169.254.170.2", "169.254.170.23", "fd00:ec2::23")
 IMDS_DEFAULT = "http://169.254.169.254"
 IMDS_IPV6 = "http://[fd00:ec2::254]"
 STS_NS = "{https://sts.amazonaws.com/doc/2011-06-15/}"
+_ROLE_NAME = re.compile(r"^[A-Za-z0-9+=,.@_-]{1,64}$")  # IAM's rule for role names
 
 
 def _now() -> dt.datetime:
@@ -334,6 +336,8 @@ class AwsIamAuth(CloudProvider):
         role = next((line.strip() for line in roles.splitlines() if line.strip()), "")
         if not role:
             raise self.http.fail(step, "no IAM role is attached to this instance")
+        if not _ROLE_NAME.match(role):  # never quoted: whatever answered is not the metadata service
+            raise self.http.fail(step, "the instance's IAM role name in the answer is malformed")
         doc = self.http.json(step, "GET", base + path + urllib.parse.quote(role), headers=headers,
                              timeout=timeout, secure=False)
         if doc.get("Code", "Success") != "Success":

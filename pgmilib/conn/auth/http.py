@@ -156,6 +156,12 @@ class CloudHttp:
         sent = {"User-Agent": USER_AGENT, "Accept": "application/json", **(headers or {})}
         if body is not None and "Content-Type" not in sent:
             sent["Content-Type"] = "application/x-www-form-urlencoded"
+        for name, value in sent.items():
+            # A value taken from an earlier answer (IMDS's session token) may hold anything; the
+            # value itself stays out of the message (it is usually a secret).
+            if not value.isascii() or not value.isprintable():
+                raise self.fail(step, f"the {name} header would carry characters HTTP cannot send "
+                                      "(control or non-ASCII characters; from an earlier answer?)")
         context = self._context() if parts.scheme == "https" else None
         deadline = self.deadline or Deadline(None)
         holder: list[http.client.HTTPConnection] = []
