@@ -2,9 +2,9 @@
 
 `stall_proxy.py` stops forwarding when a phase is reached (start-up, SCRAM, the first query
 of the session set-up, a statement of deploy.sql, the COPY that loads the files, a COMMIT).
-For each: exit 16 (or 11 when pgmi could not even start a session: the deadline ran out
-between connect attempts, which is 16 too) within `--timeout` + the 5 s cancel grace + 4 s
-for process start and exit under load; one error line; no canary; and once the path is
+For each: exit 16 (11 is tolerated: a connect attempt that failed on its own) within
+`--timeout` + the 5 s cancel grace + 3 s for exit under load, counted from pgmi's first `-v`
+line as in the fault trials (where its clock starts); one error line; no canary; and once the path is
 closed, every transaction all or none, no advisory lock and no session left.
 All phases run at once (each its own proxy, database and pgmi), so the slice stays short.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import subprocess
+import threading
 import time
 
 import pytest
@@ -20,7 +21,7 @@ from harness import CANARY_TOKEN, DEPLOY_ROLE, FIGURES, FINDINGS, assert_clean, 
 from stall_proxy import PHASES, StallProxy
 
 TIMEOUT = 3  # seconds of --timeout
-LIMIT = TIMEOUT + 5 + 4
+LIMIT = TIMEOUT + 5 + 3  # as the fault trials: the cancel grace, and 3 s for exit under load
 
 
 def _project(root) -> None:
@@ -45,19 +46,36 @@ def _trial(trial: str, server, db: str, project) -> dict:
     if not exists:
         db = db + "_new"
     url = server.url(db, proxy.port)
-    args = ["deploy", str(project), "--connection", url, "--param", f"trial={trial}", "--param",
+    args = ["deploy", str(project), "-v", "--connection", url, "--param", f"trial={trial}", "--param",
             f"api_token={CANARY_TOKEN}", "--timeout", f"{TIMEOUT}s"]
-    started = time.monotonic()
     proc = subprocess.Popen(pgmi_cmd(*args), env=base_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first: list[float] = []  # when pgmi's first -v line arrived: its --timeout clock starts there
+    out: list[str] = []
+    err: list[str] = []
+
+    def drain(stream, sink: list[str]) -> None:
+        for line in stream:
+            if sink is err and not first:
+                first.append(time.monotonic())
+            sink.append(line)
+
+    readers = [threading.Thread(target=drain, args=(proc.stdout, out), daemon=True),
+               threading.Thread(target=drain, args=(proc.stderr, err), daemon=True)]
+    for reader in readers:
+        reader.start()
     try:
         try:
-            stdout, stderr = proc.communicate(timeout=LIMIT + 20)
+            proc.wait(timeout=LIMIT + 60)
             hung = False
         except subprocess.TimeoutExpired:
             proc.kill()
-            stdout, stderr = proc.communicate()
+            proc.wait()
             hung = True
-        elapsed = time.monotonic() - started
+        ended = time.monotonic()
+        for reader in readers:
+            reader.join(10)
+        stdout, stderr = "".join(out), "".join(err)
+        elapsed = ended - (first[0] if first else ended)
     finally:
         if proc.poll() is None:
             proc.kill()
