@@ -205,7 +205,7 @@ class CloudHttp:
             return error
         if wait.reason == CANCELLED:
             return Interrupted("interrupted")
-        if wait.reason is not None or isinstance(error, TimeoutError):
+        if wait.reason is not None or isinstance(error, (TimeoutError, socket.timeout)):  # 3.9: not the same
             failure = self.fail(step, f"timed out after {wait.elapsed():.1f}s")
             if wait.by_deadline:  # the run's --timeout ran out, not this step's own limit: exit 16
                 failure.markers.discard(Marker.CONNECTION)
