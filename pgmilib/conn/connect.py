@@ -12,6 +12,7 @@ startup handshake is done; the run-wide `--timeout` is enforced by a watchdog ca
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import random
 import socket
@@ -21,11 +22,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from pgmilib.conn.auth import provider_for
-from pgmilib.conn.deadline import CANCEL_GRACE_SECONDS, Deadline
+from pgmilib.conn.deadline import CANCEL_GRACE_SECONDS, CANCELLED, Deadline
 from pgmilib.conn.params import ConnParams
 from pgmilib.conn.tls import build_ssl_context
 from pgmilib.conn.wire import DRIVER_ERRORS, LiveConnection, UnsendableSecret, secret_problem
-from pgmilib.errors import ConnectionFailed, Marker, PgDiagnostics, go_quote
+from pgmilib.errors import ConnectionFailed, Interrupted, Marker, PgDiagnostics, go_quote
 from pgmilib.redact import redact
 
 MAX_RETRIES = 3  # so at most 4 attempts
@@ -322,12 +323,25 @@ def _connect_once(params: ConnParams, db: str, provider: Any, plan: list, deadli
             kwargs["unix_sock"] = os.path.join(params.host, f".s.PGSQL.{params.port}")
         else:
             kwargs.update(host=params.host, port=params.port)
-        try:
-            conn = LiveConnection(on_notice=on_notice, **kwargs)
-        except DRIVER_ERRORS as exc:
-            if index == len(plan) - 1 or not _fallback_allowed(exc, ssl_context is not False):
-                raise
-            continue
+        # One limit for the whole start-up (a server answering one byte at a time never trips the
+        # socket timeout of each read), and a cancel (Ctrl-C) ends it at once.
+        started: list[LiveConnection] = []
+        with deadline.wait(functools.partial(_shut_all, started), timeout) as wait:
+            try:
+                conn = LiveConnection(on_notice=on_notice, registry=started, **kwargs)
+            except DRIVER_ERRORS as exc:
+                if wait.reason == CANCELLED:
+                    raise Interrupted("interrupted") from None
+                if wait.reason is not None:
+                    raise TimeoutError(f"timed out after {wait.elapsed():.1f}s") from exc
+                if index == len(plan) - 1 or not _fallback_allowed(exc, ssl_context is not False):
+                    raise
+                continue
         conn.clear_socket_timeout()
         return conn
     raise AssertionError("empty attempt plan")
+
+
+def _shut_all(conns: list[LiveConnection]) -> None:
+    for conn in conns:
+        conn.shutdown_socket()

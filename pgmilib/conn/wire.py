@@ -61,7 +61,9 @@ class LiveConnection(pg8000.native.Connection):
     """
 
     def __init__(self, *args: Any, on_notice: Callable[[PgDiagnostics], None] | None = None,
-                 **kwargs: Any) -> None:
+                 registry: list[LiveConnection] | None = None, **kwargs: Any) -> None:
+        if registry is not None:  # reachable (shutdown_socket) while the start-up below still runs
+            registry.append(self)
         self.on_notice = on_notice
         self._shut_timer: threading.Timer | None = None
         self.notice_errors = 0  # notices whose callback raised (the message loop must go on)
