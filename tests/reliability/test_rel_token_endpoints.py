@@ -3,7 +3,8 @@
 Each case points one provider's credential flow at `tests/hostile_http.py` (raw sockets on
 127.0.0.1) doing one thing wrong, and runs `pgmi deploy --<provider> --timeout 3s` against a
 closed database port (a token that is accepted then meets "connection refused"). Every run
-must: exit 11 or 16, within `--timeout` + 5 s of starting; print one `pgmi: error:` line and
+must: exit 11 or 16, within `--timeout` + 5 s of its first `-v` line (where its clock starts);
+print one `pgmi: error:` line and
 no traceback; never show the client secret sent or the token answered (both canaries, so the
 session's final scan counts them too), nor a raw control character.
 
@@ -15,12 +16,11 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import random
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
-from harness import CANARY_PASSWORD, CANARY_TOKEN, FIGURES, FULL, SEED, assert_clean, base_env, error_lines, pgmi_cmd
+from harness import CANARY_PASSWORD, CANARY_TOKEN, FIGURES, FULL, SEED, assert_clean, base_env, error_lines
+from timed_run import run_timed
 
 from tests.cloudfakes import closed_port_url
 from tests.hostile_http import (
@@ -119,19 +119,11 @@ def _run(provider: str, misbehaviour: str, project: Path, tmp: Path) -> dict:
         port = closed_port_url().rsplit(":", 1)[1]
         args = ["deploy", str(project), "-d", "app", "--host", "127.0.0.1", "--port", port, "-U", "app_user",
                 "--sslmode", "disable", "--timeout", f"{TIMEOUT:g}s", *flags]
-        started = time.monotonic()
-        proc = subprocess.Popen(pgmi_cmd(*args), env=base_env(extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)
-        try:
-            stdout, stderr = proc.communicate(timeout=BOUND + 30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            stdout, stderr = proc.communicate()
-        elapsed = time.monotonic() - started
+        run = run_timed([*args, "-v"], base_env(extra), BOUND + 30)
     finally:
         server.close()
-    return {"rc": proc.returncode, "stdout": stdout, "stderr": stderr, "elapsed": elapsed,
-            "asked": len(server.exchanges)}
+    return {"rc": run.rc, "stdout": run.stdout, "stderr": run.stderr, "elapsed": run.elapsed,
+            "asked": len(server.exchanges), "hung": run.hung}
 
 
 def test_token_endpoint_misbehaviours(tmp_path):
@@ -160,7 +152,7 @@ def test_token_endpoint_misbehaviours(tmp_path):
             problems.append(f"{where}: pgmi never reached the endpoint\n{stderr}")
         if rc not in (11, 16):
             problems.append(f"{where}: exit {rc}, expected 11 or 16\n{stderr}")
-        if result["elapsed"] > BOUND:
+        if result["hung"] or result["elapsed"] > BOUND:
             problems.append(f"{where}: took {result['elapsed']:.1f}s, bound --timeout + 5s = {BOUND:g}s")
         if len(errors) != 1:
             problems.append(f"{where}: expected one error line\n{stderr}")
