@@ -9,6 +9,7 @@ the step, carries the body's message, and leaks no secret that was sent.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,4 +159,4 @@ def test_timeout(name, pki, tmp_path):
     case = CASES[name]
     error = _run(case, f"{SECRET}-{name}", pki, tmp_path, json_reply({}), 1.0)
     assert case.provider in str(error) and case.step in str(error)
-    assert str(error).endswith("timed out after 0.3s")
+    assert re.search(r"timed out after 0\.[3-9]s$", str(error)), str(error)  # measured, not the limit

@@ -22,7 +22,7 @@ def test_registry_has_one_provider_per_method():
 def test_redirects_are_not_followed(fake):
     fake.routes[("GET", "/token")] = lambda r: (302, {"Location": "http://127.0.0.1:1/steal"}, b"")
     with pytest.raises(TokenError, match=r"^failed to acquire Demo token: step one \(GET http://127\.0\.0\.1:\d+/token\)"
-                                         r": HTTP 302$"):
+                                         r": HTTP 302 \(redirects are not followed\)$"):
         CloudHttp("Demo", {}).request("step one", "GET", fake.url + "/token")
     assert len(fake.requests) == 1
 
@@ -46,10 +46,13 @@ def test_invalid_url():
 
 
 def test_headers_and_body_cap(fake):
-    fake.routes[("GET", "/big")] = lambda r: text_reply("x" * (MAX_BODY + 100))
-    response = CloudHttp("Demo", {}).request("s", "GET", fake.url + "/big")
+    fake.routes[("GET", "/full")] = lambda r: text_reply("x" * MAX_BODY)
+    response = CloudHttp("Demo", {}).request("s", "GET", fake.url + "/full")
     assert len(response.body) == MAX_BODY
     assert fake.requests[0].headers["user-agent"].startswith("pgmi/")
+    fake.routes[("GET", "/big")] = lambda r: text_reply("x" * (MAX_BODY + 100))
+    with pytest.raises(TokenError, match=r": the answer is 1,048,676 bytes; more than 1,048,576 is refused unread$"):
+        CloudHttp("Demo", {}).request("s", "GET", fake.url + "/big")
 
 
 def test_error_bodies_become_one_line():

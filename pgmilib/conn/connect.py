@@ -12,6 +12,7 @@ startup handshake is done; the run-wide `--timeout` is enforced by a watchdog ca
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import random
 import socket
@@ -21,10 +22,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from pgmilib.conn.auth import provider_for
+from pgmilib.conn.deadline import CANCEL_GRACE_SECONDS, CANCELLED, Deadline
 from pgmilib.conn.params import ConnParams
 from pgmilib.conn.tls import build_ssl_context
-from pgmilib.conn.wire import DRIVER_ERRORS, LiveConnection
-from pgmilib.errors import ConnectionFailed, Marker, PgDiagnostics, go_quote
+from pgmilib.conn.wire import DRIVER_ERRORS, LiveConnection, UnsendableSecret, secret_problem
+from pgmilib.errors import ConnectionFailed, Interrupted, Marker, PgDiagnostics, go_quote
 from pgmilib.redact import redact
 
 MAX_RETRIES = 3  # so at most 4 attempts
@@ -42,28 +44,6 @@ CLIENT_ONLY_KEYS = frozenset({
 _TRANSIENT_TEXT = ("connection refused", "connection reset", "connection timeout", "connection failure",
                    "network is unreachable", "i/o timeout", "broken pipe", "too many connections",
                    "server closed the connection", "unexpected eof", "connection pool exhausted")
-
-
-class Deadline:
-    """One monotonic deadline for a whole run; `None` seconds means no limit."""
-
-    def __init__(self, seconds: float | None) -> None:
-        self.seconds = seconds
-        self.at = None if seconds is None else time.monotonic() + seconds
-
-    def remaining(self) -> float | None:
-        """Seconds left (never negative), or None when there is no deadline."""
-        return None if self.at is None else max(0.0, self.at - time.monotonic())
-
-    def expired(self) -> bool:
-        return self.at is not None and time.monotonic() >= self.at
-
-    def cap(self, seconds: float | None) -> float | None:
-        """`seconds` limited by what is left; None only if both are unlimited."""
-        left = self.remaining()
-        if left is None:
-            return seconds
-        return left if seconds is None else min(seconds, left)
 
 
 def _attempt_plan(params: ConnParams, ctx: ssl.SSLContext | bool) -> list[ssl.SSLContext | bool]:
@@ -220,6 +200,12 @@ def _transport_message(exc: BaseException, params: ConnParams, database: str) ->
                 "check --sslmode, --sslcert, --sslkey, --sslrootcert")
     if any(isinstance(i, TimeoutError) for i in items) or "timed out" in text or "timeout" in text:
         return f"connection timed out to {where}", "check reachability; raise --timeout"
+    unsendable = next((i for i in items if isinstance(i, UnsendableSecret)), None)
+    if unsendable is not None:
+        what = "password" if params.auth_method in ("", "password") else "token"
+        hint = ("check $PGPASSWORD, ~/.pgpass, or the connection string" if what == "password"
+                else "the token endpoint returned a malformed token")
+        return f"cannot log in as {go_quote(params.user)} at {where}: the {what} {unsendable}", hint
     if "no password was provided" in text:
         return ((f"the server at {where} asked for a password for user {go_quote(params.user)} (database "
                  f"{go_quote(database)}), and none was found"),
@@ -280,7 +266,7 @@ def open_connection(params: ConnParams, database: str | None = None, *, deadline
     """
     db = params.database if database is None else database
     deadline = deadline or Deadline(None)
-    provider = provider_for(params, environ)
+    provider = provider_for(params, environ, deadline)
     # Cloud hook (conn/auth/cloud.py, google.py): verify-full unless sslmode was explicit, a warning for a
     # weak sslmode, Google's instance address and CA; the provider may supply its own TLS context.
     params = provider.prepare(params, out)
@@ -307,12 +293,19 @@ def open_connection(params: ConnParams, database: str | None = None, *, deadline
         elif deadline.expired():
             raise _deadline_error(None, 0)
         try:
-            return _connect_once(params, db, provider, plan, deadline, on_notice, out if attempt == 0 else None)
+            conn = _connect_once(params, db, provider, plan, deadline, on_notice, out if attempt == 0 else None)
         except DRIVER_ERRORS as exc:
             last = friendly_failure(exc, params, db)
             last.details["attempts"] = attempt + 1
             if not is_transient(exc):
                 raise last from exc
+            continue
+        # Every connection of a run, not only the one whose statements the watchdog cancels (the
+        # maintenance connection creating or dropping the database, too), ends by the deadline
+        # plus the cancel grace, even on a network that has gone silent.
+        left = deadline.remaining()
+        conn.shut_after(None if left is None else left + CANCEL_GRACE_SECONDS)
+        return conn
     assert last is not None
     raise last
 
@@ -322,7 +315,10 @@ def _connect_once(params: ConnParams, db: str, provider: Any, plan: list, deadli
     """One attempt: each transport of the sslmode plan in order; returns or raises the last error."""
     from pgmilib.conn.auth import password_for
 
-    password = password_for(params, db, provider.environ, out)
+    password = password_for(params, db, provider.environ, out, deadline)
+    problem = secret_problem(password)
+    if problem:
+        raise UnsendableSecret(problem)
     unix = params.is_unix_socket
     startup = _startup_params(params)
     for index, ssl_context in enumerate(plan):
@@ -339,12 +335,20 @@ def _connect_once(params: ConnParams, db: str, provider: Any, plan: list, deadli
             kwargs["unix_sock"] = os.path.join(params.host, f".s.PGSQL.{params.port}")
         else:
             kwargs.update(host=params.host, port=params.port)
-        try:
-            conn = LiveConnection(on_notice=on_notice, **kwargs)
-        except DRIVER_ERRORS as exc:
-            if index == len(plan) - 1 or not _fallback_allowed(exc, ssl_context is not False):
-                raise
-            continue
+        # One limit for the whole start-up (a server answering one byte at a time never trips the
+        # socket timeout of each read), and a cancel (Ctrl-C) ends it at once.
+        started: list[LiveConnection] = []
+        with deadline.wait(functools.partial(_shut_all, started), timeout) as wait:
+            try:
+                conn = LiveConnection(on_notice=on_notice, registry=started, **kwargs)
+            except DRIVER_ERRORS as exc:
+                if wait.reason == CANCELLED:
+                    raise Interrupted("interrupted") from None
+                if wait.reason is not None:
+                    raise TimeoutError(f"timed out after {wait.elapsed():.1f}s") from exc
+                if index == len(plan) - 1 or not _fallback_allowed(exc, ssl_context is not False):
+                    raise
+                continue
         conn.clear_socket_timeout()
         conn.opened_with = {k: v for k, v in kwargs.items() if k != "timeout"}  # for open_another()
         return conn
@@ -362,3 +366,8 @@ def open_another(conn: LiveConnection, *, application_name: str, timeout: float)
     another = LiveConnection(**kwargs)
     another.clear_socket_timeout()
     return another
+
+
+def _shut_all(conns: list[LiveConnection]) -> None:
+    for conn in conns:
+        conn.shutdown_socket()

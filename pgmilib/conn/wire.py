@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import socket
 import struct
+import threading
+import unicodedata
 from collections.abc import Callable
 from typing import Any
 
 import pg8000.exceptions
 import pg8000.native
+import scramp
 
 from pgmilib.errors import PgDiagnostics
 
@@ -32,6 +35,23 @@ COPY_DONE = b"c"
 COPY_IN_REFUSAL = "COPY FROM STDIN is not supported in deploy.sql (pgmi has no data stream to send)"
 
 
+class UnsendableSecret(pg8000.exceptions.InterfaceError):
+    """The password (or token) cannot be sent as it is; the text says why, never what it is."""
+
+
+def secret_problem(secret: str | None) -> str | None:
+    """Why `secret` cannot travel in a PasswordMessage at all (None: it can)."""
+    if secret is None:
+        return None
+    if "\x00" in secret:
+        return "contains a NUL character, which the protocol cannot carry"
+    try:
+        secret.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid Unicode (it holds a lone surrogate)"
+    return None
+
+
 class LiveConnection(pg8000.native.Connection):
     """pg8000's native connection plus streamed notices, CancelRequest and transaction status.
 
@@ -41,8 +61,11 @@ class LiveConnection(pg8000.native.Connection):
     """
 
     def __init__(self, *args: Any, on_notice: Callable[[PgDiagnostics], None] | None = None,
-                 **kwargs: Any) -> None:
+                 registry: list[LiveConnection] | None = None, **kwargs: Any) -> None:
+        if registry is not None:  # reachable (shutdown_socket) while the start-up below still runs
+            registry.append(self)
         self.on_notice = on_notice
+        self._shut_timer: threading.Timer | None = None
         self.notice_errors = 0  # notices whose callback raised (the message loop must go on)
         # COPY without a client stream (COPY inside deploy.sql): rows go to `on_copy_out`;
         # COPY IN is refused on the wire and counted, so the caller can say why it failed.
@@ -147,7 +170,14 @@ class LiveConnection(pg8000.native.Connection):
 
             raise pg8000.exceptions.InterfaceError("server requesting password authentication, "
                                                    "but no password was provided")
-        super().handle_AUTHENTICATION_REQUEST(data, context)
+        try:
+            super().handle_AUTHENTICATION_REQUEST(data, context)
+        except scramp.ScramException as exc:
+            # SASLprep (RFC 4013) refuses control characters; scramp says so without the value.
+            if any(unicodedata.category(ch) == "Cc" for ch in (self.password or b"").decode("utf-8", "replace")):
+                raise UnsendableSecret("contains a control character, which SCRAM authentication "
+                                       "(SASLprep) does not allow") from None
+            raise UnsendableSecret(f"was refused by the SCRAM exchange: {exc.args[0] if exc.args else exc}") from None
 
     def handle_READY_FOR_QUERY(self, data: bytes, context: Any) -> None:
         super().handle_READY_FOR_QUERY(data, context)
@@ -193,6 +223,23 @@ class LiveConnection(pg8000.native.Connection):
     def clear_socket_timeout(self) -> None:
         """Drop the connect timeout pg8000 leaves on the socket (it would apply to every query)."""
         self._usock.settimeout(None)
+
+    def shut_after(self, seconds: float | None) -> None:
+        """Shut the socket down `seconds` from now unless the connection is closed first.
+
+        The last resort behind the run's deadline: whatever this connection is blocked in
+        then (a query on a black-holed network, a read nobody will answer) returns at once.
+        """
+        if seconds is None:
+            return
+        self._shut_timer = threading.Timer(max(0.0, seconds), self.shutdown_socket)
+        self._shut_timer.daemon = True
+        self._shut_timer.start()
+
+    def close(self) -> None:
+        if self._shut_timer is not None:
+            self._shut_timer.cancel()
+        super().close()
 
     def set_socket_timeout(self, seconds: float | None) -> None:
         """Bound every blocking read/write from now on (clean-up budgets)."""

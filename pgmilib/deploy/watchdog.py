@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from pgmilib.conn.connect import Deadline
+from pgmilib.conn.deadline import CANCEL_GRACE_SECONDS, Deadline
 from pgmilib.errors import DeadlineExceeded, Interrupted, Marker, PgmiError
 
 
@@ -46,7 +46,7 @@ class Cancellation:
 class Watchdog:
     """The run's deadline and the statement canceller (see the module docstring)."""
 
-    GRACE_SECONDS = 5.0
+    GRACE_SECONDS = CANCEL_GRACE_SECONDS
 
     def __init__(self) -> None:
         self.reason: Marker | None = None
@@ -71,8 +71,11 @@ class Watchdog:
             if self.reason is None:
                 self.reason = reason
             conn = self.conn
+        # A cancel also cuts short a network wait outside a statement (a token endpoint, a
+        # connect attempt); the deadline's own waits end themselves when it passes.
+        waiting = reason is Marker.INTERRUPTED and self.deadline.cancel()
         if conn is None:
-            return False
+            return waiting
         # The grace timer starts first: the CancelRequest itself may block (connect, then wait
         # for the server to close it) on a stalled network, and must not delay the shutdown.
         closer = threading.Timer(self.GRACE_SECONDS, conn.shutdown_socket)
@@ -102,7 +105,8 @@ class Watchdog:
         if self.reason is not None:
             error.mark(self.reason)
             error.markers.discard(Marker.CONNECTION)  # the connection was cut because of the trip
-        if self.reason is Marker.DEADLINE and not isinstance(error, DeadlineExceeded):
+        deadline = self.reason is Marker.DEADLINE or Marker.DEADLINE in error.markers
+        if deadline and not isinstance(error, DeadlineExceeded):
             error.wrap(self.expired_message())  # not only the server's "canceling statement due to user request"
         return error
 

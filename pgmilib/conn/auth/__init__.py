@@ -13,6 +13,7 @@ from pgmilib.errors import Marker, PgmiError
 
 if TYPE_CHECKING:
     from pgmilib.conn.auth.base import AuthProvider
+    from pgmilib.conn.deadline import Deadline
     from pgmilib.conn.params import ConnParams
 
 
@@ -45,19 +46,20 @@ PROVIDERS: Mapping[str, type[AuthProvider]] = _Providers({
 })
 
 
-def provider_for(params: ConnParams, environ: Mapping[str, str] | None = None) -> AuthProvider:
+def provider_for(params: ConnParams, environ: Mapping[str, str] | None = None,
+                 deadline: Deadline | None = None) -> AuthProvider:
     """The provider of `params.auth_method`; an unknown method is a config error (exit 10)."""
     cls = PROVIDERS.get(params.auth_method or "password")
     if cls is None:
         raise PgmiError(f"unsupported authentication method {params.auth_method!r} "
                         f"(valid: {', '.join(PROVIDERS)})", markers=[Marker.UNSUPPORTED_AUTH])
-    return cls(environ)
+    return cls(environ, deadline)
 
 
 def password_for(params: ConnParams, database: str | None = None, environ: Mapping[str, str] | None = None,
-                 out: Any = None) -> str | None:
+                 out: Any = None, deadline: Deadline | None = None) -> str | None:
     """The password for one connection attempt: provider first, then .pgpass where it applies."""
-    provider = provider_for(params, environ)
+    provider = provider_for(params, environ, deadline)
     provider.out = out
     db = params.database if database is None else database
     secret = provider.password(params, db)

@@ -18,6 +18,7 @@ import configparser
 import datetime as dt
 import json
 import os
+import re
 import subprocess
 import time
 import urllib.parse
@@ -25,7 +26,7 @@ import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING
 
 from pgmilib.conn.auth.cloud import CloudProvider
-from pgmilib.conn.auth.http import TokenError, form
+from pgmilib.conn.auth.http import TokenError, form, is_loopback_host
 from pgmilib.conn.auth.sigv4 import RDS_TOKEN_SECONDS, Credentials, rds_auth_token, sign_post
 from pgmilib.errors import ConfigError
 from pgmilib.redact import register_secret
@@ -38,6 +39,7 @@ ECS_FULL_URI_HOSTS = ("169.254.170.2", "169.254.170.23", "fd00:ec2::23")
 IMDS_DEFAULT = "http://169.254.169.254"
 IMDS_IPV6 = "http://[fd00:ec2::254]"
 STS_NS = "{https://sts.amazonaws.com/doc/2011-06-15/}"
+_ROLE_NAME = re.compile(r"^[A-Za-z0-9+=,.@_-]{1,64}$")  # IAM's rule for role names
 
 
 def _now() -> dt.datetime:
@@ -221,7 +223,8 @@ class AwsIamAuth(CloudProvider):
         import shlex
 
         try:
-            done = subprocess.run(shlex.split(command), check=False, capture_output=True, timeout=60, text=True)
+            limit = 60.0 if self.deadline is None else self.deadline.cap(60.0) or 0.0
+            done = subprocess.run(shlex.split(command), check=False, capture_output=True, timeout=limit, text=True)
         except (OSError, ValueError, subprocess.TimeoutExpired) as error:
             raise self.http.fail(step, str(error)) from None
         if done.returncode != 0:
@@ -290,7 +293,7 @@ class AwsIamAuth(CloudProvider):
         elif full:
             parts = urllib.parse.urlsplit(full)
             host = (parts.hostname or "").strip("[]")
-            if parts.scheme != "https" and not (host in ECS_FULL_URI_HOSTS or _is_loopback(host)):
+            if parts.scheme != "https" and not (host in ECS_FULL_URI_HOSTS or is_loopback_host(host)):
                 raise ConfigError(f"$AWS_CONTAINER_CREDENTIALS_FULL_URI {full!r} must use https or a loopback/"
                                   "ECS link-local host")
             url = full
@@ -333,6 +336,8 @@ class AwsIamAuth(CloudProvider):
         role = next((line.strip() for line in roles.splitlines() if line.strip()), "")
         if not role:
             raise self.http.fail(step, "no IAM role is attached to this instance")
+        if not _ROLE_NAME.match(role):  # never quoted: whatever answered is not the metadata service
+            raise self.http.fail(step, "the instance's IAM role name in the answer is malformed")
         doc = self.http.json(step, "GET", base + path + urllib.parse.quote(role), headers=headers,
                              timeout=timeout, secure=False)
         if doc.get("Code", "Success") != "Success":
@@ -340,10 +345,3 @@ class AwsIamAuth(CloudProvider):
         return self._from_json(step, doc)
 
 
-def _is_loopback(host: str) -> bool:
-    import ipaddress
-
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"

@@ -22,7 +22,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from pgmilib.conn.auth.cloud import CloudProvider
-from pgmilib.conn.auth.http import TokenError, form
+from pgmilib.conn.auth.http import TokenError, display, form, is_loopback_host
 from pgmilib.conn.auth.rsa import BadKey, b64url, jwt_rs256, load_private_key, pem_blocks
 from pgmilib.errors import ConfigError
 from pgmilib.redact import register_secret
@@ -139,9 +139,21 @@ class AzureAuth(CloudProvider):
         if client_id:
             query["client_id"] = client_id
         register_secret(env["IDENTITY_HEADER"])
-        url = env["IDENTITY_ENDPOINT"] + ("&" if "?" in env["IDENTITY_ENDPOINT"] else "?") + urllib.parse.urlencode(query)
+        endpoint = env["IDENTITY_ENDPOINT"]
+        parts = urllib.parse.urlsplit(endpoint)
+        try:
+            host = parts.hostname or ""
+        except ValueError:
+            host = ""
+        if parts.scheme not in ("http", "https") or (parts.scheme == "http" and not is_loopback_host(host)):
+            # App Service, Functions and Container Apps point it at a loopback port: anything else
+            # would carry the IDENTITY_HEADER secret in clear across a network (the rule AWS's
+            # container credentials follow too).
+            raise ConfigError(f"$IDENTITY_ENDPOINT {display(endpoint)!r} must use https or a loopback host "
+                              "(127.0.0.0/8, ::1, localhost): the IDENTITY_HEADER secret is never sent over plain HTTP")
+        url = endpoint + ("&" if "?" in endpoint else "?") + urllib.parse.urlencode(query)
         doc = self.http.json(step, "GET", url, headers={"X-IDENTITY-HEADER": env["IDENTITY_HEADER"]},
-                             timeout=self.metadata_timeout, secure=False)
+                             timeout=self.metadata_timeout)
         return self.http.token_field(step, doc, "access_token"), _expiry(doc)
 
     def _imds(self, client_id: str) -> tuple[str, float | None]:
@@ -165,7 +177,7 @@ class AzureAuth(CloudProvider):
                                              "run on Azure with a managed identity; Azure CLI login is not used by "
                                              "this build")
                     raise
-                time.sleep(delay)
+                time.sleep(delay if self.deadline is None else self.deadline.cap(delay) or 0.0)
                 delay *= 2
         raise AssertionError("unreachable")
 

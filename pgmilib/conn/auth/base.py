@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
+    from pgmilib.conn.deadline import Deadline
     from pgmilib.conn.params import ConnParams
 
 
@@ -25,8 +26,9 @@ class AuthProvider:
     retries: ClassVar[bool] = True  # connect retries (§6) apply to this method
     needs_pgpass: ClassVar[bool] = False  # fall back to .pgpass when password() gives None
 
-    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(self, environ: Mapping[str, str] | None = None, deadline: Deadline | None = None) -> None:
         self.environ = os.environ if environ is None else environ
+        self.deadline = deadline  # the run's clock: every network wait of the provider obeys it
         self.out: Any = None  # Output for warnings (set by password_for / prepare when there is one)
 
     def prepare(self, params: ConnParams, out: Any = None) -> ConnParams:

@@ -14,6 +14,7 @@ from pgmilib.redact import register_secret
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from pgmilib.conn.deadline import Deadline
     from pgmilib.conn.params import ConnParams
 
 WEAK_SSLMODES = ("disable", "allow", "prefer")
@@ -42,9 +43,9 @@ class CloudProvider(AuthProvider):
 
     retries = True
 
-    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
-        super().__init__(environ)
-        self.http = CloudHttp(self.label, self.environ)
+    def __init__(self, environ: Mapping[str, str] | None = None, deadline: Deadline | None = None) -> None:
+        super().__init__(environ, deadline)
+        self.http = CloudHttp(self.label, self.environ, deadline=deadline)
         self.metadata_timeout = METADATA_TIMEOUT
         self.token_timeout = TOKEN_TIMEOUT
 

@@ -119,8 +119,8 @@ class GoogleAuth(CloudProvider):
     name = "google"
     label = "Google Cloud SQL IAM"
 
-    def __init__(self, environ: Any = None) -> None:
-        super().__init__(environ)
+    def __init__(self, environ: Any = None, deadline: Any = None) -> None:
+        super().__init__(environ, deadline)
         self._tls: ssl.SSLContext | None = None
 
     # -- connection target -------------------------------------------------------------
@@ -153,7 +153,8 @@ class GoogleAuth(CloudProvider):
         token, _ = self.access_token(ADMIN_SCOPE)
         url = (f"{self.sqladmin_base()}projects/{urllib.parse.quote(name.project, safe=':')}/instances/"
                f"{urllib.parse.quote(name.instance)}/connectSettings")
-        admin = CloudHttp(self.label, self.environ, action=f"{self.label}: cannot resolve instance {name}")
+        admin = CloudHttp(self.label, self.environ, action=f"{self.label}: cannot resolve instance {name}",
+                          deadline=self.deadline)
         step = "Cloud SQL Admin API connectSettings"
         doc = admin.json(step, "GET", url, headers={"Authorization": f"Bearer {token}"}, timeout=self.token_timeout)
         step = f"{step} (GET {display(url)})"

@@ -1,11 +1,24 @@
-"""The one HTTP client the cloud providers share: stdlib `http.client`, bounded timeouts, no redirects.
+"""The one HTTP client the cloud providers share: stdlib `http.client`, the run's deadline, no redirects.
 
 Why not urllib: credential endpoints must never be followed to another host (a redirect
 would carry a client secret or a bearer token along), proxies must not see metadata
 calls, and every failure has to become one line naming the provider and the step
 ("failed to acquire AWS IAM token: EC2 instance metadata (PUT http://…/latest/api/token):
-HTTP 401: …"). Bodies of error responses are summarised (OAuth / Google / AWS JSON and
-STS XML shapes), truncated and redacted.
+HTTP 401: …").
+
+What an endpoint can do to pgmi, and what it gets:
+- answer slowly, not at all, or one byte per second: each exchange (connect, TLS, request,
+  headers, body) runs inside one `Deadline.wait`, whose limit is the step's own timeout
+  capped by the run's `--timeout`; the socket is shut down when it passes or the run is
+  cancelled (Ctrl-C), and the message says which, with the time it really took;
+- send more than 1 MiB: refused from its Content-Length, or after reading 1 MiB + 1 byte;
+- send a BOM before the JSON: accepted. Token-looking fields of a JSON answer are
+  registered as secrets as soon as it is parsed, and a body that is not JSON is never
+  quoted (it may hold a token in a shape pgmi does not know);
+- put control characters (ESC, BEL, a bidi override) in its error text: escaped, so the
+  terminal shows `\\x1b` instead of obeying it; error bodies are summarised (OAuth,
+  Google, AWS JSON and STS XML shapes), redacted, then cut to one short line;
+- answer something that is not HTTP: one line saying so.
 
 HTTPS is verified against the standard trust store; `SSL_CERT_FILE` in the provider's
 environment mapping (not only the process environment) selects the CA file, so tests and
@@ -17,19 +30,27 @@ from __future__ import annotations
 import http.client
 import ipaddress
 import json
+import socket
 import ssl
+import unicodedata
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
 from pgmilib import __version__
-from pgmilib.errors import ConnectionFailed
+from pgmilib.conn.deadline import CANCELLED, TIMED_OUT, Deadline, Wait
+from pgmilib.errors import ConnectionFailed, Interrupted, Marker
 from pgmilib.redact import redact, register_secret
 
 USER_AGENT = f"pgmi/{__version__}"
 MAX_BODY = 1 << 20  # token responses are a few KiB; never buffer an endless stream
 METADATA_TIMEOUT = 2.0  # link-local endpoints: answer fast or we are not on that cloud
 TOKEN_TIMEOUT = 15.0  # login.microsoftonline.com, STS, oauth2.googleapis.com, sqladmin
+#: Fields of a JSON answer registered as secrets the moment it is parsed (lower-cased keys):
+#: OAuth/Entra/Google tokens, ECS/IMDS/credential_process AWS keys.
+SECRET_FIELDS = frozenset({"access_token", "id_token", "refresh_token", "token", "secretaccesskey",
+                           "sessiontoken", "client_secret"})
+_UTF8_BOM = b"\xef\xbb\xbf"
 
 
 class TokenError(ConnectionFailed):
@@ -51,12 +72,31 @@ class Response:
         return self.body.decode("utf-8", "replace")
 
 
-def is_local_host(host: str) -> bool:
-    """Loopback or link-local (metadata services): the only places plain HTTP may carry credentials."""
+def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
-        addr = ipaddress.ip_address(host.strip("[]"))
+        addr = ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
     except ValueError:
-        return host == "localhost"
+        return None
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped
+    return addr
+
+
+def is_loopback_host(host: str) -> bool:
+    """127.0.0.0/8, ::1 or exactly the name `localhost` (never `localhost.evil.example`)."""
+    addr = _address(host)
+    return addr.is_loopback if addr is not None else host.lower() == "localhost"
+
+
+def is_local_host(host: str) -> bool:
+    """Loopback or link-local (metadata services): the only places plain HTTP may carry credentials.
+
+    Strictly by address: loopback (`is_loopback_host`), 169.254.0.0/16, fe80::/10 and the AWS
+    IPv6 metadata addresses; no other name.
+    """
+    addr = _address(host)
+    if addr is None:
+        return is_loopback_host(host)
     return addr.is_loopback or addr.is_link_local or str(addr) in ("fd00:ec2::254", "fd00:ec2::23")
 
 
@@ -66,12 +106,18 @@ def form(fields: Mapping[str, str]) -> bytes:
 
 
 class CloudHttp:
-    """HTTP for one provider; `label` and each call's `step` name the failure."""
+    """HTTP for one provider; `label` and each call's `step` name the failure.
 
-    def __init__(self, label: str, environ: Mapping[str, str], action: str = "") -> None:
+    `deadline` is the run's (`--timeout`, cancellation); without one, only each step's own
+    timeout bounds it.
+    """
+
+    def __init__(self, label: str, environ: Mapping[str, str], action: str = "",
+                 deadline: Deadline | None = None) -> None:
         self.label = label
         self.environ = environ
         self.action = action  # first words of every error; default "failed to acquire <label> token"
+        self.deadline = deadline
         self._tls: ssl.SSLContext | None = None
 
     def fail(self, step: str, reason: str) -> TokenError:
@@ -93,51 +139,100 @@ class CloudHttp:
         """One request; statuses outside `ok` raise TokenError with the summarised error body.
 
         `secure=True` (anything carrying a secret to a non-metadata host) refuses plain
-        HTTP unless the host is loopback/link-local.
+        HTTP unless the host is loopback/link-local. The whole exchange takes at most
+        `timeout` seconds, and never longer than the run's deadline allows.
         """
         step = f"{step} ({method} {display(url)})"
         parts = urllib.parse.urlsplit(url)
-        host = parts.hostname or ""
+        try:
+            host, port = parts.hostname or "", parts.port
+        except ValueError:
+            host, port = "", None
         if parts.scheme not in ("http", "https") or not host:
             raise self.fail(step, f"invalid endpoint URL {display(url)!r}")
         if parts.scheme == "http" and secure and not is_local_host(host):
             raise self.fail(step, "refusing to send credentials over plain HTTP to a non-local host; use https")
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        conn: http.client.HTTPConnection
-        if parts.scheme == "https":
-            conn = http.client.HTTPSConnection(host, parts.port, timeout=timeout, context=self._context())
-        else:
-            conn = http.client.HTTPConnection(host, parts.port, timeout=timeout)
         sent = {"User-Agent": USER_AGENT, "Accept": "application/json", **(headers or {})}
         if body is not None and "Content-Type" not in sent:
             sent["Content-Type"] = "application/x-www-form-urlencoded"
-        try:
-            conn.request(method, path, body=body, headers=sent)
-            resp = conn.getresponse()
-            data = resp.read(MAX_BODY)
-        except TimeoutError:
-            raise self.fail(step, f"timed out after {timeout:g}s") from None
-        except ssl.SSLCertVerificationError as error:
-            raise self.fail(step, f"TLS certificate verification failed: {error.verify_message}") from None
-        except ssl.SSLError as error:
-            raise self.fail(step, f"TLS error: {error.reason or error}") from None
-        except ConnectionRefusedError:
-            raise self.fail(step, "connection refused") from None
-        except (OSError, http.client.HTTPException) as error:
-            reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
-            raise self.fail(step, reason) from None
-        finally:
-            conn.close()
+        for name, value in sent.items():
+            # A value taken from an earlier answer (IMDS's session token) may hold anything; the
+            # value itself stays out of the message (it is usually a secret).
+            if not value.isascii() or not value.isprintable():
+                raise self.fail(step, f"the {name} header would carry characters HTTP cannot send "
+                                      "(control or non-ASCII characters; from an earlier answer?)")
+        context = self._context() if parts.scheme == "https" else None
+        deadline = self.deadline or Deadline(None)
+        holder: list[http.client.HTTPConnection] = []
+        with deadline.wait(lambda: _shutdown(holder), timeout) as wait:
+            if wait.limit is not None and wait.limit <= 0 and wait.reason is None:
+                wait.fire(TIMED_OUT)
+            try:
+                if wait.reason is not None:
+                    raise TimeoutError
+                socket_timeout = wait.limit if wait.limit is not None else None
+                if context is not None:
+                    conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+                        host, port, timeout=socket_timeout, context=context)
+                else:
+                    conn = http.client.HTTPConnection(host, port, timeout=socket_timeout)
+                holder.append(conn)
+                conn.connect()
+                wait.again()  # cut short while connecting: the socket exists only now
+                conn.request(method, path, body=body, headers=sent)
+                resp = conn.getresponse()
+                data = _read_body(resp, self, step)
+                if wait.reason is not None:  # a shut-down socket can look like a short, complete answer
+                    raise TimeoutError
+            except TokenError:
+                raise
+            except BaseException as error:  # noqa: BLE001 -- classified below; anything else re-raised
+                raise self._exchange_failure(step, error, wait) from None
+            finally:
+                for conn in holder:
+                    conn.close()
         response = Response(resp.status, resp.headers, data)
         if resp.status not in ok:
             detail = error_detail(data)
-            raise self.fail(step, f"HTTP {resp.status}" + (f": {detail}" if detail else ""))
+            note = " (redirects are not followed)" if 300 <= resp.status < 400 else ""
+            raise self.fail(step, f"HTTP {resp.status}{note}" + (f": {detail}" if detail else ""))
         return response
+
+    def _exchange_failure(self, step: str, error: BaseException, wait: Wait) -> BaseException:
+        """The one-line error for an exchange that did not complete (or `error` itself: not ours)."""
+        if not isinstance(error, Exception):  # KeyboardInterrupt, SystemExit: not a network failure
+            return error
+        if wait.reason == CANCELLED:
+            return Interrupted("interrupted")
+        if wait.reason is not None or isinstance(error, (TimeoutError, socket.timeout)):  # 3.9: not the same
+            failure = self.fail(step, f"timed out after {wait.elapsed():.1f}s")
+            if wait.by_deadline:  # the run's --timeout ran out, not this step's own limit: exit 16
+                failure.markers.discard(Marker.CONNECTION)
+                failure.markers.add(Marker.DEADLINE)
+            return failure
+        if isinstance(error, ssl.SSLCertVerificationError):
+            return self.fail(step, f"TLS certificate verification failed: {printable(error.verify_message or '')}")
+        if isinstance(error, ssl.SSLError):
+            return self.fail(step, f"TLS error: {printable(str(error.reason or error))}")
+        if isinstance(error, ConnectionRefusedError):
+            return self.fail(step, "connection refused")
+        if isinstance(error, http.client.RemoteDisconnected):
+            return self.fail(step, "the endpoint closed the connection without an answer")
+        if isinstance(error, http.client.IncompleteRead):
+            return self.fail(step, "the endpoint closed the connection in the middle of its answer")
+        if isinstance(error, http.client.HTTPException):  # BadStatusLine, LineTooLong, too many headers
+            return self.fail(step, f"the endpoint's answer is not valid HTTP ({type(error).__name__})")
+        if isinstance(error, socket.gaierror):
+            return self.fail(step, f"cannot resolve host: {error.strerror or error}")
+        if isinstance(error, OSError):
+            return self.fail(step, printable(error.strerror or str(error) or type(error).__name__))
+        return error
 
     def json(self, step: str, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
         """`request` whose 2xx body must be a JSON object."""
         response = self.request(step, method, url, **kwargs)
-        return parse_json(self, f"{step} ({method} {display(url)})", response.body)
+        return parse_json(self, f"{step} ({method} {display(url)})", response.body, response.headers)
 
     def token_field(self, step: str, payload: Mapping[str, Any], key: str) -> str:
         """A required, non-empty string field of a token response, registered as a secret."""
@@ -148,26 +243,73 @@ class CloudHttp:
         return value
 
 
-def parse_json(http_: CloudHttp, step: str, body: bytes) -> dict[str, Any]:
+def _shutdown(holder: list[http.client.HTTPConnection]) -> None:
+    """Make a blocked connect/read/write of the exchange return at once (called from the timer thread)."""
+    for conn in holder:
+        sock = conn.sock
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def _read_body(resp: http.client.HTTPResponse, http_: CloudHttp, step: str) -> bytes:
+    """The body, refused when it is over MAX_BODY (from Content-Length, else after MAX_BODY + 1 bytes)."""
+    length = resp.getheader("Content-Length")
+    if length is not None and length.strip().isdigit() and int(length) > MAX_BODY:
+        raise http_.fail(step, f"the answer is {int(length):,} bytes; more than {MAX_BODY:,} is refused unread")
+    data = resp.read(MAX_BODY + 1)
+    if len(data) > MAX_BODY:
+        raise http_.fail(step, f"the answer is longer than {MAX_BODY:,} bytes; refused")
+    return data
+
+
+def parse_json(http_: CloudHttp, step: str, body: bytes, headers: Any = None) -> dict[str, Any]:
+    """The JSON object of a 2xx answer, its token fields registered as secrets before anything else.
+
+    A body that is not a JSON object is never quoted: it may carry a token in a shape
+    pgmi does not know. The message gives its size, content type and the parser's position.
+    """
     try:
-        value = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise http_.fail(step, f"malformed JSON in response: {_snippet(body)!r}") from None
+        value = json.loads(body.removeprefix(_UTF8_BOM).decode("utf-8"))
+    except UnicodeDecodeError:
+        raise http_.fail(step, f"malformed JSON in response: not UTF-8 ({_shape(body, headers)})") from None
+    except ValueError as error:
+        where = f"; {error.msg} at line {error.lineno} column {error.colno}" if isinstance(
+            error, json.JSONDecodeError) else ""
+        raise http_.fail(step, f"malformed JSON in response ({_shape(body, headers)}{where})") from None
     if not isinstance(value, dict):
         raise http_.fail(step, "malformed JSON in response: expected an object")
+    register_token_fields(value)
     return value
+
+
+def register_token_fields(doc: Mapping[str, Any]) -> None:
+    """Register the values of secret-looking fields (SECRET_FIELDS, case-insensitive), nested too."""
+    for key, value in doc.items():
+        if isinstance(value, str) and str(key).lower() in SECRET_FIELDS:
+            register_secret(value)
+        elif isinstance(value, Mapping):
+            register_token_fields(value)
+
+
+def _shape(body: bytes, headers: Any) -> str:
+    kind = headers.get("Content-Type") if headers is not None else None
+    return f"{len(body):,} bytes" + (f" of {printable(kind)}" if kind else "")
 
 
 def error_detail(body: bytes) -> str:
     """One line out of an error body: OAuth, Google, AWS JSON or STS XML; else its start."""
-    text = body.decode("utf-8", "replace").strip()
+    text = body.removeprefix(_UTF8_BOM).decode("utf-8", "replace").strip()
     if not text:
         return ""
     try:
         doc = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         doc = None
     if isinstance(doc, dict):
+        register_token_fields(doc)
         err = doc.get("error")
         if isinstance(err, dict):  # Google: {"error": {"code": 403, "message": ..., "status": ...}}
             parts = [str(err.get("status") or ""), str(err.get("message") or "")]
@@ -178,9 +320,9 @@ def error_detail(body: bytes) -> str:
         if joined:
             return _clip(joined)
     if text.startswith("<"):
-        try:
-            import xml.etree.ElementTree as ET
+        import xml.etree.ElementTree as ET
 
+        try:
             root = ET.fromstring(text)
             code = next((e.text for e in root.iter() if e.tag.rsplit("}", 1)[-1] == "Code"), "")
             msg = next((e.text for e in root.iter() if e.tag.rsplit("}", 1)[-1] == "Message"), "")
@@ -192,18 +334,31 @@ def error_detail(body: bytes) -> str:
     return _clip(text)
 
 
+def printable(text: str) -> str:
+    """`text` safe for a terminal: control and format characters (ESC, BEL, NUL, a bidi override)
+    written as escapes (`\\x1b`, `\\u202e`); everything else unchanged."""
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch == " " or unicodedata.category(ch) not in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"):
+            out.append(ch)
+        elif ord(ch) < 0x100:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(f"\\u{ord(ch):04x}" if ord(ch) < 0x10000 else f"\\U{ord(ch):08x}")
+    return "".join(out)
+
+
 def _clip(text: str, limit: int = 300) -> str:
-    text = " ".join(text.split())
-    return redact(text if len(text) <= limit else text[:limit] + "…")
-
-
-def _snippet(body: bytes) -> str:
-    return _clip(body.decode("utf-8", "replace"), 80)
+    """Redacted first (a cut must never keep half a secret), then one line, escaped, cut to `limit`."""
+    text = printable(" ".join(redact(text).split()))
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def display(url: str) -> str:
     """The URL without its query (query strings can carry client ids or resource names only,
-    but keeping messages short matters more) and without userinfo."""
+    but keeping messages short matters more), without userinfo, control characters escaped."""
     parts = urllib.parse.urlsplit(url)
     netloc = parts.netloc.rsplit("@", 1)[-1]
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path or "/", "", ""))
+    return printable(urllib.parse.urlunsplit((parts.scheme, netloc, parts.path or "/", "", "")))
