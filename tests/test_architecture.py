@@ -13,6 +13,7 @@ LAYER = {
     "pgmilib": 0, "errors": 0, "redact": 0, "resources": 0, "sqllex": 0, "fileio": 0,
     "output": 1,
     "config": 2, "conn": 2, "cluster": 2, "project": 2,
+    "observe": 2.5,  # describes other server sessions (uses config's durations) for deploy's lock report
     "deploy": 3, "scaffold": 3, "ai": 3,
     "fleet": 4, "mcp": 4,
     "cli": 5,

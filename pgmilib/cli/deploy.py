@@ -128,9 +128,8 @@ def request_from_args(args: argparse.Namespace, environ: dict[str, str] | None =
     )
 
 
-def _lock_flags(args: argparse.Namespace) -> None:
-    """The lock report's flags only mean something in a rehearsal; `--fail-on-lock-risk DIR` (no size)
-    took the project path as its value: give it back."""
+def _reclaim_project_path(args: argparse.Namespace) -> None:
+    """`pgmi deploy --fail-on-lock-risk DIR`: argparse gave the optional size the project path; give it back."""
     from pgmilib.deploy.lockreport import parse_size
 
     risk = getattr(args, "fail_on_lock_risk", None)
@@ -139,6 +138,11 @@ def _lock_flags(args: argparse.Namespace) -> None:
             parse_size("--fail-on-lock-risk", risk)
         except UsageError:
             args.project_path, args.fail_on_lock_risk = risk, DEFAULT_RISK_SIZE
+
+
+def _lock_flags(args: argparse.Namespace) -> None:
+    """The lock report's flags only mean something in a rehearsal."""
+    _reclaim_project_path(args)
     if getattr(args, "rehearse", False):
         return
     for flag, value in (("--rehearse-lock-timeout", getattr(args, "rehearse_lock_timeout", None)),
@@ -165,6 +169,7 @@ def cmd_deploy(args: argparse.Namespace, out: Output) -> int:
     """`pgmi deploy <project_path>`: run the deployment, print the summary or envelope, return the exit code."""
     from pgmilib.deploy import Cancellation, DeployResult, deploy
 
+    _reclaim_project_path(args)
     if not args.project_path:
         raise UsageError(_MISSING_PATH)
     from pgmilib.cli import fleet  # issue 15: --targets (or pgmi.yaml targets:) deploys a fleet
