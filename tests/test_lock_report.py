@@ -222,3 +222,47 @@ def test_bad_lock_flags_are_one_line_errors(tmp_path, run_pgmi, args, code, mess
     r = run_pgmi("deploy", str(project), "-d", "lockrep_never_created", *args)
     assert r.returncode == code, r.stderr
     assert message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_the_mcp_deploy_tool_rehearses_and_returns_the_locks(tmp_path, pg, shop):
+    """Through the official MCP SDK: `rehearse: true` returns the same `locks` as --json."""
+    import asyncio
+    import os
+    import sys
+    from pathlib import Path
+    from urllib.parse import quote
+
+    from mcp import ClientSession, StdioServerParameters
+    from mcp.client.stdio import stdio_client
+
+    database, role, _ = shop
+    project = migrations(tmp_path, {"001.sql": "CREATE INDEX orders_amount ON orders (amount);\n"})
+    connection = f"postgresql://{role}@{quote(pg.env()['PGHOST'], safe='')}:{pg.env()['PGPORT']}/postgres" \
+                 "?sslmode=disable"
+    repo = Path(__file__).resolve().parent.parent
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "PYTHON"))}
+    env["PGMI_NON_INTERACTIVE"] = "1"
+    params = StdioServerParameters(command=sys.executable, args=[str(repo / "pgmi.py"), "serve"], env=env,
+                                   cwd=str(repo))
+    errlog = (tmp_path / "server-stderr.txt").open("w+")
+
+    async def scenario():
+        async with stdio_client(params, errlog=errlog) as (read, write), ClientSession(read, write) as client:
+            await client.initialize()
+            listed = await client.list_tools()
+            [deploy] = [t for t in listed.tools if t.name == "deploy"]
+            assert deploy.inputSchema["properties"]["rehearse"]["type"] == "boolean"
+            answer = await client.call_tool("deploy", {"path": str(project), "connection": connection,
+                                                       "database": database, "rehearse": True})
+            assert not answer.isError, answer.content[0].text
+            return answer.structuredContent
+
+    try:
+        result = asyncio.run(asyncio.wait_for(scenario(), 120))
+    finally:
+        errlog.close()
+    assert result["rehearsed"] is True and result["relationsCreated"] == 1
+    [orders] = result["locks"]
+    assert orders["relation"] == "public.orders" and orders["mode"] == "ShareLock" and orders["rewritten"] is False
+    assert orders["file"] == "./migrations/001.sql" and orders["line"] == 1
+    assert_unchanged(pg, shop)
