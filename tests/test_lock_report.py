@@ -266,3 +266,15 @@ def test_the_mcp_deploy_tool_rehearses_and_returns_the_locks(tmp_path, pg, shop)
     assert orders["relation"] == "public.orders" and orders["mode"] == "ShareLock" and orders["rewritten"] is False
     assert orders["file"] == "./migrations/001.sql" and orders["line"] == 1
     assert_unchanged(pg, shop)
+
+
+def test_a_fleet_rehearsal_lists_each_targets_locks(tmp_path, pg, shop, run_pgmi):
+    database, role, _ = shop
+    project = migrations(tmp_path, {"001.sql": "ALTER TABLE settings ADD COLUMN note text;\n"})
+    targets = tmp_path / "targets.yaml"
+    targets.write_text(f"targets:\n  - name: shop\n    connection: {{database: {database}, username: {role}}}\n")
+    r = run_pgmi("deploy", str(project), "--targets", str(targets), "--rehearse", "--json")
+    assert r.returncode == 0, r.stderr
+    [target] = json.loads(r.stdout)["targets"]
+    assert [(lock["relation"], lock["rewritten"]) for lock in target["locks"]] == [("public.settings", False)]
+    assert_unchanged(pg, shop)

@@ -201,7 +201,7 @@ def advice(entry: LockEntry, statement: stmts.Statement) -> str | None:
 
 def is_risky(entry: LockEntry, threshold: int) -> bool:
     """`--fail-on-lock-risk`: a rewrite or ACCESS EXCLUSIVE on a relation of at least `threshold` bytes."""
-    risky = bool(entry.rewritten) or entry.mode == stmts.ACCESS_EXCLUSIVE or not entry.acquired
+    risky = bool(entry.rewritten) or entry.mode == stmts.ACCESS_EXCLUSIVE
     return risky and (entry.bytes or 0) >= threshold
 
 
