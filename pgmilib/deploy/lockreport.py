@@ -170,12 +170,17 @@ def add_blockers(conn: Any, entries: Sequence[LockEntry]) -> None:
 
 def attribute(report: LockReport, found: Sequence[stmts.Statement]) -> None:
     """Name the statement behind each entry (file, line) and add advice for the classic cases."""
+    by_name: dict[str, list[stmts.Statement]] = {}  # one pass over the statements, not one per entry
+    for statement in found:
+        for name in dict.fromkeys(n for _, n in statement.names):
+            by_name.setdefault(name, []).append(statement)
     for entry in report.entries:
-        statement = stmts.locate(found, entry.schema, entry.name, entry.mode, bool(entry.rewritten))
+        named = by_name.get(entry.name, [])
+        statement = stmts.locate(named, entry.schema, entry.name, entry.mode, bool(entry.rewritten))
         if statement is not None:
             entry.file, entry.line, entry.statement = statement.path, statement.line, statement.first_line
         if entry.large() and entry.acquired:  # a lock not acquired: what the statement would do is unknown
-            lines = (advice(entry, s) for s in found if stmts.names_relation(s, entry.schema, entry.name))
+            lines = (advice(entry, s) for s in named if stmts.names_relation(s, entry.schema, entry.name))
             entry.advice = list(dict.fromkeys(line for line in lines if line))
 
 
