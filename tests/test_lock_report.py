@@ -278,3 +278,27 @@ def test_a_fleet_rehearsal_lists_each_targets_locks(tmp_path, pg, shop, run_pgmi
     [target] = json.loads(r.stdout)["targets"]
     assert [(lock["relation"], lock["rewritten"]) for lock in target["locks"]] == [("public.settings", False)]
     assert_unchanged(pg, shop)
+
+
+def test_a_blocked_statement_written_in_deploy_sql_is_found_through_the_projects_text(tmp_path, pg, shop, run_pgmi):
+    """No CONTEXT names the statement: the relations the project's statements lock are checked for holders."""
+    import pg8000.native
+
+    database, role, _ = shop
+    deploy_sql = "BEGIN;\nCREATE INDEX orders_amount ON orders (amount);\nALTER TABLE settings ADD COLUMN z int;\nCOMMIT;\n"
+    project = write_project(tmp_path / "p", {}, deploy_sql)
+    blocker = pg8000.native.Connection(**{**pg.conn_kwargs(database), "user": role})
+    try:
+        blocker.run("BEGIN")
+        blocker.run("SELECT * FROM settings")
+        pid = blocker.run("SELECT pg_backend_pid()")[0][0]
+        r = rehearse(run_pgmi, shop, project, "--json", "--rehearse-lock-timeout", "100ms")
+        assert r.returncode == 13, r.stderr
+        locks = locks_of(r)
+        assert list(locks) == ["public.settings"]  # orders: nobody holds a conflicting lock on it
+        settings = locks["public.settings"]
+        assert settings["acquired"] is False and (settings["file"], settings["line"]) == ("deploy.sql", 3)
+        assert [b["pid"] for b in settings["blockers"]] == [pid]
+    finally:
+        blocker.close()
+    assert_unchanged(pg, shop)

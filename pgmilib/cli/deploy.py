@@ -141,14 +141,11 @@ def _reclaim_project_path(args: argparse.Namespace) -> None:
 
 
 def _lock_flags(args: argparse.Namespace) -> None:
-    """The lock report's flags only mean something in a rehearsal."""
+    """`--rehearse-lock-timeout` only means something in a rehearsal (the request cannot tell a
+    given value from its default; `--fail-on-lock-risk` is checked by the deploy itself)."""
     _reclaim_project_path(args)
-    if getattr(args, "rehearse", False):
-        return
-    for flag, value in (("--rehearse-lock-timeout", getattr(args, "rehearse_lock_timeout", None)),
-                        ("--fail-on-lock-risk", getattr(args, "fail_on_lock_risk", None))):
-        if value is not None:
-            raise ConfigError(f"{flag} only applies together with --rehearse")
+    if getattr(args, "rehearse_lock_timeout", None) is not None and not getattr(args, "rehearse", False):
+        raise ConfigError("--rehearse-lock-timeout only applies together with --rehearse")
 
 
 def _risk_size(text: str | None) -> int | None:

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pgmilib.deploy import lockstatements as stmts
-from pgmilib.observe import sessions
 from pgmilib.resources import read_sql_section
 
 SQL = "lock_report.sql"
@@ -140,6 +139,8 @@ def add_blockers(conn: Any, entries: Sequence[LockEntry]) -> None:
     """
     if not entries:
         return
+    from pgmilib.observe import sessions
+
     rows = conn.run(read_sql_section(SQL, "holders"), oids=[e.oid for e in entries])
     by_oid: dict[int, list[tuple[int | None, str, bool, str | None]]] = {}
     for relation, pid, mode, granted, gid in rows:
