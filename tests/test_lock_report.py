@@ -302,3 +302,35 @@ def test_a_blocked_statement_written_in_deploy_sql_is_found_through_the_projects
     finally:
         blocker.close()
     assert_unchanged(pg, shop)
+
+
+def test_a_failing_report_query_does_not_fail_the_rehearsal(tmp_path, pg, shop, run_pgmi):
+    # The head drops the snapshot the report compares against: the report is lost, the rehearsal is not.
+    project = write_project(tmp_path / "p", {}, "BEGIN;\nALTER TABLE settings ADD COLUMN q int;\n"
+                                                "DROP TABLE pg_temp._pgmi_rehearsal_before;\nCOMMIT;\n")
+    r = rehearse(run_pgmi, shop, project, "--json")
+    assert r.returncode == 0, r.stderr
+    assert "WARNING: the rehearsal's lock report is unavailable" in r.stderr
+    envelope = json.loads(r.stdout)
+    assert envelope["status"] == "success" and "locks" not in envelope
+    assert_unchanged(pg, shop)
+
+
+def test_lock_retries_rehearse_again_and_report_the_last_attempt(tmp_path, pg, shop, run_pgmi):
+    import pg8000.native
+
+    database, role, _ = shop
+    project = migrations(tmp_path, {"001.sql": "ALTER TABLE settings ADD COLUMN r int;\n"})
+    blocker = pg8000.native.Connection(**{**pg.conn_kwargs(database), "user": role})
+    try:
+        blocker.run("BEGIN")
+        blocker.run("LOCK TABLE settings IN ROW EXCLUSIVE MODE")
+        r = rehearse(run_pgmi, shop, project, "--json", "--rehearse-lock-timeout", "100ms", "--retry-lock-timeout", "1")
+        assert r.returncode == 13, r.stderr
+        envelope = json.loads(r.stdout)
+        assert envelope["lockRetries"] == 1
+        [settings] = envelope["locks"]
+        assert settings["relation"] == "public.settings" and settings["blockers"][0]["mode"] == "RowExclusiveLock"
+    finally:
+        blocker.close()
+    assert_unchanged(pg, shop)

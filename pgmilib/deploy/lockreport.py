@@ -100,6 +100,11 @@ def snapshot(conn: Any, lock_timeout_ms: int) -> None:
     conn.run(f"SET lock_timeout = {int(lock_timeout_ms)};\n" + read_sql_section(SQL, "before"))
 
 
+def bound_lock_wait(conn: Any, lock_timeout_ms: int) -> None:
+    """Only the bounded lock wait (when the snapshot could not be made)."""
+    conn.run(f"SET lock_timeout = {int(lock_timeout_ms)}")
+
+
 def collect(conn: Any) -> LockReport:
     """Inside the head's still-open transaction: the locks it holds, the files it replaced."""
     rows = conn.run(read_sql_section(SQL, "held"))
@@ -115,8 +120,9 @@ def cleanup(conn: Any) -> None:
     conn.run(read_sql_section(SQL, "cleanup"))
 
 
-def resolve(conn: Any, names: Sequence[str], mode: str) -> list[LockEntry]:
-    """Entries (not acquired) for relations named in a statement that ran out of lock wait."""
+def resolve(conn: Any, names: Sequence[str]) -> list[LockEntry]:
+    """Entries (not acquired; mode AccessExclusiveLock until the caller knows better) for the
+    relations named in a statement that ran out of lock wait."""
     if not names:
         return []
     rows = conn.run(read_sql_section(SQL, "resolve"), names=list(names))
@@ -126,8 +132,8 @@ def resolve(conn: Any, names: Sequence[str], mode: str) -> list[LockEntry]:
         if oid in seen:
             continue
         seen.add(oid)
-        entries.append(LockEntry(oid=oid, schema=schema, name=name, kind=kind, mode=mode, rewritten=None,
-                                 rows=count, bytes=size, acquired=False))
+        entries.append(LockEntry(oid=oid, schema=schema, name=name, kind=kind, mode=stmts.ACCESS_EXCLUSIVE,
+                                 rewritten=None, rows=count, bytes=size, acquired=False))
     return entries
 
 

@@ -118,10 +118,9 @@ class Rehearsal:
         self.blocked = False  # the head failed on a lock wait that ran out
 
     def run(self, sql: str, **kwargs: Any) -> Any:
-        from pgmilib.deploy import lockreport
 
         self.report, self.blocked = None, False
-        lockreport.snapshot(self._conn, self._lock_timeout_ms)
+        reporting = self._snapshot()
         try:
             if not opens_transaction(sql):
                 self._conn.run("BEGIN")
@@ -130,7 +129,7 @@ class Rehearsal:
                 raise ExecutionFailed("execution failed: deploy.sql's head ended its own transaction before its "
                                       "first COMMIT (e.g. PREPARE TRANSACTION), so the rehearsal could not roll it "
                                       "back; check the database")
-            report = self._collect()
+            report = self._collect() if reporting else None
         except BaseException as error:
             self._end()
             diag = PgDiagnostics.from_exception(error)
@@ -142,6 +141,21 @@ class Rehearsal:
         if report is not None:
             self.report = self._quietly(lambda: self._complete(report))
         return result
+
+    def _snapshot(self) -> bool:
+        """The bounded lock wait and the before-snapshot; False (and a warning) if the snapshot failed."""
+        from pgmilib.deploy import lockreport
+
+        try:
+            lockreport.snapshot(self._conn, self._lock_timeout_ms)
+            return True
+        except Exception as error:  # the report is extra: the rehearsal runs without it
+            diag = PgDiagnostics.from_exception(error)
+            if diag is None:
+                raise
+            self._warn(f"the rehearsal's lock report is unavailable: {diag.message}")
+            lockreport.bound_lock_wait(self._conn, self._lock_timeout_ms)
+            return False
 
     def _collect(self) -> Any:
         """The report query, inside the transaction. Its failure must not fail the rehearsal."""
@@ -178,11 +192,14 @@ class Rehearsal:
         statement = _failing_statement(diag)
         known = bool(statement)
         found = lockstatements.statements("", statement) if known else lockstatements.index(self._sources())
-        entries = []
-        for mode in sorted({s.mode for s in found}, key=lockstatements.rank, reverse=True):
-            names = lockreport.relation_names(s for s in found if s.mode == mode)
-            fresh = [e for e in lockreport.resolve(self._conn, names, mode) if e.oid not in {x.oid for x in entries}]
-            entries.extend(fresh)
+        entries = lockreport.resolve(self._conn, lockreport.relation_names(found))
+        strongest: dict[str, list[tuple[str | None, str]]] = {}  # name -> (schema, mode) of each statement
+        for found_statement in found:
+            for schema, name in found_statement.names:
+                strongest.setdefault(name, []).append((schema, found_statement.mode))
+        for entry in entries:  # the mode the statements naming it ask for (the strongest, if several)
+            modes = [m for schema, m in strongest.get(entry.name, []) if schema in (None, entry.schema)]
+            entry.mode = max(modes, key=lockstatements.rank, default=lockstatements.ACCESS_EXCLUSIVE)
         lockreport.add_blockers(self._conn, entries)
         held = [e for e in entries if e.blockers]
         if held or not known:  # the relations someone holds; all of a known statement's when nobody does now
