@@ -69,7 +69,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     d.add_argument("--json", action="store_true", help="print a machine-readable result on stdout")
     # -- issue 15: rehearsals, lock retries, fleets --------------------------------------
     d.add_argument("--rehearse", action="store_true",
-                   help="run the atomic head of deploy.sql (migrations, tests) and ROLLBACK instead of COMMIT")
+                   help="run the atomic head of deploy.sql (migrations, tests) and ROLLBACK instead of COMMIT; "
+                        "reports what it locked and rewrote (docs/LOCKS.md)")
     d.add_argument("--retry-lock-timeout", type=int, default=0, metavar="N",
                    help="retry the atomic head up to N times after a lock timeout (55P03) or deadlock (40P01)")
     # -- the rehearsal's lock report (docs/LOCKS.md) -------------------------------------
