@@ -28,6 +28,7 @@ class Exit(enum.IntEnum):
     DEPLOY_SQL_MISSING = 14
     CONCURRENT = 15
     TIMEOUT = 16
+    LOCK_RISK = 17
     INTERRUPTED = 130
 
 
@@ -43,6 +44,7 @@ class Marker(enum.Enum):
     UNSUPPORTED_AUTH = "unsupported authentication method"
     DEADLINE = "deadline exceeded"
     EXECUTION = "execution failed"
+    LOCK_RISK = "lock risk"
     USAGE = "usage error"
 
 
@@ -57,6 +59,7 @@ _CLASSIFICATION: tuple[tuple[Marker, Exit], ...] = (
     (Marker.UNSUPPORTED_AUTH, Exit.CONFIG),
     (Marker.DEADLINE, Exit.TIMEOUT),
     (Marker.EXECUTION, Exit.EXECUTION),
+    (Marker.LOCK_RISK, Exit.LOCK_RISK),
     (Marker.USAGE, Exit.USAGE),
 )
 
@@ -183,6 +186,13 @@ class ConnectionFailed(PgmiError):
 
 class ExecutionFailed(PgmiError):
     default_markers = (Marker.EXECUTION,)
+
+
+class LockRiskFound(PgmiError):
+    """`--rehearse --fail-on-lock-risk`: the rehearsal succeeded but rewrote or exclusively locked a
+    relation above the size threshold (exit 17, for CI gates)."""
+
+    default_markers = (Marker.LOCK_RISK,)
 
 
 class ApprovalDenied(PgmiError):

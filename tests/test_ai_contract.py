@@ -22,7 +22,7 @@ def test_exit_codes_are_the_real_constants():
     codes = contract.build_contract()["exit_codes"]
     assert [(c["code"], c["name"]) for c in codes] == [
         (int(m), "Exit" + "".join(w.capitalize() for w in m.name.split("_"))) for m in Exit]
-    assert {c["code"] for c in codes} == {0, 1, 2, 3, 10, 11, 12, 13, 14, 15, 16, 130}
+    assert {c["code"] for c in codes} == {0, 1, 2, 3, 10, 11, 12, 13, 14, 15, 16, 17, 130}
     assert set(contract.EXIT_DESCRIPTIONS) == {m.name for m in Exit}
     assert all(c["description"] for c in codes)
 

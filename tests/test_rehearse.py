@@ -8,7 +8,7 @@ import textwrap
 import pytest
 from projects import query, write_project
 
-from pgmilib.deploy.rehearse import head_as_rehearsal, terminator_span
+from pgmilib.deploy.rehearse import head_without_terminator, opens_transaction, terminator_span
 from pgmilib.errors import ConfigError
 from pgmilib.sqllex import split_units
 
@@ -109,25 +109,36 @@ def test_fleet_rehearsal_changes_no_target(tmp_path, pg, create_database, run_pg
 
 
 @pytest.mark.parametrize("script, expected", [
-    ("BEGIN;\nCREATE TABLE a();\nCOMMIT;\n", "BEGIN;\nCREATE TABLE a(); ROLLBACK;"),
-    ("BEGIN; SELECT 1; END", "BEGIN; SELECT 1; ROLLBACK;"),
-    ("BEGIN; SELECT 1; COMMIT AND CHAIN;", "BEGIN; SELECT 1; ROLLBACK;"),
-    ("BEGIN; SELECT 'COMMIT;'; -- COMMIT;\nCOMMIT;", "BEGIN; SELECT 'COMMIT;'; ROLLBACK;"),
+    ("BEGIN;\nCREATE TABLE a();\nCOMMIT;\n", "BEGIN;\nCREATE TABLE a();"),
+    ("BEGIN; SELECT 1; END", "BEGIN; SELECT 1;"),
+    ("BEGIN; SELECT 1; COMMIT AND CHAIN;", "BEGIN; SELECT 1;"),
+    ("BEGIN; SELECT 'COMMIT;'; -- COMMIT;\nCOMMIT;", "BEGIN; SELECT 'COMMIT;';"),
 ])
-def test_the_terminator_becomes_rollback(script, expected):
+def test_the_terminator_is_cut_off(script, expected):
     head = split_units(script)[0].text
-    assert head_as_rehearsal(head) == expected
+    assert head_without_terminator(head) == expected
 
 
 def test_a_begin_atomic_body_end_is_no_terminator():
     script = "CREATE FUNCTION f() RETURNS int LANGUAGE sql\nBEGIN ATOMIC\n  SELECT 1;\nEND;\n"
     assert terminator_span(script) is None
-    assert head_as_rehearsal(script) == script + "\n;\nROLLBACK;"
+    assert head_without_terminator(script) == script
+    assert not opens_transaction(script)  # pgmi opens the rehearsal's transaction itself
+
+
+@pytest.mark.parametrize("script, opens", [
+    ("BEGIN;\nSELECT 1;", True),
+    ("SET search_path = app;\nSTART TRANSACTION ISOLATION LEVEL SERIALIZABLE;\nSELECT 1;", True),
+    ("-- BEGIN;\nSELECT 'BEGIN';\nDO $$ BEGIN PERFORM 1; END $$;", False),
+    ("SELECT 1", False),
+])
+def test_whether_the_head_opens_its_own_transaction(script, opens):
+    assert opens_transaction(script) is opens
 
 
 def test_positions_before_the_terminator_are_unchanged():
     script = "BEGIN;\nSELECT x FROM nowhere;\nCOMMIT;\n"
-    rehearsal = head_as_rehearsal(split_units(script)[0].text)
+    rehearsal = head_without_terminator(split_units(script)[0].text)
     assert rehearsal.index("nowhere") == script.index("nowhere")
 
 

@@ -40,6 +40,8 @@ EXIT_DESCRIPTIONS = {
     "DEPLOY_SQL_MISSING": "the project has no deploy.sql",
     "CONCURRENT": "another deployment holds the database's advisory lock",
     "TIMEOUT": "the --timeout deadline passed; the running statement was cancelled",
+    "LOCK_RISK": "--rehearse --fail-on-lock-risk: the rehearsal rewrote or ACCESS EXCLUSIVE-locked a relation "
+                 "above the size threshold (nothing was changed)",
     "INTERRUPTED": "interrupted by SIGINT/SIGTERM or a client cancellation; the running statement was cancelled",
 }
 

@@ -13,9 +13,12 @@ import os
 from typing import Any
 
 from pgmilib.cli.signals import CancelOnSignal
-from pgmilib.errors import PgmiError, UsageError, exit_code
+from pgmilib.errors import ConfigError, PgmiError, UsageError, exit_code
 from pgmilib.output import Output, is_interactive
 
+#: `--fail-on-lock-risk` without a value: a table of 10 MB rewrites in well under a second on
+#: common hardware; above that, the time every reader queues behind the lock is noticeable.
+DEFAULT_RISK_SIZE = "10MB"
 _MISSING_PATH = (
     "missing required argument: <project_path>\n\nUsage: pgmi deploy <project_path> [flags]\n\n"
     "Example:\n  pgmi deploy . -d mydb"
@@ -66,9 +69,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     d.add_argument("--json", action="store_true", help="print a machine-readable result on stdout")
     # -- issue 15: rehearsals, lock retries, fleets --------------------------------------
     d.add_argument("--rehearse", action="store_true",
-                   help="run the atomic head of deploy.sql (migrations, tests) and ROLLBACK instead of COMMIT")
+                   help="run the atomic head of deploy.sql (migrations, tests) and ROLLBACK instead of COMMIT; "
+                        "reports what it locked and rewrote (docs/LOCKS.md)")
     d.add_argument("--retry-lock-timeout", type=int, default=0, metavar="N",
                    help="retry the atomic head up to N times after a lock timeout (55P03) or deadlock (40P01)")
+    # -- the rehearsal's lock report (docs/LOCKS.md) -------------------------------------
+    d.add_argument("--rehearse-lock-timeout", default=None, metavar="DURATION",
+                   help="with --rehearse: wait at most this long for each lock, then report who holds it "
+                        "(default 2s; 0 = no limit)")
+    d.add_argument("--fail-on-lock-risk", nargs="?", const=DEFAULT_RISK_SIZE, default=None, metavar="SIZE",
+                   help="with --rehearse: exit 17 when a relation of at least SIZE (default 10MB; 0 = any) is "
+                        "rewritten or ACCESS EXCLUSIVE-locked")
     from pgmilib.cli import fleet
 
     fleet.add_arguments(p)
@@ -92,6 +103,7 @@ def request_from_args(args: argparse.Namespace, environ: dict[str, str] | None =
     from pgmilib.config import parse_param
     from pgmilib.deploy import DeployRequest
 
+    _lock_flags(args)
     if not args.project_path:
         raise UsageError(_MISSING_PATH)
     return DeployRequest(
@@ -112,7 +124,37 @@ def request_from_args(args: argparse.Namespace, environ: dict[str, str] | None =
         verbose=bool(getattr(args, "verbose", False)),
         rehearse=bool(getattr(args, "rehearse", False)),
         retry_lock=_retries(getattr(args, "retry_lock_timeout", 0)),
+        rehearse_lock_timeout=getattr(args, "rehearse_lock_timeout", None) or DeployRequest.rehearse_lock_timeout,
+        fail_on_lock_risk=_risk_size(getattr(args, "fail_on_lock_risk", None)),
     )
+
+
+def _reclaim_project_path(args: argparse.Namespace) -> None:
+    """`pgmi deploy --fail-on-lock-risk DIR`: argparse gave the optional size the project path; give it back."""
+    from pgmilib.deploy.lockreport import parse_size
+
+    risk = getattr(args, "fail_on_lock_risk", None)
+    if risk is not None and not args.project_path:
+        try:
+            parse_size("--fail-on-lock-risk", risk)
+        except UsageError:
+            args.project_path, args.fail_on_lock_risk = risk, DEFAULT_RISK_SIZE
+
+
+def _lock_flags(args: argparse.Namespace) -> None:
+    """`--rehearse-lock-timeout` only means something in a rehearsal (the request cannot tell a
+    given value from its default; `--fail-on-lock-risk` is checked by the deploy itself)."""
+    _reclaim_project_path(args)
+    if getattr(args, "rehearse_lock_timeout", None) is not None and not getattr(args, "rehearse", False):
+        raise ConfigError("--rehearse-lock-timeout only applies together with --rehearse")
+
+
+def _risk_size(text: str | None) -> int | None:
+    if text is None:
+        return None
+    from pgmilib.deploy.lockreport import parse_size
+
+    return parse_size("--fail-on-lock-risk", text)
 
 
 def _retries(value: int) -> int:
@@ -125,6 +167,7 @@ def cmd_deploy(args: argparse.Namespace, out: Output) -> int:
     """`pgmi deploy <project_path>`: run the deployment, print the summary or envelope, return the exit code."""
     from pgmilib.deploy import Cancellation, DeployResult, deploy
 
+    _reclaim_project_path(args)
     if not args.project_path:
         raise UsageError(_MISSING_PATH)
     from pgmilib.cli import fleet  # issue 15: --targets (or pgmi.yaml targets:) deploys a fleet
@@ -149,6 +192,8 @@ def cmd_deploy(args: argparse.Namespace, out: Output) -> int:
         out.envelope(result.envelope)
     elif result.summary:
         out.summary(result.ok, result.summary)
+        for line in result.lock_lines:  # --rehearse: the lock report's table
+            out.info(line)
     if result.error is not None:
         out.error_text(result.error_text)
     return int(result.exit_code)

@@ -90,6 +90,8 @@ def _run(request: DeployRequest, out: Output, result: DeployResult, watchdog: Wa
         from pgmilib.deploy.rehearse import check_request
 
         check_request(overwrite=request.overwrite, ephemeral=request.ephemeral)
+    elif request.fail_on_lock_risk is not None:
+        raise ConfigError("--fail-on-lock-risk only applies together with --rehearse")
     if request.ephemeral:
         params = _ephemeral_params(request, out, cleanup)
         result.ephemeral_server = params.source
@@ -107,6 +109,8 @@ def _run(request: DeployRequest, out: Output, result: DeployResult, watchdog: Wa
         testing.parse_report_spec(spec)
     timeout = config.resolve_timeout(request.timeout or "", request.timeout is not None, project_config)
     lock_wait = config.parse_duration_flag("--lock-wait", request.lock_wait)
+    if request.rehearse:  # a bad value is a flag error before anything connects
+        config.parse_duration_flag("--rehearse-lock-timeout", request.rehearse_lock_timeout)
 
     # -- the deployer runs: everything below is inside the deadline ----------------------
     result.deployer_ran = True
@@ -198,12 +202,17 @@ def _prepare_and_execute(conn: Any, project: Any, deploy_params: dict[str, str],
             out.verbose(f"Expanded {result.test_macros} test macro(s) in deploy.sql")
         units = sqllex.split_units(expanded)
         runner: Any = _Guarded(conn, watchdog, watcher)
+        rehearsal = None
         if request.rehearse:  # issue 15: only the head, ending in ROLLBACK
-            from pgmilib.deploy.rehearse import rehearse_units
+            from pgmilib import config
+            from pgmilib.deploy.rehearse import Rehearsal, lock_sources, rehearse_units
 
             units = rehearse_units(units)
             result.rehearsed = True  # also on failure: the envelope says it was a rehearsal
             out.info("Rehearsing: the atomic head of deploy.sql runs and is rolled back at its end")
+            wait = config.parse_duration_flag("--rehearse-lock-timeout", request.rehearse_lock_timeout)
+            runner = rehearsal = Rehearsal(runner, lock_timeout=wait, sources=lambda: lock_sources(project, text),
+                                           warn=out.warn)
         if request.retry_lock:  # issue 15: the head again after 55P03/40P01
             from pgmilib.deploy.retry import HeadRetry
 
@@ -223,6 +232,11 @@ def _prepare_and_execute(conn: Any, project: Any, deploy_params: dict[str, str],
                                     line_map=line_map if result.test_macros else None, original_text=text)
         except ExecutionFailed as failed:
             result.units_committed = failed.details.get("unitsCommitted", 0)
+            if rehearsal is not None:
+                result.lock_report = rehearsal.report
+                if rehearsal.blocked:
+                    failed.trailer.append(f"NOTE: the rehearsal waits at most {request.rehearse_lock_timeout} for "
+                                          "each lock (--rehearse-lock-timeout); the lock report names the holders")
             # The server's syntax error points at the end of input; say where the quote opened.
             problem = sqllex.unterminated(text) if failed.pg and failed.pg.sqlstate == "42601" else None
             if problem:
@@ -233,6 +247,12 @@ def _prepare_and_execute(conn: Any, project: Any, deploy_params: dict[str, str],
             from pgmilib.deploy.reports import PASSED
 
             result.tests_passed = sum(1 for suite in events.suites for t in suite.tests if t.status == PASSED)
+        if rehearsal is not None:
+            result.lock_report = rehearsal.report
+            if request.fail_on_lock_risk is not None and rehearsal.report is not None:
+                from pgmilib.deploy.lockreport import check_risk
+
+                check_risk(rehearsal.report, request.fail_on_lock_risk)
         if conn.transaction_status != "I":
             # Diverges from the original on purpose: it reported success and then rolled the
             # open transaction back, so a forgotten COMMIT silently deployed nothing.
@@ -247,6 +267,17 @@ def _prepare_and_execute(conn: Any, project: Any, deploy_params: dict[str, str],
     finally:
         if request.test_reports:
             events.write_reports(request.test_reports, failure)
+
+
+def redact_all(value: Any) -> Any:
+    """`value` with every string in it redacted (nested lists and dicts)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, list):
+        return [redact_all(v) for v in value]
+    if isinstance(value, dict):
+        return {k: redact_all(v) for k, v in value.items()}
+    return value
 
 
 def _redact_exception(error: BaseException) -> None:
@@ -358,6 +389,12 @@ def describe(result: DeployResult) -> None:
         envelope.update(rehearsed=True, unitsCommitted=0, testsPassed=result.tests_passed)
     if result.lock_retries:
         envelope["lockRetries"] = result.lock_retries
+    if result.lock_report is not None:  # the rehearsal's lock report (pgmilib/deploy/lockreport.py)
+        from pgmilib.deploy import lockreport
+
+        envelope["locks"] = redact_all(lockreport.as_json(result.lock_report))
+        envelope["relationsCreated"] = result.lock_report.created
+        result.lock_lines = [redact(line) for line in lockreport.render(result.lock_report)]
     if error is not None:
         envelope["error"] = error.message
         if error.pg is not None:

@@ -49,6 +49,14 @@ class DeployRequest:
     retry_lock: int = 0
     #: The live watcher's settings (pgmilib/observe/watch.py WatchSettings); None: pgmi's defaults.
     watch: Any = None
+    # -- the rehearsal's lock report (pgmilib/deploy/lockreport.py) ------------------------
+    #: How long a rehearsal waits for each lock (duration text; "0" = no limit). The default is
+    #: long enough for short transactions to finish and short enough that the readers queued
+    #: behind the rehearsal's own lock request wait at most this.
+    rehearse_lock_timeout: str = "2s"
+    #: Fail a rehearsal (exit 17) on a rewrite or ACCESS EXCLUSIVE lock of a relation of at
+    #: least this many bytes; None = never.
+    fail_on_lock_risk: int | None = None
 
 
 @dataclass
@@ -71,6 +79,8 @@ class DeployResult:
     rehearsed: bool = False  # --rehearse: the head ran and was rolled back
     tests_passed: int = 0  # --rehearse: tests that passed inside the rolled-back head
     lock_retries: int = 0  # --retry-lock-timeout: how many times the head was run again
+    lock_report: Any = None  # --rehearse: the LockReport (pgmilib/deploy/lockreport.py), None if none was made
+    lock_lines: list[str] = field(default_factory=list)  # its human table, printed after the summary (redacted)
 
     @property
     def ok(self) -> bool:

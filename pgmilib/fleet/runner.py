@@ -66,6 +66,8 @@ class TargetOutcome:
             item["error"] = self.error
         if self.result is not None and self.result.rehearsed:
             item["rehearsed"] = True
+            if "locks" in self.result.envelope:  # the rehearsal's lock report (docs/LOCKS.md)
+                item["locks"] = self.result.envelope["locks"]
         return item
 
 

@@ -42,6 +42,9 @@ DEPLOY_INPUT: dict[str, Any] = {
                                                                  "(default postgres)"},
         "params": {"type": "object", "additionalProperties": {"type": "string"},
                    "description": "deployment parameters, like --param key=value"},
+        "rehearse": {"type": "boolean", "description": "run the atomic head (migrations, tests) and roll it back, "
+                                                       "like --rehearse; the result's `locks` lists what it locked "
+                                                       "and rewrote (docs/LOCKS.md)"},
     },
     "required": ["path", "connection", "database"],
 }
@@ -50,7 +53,9 @@ DEPLOY_OUTPUT: dict[str, Any] = {
     "type": "object",
     "properties": {"status": {"type": "string"}, "filesLoaded": {"type": "integer"},
                    "testMacros": {"type": "integer"}, "durationMs": {"type": "integer"},
-                   "database": {"type": "string"}, **_NOTICES},
+                   "database": {"type": "string"}, "rehearsed": {"type": "boolean"},
+                   "locks": {"type": "array", "items": {"type": "object"}},
+                   "relationsCreated": {"type": "integer"}, **_NOTICES},
     "required": ["status", "filesLoaded", "testMacros", "durationMs", "database", "notices"],
 }
 
@@ -120,6 +125,7 @@ def deploy_tool(arguments: dict[str, Any], context: CallContext) -> dict[str, An
         params=dict(arguments.get("params") or {}),
         timeout=arguments.get("timeout") or "3m",
         overwrite=bool(arguments.get("overwrite")),
+        rehearse=bool(arguments.get("rehearse")),
         force=True,  # the confirmation is confirmDatabaseName, checked above
         interactive=False,
         watch=mcp_watch(context.meta, context.notify),  # notifications/progress with a progressToken
@@ -131,10 +137,11 @@ def deploy_tool(arguments: dict[str, Any], context: CallContext) -> dict[str, An
     captured = out.captured()
     if result.ok:
         envelope = result.envelope
+        rehearsal = {k: envelope[k] for k in ("rehearsed", "locks", "relationsCreated") if k in envelope}
         return {"status": "success", "filesLoaded": int(envelope.get("filesLoaded", result.files_loaded)),
                 "testMacros": int(envelope.get("testMacros", result.test_macros)),
                 "durationMs": int(envelope.get("durationMs", int(result.duration * 1000))),
-                "database": envelope.get("database", result.database), **captured}
+                "database": envelope.get("database", result.database), **rehearsal, **captured}
     # The envelope, not the error object: the core redacted it with this run's own secrets,
     # which are out of scope (and unknown) once deploy() has returned.
     envelope = dict(result.envelope)
