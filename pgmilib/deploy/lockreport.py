@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pgmilib.deploy import lockstatements as stmts
+import pgmilib.deploy.lockstatements as stmts
 from pgmilib.resources import read_sql_section
 
 SQL = "lock_report.sql"
