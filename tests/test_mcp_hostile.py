@@ -210,20 +210,22 @@ def test_notices_are_bounded_in_bytes_as_well_as_lines():
     stderr = io.StringIO()
     out = NoticeOutput(stderr)
     for n in range(20):
-        out.notice(PgDiagnostics(message=f"{n}:" + "é" * 2_500_000))  # 5 MB of UTF-8 each
+        out.notice(PgDiagnostics(message=f"{n}:" + "é" * 500_000))  # 1 MB of UTF-8 each
     captured = out.captured()
     size = sum(len(line.encode("utf-8")) for line in captured["notices"])
     assert size <= NOTICE_BYTES
-    assert captured["notices"][-1].startswith("19:") and "more bytes]" in captured["notices"][-1]
+    assert captured["notices"][-1].startswith("19:") and "[cut: 1000003 bytes in all]" in captured["notices"][-1]
     assert all(len(line.encode("utf-8")) < NOTICE_LINE_BYTES + 40 for line in captured["notices"])
+    out.notice(PgDiagnostics(message="x" * (NOTICE_LINE_BYTES - 20) + " password=hunter2-secret"))
+    assert "hunter2-secret" not in out.captured()["notices"][-1]  # redacted across the cut
     assert len(captured["notices"]) == 20 and "noticesTruncated" not in captured
-    assert len(stderr.getvalue()) > 20 * 2_500_000  # stderr still gets every notice whole
+    assert len(stderr.getvalue()) > 20 * 500_000  # stderr still gets every notice whole
     for n in range(100):  # more long lines than the byte budget holds: the oldest go, and are counted
         out.notice(PgDiagnostics(message=f"more {n}:" + "x" * 100_000))
     captured = out.captured()
     assert sum(len(line.encode("utf-8")) for line in captured["notices"]) <= NOTICE_BYTES
     assert captured["notices"][-1].startswith("more 99:")
-    assert captured["noticesTruncated"] == 120 - len(captured["notices"]) > 0
+    assert captured["noticesTruncated"] == 121 - len(captured["notices"]) > 0
 
 
 # ---- the real process --------------------------------------------------------------------

@@ -58,14 +58,20 @@ DEPLOY_OUTPUT: dict[str, Any] = {
 }
 
 
-def _cut(line: str) -> tuple[str, int]:
-    """The line cut to NOTICE_LINE_BYTES (on a character boundary, marked), and its kept size."""
-    data = line.encode("utf-8", "replace")
-    if len(data) <= NOTICE_LINE_BYTES:
-        return line, len(data)
-    kept = data[:NOTICE_LINE_BYTES].decode("utf-8", "ignore")
-    line = f"{kept}… [{len(data) - len(kept.encode('utf-8'))} more bytes]"
-    return line, len(line.encode("utf-8"))
+def _kept(line: str) -> tuple[str, int]:
+    """The line redacted and cut to NOTICE_LINE_BYTES (on a character boundary, marked), and its size.
+
+    Only a prefix is redacted, not the megabytes that are cut off anyway: a secret that starts
+    before the cut ends within the 4 KiB margin."""
+    from pgmilib.redact import redact
+
+    size = len(line.encode("utf-8", "replace"))
+    if size <= NOTICE_LINE_BYTES:
+        text = redact(line)
+        return text, len(text.encode("utf-8", "replace"))
+    data = redact(line[:NOTICE_LINE_BYTES + 4096]).encode("utf-8", "replace")
+    text = f"{data[:NOTICE_LINE_BYTES].decode('utf-8', 'ignore')}… [cut: {size} bytes in all]"
+    return text, len(text.encode("utf-8"))
 
 
 class NoticeOutput(Output):
@@ -79,13 +85,11 @@ class NoticeOutput(Output):
         self._lock = threading.Lock()
 
     def notice(self, diag: Any) -> None:
-        from pgmilib.redact import redact
-
         lines = [diag.message] + [f"{label}: {value}" for label, value in (("DETAIL", diag.detail),
                                                                             ("HINT", diag.hint)) if value]
         with self._lock:
             for line in lines:
-                kept = _cut(redact(line))
+                kept = _kept(line)
                 self._kept.append(kept)
                 self._bytes += kept[1]
                 self._seen += 1
