@@ -30,8 +30,9 @@ from pgmilib.mcp.dispatch import Dispatcher
 from pgmilib.mcp.tools import CallContext
 
 
-class _Stop(Exception):
-    """Raised from a signal handler to leave the read loop."""
+class _Stop(BaseException):
+    """Raised from a signal handler to leave the read loop (a BaseException: no `except Exception`
+    guarding one line or one request may swallow it)."""
 
 
 class Server:
