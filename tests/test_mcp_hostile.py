@@ -273,3 +273,11 @@ def test_init_tool_into_a_dangling_symlink(tmp_path):
     assert result["isError"] is True and result["structuredContent"]["exitCode"] == 2
     assert "is a dangling symbolic link" in result["content"][0]["text"]
     assert sorted(os.listdir(tmp_path)) == ["link"]
+
+
+def test_a_skill_name_is_quoted_escaped_and_short():
+    result = _tool("ai_skill", {"name": "\x1b]0;owned\x07" + "k" * 100_000})
+    text = result["content"][0]["text"]
+    assert result["isError"] is True and text.startswith("skill '\\x1b]0;owned\\x07kkk")
+    assert "\x1b" not in text and len(text) < 1000
+    assert _tool("ai_skill", {"name": "pgmi-sql"})["content"][0]["text"].startswith("---")
