@@ -45,3 +45,100 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str, *, mode: int |
             os.unlink(temporary)
         raise
     return target
+
+
+# ---- files pgmi writes into a directory it was pointed at --------------------------------------
+#
+# `pgmi ai setup` writes guidance files into a project that anyone may have prepared: a
+# CLAUDE.md that is a symbolic link to ~/.bashrc, a .github that links to another repository,
+# an AGENTS.md that is a FIFO (reading it would block forever) or a link to /dev/zero (reading
+# it would never end). The rule: read and write regular files only, at most READ_LIMIT bytes,
+# and with `inside`, only where the path really leads (links followed) stays inside it.
+
+READ_LIMIT = 16 * 1024 * 1024
+
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def _refuse(verb: str, path: Path, inside: str | os.PathLike[str] | None, why: str) -> Exception:
+    from pgmilib.errors import PgmiError, go_quote
+
+    shown = str(path)
+    if inside is not None:
+        try:
+            shown = str(Path(path).relative_to(inside))
+        except ValueError:
+            pass
+    return PgmiError(f"refusing to {verb} {go_quote(shown)}: {why}")
+
+
+def _kind(mode: int) -> str:
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
+def confined(path: str | os.PathLike[str], inside: str | os.PathLike[str], verb: str = "write") -> Path:
+    """Where `path` really leads (symbolic links followed); PgmiError unless that is inside `inside`."""
+    real = Path(os.path.realpath(path))
+    root = Path(os.path.realpath(inside))
+    if real != root and root not in real.parents:
+        raise _refuse(verb, Path(path), inside, f"it leads outside {root} (to {real})")
+    return real
+
+
+def read_regular(path: str | os.PathLike[str], *, inside: str | os.PathLike[str] | None = None,
+                 limit: int = READ_LIMIT) -> bytes | None:
+    """The bytes of a regular file, None when nothing is there. PgmiError for a FIFO, device,
+    socket or directory, a dangling link, a path leading out of `inside`, more than `limit` bytes.
+    Opening never blocks (O_NONBLOCK: a FIFO without a writer) and reading stops at the limit."""
+    target = Path(path)
+    if inside is not None:
+        confined(target, inside, "read")
+    try:
+        fd = os.open(target, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    except FileNotFoundError:
+        if os.path.islink(target):
+            raise _refuse("read", target, inside, "it is a dangling symbolic link") from None
+        return None
+    except OSError as error:
+        raise _refuse("read", target, inside, error.strerror or str(error)) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise _refuse("read", target, inside, f"it is {_kind(mode)}, not a regular file")
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise _refuse("read", target, inside, f"it is larger than {limit} bytes")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def write_regular(path: str | os.PathLike[str], data: bytes | str, *, inside: str | os.PathLike[str] | None = None,
+                  mode: int | None = None) -> Path:
+    """`atomic_write` for a path in a directory someone else prepared: only over a regular file
+    (or nothing), and with `inside`, only where the path really leads inside it. A link inside
+    the project (AGENTS.md -> CLAUDE.md) is followed, so the file it names is updated and the
+    link stays. Missing parent directories are made (0755). Without `mode`, an existing file
+    keeps its permission bits."""
+    target = Path(path)
+    real = confined(target, inside) if inside is not None else Path(os.path.realpath(target))
+    try:
+        existing = os.stat(real).st_mode
+        if not stat.S_ISREG(existing):
+            raise _refuse("write", target, inside, f"it is {_kind(existing)}, not a regular file")
+    except FileNotFoundError:
+        pass
+    except OSError as error:
+        raise _refuse("write", target, inside, error.strerror or str(error)) from None
+    try:
+        real.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+        return atomic_write(real, data, mode=mode, keep_mode=mode is None)
+    except OSError as error:
+        raise _refuse("write", target, inside, error.strerror or str(error)) from None

@@ -7,6 +7,11 @@ file someone edited by hand unless --force says so.
 
 Functions take `cwd` and `home` explicitly (no os.getcwd() deep inside) so tests can run
 them against temporary directories.
+
+Every file is read and written through fileio's rule for directories someone else prepared
+(`read_regular` / `write_regular`): regular files only, bounded reads, and in a project
+(not --global) nothing outside it, so a CLAUDE.md or .github that links elsewhere, an
+AGENTS.md that is a FIFO or a link to /dev/zero is refused with one line.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from pathlib import Path
 from pgmilib import __version__
 from pgmilib.ai import content, stamp
 from pgmilib.errors import PgmiError, UsageError
-from pgmilib.fileio import atomic_write
+from pgmilib.fileio import read_regular, write_regular
 
 ASSISTANTS = ("claude", "agents", "codex", "opencode", "codex-skills", "antigravity", "cursor", "copilot",
               "windsurf", "cline", "gemini")
@@ -120,11 +125,17 @@ class FileAction:
     text: str
 
 
-def _classify(path: Path, body: str, force: bool) -> FileAction:
+def _read(path: Path, inside: Path | None) -> str | None:
+    data = read_regular(path, inside=inside)
+    return None if data is None else data.decode("utf-8", errors="replace")
+
+
+def _classify(path: Path, body: str, force: bool, inside: Path | None = None) -> FileAction:
     rendered = stamp.stamp(body, __version__)
-    if not path.exists():
+    text = _read(path, inside)
+    if text is None:
         return FileAction(path, "create", rendered)
-    existing = stamp.parse(path.read_text(encoding="utf-8", errors="replace"))
+    existing = stamp.parse(text)
     if existing is None or not existing.valid:
         return FileAction(path, "overwrite" if force else "conflict", rendered)
     if existing.body == stamp.normalise(body):
@@ -140,9 +151,8 @@ def shown(path: Path, cwd: Path) -> str:
         return str(path)
 
 
-def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
-    atomic_write(path, text, mode=0o644)
+def _write(path: Path, text: str, inside: Path | None) -> None:
+    write_regular(path, text, inside=inside, mode=0o644)
 
 
 _LABELS = {"create": "created", "update": "updated", "overwrite": "overwrote"}
@@ -153,10 +163,11 @@ def setup(assistants: list[str], *, cwd: Path, home: Path, global_: bool, dry_ru
     """Write (or, with dry_run, describe) every planned file. Returns (conflicts, claude written)."""
     conflicts = 0
     claude_written = False
+    inside = None if global_ else cwd
     for assistant in assistants:
         root = target_root(assistant, cwd, home, global_)
         for path, body in planned_files(assistant, root).items():
-            action = _classify(path, body, force)
+            action = _classify(path, body, force, inside)
             name = shown(path, cwd)
             if action.action == "keep":
                 continue
@@ -167,16 +178,21 @@ def setup(assistants: list[str], *, cwd: Path, home: Path, global_: bool, dry_ru
             if dry_run:
                 report(f"would {action.action} {name}")
                 continue
-            _write(path, action.text)
+            _write(path, action.text, inside)
             report(f"{_LABELS[action.action]:<10} {name}")
         claude_written = claude_written or assistant == "claude"
     return conflicts, claude_written
 
 
 def update_claude_md(path: Path) -> bool:
-    """Insert or refresh the managed pointer block in CLAUDE.md; True when the file changed."""
+    """Insert or refresh the managed pointer block in CLAUDE.md (inside its directory, the
+    project); True when the file changed."""
     block = f"{CLAUDE_BEGIN}\n{CLAUDE_POINTER}\n{CLAUDE_END}\n"
-    old = path.read_text(encoding="utf-8") if path.exists() else None
+    data = read_regular(path, inside=path.parent)
+    try:
+        old = None if data is None else data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PgmiError(f"{path.name} is not UTF-8 text; left it alone (the pgmi pointer was not added)") from None
     if old is None:
         new = block
     elif CLAUDE_BEGIN in old:
@@ -189,7 +205,7 @@ def update_claude_md(path: Path) -> bool:
         new = old.rstrip("\n") + "\n\n" + block if old.strip() else block
     if new == old:
         return False
-    path.write_text(new, encoding="utf-8")
+    write_regular(path, new, inside=path.parent, mode=None)
     return True
 
 
@@ -199,10 +215,11 @@ def check(assistant: str, *, cwd: Path, home: Path, global_: bool, report: Calla
     root = target_root(assistant, cwd, home, global_)
     for path, body in planned_files(assistant, root).items():
         name = shown(path, cwd)
-        if not path.exists():
+        text = _read(path, None if global_ else cwd)
+        if text is None:
             line = f"{'missing':<8} {name}"
         else:
-            existing = stamp.parse(path.read_text(encoding="utf-8", errors="replace"))
+            existing = stamp.parse(text)
             if existing is None or not existing.valid:
                 line = f"{'edited':<8} {name} (hand-edited since generation)"
             elif existing.body != stamp.normalise(body):

@@ -200,7 +200,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     try:
-        return _main(argv)
+        code = _main(argv)
+        sys.stdout.flush()  # here, not at interpreter exit: a closed pipe is still ours to report
+        return code
+    except BrokenPipeError:
+        return _closed_pipe()
     except KeyboardInterrupt:  # a signal that landed between two statements of the error path
         sys.stderr.write("pgmi: interrupted\n")
         return Exit.INTERRUPTED
@@ -211,6 +215,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _terminate_as_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
+
+
+#: `pgmi ... | head -1`: the reader is gone. Quietly, with the status a Unix tool killed by SIGPIPE has.
+CLOSED_PIPE = 141
+
+
+def _closed_pipe() -> int:
+    """Nobody reads stdout any more: say nothing, and point stdout at /dev/null so the
+    interpreter's final flush of what is still buffered cannot fail again at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # an in-process caller's stdout has no descriptor
+        pass
+    return CLOSED_PIPE
 
 
 def _main(argv: Sequence[str] | None) -> int:
@@ -252,6 +272,8 @@ def _main(argv: Sequence[str] | None) -> int:
     except PgmiError as error:
         out.error(error)
         return exit_code(error)
+    except BrokenPipeError:  # the reader of our output went away (`| head`): not a bug
+        raise
     except Exception as error:  # noqa: BLE001 -- a bug: say so, with the (redacted) traceback, exit 3
         problem = environment_problem(error)
         if problem:  # not a bug: something the machine lacks; one line and the fix, exit 1

@@ -35,12 +35,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     f.add_argument("--max-failures", type=int, default=None, metavar="K",
                    help="start no new targets after K failures")
     f.add_argument("--only", default="", metavar="NAME,...", help="deploy only these targets")
-    f.add_argument("--shard", default="", metavar="I/N",
+    f.add_argument("--shard", default=None, metavar="I/N",
                    help="deploy shard I of N (1-based, round-robin over the list): one shard per CI job or pod")
 
 
 def _given(args: argparse.Namespace, attr: str) -> bool:
     value = getattr(args, attr, None)
+    if attr == "shard":  # `--shard ""` was given (an unset CI variable): an error, never "not given"
+        return value is not None
     return value not in (None, "", 0, False)
 
 
@@ -119,7 +121,7 @@ def _prepare(args: argparse.Namespace, request_from_args: Callable[..., Any]) ->
         raise UsageError(f"--parallel must be at least 1, got {parallel}")
     if args.max_failures is not None and args.max_failures < 1:
         raise UsageError(f"--max-failures must be at least 1, got {args.max_failures}")
-    shard_spec = parse_shard(args.shard) if args.shard else None
+    shard_spec = parse_shard(args.shard) if args.shard is not None else None
     only = _only(args.only) if args.only else []
     for spec in args.test_report:
         if "{target}" not in spec:

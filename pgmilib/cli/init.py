@@ -7,6 +7,7 @@ directory, the template and (optionally) the connection; otherwise the arguments
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 
 from pgmilib.errors import Exit
@@ -51,8 +52,9 @@ def cmd_init(args: argparse.Namespace, out: Output) -> int:
         write_connection(root, wizard.connection, out)
         database = str(wizard.connection.connection.get("database") or database)
         offer_pgpass(wizard.connection, prompter, out)
+    where, db = shlex.quote(str(target)), shlex.quote(database)  # the lines are meant to be pasted into a shell
     out.info(
-        f"\nNext:\n  pgmi deploy {target} -d {database}\n  cd {target} && pgmi ai setup --assistant claude\n\n"
+        f"\nNext:\n  pgmi deploy {where} -d {db}\n  cd {where} && pgmi ai setup --assistant claude\n\n"
         "`pgmi ai setup` writes .claude/skills/pgmi/ for you to commit; --assistant also accepts cursor,\n"
         "copilot, windsurf and cline. `pgmi ai` shows the same documentation."
     )

@@ -114,8 +114,12 @@ def compose_yaml(path: Path, label: str):
         what = ", ".join(p for p in (error.context, error.problem) if p) or "syntax error"
         where = f" line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"failed to load {label}: parse {path}:{where}: {what}") from error
+    except yaml.reader.ReaderError as error:  # a NUL or other control byte: one line, with its line number
+        line = text.count("\n", 0, error.position) + 1
+        raise ConfigError(f"failed to load {label}: parse {path}: line {line}: character #x{error.character:04x} "
+                          "is not allowed in YAML") from error
     except yaml.YAMLError as error:
-        raise ConfigError(f"failed to load {label}: parse {path}: {error}") from error
+        raise ConfigError(f"failed to load {label}: parse {path}: {' '.join(str(error).split())}") from error
 
 
 MAX_DEPTH = 64  # pgmi.yaml needs 3 levels; the YAML composer recurses once per level

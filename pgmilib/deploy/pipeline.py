@@ -415,6 +415,7 @@ def describe(result: DeployResult) -> None:
             if result.rehearsed:
                 result.summary = (f"rehearsal of {result.summary}: {result.tests_passed} test(s) passed; the atomic "
                                   "head ran and was rolled back, nothing was changed")
+            result.summary = redact(result.summary)  # the database name can be a secret's value too
         else:
             tail = ""
             committed = result.units_committed

@@ -40,7 +40,7 @@ _FLAG_KEYS = ("host", "port", "username", "database", "sslmode", "sslcert", "ssl
 
 @dataclass
 class TargetOutcome:
-    """What happened to one target; `error` and `log` are redacted."""
+    """What happened to one target; `database`, `error` and `log` are redacted (by the target's own run)."""
 
     name: str
     status: str  # success | failed | cancelled (interrupted while running) | skipped (never started)
@@ -237,6 +237,9 @@ def _deploy_one(base: DeployRequest, target: Target, cancel: FleetCancellation) 
     else:
         status = "failed"
     first = result.error_text.splitlines()[0] if result.error_text else ""
+    # Only text deploy() redacted while this target's secrets were registered: once it has
+    # returned they are gone, and a database named like the target's password would show.
+    database = str(result.envelope.get("database", ""))
     return TargetOutcome(name=target.name, status=status, exit_code=int(result.exit_code), duration=result.duration,
-                         database=result.database, error=redact(first), error_text=result.error_text,
+                         database=database, error=redact(first), error_text=result.error_text,
                          summary=result.summary, log=buffer.getvalue(), result=result)

@@ -14,14 +14,24 @@ from collections.abc import Sequence
 from pgmilib.errors import UsageError, go_quote
 from pgmilib.fleet.targets import Target
 
-_SHARD = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
+_SHARD = re.compile(r"\s*([0-9]+)\s*/\s*([0-9]+)\s*")
+_MAX_DIGITS = 9  # a billion shards is beyond any fleet; longer numbers are typos (or 5,000 digits)
 
 
 def parse_shard(text: str) -> tuple[int, int]:
-    """`I/N` (1-based) -> (I, N); UsageError naming --shard when malformed or out of range."""
-    m = _SHARD.fullmatch(text or "")
+    """`I/N` (1-based) -> (I, N); UsageError naming --shard when empty, malformed or out of range.
+
+    An empty value is an error, not "no sharding": it is what an unset CI variable gives
+    (`--shard "$SHARD"`), and ignoring it would make every job deploy the whole list."""
+    if not (text or "").strip():
+        raise UsageError("--shard is empty: expected I/N, e.g. 1/4 (shard 1 of 4); is the CI variable that "
+                         "should fill it unset?")
+    m = _SHARD.fullmatch(text)
     if m is None:
-        raise UsageError(f"invalid --shard {go_quote(text)}: expected I/N, e.g. 1/4 (shard 1 of 4)")
+        raise UsageError(f"invalid --shard {go_quote(text[:40])}: expected I/N, e.g. 1/4 (shard 1 of 4)")
+    if max(len(m.group(1)), len(m.group(2))) > _MAX_DIGITS:
+        raise UsageError(f"invalid --shard {go_quote(text[:40])}{'…' if len(text) > 40 else ''}: "
+                         f"I and N have at most {_MAX_DIGITS} digits")
     index, count = int(m.group(1)), int(m.group(2))
     if count < 1 or not 1 <= index <= count:
         raise UsageError(f"--shard {index}/{count} is out of range: I must be between 1 and N (N >= 1)")

@@ -54,8 +54,8 @@ def load_targets_file(path: str | Path) -> list[Target]:
             raise pf._Schema(1, "the file is empty; it needs a `targets:` list")
         node = None
         for key, value, line in pf._mapping(root, label):
-            if key != "targets":
-                raise pf._Schema(line, pf._unknown(key, label) + " (only `targets:` belongs here)")
+            if key != "targets":  # not pf._unknown: its hints list pgmi.yaml's keys, which do not belong here either
+                raise pf._Schema(line, f"unknown key {go_quote(key)} in {label}: only `targets:` belongs here")
             node = value
         if node is None:
             raise pf._Schema(pf._line(root), "no `targets:` list")

@@ -10,7 +10,7 @@ from typing import Any
 
 from pgmilib import __version__
 from pgmilib.mcp import tool_deploy, tools_docs, tools_project
-from pgmilib.mcp.jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, ProtocolError, Request
+from pgmilib.mcp.jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, ProtocolError, Request, shown
 from pgmilib.mcp.tools import CallContext, Tool, call
 
 SUPPORTED_VERSIONS = ("2025-06-18", "2025-03-26", "2024-11-05")  # newest first: the fallback answer
@@ -37,7 +37,7 @@ class Dispatcher:
             return {"tools": [tool.listing() for tool in self.tools.values()]}
         if request.method == "tools/call":
             return self.call_tool(params, context or CallContext())
-        raise ProtocolError(METHOD_NOT_FOUND, f"method not found: {request.method}")
+        raise ProtocolError(METHOD_NOT_FOUND, f"method not found: {shown(request.method)}")
 
     @staticmethod
     def initialize(params: Any) -> dict[str, Any]:
@@ -55,6 +55,6 @@ class Dispatcher:
             raise ProtocolError(INVALID_PARAMS, "invalid params: tools/call needs a string 'name'")
         tool = self.tools.get(params["name"])
         if tool is None:
-            raise ProtocolError(INVALID_PARAMS, f"unknown tool: {params['name']}")
+            raise ProtocolError(INVALID_PARAMS, f"unknown tool: {shown(params['name'])}")
         context.meta = params["_meta"] if isinstance(params.get("_meta"), dict) else {}
         return call(tool, params.get("arguments"), context)

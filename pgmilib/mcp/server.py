@@ -8,6 +8,15 @@ each, under a lock, to stdout only; nothing else ever writes there while serving
 Lines have no length limit (readline on the binary stream); blank lines are skipped; a
 last message without a newline is still handled. At end of input the server waits for
 running calls to answer and returns 0. SIGINT/SIGTERM cancel running calls and stop.
+
+Every request gets exactly one answer, whatever happens: the reader and writer cannot
+raise (jsonrpc.py); a second `tools/call` with the id of one still running is refused
+(-32600) rather than run, so the two answers and a cancel can never be confused; a worker
+that fails in any way (even outside the tool) still answers -32603; a line that trips a bug
+in this loop is answered -32603 with id null and the loop goes on.
+
+`send(message)` is the one way anything reaches stdout (answers, and notifications a tool
+may emit while it runs): thread-safe, one whole line per message.
 """
 
 from __future__ import annotations
@@ -21,8 +30,9 @@ from pgmilib.mcp.dispatch import Dispatcher
 from pgmilib.mcp.tools import CallContext
 
 
-class _Stop(Exception):
-    """Raised from a signal handler to leave the read loop."""
+class _Stop(BaseException):
+    """Raised from a signal handler to leave the read loop (a BaseException: no `except Exception`
+    guarding one line or one request may swallow it)."""
 
 
 class Server:
@@ -37,16 +47,24 @@ class Server:
 
     # ---- output ------------------------------------------------------------------------
     def send(self, message: dict[str, Any]) -> None:
+        """Write one message as one line of strict JSON; safe from any thread; never raises."""
         data = jsonrpc.encode(message)
         with self._write_lock:
             try:
                 self.stdout.write(data)
                 self.stdout.flush()
-            except (BrokenPipeError, ValueError):  # the client went away (or closed our stdout): nobody to tell
+            except (OSError, ValueError):  # the client went away (or closed our stdout): nobody to tell
                 pass
 
     # ---- one line ----------------------------------------------------------------------
     def handle_line(self, line: bytes) -> None:
+        """Handle one input line; never raises (a bug is answered -32603 with id null)."""
+        try:
+            self._handle_line(line)
+        except Exception as error:  # noqa: BLE001 -- one bad line must not end the session
+            self.send(jsonrpc.error_response(None, _internal(error)))
+
+    def _handle_line(self, line: bytes) -> None:
         if not line.strip():
             return
         parsed = jsonrpc.parse(line)
@@ -70,32 +88,48 @@ class Server:
         except jsonrpc.ProtocolError as error:
             return jsonrpc.error_response(request.id, error)
         except Exception as error:  # noqa: BLE001 -- never let one request end the session
-            return jsonrpc.error_response(request.id, jsonrpc.ProtocolError(jsonrpc.INTERNAL_ERROR,
-                                                                             f"internal error: {error}"))
+            return jsonrpc.error_response(request.id, _internal(error))
 
     def _start_call(self, request: jsonrpc.Request) -> None:
         context = CallContext(notify=self.send)
-        key = _key(request.id)
+        key = jsonrpc.id_key(request.id)
         with self._running_lock:
-            self._running[key] = context
+            duplicate = key in self._running
+            if not duplicate:
+                self._running[key] = context
+        if duplicate:
+            self.send(jsonrpc.error_response(request.id, jsonrpc.ProtocolError(
+                jsonrpc.INVALID_REQUEST, "invalid request: a call with this id is still running "
+                                         "(ids must be unique among the requests in flight); not started")))
+            return
 
         def work() -> None:
             try:
-                self.send(self._answer(request, context))
+                answer = self._answer(request, context)
+            except BaseException as error:  # noqa: BLE001 -- whatever ends the worker, the request is answered
+                answer = jsonrpc.error_response(request.id, _internal(error))
             finally:
                 with self._running_lock:
                     if self._running.get(key) is context:
                         del self._running[key]
+            self.send(answer)
 
-        worker = threading.Thread(target=work, name=f"pgmi-mcp-call-{request.id}", daemon=True)
+        worker = threading.Thread(target=work, name="pgmi-mcp-call", daemon=True)
+        try:
+            worker.start()
+        except RuntimeError as error:  # "can't start new thread": answer instead of running it
+            with self._running_lock:
+                self._running.pop(key, None)
+            self.send(jsonrpc.error_response(request.id, _internal(error)))
+            return
         self._workers = [w for w in self._workers if w.is_alive()] + [worker]
-        worker.start()
 
     def _cancel(self, params: Any) -> None:
-        if not isinstance(params, dict) or "requestId" not in params:
+        key = jsonrpc.id_key(params.get("requestId")) if isinstance(params, dict) else None
+        if key is None:  # no id, or not one a request could have (null, [1], {}): nothing to cancel
             return
         with self._running_lock:
-            context = self._running.get(_key(params["requestId"]))
+            context = self._running.get(key)
         if context is not None:
             context.cancel()
 
@@ -125,9 +159,11 @@ class Server:
         return 0
 
 
-def _key(request_id: Any) -> tuple[str, Any]:
-    """Ids 1 and "1" are different requests; 1 and 1.0 are the same number."""
-    return ("s", request_id) if isinstance(request_id, str) else ("n", float(request_id))
+def _internal(error: BaseException) -> jsonrpc.ProtocolError:
+    from pgmilib.redact import redact
+
+    text = redact(jsonrpc.shown(str(error) or type(error).__name__))
+    return jsonrpc.ProtocolError(jsonrpc.INTERNAL_ERROR, f"internal error: {text}")
 
 
 def install_signal_handlers() -> dict[int, Any]:

@@ -7,8 +7,9 @@ registers to the run, so two calls in one server never see each other's settings
 Nothing reads argv or changes `os.environ`.
 
 Safety before anything connects: `overwrite` needs `confirmDatabaseName` equal to
-`database`; the timeout must parse. Server notices are kept (the last 200 lines) for the
-result and still echoed to stderr. A client's `notifications/cancelled` cancels the
+`database` (exactly: `Orders` is not `orders`); the timeout must parse. Server notices are
+kept for the result (the last 200 lines, each cut to 8 KiB, at most 256 KiB together, so the
+answer stays bounded whatever the SQL raises) and still echoed to stderr whole. A client's `notifications/cancelled` cancels the
 running statement on the server through the run's `Cancellation`.
 """
 
@@ -25,7 +26,9 @@ from pgmilib.errors import go_quote
 from pgmilib.mcp.tools import CallContext, Tool, ToolFailure, rejected, require
 from pgmilib.output import Output
 
-NOTICE_LIMIT = 200
+NOTICE_LIMIT = 200  # lines kept for the result
+NOTICE_LINE_BYTES = 8 * 1024  # one kept line, UTF-8
+NOTICE_BYTES = 256 * 1024  # all kept lines together
 
 DEPLOY_INPUT: dict[str, Any] = {
     "type": "object",
@@ -60,29 +63,48 @@ DEPLOY_OUTPUT: dict[str, Any] = {
 }
 
 
+def _kept(line: str) -> tuple[str, int]:
+    """The line redacted and cut to NOTICE_LINE_BYTES (on a character boundary, marked), and its size.
+
+    Only a prefix is redacted, not the megabytes that are cut off anyway: a secret that starts
+    before the cut ends within the 4 KiB margin."""
+    from pgmilib.redact import redact
+
+    size = len(line.encode("utf-8", "replace"))
+    if size <= NOTICE_LINE_BYTES:
+        text = redact(line)
+        return text, len(text.encode("utf-8", "replace"))
+    data = redact(line[:NOTICE_LINE_BYTES + 4096]).encode("utf-8", "replace")
+    text = f"{data[:NOTICE_LINE_BYTES].decode('utf-8', 'ignore')}… [cut: {size} bytes in all]"
+    return text, len(text.encode("utf-8"))
+
+
 class NoticeOutput(Output):
-    """Output that also keeps the last NOTICE_LIMIT notice lines of this run."""
+    """Output that also keeps the last notice lines of this run, bounded in count and bytes."""
 
     def __init__(self, stderr: Any) -> None:
         super().__init__(json_mode=True, stdout=io.StringIO(), stderr=stderr)
-        self._kept: collections.deque[str] = collections.deque(maxlen=NOTICE_LIMIT)
+        self._kept: collections.deque[tuple[str, int]] = collections.deque()
+        self._bytes = 0
         self._seen = 0
         self._lock = threading.Lock()
 
     def notice(self, diag: Any) -> None:
-        from pgmilib.redact import redact
-
         lines = [diag.message] + [f"{label}: {value}" for label, value in (("DETAIL", diag.detail),
                                                                             ("HINT", diag.hint)) if value]
         with self._lock:
             for line in lines:
-                self._kept.append(redact(line))
+                kept = _kept(line)
+                self._kept.append(kept)
+                self._bytes += kept[1]
                 self._seen += 1
+                while len(self._kept) > NOTICE_LIMIT or self._bytes > NOTICE_BYTES:
+                    self._bytes -= self._kept.popleft()[1]
         super().notice(diag)
 
     def captured(self) -> dict[str, Any]:
         with self._lock:
-            notices = list(self._kept)
+            notices = [line for line, _ in self._kept]
             dropped = self._seen - len(notices)
         result: dict[str, Any] = {"notices": notices}
         if dropped:

@@ -104,6 +104,19 @@ _JSON_TYPES: dict[str, tuple[type, ...]] = {"string": (str,), "boolean": (bool,)
                                              "integer": (int,), "array": (list,)}
 
 
+def _unicode(value: Any) -> bool:
+    """False for a string holding a lone surrogate (JSON's "\\ud800"): no file name, SQL text or
+    message can carry it. Checked for strings and for the string values of an object."""
+    values = value.values() if isinstance(value, dict) else (value,)
+    for item in values:
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+    return True
+
+
 def check_arguments(tool: Tool, arguments: Any) -> dict[str, Any]:
     """Types are a protocol matter (-32602); a missing required argument is a tool error (usage)."""
     if arguments is None:
@@ -115,6 +128,9 @@ def check_arguments(tool: Tool, arguments: Any) -> dict[str, Any]:
         spec = properties.get(name)
         if spec is None or value is None:
             continue
+        if not _unicode(value):
+            raise ProtocolError(INVALID_PARAMS, f"invalid params: argument '{name}' is not valid Unicode "
+                                                "(it holds a lone surrogate)")
         expected = _JSON_TYPES.get(spec.get("type", ""), (object,))
         if not isinstance(value, expected) or (spec.get("type") == "integer" and isinstance(value, bool)):
             raise ProtocolError(INVALID_PARAMS, f"invalid params: argument '{name}' must be of type {spec['type']}")
@@ -177,7 +193,7 @@ def call(tool: Tool, arguments: Any, context: CallContext) -> dict[str, Any]:
     except PgmiError as error:
         return failure(format_error(error), error_detail(error))
     except Exception as error:  # noqa: BLE001 -- a bug in a tool must not end the session
-        stack = redact("".join(traceback.format_exception(error)))
+        stack = redact("".join(traceback.format_exception(type(error), error, error.__traceback__)))
         return failure(f"panic: {redact(str(error))}",
                        {"message": redact(f"panic: {error}"), "exitCode": int(Exit.PANIC), "panic": True,
                         "stack": stack})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pgmilib.ai import content
+from pgmilib.mcp.jsonrpc import shown
 from pgmilib.mcp.tools import CallContext, Tool, require
 
 SKILLS_SCHEMA: dict[str, Any] = {
@@ -30,7 +31,9 @@ def ai_skills(arguments: dict[str, Any], context: CallContext) -> dict[str, Any]
 
 def ai_skill(arguments: dict[str, Any], context: CallContext) -> str:
     require(arguments, "name")
-    return content.skill_text(arguments["name"])
+    # A name with control characters or over 200 characters is no skill's: looking up its
+    # escaped, shortened form gives the same "not found" answer without echoing it raw.
+    return content.skill_text(shown(arguments["name"]))
 
 
 def ai_contract(arguments: dict[str, Any], context: CallContext) -> str:

@@ -1,14 +1,18 @@
 """The rules of `pgmi init` (templates.md §1), shared by the command and the init wizard.
 
 Order matters for the "refused means untouched" guarantee: every check (template exists,
-target is a directory or absent, nothing but managed files in it) runs before the first
-mkdir, so a refused scaffold has written nothing.
+names are UTF-8 and short enough for the file system, target is a directory or absent,
+nothing but managed files in it) runs before the first mkdir, so a refused scaffold has
+written nothing; and a scaffold that fails half-way (disk full, Ctrl-C) removes what it
+made, so nothing half-made is left behind either.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 from collections.abc import Callable
 from importlib.abc import Traversable
 from pathlib import Path
@@ -33,6 +37,49 @@ def project_name(target: str | Path) -> str:
     return name
 
 
+def quoted(text: str) -> str:
+    """`go_quote` for a path that may not be UTF-8: an undecodable byte (Python's surrogate
+    escape) shows as `\\xff`, like the shell's $'...', a lone surrogate as `\\ud800`."""
+    pieces = []
+    for char in text:
+        code = ord(char)
+        if 0xDC80 <= code <= 0xDCFF:
+            pieces.append(f"\\x{code - 0xDC00:02x}")
+        elif 0xD800 <= code < 0xE000:
+            pieces.append(f"\\u{code:04x}")
+        else:
+            pieces.append(go_quote(char)[1:-1])
+    return '"' + "".join(pieces) + '"'
+
+
+def check_names(target: Path, name: str) -> None:
+    """The project name is written into UTF-8 files and every new path component must fit the
+    file system's name limit: refuse both before anything is made (UsageError, exit 2)."""
+    for what, text in (("project name", name), ("target", str(target))):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise UsageError(f"usage error: {what} {quoted(text)} is not valid UTF-8 (the project "
+                             "name is written into the template's files); choose a UTF-8 name") from None
+    limit = _name_max(target)
+    for part in target.parts:
+        size = len(os.fsencode(part))
+        if size > limit:
+            raise UsageError(f"usage error: name {quoted(part[:40])}… is {size} bytes long; the file "
+                             f"system allows at most {limit}")
+
+
+def _name_max(target: Path) -> int:
+    """NAME_MAX of the file system the target would be made on (255 where it cannot be asked)."""
+    probe = target.absolute()
+    while not os.path.exists(probe) and probe != probe.parent:
+        probe = probe.parent
+    try:
+        return int(os.pathconf(probe, "PC_NAME_MAX"))
+    except (OSError, ValueError, AttributeError):
+        return 255
+
+
 def unknown_template(name: str) -> UsageError:
     error = UsageError(f"usage error: unknown template {go_quote(name)} (available: [{' '.join(template_names())}])")
     error.trailer.append("Run 'pgmi templates list' to see the templates.")
@@ -47,11 +94,11 @@ def blocking_entries(target: Path) -> list[str]:
 def check_target(target: Path) -> None:
     """Raise unless the target is absent, an empty directory, or holds only managed files."""
     shown = go_quote(str(target.absolute()))
-    if not target.exists():
-        if target.is_symlink():
+    if not os.path.exists(target):  # os.path: False (not an exception) for a path too long to stat
+        if os.path.islink(target):
             raise UsageError(f"usage error: target {shown} is a dangling symbolic link")
         return
-    if not target.is_dir():
+    if not os.path.isdir(target):
         raise UsageError(f"usage error: target {shown} exists but is not a directory")
     try:
         blocking = blocking_entries(target)
@@ -97,15 +144,24 @@ def create_project(template: str, target: str | Path, name: str | None = None,
     if source is None:
         raise unknown_template(template)
     target = Path(target)
-    check_target(target)
     name = name or project_name(target)
+    check_names(target, name)
+    check_target(target)
     say = log or (lambda _line: None)
+    made: list[Path] = []  # what this call created, to remove again if it fails half-way
+    top = target.absolute()
+    while not os.path.exists(top.parent) and top.parent != top:
+        top = top.parent  # the outermost directory `mkdir(parents=True)` is about to make
     try:
-        target.mkdir(mode=0o755, parents=True, exist_ok=True)
+        if not target.exists():
+            target.mkdir(mode=0o755, parents=True)
+            made.append(top)
         for rel, entry in _walk(source):
             dest = target / rel
             if rel.endswith("/"):
-                dest.mkdir(mode=0o755, exist_ok=True)
+                if not dest.exists():
+                    dest.mkdir(mode=0o755)
+                    made.append(dest)
                 say(f"Created directory: {rel}")
                 continue
             if rel in MANAGED_FILES and dest.exists():
@@ -119,13 +175,27 @@ def create_project(template: str, target: str | Path, name: str | None = None,
             else:
                 body = substitute(text, name, json_file=rel.endswith(".json")).encode("utf-8")
             fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            made.append(dest)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(body)
             say(f"Created file: {rel}")
-    except OSError as error:
-        where = error.filename or str(target)
-        raise PgmiError(f"cannot write {go_quote(str(where))}: {error.strerror}") from error
+    except BaseException as failure:
+        _remove(made)
+        if not isinstance(failure, OSError):
+            raise
+        where = failure.filename or str(target)
+        raise PgmiError(f"cannot write {quoted(str(where))}: {failure.strerror}") from failure
     return target.absolute()
+
+
+def _remove(made: list[Path]) -> None:
+    """Undo a failed scaffold: newest first, so files go before their directories."""
+    for path in reversed(made):
+        with contextlib.suppress(OSError):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
 
 
 def tree_lines(root: Path) -> list[str]:
