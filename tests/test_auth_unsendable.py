@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pg8000.native
 import pytest
-from pgmilib.cluster import Cluster, find_pg_bin
 
 from pgmilib.errors import Exit
+from pgmilib.server.cluster import Cluster
+from pgmilib.server.discovery import find_pg_bin
 from tests.cloudfakes import FakeCloud, json_reply
 from tests.projects import run_cli, write_project
 
