@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pgmilib.ai import content
+from pgmilib.errors import PgmiError
 from pgmilib.mcp.tools import CallContext, Tool, require
 
 SKILLS_SCHEMA: dict[str, Any] = {
@@ -30,7 +31,12 @@ def ai_skills(arguments: dict[str, Any], context: CallContext) -> dict[str, Any]
 
 def ai_skill(arguments: dict[str, Any], context: CallContext) -> str:
     require(arguments, "name")
-    return content.skill_text(arguments["name"])
+    try:
+        return content.skill_text(arguments["name"])
+    except PgmiError as error:
+        # On the command line an unknown skill is a usage error (2); the tool reports it as a
+        # general error (1), as the original's MCP server does.
+        raise PgmiError(str(error)) from None
 
 
 def ai_contract(arguments: dict[str, Any], context: CallContext) -> str:
