@@ -76,12 +76,13 @@ def scaffold(run_pgmi, tmp_path: Path, template: str) -> Path:
 
 
 def deploy(run_pgmi, project: Path, db: str, *args: str, expect: int = 0):
-    result = run_pgmi("deploy", str(project), "-d", db, *args, timeout=300)
+    result = run_pgmi("deploy", str(project), "-d", db, "-v", *args, timeout=300)
     assert result.returncode == expect, result.stderr[-3000:]
     return result
 
 
 def count_passed(stderr: str) -> int:
+    """Tests passed, from pgmi's `[i/n] ok` lines: off a terminal they need -v (deploy adds it)."""
     return len(re.findall(r"^\[\d+/\d+\] ok ", stderr, re.MULTILINE))
 
 
@@ -363,7 +364,7 @@ def test_advanced_deploys_without_superuser(run_pgmi, pg, tmp_path):
     try:
         project = scaffold(run_pgmi, tmp_path, "advanced")
         for _ in range(2):
-            result = run_pgmi("deploy", str(project), "-d", db, env=env, timeout=300)
+            result = run_pgmi("deploy", str(project), "-d", db, "-v", env=env, timeout=300)
             assert result.returncode == 0, result.stderr[-3000:]
             assert count_passed(result.stderr) >= 25
         assert admin.run("SELECT rolsuper FROM pg_roles WHERE rolname = :u", u=user) == [[False]]
