@@ -299,17 +299,22 @@ BEGIN
 END
 $$;
 
--- The test reporter: one NOTICE per fixture and test, so the output shows what ran.
+-- Test progress for the log: each event pgmi_test() reports is turned into at most one
+-- line, worded like pgmi's default reporter, so a CI log reads the same with either.
+-- Events without a line (test_end, rollback, teardown_*) stay silent: a failure aborts
+-- the deploy with the test's own error, which says everything.
 CREATE FUNCTION pg_temp.test_observer(e pg_temp.pgmi_test_event) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    line text := CASE e.event
+                     WHEN 'test_start'    THEN '[pgmi] Test: ' || e.path
+                     WHEN 'fixture_start' THEN '[pgmi] Fixture: ' || e.path
+                     WHEN 'suite_start'   THEN '[pgmi] Test suite started'
+                     WHEN 'suite_end'     THEN format('[pgmi] Test suite completed (%s steps)', e.ordinal)
+                 END;
 BEGIN
-    CASE e.event
-        WHEN 'suite_start'    THEN RAISE NOTICE '[pgmi] Test suite started';
-        WHEN 'suite_end'      THEN RAISE NOTICE '[pgmi] Test suite completed (% steps)', e.ordinal;
-        WHEN 'fixture_start'  THEN RAISE NOTICE '[pgmi] Fixture: %', e.path;
-        WHEN 'test_start'     THEN RAISE NOTICE '[pgmi] Test: %', e.path;
-        WHEN 'teardown_start' THEN RAISE DEBUG '[pgmi] Teardown: %', e.directory;
-        ELSE NULL;
-    END CASE;
+    IF line IS NOT NULL THEN
+        RAISE NOTICE '%', line;
+    END IF;
 END
 $$;
 

@@ -1,5 +1,5 @@
 /*
-<pgmi-meta id="a7f01000-0000-4000-8000-000000000003" idempotent="true">
+<pgmi-meta id="6d0b4ad3-1492-4a68-b5fe-ee4ec69897c2" idempotent="true">
   <description>The handler registry (api.handler), exchange logs and the registration functions</description>
   <sortKeys><key>004/002</key></sortKeys>
 </pgmi-meta>

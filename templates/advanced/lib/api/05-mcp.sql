@@ -1,5 +1,5 @@
 /*
-<pgmi-meta id="a7f01000-0000-4000-8000-000000000006" idempotent="true">
+<pgmi-meta id="a1f1a99b-be71-44b7-af5c-08e2345b6c49" idempotent="true">
   <description>MCP (Model Context Protocol) entry point: initialize, ping, tools/list, tools/call</description>
   <sortKeys><key>004/005</key></sortKeys>
 </pgmi-meta>
