@@ -344,6 +344,7 @@ BEGIN
     EXECUTE format('GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA api, common TO %I', api_role);
     EXECUTE format('REVOKE EXECUTE ON FUNCTION api.create_or_replace_rest_handler(jsonb, text), '
                    'api.create_or_replace_rpc_handler(jsonb, text), api.create_or_replace_mcp_handler(jsonb, text), '
+                   'api.create_or_replace_mcp_resource(jsonb, text), api.create_or_replace_mcp_prompt(jsonb, text), '
                    'api.delete_handler(uuid) FROM %I', api_role);
     EXECUTE format('REVOKE EXECUTE ON PROCEDURE api.purge_exchanges(interval, int, int, boolean) FROM %I', api_role);
     EXECUTE format('GRANT EXECUTE ON FUNCTION membership.validate_api_key(text) TO %I', api_role);

@@ -1,6 +1,6 @@
 /*
 <pgmi-meta id="bac79b99-07d8-457c-9f89-b9e673e8bcca" idempotent="true">
-  <description>Example handlers: REST routes, an RPC method and MCP tools</description>
+  <description>Example handlers: REST routes, an RPC method, MCP tools, resources and a prompt</description>
   <sortKeys><key>005/001</key></sortKeys>
 </pgmi-meta>
 */
@@ -153,5 +153,54 @@ $spec$::jsonb, $body$
 BEGIN
     RETURN (SELECT coalesce(jsonb_agg(name ORDER BY name), '[]') FROM membership.organization
              WHERE object_id = ANY (api.current_member_org_ids()));
+END
+$body$);
+
+-- An MCP resource with a fixed URI: public, plain text.
+SELECT api.create_or_replace_mcp_resource($spec$
+{"id": "cebb9a20-3c08-475b-ae65-3875c6ad0e68", "name": "mcp_resource_about", "uri": "app://about",
+ "description": "What this server is", "mimeType": "text/plain", "requiresAuth": false}
+$spec$::jsonb, $body$
+BEGIN
+    RETURN to_jsonb(format('%s: an application whose API is written in SQL (%s tools, %s resources, %s prompts)',
+                           (api.mcp_server_info()) ->> 'name',
+                           (SELECT count(*) FROM api.handler WHERE handler_type = 'mcp_tool' AND deleted_at IS NULL),
+                           (SELECT count(*) FROM api.handler WHERE handler_type = 'mcp_resource' AND deleted_at IS NULL),
+                           (SELECT count(*) FROM api.handler WHERE handler_type = 'mcp_prompt' AND deleted_at IS NULL)));
+END
+$body$);
+
+-- A resource template: one resource per public REST route, addressed by its handler name.
+SELECT api.create_or_replace_mcp_resource($spec$
+{"id": "704a139c-aaa6-43b5-9f3b-723678494d39", "name": "mcp_resource_route", "uri": "app://routes/{handler}",
+ "description": "A public REST route of this server, as JSON", "mimeType": "application/json",
+ "requiresAuth": false, "readOnly": true}
+$spec$::jsonb, $body$
+DECLARE
+    found jsonb;
+BEGIN
+    SELECT jsonb_build_object('method', http_method, 'route', public_name, 'description', description)
+      INTO found
+      FROM api.handler
+     WHERE handler_type = 'rest' AND deleted_at IS NULL AND NOT requires_auth AND name = params ->> 'handler';
+    IF found IS NULL THEN
+        RAISE EXCEPTION 'no public route named %', params ->> 'handler' USING ERRCODE = 'P0404';
+    END IF;
+    RETURN jsonb_build_object('text', found::text);
+END
+$body$);
+
+-- A prompt: the client asks for it by name, with arguments, and gets messages to send.
+SELECT api.create_or_replace_mcp_prompt($spec$
+{"id": "62b71279-0e12-4465-8f7b-5e32bebe6b76", "name": "mcp_prompt_explain_route", "prompt": "explain_route",
+ "description": "Ask the model to explain one REST route to a new developer", "requiresAuth": false,
+ "arguments": [{"name": "handler", "description": "the handler name, e.g. hello_world", "required": true},
+               {"name": "audience", "description": "who the explanation is for", "required": false}]}
+$spec$::jsonb, $body$
+BEGIN
+    RETURN jsonb_build_array(format(
+        'Explain the REST route of handler %s (read app://routes/%s) to %s: what it does, its parameters, '
+        'and which status codes it answers with.',
+        arguments ->> 'handler', arguments ->> 'handler', coalesce(arguments ->> 'audience', 'a new developer')));
 END
 $body$);
