@@ -107,9 +107,11 @@ BEGIN
 
     refused := internal.authenticate_request(request.headers);
     IF refused IS NOT NULL THEN
-        response := api.problem(401, 'Unauthorized', refused);
+        response := api.problem(401, 'Unauthorized', refused, extensions.hstore(
+            'www-authenticate', api.www_authenticate(api.auth_realm(), 'invalid_token', refused)));
     ELSIF h.requires_auth AND api.current_user_id() IS NULL THEN
-        response := api.problem(401, 'Unauthorized', 'this route requires an authenticated identity');
+        response := api.problem(401, 'Unauthorized', 'this route requires an authenticated identity',
+                                extensions.hstore('www-authenticate', api.www_authenticate(api.auth_realm())));
     ELSIF internal.transaction_isolation_shortfall(h.isolation) IS NOT NULL THEN
         response := api.problem(428, 'Precondition Required', internal.transaction_isolation_shortfall(h.isolation));
     ELSE
