@@ -347,6 +347,10 @@ BEGIN
                    'api.create_or_replace_mcp_resource(jsonb, text), api.create_or_replace_mcp_prompt(jsonb, text), '
                    'api.delete_handler(uuid) FROM %I', api_role);
     EXECUTE format('REVOKE EXECUTE ON PROCEDURE api.purge_exchanges(interval, int, int, boolean) FROM %I', api_role);
+    -- The queue: the gateway may enqueue, claim, ack and nack; subscribing handlers,
+    -- running the worker pass and requeueing dead letters are for administrators.
+    EXECUTE format('REVOKE EXECUTE ON FUNCTION api.queue_subscribe(text, regprocedure), '
+                   'api.queue_process(text, int, interval, interval), api.requeue_dead(bigint) FROM %I', api_role);
     EXECUTE format('GRANT EXECUTE ON FUNCTION membership.validate_api_key(text) TO %I', api_role);
     -- The dispatchers' private helpers (routing, status mapping, policy) live in internal;
     -- the gateway may call them, but reads no internal table and cannot register handlers.
