@@ -151,8 +151,10 @@ SELECT api.create_or_replace_mcp_handler($spec$
  "description": "Organizations of the caller"}
 $spec$::jsonb, $body$
 BEGIN
-    RETURN (SELECT coalesce(jsonb_agg(name ORDER BY name), '[]') FROM membership.organization
-             WHERE object_id = ANY (api.current_member_org_ids()));
+    -- An object, so clients get it as structuredContent (MCP allows no bare list there).
+    RETURN jsonb_build_object('organizations', (
+        SELECT coalesce(jsonb_agg(name ORDER BY name), '[]') FROM membership.organization
+         WHERE object_id = ANY (api.current_member_org_ids())));
 END
 $body$);
 

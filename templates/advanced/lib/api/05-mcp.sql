@@ -89,9 +89,11 @@ BEGIN
     ELSE
         BEGIN
             EXECUTE format('SELECT api.%I($1, $2)', h.name) INTO result USING coalesce(p_arguments, '{}'), p_context;
+            -- MCP allows only an object as structuredContent; other results are text only.
             envelope := internal.mcp_result(p_request_id, jsonb_build_object(
-                'content', jsonb_build_array(jsonb_build_object('type', 'text', 'text', result::text)),
-                'structuredContent', result, 'isError', false));
+                'content', jsonb_build_array(jsonb_build_object('type', 'text', 'text', result::text)), 'isError', false)
+                || CASE WHEN jsonb_typeof(result) = 'object' THEN jsonb_build_object('structuredContent', result)
+                        ELSE '{}' END);
         EXCEPTION WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
             IF state IN ('40001', '40P01') THEN
