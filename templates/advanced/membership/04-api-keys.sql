@@ -55,8 +55,7 @@ CREATE OR REPLACE FUNCTION membership.issue_api_key(p_organization_id uuid, p_ho
                                                     p_valid_until timestamptz DEFAULT NULL)
 RETURNS TABLE (plaintext text, key_id text, api_key_id uuid) LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM FROM membership.organization AS o WHERE o.object_id = p_organization_id AND o.is_active;
-    IF NOT FOUND THEN
+    IF NOT EXISTS (SELECT FROM membership.organization AS o WHERE o.object_id = p_organization_id AND o.is_active) THEN
         RAISE EXCEPTION 'Organization not found' USING ERRCODE = 'P0404';
     END IF;
     IF NOT membership.can_create_api_key(p_holder_id, p_organization_id) THEN

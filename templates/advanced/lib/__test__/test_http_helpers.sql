@@ -77,7 +77,8 @@ BEGIN
     END IF;
     r := api.rest_invoke('GET', '/me', extensions.hstore('x-api-key', 'pgmi_000000000000_' || repeat('0', 64)));
     IF r.status_code IS DISTINCT FROM 401
-       OR r.headers OPERATOR(extensions.->) 'www-authenticate' NOT LIKE '%error="invalid_token", error_description="unknown key"' THEN
+       OR coalesce(r.headers OPERATOR(extensions.->) 'www-authenticate'
+                   NOT LIKE '%error="invalid_token", error_description="unknown key"', true) THEN
         RAISE EXCEPTION 'a refused key''s 401 must say invalid_token: % %', r.status_code, r.headers;
     END IF;
 END

@@ -25,7 +25,7 @@ BEGIN
     IF resp -> 'id' IS DISTINCT FROM '"r3"'::jsonb
        OR resp -> 'result' -> 'contents' -> 0 ->> 'uri' IS DISTINCT FROM 'app://about'
        OR resp -> 'result' -> 'contents' -> 0 ->> 'mimeType' IS DISTINCT FROM 'text/plain'
-       OR resp -> 'result' -> 'contents' -> 0 ->> 'text' NOT LIKE '%tools%resources%prompts%' THEN
+       OR coalesce(resp -> 'result' -> 'contents' -> 0 ->> 'text' NOT LIKE '%tools%resources%prompts%', true) THEN
         RAISE EXCEPTION 'resources/read app://about: %', resp;
     END IF;
     resp := api.mcp_handle_request('{"jsonrpc": "2.0", "id": 4, "method": "resources/read",
@@ -55,7 +55,8 @@ BEGIN
                                      "params": {"name": "explain_route", "arguments": {"handler": "hello_world"}}}');
     IF resp -> 'result' -> 'messages' -> 0 ->> 'role' IS DISTINCT FROM 'user'
        OR resp -> 'result' -> 'messages' -> 0 -> 'content' ->> 'type' IS DISTINCT FROM 'text'
-       OR resp -> 'result' -> 'messages' -> 0 -> 'content' ->> 'text' NOT LIKE '%handler hello_world%new developer%' THEN
+       OR coalesce(resp -> 'result' -> 'messages' -> 0 -> 'content' ->> 'text' NOT LIKE '%handler hello_world%new developer%',
+                   true) THEN
         RAISE EXCEPTION 'prompts/get must return the rendered message: %', resp;
     END IF;
     resp := api.mcp_handle_request('{"jsonrpc": "2.0", "id": 9, "method": "prompts/get",

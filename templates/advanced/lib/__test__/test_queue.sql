@@ -10,12 +10,12 @@ DECLARE
     m         api.inbound_message;
 BEGIN
     IF api.enqueue('test.orders', '{"order": 1, "resent": true}', 'sender-1') IS DISTINCT FROM first_id
-       OR (SELECT count(*) FROM api.inbound_message WHERE topic = 'test.orders') <> 1 THEN
+       OR (SELECT count(*) FROM api.inbound_message WHERE topic = 'test.orders') IS DISTINCT FROM 1 THEN
         RAISE EXCEPTION 'a resend with the same dedup key must not add a message';
     END IF;
 
     SELECT * INTO STRICT c FROM api.claim('test.orders', 'worker-a', 10, '30 seconds');
-    IF c.message_id IS DISTINCT FROM first_id OR c.attempt <> 1 OR c.message_payload ->> 'order' IS DISTINCT FROM '1' THEN
+    IF c.message_id IS DISTINCT FROM first_id OR c.attempt IS DISTINCT FROM 1 OR c.message_payload ->> 'order' IS DISTINCT FROM '1' THEN
         RAISE EXCEPTION 'first claim: %', c;
     END IF;
     IF EXISTS (SELECT 1 FROM api.claim('test.orders', 'worker-b')) THEN
@@ -28,7 +28,7 @@ BEGIN
     -- The consumer dies: its lease expires and the message is due again, attempt 2.
     UPDATE api.inbound_message SET visible_at = now() - interval '1 second' WHERE id = first_id;
     SELECT * INTO STRICT c2 FROM api.claim('test.orders', 'worker-b');
-    IF c2.message_id IS DISTINCT FROM first_id OR c2.attempt <> 2 OR c2.lease = c.lease THEN
+    IF c2.message_id IS DISTINCT FROM first_id OR c2.attempt IS DISTINCT FROM 2 OR c2.lease IS NOT DISTINCT FROM c.lease THEN
         RAISE EXCEPTION 'an expired claim must be redelivered with a new lease: %', c2;
     END IF;
     IF api.ack(first_id, c.lease) THEN
@@ -38,7 +38,7 @@ BEGIN
         RAISE EXCEPTION 'the current lease must ack';
     END IF;
     SELECT * INTO m FROM api.inbound_message WHERE id = first_id;
-    IF m.status <> 'done' OR m.finished_at IS NULL OR m.lease IS NOT NULL THEN
+    IF m.status IS DISTINCT FROM 'done' OR m.finished_at IS NULL OR m.lease IS NOT NULL THEN
         RAISE EXCEPTION 'an acked message is done: %', m;
     END IF;
 END
@@ -56,7 +56,7 @@ BEGIN
         RAISE EXCEPTION 'nack by the lease holder must succeed';
     END IF;
     SELECT * INTO m FROM api.inbound_message WHERE id = mid;
-    IF m.status <> 'ready' OR m.visible_at < now() + interval '9 minutes' OR m.last_error <> 'smtp timeout' THEN
+    IF m.status IS DISTINCT FROM 'ready' OR m.visible_at IS NULL OR m.visible_at < now() + interval '9 minutes' OR m.last_error IS DISTINCT FROM 'smtp timeout' THEN
         RAISE EXCEPTION 'a nack with attempts left waits retry_in: %', m;
     END IF;
     IF EXISTS (SELECT 1 FROM api.claim('test.mail', 'w')) THEN
@@ -66,22 +66,31 @@ BEGIN
     SELECT * INTO STRICT c FROM api.claim('test.mail', 'w');
     PERFORM api.nack(mid, c.lease, 'smtp timeout again');
     SELECT * INTO m FROM api.inbound_message WHERE id = mid;
-    IF m.status <> 'dead' OR m.attempts <> 2 OR m.finished_at IS NULL THEN
+    IF m.status IS DISTINCT FROM 'dead' OR m.attempts IS DISTINCT FROM 2 OR m.finished_at IS NULL THEN
         RAISE EXCEPTION 'out of attempts: dead letter expected, got %', m;
     END IF;
     IF EXISTS (SELECT 1 FROM api.claim('test.mail', 'w')) THEN
         RAISE EXCEPTION 'a dead letter is never delivered';
     END IF;
-    IF NOT api.requeue_dead(mid) OR (SELECT attempt FROM api.claim('test.mail', 'w')) <> 1 THEN
-        RAISE EXCEPTION 'a requeued dead letter starts over';
+    IF api.requeue_dead(mid) IS NOT TRUE THEN
+        RAISE EXCEPTION 'a dead letter can be requeued';
+    END IF;
+    SELECT * INTO c FROM api.claim('test.mail', 'w');
+    IF c.message_id IS DISTINCT FROM mid OR c.attempt IS DISTINCT FROM 1 THEN
+        RAISE EXCEPTION 'a requeued dead letter starts over: %', c;
     END IF;
 
     -- A claim that expires with no attempts left is dead-lettered, not redelivered.
     mid := api.enqueue('test.once', '{}', NULL, 1);
     PERFORM api.claim('test.once', 'w');
     UPDATE api.inbound_message SET visible_at = now() - interval '1 second' WHERE id = mid;
-    IF EXISTS (SELECT 1 FROM api.claim('test.once', 'w'))
-       OR (SELECT status || '/' || last_error FROM api.inbound_message WHERE id = mid) <> 'dead/visibility timeout expired' THEN
+    -- (two statements: a query sees the rows as they were when it started, not what the
+    -- claim it calls changed)
+    IF EXISTS (SELECT 1 FROM api.claim('test.once', 'w')) THEN
+        RAISE EXCEPTION 'an expired last attempt must not be redelivered';
+    END IF;
+    IF (SELECT status || '/' || last_error FROM api.inbound_message WHERE id = mid)
+           IS DISTINCT FROM 'dead/visibility timeout expired' THEN
         RAISE EXCEPTION 'an expired last attempt must be a dead letter';
     END IF;
 END
@@ -108,9 +117,9 @@ BEGIN
     IF (result.processed, result.failed) IS DISTINCT FROM (1, 1) THEN
         RAISE EXCEPTION 'queue_process: %', result;
     END IF;
-    IF (SELECT status FROM api.inbound_message WHERE id = ok_id) <> 'done'
+    IF (SELECT status FROM api.inbound_message WHERE id = ok_id) IS DISTINCT FROM 'done'
        OR (SELECT status || '/' || attempts || '/' || last_error FROM api.inbound_message WHERE id = bad_id)
-          <> format('ready/1/P0001: cannot process %s', bad_id)
+          IS DISTINCT FROM format('ready/1/P0001: cannot process %s', bad_id)
        OR EXISTS (SELECT 1 FROM api.inbound_message WHERE topic = 'test.side') THEN
         RAISE EXCEPTION 'the failed message must be nacked and its work rolled back';
     END IF;
