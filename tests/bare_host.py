@@ -118,7 +118,7 @@ class Scenario:
                    venv_python is not None and with_python.returncode == 0
                    and 'Connect with: psql "host=' in with_python.stderr, with_python)
 
-        adv = self.sh(f"{pgmi} init adv -t advanced && {pgmi} deploy adv --ephemeral", home)
+        adv = self.sh(f"{pgmi} init adv -t advanced && {pgmi} deploy adv --ephemeral -v", home)
         passed = len(re.findall(r"^\[\d+/\d+\] ok ", adv.stderr, flags=re.MULTILINE))
         failed = len(re.findall(r"^\[\d+/\d+\] (?!ok )", adv.stderr, flags=re.MULTILINE))
         self.check(f"the advanced template deploys on the embedded server and passes its tests ({passed} passed)",

@@ -145,13 +145,14 @@ def test_unknown_skill_is_a_usage_error_listing_the_skills():
     assert str(info.value).startswith("skill 'no-such-skill' not found. Available skills: advanced-template, ")
 
 
-def test_advanced_template_skill_is_the_template_reference_or_a_note():
-    text = content.skill_text("advanced-template")
+def test_advanced_template_skill_is_the_template_reference(run_pgmi):
     readme = content.resource_dir("templates") / "advanced" / "lib" / "README.md"
-    if readme.is_file():
-        assert text == readme.read_text(encoding="utf-8")
-    else:
-        assert "carries no `advanced` template" in text
+    assert readme.is_file()
+    text = content.skill_text("advanced-template")
+    assert text == readme.read_text(encoding="utf-8")
+    assert text.startswith("# The framework under `lib/`") and "carries no" not in text
+    printed = run_pgmi("ai", "skill", "advanced-template")
+    assert printed.returncode == 0 and printed.stdout.rstrip("\n") == text.rstrip("\n")
 
 
 def test_client_guidance():

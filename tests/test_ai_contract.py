@@ -20,10 +20,14 @@ from pgmilib.output import Output
 
 def test_exit_codes_are_the_real_constants():
     codes = contract.build_contract()["exit_codes"]
+    assert [c["code"] for c in codes] == [int(m) for m in Exit]
+    # The original's constant names, in its order: programs match on these.
     assert [(c["code"], c["name"]) for c in codes] == [
-        (int(m), "Exit" + "".join(w.capitalize() for w in m.name.split("_"))) for m in Exit]
-    assert {c["code"] for c in codes} == {0, 1, 2, 3, 10, 11, 12, 13, 14, 15, 16, 17, 130}
-    assert set(contract.EXIT_DESCRIPTIONS) == {m.name for m in Exit}
+        (0, "ExitSuccess"), (1, "ExitGeneralError"), (2, "ExitUsageError"), (3, "ExitPanic"),
+        (10, "ExitConfigError"), (11, "ExitConnectionError"), (12, "ExitApprovalDenied"),
+        (13, "ExitExecutionFailed"), (14, "ExitDeploySQLMissing"), (15, "ExitConcurrentDeploy"),
+        (16, "ExitTimeout"), (17, "ExitLockRisk"), (130, "ExitInterrupted")]
+    assert set(contract.EXIT_DESCRIPTIONS) == set(contract.EXIT_NAMES) == {m.name for m in Exit}
     assert all(c["description"] for c in codes)
 
 
@@ -34,8 +38,8 @@ def test_prose_keys_name_generated_things():
 
 def test_contract_shape():
     built = contract.build_contract()
-    assert set(built) == {"api_version", "views", "functions", "types", "step_types", "exit_codes", "macros",
-                          "execution_contract"}
+    assert set(built) == {"api_version", "views", "functions", "types", "step_types", "step_types_note",
+                          "exit_codes", "macros", "execution_contract"}
     plan = next(v for v in built["views"] if v["name"] == "pgmi_plan_view")
     assert plan["columns"] == ["path", "content", "checksum", "generic_id", "id", "idempotent", "description",
                                "sort_key", "execution_order"]
@@ -46,8 +50,61 @@ def test_contract_shape():
         "p_pattern text DEFAULT NULL", "p_callback text DEFAULT 'pg_temp.pgmi_test_callback'"]
     assert built["types"][0]["events"] == ["suite_start", "fixture_start", "fixture_end", "test_start", "test_end",
                                            "rollback", "teardown_start", "teardown_end", "suite_end"]
-    assert built["step_types"]["values"] == ["fixture", "test", "teardown"]
-    assert "CREATE INDEX CONCURRENTLY" in built["execution_contract"]["not_via_execute"]["statements"]
+    assert built["step_types"] == ["fixture", "test", "teardown"]
+    assert "CREATE INDEX CONCURRENTLY" in built["execution_contract"]["not_via_execute"]
+    assert [m["form"] for m in built["macros"]] == [
+        "CALL pgmi_test()", "CALL pgmi_test('pattern')", "CALL pgmi_test('pattern', 'callback')"]
+
+
+# The original's JSON shape (field names, nesting, value types), as the project's spec records
+# it: a key maps to a type, a one-element list to "a list of", a dict to an object with those
+# keys; keys ending in "?" may be absent. Extra keys of our own are allowed at the top level only.
+ORIGINAL_SHAPE = {
+    "views": [{"name": str, "columns": [str], "note?": str}],
+    "functions": [{"name": str, "args": [str], "returns": [str]}],
+    "types": [{"name": str, "fields": [{"name": str, "type": str}], "events?": [str], "note?": str}],
+    "step_types": [str],
+    "step_types_note": str,
+    "exit_codes": [{"code": int, "name": str, "description": str}],
+    "macros": [{"form": str, "description": str}],
+    "execution_contract": {"summary": str, "head": str, "tail": str, "terminators": [str],
+                           "not_terminators": [str], "consequences": [str], "not_via_execute": [str],
+                           "not_via_execute_why": str},
+}
+
+
+def _conforms(value, shape, where: str) -> None:
+    if isinstance(shape, list):
+        assert isinstance(value, list) and value, f"{where}: a non-empty list"
+        for i, item in enumerate(value):
+            _conforms(item, shape[0], f"{where}[{i}]")
+    elif isinstance(shape, dict):
+        assert isinstance(value, dict), f"{where}: an object"
+        required = {k for k in shape if not k.endswith("?")}
+        allowed = required | {k[:-1] for k in shape if k.endswith("?")}
+        assert required <= set(value) <= allowed, f"{where}: keys {sorted(value)}"
+        for key, sub in shape.items():
+            if key.rstrip("?") in value:
+                _conforms(value[key.rstrip("?")], sub, f"{where}.{key.rstrip('?')}")
+    else:
+        assert isinstance(value, shape) and not isinstance(value, bool), f"{where}: {shape.__name__}"
+
+
+def test_contract_keeps_the_original_field_names_and_nesting(run_pgmi):
+    printed = json.loads(run_pgmi("ai", "contract").stdout)
+    assert set(ORIGINAL_SHAPE) <= set(printed)
+    for key, shape in ORIGINAL_SHAPE.items():
+        _conforms(printed[key], shape, key)
+
+
+def test_shape_check_rejects_the_old_shapes():
+    import pytest
+
+    for key, old in (("step_types", {"values": ["fixture"], "note": "x"}),
+                     ("macros", {"forms": [{"call": "CALL pgmi_test()"}]}),
+                     ("types", [{"name": "e", "fields": ["event text"]}])):
+        with pytest.raises(AssertionError):
+            _conforms(old, ORIGINAL_SHAPE[key], key)
 
 
 def test_parsers_follow_the_sql_text():
@@ -106,13 +163,13 @@ def test_contract_matches_the_live_session(pg, fresh_db, tmp_path):
             "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
             "JOIN pg_type t ON t.typrelid = a.attrelid WHERE t.typname = :n "
             "AND t.typnamespace = pg_my_temp_schema() AND a.attnum > 0 ORDER BY a.attnum", n=event["name"])
-        assert [f"{name} {kind}" for name, kind in fields] == event["fields"]
+        assert [{"name": name, "type": kind} for name, kind in fields] == event["fields"]
 
         generated = conn.run("SELECT pg_temp.pgmi_test_generate()")[0][0]
         emitted = set(re.findall(r"ROW\('(\w+)'", generated))
         assert emitted == set(event["events"])  # this plan has fixtures, tests and teardowns: every event
 
         steps = {row[0] for row in conn.run("SELECT DISTINCT step_type FROM pg_temp.pgmi_test_plan()")}
-        assert steps == set(built["step_types"]["values"])
+        assert steps == set(built["step_types"])
     finally:
         conn.close()

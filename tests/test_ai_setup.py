@@ -78,6 +78,8 @@ def test_claude_setup_writes_a_valid_skill_set(ai, project):
     assert "{{CORE}}" not in skill and "## Depth files" in skill
     assert "`${CLAUDE_SKILL_DIR}/pgmi-sql.md` — " in skill
     assert (directory / "pgmi-sql.md").read_text().startswith("---\nname: pgmi-sql")
+    reference = (directory / "advanced-template.md").read_text()  # the template's lib/README.md, not a note
+    assert reference.startswith("# The framework under `lib/`") and "carries no" not in reference
     assert oct((directory / "SKILL.md").stat().st_mode & 0o777) == "0o644"
     assert not (root / "CLAUDE.md").exists()
 

@@ -173,12 +173,12 @@ def test_overwrite_needs_the_matching_confirmation(client, pg, create_database, 
             c.close()
 
     missing = client.result(1, "deploy", base)
-    assert missing["isError"] is True and missing["structuredContent"]["exitCode"] == 2
+    assert missing["isError"] is True and missing["structuredContent"]["exitCode"] == 1
     assert f'confirmDatabaseName="{name}"' in missing["content"][0]["text"]
     assert table_exists()
 
     wrong = client.result(2, "deploy", {**base, "confirmDatabaseName": name + "_x"})
-    assert wrong["isError"] is True
+    assert wrong["isError"] is True and wrong["structuredContent"]["exitCode"] == 1  # as the original
     assert "does not match" in wrong["content"][0]["text"]
     assert "nothing was deployed or dropped" in wrong["content"][0]["text"]
     assert table_exists()

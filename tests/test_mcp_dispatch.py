@@ -182,7 +182,7 @@ def test_text_tools():
 
 def test_unknown_skill_is_a_tool_error_not_a_protocol_error():
     result = call("ai_skill", {"name": "nope"})["result"]
-    assert result["isError"] is True and result["structuredContent"]["exitCode"] == 2
+    assert result["isError"] is True and result["structuredContent"]["exitCode"] == 1  # as the original
     assert result["content"][0]["text"].startswith("skill 'nope' not found. Available skills: ")
 
 

@@ -62,7 +62,7 @@ def test_hostile_arguments_through_the_sdk(pg, tmp_path):
                 refused = await client.call_tool("deploy", {
                     "path": str(project), "connection": pg.url("postgres"), "database": name.capitalize(),
                     "overwrite": True, "confirmDatabaseName": name})
-                assert refused.isError and refused.structuredContent["exitCode"] == 2
+                assert refused.isError and refused.structuredContent["exitCode"] == 1
                 assert "does not match" in refused.content[0].text
                 refused = await client.call_tool("deploy", {
                     "path": str(project), "connection": pg.url("postgres"), "database": name,

@@ -571,6 +571,27 @@ def test_scaffold_write_is_atomic_keeps_mode_and_uses_generic_id(proj, capsys):
     assert code == 0 and "All SQL files already have metadata." in out
 
 
+@pytest.mark.parametrize("flags, expected", [
+    (["{p}", "--write", "--idempotent"], True),            # the bare flag is true, as in the original
+    (["--write", "--idempotent", "{p}"], True),            # ... also right before the path
+    (["{p}", "--write", "--idempotent=false"], False),
+    (["{p}", "--write", "--idempotent", "FALSE"], False),  # still takes a separate value
+    (["{p}", "--write", "--idempotent=1"], True),
+])
+def test_scaffold_idempotent_flag_forms(proj, capsys, flags, expected):
+    code, _, _ = run(["metadata", "scaffold", *(f.format(p=proj) for f in flags)], capsys)
+    assert code == 0
+    text = (proj / "migrations/001_users.sql").read_text()
+    assert parse_block(text, "./migrations/001_users.sql").idempotent is expected
+
+
+def test_scaffold_idempotent_rejects_a_non_boolean(proj, capsys):
+    before = (proj / "migrations/001_users.sql").read_bytes()
+    code, _, err = run(["metadata", "scaffold", str(proj), "--write", "--idempotent", "maybe"], capsys)
+    assert code == Exit.USAGE and "--idempotent" in err and "Traceback" not in err
+    assert (proj / "migrations/001_users.sql").read_bytes() == before
+
+
 def test_scaffold_keeps_a_bom_first(tmp_path, capsys):
     target = write(tmp_path, "x.sql", b"\xef\xbb\xbfSELECT 1;\n")
     assert run(["metadata", "scaffold", str(tmp_path), "--write"], capsys)[0] == 0

@@ -76,12 +76,13 @@ def scaffold(run_pgmi, tmp_path: Path, template: str) -> Path:
 
 
 def deploy(run_pgmi, project: Path, db: str, *args: str, expect: int = 0):
-    result = run_pgmi("deploy", str(project), "-d", db, *args, timeout=300)
+    result = run_pgmi("deploy", str(project), "-d", db, "-v", *args, timeout=300)
     assert result.returncode == expect, result.stderr[-3000:]
     return result
 
 
 def count_passed(stderr: str) -> int:
+    """Tests passed, from pgmi's `[i/n] ok` lines: off a terminal they need -v (deploy adds it)."""
     return len(re.findall(r"^\[\d+/\d+\] ok ", stderr, re.MULTILINE))
 
 
@@ -363,7 +364,7 @@ def test_advanced_deploys_without_superuser(run_pgmi, pg, tmp_path):
     try:
         project = scaffold(run_pgmi, tmp_path, "advanced")
         for _ in range(2):
-            result = run_pgmi("deploy", str(project), "-d", db, env=env, timeout=300)
+            result = run_pgmi("deploy", str(project), "-d", db, "-v", env=env, timeout=300)
             assert result.returncode == 0, result.stderr[-3000:]
             assert count_passed(result.stderr) >= 25
         assert admin.run("SELECT rolsuper FROM pg_roles WHERE rolname = :u", u=user) == [[False]]
@@ -376,3 +377,91 @@ def test_advanced_deploys_without_superuser(run_pgmi, pg, tmp_path):
             admin.run(f'DROP ROLE IF EXISTS "{db}_{suffix}"')
         admin.run(f'DROP ROLE "{user}"')
         admin.close()
+
+
+# ---- the advanced template's MCP gateway, driven by the official MCP SDK client ---------------
+
+def _gateway_session(project: Path, env: dict[str, str], scenario):
+    """Run `scenario(client)` against tools/mcp_gateway.py over stdio; the SDK stops the process."""
+    import asyncio
+    import sys
+
+    from mcp import ClientSession, StdioServerParameters  # test dependency (requirements-dev.txt)
+    from mcp.client.stdio import stdio_client
+
+    async def run(errlog):
+        params = StdioServerParameters(command=sys.executable, args=[str(project / "tools" / "mcp_gateway.py")],
+                                       env=env, cwd=str(project))
+        async with stdio_client(params, errlog=errlog) as (read, write), ClientSession(read, write) as client:
+            await client.initialize()
+            return await scenario(client)
+
+    with open(project / "gateway.stderr", "w") as errlog:
+        return asyncio.run(run(errlog))
+
+
+def test_advanced_gateway_serves_tools_resources_and_prompts(run_pgmi, pg, tmp_path, advanced_db):
+    import os
+
+    from mcp.shared.exceptions import McpError
+
+    assert shutil.which("psql"), "the gateway's one requirement, psql, must be on PATH"
+    project = scaffold(run_pgmi, tmp_path, "advanced")
+    deploy(run_pgmi, project, advanced_db, "--param", "env=test")
+    conn = connect(pg, advanced_db)
+    try:
+        conn.run("SELECT membership.upsert_user('test', 'gw-sub', 'gw@example.com', 'Gateway User')")
+    finally:
+        conn.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env["DATABASE_URL"] = pg.url(advanced_db)
+
+    async def anonymous(client):
+        tools = {t.name for t in (await client.list_tools()).tools}
+        resources = [str(r.uri) for r in (await client.list_resources()).resources]
+        templates = [t.uriTemplate for t in (await client.list_resource_templates()).resourceTemplates]
+        about = (await client.read_resource("app://about")).contents[0]
+        route = (await client.read_resource("app://routes/hello_world")).contents[0]
+        prompts = {p.name: p for p in (await client.list_prompts()).prompts}
+        prompt = await client.get_prompt("explain_route", {"handler": "hello_world"})
+        greet = await client.call_tool("greet", {"name": "O'Brien $$"})
+        failing = await client.call_tool("greet", {})
+        errors = []
+        for call in (lambda: client.read_resource("app://nothing"), lambda: client.get_prompt("explain_route", {}),
+                     lambda: client.call_tool("my_organizations", {})):
+            try:
+                await call()
+                errors.append(None)
+            except McpError as error:
+                errors.append(error.error.code)
+        return tools, resources, templates, about, route, prompts, prompt, greet, failing, errors
+
+    tools, resources, templates, about, route, prompts, prompt, greet, failing, errors = _gateway_session(
+        project, env, anonymous)
+    assert "greet" in tools and "my_organizations" not in tools  # auth-only tools hidden from anonymous sessions
+    assert resources == ["app://about"] and templates == ["app://routes/{handler}"]
+    assert about.mimeType == "text/plain" and "tools" in about.text
+    assert json.loads(route.text)["route"] == "/hello" and route.mimeType == "application/json"
+    assert [a.name for a in prompts["explain_route"].arguments] == ["handler", "audience"]
+    assert "handler hello_world" in prompt.messages[0].content.text and prompt.messages[0].role == "user"
+    assert greet.isError is False and greet.structuredContent == {"greeting": "Hello, O'Brien $$!"}
+    assert failing.isError is True and failing.content[0].text == "name is required"
+    assert errors == [-32602, -32602, -32001]
+
+    env["MCP_IDP_SUBJECT"] = "test|gw-sub"
+
+    async def signed_in(client):
+        tools = {t.name for t in (await client.list_tools()).tools}
+        return tools, await client.call_tool("my_organizations", {})
+
+    tools, orgs = _gateway_session(project, env, signed_in)
+    assert "my_organizations" in tools
+    assert orgs.isError is False and orgs.structuredContent == {"organizations": ["Personal"]}
+
+    # What the gateway reported is what the database logged, one exchange per call.
+    conn = connect(pg, advanced_db)
+    try:
+        logged = dict(conn.run("SELECT mcp_type, count(*) FROM api.mcp_exchange GROUP BY mcp_type"))
+        assert logged == {"tool": 4, "resource": 3, "prompt": 2}
+    finally:
+        conn.close()

@@ -68,10 +68,10 @@ def open_session(pg, fresh_db, tmp_path):
 
     opened: list[Run] = []
 
-    def make(files: dict[str, str], *, tty: bool = False, name: str = "proj") -> Run:
+    def make(files: dict[str, str], *, tty: bool = False, name: str = "proj", verbose: bool = False) -> Run:
         root = write_project(tmp_path / name, files)
         stderr = _Tty() if tty else io.StringIO()
-        out = Output(stderr=stderr, stdout=io.StringIO())
+        out = Output(stderr=stderr, stdout=io.StringIO(), verbose=verbose)
         events = testing.TestEvents(out)
         run = Run(conn=None, events=events, stderr=stderr)
 
@@ -429,7 +429,14 @@ def test_event_messages_are_consumed_and_default_notices_kept(open_session):
     assert run.messages() == ["[pgmi] Test suite started", "[pgmi] Fixture: ./__test__/_setup.sql",
                               "[pgmi] Test: ./__test__/test_x.sql", "[pgmi] Test suite completed (3 steps)"]
     assert testing.EVENT_MESSAGE not in run.stderr.getvalue()
-    assert re.search(r"\[1/1\] ok \./__test__/test_x\.sql \(\d+\.\d ms\)", run.stderr.getvalue())
+    assert "[1/1]" not in run.stderr.getvalue()  # off a terminal pgmi's own progress lines need --verbose
+
+
+def test_progress_lines_off_a_terminal_come_with_verbose(open_session):
+    run = open_session({"__test__/test_x.sql": ""}, verbose=True)
+    run.deploy(GATED.format(before="SET LOCAL client_min_messages = notice;\n", args="", after=""))
+    assert re.search(r"^\[1/1\] ok \./__test__/test_x\.sql \(\d+\.\d ms\)$", run.stderr.getvalue(), re.MULTILINE)
+    assert "[pgmi] Test: ./__test__/test_x.sql" in run.messages()  # the default callback's notices as well
 
 
 def test_progress_on_a_terminal_rewrites_one_line(open_session):
@@ -534,7 +541,7 @@ def _event(**fields) -> PgDiagnostics:
 
 def test_on_notice_consumes_only_well_formed_events_and_keeps_stdout_clean():
     stdout, stderr = io.StringIO(), io.StringIO()
-    events = testing.TestEvents(Output(json_mode=True, stdout=stdout, stderr=stderr))
+    events = testing.TestEvents(Output(json_mode=True, verbose=True, stdout=stdout, stderr=stderr))
     assert events.on_notice(PgDiagnostics(severity="NOTICE", message="[pgmi] Test: ./__test__/a.sql")) is False
     assert events.on_notice(PgDiagnostics(severity="INFO", message=testing.EVENT_MESSAGE, detail="not json")) is False
     assert events.on_notice(_event(event="start", kind="test", path="./__test__/a.sql", index=1, total=2)) is True

@@ -83,11 +83,8 @@ def list_skills() -> list[Skill]:
 
 
 def advanced_template_reference() -> str:
-    """The advanced template's lib/README.md, or a note when this build carries no such template."""
-    readme = resource_dir("templates") / "advanced" / "lib" / "README.md"
-    if readme.is_file():
-        return readme.read_text(encoding="utf-8")
-    return read_doc("advanced-template-missing.md")
+    """The advanced template's lib/README.md: the framework's API reference, shipped with the template."""
+    return (resource_dir("templates") / "advanced" / "lib" / "README.md").read_text(encoding="utf-8")
 
 
 def skill_text(name: str) -> str:

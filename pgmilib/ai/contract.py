@@ -3,9 +3,10 @@
 Nothing here lists a view column, a function argument or an exit code by hand: views and
 their columns are read from sql/session_contract_v1.sql, functions and the event type from
 sql/session_*.sql, the events from what pgmi_test_generate actually emits, the step types
-from pgmi_test_plan, and exit codes from `pgmilib.errors.Exit`. Only prose (notes and
-descriptions) is written here, keyed by the generated names; tests fail when a key names
-nothing or a generated name has no prose.
+from pgmi_test_plan, and exit codes from `pgmilib.errors.Exit`. Only prose (notes,
+descriptions, and the exit-code names programs match on) is written here, keyed by the
+generated names; tests fail when a key names nothing or a generated name has no prose.
+The JSON's field names and nesting are the original tool's, since programs parse it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,24 @@ VIEW_NOTES = {
     "pgmi_source_view": "non-test project files only; test files are in pgmi_test_source_view",
 }
 
+#: The exit-code names `pgmi ai contract` prints: the original tool's constant names, which
+#: programs reading the contract match on (they are not derived from our member names).
+EXIT_NAMES = {
+    "SUCCESS": "ExitSuccess",
+    "GENERAL": "ExitGeneralError",
+    "USAGE": "ExitUsageError",
+    "PANIC": "ExitPanic",
+    "CONFIG": "ExitConfigError",
+    "CONNECTION": "ExitConnectionError",
+    "APPROVAL_DENIED": "ExitApprovalDenied",
+    "EXECUTION": "ExitExecutionFailed",
+    "DEPLOY_SQL_MISSING": "ExitDeploySQLMissing",
+    "CONCURRENT": "ExitConcurrentDeploy",
+    "TIMEOUT": "ExitTimeout",
+    "LOCK_RISK": "ExitLockRisk",  # pgmi only: --fail-on-lock-risk (the original has no such code)
+    "INTERRUPTED": "ExitInterrupted",
+}
+
 EXIT_DESCRIPTIONS = {
     "SUCCESS": "deployment (or command) succeeded",
     "GENERAL": "general error, e.g. deploy.sql could not be read or preprocessed, an unknown failure",
@@ -45,15 +64,18 @@ EXIT_DESCRIPTIONS = {
     "INTERRUPTED": "interrupted by SIGINT/SIGTERM or a client cancellation; the running statement was cancelled",
 }
 
+_MACRO_TRANSACTION = ("; expanded client-side into SAVEPOINT / ROLLBACK TO SAVEPOINT statements, so it must sit "
+                      "inside an explicit transaction (BEGIN ... COMMIT in deploy.sql), otherwise PostgreSQL "
+                      "raises 25P01")
 MACROS = [
-    {"call": "CALL pgmi_test()", "description": "run every test in the project, each in its own savepoint"},
-    {"call": "CALL pgmi_test('pattern')", "description": "run the tests whose path matches the POSIX regex "
-                                                         "(fixtures of their directories always run)"},
-    {"call": "CALL pgmi_test('pattern', 'callback')", "description": "as above, reporting each event to "
-                                                                     "callback(pg_temp.pgmi_test_event)"},
+    {"form": "CALL pgmi_test()",
+     "description": "run every test in the project, each in its own savepoint" + _MACRO_TRANSACTION},
+    {"form": "CALL pgmi_test('pattern')",
+     "description": "run the tests whose path matches the POSIX regex (fixtures of their directories always run)"
+                    + _MACRO_TRANSACTION},
+    {"form": "CALL pgmi_test('pattern', 'callback')",
+     "description": "as above, reporting each event to callback(pg_temp.pgmi_test_event)" + _MACRO_TRANSACTION},
 ]
-MACRO_NOTE = ("pgmi expands the macro client-side into SAVEPOINT / ROLLBACK TO SAVEPOINT statements; it must run "
-              "inside an explicit transaction (BEGIN ... COMMIT in deploy.sql), otherwise PostgreSQL raises 25P01")
 
 EXECUTION_CONTRACT = {
     "summary": "deploy.sql runs as an atomic head followed by a psql-style tail",
@@ -69,10 +91,9 @@ EXECUTION_CONTRACT = {
     "consequences": ["a script without a top-level terminator is one atomic unit",
                      "a failure in the head leaves nothing applied (executionMode atomic)",
                      "a failure in the tail stops there; earlier tail units stay applied (executionMode psql)"],
-    "not_via_execute": {"statements": ["CREATE INDEX CONCURRENTLY", "VACUUM", "CREATE DATABASE"],
-                        "reason": "they cannot run inside a function or transaction block (SQLSTATE 25001): "
-                                  "write them at the top level of deploy.sql's tail, not in a file EXECUTEd "
-                                  "from a loop"},
+    "not_via_execute": ["CREATE INDEX CONCURRENTLY", "VACUUM", "CREATE DATABASE"],
+    "not_via_execute_why": "they cannot run inside a function or transaction block (SQLSTATE 25001): write them "
+                           "at the top level of deploy.sql's tail, not in a file EXECUTEd from a loop",
 }
 
 STEP_TYPES_NOTE = ("step_type values of pgmi_test_plan(); they are not event names: a 'fixture' step produces "
@@ -164,7 +185,10 @@ def event_type(sql: str) -> dict[str, Any]:
     match = re.search(r"CREATE TYPE pg_temp\.(\w+) AS\s*\(", text, re.IGNORECASE)
     if match is None:
         raise ValueError("sql/session_tests.sql declares no pg_temp type")
-    fields = [_normalise(f) for f in _split_top_level(_balanced(text, match.end() - 1))]
+    fields = []
+    for field in _split_top_level(_balanced(text, match.end() - 1)):
+        name, kind = _normalise(field).split(" ", 1)
+        fields.append({"name": name, "type": kind})
     return {"name": match.group(1), "fields": fields}
 
 
@@ -186,10 +210,7 @@ def step_types(tests_sql: str) -> list[str]:
 
 
 def exit_codes() -> list[dict[str, Any]]:
-    def go_name(member: Exit) -> str:
-        return "Exit" + "".join(word.capitalize() for word in member.name.split("_"))
-
-    return [{"code": int(m), "name": go_name(m), "description": EXIT_DESCRIPTIONS[m.name]} for m in Exit]
+    return [{"code": int(m), "name": EXIT_NAMES[m.name], "description": EXIT_DESCRIPTIONS[m.name]} for m in Exit]
 
 
 def build_contract() -> dict[str, Any]:
@@ -205,9 +226,10 @@ def build_contract() -> dict[str, Any]:
         "views": views(read_sql("session_contract_v1.sql")),
         "functions": sorted(public, key=lambda f: f["name"]),
         "types": [event],
-        "step_types": {"values": step_types(tests_sql), "note": STEP_TYPES_NOTE},
+        "step_types": step_types(tests_sql),
+        "step_types_note": STEP_TYPES_NOTE,
         "exit_codes": exit_codes(),
-        "macros": {"forms": MACROS, "note": MACRO_NOTE},
+        "macros": MACROS,
         "execution_contract": EXECUTION_CONTRACT,
     }
 

@@ -69,6 +69,25 @@ def _did_you_mean(message: str, parser: argparse.ArgumentParser) -> str:
     return f"; did you mean {close[0]}?" if close else ""
 
 
+_BOOL_WORDS = {"1": "true", "t": "true", "true": "true", "0": "false", "f": "false", "false": "false"}
+
+
+class _BoolFlag(argparse.Action):
+    """A boolean flag like the original's: bare `--flag` is true, `--flag=false` (or `--flag false`)
+    sets it. A following word that is not a boolean is not the flag's: it is kept as
+    `flag_operand` and the command takes it as its project path, so `--idempotent ./proj`
+    reads as in the original (argparse would reset project_path itself afterwards)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        word = _BOOL_WORDS.get(str(values).lower()) if values is not None else "true"
+        if word is None:
+            if getattr(namespace, "project_path", None) is not None:
+                parser.error(f"invalid boolean value {values!r} for {option_string}: use true or false")
+            namespace.flag_operand, word = values, "true"
+        setattr(namespace, self.dest, word)
+
+
 def _lazy(target: str) -> Callable[[argparse.Namespace, Output], int]:
     """`"module:function"` -> a callable that imports the module only when run."""
     module_name, func_name = target.split(":")
@@ -157,8 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     scaffold = add("scaffold", _lazy("cli.metadata:cmd_scaffold"), "add <pgmi-meta> blocks to SQL files", parent=msubs)
     scaffold.add_argument("project_path", nargs="?")
     scaffold.add_argument("--write", action="store_true", help="modify files (default: preview only)")
-    scaffold.add_argument("--idempotent", default="true", choices=("true", "false"),
-                          help="idempotent flag of generated blocks (default true)")
+    scaffold.add_argument("--idempotent", default="true", nargs="?", action=_BoolFlag, metavar="BOOL",
+                          help="idempotent flag of generated blocks (default true; the bare flag is true)")
     for name, target, text in (("validate", "cli.metadata:cmd_validate", "check metadata and duplicate ids"),
                                ("plan", "cli.metadata:cmd_plan", "show the metadata execution order")):
         p = add(name, _lazy(target), text, parent=msubs)

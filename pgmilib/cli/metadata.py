@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pgmilib.errors import ConfigError
+from pgmilib.errors import ConfigError, UsageError
 from pgmilib.fileio import atomic_write
 from pgmilib.project.checksums import BOM
 from pgmilib.project.metadata import (
@@ -41,6 +41,10 @@ def cmd_scaffold(args: Any, out: Any) -> int:
     """
     import os
 
+    if getattr(args, "project_path", None) is None and getattr(args, "flag_operand", None) is not None:
+        args.project_path = args.flag_operand  # `--idempotent ./proj`: the bare flag, then the path
+    elif getattr(args, "flag_operand", None) is not None:
+        raise UsageError(f"invalid boolean value {args.flag_operand!r} for --idempotent: use true or false")
     root = require_project_path(args, "pgmi metadata scaffold")
     idempotent = str(getattr(args, "idempotent", "true")).lower() == "true"
     write = bool(getattr(args, "write", False))

@@ -254,7 +254,11 @@ class TestEvents:
             result.context = str(event.get("context") or "")
             line = event.get("line")
             result.line = int(line) if isinstance(line, int) else None
-        if not self._live and (kind == "test" or result.status == FAILED):
+        # Off a terminal stderr is usually read by a program (a CI log parser, a TAP or notice
+        # stream from the project's own callback): pgmi's own per-test lines would interleave
+        # with it, so they are written only with --verbose. The server's notices (the default
+        # callback's `[pgmi] Test: <path>`) are untouched and still say which test ran.
+        if not self._live and self.out.verbose_mode and (kind == "test" or result.status == FAILED):
             word = "ok" if result.status == PASSED else "FAILED"
             what = path if kind == "test" else f"{path} (fixture)"
             self.out.progress(index, total, f"{word} {what} ({result.duration_ms:.1f} ms)")

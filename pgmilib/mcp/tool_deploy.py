@@ -22,7 +22,7 @@ import sys
 import threading
 from typing import Any
 
-from pgmilib.errors import go_quote
+from pgmilib.errors import PgmiError, go_quote
 from pgmilib.mcp.tools import CallContext, Tool, ToolFailure, rejected, require
 from pgmilib.output import Output
 
@@ -116,11 +116,13 @@ def _check_safety(arguments: dict[str, Any]) -> None:
     database = arguments["database"]
     if arguments.get("overwrite"):
         confirm = arguments.get("confirmDatabaseName")
+        # A refused safety check is a general error (exit code 1), as in the original; a
+        # malformed argument stays a usage error (2).
         if not confirm:
-            raise rejected(f"overwrite drops and recreates database {go_quote(database)}: pass "
+            raise PgmiError(f"overwrite drops and recreates database {go_quote(database)}: pass "
                              f"confirmDatabaseName={go_quote(database)} to confirm; nothing was deployed or dropped")
         if confirm != database:
-            raise rejected(f"confirmDatabaseName {go_quote(confirm)} does not match database {go_quote(database)}: "
+            raise PgmiError(f"confirmDatabaseName {go_quote(confirm)} does not match database {go_quote(database)}: "
                              "nothing was deployed or dropped")
     from pgmilib.config.durations import parse_duration_ns
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pgmilib.ai import content
+from pgmilib.errors import PgmiError
 from pgmilib.mcp.jsonrpc import shown
 from pgmilib.mcp.tools import CallContext, Tool, require
 
@@ -33,7 +34,12 @@ def ai_skill(arguments: dict[str, Any], context: CallContext) -> str:
     require(arguments, "name")
     # A name with control characters or over 200 characters is no skill's: looking up its
     # escaped, shortened form gives the same "not found" answer without echoing it raw.
-    return content.skill_text(shown(arguments["name"]))
+    try:
+        return content.skill_text(shown(arguments["name"]))
+    except PgmiError as error:
+        # On the command line an unknown skill is a usage error (2); the tool reports it as a
+        # general error (1), as the original's MCP server does.
+        raise PgmiError(str(error)) from None
 
 
 def ai_contract(arguments: dict[str, Any], context: CallContext) -> str:

@@ -58,16 +58,19 @@ DESCRIPTIONS: dict[str, Description] = {
             "More infrastructure, not a higher safety tier."
         ),
         structure=(
-            "deploy.sql", "pgmi.yaml", "session.json", "README.md",
-            "lib/", "  core/", "  common/", "  api/", "membership/", "api/",
+            "deploy.sql", "pgmi.yaml", "session.json", "README.md", "ARCHITECTURE.md",
+            "lib/", "  README.md", "  core/", "  common/", "  api/", "membership/", "api/", "tools/",
         ),
         features=(
             "<pgmi-meta> sortKeys order the phases",
             "script-UUID ledger in internal.deployment_script (apply-once vs idempotent)",
             "role hierarchy owner -> admin -> api -> customer, least privilege",
             "API keys (SHA-256 hashed, never stored in clear)",
-            "REST/RPC/MCP routing via the api.handler registry",
+            "REST/RPC/MCP routing via the api.handler registry (MCP tools, resources, prompts)",
             "RLS on membership tables",
+            "inbound message queue (at-least-once, retries, dead letters), admin API and stats views",
+            "HTTP helpers (content negotiation, paging, path templates, WWW-Authenticate)",
+            "tools/mcp_gateway.py: the SQL MCP handlers over stdio (Python + psql)",
             "no superuser, no event trigger; needs CREATEROLE and CREATE EXTENSION hstore",
         ),
         best_for="SQL-native application stack: scaffold it, read it, trim it.",

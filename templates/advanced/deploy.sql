@@ -299,17 +299,22 @@ BEGIN
 END
 $$;
 
--- The test reporter: one NOTICE per fixture and test, so the output shows what ran.
+-- Test progress for the log: each event pgmi_test() reports is turned into at most one
+-- line, worded like pgmi's default reporter, so a CI log reads the same with either.
+-- Events without a line (test_end, rollback, teardown_*) stay silent: a failure aborts
+-- the deploy with the test's own error, which says everything.
 CREATE FUNCTION pg_temp.test_observer(e pg_temp.pgmi_test_event) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    line text := CASE e.event
+                     WHEN 'test_start'    THEN '[pgmi] Test: ' || e.path
+                     WHEN 'fixture_start' THEN '[pgmi] Fixture: ' || e.path
+                     WHEN 'suite_start'   THEN '[pgmi] Test suite started'
+                     WHEN 'suite_end'     THEN format('[pgmi] Test suite completed (%s steps)', e.ordinal)
+                 END;
 BEGIN
-    CASE e.event
-        WHEN 'suite_start'    THEN RAISE NOTICE '[pgmi] Test suite started';
-        WHEN 'suite_end'      THEN RAISE NOTICE '[pgmi] Test suite completed (% steps)', e.ordinal;
-        WHEN 'fixture_start'  THEN RAISE NOTICE '[pgmi] Fixture: %', e.path;
-        WHEN 'test_start'     THEN RAISE NOTICE '[pgmi] Test: %', e.path;
-        WHEN 'teardown_start' THEN RAISE DEBUG '[pgmi] Teardown: %', e.directory;
-        ELSE NULL;
-    END CASE;
+    IF line IS NOT NULL THEN
+        RAISE NOTICE '%', line;
+    END IF;
 END
 $$;
 
@@ -339,8 +344,13 @@ BEGIN
     EXECUTE format('GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA api, common TO %I', api_role);
     EXECUTE format('REVOKE EXECUTE ON FUNCTION api.create_or_replace_rest_handler(jsonb, text), '
                    'api.create_or_replace_rpc_handler(jsonb, text), api.create_or_replace_mcp_handler(jsonb, text), '
+                   'api.create_or_replace_mcp_resource(jsonb, text), api.create_or_replace_mcp_prompt(jsonb, text), '
                    'api.delete_handler(uuid) FROM %I', api_role);
     EXECUTE format('REVOKE EXECUTE ON PROCEDURE api.purge_exchanges(interval, int, int, boolean) FROM %I', api_role);
+    -- The queue: the gateway may enqueue, claim, ack and nack; subscribing handlers,
+    -- running the worker pass and requeueing dead letters are for administrators.
+    EXECUTE format('REVOKE EXECUTE ON FUNCTION api.queue_subscribe(text, regprocedure), '
+                   'api.queue_process(text, int, interval, interval), api.requeue_dead(bigint) FROM %I', api_role);
     EXECUTE format('GRANT EXECUTE ON FUNCTION membership.validate_api_key(text) TO %I', api_role);
     -- The dispatchers' private helpers (routing, status mapping, policy) live in internal;
     -- the gateway may call them, but reads no internal table and cannot register handlers.

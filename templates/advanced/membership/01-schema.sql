@@ -1,5 +1,5 @@
 /*
-<pgmi-meta id="a7f00500-0000-4000-8000-000000000001" idempotent="true">
+<pgmi-meta id="e67b5a5e-3c67-4ac6-8baf-5990ef2984f8" idempotent="true">
   <description>Membership tables: users, identities, organizations, members, roles, API keys</description>
   <sortKeys><key>005/000/001</key></sortKeys>
 </pgmi-meta>

@@ -1,5 +1,5 @@
 /*
-<pgmi-meta id="a7f00500-0000-4000-8000-000000000002" idempotent="true">
+<pgmi-meta id="38a9c6cb-9b37-4260-a2c2-77caaf5cf814" idempotent="true">
   <description>Who is calling: identity from auth.idp_subject, membership lookups, JIT user provisioning</description>
   <sortKeys><key>005/000/002</key></sortKeys>
 </pgmi-meta>
@@ -24,20 +24,30 @@ RETURNS text LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE WHEN strpos(p_subject, '|') > 1 THEN nullif(substr(p_subject, strpos(p_subject, '|') + 1), '') END;
 $$;
 
--- The active user behind the current identity; NULL when anonymous or unknown. An API-key
--- identity counts only while its key is active and unexpired.
+-- Who the session speaks for: the user linked to the current identity, if that user is
+-- active. Identities of the 'apikey' provider name a key; such an identity is honoured
+-- only while the key itself may be used (active status, inside its validity window).
+-- NULL means anonymous, whatever the reason.
 CREATE OR REPLACE FUNCTION api.current_user_id()
 RETURNS uuid LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    SELECT u.object_id
-      FROM membership.user_identity AS i
-      JOIN membership."user" AS u ON u.object_id = i.user_object_id
-     WHERE i.idp_provider = api.parse_idp_provider(api.current_idp_subject())
-       AND i.idp_subject_id = api.parse_idp_subject_id(api.current_idp_subject())
-       AND u.is_active
-       AND (i.idp_provider <> 'apikey' OR EXISTS (
-               SELECT 1 FROM membership.api_key AS k
-                WHERE k.key_id = i.idp_subject_id AND k.status = 'active' AND k.activated_at <= now()
-                  AND (k.expires_at IS NULL OR k.expires_at > now())));
+    WITH caller AS (
+        SELECT api.parse_idp_provider(subject) AS provider, api.parse_idp_subject_id(subject) AS handle
+          FROM api.current_idp_subject() AS subject
+    ), linked AS (
+        SELECT ident.user_object_id, caller.provider, caller.handle
+          FROM caller
+          JOIN membership.user_identity AS ident
+            ON (ident.idp_provider, ident.idp_subject_id) = (caller.provider, caller.handle)
+    )
+    SELECT linked.user_object_id
+      FROM linked
+     WHERE (SELECT person.is_active FROM membership."user" AS person WHERE person.object_id = linked.user_object_id)
+       AND CASE WHEN linked.provider = 'apikey'
+                THEN EXISTS (SELECT 1 FROM membership.api_key AS usable
+                              WHERE usable.key_id = linked.handle AND usable.status = 'active'
+                                AND now() >= usable.activated_at
+                                AND now() < coalesce(usable.expires_at, 'infinity'))
+                ELSE true END;
 $$;
 
 CREATE OR REPLACE FUNCTION api.is_authenticated()
@@ -98,41 +108,49 @@ RETURNS uuid LANGUAGE sql STABLE AS $$
     SELECT object_id FROM membership.organization WHERE owner_user_id = p_user_id AND is_personal;
 $$;
 
--- Just-in-time provisioning, called by the gateway after a successful sign-in:
---   known identity          -> that user (display name refreshed when given);
---   unknown identity, known e-mail -> the identity is linked to the existing user;
---   both unknown            -> new user with a personal organization it administers.
+-- Just-in-time provisioning after a successful sign-in. Three cases, tried in order:
+--   1. the identity is known: refresh that user's display name / verified flag;
+--   2. the e-mail is known: link the new identity to that user (account linking);
+--   3. neither: a new user, with a personal organization it administers.
+-- Returns the user's id.
 CREATE OR REPLACE FUNCTION membership.upsert_user(p_provider text, p_subject_id text, p_email text,
                                                   p_display_name text DEFAULT NULL, p_email_verified boolean DEFAULT false)
 RETURNS uuid LANGUAGE plpgsql AS $$
 DECLARE
-    v_user uuid;
-    v_org  uuid;
+    address text := lower(trim(p_email));
+    person  uuid;
 BEGIN
-    SELECT user_object_id INTO v_user FROM membership.user_identity
-     WHERE idp_provider = p_provider AND idp_subject_id = p_subject_id;
-    IF v_user IS NOT NULL THEN
-        UPDATE membership."user"
-           SET display_name = coalesce(p_display_name, display_name),
-               email_verified = email_verified OR p_email_verified, updated_at = now()
-         WHERE object_id = v_user;
-        RETURN v_user;
+    UPDATE membership."user" AS u
+       SET display_name = coalesce(p_display_name, u.display_name),
+           email_verified = u.email_verified OR p_email_verified,
+           updated_at = now()
+      FROM membership.user_identity AS known
+     WHERE known.user_object_id = u.object_id
+       AND known.idp_provider = p_provider AND known.idp_subject_id = p_subject_id
+    RETURNING u.object_id INTO person;
+    IF FOUND THEN
+        RETURN person;                                              -- case 1
     END IF;
 
-    SELECT object_id INTO v_user FROM membership."user" WHERE email = lower(trim(p_email));
-    IF v_user IS NULL THEN
-        INSERT INTO membership."user" (email, display_name, email_verified)
-        VALUES (lower(trim(p_email)), p_display_name, p_email_verified)
-        RETURNING object_id INTO v_user;
-        INSERT INTO membership.organization (name, slug, owner_user_id, is_personal)
-        VALUES ('Personal', 'personal-' || v_user, v_user, true)
-        RETURNING object_id INTO v_org;
+    person := (SELECT u.object_id FROM membership."user" AS u WHERE u.email = address);
+    IF person IS NULL THEN                                          -- case 3
+        WITH fresh AS (
+            INSERT INTO membership."user" (email, display_name, email_verified)
+            VALUES (address, p_display_name, p_email_verified)
+            RETURNING object_id
+        ), home AS (
+            INSERT INTO membership.organization (name, slug, owner_user_id, is_personal)
+            SELECT 'Personal', 'personal-' || fresh.object_id, fresh.object_id, true FROM fresh
+            RETURNING object_id, owner_user_id
+        )
         INSERT INTO membership.organization_member (organization_id, user_id, role, status, joined_at)
-        VALUES (v_org, v_user, 'admin', 'active', now());
+        SELECT home.object_id, home.owner_user_id, 'admin', 'active', now() FROM home
+        RETURNING user_id INTO person;
     END IF;
+
     INSERT INTO membership.user_identity (user_object_id, idp_provider, idp_subject_id)
-    VALUES (v_user, p_provider, p_subject_id);
-    RETURN v_user;
+    VALUES (person, p_provider, p_subject_id);                      -- cases 2 and 3
+    RETURN person;
 END
 $$;
 

@@ -1,5 +1,5 @@
 /*
-<pgmi-meta id="a7f00500-0000-4000-8000-000000000003" idempotent="true">
+<pgmi-meta id="9f143f00-c316-49b1-a9ea-79e9312a70d8" idempotent="true">
   <description>Row-level security and grants on the membership tables</description>
   <sortKeys><key>005/000/003</key></sortKeys>
 </pgmi-meta>

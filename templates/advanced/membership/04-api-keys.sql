@@ -1,5 +1,5 @@
 /*
-<pgmi-meta id="a7f00500-0000-4000-8000-000000000004" idempotent="true">
+<pgmi-meta id="4d3e61e2-81d4-4484-a9f6-f45f8c3a7e81" idempotent="true">
   <description>API keys: generation, hashed storage, validation, lifecycle</description>
   <sortKeys><key>005/000/004</key></sortKeys>
 </pgmi-meta>
@@ -45,31 +45,39 @@ RETURNS boolean LANGUAGE sql STABLE AS $$
     SELECT coalesce(membership.get_member_role(p_user_id, p_organization_id) IN ('admin', 'contributor'), false);
 $$;
 
--- Returns the full key exactly once. Unknown or inactive organization: P0404; a user who
--- may not create keys there: P0403 (the REST layer maps these to 404 / 403).
-CREATE OR REPLACE FUNCTION membership.create_api_key(p_user_id uuid, p_organization_id uuid, p_display_name text,
-                                                     p_expires_at timestamptz DEFAULT NULL,
-                                                     p_activated_at timestamptz DEFAULT NULL)
-RETURNS TABLE (out_api_key text, out_key_id text, out_object_id uuid) LANGUAGE plpgsql AS $$
-DECLARE
-    m record;
+-- Issues a key in an organization for one of its members and hands back the plaintext,
+-- the only time it exists outside the caller: the table keeps its hash. The key also
+-- becomes a sign-in identity ('apikey|<key id>') of its holder.
+-- Refusals: unknown or inactive organization P0404, a member without the right P0403
+-- (the REST layer maps them to 404 / 403). p_valid_from defaults to now.
+CREATE OR REPLACE FUNCTION membership.issue_api_key(p_organization_id uuid, p_holder_id uuid, p_label text,
+                                                    p_valid_from timestamptz DEFAULT NULL,
+                                                    p_valid_until timestamptz DEFAULT NULL)
+RETURNS TABLE (plaintext text, key_id text, api_key_id uuid) LANGUAGE plpgsql AS $$
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM membership.organization WHERE object_id = p_organization_id AND is_active) THEN
+    IF NOT EXISTS (SELECT FROM membership.organization AS o WHERE o.object_id = p_organization_id AND o.is_active) THEN
         RAISE EXCEPTION 'Organization not found' USING ERRCODE = 'P0404';
     END IF;
-    IF NOT membership.can_create_api_key(p_user_id, p_organization_id) THEN
+    IF NOT membership.can_create_api_key(p_holder_id, p_organization_id) THEN
         RAISE EXCEPTION 'Not allowed to create API keys in this organization' USING ERRCODE = 'P0403';
     END IF;
-    SELECT * INTO m FROM membership.generate_api_key_material();
-    INSERT INTO membership.api_key (organization_id, user_id, key_id, key_hash, display_name, activated_at, expires_at)
-    VALUES (p_organization_id, p_user_id, m.key_id, m.key_hash, p_display_name, coalesce(p_activated_at, now()),
-            p_expires_at)
-    RETURNING object_id INTO out_object_id;
-    INSERT INTO membership.user_identity (user_object_id, idp_provider, idp_subject_id)
-    VALUES (p_user_id, 'apikey', m.key_id);
-    out_api_key := m.full_key;
-    out_key_id := m.key_id;
-    RETURN NEXT;
+    -- One statement stores the key and its identity; the material is generated once (a
+    -- CTE calling a volatile function is evaluated a single time).
+    RETURN QUERY
+    WITH material AS (
+        SELECT * FROM membership.generate_api_key_material()
+    ), stored AS (
+        INSERT INTO membership.api_key AS k (organization_id, user_id, key_id, key_hash, display_name,
+                                             activated_at, expires_at)
+        SELECT p_organization_id, p_holder_id, material.key_id, material.key_hash, p_label,
+               coalesce(p_valid_from, now()), p_valid_until
+          FROM material
+        RETURNING k.object_id, k.key_id
+    ), identity AS (
+        INSERT INTO membership.user_identity (user_object_id, idp_provider, idp_subject_id)
+        SELECT p_holder_id, 'apikey', stored.key_id FROM stored
+    )
+    SELECT material.full_key, stored.key_id, stored.object_id::uuid FROM material, stored;
 END
 $$;
 

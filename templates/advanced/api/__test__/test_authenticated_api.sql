@@ -29,7 +29,7 @@ BEGIN
     END IF;
 
     -- The same, authenticated by an API key instead of a gateway-set identity.
-    key := (SELECT out_api_key FROM membership.create_api_key(alice, acme, 'integration'));
+    key := (SELECT plaintext FROM membership.issue_api_key(acme, alice, 'integration'));
     PERFORM set_config('auth.idp_subject', '', true);
     r := api.rest_invoke('GET', '/organizations', extensions.hstore('x-api-key', key));
     IF r.status_code IS DISTINCT FROM 200 OR api.response_json(r) -> 0 ->> 'slug' IS DISTINCT FROM 'acme'

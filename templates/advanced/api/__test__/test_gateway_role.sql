@@ -12,7 +12,7 @@ BEGIN
         RAISE EXCEPTION 'GET /me through the api role: % %', r.status_code, api.response_json(r);
     END IF;
     resp := api.mcp_call_tool('my_organizations', '{}', NULL, '1');
-    IF NOT coalesce(resp -> 'result' -> 'structuredContent' @> '["Acme Corp"]', false) THEN
+    IF NOT coalesce(resp -> 'result' -> 'structuredContent' -> 'organizations' @> '["Acme Corp"]', false) THEN
         RAISE EXCEPTION 'bob''s tool call must list Acme Corp: %', resp;
     END IF;
     BEGIN

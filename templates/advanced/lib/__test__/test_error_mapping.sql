@@ -14,7 +14,7 @@ BEGIN
     CREATE TABLE pg_temp.unique_thing (v int PRIMARY KEY);
     INSERT INTO pg_temp.unique_thing VALUES (1);
     PERFORM api.create_or_replace_rest_handler(
-        '{"id": "c0000000-0000-4000-8000-00000000000b", "name": "test_conflict", "method": "POST",
+        '{"id": "ceb20100-6134-4707-9934-f034bc6d37f1", "name": "test_conflict", "method": "POST",
           "route": "/test/conflict", "requiresAuth": false}',
         'BEGIN INSERT INTO pg_temp.unique_thing VALUES (1); RETURN api.json_response(201, ''{}''); END');
     r := api.rest_invoke('POST', '/test/conflict');
@@ -28,7 +28,7 @@ BEGIN
         RAISE EXCEPTION 'error responses must not be cached';
     END IF;
     SELECT (response).* INTO logged FROM api.rest_exchange
-     WHERE handler_object_id = 'c0000000-0000-4000-8000-00000000000b' ORDER BY id DESC LIMIT 1;
+     WHERE handler_object_id = 'ceb20100-6134-4707-9934-f034bc6d37f1' ORDER BY id DESC LIMIT 1;
     IF extensions.fetchval(logged.headers, 'x-error-sqlstate') IS DISTINCT FROM '23505' THEN
         RAISE EXCEPTION 'the logged copy must keep the SQLSTATE';
     END IF;

@@ -2,7 +2,7 @@
 -- updates in place (this is what makes redeploys safe).
 DO $$
 DECLARE
-    spec   jsonb := '{"id": "c0000000-0000-4000-8000-00000000000a", "name": "test_ping", "method": "GET",
+    spec   jsonb := '{"id": "689ffeb4-af36-4a67-b0cf-099d378c7469", "name": "test_ping", "method": "GET",
                       "route": "/test/ping", "requiresAuth": false}';
     before bigint := (SELECT count(*) FROM api.handler);
     info   record;

@@ -1,7 +1,7 @@
 -- purge_exchanges deletes old rows only, in batches.
 DO $$
 DECLARE
-    hello uuid := 'b0000000-0000-4000-8000-000000000001';
+    hello uuid := '4f8633a0-d71b-4dff-80c7-bd11bcc66576';
     req   api.rest_request := ROW('GET', '/hello', extensions.hstore(''), NULL);
     resp  api.http_response := api.json_response(200, '{}');
 BEGIN

@@ -32,3 +32,19 @@ BEGIN
     END IF;
 END
 $$;
+
+-- MCP allows only an object as structuredContent: a tool returning anything else answers
+-- with text content alone.
+DO $$
+DECLARE
+    resp jsonb;
+BEGIN
+    PERFORM api.create_or_replace_mcp_handler(
+        '{"id": "1d1f0f9e-8f43-4b8e-9a56-2f0d6c3a9b71", "name": "test_list_tool", "tool": "test_list", "requiresAuth": false}',
+        'BEGIN RETURN ''[1, 2]''::jsonb; END');
+    resp := api.mcp_call_tool('test_list', '{}', NULL, '1');
+    IF resp -> 'result' ? 'structuredContent' OR resp -> 'result' -> 'content' -> 0 ->> 'text' IS DISTINCT FROM '[1, 2]' THEN
+        RAISE EXCEPTION 'a non-object result must be text only: %', resp;
+    END IF;
+END
+$$;

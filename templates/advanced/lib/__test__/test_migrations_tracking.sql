@@ -18,7 +18,7 @@ BEGIN
         RAISE EXCEPTION 'the ledger must store exactly the content that ran in this deploy';
     END IF;
     IF (SELECT execution_count FROM internal.vw_deployment_script
-         WHERE object_id = 'a7f01000-0000-4000-8000-000000000001') IS NULL THEN
+         WHERE object_id = '50f3850e-a699-4375-bfc0-fd5286c01f34') IS NULL THEN
         RAISE EXCEPTION 'the ledger view must count executions';
     END IF;
     IF EXISTS (SELECT 1 FROM internal.deployment_script_content

@@ -4,7 +4,7 @@ DECLARE
     route uuid := api.rpc_resolve('math.add');
     r     api.http_response;
 BEGIN
-    IF route IS DISTINCT FROM 'b0000000-0000-4000-8000-000000000101'::uuid THEN
+    IF route IS DISTINCT FROM 'c1dae680-1255-4794-b373-2059ccac1317'::uuid THEN
         RAISE EXCEPTION 'math.add must resolve to its registered id, got %', route;
     END IF;
     IF api.rpc_resolve('math.nope') IS NOT NULL THEN

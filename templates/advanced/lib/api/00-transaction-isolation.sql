@@ -1,5 +1,5 @@
 /*
-<pgmi-meta id="a7f01000-0000-4000-8000-000000000001" idempotent="true">
+<pgmi-meta id="50f3850e-a699-4375-bfc0-fd5286c01f34" idempotent="true">
   <description>Transaction isolation policy: normalise, rank, shortfall, resolve</description>
   <sortKeys><key>004/000</key></sortKeys>
 </pgmi-meta>

@@ -1,5 +1,5 @@
 /*
-<pgmi-meta id="a7f01000-0000-4000-8000-000000000002" idempotent="true">
+<pgmi-meta id="9c68d359-7c31-48c3-a015-e9e21a86874c" idempotent="true">
   <description>Protocol types: requests, responses, handler kinds</description>
   <sortKeys><key>004/001</key></sortKeys>
 </pgmi-meta>

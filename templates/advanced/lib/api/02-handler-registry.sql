@@ -1,10 +1,11 @@
 /*
-<pgmi-meta id="a7f01000-0000-4000-8000-000000000003" idempotent="true">
+<pgmi-meta id="6d0b4ad3-1492-4a68-b5fe-ee4ec69897c2" idempotent="true">
   <description>The handler registry (api.handler), exchange logs and the registration functions</description>
   <sortKeys><key>004/002</key></sortKeys>
 </pgmi-meta>
 */
--- One table describes every entry point: REST routes, RPC methods and MCP tools. A
+-- One table describes every entry point: REST routes, RPC methods, MCP tools, resources
+-- and prompts. A
 -- handler is an ordinary function in schema api, created by the registration function
 -- from a body you write; the row says how to reach it and under which rules.
 
@@ -12,20 +13,24 @@ CREATE TABLE IF NOT EXISTS api.handler (
     object_id     uuid PRIMARY KEY,                 -- fixed in your script: re-registering updates in place
     handler_type  api.handler_type NOT NULL,
     name          text NOT NULL CHECK (name ~ '^[a-z_][a-z0-9_]*$'),   -- the function api.<name>
-    public_name   text NOT NULL,                    -- REST: route template, RPC: method, MCP: tool name
+    public_name   text NOT NULL,                    -- REST: route template, RPC: method, MCP: tool /
+                                                    -- prompt name or resource URI (template)
     http_method   text CHECK (http_method IN ('GET', 'POST', 'PUT', 'PATCH', 'DELETE')),
-    route_regex   text,                             -- REST only, derived from the template
+    route_regex   text,                             -- REST routes and URI-template resources
     route_params  text[],                           -- names of {placeholders}, in order
     description   text NOT NULL DEFAULT '',
     requires_auth boolean NOT NULL DEFAULT true,    -- secure by default
     read_only     boolean NOT NULL DEFAULT false,
     isolation     text,                             -- floor; NULL = connection default
     auto_log      boolean NOT NULL DEFAULT true,
-    input_schema  jsonb,                            -- MCP tools: JSON Schema of the arguments
+    input_schema  jsonb,                            -- MCP tools: JSON Schema of the arguments;
+                                                    -- prompts: [{name, description, required}]
+    mime_type     text,                             -- MCP resources
     definition    text NOT NULL,                    -- the body, for drift checks and review
     registered_at timestamptz NOT NULL DEFAULT now(),
     deleted_at    timestamptz,                      -- soft delete: never dispatched, kept for history
-    CHECK ((handler_type = 'rest') = (http_method IS NOT NULL AND route_regex IS NOT NULL))
+    CHECK ((handler_type = 'rest') = (http_method IS NOT NULL)),
+    CHECK (handler_type <> 'rest' OR route_regex IS NOT NULL)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS handler_live_name ON api.handler (name) WHERE deleted_at IS NULL;
 CREATE UNIQUE INDEX IF NOT EXISTS handler_live_route ON api.handler (handler_type, http_method, public_name)
@@ -93,7 +98,21 @@ BEGIN
 END
 $$;
 
--- Shared by the three registration functions: validate, create the function, upsert the row.
+-- 'app://orgs/{slug}/notes' -> regex '^app://orgs/([^/]+)/notes$' and params {slug}: the
+-- same placeholders as routes, for MCP resource URIs (any scheme, no trailing-slash slack).
+CREATE OR REPLACE FUNCTION internal.uri_template_pattern(p_template text, OUT regex text, OUT params text[])
+LANGUAGE sql IMMUTABLE AS $$
+    WITH pieces AS (
+        SELECT ord, piece, piece ~ '^\{[A-Za-z_][A-Za-z0-9_]*\}$' AS is_param
+          FROM regexp_split_to_table(p_template, '(?=\{)|(?<=\})') WITH ORDINALITY AS t(piece, ord)
+    )
+    SELECT '^' || string_agg(CASE WHEN is_param THEN '([^/]+)'
+                                  ELSE regexp_replace(piece, '([^A-Za-z0-9_])', '\\\1', 'g') END, '' ORDER BY ord) || '$',
+           coalesce(array_agg(substr(piece, 2, length(piece) - 2) ORDER BY ord) FILTER (WHERE is_param), '{}')
+      FROM pieces;
+$$;
+
+-- Shared by the registration functions: validate, create the function, upsert the row.
 CREATE OR REPLACE FUNCTION internal.register_handler(p_type api.handler_type, p_spec jsonb, p_public_name text,
                                                      p_arguments text, p_returns text, p_body text)
 RETURNS uuid LANGUAGE plpgsql AS $$
@@ -112,6 +131,8 @@ BEGIN
     END IF;
     IF p_type = 'rest' THEN
         SELECT regex, params INTO v_regex, v_params FROM internal.route_pattern(p_public_name);
+    ELSIF p_type = 'mcp_resource' AND strpos(p_public_name, '{') > 0 THEN
+        SELECT regex, params INTO v_regex, v_params FROM internal.uri_template_pattern(p_public_name);
     END IF;
     EXECUTE format('CREATE OR REPLACE FUNCTION api.%I(%s) RETURNS %s LANGUAGE plpgsql AS %L',
                    v_name, p_arguments, p_returns, p_body);
@@ -119,18 +140,21 @@ BEGIN
     EXECUTE format('GRANT EXECUTE ON FUNCTION api.%I(%s) TO %I, %I', v_name, p_arguments, api_role, admin_role);
 
     INSERT INTO api.handler AS h (object_id, handler_type, name, public_name, http_method, route_regex, route_params,
-                                  description, requires_auth, read_only, isolation, auto_log, input_schema, definition)
+                                  description, requires_auth, read_only, isolation, auto_log, input_schema, mime_type,
+                                  definition)
     VALUES (v_id, p_type, v_name, p_public_name, CASE WHEN p_type = 'rest' THEN coalesce(method, 'GET') END,
             v_regex, v_params, coalesce(p_spec ->> 'description', ''),
             coalesce((p_spec ->> 'requiresAuth')::boolean, true), coalesce((p_spec ->> 'readOnly')::boolean, false),
             internal.normalize_transaction_isolation(p_spec ->> 'isolation'),
-            coalesce((p_spec ->> 'autoLog')::boolean, true), p_spec -> 'inputSchema', p_body)
+            coalesce((p_spec ->> 'autoLog')::boolean, true), coalesce(p_spec -> 'inputSchema', p_spec -> 'arguments'),
+            p_spec ->> 'mimeType', p_body)
     ON CONFLICT (object_id) DO UPDATE
        SET handler_type = EXCLUDED.handler_type, name = EXCLUDED.name, public_name = EXCLUDED.public_name,
            http_method = EXCLUDED.http_method, route_regex = EXCLUDED.route_regex,
            route_params = EXCLUDED.route_params, description = EXCLUDED.description,
            requires_auth = EXCLUDED.requires_auth, read_only = EXCLUDED.read_only, isolation = EXCLUDED.isolation,
-           auto_log = EXCLUDED.auto_log, input_schema = EXCLUDED.input_schema, definition = EXCLUDED.definition,
+           auto_log = EXCLUDED.auto_log, input_schema = EXCLUDED.input_schema, mime_type = EXCLUDED.mime_type,
+           definition = EXCLUDED.definition,
            deleted_at = NULL;
     RETURN v_id;
 END
@@ -157,6 +181,25 @@ $$;
 CREATE OR REPLACE FUNCTION api.create_or_replace_mcp_handler(p_spec jsonb, p_body text)
 RETURNS uuid LANGUAGE sql AS $$
     SELECT internal.register_handler('mcp_tool', p_spec, coalesce(p_spec ->> 'tool', p_spec ->> 'name'),
+                                     'arguments jsonb, context jsonb', 'jsonb', p_body);
+$$;
+
+-- MCP resource: spec {"id", "name", "uri", "description", "mimeType", ...}; the uri may hold
+-- {placeholders} (a resource template). The body sees `uri text, params jsonb` (the
+-- placeholders' values) and `context jsonb`, and returns jsonb: a string (the text), an
+-- object {"text"} or {"blob" (base64)}, or an array of such objects.
+CREATE OR REPLACE FUNCTION api.create_or_replace_mcp_resource(p_spec jsonb, p_body text)
+RETURNS uuid LANGUAGE sql AS $$
+    SELECT internal.register_handler('mcp_resource', p_spec, p_spec ->> 'uri', 'uri text, params jsonb, context jsonb',
+                                     'jsonb', p_body);
+$$;
+
+-- MCP prompt: spec {"id", "name", "prompt", "description", "arguments": [{"name",
+-- "description", "required"}], ...}; the body sees `arguments jsonb, context jsonb` and
+-- returns the messages: a jsonb array of {"role", "content"} or a string (one user message).
+CREATE OR REPLACE FUNCTION api.create_or_replace_mcp_prompt(p_spec jsonb, p_body text)
+RETURNS uuid LANGUAGE sql AS $$
+    SELECT internal.register_handler('mcp_prompt', p_spec, coalesce(p_spec ->> 'prompt', p_spec ->> 'name'),
                                      'arguments jsonb, context jsonb', 'jsonb', p_body);
 $$;
 

@@ -1,5 +1,5 @@
 /*
-<pgmi-meta id="a7f01000-0000-4000-8000-000000000004" idempotent="true">
+<pgmi-meta id="123a3bc9-dcc0-4307-a919-cfb7c21c67e0" idempotent="true">
   <description>REST entry point: routing, authentication, policy, status mapping, exchange log</description>
   <sortKeys><key>004/003</key></sortKeys>
 </pgmi-meta>
@@ -30,24 +30,26 @@ RETURNS text LANGUAGE sql IMMUTABLE AS $$
     END;
 $$;
 
--- An `x-api-key` header, when present, decides the identity of this transaction. Returns
--- NULL when fine, else the reason the key was refused. Without the header the identity is
--- whatever the gateway put in `auth.idp_subject` (e.g. after validating a JWT).
+-- An `x-api-key` header, when present, decides who the request is: a usable key sets the
+-- transaction's identity (auth.idp_subject = 'apikey|<key id>'), a refused one answers
+-- with the refusal reason. NULL means "go on" (no key, or an accepted one); without the
+-- header the identity stays what the gateway set (e.g. after checking a JWT).
 CREATE OR REPLACE FUNCTION internal.authenticate_request(p_headers extensions.hstore)
 RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
-    raw   text := extensions.fetchval(coalesce(p_headers, extensions.hstore('')), 'x-api-key');
-    verdict record;
+    presented text := coalesce(p_headers, extensions.hstore('')) OPERATOR(extensions.->) 'x-api-key';
+    outcome   record;
 BEGIN
-    IF raw IS NULL THEN
-        RETURN NULL;
-    END IF;
-    SELECT * INTO verdict FROM membership.validate_api_key(raw);
-    IF verdict.is_valid THEN
-        PERFORM set_config('auth.idp_subject', 'apikey|' || verdict.key_id, true);
-        RETURN NULL;
-    END IF;
-    RETURN verdict.reason;
+    FOR outcome IN SELECT v.is_valid, v.key_id, v.reason
+                     FROM membership.validate_api_key(presented) AS v
+                    WHERE presented IS NOT NULL
+    LOOP
+        IF NOT outcome.is_valid THEN
+            RETURN outcome.reason;
+        END IF;
+        PERFORM set_config('auth.idp_subject', format('apikey|%s', outcome.key_id), true);
+    END LOOP;
+    RETURN NULL;
 END
 $$;
 
@@ -105,9 +107,11 @@ BEGIN
 
     refused := internal.authenticate_request(request.headers);
     IF refused IS NOT NULL THEN
-        response := api.problem(401, 'Unauthorized', refused);
+        response := api.problem(401, 'Unauthorized', refused, extensions.hstore(
+            'www-authenticate', api.www_authenticate(api.auth_realm(), 'invalid_token', refused)));
     ELSIF h.requires_auth AND api.current_user_id() IS NULL THEN
-        response := api.problem(401, 'Unauthorized', 'this route requires an authenticated identity');
+        response := api.problem(401, 'Unauthorized', 'this route requires an authenticated identity',
+                                extensions.hstore('www-authenticate', api.www_authenticate(api.auth_realm())));
     ELSIF internal.transaction_isolation_shortfall(h.isolation) IS NOT NULL THEN
         response := api.problem(428, 'Precondition Required', internal.transaction_isolation_shortfall(h.isolation));
     ELSE

@@ -1,5 +1,5 @@
 /*
-<pgmi-meta id="a7f01000-0000-4000-8000-000000000005" idempotent="true">
+<pgmi-meta id="3b35ce2e-32ac-4bf7-b209-896d7d257c95" idempotent="true">
   <description>JSON-RPC 2.0 entry point over the same handler registry</description>
   <sortKeys><key>004/004</key></sortKeys>
 </pgmi-meta>

@@ -1,5 +1,5 @@
 /*
-<pgmi-meta id="a7f01000-0000-4000-8000-000000000007" idempotent="true">
+<pgmi-meta id="179e62fc-12cf-4251-968f-54c6d7444aa2" idempotent="true">
   <description>OpenAPI 3.1 document generated from the handler registry, served at GET /openapi.json</description>
   <sortKeys><key>004/006</key></sortKeys>
 </pgmi-meta>
@@ -34,7 +34,7 @@ RETURNS jsonb LANGUAGE sql STABLE AS $$
 $$;
 
 SELECT api.create_or_replace_rest_handler($spec$
-{"id": "a7f01000-0000-4000-8000-0000000000a1", "name": "openapi_spec", "method": "GET", "route": "/openapi.json",
+{"id": "650a565d-523e-4267-af34-e0bbe834ab82", "name": "openapi_spec", "method": "GET", "route": "/openapi.json",
  "description": "This API's OpenAPI document", "requiresAuth": false, "readOnly": true, "autoLog": false}
 $spec$::jsonb, $body$
 BEGIN

@@ -1,5 +1,5 @@
 /*
-<pgmi-meta id="a7f01000-0000-4000-8000-000000000008" idempotent="true">
+<pgmi-meta id="a1e778f0-0bcc-438b-aa8f-0ccbd26355e6" idempotent="true">
   <description>Exchange-log retention: delete old rows in small committed batches</description>
   <sortKeys><key>004/007</key></sortKeys>
 </pgmi-meta>

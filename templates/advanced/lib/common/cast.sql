@@ -1,5 +1,5 @@
 /*
-<pgmi-meta id="a7f00100-0000-4000-8000-000000000001" idempotent="true">
+<pgmi-meta id="c5de5064-c746-442f-b2c3-c8cd36547e53" idempotent="true">
   <description>common.try_cast: convert text or fall back to a default instead of raising</description>
   <sortKeys><key>001/000</key></sortKeys>
 </pgmi-meta>

@@ -1,5 +1,5 @@
 /*
-<pgmi-meta id="a7f00100-0000-4000-8000-000000000003" idempotent="true">
+<pgmi-meta id="a8166ba8-15a1-47e3-a9fe-2dd7189187ba" idempotent="true">
   <description>common text helpers: regex validity, semantic fingerprint</description>
   <sortKeys><key>001/000</key></sortKeys>
 </pgmi-meta>

@@ -1,5 +1,5 @@
 /*
-<pgmi-meta id="a7f00300-0000-4000-8000-000000000002" idempotent="true">
+<pgmi-meta id="f9df0d49-6d45-46d9-89d5-7cf28ac6e800" idempotent="true">
   <description>Entity standards as session functions (no event trigger, no superuser)</description>
   <sortKeys><key>003/002</key></sortKeys>
 </pgmi-meta>

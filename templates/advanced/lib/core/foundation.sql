@@ -1,5 +1,5 @@
 /*
-<pgmi-meta id="a7f00300-0000-4000-8000-000000000001" idempotent="true">
+<pgmi-meta id="3c13bbd9-5790-4b6e-aea0-cc7e2b1de6bf" idempotent="true">
   <description>core.entity_id domain and core.apply_org_rls</description>
   <sortKeys><key>003/000</key></sortKeys>
 </pgmi-meta>

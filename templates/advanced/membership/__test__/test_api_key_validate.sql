@@ -3,10 +3,10 @@ DO $$
 DECLARE
     alice uuid := (membership.get_user_by_email('alice@example.com')).object_id;
     org   uuid := membership.get_user_default_organization(alice);
-    good  text := (SELECT out_api_key FROM membership.create_api_key(alice, org, 'good'));
-    late  text := (SELECT out_api_key FROM membership.create_api_key(alice, org, 'future', NULL, now() + interval '1 day'));
-    old   text := (SELECT out_api_key FROM membership.create_api_key(alice, org, 'old', now() - interval '1 second',
-                                                                     now() - interval '1 day'));
+    good  text := (SELECT plaintext FROM membership.issue_api_key(org, alice, 'good'));
+    late  text := (SELECT plaintext FROM membership.issue_api_key(org, alice, 'future', now() + interval '1 day'));
+    old   text := (SELECT plaintext FROM membership.issue_api_key(org, alice, 'old', now() - interval '1 day',
+                                                                   now() - interval '1 second'));
     v     record;
 BEGIN
     SELECT * INTO v FROM membership.validate_api_key(good);
