@@ -265,3 +265,33 @@ def https_fake(pki):
     server = FakeCloud(tls_dir=pki)
     yield server
     server.close()
+
+
+# ---- isolation: nothing a test registers outlives it ------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _isolate_process_state():
+    """Restore the process-wide state pgmi keeps between calls, so tests pass in any order.
+
+    The registered secrets (a secret one test registers would mask text another asserts on),
+    the cloud providers' once-per-process warnings, os.environ and the working directory
+    (both changed by code under test, e.g. the CLI's PG* defaults or `cd`-style helpers).
+    """
+    from pgmilib import redact
+    from pgmilib.conn.auth import cloud
+
+    secrets, warned = set(redact._process_secrets), set(cloud._warned)
+    environ, cwd = dict(os.environ), os.getcwd()
+    try:
+        yield
+    finally:
+        redact._process_secrets.clear()
+        redact._process_secrets.update(secrets)
+        cloud._warned.clear()
+        cloud._warned.update(warned)
+        if dict(os.environ) != environ:
+            os.environ.clear()
+            os.environ.update(environ)
+        if os.getcwd() != cwd:
+            os.chdir(cwd)
