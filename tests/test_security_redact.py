@@ -73,6 +73,13 @@ def test_overlapping_secrets_mask_the_longer_one_whole():
     assert "-long-token" not in out
 
 
+def test_a_secret_inside_a_longer_one_that_sorts_before_it():
+    # "abc-xyz-9876" < "xyz-9876" alphabetically: only ordering by length masks the longer one whole
+    register_secret("xyz-9876")
+    register_secret("abc-xyz-9876")
+    assert redact("k=abc-xyz-9876 j=xyz-9876") == f"k={REDACTED} j={REDACTED}"
+
+
 def test_minimum_secret_length_boundary():
     register_secret("ab")
     register_secret("xyz")
