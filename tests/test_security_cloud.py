@@ -98,7 +98,7 @@ def test_sigv4_known_answers_and_encoding():
     ("[fd00:ec2::23]", True),
     ("localhost.evil.example", False), ("evil-localhost", False), ("localhost.", False), ("127.0.0.1.nip.io", False),
     ("10.0.0.1", False), ("192.168.1.1", False), ("8.8.8.8", False), ("fd00:ec2::255", False), ("example.com", False),
-    ("", False),
+    ("", False), ("X127.0.0.1", False), ("[localhost]", False),
 ])
 def test_is_local_host(host, local):
     assert is_local_host(host) is local
@@ -115,6 +115,7 @@ TOKEN_PATH = f"/{TENANT}/oauth2/v2.0/token"
     ("login.example.net/", "https://login.example.net/contoso.onmicrosoft.com/oauth2/v2.0/token"),
     ("https://login.example.net//", "https://login.example.net/contoso.onmicrosoft.com/oauth2/v2.0/token"),
     ("http://127.0.0.1:9", "http://127.0.0.1:9/contoso.onmicrosoft.com/oauth2/v2.0/token"),
+    ("https://hostX/", "https://hostX/contoso.onmicrosoft.com/oauth2/v2.0/token"),
     ("", "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token"),
 ])
 def test_authority_host_without_a_scheme_gets_https(authority, url):
@@ -167,7 +168,8 @@ def test_google_service_account_jwt_iat_is_in_seconds(https_fake, pki, tmp_path)
 
 @pytest.fixture(scope="module")
 def no_cn_pki():
-    """A CA and a server certificate with a subject but no CN (and a SAN: only the CN is missing)."""
+    """A CA; server certificates with the instance's CN and no SAN (as Cloud SQL's), with neither,
+    and with a SAN but no CN."""
     parent = "/dev/shm" if os.access("/dev/shm", os.W_OK | os.X_OK) else None
     d = Path(tempfile.mkdtemp(prefix="pgmi-nocn-", dir=parent))
 
@@ -178,8 +180,10 @@ def no_cn_pki():
         ossl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
              "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=pgmi no-cn test CA",
              "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
-        for name, subject in (("nocn", "/O=myproj:mydb/OU=myproj:mydb"), ("good", "/CN=myproj:mydb")):
-            (d / f"{name}.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+        for name, subject, san in (("nocn", "/O=myproj:mydb/OU=myproj:mydb", "DNS:localhost,IP:127.0.0.1"),
+                                   ("good", "/CN=myproj:mydb", ""), ("bare", "/O=myproj:mydb", "")):
+            # Cloud SQL instance certificates name the instance in the CN only (no SAN)
+            (d / f"{name}.ext").write_text((f"subjectAltName={san}\n" if san else "") + "basicConstraints=CA:FALSE\n")
             ossl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
                  f"{name}.key", "-out", f"{name}.csr", "-subj", subject)
             ossl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
@@ -222,12 +226,18 @@ def _handshake(pki: Path, cert: str, client: ssl.SSLContext) -> None:
 def test_cloud_sql_certificate_without_a_cn_is_refused(no_cn_pki):
     name = parse_instance("myproj:europe-west1:mydb")
     ca = (no_cn_pki / "ca.crt").read_text()
-    _handshake(no_cn_pki, "good", instance_tls(ca, name, "GOOGLE_MANAGED_INTERNAL_CA", ""))  # the CN matches
-    for mode in ("GOOGLE_MANAGED_INTERNAL_CA", "", "CA_MODE_UNSPECIFIED"):
-        with pytest.raises(ssl.SSLCertVerificationError) as info:
-            _handshake(no_cn_pki, "nocn", instance_tls(ca, name, mode, ""))
-        assert "server certificate CN [] is not 'myproj:mydb'" in str(info.value)
-        assert info.value.verify_message == "the server certificate is not for instance 'myproj:mydb'"
+    # internal-CA modes check the CN, whatever DNS name the API reports; so does any mode without one
+    for mode, dns in (("GOOGLE_MANAGED_INTERNAL_CA", ""), ("", "db.example"), ("CA_MODE_UNSPECIFIED", "db.example"),
+                      ("GOOGLE_MANAGED_INTERNAL_CA", "db.example"), ("GOOGLE_MANAGED_CAS_CA", "")):
+        ctx = instance_tls(ca, name, mode, dns)
+        assert ctx.expected_cn == "myproj:mydb" and ctx.dns_name == "" and ctx.check_hostname is False
+        _handshake(no_cn_pki, "good", ctx)  # the CN matches; no SAN needed
+        for cert in ("nocn", "bare"):
+            with pytest.raises(ssl.SSLCertVerificationError) as info:
+                _handshake(no_cn_pki, cert, instance_tls(ca, name, mode, dns))
+            assert "server certificate CN [] is not 'myproj:mydb'" in str(info.value)
+            assert info.value.verify_message == "the server certificate is not for instance 'myproj:mydb'"
+            assert info.value.reason == "CERTIFICATE_VERIFY_FAILED"
     other = parse_instance("myproj:europe-west1:other")
     with pytest.raises(ssl.SSLCertVerificationError):
         _handshake(no_cn_pki, "good", instance_tls(ca, other, "GOOGLE_MANAGED_INTERNAL_CA", ""))
@@ -237,7 +247,170 @@ def test_cloud_sql_cas_instance_is_checked_by_dns_name(no_cn_pki):
     name = parse_instance("myproj:europe-west1:mydb")
     ca = (no_cn_pki / "ca.crt").read_text()
     ctx = instance_tls(ca, name, "GOOGLE_MANAGED_CAS_CA", "localhost.")
+    assert instance_tls(ca, name, "GOOGLE_MANAGED_CAS_CA", "dbX.").dns_name == "dbX"
     assert ctx.dns_name == "localhost" and ctx.expected_cn == "" and ctx.check_hostname is True
     _handshake(no_cn_pki, "nocn", ctx)  # SAN DNS:localhost: no CN needed
     with pytest.raises(ssl.SSLCertVerificationError):
         _handshake(no_cn_pki, "nocn", instance_tls(ca, name, "GOOGLE_MANAGED_CAS_CA", "db.other.example"))
+
+
+def test_sigv4_signs_the_query_and_normalizes_an_empty_path():
+    def auth(url: str) -> str:
+        return sign_post(url, b"", "r", "sts", CREDS, INSTANT)["Authorization"]
+
+    assert auth("https://sts.amazonaws.com") == auth("https://sts.amazonaws.com/")
+    assert auth("https://sts.amazonaws.com/?x=1") != auth("https://sts.amazonaws.com/?x=2")
+    assert auth("https://sts.amazonaws.com/?x=1&y=") != auth("https://sts.amazonaws.com/?x=1")
+    assert auth("https://sts.amazonaws.com/?b=2&a=1") == auth("https://sts.amazonaws.com/?a=1&b=2")
+
+
+def test_sigv4_ignores_the_local_time_zone(monkeypatch):
+    token = rds_auth_token("db.example.internal", 6543, "eu-west-1", "iam_user", CREDS, INSTANT)
+    headers = sign_post("https://sts.amazonaws.com/", b"", "r", "sts", CREDS, INSTANT)
+    monkeypatch.setenv("TZ", "Asia/Kolkata")  # +05:30: a wall clock in another day part
+    time.tzset()
+    try:
+        assert rds_auth_token("db.example.internal", 6543, "eu-west-1", "iam_user", CREDS, INSTANT) == token
+        assert sign_post("https://sts.amazonaws.com/", b"", "r", "sts", CREDS, INSTANT) == headers
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+# ---- RS256 and the JWT assertions ---------------------------------------------------------------
+
+
+def test_rs256_padding_and_key_size_boundary(pki):
+    import hashlib
+
+    from pgmilib.conn.auth.rsa import SHA256_DIGEST_INFO, BadKey, RsaKey, load_private_key, sign_rs256
+
+    key = load_private_key((pki / "rsa.pem").read_text())
+    signature = sign_rs256(key, b"data")
+    assert len(signature) == key.size
+    em = pow(int.from_bytes(signature, "big"), key.e, key.n).to_bytes(key.size, "big")
+    t = SHA256_DIGEST_INFO + hashlib.sha256(b"data").digest()
+    assert em == b"\x00\x01" + b"\xff" * (key.size - len(t) - 3) + b"\x00" + t
+    # the smallest modulus that fits the padding is len(t) + 11 bytes; one byte less is refused
+    for size, ok in ((len(t) + 11, True), (len(t) + 10, False)):
+        n = (1 << (8 * size - 1)) + 1
+        tiny = RsaKey(n=n, e=3, d=1, p=n, q=1, dp=1, dq=1, qinv=0)
+        if ok:
+            with pytest.raises(BadKey, match="inconsistent"):  # got past the size check
+                sign_rs256(tiny, b"data")
+        else:
+            with pytest.raises(BadKey) as info:
+                sign_rs256(tiny, b"data")
+            assert str(info.value) == "RSA key too small for SHA-256"
+
+
+def _google_env(https_fake, pki, tmp_path, **info) -> dict[str, str]:
+    https_fake.routes[("POST", "/token")] = lambda r: json_reply({"access_token": "ya29.x", "expires_in": 3599})
+    data = {"type": "service_account", "private_key_id": "kid-9", "private_key": (pki / "rsa.pem").read_text(),
+            "client_email": "sa@p.iam.gserviceaccount.com", "token_uri": https_fake.url + "/token", **info}
+    (tmp_path / "sa.json").write_text(json.dumps({k: v for k, v in data.items() if v is not None}))
+    return {"GOOGLE_APPLICATION_CREDENTIALS": str(tmp_path / "sa.json"), "SSL_CERT_FILE": str(pki / "ca.crt"),
+            "HOME": str(tmp_path)}
+
+
+def test_google_service_account_assertion_shape_and_secrets(https_fake, pki, tmp_path):
+    from pgmilib.redact import known_secrets
+
+    env = _google_env(https_fake, pki, tmp_path)
+    GoogleAuth(env).access_token(LOGIN_SCOPE)
+    form = https_fake.requests[-1].form
+    assert set(form) == {"grant_type", "assertion"}
+    assert form["grant_type"] == "urn:ietf:params:oauth:grant-type:jwt-bearer"
+    head = json.loads(base64.urlsafe_b64decode(form["assertion"].split(".")[0] + "=="))
+    assert head == {"alg": "RS256", "typ": "JWT", "kid": "kid-9"}
+    claims = _claims(form["assertion"])
+    assert set(claims) == {"iss", "scope", "aud", "iat", "exp"}
+    assert claims["iss"] == "sa@p.iam.gserviceaccount.com" and claims["scope"] == LOGIN_SCOPE
+    assert claims["aud"] == https_fake.url + "/token"
+    secrets = known_secrets()
+    assert form["assertion"] in secrets and (pki / "rsa.pem").read_text() in secrets
+    env = _google_env(https_fake, pki, tmp_path, private_key_id=None)
+    GoogleAuth(env).access_token(LOGIN_SCOPE)
+    head = json.loads(base64.urlsafe_b64decode(https_fake.requests[-1].form["assertion"].split(".")[0] + "=="))
+    assert head == {"alg": "RS256", "typ": "JWT"}
+
+
+@pytest.mark.parametrize(("info", "message"), [
+    ({"client_email": None}, "lacks client_email or private_key"),
+    ({"client_email": ""}, "lacks client_email or private_key"),
+    ({"client_email": 7}, "lacks client_email or private_key"),
+    ({"private_key": None}, "lacks client_email or private_key"),
+    ({"private_key": 7}, "lacks client_email or private_key"),
+    ({"private_key": "not a key"}, ": private_key: "),
+])
+def test_google_service_account_file_errors(https_fake, pki, tmp_path, info, message):
+    from pgmilib.errors import ConfigError
+
+    env = _google_env(https_fake, pki, tmp_path, **info)
+    with pytest.raises(ConfigError) as caught:
+        GoogleAuth(env).access_token(LOGIN_SCOPE)
+    assert str(caught.value).startswith(f"invalid configuration: Google service account file "
+                                        f"{str(tmp_path / 'sa.json')!r}") and message in str(caught.value)
+    assert https_fake.requests == []
+
+
+def _azure_bundle(pki, tmp_path) -> Path:
+    subprocess.run(["openssl", "req", "-x509", "-key", str(pki / "rsa.pem"), "-out", str(tmp_path / "sp.crt"),
+                    "-days", "1", "-subj", "/CN=pgmi-sp"], check=True, capture_output=True)
+    bundle = tmp_path / "sp.pem"
+    bundle.write_text((tmp_path / "sp.crt").read_text() + (pki / "rsa.pem").read_text())
+    return bundle
+
+
+def test_azure_certificate_assertion_header_and_secret(https_fake, pki, tmp_path):
+    import hashlib
+
+    from pgmilib.conn.auth.rsa import pem_blocks
+    from pgmilib.redact import known_secrets
+
+    bundle = _azure_bundle(pki, tmp_path)
+    https_fake.routes[("POST", TOKEN_PATH)] = lambda r: json_reply({"access_token": "az-token-3", "expires_in": 3599})
+    env = {"AZURE_AUTHORITY_HOST": https_fake.url, "SSL_CERT_FILE": str(pki / "ca.crt"),
+           "AZURE_CLIENT_CERTIFICATE_PATH": str(bundle)}
+    AzureAuth(env).token(TENANT, "app-id")
+    assertion = https_fake.requests[-1].form["client_assertion"]
+    der = next(b for label, b in pem_blocks((tmp_path / "sp.crt").read_text()) if label == "CERTIFICATE")
+    head = json.loads(base64.urlsafe_b64decode(assertion.split(".")[0] + "=="))
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    assert head == {"alg": "RS256", "typ": "JWT", "x5t": b64(hashlib.sha1(der).digest()),
+                    "x5t#S256": b64(hashlib.sha256(der).digest())}
+    assert assertion in known_secrets()
+
+
+@pytest.mark.parametrize("case", ["missing", "password", "no-certificate", "bad-key", "latin1"])
+def test_azure_certificate_file_errors(https_fake, pki, tmp_path, case):
+    from pgmilib.errors import ConfigError
+
+    bundle = _azure_bundle(pki, tmp_path)
+    env = {"AZURE_AUTHORITY_HOST": https_fake.url, "SSL_CERT_FILE": str(pki / "ca.crt"),
+           "AZURE_CLIENT_CERTIFICATE_PATH": str(bundle)}
+    expected = {
+        "missing": f"cannot read $AZURE_CLIENT_CERTIFICATE_PATH {str(tmp_path / 'nope.pem')!r}: ",
+        "password": "password-protected Azure client certificates are not supported; export the key unencrypted "
+                    "(PKCS#8) into a 0600 file",
+        "no-certificate": f"$AZURE_CLIENT_CERTIFICATE_PATH {str(bundle)!r}: no 'BEGIN CERTIFICATE' block",
+        "bad-key": f"$AZURE_CLIENT_CERTIFICATE_PATH {str(bundle)!r}: ",
+        "latin1": f"cannot read $AZURE_CLIENT_CERTIFICATE_PATH {str(bundle)!r}: ",
+    }[case]
+    if case == "missing":
+        env["AZURE_CLIENT_CERTIFICATE_PATH"] = str(tmp_path / "nope.pem")
+    elif case == "password":
+        env["AZURE_CLIENT_CERTIFICATE_PASSWORD"] = "pw"
+    elif case == "no-certificate":
+        bundle.write_text((pki / "rsa.pem").read_text())
+    elif case == "bad-key":
+        bundle.write_text((tmp_path / "sp.crt").read_text())
+    else:
+        bundle.write_bytes(b"\xe9" + bundle.read_bytes())
+    with pytest.raises(ConfigError) as info:
+        AzureAuth(env).token(TENANT, "app-id")
+    assert str(info.value).startswith("invalid configuration: " + expected), str(info.value)
+    assert https_fake.requests == []

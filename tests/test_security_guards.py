@@ -298,3 +298,33 @@ def test_plan_summary_orders_files_by_their_smallest_sort_key():
     # ./b.sql by "1/a" (its smallest), not "9/z"; equal keys by path; bytewise: "B" < "a"; "./0.sql" (no keys) by path
     assert [e["path"] for e in entries] == ["./0.sql", "./b.sql", "./a.sql", "./c.sql", "./d.sql", "./e.sql"]
     assert entries[1]["sort_keys"] == ["9/z", "1/a"]  # listed as written
+
+
+def test_interactive_approver_prints_exactly_the_prompt_and_the_verdict():
+    out = _out()
+    InteractiveApprover(out, io.StringIO("Orders\n")).approve("Orders")
+    assert out.stderr.getvalue() == ('\nWARNING: about to DROP and RECREATE database "Orders". This deletes all data.\n'
+                                     'Type the database name to confirm: Confirmed.\n')
+    out = _out()
+    with pytest.raises(ApprovalDenied):
+        InteractiveApprover(out, io.StringIO("orders\n")).approve("Orders")
+    assert out.stderr.getvalue().endswith('Type the database name to confirm: "orders" does not match "Orders". '
+                                          'Cancelled.\n')
+    out = _out()
+    with pytest.raises(ApprovalDenied):
+        InteractiveApprover(out, io.StringIO("")).approve("Orders")
+    assert out.stderr.getvalue().endswith("Type the database name to confirm: \nNo input available. Use --force to "
+                                          "bypass confirmation in non-interactive mode.\n")
+
+
+def test_ctrl_c_at_the_confirmation_prompt_aborts():
+    class CtrlC:
+        def readline(self):
+            raise KeyboardInterrupt
+
+    out = _out()
+    with pytest.raises(Interrupted) as info:
+        InteractiveApprover(out, CtrlC()).approve("Orders")
+    assert str(info.value) == 'interrupted: overwrite of "Orders" aborted'
+    assert exit_code(info.value) == Exit.INTERRUPTED
+    assert out.stderr.getvalue().endswith("Type the database name to confirm: \n")

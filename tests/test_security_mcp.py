@@ -44,6 +44,12 @@ def test_a_wrong_type_is_a_protocol_error_naming_the_argument(name, value, kind)
     assert info.value.message == f"invalid params: argument '{name}' must be of type {kind}"
 
 
+def test_every_argument_is_checked_after_an_unknown_or_null_one():
+    for first in ({"unknown": 1}, {"s": None}, {"free": "x"}):
+        with pytest.raises(ProtocolError):
+            check_arguments(TOOL, {**first, "i": "not a number"})
+
+
 def test_object_values_are_checked_too():
     with pytest.raises(ProtocolError) as info:
         check_arguments(TOOL, {"p": {"ok": "v", "bad": 1}})

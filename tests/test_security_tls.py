@@ -235,3 +235,13 @@ def test_pgpass_default_is_home(tmp_path):
     os.chmod(other, 0o600)
     assert pgpass_lookup("h", 5432, "d", "u", {"HOME": str(tmp_path), "PGPASSFILE": str(other)}) == "From-Env"
 
+
+
+def test_unreadable_certificate_files_name_the_file_and_the_reason(tmp_path):
+    missing = tmp_path / "missing.crt"
+    for field in ("sslrootcert", "sslcert"):
+        extra = {field: str(missing)} if field == "sslrootcert" else {"sslcert": str(missing), "sslkey": str(missing)}
+        with pytest.raises(ConfigError) as info:
+            build_ssl_context(ConnParams(host="h", sslmode="verify-full", **extra), "h")
+        assert str(info.value) == (f'invalid configuration: cannot read {field} file "{missing}": '
+                                   "No such file or directory")
