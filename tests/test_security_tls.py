@@ -245,3 +245,130 @@ def test_unreadable_certificate_files_name_the_file_and_the_reason(tmp_path):
             build_ssl_context(ConnParams(host="h", sslmode="verify-full", **extra), "h")
         assert str(info.value) == (f'invalid configuration: cannot read {field} file "{missing}": '
                                    "No such file or directory")
+
+
+# ---- client certificates (mutual TLS), a real handshake on loopback ------------------------------
+
+
+def _mutual_handshake(pki: Path, client) -> str:
+    """A TLS server that demands a client certificate from our CA; returns the client's CN."""
+    import socket
+    import ssl
+    import threading
+
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(str(pki / "server.crt"), str(pki / "server.key"))
+    server_ctx.verify_mode = ssl.CERT_REQUIRED
+    server_ctx.load_verify_locations(str(pki / "ca.crt"))
+    listener = socket.create_server(("127.0.0.1", 0))
+    seen: list[str] = []
+
+    def serve() -> None:
+        try:
+            conn, _ = listener.accept()
+            with conn, server_ctx.wrap_socket(conn, server_side=True) as tls:
+                seen.extend(v for rdn in tls.getpeercert()["subject"] for k, v in rdn if k == "commonName")
+                tls.sendall(b"x")
+        except (ssl.SSLError, OSError):
+            pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        with socket.create_connection(listener.getsockname(), timeout=10) as sock, \
+                client.wrap_socket(sock, server_hostname="localhost") as tls:
+            tls.recv(1)
+    finally:
+        listener.close()
+        thread.join(10)
+    return seen[0]
+
+
+def _client_params(pki: Path, mode: str = "verify-full", **extra) -> ConnParams:
+    extra.setdefault("sslrootcert", str(pki / "ca.crt"))
+    return ConnParams(host="localhost", port=5432, user="certuser", database="d", sslmode=mode, **extra)
+
+
+@tls_marks[0]
+def test_client_certificate_is_presented(pki):
+    plain = _client_params(pki, sslcert=str(pki / "client.crt"), sslkey=str(pki / "client.key"))
+    assert _mutual_handshake(pki, build_ssl_context(plain, "localhost")) == "certuser"
+    from tests.test_tls import KEY_PASSWORD
+
+    enc = _client_params(pki, "require", sslcert=str(pki / "client.crt"), sslkey=str(pki / "client_enc.key"),
+                         sslpassword=KEY_PASSWORD)
+    assert _mutual_handshake(pki, build_ssl_context(enc, "localhost")) == "certuser"
+
+
+@tls_marks[0]
+@pytest.mark.parametrize("sslpassword", [None, "", "wrong"])
+def test_encrypted_client_key_without_the_right_sslpassword(pki, sslpassword):
+    enc = _client_params(pki, sslcert=str(pki / "client.crt"), sslkey=str(pki / "client_enc.key"),
+                         sslpassword=sslpassword)
+    with pytest.raises(ConfigError) as info:
+        build_ssl_context(enc, "localhost")
+    text = str(info.value)
+    assert text.startswith(f'invalid configuration: cannot load client certificate "{pki / "client.crt"}" with key '
+                           f'"{pki / "client_enc.key"}": ')
+    assert text.endswith(" (wrong sslpassword, or not a PEM certificate/key?)")
+
+
+@tls_marks[0]
+def test_unreadable_client_key_names_the_key(pki, tmp_path):
+    p = _client_params(pki, sslcert=str(pki / "client.crt"), sslkey=str(tmp_path / "none.key"))
+    with pytest.raises(ConfigError) as info:
+        build_ssl_context(p, "localhost")
+    assert str(info.value) == f'invalid configuration: cannot read sslkey file "{tmp_path / "none.key"}": ' \
+                              "No such file or directory"
+
+
+@tls_marks[0]
+def test_invalid_sslrootcert_names_the_file(pki):
+    with pytest.raises(ConfigError) as info:
+        build_ssl_context(_client_params(pki, sslrootcert=str(pki / "client.key")), "localhost")
+    assert str(info.value).startswith(f'invalid configuration: invalid sslrootcert file "{pki / "client.key"}": ')
+
+
+def test_require_with_a_root_certificate_verifies_and_prefer_does_not(tmp_path):
+    for mode, verify in (("require", "CERT_REQUIRED"), ("prefer", "CERT_NONE"), ("allow", "CERT_NONE")):
+        ctx = build_ssl_context(ConnParams(host="h", sslmode=mode, sslrootcert="system"), "h")
+        assert ctx.verify_mode.name == verify, mode
+        assert ctx.check_hostname is False
+
+
+# ---- .pgpass details ----------------------------------------------------------------------------
+
+
+def test_pgpass_comments_never_match(tmp_path):
+    env = _pgpass(tmp_path, "#db:5432:app:alice:commented\n  #db:5432:app:alice:indented\n"
+                            "*:*:*:alice:real\n", 0o600)
+    assert pgpass_lookup("#db", 5432, "app", "alice", env) == "real"
+    assert pgpass_lookup("  #db", 5432, "app", "alice", env) == "real"
+
+
+def test_pgpass_with_bytes_that_are_not_utf8(tmp_path):
+    path = tmp_path / "pgpass"
+    path.write_bytes(b"h\xff:5432:d:u:latin\n*:*:*:u:P\xc3\xa4ss\n")
+    os.chmod(path, 0o600)
+    assert pgpass_lookup("h", 5432, "d", "u", {"PGPASSFILE": str(path)}) == "Päss"
+
+
+def test_pgpass_not_a_plain_file_warning_names_it(tmp_path):
+    err = io.StringIO()
+    pgpass_lookup("h", 1, "d", "u", {"PGPASSFILE": str(tmp_path)}, Output(stderr=err, stdout=io.StringIO()))
+    assert err.getvalue() == f'WARNING: password file "{tmp_path}" is not a plain file; ignoring it\n'
+
+
+def test_pgpass_world_readable_warning_text(tmp_path):
+    env = _pgpass(tmp_path, "*:*:*:*:x\n", 0o644)
+    err = io.StringIO()
+    pgpass_lookup("h", 1, "d", "u", env, Output(stderr=err, stdout=io.StringIO()))
+    assert err.getvalue() == (f'WARNING: password file "{tmp_path / "pgpass"}" has group or world access; '
+                              "permissions should be u=rw (0600) or less; ignoring it\n")
+
+
+def test_pgpass_without_home_in_the_environment_uses_the_user_home(tmp_path, monkeypatch):
+    (tmp_path / ".pgpass").write_text("*:*:*:*:From-User-Home\n")
+    os.chmod(tmp_path / ".pgpass", 0o600)
+    monkeypatch.setenv("HOME", str(tmp_path))  # what expanduser("~") reads
+    assert pgpass_lookup("h", 5432, "d", "u", {}) == "From-User-Home"

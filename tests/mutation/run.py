@@ -46,7 +46,8 @@ SECURITY: dict[str, list[str] | None] = {
 #: The fast tests that pin those rules (real server and real TLS where the rule touches the wire).
 TESTS = [
     "tests/test_security_redact.py", "tests/test_security_tls.py", "tests/test_security_guards.py",
-    "tests/test_security_cloud.py", "tests/test_security_mcp.py", "tests/test_connstr.py", "tests/test_dbadmin.py",
+    "tests/test_security_cloud.py", "tests/test_security_mcp.py", "tests/test_security_lock.py",
+    "tests/test_connstr.py", "tests/test_dbadmin.py",
 ]
 
 _NAME = re.compile(r"^\s*(?P<module>[\w.]+?)\.x(?:_(?P<func>\w+?)|ǁ(?P<cls>\w+)ǁ(?P<meth>\w+?))__mutmut_(?P<n>\d+): "
