@@ -335,6 +335,16 @@ def test_google_service_account_assertion_shape_and_secrets(https_fake, pki, tmp
     assert head == {"alg": "RS256", "typ": "JWT"}
 
 
+def test_google_token_exchange_failure_names_the_step(https_fake, pki, tmp_path):
+    from pgmilib.conn.auth.http import TokenError
+
+    env = _google_env(https_fake, pki, tmp_path)
+    https_fake.routes[("POST", "/token")] = lambda r: json_reply({"error": "invalid_grant"}, 400)
+    with pytest.raises(TokenError) as info:
+        GoogleAuth(env).access_token(LOGIN_SCOPE)
+    assert "service account token exchange" in str(info.value)
+
+
 @pytest.mark.parametrize(("info", "message"), [
     ({"client_email": None}, "lacks client_email or private_key"),
     ({"client_email": ""}, "lacks client_email or private_key"),

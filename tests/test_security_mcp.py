@@ -55,6 +55,9 @@ def test_object_values_are_checked_too():
         check_arguments(TOOL, {"p": {"ok": "v", "bad": 1}})
     assert info.value.code == INVALID_PARAMS and info.value.message == "invalid params: 'p.bad' must be of type string"
     check_arguments(TOOL, {"o": {"any": 1}})  # no additionalProperties: anything goes
+    untyped = Tool(name="u", description="", handler=TOOL.handler,
+                   input_schema={"properties": {"m": {"type": "object", "additionalProperties": {}}}})
+    assert check_arguments(untyped, {"m": {"a": 1, "b": [2]}}) == {"m": {"a": 1, "b": [2]}}
 
 
 @pytest.mark.parametrize("arguments", [[], "x", 1, True])
