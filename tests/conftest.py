@@ -60,6 +60,19 @@ def pytest_report_header(config) -> str:
     return f"pgmi server: {version} ({found[1]}: {found[0]})"
 
 
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    """The random order's seed, also under -q (which hides the header): a failure that depends on
+    the order is replayed with `--random-order-seed=N`."""
+    try:
+        from random_order.config import Config as RandomOrder
+    except ImportError:
+        return
+    order = RandomOrder(config)
+    if order.is_enabled and order.bucket_type != "none":
+        terminalreporter.write_line(f"random order: --random-order-bucket={order.bucket_type} "
+                                    f"--random-order-seed={order.seed} (replay with these flags)")
+
+
 class ExternalServer:
     """A server named by PGMI_TEST_DSN (host/port/user/password parsed from it)."""
 
