@@ -179,3 +179,43 @@ def test_choose_approver_passes_its_arguments_on():
     asking = choose_approver(False, True, out, stdin)
     assert isinstance(asking, InteractiveApprover) and asking.out is out and asking.stdin is stdin
     asking.approve("Orders")
+
+
+class _KeptOpen:
+    """A session whose close() is held back, so what release() did before closing can be seen."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def close(self) -> None:
+        pass
+
+
+def test_release_unlocks_and_rolls_back_before_closing(pg, conn, fresh_db):
+    inner = _session(pg, fresh_db)
+    try:
+        acquire(inner, 0, _out())
+        inner.run("BEGIN")
+        inner.run("CREATE TABLE half_done (x int)")
+        release(_KeptOpen(inner))
+        assert inner.transaction_status == "I"
+        assert inner.run("SELECT to_regclass('half_done') IS NULL") == [[True]]
+        wait_for_no_deploy(conn, fresh_db, 0, _out())  # unlocked while the session is still open
+    finally:
+        inner.close()
+
+
+def test_release_closes_the_session_and_never_raises(pg, conn, fresh_db):
+    session = _session(pg, fresh_db)
+    release(session)
+    with pytest.raises(Exception):  # noqa: B017 -- closed: any use fails
+        session.run("SELECT 1")
+    dead = _session(pg, fresh_db)
+    acquire(dead, 0, _out())
+    dead.run("BEGIN")
+    pid = dead.run("SELECT pg_backend_pid()")[0][0]
+    conn.run("SELECT pg_terminate_backend(:p)", p=pid)
+    release(dead)  # the server is gone: nothing to raise
