@@ -115,3 +115,14 @@ def test_error_detail_carries_no_secret():
                       "failedFile": f"./{REDACTED}.sql", "line": 3, "sourceLine": "x"}
     assert error_detail(RuntimeError()) == {"message": "RuntimeError", "exitCode": 1}
     assert error_detail(PgmiError("x", pg=PgDiagnostics(sqlstate="", detail=""))) == {"message": "x", "exitCode": 1}
+
+
+@pytest.mark.parametrize("timeout", ["5s", "", "0", None])
+def test_deploy_tool_accepts_valid_or_absent_timeouts(timeout, tmp_path):
+    from pgmilib.mcp.tools import CallContext
+
+    arguments = {"path": str(tmp_path / "missing"), "connection": "postgresql://u@127.0.0.1:1/x", "database": "d",
+                 "timeout": timeout}
+    with pytest.raises(Exception) as info:  # it gets past the checks and fails on the missing project
+        deploy_tool(arguments, CallContext())
+    assert "invalid timeout" not in str(info.value) and "missing" in str(info.value)
