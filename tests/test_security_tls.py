@@ -11,8 +11,8 @@ import os
 from pathlib import Path
 
 import pytest
-
 from pgmilib.cluster import Cluster
+
 from pgmilib.conn.connect import open_connection
 from pgmilib.conn.params import ConnParams
 from pgmilib.conn.pgpass import pgpass_lookup
