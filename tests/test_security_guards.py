@@ -149,7 +149,7 @@ def test_mcp_confirm_database_name_is_case_sensitive(pg, create_database, tmp_pa
     for confirm in (name.upper(), name.capitalize(), name + " ", " " + name, "", None):
         with pytest.raises(PgmiError) as info:
             deploy_tool({**base, "confirmDatabaseName": confirm}, CallContext())
-        assert exit_code(info.value) == Exit.USAGE, confirm
+        assert exit_code(info.value) == Exit.GENERAL, confirm  # 1, as the original reports it
         assert "nothing was deployed or dropped" in str(info.value)
         assert query(pg, name, "SELECT to_regclass('keep_me') IS NOT NULL") == [[True]]
     result = deploy_tool({**base, "confirmDatabaseName": name}, CallContext())
@@ -224,14 +224,15 @@ def test_the_real_server_passes_the_floor(conn):
 ORDER = [
     (Marker.INTERRUPTED, 130), (Marker.CONCURRENT, 15), (Marker.CONFIG, 10), (Marker.DEPLOY_SQL_MISSING, 14),
     (Marker.APPROVAL_DENIED, 12), (Marker.CONNECTION, 11), (Marker.UNSUPPORTED_AUTH, 10),
-    (Marker.DEADLINE, 16), (Marker.EXECUTION, 13), (Marker.USAGE, 2),
+    (Marker.DEADLINE, 16), (Marker.EXECUTION, 13), (Marker.LOCK_RISK, 17), (Marker.USAGE, 2),
 ]
 
 
 def test_exit_code_numbers():
     assert {e.name: int(e) for e in Exit} == {
         "SUCCESS": 0, "GENERAL": 1, "USAGE": 2, "PANIC": 3, "CONFIG": 10, "CONNECTION": 11, "APPROVAL_DENIED": 12,
-        "EXECUTION": 13, "DEPLOY_SQL_MISSING": 14, "CONCURRENT": 15, "TIMEOUT": 16, "INTERRUPTED": 130}
+        "EXECUTION": 13, "DEPLOY_SQL_MISSING": 14, "CONCURRENT": 15, "TIMEOUT": 16, "LOCK_RISK": 17,
+        "INTERRUPTED": 130}
     assert {m for m, _ in ORDER} == set(Marker)
 
 

@@ -89,7 +89,10 @@ def test_deploy_tool_refuses_before_connecting(extra, message):
                  "database": "Orders", **extra}
     with pytest.raises(PgmiError) as info:
         deploy_tool(arguments, None)  # no context: it must fail before it would need one
-    assert message in str(info.value) and exit_code(info.value) == Exit.USAGE
+    # A refused confirmation is a general error (1), as the original's MCP server reports it;
+    # a bad argument value stays a usage error (2).
+    expected = Exit.GENERAL if "overwrite" in extra else Exit.USAGE
+    assert message in str(info.value) and exit_code(info.value) == expected
     if "overwrite" in extra:
         assert str(info.value).endswith("nothing was deployed or dropped")
 

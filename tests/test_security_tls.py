@@ -11,7 +11,6 @@ import os
 from pathlib import Path
 
 import pytest
-from pgmilib.cluster import Cluster
 
 from pgmilib.conn.connect import open_connection
 from pgmilib.conn.params import ConnParams
@@ -21,6 +20,7 @@ from pgmilib.conn.tls import build_ssl_context
 from pgmilib.errors import ConfigError, ConnectionFailed, Exit, exit_code
 from pgmilib.output import Output
 from pgmilib.redact import known_secrets
+from pgmilib.server.cluster import Cluster
 from tests.test_tls import SSL_PG_BIN, _make_ca, _make_leaf, _make_pki
 from tests.test_tls import pytestmark as tls_marks
 
