@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import time
 import urllib.parse
 from pathlib import Path
@@ -147,6 +148,14 @@ def test_garbage_cache_file_is_never_quoted(home, https_fake, pki):
     with pytest.raises(TokenError) as info:
         AwsIamAuth(env_for(home, https_fake, pki)).credentials("eu-west-1")
     assert "is not the JSON the AWS CLI writes" in str(info.value) and "SsoBearer" not in format_error(info.value)
+
+
+def test_cache_that_is_a_fifo_is_refused_without_blocking(home, https_fake, pki):
+    path = write_cache(home, "corp")
+    path.unlink()
+    os.mkfifo(path)
+    with pytest.raises(TokenError, match=r"is not a regular file; run `aws sso login --sso-session corp`$"):
+        AwsIamAuth(env_for(home, https_fake, pki)).credentials("eu-west-1")
 
 
 def test_portal_rejects_the_token(home, https_fake, pki):

@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import time
 import urllib.parse
 from collections.abc import Mapping
@@ -98,6 +99,8 @@ def _cached_token(cache_dir: str, key: str, http: CloudHttp, step: str, login: s
     # SHA-1 only names the file, as the AWS CLI does; nothing relies on it being hard to invert.
     path = os.path.join(cache_dir, hashlib.sha1(key.encode("utf-8")).hexdigest() + ".json")
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block the read forever
+            raise http.fail(step, f"the cached token {path} is not a regular file; run `{login}`")
         with open(path, "rb") as fh:
             raw = fh.read(MAX_CACHE_BYTES + 1)
     except FileNotFoundError:
