@@ -51,7 +51,8 @@ def sa_file(tmp_path, pki, google, key_path=None) -> str:
 
 def sa_env(tmp_path, pki, google, **extra) -> dict[str, str]:
     return {"GOOGLE_APPLICATION_CREDENTIALS": sa_file(tmp_path, pki, google), "SSL_CERT_FILE": str(pki / "ca.crt"),
-            "CLOUDSDK_API_ENDPOINT_OVERRIDES_SQLADMIN": google.url + "/", "HOME": str(tmp_path), **extra}
+            "CLOUDSDK_API_ENDPOINT_OVERRIDES_SQLADMIN": google.url + "/", "HOME": str(tmp_path),
+            "PGMI_CLOUDSQL_DIAL": "direct", **extra}  # the connector path: test_cloud_sqlconnector.py
 
 
 def connect_settings(pki, region: str = "europe-west1", ips=(("PRIMARY", "127.0.0.1"),)):

@@ -270,7 +270,9 @@ def open_connection(params: ConnParams, database: str | None = None, *, deadline
     # Cloud hook (conn/auth/cloud.py, google.py): verify-full unless sslmode was explicit, a warning for a
     # weak sslmode, Google's instance address and CA; the provider may supply its own TLS context.
     params = provider.prepare(params, out)
-    ctx = provider.ssl_context(params) or build_ssl_context(params, params.host)
+    ctx = provider.ssl_context(params)  # False: the provider's own tunnel encrypts (Cloud SQL connector)
+    if ctx is None:
+        ctx = build_ssl_context(params, params.host)
     plan = _attempt_plan(params, ctx)
     if out is not None:
         out.verbose(f"connecting to {params.host}:{params.port} database {db!r} as {params.user!r} "
@@ -335,6 +337,9 @@ def _connect_once(params: ConnParams, db: str, provider: Any, plan: list, deadli
             kwargs["unix_sock"] = os.path.join(params.host, f".s.PGSQL.{params.port}")
         else:
             kwargs.update(host=params.host, port=params.port)
+            tunnel = provider.open_socket(params, timeout)  # the Cloud SQL connector's mutual-TLS socket
+            if tunnel is not None:
+                kwargs["sock"] = tunnel
         # One limit for the whole start-up (a server answering one byte at a time never trips the
         # socket timeout of each read), and a cancel (Ctrl-C) ends it at once.
         started: list[LiveConnection] = []
@@ -350,7 +355,8 @@ def _connect_once(params: ConnParams, db: str, provider: Any, plan: list, deadli
                     raise
                 continue
         conn.clear_socket_timeout()
-        conn.opened_with = {k: v for k, v in kwargs.items() if k != "timeout"}  # for open_another()
+        conn.opened_with = {k: v for k, v in kwargs.items() if k not in ("timeout", "sock")}  # for open_another()
+        conn.reopen_socket = functools.partial(provider.open_socket, params) if "sock" in kwargs else None
         return conn
     raise AssertionError("empty attempt plan")
 
@@ -363,6 +369,9 @@ def open_another(conn: LiveConnection, *, application_name: str, timeout: float)
     start-up). Raises the driver's error (DRIVER_ERRORS) when the server refuses it.
     """
     kwargs = dict(conn.opened_with, application_name=application_name, timeout=timeout)
+    reopen = getattr(conn, "reopen_socket", None)
+    if reopen is not None:  # a tunnel is one connection's: dial another with the same certificate
+        kwargs["sock"] = reopen(timeout)
     another = LiveConnection(**kwargs)
     another.clear_socket_timeout()
     return another

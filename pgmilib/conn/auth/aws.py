@@ -8,8 +8,9 @@ Chain, first source that has credentials wins:
 5. ECS/EKS container credentials ($AWS_CONTAINER_CREDENTIALS_RELATIVE_URI / _FULL_URI);
 6. EC2 instance metadata, IMDSv2 (unless $AWS_EC2_METADATA_DISABLED=true).
 Within a profile: source_profile/credential_source + role_arn (STS AssumeRole, SigV4
-signed), static keys, web_identity_token_file + role_arn, credential_process. SSO
-profiles are not supported (the error says so).
+signed), static keys, web_identity_token_file + role_arn, SSO (`sso_session` /
+`sso_start_url`: the cached `aws sso login` token, then the portal's role credentials;
+awssso.py), credential_process.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import urllib.parse
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING
 
+from pgmilib.conn.auth.awssso import is_sso_profile, sso_credentials
 from pgmilib.conn.auth.cloud import CloudProvider
 from pgmilib.conn.auth.http import TokenError, form, is_loopback_host
 from pgmilib.conn.auth.sigv4 import RDS_TOKEN_SECONDS, Credentials, rds_auth_token, sign_post
@@ -190,12 +192,12 @@ class AwsIamAuth(CloudProvider):
             return self._assume_role(source, role, session, settings.get("external_id", ""), region)
         if role and settings.get("web_identity_token_file"):
             return self._web_identity(settings["web_identity_token_file"], role, session, region)
+        if is_sso_profile(settings):
+            config = self._read_ini("AWS_CONFIG_FILE", "config")
+            return self._keep(sso_credentials(settings, name, config, self.environ, self._home(), self.http,
+                                              self.token_timeout))
         if settings.get("credential_process"):
             return self._process(settings["credential_process"], name)
-        if settings.get("sso_session") or settings.get("sso_start_url"):
-            raise ConfigError(f"AWS profile {name!r} uses SSO, which this build does not support; "
-                              f"run `aws configure export-credentials --profile {name} --format env` and "
-                              "export the result, or use another credential source")
         return None
 
     def _static(self, settings: dict[str, str], name: str) -> Credentials | None:

@@ -8,8 +8,10 @@ Which credential, first that applies:
 3. managed identity: App Service / Functions / Container Apps ($IDENTITY_ENDPOINT +
    $IDENTITY_HEADER), else the VM metadata endpoint (IMDS). A user-assigned identity is
    selected by the resolved client id (--azure-client-id > $AZURE_CLIENT_ID > pgmi.yaml);
-   the original ignored that flag.
-The Azure CLI, azd and PowerShell credentials are not part of this build.
+   the original ignored that flag;
+4. off Azure (the metadata endpoint unreachable, or it has no identity): the Azure CLI
+   (`az account get-access-token`), then the Azure Developer CLI (`azd auth token`), each
+   only when it is on PATH (azurecli.py). Azure PowerShell is not part of this build.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ import urllib.parse
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from pgmilib.conn.auth.azurecli import Unavailable, az_token, azd_token
 from pgmilib.conn.auth.cloud import CloudProvider
 from pgmilib.conn.auth.http import TokenError, display, form, is_loopback_host
 from pgmilib.conn.auth.rsa import BadKey, b64url, jwt_rs256, load_private_key, pem_blocks
-from pgmilib.errors import ConfigError
+from pgmilib.errors import ConfigError, Marker
 from pgmilib.redact import register_secret
 
 if TYPE_CHECKING:
@@ -77,7 +80,34 @@ class AzureAuth(CloudProvider):
             return self._client_credentials("workload identity", tenant, _assertion_fields(client_id, assertion))
         if env.get("IDENTITY_ENDPOINT") and env.get("IDENTITY_HEADER"):
             return self._app_service(client_id)
-        return self._imds(client_id)
+        try:
+            return self._imds(client_id)
+        except TokenError as error:
+            # Not on an Azure VM (nothing answers), or a VM without an identity (400/404): the
+            # default chain moves on to the developer's own sign-in. Any other answer is a real
+            # managed identity failing, and --timeout running out ends the chain too.
+            if Marker.DEADLINE in error.markers or (error.reason.startswith("HTTP")
+                                                    and not error.reason.startswith(("HTTP 400", "HTTP 404"))):
+                raise
+            return self._developer_tools(tenant, error)
+
+    def _developer_tools(self, tenant: str, imds_error: TokenError) -> tuple[str, float | None]:
+        """The Azure CLI, then azd; when neither can give a token, the managed identity's error
+        (or "run `az login`" when a tool is installed but signed out)."""
+        signed_out: list[tuple[str, str]] = []
+        for step, fetch, target in (("Azure CLI", az_token, RESOURCE), ("Azure Developer CLI", azd_token, SCOPE)):
+            try:
+                return fetch(self.environ, self.deadline, self.http.fail, target, tenant)
+            except Unavailable as why:
+                if "not signed in" in str(why):
+                    signed_out.append((step, str(why)))
+        if signed_out:
+            raise self.http.fail(*signed_out[0]) from None
+        if not imds_error.reason.startswith("HTTP"):
+            imds_error.trailer.append("hint: no Azure credential found: set AZURE_TENANT_ID, AZURE_CLIENT_ID and "
+                                      "AZURE_CLIENT_SECRET (or a certificate / federated token file), sign in with "
+                                      "`az login` or `azd auth login`, or run on Azure with a managed identity")
+        raise imds_error
 
     # -- Entra token endpoint ----------------------------------------------------------
 
@@ -171,11 +201,6 @@ class AzureAuth(CloudProvider):
                 return self.http.token_field(step, doc, "access_token"), _expiry(doc)
             except TokenError as error:
                 if attempt == 2 or not error.reason.startswith(IMDS_RETRY_STATUSES):
-                    if not error.reason.startswith("HTTP"):
-                        error.trailer.append("hint: no Azure credential found: set AZURE_TENANT_ID, AZURE_CLIENT_ID "
-                                             "and AZURE_CLIENT_SECRET (or a certificate / federated token file), or "
-                                             "run on Azure with a managed identity; Azure CLI login is not used by "
-                                             "this build")
                     raise
                 time.sleep(delay if self.deadline is None else self.deadline.cap(delay) or 0.0)
                 delay *= 2

@@ -36,8 +36,9 @@ class AuthProvider:
         defaults, Google's instance address). The default changes nothing."""
         return params
 
-    def ssl_context(self, params: ConnParams) -> ssl.SSLContext | None:
-        """A TLS context replacing the sslmode-built one (None: use sslmode as usual)."""
+    def ssl_context(self, params: ConnParams) -> ssl.SSLContext | bool | None:
+        """A TLS context replacing the sslmode-built one (None: use sslmode as usual; False: no
+        SSLRequest, the provider's `open_socket` tunnel is already encrypted)."""
         return None
 
     def password(self, params: ConnParams, database: str) -> str | None:

@@ -1,17 +1,18 @@
 """Google Cloud SQL IAM database authentication with the standard library (§11.4).
 
-What this build does: the PostgreSQL password is an OAuth access token of the
-Application Default Credentials (IAM database authentication), sent over TLS.
-* `--host` given: connect straight to it (private IP, Auth Proxy, PSC endpoint ...).
-* no host: the instance connection name `project:region:instance` is resolved with the
-  Cloud SQL Admin API (`connectSettings`) to its public (PRIMARY) address, and TLS trusts
-  only the instance's server CA and checks the server identity (CN `project:instance`,
-  or the instance DNS name for CAS-based CAs).
+The instance connection name `project:region:instance` is resolved with the Cloud SQL
+Admin API (`connectSettings`) to its public (PRIMARY) address, and TLS trusts only the
+instance's server CA and checks the server identity (CN `project:instance`, or the
+instance DNS name for CAS-based CAs).
 
-What it does not do: the Go/Python connectors' mTLS tunnel to port 3307 with an
-ephemeral client certificate (RSA key generation + `generateEphemeralCert`). Without it
-the instance must accept direct connections on 5432 from this address (authorized
-networks or private networking) with IAM database authentication enabled.
+How pgmi reaches the instance, as the original does by default:
+* no `--host`: the Cloud SQL connector path (cloudsql.py): `connectSettings`, an
+  ephemeral client certificate from `generateEphemeralCert` for pgmi's own RSA key, and
+  mutual TLS to the instance's server-side proxy on port 3307, the PostgreSQL protocol
+  inside; no password is sent. No authorized network is needed.
+* `$PGMI_CLOUDSQL_DIAL=direct`, no `--host`: the resolved PRIMARY address on --port with
+  TLS against the instance's CA and the login token as the password (authorized networks).
+* `--host` given: straight to that host with the login token as the password.
 
 Credentials (ADC): $GOOGLE_APPLICATION_CREDENTIALS, else gcloud's
 application_default_credentials.json ($CLOUDSDK_CONFIG or ~/.config/gcloud), both of type
@@ -25,14 +26,17 @@ import dataclasses
 import json
 import os
 import re
+import socket
 import ssl
 import time
 import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 from pgmilib.conn.auth.cloud import CloudProvider, warn_once
+from pgmilib.conn.auth.cloudsql import add_client_identity, client_key, dial, ephemeral_cert, proxy_port
 from pgmilib.conn.auth.http import CloudHttp, TokenError, display, form
 from pgmilib.conn.auth.rsa import BadKey, jwt_rs256, load_private_key
+from pgmilib.conn.auth.rsagen import public_key_pem
 from pgmilib.errors import ConfigError
 from pgmilib.redact import register_secret
 
@@ -122,6 +126,8 @@ class GoogleAuth(CloudProvider):
     def __init__(self, environ: Any = None, deadline: Any = None) -> None:
         super().__init__(environ, deadline)
         self._tls: ssl.SSLContext | None = None
+        self._connector: ssl.SSLContext | None = None  # the mutual-TLS context of the connector path
+        self._dialer: CloudHttp | None = None
 
     # -- connection target -------------------------------------------------------------
 
@@ -137,20 +143,47 @@ class GoogleAuth(CloudProvider):
             warn_once(out, ("sslmode", self.name, str(name), params.sslmode),
                       f"--sslmode {params.sslmode} ignored: connections to a resolved Cloud SQL instance always use "
                       "TLS verified with the instance's server CA")
-        address, self._tls = self.resolve(name)
-        return dataclasses.replace(params, host=address, sslmode="verify-ca")
+        dial_mode = self.environ.get("PGMI_CLOUDSQL_DIAL", "connector") or "connector"
+        if dial_mode not in ("connector", "direct"):
+            raise ConfigError(f"$PGMI_CLOUDSQL_DIAL {dial_mode!r} is not one of: connector, direct")
+        admin_token, _ = self.access_token(ADMIN_SCOPE)
+        address, ctx = self.resolve(name, admin_token)
+        if dial_mode == "direct":
+            self._tls = ctx
+            return dataclasses.replace(params, host=address, sslmode="verify-ca")
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3  # what the instance's server-side proxy speaks
+        key, key_path = client_key(self.environ)
+        login_token, _ = self.access_token(LOGIN_SCOPE)
+        admin = CloudHttp(self.label, self.environ, action=f"{self.label}: cannot get a client certificate for "
+                                                           f"instance {name}", deadline=self.deadline)
+        url = (f"{self.sqladmin_base()}projects/{urllib.parse.quote(name.project, safe=':')}/instances/"
+               f"{urllib.parse.quote(name.instance)}:generateEphemeralCert")
+        cert = ephemeral_cert(admin, url, public_key_pem(key), login_token, admin_token, self.token_timeout)
+        add_client_identity(ctx, cert, key, key_path)
+        self._connector = ctx
+        self._dialer = CloudHttp(self.label, self.environ, action=f"{self.label}: cannot connect to instance {name}",
+                                 deadline=self.deadline)
+        return dataclasses.replace(params, host=address, port=proxy_port(self.environ), sslmode="verify-ca")
 
-    def ssl_context(self, params: ConnParams) -> ssl.SSLContext | None:
+    def ssl_context(self, params: ConnParams) -> ssl.SSLContext | bool | None:
+        if self._connector is not None:
+            return False  # the tunnel is TLS already: the PostgreSQL protocol starts without an SSLRequest
         return self._tls
+
+    def open_socket(self, params: ConnParams, timeout: float | None) -> socket.socket | None:
+        if self._connector is None:
+            return None
+        return dial(params.host, params.port, self._connector, timeout, self.deadline, self._dialer.fail)
 
     def sqladmin_base(self) -> str:
         base = self.environ.get("CLOUDSDK_API_ENDPOINT_OVERRIDES_SQLADMIN") or SQLADMIN
         base = base if base.endswith("/") else base + "/"
         return base if base.endswith(API_PATH) else base + API_PATH
 
-    def resolve(self, name: InstanceName) -> tuple[str, ssl.SSLContext]:
+    def resolve(self, name: InstanceName, token: str = "") -> tuple[str, CloudSqlTls]:
         """The instance's PRIMARY address and a TLS context for it (connectSettings)."""
-        token, _ = self.access_token(ADMIN_SCOPE)
+        if not token:
+            token, _ = self.access_token(ADMIN_SCOPE)
         url = (f"{self.sqladmin_base()}projects/{urllib.parse.quote(name.project, safe=':')}/instances/"
                f"{urllib.parse.quote(name.instance)}/connectSettings")
         admin = CloudHttp(self.label, self.environ, action=f"{self.label}: cannot resolve instance {name}",
@@ -184,6 +217,8 @@ class GoogleAuth(CloudProvider):
     # -- the password ------------------------------------------------------------------
 
     def password(self, params: ConnParams, database: str) -> str | None:
+        if self._connector is not None:
+            return None  # the server-side proxy logs in the identity of the client certificate
         token, expires = self.access_token(LOGIN_SCOPE)
         return self.issued(token, expires)
 

@@ -2,7 +2,7 @@
 
 Only signing is needed (service-account JWTs, Entra certificate assertions), and signing
 with a key we were given is plain modular arithmetic: `pow(m, d, n)`, done here with the
-CRT parameters for speed. Key *generation* is not needed by the supported paths.
+CRT parameters for speed. Key generation (the Cloud SQL connector's own key) is rsagen.py.
 The DER reader understands exactly what PKCS#8 and X.509 use here (definite lengths).
 """
 
