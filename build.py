@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Build `dist/pgmi`: one executable file that runs pgmi on any CPython >= 3.11 (`make build`).
+"""Build `dist/pgmi`: one executable file that runs pgmi on any CPython >= 3.9 (`make build`).
 
 The file is a shiv zipapp holding our code (with `sql/` and `templates/` inside the
 package as `pgmilib/sql`, `pgmilib/templates`), pg8000 and its dependencies, and PyYAML,
@@ -61,10 +61,10 @@ FALLBACK_EPOCH = 315532800  # 1980-01-01, the earliest time a zip entry can carr
 # costs nothing on the normal path (one mkdir that usually fails with EEXIST, one access()).
 PRELUDE = '''\
 import sys
-if sys.version_info < (3, 11):
-    sys.stderr.write("pgmi: error: Python 3.11 or newer is required (this is %d.%d; "
-                     "PGMI_PYTHON names the interpreter to use)\\n" % sys.version_info[:2])
-    sys.exit(1)
+if sys.version_info < @MINIMUM@:  # pgmilib/python_floor.py, copied in: its one line, then exit 1
+    _pgmi_floor = {"__name__": "pgmilib.python_floor"}
+    exec(@FLOOR_SOURCE@, _pgmi_floor)
+    _pgmi_floor["check"]("set PGMI_PYTHON to a newer one, e.g. PGMI_PYTHON=python3.11 ./pgmi ...")
 
 
 # pgmi: choose where shiv may extract before handing over to its bootstrap. shiv uses
@@ -141,6 +141,16 @@ def _pgmi_warm_start():
 _pgmi_warm_start()
 del _pgmi_warm_start
 '''
+
+
+def prelude(build_id: str) -> str:
+    """PRELUDE with this build's id and the interpreter check of pgmilib/python_floor.py filled in."""
+    floor = REPO / "pgmilib" / "python_floor.py"
+    minimum = re.search(r"^MINIMUM = (\(\d+, \d+\))$", floor.read_text(encoding="utf-8"), flags=re.MULTILINE)
+    if minimum is None:
+        raise BuildError("pgmilib/python_floor.py must define MINIMUM = (major, minor) at top level")
+    return (PRELUDE.replace("@BUILD_ID@", build_id).replace("@MINIMUM@", minimum.group(1))
+            .replace("@FLOOR_SOURCE@", repr(floor.read_text(encoding="utf-8"))))
 
 
 class BuildError(Exception):
@@ -286,9 +296,8 @@ _DEFERRED_HELPER = (
 )
 DEFERRED_IMPORTS = {
     "scramp/core.py": (
-        "from asn1crypto import pem\nfrom asn1crypto.x509 import Certificate\n",
-        _DEFERRED_HELPER + "pem = _PgmiDeferred('asn1crypto.pem')\n"
-                           "Certificate = _PgmiDeferred('asn1crypto.x509', 'Certificate')\n",
+        "from asn1crypto.x509 import Certificate\n",
+        _DEFERRED_HELPER + "Certificate = _PgmiDeferred('asn1crypto.x509', 'Certificate')\n",
     ),
     "pg8000/converters.py": (
         "from dateutil.parser import ParserError, parse\n",
@@ -336,7 +345,7 @@ def add_prelude(shiv_output: Path, output: Path) -> None:
                 data = source.read(info)
                 if info.filename == "__main__.py":
                     build_id = json.loads(source.read("environment.json"))["build_id"]
-                    data = PRELUDE.replace("@BUILD_ID@", build_id).encode("utf-8") + data
+                    data = prelude(build_id).encode("utf-8") + data
                     seen_main = True
                 entry = zipfile.ZipInfo(info.filename, date_time=info.date_time)
                 entry.compress_type = info.compress_type

@@ -42,9 +42,12 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Self
+from typing import TYPE_CHECKING
 
 from pgmilib.errors import PgmiError
+
+if TYPE_CHECKING:  # typing.Self is 3.11+; annotations are never evaluated (future import)
+    from typing import Self
 
 _LIB_DIRS = (
     "/usr/lib/postgresql/*/bin",  # Debian, Ubuntu

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 import pgmilib
+from pgmilib.python_floor import MINIMUM, NEWER_PYTHON
 
 pytestmark = pytest.mark.build
 
@@ -62,6 +63,15 @@ def _run(app: Path, *args: str, env: dict[str, str], unset: tuple[str, ...] = ()
         full.pop(name, None)
     return subprocess.run([*(wrap or []), sys.executable, "-I", str(app), *args], env=full, input=stdin,
                           capture_output=True, text=True, timeout=120, check=False)
+
+
+def _pinned(dist: str) -> str:
+    """The version requirements.txt pins for `dist` (what build.py bundles)."""
+    for line in (REPO / "requirements.txt").read_text(encoding="utf-8").splitlines():
+        name, _, version = line.partition("==")
+        if name.strip().lower() == dist.lower():
+            return version.split(";")[0].split("#")[0].strip()
+    raise AssertionError(f"requirements.txt pins no {dist}")
 
 
 def _build_id(app: Path) -> str:
@@ -174,7 +184,7 @@ def test_archive_contents(zipapp):
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     assert not [n for n in names if n.startswith("site-packages/bin/")]
     assert not [n for n in names if n.startswith("site-packages/tests/") or "/tests/" in n.split("pgmilib/")[0]]
-    for dep in ("pg8000/", "scramp/", "asn1crypto/", "dateutil/", "yaml/", "scramp-1.5.0.dist-info/"):
+    for dep in ("pg8000/", "scramp/", "asn1crypto/", "dateutil/", "yaml/", f"scramp-{_pinned('scramp')}.dist-info/"):
         assert any(n.startswith("site-packages/" + dep) for n in names), dep
 
 
@@ -198,7 +208,7 @@ def test_dependencies_and_resources_work_inside(zipapp, shiv_root, pg):
     answer, yaml_line, scramp_version, sql_dir, pg8000_file = result.stdout.splitlines()
     assert answer == "42"
     assert yaml_line == "False True"  # no C extension, still parses
-    assert scramp_version == "1.5.0"
+    assert scramp_version == _pinned("scramp")
     assert sql_dir.startswith(str(shiv_root)) and sql_dir.endswith("pgmilib/sql")
     assert pg8000_file.startswith(str(shiv_root))
 
@@ -255,7 +265,10 @@ def test_unusable_home_falls_back_to_temp(zipapp, tmp_path, kind):
 
 def test_pyproject_lists_every_package():
     """`pip install .` ships only the packages pyproject names: a new subpackage must be added there."""
-    import tomllib
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python < 3.11: the same parser as a package (requirements-dev.txt)
+        import tomli as tomllib
 
     config = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
     listed = set(config["packages"])
@@ -282,7 +295,7 @@ def _other_pythons() -> dict[str, str]:
 
 
 def test_other_python_versions(zipapp, tmp_path):
-    """Runs on every other CPython >= 3.11 found here; older ones get one clear error line, not a traceback."""
+    """Runs on every other supported CPython found here; older ones get one clear error line, not a traceback."""
     pythons = _other_pythons()
     if not pythons:
         pytest.skip("no other Python interpreter on this machine")
@@ -292,28 +305,31 @@ def test_other_python_versions(zipapp, tmp_path):
         env["SHIV_ROOT"] = str(tmp_path / version)
         run = subprocess.run([exe, "-I", str(zipapp), "version"], env=env, capture_output=True, text=True,
                              timeout=120, check=False)
-        if tuple(int(x) for x in version.split(".")) >= (3, 11):
+        if tuple(int(x) for x in version.split(".")) >= MINIMUM:
             assert run.returncode == 0 and run.stdout.startswith("pgmi "), (version, run.stderr)
             deps = subprocess.run([exe, "-I", str(zipapp), "-c", script], env={**env, "SHIV_INTERPRETER": "1"},
                                   capture_output=True, text=True, timeout=120, check=False)
             assert deps.stdout.strip() == "deps ok", (version, deps.stderr)
         else:
             assert run.returncode == 1, version
-            assert run.stderr == (f"pgmi: error: Python 3.11 or newer is required (this is {version}; "
-                                  "PGMI_PYTHON names the interpreter to use)\n")
+            assert run.stderr.startswith(f"pgmi: error: Python {MINIMUM[0]}.{MINIMUM[1]} or newer is required, "
+                                         f"but {exe} is Python {version}."), run.stderr
+            assert "PGMI_PYTHON=" in run.stderr and NEWER_PYTHON in run.stderr and run.stderr.count("\n") == 1
 
 
 _DEFERRED_PROBE = """
 import json, ssl, sys
 import pg8000.native
 loaded = sorted(m for m in sys.modules if m.startswith(("asn1crypto", "dateutil")))
-from scramp.core import CBindData, pem
+from scramp.core import _make_cb_data
 from pg8000.converters import timestamp_in, timestamptz_in
 text = open(sys.argv[1]).read()
+class Peer:  # what scramp reads from the TLS socket: the server's certificate
+    def getpeercert(self, binary_form):
+        return ssl.PEM_cert_to_DER_cert(text)
 print(json.dumps({
     "loaded_at_import": loaded,
-    "cbind": CBindData.from_der(ssl.PEM_cert_to_DER_cert(text)).data.hex(),
-    "unarmor": [kind for kind, _headers, _der in pem.unarmor(text.encode(), multiple=True)],
+    "cbind": _make_cb_data("tls-server-end-point", Peer()).hex(),
     "timestamps": [str(timestamp_in("2024-01-02T03:04:05")), timestamp_in("not a time"),
                    str(timestamptz_in("2024-01-02T03:04:05+02"))],
 }))
@@ -335,14 +351,14 @@ def test_deferred_driver_imports_behave_like_the_published_driver(zipapp, pki, t
     assert ours.pop("loaded_at_import") == []
     assert theirs.pop("loaded_at_import")  # the published driver imports them eagerly
     assert ours == theirs
-    assert ours["timestamps"][1] == "not a time" and ours["unarmor"] == ["CERTIFICATE"]
+    assert ours["timestamps"][1] == "not a time" and len(ours["cbind"]) == 64  # a SHA-256 of the certificate
 
 
 def test_dependency_version_lookups_are_pinned(zipapp):
     """build.py writes the pinned versions in, so a deploy never imports importlib.metadata."""
     with zipfile.ZipFile(zipapp) as archive:
-        for arcname, version in (("site-packages/pg8000/core.py", "1.31.6"),
-                                 ("site-packages/scramp/__init__.py", "1.5.0")):
+        for arcname, version in (("site-packages/pg8000/core.py", _pinned("pg8000")),
+                                 ("site-packages/scramp/__init__.py", _pinned("scramp"))):
             text = archive.read(arcname).decode()
             assert "from importlib.metadata import" not in text, arcname
             assert f"return {version!r}" in text, arcname

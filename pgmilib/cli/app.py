@@ -287,6 +287,6 @@ def _panic(out: Output, error: BaseException) -> None:
 
     from pgmilib.redact import redact
 
-    out.stderr.write(redact(f"panic: {error}\n" + "".join(traceback.format_exception(error))))
+    out.stderr.write(redact(f"panic: {error}\n" + "".join(traceback.format_exception(type(error), error, error.__traceback__))))
     out.stderr.write("pgmi: this is a bug (exit 3); please report it with the lines above\n")
     out.stderr.flush()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import time
 from typing import Any
 
@@ -263,7 +264,7 @@ def _connection_guard():
 
     try:
         yield
-    except (pg8000.exceptions.InterfaceError, ConnectionError, TimeoutError) as error:
+    except (pg8000.exceptions.InterfaceError, ConnectionError, TimeoutError, socket.timeout) as error:
         raise ConnectionFailed(f"connection to the server lost: {error}") from error
 
 

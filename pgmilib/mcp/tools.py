@@ -174,7 +174,7 @@ def call(tool: Tool, arguments: Any, context: CallContext) -> dict[str, Any]:
     except PgmiError as error:
         return failure(format_error(error), error_detail(error))
     except Exception as error:  # noqa: BLE001 -- a bug in a tool must not end the session
-        stack = redact("".join(traceback.format_exception(error)))
+        stack = redact("".join(traceback.format_exception(type(error), error, error.__traceback__)))
         return failure(f"panic: {redact(str(error))}",
                        {"message": redact(f"panic: {error}"), "exitCode": int(Exit.PANIC), "panic": True,
                         "stack": stack})

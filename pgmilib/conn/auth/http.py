@@ -17,6 +17,7 @@ from __future__ import annotations
 import http.client
 import ipaddress
 import json
+import socket
 import ssl
 import urllib.parse
 from collections.abc import Mapping
@@ -115,7 +116,7 @@ class CloudHttp:
             conn.request(method, path, body=body, headers=sent)
             resp = conn.getresponse()
             data = resp.read(MAX_BODY)
-        except TimeoutError:
+        except (TimeoutError, socket.timeout):  # one class from Python 3.10 on, two before
             raise self.fail(step, f"timed out after {timeout:g}s") from None
         except ssl.SSLCertVerificationError as error:
             raise self.fail(step, f"TLS certificate verification failed: {error.verify_message}") from None
