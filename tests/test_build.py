@@ -27,19 +27,41 @@ pytestmark = pytest.mark.build
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _build(output: Path, **env: str) -> Path:
-    result = subprocess.run([sys.executable, str(REPO / "build.py"), "-o", str(output)], capture_output=True,
-                            text=True, env={**os.environ, **env}, timeout=300, check=False)
+def _build(output: Path, *, source: Path = REPO, umask: int = 0o022, args: tuple[str, ...] = (),
+           **env: str) -> Path:
+    result = subprocess.run([sys.executable, str(source / "build.py"), "-o", str(output), *args],
+                            capture_output=True, text=True, env={**os.environ, **env}, umask=umask, timeout=300,
+                            check=False)
     assert result.returncode == 0, result.stderr
+    digest = hashlib.sha256(output.read_bytes()).hexdigest()
+    assert result.stdout.splitlines()[-1] == f"{digest}  {os.path.relpath(output)}"  # sha256sum's format
     return output
+
+
+def _build_elsewhere(root: Path) -> Path:
+    """The build from a copy of the sources at another path: its own dependency download, umask 077,
+    another time zone and temp dir. A copy is no git checkout, so it is told the commit and its date."""
+    copy = root / "elsewhere" / "checkout"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in ("pgmilib", "sql", "templates"):
+        shutil.copytree(REPO / name, copy / name, ignore=ignore)
+    for name in ("build.py", "requirements.txt"):
+        shutil.copy2(REPO / name, copy / name)
+    temp = root / "elsewhere" / "tmp"
+    temp.mkdir()
+    head = subprocess.run(["git", "-C", str(REPO), "log", "-1", "--format=%H %ct"], capture_output=True,
+                          text=True, check=False).stdout.split()
+    commit, epoch = (head[0][:7], head[1]) if len(head) == 2 else ("unknown", "315532800")
+    return _build(root / "b" / "pgmi", source=copy, umask=0o077, args=("--deps-cache", str(root / "deps")),
+                  PGMI_BUILD_COMMIT=commit, SOURCE_DATE_EPOCH=epoch, TZ="Pacific/Chatham", TMPDIR=str(temp))
 
 
 @pytest.fixture(scope="session")
 def builds(tmp_path_factory):
-    """(first, second): two builds of the same tree, made back to back."""
+    """(first, second): a build of this checkout, and one of a copy of it made elsewhere."""
     root = tmp_path_factory.mktemp("zipapp")
     first = _build(root / "a" / "pgmi")
-    second = _build(root / "b" / "pgmi")
+    second = _build_elsewhere(root)
     return first, second
 
 
@@ -161,8 +183,29 @@ def test_launcher_without_python3_on_path_fails_in_one_line(zipapp, tmp_path):
 
 
 def test_reproducible(builds):
+    """Byte-identical although the second build ran elsewhere (see _build_elsewhere); and nothing of
+    either build's paths is inside."""
     first, second = builds
     assert hashlib.sha256(first.read_bytes()).hexdigest() == hashlib.sha256(second.read_bytes()).hexdigest()
+    data = first.read_bytes()
+    with zipfile.ZipFile(first) as archive:
+        data += b"".join(archive.read(name) for name in archive.namelist())
+        assert {info.create_system for info in archive.infolist()} == {3}
+        assert {info.external_attr >> 16 for info in archive.infolist()} <= {0o100644, 0o100755}
+    for path in (first.parent, second.parent.parent, Path(tempfile.gettempdir()) / "pgmi-build-"):
+        assert str(path).encode() not in data, path
+
+
+def test_version_prints_the_sha256_of_the_running_file(zipapp, shiv_root, tmp_path):
+    """What an air-gapped host compares with the published digest, also from a copy elsewhere."""
+    copy = tmp_path / "bin" / "pgmi"
+    copy.parent.mkdir()
+    shutil.copy2(zipapp, copy)
+    for app in (zipapp, copy):
+        result = _run(app, "version", env={"SHIV_ROOT": str(shiv_root)})
+        assert result.returncode == 0, result.stderr
+        digest = hashlib.sha256(app.read_bytes()).hexdigest()
+        assert f"SHA-256: {digest} ({app})" in result.stdout.splitlines()
 
 
 def test_build_date_follows_source_date_epoch(tmp_path, shiv_root):
