@@ -405,3 +405,77 @@ def test_dependency_version_lookups_are_pinned(zipapp):
             text = archive.read(arcname).decode()
             assert "from importlib.metadata import" not in text, arcname
             assert f"return {version!r}" in text, arcname
+
+
+# A deploy.sql whose statements after COMMIT (each sent as its own unit, split by the lexer) hide
+# semicolons and quotes in quoted identifiers, E'' strings and plain strings: where the lexer's
+# regular expressions differed by interpreter (possessive quantifiers on Debian 12's 3.11.2), a
+# statement was cut in the middle of an identifier.
+TRICKY_DEPLOY = r"""BEGIN;
+CREATE TABLE "semi;colon" ("a""b;c" text, x int);
+INSERT INTO "semi;colon" VALUES (E'it\'s; E\\', 1);
+COMMIT;
+INSERT INTO "semi;colon" ("a""b;c", x) VALUES ('plain;''q', 2);
+INSERT INTO "semi;colon" VALUES (E'\x3b;\'\n', 3), (e'tab\there;', 4);
+CREATE TABLE "x""y;z" AS SELECT count(*) AS "n;" FROM "semi;colon";
+COMMENT ON TABLE "x""y;z" IS 'made after COMMIT; in a unit of its own';
+"""
+TRICKY_ROWS = [["it's; E\\", 1], ["plain;'q", 2], [";;'\n", 3], ["tab\there;", 4]]
+
+
+def _supported_pythons() -> dict[str, str]:
+    """This interpreter, and the oldest and newest other supported one found here, by "major.minor"."""
+    others = {v: exe for v, exe in _other_pythons().items() if tuple(map(int, v.split("."))) >= MINIMUM}
+    chosen = {f"{sys.version_info[0]}.{sys.version_info[1]}": sys.executable}
+    by_age = sorted(others, key=lambda v: tuple(map(int, v.split("."))))
+    chosen.update({v: others[v] for v in by_age[:1] + by_age[-1:]})
+    return chosen
+
+
+def test_the_file_deploys_quoted_semicolons_alike_on_every_interpreter(zipapp, pg, create_database, tmp_path):
+    """`PGMI_PYTHON=<python> dist/pgmi deploy`: the same database contents on this interpreter and
+    on the oldest and newest other supported one (the whole matrix runs it on each in turn)."""
+    from projects import query, write_project
+
+    project = write_project(tmp_path / "tricky", {}, TRICKY_DEPLOY)
+    for version, python in sorted(_supported_pythons().items()):
+        db = create_database()
+        env = _clean_env(PGMI_PYTHON=python, SHIV_ROOT=str(tmp_path / "shiv"), PGMI_NON_INTERACTIVE="1")
+        env = {k: v for k, v in env.items() if not k.startswith("PG") or k.startswith("PGMI_")}
+        run = subprocess.run([str(zipapp), "deploy", str(project), "-d", db], env={**env, **pg.env()},
+                             capture_output=True, text=True, timeout=180, check=False)
+        assert run.returncode == 0, (version, run.stdout, run.stderr)
+        assert query(pg, db, 'SELECT "a""b;c", x FROM "semi;colon" ORDER BY x') == TRICKY_ROWS, version
+        assert query(pg, db, 'SELECT "n;" FROM "x""y;z"') == [[4]], version
+        assert query(pg, db, """SELECT obj_description('"x""y;z"'::regclass)""") == [
+            ["made after COMMIT; in a unit of its own"]], version
+
+
+_SCRAM_PROBE = """
+import json, ssl, sys
+import pg8000.native
+context = ssl.create_default_context(cafile=sys.argv[2])
+context.check_hostname = False
+conn = pg8000.native.Connection(**json.loads(sys.argv[1]), ssl_context=context)
+print(conn.auth.mechanism_name, conn.run("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")[0][0])
+conn.close()
+"""
+
+
+def test_the_bundled_driver_binds_scram_to_the_tls_channel(zipapp, pki, tmp_path):
+    """The archive's own pg8000 and scramp (asn1crypto deferred by build.py) log in with
+    SCRAM-SHA-256-PLUS on this interpreter (tests/test_scram_tls.py: the installed driver)."""
+    from cloudfakes import create_login, start_scram_tls_cluster
+
+    cluster = start_scram_tls_cluster(pki)
+    try:
+        create_login(cluster, "scramuser", "Scram-Secret-41")
+        kwargs = {"host": "127.0.0.1", "port": cluster.port, "user": "scramuser", "password": "Scram-Secret-41",
+                  "database": "postgres"}
+        env = _clean_env(SHIV_ROOT=str(tmp_path / "shiv"), SHIV_INTERPRETER="1")
+        run = subprocess.run([sys.executable, "-I", str(zipapp), "-c", _SCRAM_PROBE, json.dumps(kwargs),
+                              str(pki / "ca.crt")], env=env, capture_output=True, text=True, timeout=120, check=False)
+        assert run.returncode == 0, run.stderr
+        assert run.stdout.split() == ["SCRAM-SHA-256-PLUS", "True"]
+    finally:
+        cluster.stop()
