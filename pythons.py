@@ -98,6 +98,7 @@ class Matrix:
         self.make = os.environ.get("MAKE", "make")
         self.env = {k: v for k, v in os.environ.items()
                     if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "PGMI_PG_SOURCE")}
+        self.env["PYTHONUNBUFFERED"] = "1"  # progress as it happens, through the pipe
         self.rows: list[tuple[str, str, str, float, str]] = []
         self.counts: dict[str, int] = {}
 
