@@ -98,7 +98,6 @@ class Matrix:
         self.make = os.environ.get("MAKE", "make")
         self.env = {k: v for k, v in os.environ.items()
                     if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "PGMI_PG_SOURCE")}
-        self.env["PYTHONUNBUFFERED"] = "1"  # progress as it happens, through the pipe
         self.rows: list[tuple[str, str, str, float, str]] = []
         self.counts: dict[str, int] = {}
 
@@ -132,7 +131,7 @@ class Matrix:
             return
         for server in servers:
             say(f"=== {label} ({python}), PostgreSQL: {server}")
-            status, closing, seconds = self._run([f"{venv}/bin/python", "-m", "pytest", *self.args],
+            status, closing, seconds = self._run([f"{venv}/bin/python", "-u", "-m", "pytest", *self.args],  # -u: progress as it happens
                                                  {**self.env, "PGMI_PG_SOURCE": server},
                                                  LOGS / f"{label}-{server}.log")
             verdict = "ok" if status == 0 else f"FAILED (exit {status})"
