@@ -163,9 +163,13 @@ def _in_root(root: Path, argv: list[str], env: dict[str, str]) -> subprocess.Com
                           check=False)
 
 
-def _deploy_in(root: Path, zipapp: Path, server: Cluster, argv_prefix: list[str], env: dict[str, str]) -> None:
-    shutil.copy2(zipapp, root / "pgmi")
-    project = root / "project"
+def _deploy_in(root: Path, zipapp: Path, server: Cluster, interpreter: list[str], env: dict[str, str]) -> None:
+    """Copy the file and a project into the root (names of this process: the matrix may run two suites
+    in one cached root at once), run `version` and `deploy` there, check the database, clean up."""
+    name = f"pgmi-{os.getpid()}"
+    shutil.copy2(zipapp, root / name)
+    argv_prefix = [*interpreter, f"/{name}"]
+    project = root / f"project-{os.getpid()}"
     shutil.rmtree(project, ignore_errors=True)
     project.mkdir()
     (project / "deploy.sql").write_text(DEPLOY_SQL, encoding="utf-8")
@@ -184,8 +188,8 @@ def _deploy_in(root: Path, zipapp: Path, server: Cluster, argv_prefix: list[str]
         version = _in_root(root, [*argv_prefix, "version"], {**env, **tcp})
         assert version.returncode == 0, version.stderr
         digest = hashlib.sha256(zipapp.read_bytes()).hexdigest()
-        assert f"SHA-256: {digest} (/pgmi)" in version.stdout.splitlines(), version.stdout
-        run = _in_root(root, [*argv_prefix, "deploy", "/project", "-d", db], {**env, **tcp})
+        assert f"SHA-256: {digest} (/{name})" in version.stdout.splitlines(), version.stdout
+        run = _in_root(root, [*argv_prefix, "deploy", f"/{project.name}", "-d", db], {**env, **tcp})
         assert run.returncode == 0, (run.stdout, run.stderr)
         conn = pg8000.native.Connection(**server.conn_kwargs(db))
         try:  # what the database holds, read over the host's own connection
@@ -200,9 +204,10 @@ def _deploy_in(root: Path, zipapp: Path, server: Cluster, argv_prefix: list[str]
         finally:
             conn.close()
         # The debootstrap root is cached for the next run: leave it as it was built.
-        (root / "pgmi").unlink()
+        (root / name).unlink()
         shutil.rmtree(project, ignore_errors=True)
-        for extracted in [*(root / "root/.shiv").glob("pgmi_*"), *(root / "root/.shiv").glob(".pgmi_*_lock")]:
+        shiv = root / "root/.shiv"
+        for extracted in [*shiv.glob(f"{name}_*"), *shiv.glob(f".{name}_*_lock")]:
             if extracted.is_dir():
                 shutil.rmtree(extracted, ignore_errors=True)
             else:
@@ -215,10 +220,10 @@ def test_python_only_root_like_distroless(zipapp, tcp_server, tmp_path):
         pytest.skip(f"no supported /usr/bin/python3 (>= {MINIMUM[0]}.{MINIMUM[1]}) with ldd on this machine")
     root = _python_only_root(tmp_path, python)
     assert not (root / "bin/sh").exists() and not (root / "etc").exists()  # nothing but Python
-    _deploy_in(root, zipapp, tcp_server, ["/usr/bin/python3", "/pgmi"], {"PATH": "/usr/bin"})
-    assert list((root / "tmp").glob("pgmi-shiv-*/pgmi_*/site-packages/pgmilib"))  # no HOME: extracted to /tmp
+    _deploy_in(root, zipapp, tcp_server, ["/usr/bin/python3"], {"PATH": "/usr/bin"})
+    assert list((root / "tmp").glob("pgmi-shiv-*/pgmi-*_*/site-packages/pgmilib"))  # no HOME: extracted to /tmp
 
 
 def test_debootstrap_minbase_root_through_the_launcher(zipapp, tcp_server):
     root = debootstrap_root()
-    _deploy_in(root, zipapp, tcp_server, ["/pgmi"], {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root"})
+    _deploy_in(root, zipapp, tcp_server, [], {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root"})
