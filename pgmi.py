@@ -16,6 +16,9 @@ if __name__ == "__main__":
 
     signal.signal(signal.SIGTERM, _interrupted)  # like Ctrl-C until main() takes over: exit 130
     try:
+        from pgmilib.python_floor import check
+
+        check("run pgmi.py with a newer python3")  # one line on an older interpreter, never a traceback
         from pgmilib.cli import main
     except KeyboardInterrupt:  # a signal while Python is still importing pgmi
         sys.stderr.write("pgmi: interrupted\n")

@@ -848,7 +848,7 @@ def main(argv=None) -> int:
         b.stop()
     summ = summarize(b)
     targets = check_targets(b)
-    info = {"date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine_info(),
+    info = {"date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine_info(),
             "elapsed_s": round(time.time() - started, 1)}
     md = render_markdown(b, summ, targets, info)
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)

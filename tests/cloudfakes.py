@@ -188,6 +188,18 @@ def start_tls_cluster(pki: Path) -> Cluster:
     return cluster
 
 
+def start_scram_tls_cluster(pki: Path) -> Cluster:
+    """A throwaway server whose TCP logins are SCRAM-SHA-256 over TLS only: it offers the client
+    SCRAM-SHA-256-PLUS (channel binding) and checks the binding against its own certificate."""
+    cluster = start_tls_cluster(pki)
+    with open(os.path.join(cluster.data_dir, "pg_hba.conf"), "w") as fh:
+        fh.write("local all all trust\n"
+                 "hostssl all all 127.0.0.1/32 scram-sha-256\n"
+                 "hostnossl all all 127.0.0.1/32 reject\n")
+    admin(cluster, "SELECT pg_reload_conf()")
+    return cluster
+
+
 def admin(cluster: Cluster, sql: str) -> list:
     conn = pg8000.native.Connection(**cluster.conn_kwargs())
     try:

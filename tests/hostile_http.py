@@ -109,7 +109,7 @@ class HostileEndpoint:
         while not self._stop.is_set():
             try:
                 sock, _ = self._listener.accept()
-            except socket.timeout:  # noqa: UP041 -- TimeoutError only from Python 3.10 on
+            except socket.timeout:
                 continue
             except OSError:
                 return

@@ -28,7 +28,7 @@ def write_project(root: Path, files: dict[str, str | bytes], deploy_sql: str | N
         if isinstance(body, bytes):
             target.write_bytes(body)
         else:
-            target.write_text(body, encoding="utf-8", newline="")
+            target.write_bytes(body.encode("utf-8"))  # as written, no newline translation
     return root
 
 

@@ -215,7 +215,10 @@ def test_exit_codes_listed_in_the_overview_are_exactly_the_real_ones():
 
 def test_pip_install_ships_every_document():
     """pyproject's package-data for pgmilib.ai is `docs/**/*.md`: every bundled document must match it."""
-    import tomllib
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python < 3.11: the same parser as a package (requirements-dev.txt)
+        import tomli as tomllib
     from pathlib import Path
 
     repo = Path(__file__).resolve().parent.parent

@@ -20,25 +20,48 @@ from pathlib import Path
 import pytest
 
 import pgmilib
+from pgmilib.python_floor import MINIMUM, NEWER_PYTHON
 
 pytestmark = pytest.mark.build
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _build(output: Path, **env: str) -> Path:
-    result = subprocess.run([sys.executable, str(REPO / "build.py"), "-o", str(output)], capture_output=True,
-                            text=True, env={**os.environ, **env}, timeout=300, check=False)
+def _build(output: Path, *, source: Path = REPO, umask: int = 0o022, args: tuple[str, ...] = (),
+           **env: str) -> Path:
+    result = subprocess.run([sys.executable, str(source / "build.py"), "-o", str(output), *args],
+                            capture_output=True, text=True, env={**os.environ, **env}, umask=umask, timeout=300,
+                            check=False)
     assert result.returncode == 0, result.stderr
+    digest = hashlib.sha256(output.read_bytes()).hexdigest()
+    assert result.stdout.splitlines()[-1] == f"{digest}  {os.path.relpath(output)}"  # sha256sum's format
     return output
+
+
+def _build_elsewhere(root: Path) -> Path:
+    """The build from a copy of the sources at another path: its own dependency download, umask 077,
+    another time zone and temp dir. A copy is no git checkout, so it is told the commit and its date."""
+    copy = root / "elsewhere" / "checkout"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in ("pgmilib", "sql", "templates"):
+        shutil.copytree(REPO / name, copy / name, ignore=ignore)
+    for name in ("build.py", "requirements.txt"):
+        shutil.copy2(REPO / name, copy / name)
+    temp = root / "elsewhere" / "tmp"
+    temp.mkdir()
+    head = subprocess.run(["git", "-C", str(REPO), "log", "-1", "--format=%H %ct"], capture_output=True,
+                          text=True, check=False).stdout.split()
+    commit, epoch = (head[0][:7], head[1]) if len(head) == 2 else ("unknown", "315532800")
+    return _build(root / "b" / "pgmi", source=copy, umask=0o077, args=("--deps-cache", str(root / "deps")),
+                  PGMI_BUILD_COMMIT=commit, SOURCE_DATE_EPOCH=epoch, TZ="Pacific/Chatham", TMPDIR=str(temp))
 
 
 @pytest.fixture(scope="session")
 def builds(tmp_path_factory):
-    """(first, second): two builds of the same tree, made back to back."""
+    """(first, second): a build of this checkout, and one of a copy of it made elsewhere."""
     root = tmp_path_factory.mktemp("zipapp")
     first = _build(root / "a" / "pgmi")
-    second = _build(root / "b" / "pgmi")
+    second = _build_elsewhere(root)
     return first, second
 
 
@@ -62,6 +85,15 @@ def _run(app: Path, *args: str, env: dict[str, str], unset: tuple[str, ...] = ()
         full.pop(name, None)
     return subprocess.run([*(wrap or []), sys.executable, "-I", str(app), *args], env=full, input=stdin,
                           capture_output=True, text=True, timeout=120, check=False)
+
+
+def _pinned(dist: str) -> str:
+    """The version requirements.txt pins for `dist` (what build.py bundles)."""
+    for line in (REPO / "requirements.txt").read_text(encoding="utf-8").splitlines():
+        name, _, version = line.partition("==")
+        if name.strip().lower() == dist.lower():
+            return version.split(";")[0].split("#")[0].strip()
+    raise AssertionError(f"requirements.txt pins no {dist}")
 
 
 def _build_id(app: Path) -> str:
@@ -151,8 +183,29 @@ def test_launcher_without_python3_on_path_fails_in_one_line(zipapp, tmp_path):
 
 
 def test_reproducible(builds):
+    """Byte-identical although the second build ran elsewhere (see _build_elsewhere); and nothing of
+    either build's paths is inside."""
     first, second = builds
     assert hashlib.sha256(first.read_bytes()).hexdigest() == hashlib.sha256(second.read_bytes()).hexdigest()
+    data = first.read_bytes()
+    with zipfile.ZipFile(first) as archive:
+        data += b"".join(archive.read(name) for name in archive.namelist())
+        assert {info.create_system for info in archive.infolist()} == {3}
+        assert {info.external_attr >> 16 for info in archive.infolist()} <= {0o100644, 0o100755}
+    for path in (first.parent, second.parent.parent, Path(tempfile.gettempdir()) / "pgmi-build-"):
+        assert str(path).encode() not in data, path
+
+
+def test_version_prints_the_sha256_of_the_running_file(zipapp, shiv_root, tmp_path):
+    """What an air-gapped host compares with the published digest, also from a copy elsewhere."""
+    copy = tmp_path / "bin" / "pgmi"
+    copy.parent.mkdir()
+    shutil.copy2(zipapp, copy)
+    for app in (zipapp, copy):
+        result = _run(app, "version", env={"SHIV_ROOT": str(shiv_root)})
+        assert result.returncode == 0, result.stderr
+        digest = hashlib.sha256(app.read_bytes()).hexdigest()
+        assert f"SHA-256: {digest} ({app})" in result.stdout.splitlines()
 
 
 def test_build_date_follows_source_date_epoch(tmp_path, shiv_root):
@@ -174,7 +227,7 @@ def test_archive_contents(zipapp):
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     assert not [n for n in names if n.startswith("site-packages/bin/")]
     assert not [n for n in names if n.startswith("site-packages/tests/") or "/tests/" in n.split("pgmilib/")[0]]
-    for dep in ("pg8000/", "scramp/", "asn1crypto/", "dateutil/", "yaml/", "scramp-1.5.0.dist-info/"):
+    for dep in ("pg8000/", "scramp/", "asn1crypto/", "dateutil/", "yaml/", f"scramp-{_pinned('scramp')}.dist-info/"):
         assert any(n.startswith("site-packages/" + dep) for n in names), dep
 
 
@@ -198,7 +251,7 @@ def test_dependencies_and_resources_work_inside(zipapp, shiv_root, pg):
     answer, yaml_line, scramp_version, sql_dir, pg8000_file = result.stdout.splitlines()
     assert answer == "42"
     assert yaml_line == "False True"  # no C extension, still parses
-    assert scramp_version == "1.5.0"
+    assert scramp_version == _pinned("scramp")
     assert sql_dir.startswith(str(shiv_root)) and sql_dir.endswith("pgmilib/sql")
     assert pg8000_file.startswith(str(shiv_root))
 
@@ -255,7 +308,10 @@ def test_unusable_home_falls_back_to_temp(zipapp, tmp_path, kind):
 
 def test_pyproject_lists_every_package():
     """`pip install .` ships only the packages pyproject names: a new subpackage must be added there."""
-    import tomllib
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python < 3.11: the same parser as a package (requirements-dev.txt)
+        import tomli as tomllib
 
     config = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
     listed = set(config["packages"])
@@ -282,7 +338,7 @@ def _other_pythons() -> dict[str, str]:
 
 
 def test_other_python_versions(zipapp, tmp_path):
-    """Runs on every other CPython >= 3.11 found here; older ones get one clear error line, not a traceback."""
+    """Runs on every other supported CPython found here; older ones get one clear error line, not a traceback."""
     pythons = _other_pythons()
     if not pythons:
         pytest.skip("no other Python interpreter on this machine")
@@ -292,28 +348,31 @@ def test_other_python_versions(zipapp, tmp_path):
         env["SHIV_ROOT"] = str(tmp_path / version)
         run = subprocess.run([exe, "-I", str(zipapp), "version"], env=env, capture_output=True, text=True,
                              timeout=120, check=False)
-        if tuple(int(x) for x in version.split(".")) >= (3, 11):
+        if tuple(int(x) for x in version.split(".")) >= MINIMUM:
             assert run.returncode == 0 and run.stdout.startswith("pgmi "), (version, run.stderr)
             deps = subprocess.run([exe, "-I", str(zipapp), "-c", script], env={**env, "SHIV_INTERPRETER": "1"},
                                   capture_output=True, text=True, timeout=120, check=False)
             assert deps.stdout.strip() == "deps ok", (version, deps.stderr)
         else:
             assert run.returncode == 1, version
-            assert run.stderr == (f"pgmi: error: Python 3.11 or newer is required (this is {version}; "
-                                  "PGMI_PYTHON names the interpreter to use)\n")
+            assert run.stderr.startswith(f"pgmi: error: Python {MINIMUM[0]}.{MINIMUM[1]} or newer is required, "
+                                         f"but {exe} is Python {version}."), run.stderr
+            assert "PGMI_PYTHON=" in run.stderr and NEWER_PYTHON in run.stderr and run.stderr.count("\n") == 1
 
 
 _DEFERRED_PROBE = """
 import json, ssl, sys
 import pg8000.native
 loaded = sorted(m for m in sys.modules if m.startswith(("asn1crypto", "dateutil")))
-from scramp.core import CBindData, pem
+from scramp.core import _make_cb_data
 from pg8000.converters import timestamp_in, timestamptz_in
 text = open(sys.argv[1]).read()
+class Peer:  # what scramp reads from the TLS socket: the server's certificate
+    def getpeercert(self, binary_form):
+        return ssl.PEM_cert_to_DER_cert(text)
 print(json.dumps({
     "loaded_at_import": loaded,
-    "cbind": CBindData.from_der(ssl.PEM_cert_to_DER_cert(text)).data.hex(),
-    "unarmor": [kind for kind, _headers, _der in pem.unarmor(text.encode(), multiple=True)],
+    "cbind": _make_cb_data("tls-server-end-point", Peer()).hex(),
     "timestamps": [str(timestamp_in("2024-01-02T03:04:05")), timestamp_in("not a time"),
                    str(timestamptz_in("2024-01-02T03:04:05+02"))],
 }))
@@ -335,14 +394,88 @@ def test_deferred_driver_imports_behave_like_the_published_driver(zipapp, pki, t
     assert ours.pop("loaded_at_import") == []
     assert theirs.pop("loaded_at_import")  # the published driver imports them eagerly
     assert ours == theirs
-    assert ours["timestamps"][1] == "not a time" and ours["unarmor"] == ["CERTIFICATE"]
+    assert ours["timestamps"][1] == "not a time" and len(ours["cbind"]) == 64  # a SHA-256 of the certificate
 
 
 def test_dependency_version_lookups_are_pinned(zipapp):
     """build.py writes the pinned versions in, so a deploy never imports importlib.metadata."""
     with zipfile.ZipFile(zipapp) as archive:
-        for arcname, version in (("site-packages/pg8000/core.py", "1.31.6"),
-                                 ("site-packages/scramp/__init__.py", "1.5.0")):
+        for arcname, version in (("site-packages/pg8000/core.py", _pinned("pg8000")),
+                                 ("site-packages/scramp/__init__.py", _pinned("scramp"))):
             text = archive.read(arcname).decode()
             assert "from importlib.metadata import" not in text, arcname
             assert f"return {version!r}" in text, arcname
+
+
+# A deploy.sql whose statements after COMMIT (each sent as its own unit, split by the lexer) hide
+# semicolons and quotes in quoted identifiers, E'' strings and plain strings: where the lexer's
+# regular expressions differed by interpreter (possessive quantifiers on Debian 12's 3.11.2), a
+# statement was cut in the middle of an identifier.
+TRICKY_DEPLOY = r"""BEGIN;
+CREATE TABLE "semi;colon" ("a""b;c" text, x int);
+INSERT INTO "semi;colon" VALUES (E'it\'s; E\\', 1);
+COMMIT;
+INSERT INTO "semi;colon" ("a""b;c", x) VALUES ('plain;''q', 2);
+INSERT INTO "semi;colon" VALUES (E'\x3b;\'\n', 3), (e'tab\there;', 4);
+CREATE TABLE "x""y;z" AS SELECT count(*) AS "n;" FROM "semi;colon";
+COMMENT ON TABLE "x""y;z" IS 'made after COMMIT; in a unit of its own';
+"""
+TRICKY_ROWS = [["it's; E\\", 1], ["plain;'q", 2], [";;'\n", 3], ["tab\there;", 4]]
+
+
+def _supported_pythons() -> dict[str, str]:
+    """This interpreter, and the oldest and newest other supported one found here, by "major.minor"."""
+    others = {v: exe for v, exe in _other_pythons().items() if tuple(map(int, v.split("."))) >= MINIMUM}
+    chosen = {f"{sys.version_info[0]}.{sys.version_info[1]}": sys.executable}
+    by_age = sorted(others, key=lambda v: tuple(map(int, v.split("."))))
+    chosen.update({v: others[v] for v in by_age[:1] + by_age[-1:]})
+    return chosen
+
+
+def test_the_file_deploys_quoted_semicolons_alike_on_every_interpreter(zipapp, pg, create_database, tmp_path):
+    """`PGMI_PYTHON=<python> dist/pgmi deploy`: the same database contents on this interpreter and
+    on the oldest and newest other supported one (the whole matrix runs it on each in turn)."""
+    from projects import query, write_project
+
+    project = write_project(tmp_path / "tricky", {}, TRICKY_DEPLOY)
+    for version, python in sorted(_supported_pythons().items()):
+        db = create_database()
+        env = _clean_env(PGMI_PYTHON=python, SHIV_ROOT=str(tmp_path / "shiv"), PGMI_NON_INTERACTIVE="1")
+        env = {k: v for k, v in env.items() if not k.startswith("PG") or k.startswith("PGMI_")}
+        run = subprocess.run([str(zipapp), "deploy", str(project), "-d", db], env={**env, **pg.env()},
+                             capture_output=True, text=True, timeout=180, check=False)
+        assert run.returncode == 0, (version, run.stdout, run.stderr)
+        assert query(pg, db, 'SELECT "a""b;c", x FROM "semi;colon" ORDER BY x') == TRICKY_ROWS, version
+        assert query(pg, db, 'SELECT "n;" FROM "x""y;z"') == [[4]], version
+        assert query(pg, db, """SELECT obj_description('"x""y;z"'::regclass)""") == [
+            ["made after COMMIT; in a unit of its own"]], version
+
+
+_SCRAM_PROBE = """
+import json, ssl, sys
+import pg8000.native
+context = ssl.create_default_context(cafile=sys.argv[2])
+context.check_hostname = False
+conn = pg8000.native.Connection(**json.loads(sys.argv[1]), ssl_context=context)
+print(conn.auth.mechanism_name, conn.run("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")[0][0])
+conn.close()
+"""
+
+
+def test_the_bundled_driver_binds_scram_to_the_tls_channel(zipapp, pki, tmp_path):
+    """The archive's own pg8000 and scramp (asn1crypto deferred by build.py) log in with
+    SCRAM-SHA-256-PLUS on this interpreter (tests/test_scram_tls.py: the installed driver)."""
+    from cloudfakes import create_login, start_scram_tls_cluster
+
+    cluster = start_scram_tls_cluster(pki)
+    try:
+        create_login(cluster, "scramuser", "Scram-Secret-41")
+        kwargs = {"host": "127.0.0.1", "port": cluster.port, "user": "scramuser", "password": "Scram-Secret-41",
+                  "database": "postgres"}
+        env = _clean_env(SHIV_ROOT=str(tmp_path / "shiv"), SHIV_INTERPRETER="1")
+        run = subprocess.run([sys.executable, "-I", str(zipapp), "-c", _SCRAM_PROBE, json.dumps(kwargs),
+                              str(pki / "ca.crt")], env=env, capture_output=True, text=True, timeout=120, check=False)
+        assert run.returncode == 0, run.stderr
+        assert run.stdout.split() == ["SCRAM-SHA-256-PLUS", "True"]
+    finally:
+        cluster.stop()

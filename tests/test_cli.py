@@ -23,6 +23,7 @@ def test_version_goes_to_stdout(capsys):
     lines = out.splitlines()
     assert lines[0].startswith("pgmi ") and lines[0].endswith("(compat 1)")
     assert lines[1].startswith("Commit: ") and "Platform: linux/" in lines[1]
+    assert "SHA-256: none (not the single-file build; `make build` makes and prints one)" in lines  # test_build: the file's
     assert run(capsys, "--version")[1] == out
 
 

@@ -28,9 +28,9 @@ from tests.cloudfakes import (
 )
 from tests.projects import run_cli, write_project
 
-VECTOR_TIME = dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+VECTOR_TIME = dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
 VECTOR_CREDS = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
-FROZEN = dt.datetime(2026, 3, 4, 5, 6, 7, tzinfo=dt.UTC)
+FROZEN = dt.datetime(2026, 3, 4, 5, 6, 7, tzinfo=dt.timezone.utc)
 LONG_SESSION = "IQoJb3JpZ2luX2VjE/+" * 60  # real session tokens are ~1 KB: the password gets long
 NO_IMDS = {"AWS_EC2_METADATA_DISABLED": "true", "HOME": "/nonexistent"}
 
@@ -68,7 +68,7 @@ def test_rds_token_full_vector():
 def test_sigv4_header_signing_vector():
     # AWS SigV4 test suite, case "post-x-www-form-urlencoded" (the shape of an STS AssumeRole call).
     aws_suite = sign_post("https://example.amazonaws.com/", b"Param1=value1", "us-east-1", "service", VECTOR_CREDS,
-                          dt.datetime(2015, 8, 30, 12, 36, tzinfo=dt.UTC))
+                          dt.datetime(2015, 8, 30, 12, 36, tzinfo=dt.timezone.utc))
     assert aws_suite["Authorization"] == (
         "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, "
         "SignedHeaders=content-type;host;x-amz-date, "

@@ -26,7 +26,7 @@ from tests.projects import run_cli, write_project
 SSO_TOKEN = "aoaAAAAAGc" + "SsoBearer" * 80  # the portal's bearer token (opaque, long)
 ROLE_SECRET = "sso-role-secret-key-0123456789"
 ROLE_SESSION = "IQoJb3JpZ2luX2VjEsso/+" * 40
-FROZEN = dt.datetime(2026, 3, 4, 5, 6, 7, tzinfo=dt.timezone.utc)  # noqa: UP017 -- 3.9
+FROZEN = dt.datetime(2026, 3, 4, 5, 6, 7, tzinfo=dt.timezone.utc)
 PORTAL_PATH = "/federation/credentials"
 CONFIG = """[profile dev]
 sso_session = corp

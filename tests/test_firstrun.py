@@ -54,7 +54,8 @@ def make_dir(tmp_path):
     """The Makefile and requirement files in a scratch directory, with a .venv that looks made."""
     if shutil.which("make") is None:
         pytest.fail("make is not installed (the README's two commands need it)")
-    for name in ("Makefile", "requirements.txt", "requirements-dev.txt"):
+    for name in ("Makefile", "requirements.txt", "requirements-dev.txt", "pgmilib/python_floor.py"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / name, tmp_path / name)
     (tmp_path / ".venv/bin").mkdir(parents=True)
     (tmp_path / ".venv/bin/python").write_text("#!/bin/sh\n")
@@ -98,14 +99,22 @@ def test_make_clean_keeps_the_venv_and_distclean_removes_it(make_dir):
 
 
 def test_make_refuses_an_old_python_in_one_line(make_dir, tmp_path):
-    old = tmp_path / "python3.9"
-    old.write_text("#!/bin/sh\necho 'Python 3.9.2' ; exit 1\n")
+    old = tmp_path / "python3.8"  # this interpreter, pretending to be 3.8.2 (what `make PYTHON=...` runs)
+    pretend = ("import runpy, sys; sys.version_info = (3, 8, 2, 'final', 0); sys.argv = sys.argv[2:]; "
+               "runpy.run_path(sys.argv[0], run_name='__main__')")
+    old.write_text(f"#!/bin/sh\nexec {sys.executable} -c \"{pretend}\" \"$@\"\n")
     old.chmod(0o755)
     (make_dir / "requirements.txt").touch()
     result = subprocess.run(["make", "venv", f"PYTHON={old}"], cwd=make_dir, capture_output=True, text=True,
                             check=False)
     assert result.returncode != 0
-    assert "pgmi needs Python 3.11 or newer" in result.stderr and "Traceback" not in result.stderr
+    assert result.stderr.startswith("pgmi: error: Python 3.9 or newer is required, but ")
+    assert "is Python 3.8.2; run make with a newer one, e.g. make PYTHON=python3.11 ..." in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 2  # the line, make's own
+    assert (make_dir / ".venv/bin/python").exists()  # refused before touching .venv
+    missing = subprocess.run(["make", "venv", f"PYTHON={tmp_path / 'no-such-python'}"], cwd=make_dir,
+                             capture_output=True, text=True, check=False)
+    assert missing.returncode != 0 and "make: cannot run" in missing.stderr and "Traceback" not in missing.stderr
 
 
 def test_readme_opens_with_the_two_commands_and_ci_runs_what_it_says():
@@ -115,8 +124,8 @@ def test_readme_opens_with_the_two_commands_and_ci_runs_what_it_says():
     ci = (REPO / ".ci/run").read_text()
     assert "pip install" not in ci  # the Makefile owns Python dependencies
     ran = re.findall(r"^make .*$", ci, flags=re.MULTILINE)
-    assert ran == ["make -k test-matrix test-no-system-server || status=$?"]
-    assert "make test-matrix test-no-system-server" in readme
+    assert ran == ["make -k test-minimal-root test-pythons test-no-system-server || status=$?"]
+    assert "make test-minimal-root test-pythons test-no-system-server" in readme
     for optional in ("postgresql", "openssl", "python3-venv"):
         assert optional in readme.split("## ", 1)[0], optional
 

@@ -209,7 +209,7 @@ def test_ctrl_c_cancels_running_targets_and_reports_which_completed(tmp_path, pg
     sleeps = [0, 0, 60, 60, 0, 0]
     targets = _targets_file(tmp_path / "t.yaml", [
         f"  - name: k{i}\n    connection: {{database: {db}}}\n    params: {{sleep: '{s}'}}\n"
-        for i, (db, s) in enumerate(zip(dbs, sleeps, strict=True))])
+        for i, (db, s) in enumerate(zip(dbs, sleeps))])
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     env.update(pg.env(), PGMI_NON_INTERACTIVE="1")
     proc = subprocess.Popen([sys.executable, str(REPO / "pgmi.py"), "deploy", str(proj), "--targets", str(targets),

@@ -21,6 +21,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+
+if sys.version_info < (3, 10):  # only there: elsewhere a missing SDK is an error, not a skip
+    pytest.skip("the official MCP SDK (mcp) needs Python >= 3.10; on this interpreter pgmi serve is driven "
+                "by tests/test_mcp_deploy.py's line-level client instead", allow_module_level=True)
+
 from mcp import ClientSession, StdioServerParameters  # test dependency (requirements-dev.txt)
 from mcp.client.stdio import stdio_client
 from projects import write_project

@@ -29,7 +29,7 @@ from pgmilib.conn.auth.http import is_local_host
 from pgmilib.conn.auth.sigv4 import Credentials, canonical_query, rds_auth_token, sign_post
 from tests.cloudfakes import json_reply
 
-UTC = dt.timezone.utc  # noqa: UP017 -- datetime.UTC is 3.11+; this runs on 3.9 too
+UTC = dt.timezone.utc
 CREDS = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
 INSTANT = dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
 

@@ -263,3 +263,17 @@ def test_dollar_tag_classes_are_postgres_identifier_characters():
         assert bool(char.fullmatch(ch)) == (is_start or ch in "0123456789"), hex(cp)
     assert sqllex._DOLLAR_TAG.fullmatch("$€1$") and sqllex._DOLLAR_TAG.fullmatch("$$")
     assert not sqllex._DOLLAR_TAG.fullmatch("$1a$")
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ('SELECT "x""y;z" FROM t', 'SELECT " ""   " FROM t'),
+    ("SELECT E'a\\';b', 'c'';d'", "SELECT E'     ', ' ''  '"),
+    ('SELECT "a;b", "c""";', 'SELECT "   ", " """;'),
+])
+def test_quotes_doubled_or_escaped_hide_semicolons_on_every_interpreter(text: str, expected: str) -> None:
+    """Debian 12's own Python 3.11.2 got the first one wrong while the lexer used possessive
+    quantifiers (the `;` stayed visible, so a statement could be split inside an identifier)."""
+    from pgmilib.sqllex import _scan
+
+    assert mask(text) == expected
+    assert _scan(text, fast=False).mask == expected

@@ -120,8 +120,37 @@ def version_text() -> str:
         f"Implementation: pgmi for Python (pgmilib), a re-implementation of the Go pgmi; "
         f"session API compat level {SUPPORTED_COMPAT[0]} (supported: {', '.join(SUPPORTED_COMPAT)})\n"
         f"Python: {platform.python_implementation()} {platform.python_version()} ({sys.executable})\n"
+        f"{_running_file_line()}\n"
         f"Repository: {REPOSITORY}\n"
     )
+
+
+def running_zipapp() -> str | None:
+    """The single-file build this process runs from, or None (a checkout, an installed package).
+
+    Its `__main__` module is the archive's `__main__.py`, so the archive is the parent of that path
+    and, unlike a directory, a file.
+    """
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    archive = os.path.dirname(os.path.abspath(main_file)) if main_file else ""
+    return archive if archive and os.path.isfile(archive) else None
+
+
+def _running_file_line() -> str:
+    """`SHA-256: <hex> (<file>)` of the running single-file build, read now (only `version` asks)."""
+    import hashlib
+
+    archive = running_zipapp()
+    if archive is None:
+        return "SHA-256: none (not the single-file build; `make build` makes and prints one)"
+    digest = hashlib.sha256()
+    try:
+        with open(archive, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as error:
+        return f"SHA-256: unreadable ({archive}: {error.strerror or error})"
+    return f"SHA-256: {digest.hexdigest()} ({archive})"
 
 
 def cmd_version(args: argparse.Namespace, out: Output) -> int:
@@ -325,6 +354,6 @@ def _panic(out: Output, error: BaseException) -> None:
 
     from pgmilib.redact import redact
 
-    out.stderr.write(redact(f"panic: {error}\n" + "".join(traceback.format_exception(error))))
+    out.stderr.write(redact(f"panic: {error}\n" + "".join(traceback.format_exception(type(error), error, error.__traceback__))))
     out.stderr.write("pgmi: this is a bug (exit 3); please report it with the lines above\n")
     out.stderr.flush()

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import signal
 import threading
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any
 
 from pgmilib.errors import Interrupted
 from pgmilib.output import Output
+
+if TYPE_CHECKING:  # typing.Self is 3.11+; annotations are never evaluated (future import)
+    from typing import Self
 
 
 class CancelOnSignal:

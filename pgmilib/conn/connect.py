@@ -107,7 +107,7 @@ def is_transient(exc: BaseException) -> bool:
     for item in items:
         if isinstance(item, socket.gaierror):
             return item.errno == socket.EAI_AGAIN
-        if isinstance(item, TimeoutError):
+        if isinstance(item, (TimeoutError, socket.timeout)):  # one class from 3.10 on, two before
             return True
         if isinstance(item, OSError) and item.errno in (errno.ECONNREFUSED, errno.ECONNRESET, errno.ENETUNREACH,
                                                         errno.EHOSTUNREACH, errno.EPIPE):
@@ -198,7 +198,7 @@ def _transport_message(exc: BaseException, params: ConnParams, database: str) ->
             detail = f"the server does not support SSL, but sslmode is {params.sslmode}"
         return (f"SSL/TLS connection error: {detail}",
                 "check --sslmode, --sslcert, --sslkey, --sslrootcert")
-    if any(isinstance(i, TimeoutError) for i in items) or "timed out" in text or "timeout" in text:
+    if any(isinstance(i, (TimeoutError, socket.timeout)) for i in items) or "timed out" in text or "timeout" in text:
         return f"connection timed out to {where}", "check reachability; raise --timeout"
     unsendable = next((i for i in items if isinstance(i, UnsendableSecret)), None)
     if unsendable is not None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -303,7 +304,7 @@ def _connection_guard():
 
     try:
         yield
-    except (pg8000.exceptions.InterfaceError, ConnectionError, TimeoutError) as error:
+    except (pg8000.exceptions.InterfaceError, ConnectionError, TimeoutError, socket.timeout) as error:
         raise ConnectionFailed(f"connection to the server lost: {error}") from error
 
 

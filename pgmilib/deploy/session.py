@@ -21,7 +21,7 @@ import contextlib
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 from pgmilib import SUPPORTED_COMPAT
 from pgmilib.config import validate_params
@@ -31,7 +31,9 @@ from pgmilib.project.paths import directory_rows_of_tests, is_fixture_name, path
 from pgmilib.project.scan import Project, ProjectFile
 from pgmilib.resources import read_sql, read_sql_section
 
-if TYPE_CHECKING:  # pragma: no cover
+if TYPE_CHECKING:  # pragma: no cover (typing.Self is 3.11+; annotations are never evaluated)
+    from typing import Self
+
     from pgmilib.output import Output
 
 SCRIPTS_BEFORE_LOAD = ("session_schema.sql", "session_tests.sql")

@@ -128,7 +128,11 @@ def batched(test):
             try:
                 test(*args, case_seed=derived, **kwargs)
             except AssertionError as failure:
-                failure.add_note(f"failing case: case_seed={derived}")
+                note = f"failing case: case_seed={derived}"
+                if hasattr(failure, "add_note"):  # Python 3.11+
+                    failure.add_note(note)
+                else:
+                    failure.args = (*failure.args, note)
                 raise
 
     return run

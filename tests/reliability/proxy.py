@@ -19,7 +19,10 @@ import select
 import socket
 import struct
 import threading
-from typing import Self
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # typing.Self is 3.11+; annotations are never evaluated (future import)
+    from typing import Self
 
 
 class TcpProxy:

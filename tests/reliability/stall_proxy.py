@@ -79,7 +79,7 @@ class StallProxy:
         while not self._closed.is_set():
             try:
                 client, _ = self._listener.accept()
-            except socket.timeout:  # noqa: UP041 -- TimeoutError only from Python 3.10 on
+            except socket.timeout:
                 continue
             except OSError:
                 return

@@ -46,12 +46,14 @@ _ROLE_NAME = re.compile(r"^[A-Za-z0-9+=,.@_-]{1,64}$")  # IAM's rule for role na
 
 def _now() -> dt.datetime:
     """The signing clock (a function so tests can freeze it)."""
-    return dt.datetime.now(dt.UTC)
+    return dt.datetime.now(dt.timezone.utc)
 
 
 def _parse_time(value: object) -> dt.datetime | None:
     if not isinstance(value, str) or not value:
         return None
+    if value[-1:] in ("Z", "z"):  # fromisoformat reads a "Z" suffix only from Python 3.11 on
+        value = value[:-1] + "+00:00"
     try:
         return dt.datetime.fromisoformat(value)
     except ValueError:

@@ -90,7 +90,7 @@ def sso_credentials(settings: Mapping[str, str], profile: str, config: configpar
         raise http.fail("SSO GetRoleCredentials", "response has no accessKeyId/secretAccessKey")
     expiration = None
     if isinstance(found.get("expiration"), (int, float)) and not isinstance(found.get("expiration"), bool):
-        expiration = dt.datetime.fromtimestamp(found["expiration"] / 1000, dt.timezone.utc)  # noqa: UP017 -- 3.9
+        expiration = dt.datetime.fromtimestamp(found["expiration"] / 1000, dt.timezone.utc)
     return Credentials(key, secret, str(found.get("sessionToken") or ""), expiration, source=step)
 
 
@@ -139,5 +139,5 @@ def _iso(value: object) -> float | None:
     except ValueError:
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)  # noqa: UP017 -- datetime.UTC is 3.11+
+        when = when.replace(tzinfo=dt.timezone.utc)
     return when.timestamp()

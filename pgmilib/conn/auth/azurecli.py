@@ -171,5 +171,5 @@ def _rfc3339(value: object) -> float | None:
     except ValueError:
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)  # noqa: UP017 -- datetime.UTC is 3.11+
+        when = when.replace(tzinfo=dt.timezone.utc)
     return when.timestamp()

@@ -60,7 +60,7 @@ def _signature(creds: Credentials, now: dt.datetime, region: str, service: str, 
 def rds_auth_token(host: str, port: int, region: str, user: str, creds: Credentials,
                    now: dt.datetime | None = None) -> str:
     """The `rds-db:connect` presigned URL without scheme, used verbatim as the password."""
-    now = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+    now = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
     amz_date, date = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
     query = {
         "Action": "connect", "DBUser": user, "X-Amz-Algorithm": ALGORITHM,
@@ -78,7 +78,7 @@ def rds_auth_token(host: str, port: int, region: str, user: str, creds: Credenti
 def sign_post(url: str, body: bytes, region: str, service: str, creds: Credentials,
               now: dt.datetime | None = None) -> dict[str, str]:
     """Headers that SigV4-sign a form POST (STS AssumeRole): host, x-amz-date, content type, token."""
-    now = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+    now = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
     parts = urllib.parse.urlsplit(url)
     headers = {"content-type": "application/x-www-form-urlencoded", "host": parts.netloc,
                "x-amz-date": now.strftime("%Y%m%dT%H%M%SZ")}
