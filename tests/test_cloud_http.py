@@ -104,3 +104,20 @@ def test_resolution_marks_explicit_host_and_sslmode():
     from_string = res(env={"DATABASE_URL": "postgresql://u@h/db", "PGSSLMODE": "allow"})
     assert from_string.sslmode == "allow" and "sslmode" in from_string.given
     assert cloud_tls_default(res(env={"DATABASE_URL": "postgresql://u@h/db"})).sslmode == "verify-full"
+
+
+def test_parse_timestamp_reads_every_form_the_providers_answer_with():
+    import datetime as dt
+
+    from pgmilib.conn.auth.http import parse_timestamp
+
+    utc = dt.timezone.utc
+    want = dt.datetime(2026, 12, 4, 20, 0, 0, tzinfo=utc)
+    assert parse_timestamp("2026-12-04T20:00:00Z") == want  # AWS, azd (Z: only 3.11+ reads it alone)
+    assert parse_timestamp("2026-12-04T21:00:00+01:00") == want
+    assert parse_timestamp("2026-12-04T20:00:00.1234567Z") == want.replace(microsecond=123456)  # 7 digits
+    assert parse_timestamp("2026-12-04T20:00:00") == want  # no offset: UTC by default
+    local = parse_timestamp("2026-12-04 20:00:00.5", naive_is_utc=False)  # az's expiresOn: local time
+    assert local == dt.datetime(2026, 12, 4, 20, 0, 0, 500000).astimezone()
+    for bad in (None, 1733342400, "", "  ", "tomorrow", "2026-13-04T20:00:00Z"):
+        assert parse_timestamp(bad) is None

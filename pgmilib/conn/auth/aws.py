@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from pgmilib.conn.auth.awssso import is_sso_profile, sso_credentials
 from pgmilib.conn.auth.cloud import CloudProvider
-from pgmilib.conn.auth.http import TokenError, form, is_loopback_host
+from pgmilib.conn.auth.http import TokenError, form, is_loopback_host, parse_timestamp
 from pgmilib.conn.auth.sigv4 import RDS_TOKEN_SECONDS, Credentials, rds_auth_token, sign_post
 from pgmilib.errors import ConfigError
 from pgmilib.redact import register_secret
@@ -47,17 +47,6 @@ _ROLE_NAME = re.compile(r"^[A-Za-z0-9+=,.@_-]{1,64}$")  # IAM's rule for role na
 def _now() -> dt.datetime:
     """The signing clock (a function so tests can freeze it)."""
     return dt.datetime.now(dt.timezone.utc)
-
-
-def _parse_time(value: object) -> dt.datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    if value[-1:] in ("Z", "z"):  # fromisoformat reads a "Z" suffix only from Python 3.11 on
-        value = value[:-1] + "+00:00"
-    try:
-        return dt.datetime.fromisoformat(value)
-    except ValueError:
-        return None
 
 
 class AwsIamAuth(CloudProvider):
@@ -240,7 +229,7 @@ class AwsIamAuth(CloudProvider):
         if not isinstance(doc, dict) or not doc.get("AccessKeyId") or not doc.get("SecretAccessKey"):
             raise self.http.fail(step, "output lacks AccessKeyId/SecretAccessKey")
         return self._keep(Credentials(doc["AccessKeyId"], doc["SecretAccessKey"], doc.get("SessionToken", ""),
-                                      _parse_time(doc.get("Expiration")), source=step))
+                                      parse_timestamp(doc.get("Expiration")), source=step))
 
     # -- STS ---------------------------------------------------------------------------
 
@@ -284,7 +273,7 @@ class AwsIamAuth(CloudProvider):
         if not (found.get("AccessKeyId") and found.get("SecretAccessKey")):
             raise self.http.fail(step, "STS response has no Credentials")
         return self._keep(Credentials(found["AccessKeyId"], found["SecretAccessKey"], found.get("SessionToken", ""),
-                                      _parse_time(found.get("Expiration")), source=step))
+                                      parse_timestamp(found.get("Expiration")), source=step))
 
     # -- metadata services -------------------------------------------------------------
 
@@ -322,7 +311,7 @@ class AwsIamAuth(CloudProvider):
         if not (isinstance(key, str) and key and isinstance(secret, str) and secret):
             raise self.http.fail(step, "response has no AccessKeyId/SecretAccessKey")
         token = doc.get("Token") or doc.get("SessionToken") or ""
-        return self._keep(Credentials(key, secret, str(token), _parse_time(doc.get("Expiration")), source=step))
+        return self._keep(Credentials(key, secret, str(token), parse_timestamp(doc.get("Expiration")), source=step))
 
     def _imds(self) -> Credentials:
         env = self.environ

@@ -29,14 +29,13 @@ import time
 import urllib.parse
 from collections.abc import Mapping
 
-from pgmilib.conn.auth.http import CloudHttp, TokenError
+from pgmilib.conn.auth.http import CloudHttp, TokenError, parse_timestamp
 from pgmilib.conn.auth.sigv4 import Credentials
 from pgmilib.errors import ConfigError
 from pgmilib.redact import register_secret
 
 _ACCOUNT = re.compile(r"^\d{12}$")
 _REGION = re.compile(r"^[a-z0-9-]{1,32}$")
-_FRACTION = re.compile(r"(\.\d{1,6})\d*")  # fromisoformat before 3.11 takes at most 6 digits
 MAX_CACHE_BYTES = 1 << 20
 
 
@@ -118,7 +117,8 @@ def _cached_token(cache_dir: str, key: str, http: CloudHttp, step: str, login: s
             register_secret(doc[field])
     if not isinstance(doc, dict) or not isinstance(doc.get("accessToken"), str) or not doc["accessToken"]:
         raise http.fail(step, f"the cached token {path} is not the JSON the AWS CLI writes; run `{login}`")
-    expires = _iso(doc.get("expiresAt"))
+    when = parse_timestamp(doc.get("expiresAt"))
+    expires = when.timestamp() if when else None
     if expires is None:
         raise http.fail(step, f"the cached token {path} has no valid expiresAt; run `{login}`")
     if expires <= time.time():
@@ -126,18 +126,3 @@ def _cached_token(cache_dir: str, key: str, http: CloudHttp, step: str, login: s
         raise http.fail(step, f"the SSO sign-in expired at {when}; run `{login}`")
     return doc["accessToken"]
 
-
-def _iso(value: object) -> float | None:
-    """`2026-12-04T20:00:00Z` (the AWS CLI's form; offsets and fractions accepted too) as epoch seconds."""
-    if not isinstance(value, str):
-        return None
-    text = _FRACTION.sub(r"\1", value.strip())
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    try:
-        when = dt.datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
-    return when.timestamp()

@@ -17,7 +17,6 @@ JSON is never quoted (it may hold the token in a shape pgmi does not know).
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import re
@@ -27,7 +26,7 @@ import subprocess
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pgmilib.conn.auth.http import TokenError, printable
+from pgmilib.conn.auth.http import TokenError, parse_timestamp, printable
 from pgmilib.conn.deadline import CANCELLED, TIMED_OUT, Deadline
 from pgmilib.errors import Interrupted, Marker
 from pgmilib.redact import redact, register_secret
@@ -35,7 +34,6 @@ from pgmilib.redact import redact, register_secret
 CLI_TIMEOUT = 10.0  # az starts a Python interpreter and may refresh its token over the network
 _NOT_LOGGED_IN = re.compile(r"az login|azd auth login|not logged in|no subscription found|"
                             r"AADSTS700082|AADSTS50173|refresh token has expired", re.IGNORECASE)
-_FRACTION = re.compile(r"(\.\d{1,6})\d*")  # fromisoformat before 3.11 takes at most 6 digits
 
 
 class Unavailable(Exception):
@@ -64,7 +62,7 @@ def az_token(environ: Mapping[str, str], deadline: Deadline | None, fail: Callab
         raise fail(step, "the output has no 'accessToken'")
     expires = _epoch(doc.get("expires_on"))
     if expires is None:
-        expires = _local_time(doc.get("expiresOn"))
+        expires = _when(doc.get("expiresOn"), naive_is_utc=False)  # az: local time
     return token, expires
 
 
@@ -82,7 +80,7 @@ def azd_token(environ: Mapping[str, str], deadline: Deadline | None, fail: Calla
     token = doc.get("token")
     if not isinstance(token, str) or not token:
         raise fail(step, "the output has no 'token'")
-    return token, _rfc3339(doc.get("expiresOn"))
+    return token, _when(doc.get("expiresOn"), naive_is_utc=True)  # azd: RFC 3339
 
 
 def _run_json(argv: list[str], environ: Mapping[str, str], deadline: Deadline | None,
@@ -149,27 +147,6 @@ def _epoch(value: object) -> float | None:
         return None
 
 
-def _local_time(value: object) -> float | None:
-    """az's `expiresOn`: `YYYY-MM-DD HH:MM:SS.ffffff` in the machine's local time."""
-    if not isinstance(value, str):
-        return None
-    try:
-        return dt.datetime.fromisoformat(_FRACTION.sub(r"\1", value.strip())).timestamp()
-    except ValueError:
-        return None
-
-
-def _rfc3339(value: object) -> float | None:
-    """azd's `expiresOn`: RFC 3339 (`2026-12-04T20:00:00Z`, maybe 7 fraction digits)."""
-    if not isinstance(value, str):
-        return None
-    text = _FRACTION.sub(r"\1", value.strip())
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    try:
-        when = dt.datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
-    return when.timestamp()
+def _when(value: object, *, naive_is_utc: bool) -> float | None:
+    when = parse_timestamp(value, naive_is_utc=naive_is_utc)
+    return when.timestamp() if when else None

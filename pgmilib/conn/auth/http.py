@@ -27,9 +27,11 @@ corporate CAs work the same way.
 
 from __future__ import annotations
 
+import datetime as dt
 import http.client
 import ipaddress
 import json
+import re
 import socket
 import ssl
 import unicodedata
@@ -362,3 +364,27 @@ def display(url: str) -> str:
     parts = urllib.parse.urlsplit(url)
     netloc = parts.netloc.rsplit("@", 1)[-1]
     return printable(urllib.parse.urlunsplit((parts.scheme, netloc, parts.path or "/", "", "")))
+
+
+_FRACTION = re.compile(r"(\.\d{1,6})\d*")  # fromisoformat before 3.11 reads at most 6 fraction digits
+
+
+def parse_timestamp(value: object, *, naive_is_utc: bool = True) -> dt.datetime | None:
+    """A time from a token answer or a CLI's JSON, aware; None when it is not one.
+
+    ISO 8601 / RFC 3339 with `Z`, an offset or none, and up to 9 fraction digits (Python before
+    3.11 reads neither `Z` nor more than 6 digits). Without an offset the time is UTC (AWS, azd)
+    or, with `naive_is_utc=False`, the machine's local time (az's `expiresOn`).
+    """
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = _FRACTION.sub(r"\1", value.strip())
+    if text[-1:] in ("Z", "z"):
+        text = text[:-1] + "+00:00"
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc) if naive_is_utc else when.astimezone()
+    return when
