@@ -12,7 +12,7 @@ import textwrap
 import uuid
 
 import pytest
-from projects import EXECUTE_LOOP, query, write_project
+from projects import EXECUTE_LOOP, needs_mcp_sdk, query, write_project
 
 ROWS = 200_000
 SCHEMA_QUERY = ("SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull "
@@ -224,6 +224,7 @@ def test_bad_lock_flags_are_one_line_errors(tmp_path, run_pgmi, args, code, mess
     assert message in r.stderr and "Traceback" not in r.stderr
 
 
+@needs_mcp_sdk
 def test_the_mcp_deploy_tool_rehearses_and_returns_the_locks(tmp_path, pg, shop):
     """Through the official MCP SDK: `rehearse: true` returns the same `locks` as --json."""
     import asyncio

@@ -16,6 +16,12 @@ import uuid
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import pytest
+from projects import MCP_SDK_MISSING, MCP_SDK_REASON
+
+if MCP_SDK_MISSING:  # before the SDK import, which fails there
+    pytest.skip(MCP_SDK_REASON, allow_module_level=True)
+
 from mcp import ClientSession, StdioServerParameters  # test dependency (requirements-dev.txt)
 from mcp.client.stdio import stdio_client
 from projects import query, write_project

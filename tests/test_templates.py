@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from projects import run_cli
+from projects import needs_mcp_sdk, run_cli
 
 REPO = Path(__file__).resolve().parent.parent
 ROLE_SUFFIXES = ("owner", "admin", "api", "customer")
@@ -400,6 +400,7 @@ def _gateway_session(project: Path, env: dict[str, str], scenario):
         return asyncio.run(run(errlog))
 
 
+@needs_mcp_sdk
 def test_advanced_gateway_serves_tools_resources_and_prompts(run_pgmi, pg, tmp_path, advanced_db):
     import os
 

@@ -378,7 +378,8 @@ def parse_timestamp(value: object, *, naive_is_utc: bool = True) -> dt.datetime 
     """
     if not isinstance(value, str) or not value.strip():
         return None
-    text = _FRACTION.sub(r"\1", value.strip())
+    # 3.9/3.10 read exactly 3 or 6 fraction digits: cut to 6 and pad to 6
+    text = _FRACTION.sub(lambda m: m.group(1).ljust(7, "0"), value.strip())
     if text[-1:] in ("Z", "z"):
         text = text[:-1] + "+00:00"
     try:
