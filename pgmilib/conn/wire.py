@@ -9,6 +9,7 @@ when a cancel is not answered). These rely on private details of the pinned pg80
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 import threading
@@ -239,7 +240,16 @@ class LiveConnection(pg8000.native.Connection):
     def close(self) -> None:
         if self._shut_timer is not None:
             self._shut_timer.cancel()
-        super().close()
+        buffered = self._sock
+        try:
+            super().close()
+        finally:
+            # When the goodbye cannot be sent (a lost connection), pg8000 closes the socket and drops
+            # its buffered file with the unsent bytes still in it; the garbage collector would flush
+            # them again into the closed socket and print "Exception ignored ... Bad file descriptor"
+            # on stderr at exit. Closing it here, once, discards them.
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                buffered.close()
 
     def set_socket_timeout(self, seconds: float | None) -> None:
         """Bound every blocking read/write from now on (clean-up budgets)."""
