@@ -129,3 +129,28 @@ def test_deploy_tool_accepts_valid_or_absent_timeouts(timeout, tmp_path):
     with pytest.raises(Exception) as info:  # it gets past the checks and fails on the missing project
         deploy_tool(arguments, CallContext())
     assert "invalid timeout" not in str(info.value) and "missing" in str(info.value)
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ({"overwrite": True}, 'overwrite drops and recreates database "Orders": pass confirmDatabaseName="Orders" to '
+                          "confirm; nothing was deployed or dropped"),
+    ({"overwrite": True, "confirmDatabaseName": "orders"},
+     'confirmDatabaseName "orders" does not match database "Orders": nothing was deployed or dropped'),
+    ({"timeout": "5 parsecs"}, 'invalid timeout: time: unknown unit " parsecs" in duration "5 parsecs"'),
+])
+def test_deploy_tool_refusals_word_for_word(extra, message):
+    from pgmilib.mcp.tool_deploy import _check_safety
+
+    with pytest.raises(PgmiError) as info:
+        _check_safety({"database": "Orders", **extra})
+    assert str(info.value) == message
+    assert info.value.markers == ({Marker.USAGE} if "timeout" in extra else set())
+
+
+@pytest.mark.parametrize("extra", [{}, {"overwrite": False, "confirmDatabaseName": "other"},
+                                   {"overwrite": True, "confirmDatabaseName": "Orders", "timeout": "1m30s"},
+                                   {"timeout": ""}, {"timeout": None}])
+def test_deploy_tool_safety_passes_what_is_confirmed(extra):
+    from pgmilib.mcp.tool_deploy import _check_safety
+
+    _check_safety({"database": "Orders", **extra})  # no refusal
