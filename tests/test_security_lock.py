@@ -345,6 +345,96 @@ def test_several_lock_holders_are_all_named(pg, fresh_db):
         low, high = sorted(pids)
         assert f"(held by pid {low}, " in text and f"; pid {high}, " in text and text.endswith(" ago)")
         assert [h["pid"] for h in info.value.details["lockHolders"]] == [low, high]
+        with pytest.raises(ConcurrentDeploy) as info:
+            wait_for_no_deploy(waiter, fresh_db, 0, _out())
+        named = str(info.value).split("(pid ")[1].split(")")[0]
+        assert sorted(named.split(", ")) == sorted(map(str, pids))
     finally:
         for session in (first, second, waiter):
             release(session)
+
+
+def test_a_short_lock_wait_says_so_then_reports_the_busy_lock(pg, fresh_db):
+    holder = _session(pg, fresh_db)
+    waiter = _session(pg, fresh_db)
+    try:
+        acquire(holder, 0, _out())
+        out = _out()
+        with pytest.raises(ConcurrentDeploy) as info:
+            acquire(waiter, 0.3, out)
+        assert out.stderr.getvalue() == f'Waiting up to 300ms for another deployment of "{fresh_db}"\n'
+        assert " (held by pid " in str(info.value)
+    finally:
+        release(holder)
+        release(waiter)
+
+
+class _NoHolderReport(_KeptOpen):
+    """A live session on which the lock-holder report fails (it is a courtesy: the refusal stays)."""
+
+    def run(self, sql, **params):
+        if "lock_key" in params:
+            import pg8000.exceptions
+
+            raise pg8000.exceptions.DatabaseError({"M": "permission denied for pg_locks"})
+        return self.inner.run(sql, **params)
+
+
+def test_busy_lock_without_a_holder_report(pg, fresh_db):
+    holder = _session(pg, fresh_db)
+    inner = _session(pg, fresh_db)
+    try:
+        acquire(holder, 0, _out())
+        with pytest.raises(ConcurrentDeploy) as info:
+            acquire(_NoHolderReport(inner), 0, _out())
+        assert str(info.value) == ("concurrent deployment in progress: another pgmi deployment is already running "
+                                   f'against "{fresh_db}"')
+        assert info.value.details == {}
+    finally:
+        release(holder)
+        inner.close()
+
+
+class _Budget(_KeptOpen):
+    """Records the socket timeouts without applying them; `fail` raises from the setter."""
+
+    def __init__(self, inner, fail=None) -> None:
+        super().__init__(inner)
+        self.timeouts: list[float] = []
+        self.fail = fail
+        self.closed = False
+
+    def set_socket_timeout(self, seconds) -> None:
+        self.timeouts.append(seconds)
+        if self.fail is not None:
+            raise self.fail
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_release_with_its_budget_spent_still_tries_briefly(pg, conn, fresh_db, monkeypatch):
+    from pgmilib.deploy import lock
+
+    inner = _session(pg, fresh_db)
+    try:
+        acquire(inner, 0, _out())
+        monkeypatch.setattr(lock, "_RELEASE_BUDGET", -10.0)
+        session = _Budget(inner)
+        release(session)
+        assert session.timeouts == [0.05, 0.05] and session.closed  # a floor of 50 ms, never zero or negative
+        wait_for_no_deploy(conn, fresh_db, 0, _out())
+    finally:
+        inner.close()
+
+
+@pytest.mark.parametrize("fail", [OSError("socket gone"), AttributeError("no socket")])
+def test_release_closes_even_when_the_socket_cannot_be_bounded(pg, fresh_db, fail):
+    inner = _session(pg, fresh_db)
+    try:
+        session = _Budget(inner, fail)
+        release(session)  # never raises
+        assert len(session.timeouts) == 1 and 2.5 < session.timeouts[0] <= 5.0
+        assert session.closed
+    finally:
+        inner.close()

@@ -132,8 +132,8 @@ def test_deploy_tool_accepts_valid_or_absent_timeouts(timeout, tmp_path):
 
 
 @pytest.mark.parametrize(("extra", "message"), [
-    ({"overwrite": True}, 'overwrite drops and recreates database "Orders": pass confirmDatabaseName="Orders" to '
-                          "confirm; nothing was deployed or dropped"),
+    ({"overwrite": True}, ('overwrite drops and recreates database "Orders": pass confirmDatabaseName="Orders" to '
+                          "confirm; nothing was deployed or dropped")),
     ({"overwrite": True, "confirmDatabaseName": "orders"},
      'confirmDatabaseName "orders" does not match database "Orders": nothing was deployed or dropped'),
     ({"timeout": "5 parsecs"}, 'invalid timeout: time: unknown unit " parsecs" in duration "5 parsecs"'),
