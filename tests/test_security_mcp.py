@@ -154,3 +154,19 @@ def test_deploy_tool_safety_passes_what_is_confirmed(extra):
     from pgmilib.mcp.tool_deploy import _check_safety
 
     _check_safety({"database": "Orders", **extra})  # no refusal
+
+
+@pytest.mark.parametrize(("arguments", "name"), [
+    ({"s": "a\ud800b"}, "s"),  # a lone surrogate in a string argument
+    ({"s": "fine", "p": {"k": "ok", "x": "\udfff"}}, "p"),  # or in a string value of an object
+])
+def test_arguments_with_a_lone_surrogate_are_refused(arguments, name):
+    with pytest.raises(ProtocolError) as info:
+        check_arguments(TOOL, arguments)
+    assert info.value.code == INVALID_PARAMS
+    assert info.value.message == f"invalid params: argument '{name}' is not valid Unicode (it holds a lone surrogate)"
+
+
+def test_valid_unicode_arguments_pass_the_surrogate_check():
+    good = {"s": "café 😀", "p": {"k": "名前", "n": "x"}, "o": {"n": 1, "t": "\u00e9"}, "i": 3}
+    assert check_arguments(TOOL, good) is good
