@@ -25,7 +25,7 @@ import pytest
 
 from pgmilib.conn.auth.azure import AzureAuth
 from pgmilib.conn.auth.google import LOGIN_SCOPE, GoogleAuth, instance_tls, parse_instance
-from pgmilib.conn.auth.http import is_local_host
+from pgmilib.conn.auth.http import is_local_host, is_loopback_host
 from pgmilib.conn.auth.sigv4 import Credentials, canonical_query, rds_auth_token, sign_post
 from tests.cloudfakes import json_reply
 
@@ -102,6 +102,18 @@ def test_sigv4_known_answers_and_encoding():
 ])
 def test_is_local_host(host, local):
     assert is_local_host(host) is local
+
+
+@pytest.mark.parametrize(("host", "loopback"), [
+    ("localhost", True), ("LocalHost", True), ("127.0.0.1", True), ("127.8.9.10", True), ("::1", True),
+    ("[::1]", True), ("::ffff:127.0.0.1", True), ("127.0.0.1%lo", True), ("127.0.0.1%a%b", True),
+    ("169.254.169.254", False), ("fe80::1", False), ("10.0.0.1", False), ("localhost.evil.example", False),
+    ("::ffff:10.0.0.1", False), ("", False),
+])
+def test_is_loopback_host(host, loopback):
+    # by address, the zone id after the first % ignored; by name only exactly "localhost"
+    assert is_loopback_host(host) is loopback
+    assert is_local_host(host) is (loopback or host in ("169.254.169.254", "fe80::1"))
 
 
 # ---- Azure ---------------------------------------------------------------------------------------
@@ -280,6 +292,23 @@ def test_sigv4_ignores_the_local_time_zone(monkeypatch):
 # ---- RS256 and the JWT assertions ---------------------------------------------------------------
 
 
+def test_jwt_is_compact_base64url_json(pki):
+    import hashlib
+
+    from pgmilib.conn.auth.rsa import b64url, jwt_rs256, load_private_key
+
+    # unpadded base64url: only "=" is stripped (an "X" at the end is data)
+    assert b64url(b"\x00\x00\x17") == "AAAX" and b64url(b"\xff") == "_w" and b64url(b"\xfb\xef") == "--8"
+    key = load_private_key((pki / "rsa.pem").read_text())
+    token = jwt_rs256({"kid": "k 1"}, {"iss": "a@b", "exp": 5}, key)
+    head, body, signature = token.split(".")
+    # compact JSON (no whitespace), the fixed alg/typ first: the exact bytes that are signed
+    assert head == b64url(b'{"alg":"RS256","typ":"JWT","kid":"k 1"}') and body == b64url(b'{"iss":"a@b","exp":5}')
+    s = int.from_bytes(base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4)), "big")
+    digest = pow(s, key.e, key.n).to_bytes(key.size, "big")[-32:]
+    assert digest == hashlib.sha256(f"{head}.{body}".encode()).digest()
+
+
 def test_rs256_padding_and_key_size_boundary(pki):
     import hashlib
 
@@ -296,8 +325,9 @@ def test_rs256_padding_and_key_size_boundary(pki):
         n = (1 << (8 * size - 1)) + 1
         tiny = RsaKey(n=n, e=3, d=1, p=n, q=1, dp=1, dq=1, qinv=0)
         if ok:
-            with pytest.raises(BadKey, match="inconsistent"):  # got past the size check
+            with pytest.raises(BadKey) as info:  # got past the size check, then the fault check refuses
                 sign_rs256(tiny, b"data")
+            assert str(info.value) == "RSA key parameters are inconsistent"
         else:
             with pytest.raises(BadKey) as info:
                 sign_rs256(tiny, b"data")

@@ -23,6 +23,7 @@ from pgmilib.deploy.dbadmin import (
 from pgmilib.deploy.lock import acquire, release, wait_for_no_deploy
 from pgmilib.errors import ConcurrentDeploy, ConfigError, Exit, Interrupted, exit_code
 from pgmilib.output import Output
+from pgmilib.resources import read_sql
 
 
 def _out() -> Output:
@@ -219,3 +220,221 @@ def test_release_closes_the_session_and_never_raises(pg, conn, fresh_db):
     pid = dead.run("SELECT pg_backend_pid()")[0][0]
     conn.run("SELECT pg_terminate_backend(:p)", p=pid)
     release(dead)  # the server is gone: nothing to raise
+
+
+class _Recorded(_KeptOpen):
+    """A live session that records the socket timeouts release() sets (close held back)."""
+
+    def __init__(self, inner) -> None:
+        super().__init__(inner)
+        self.timeouts: list[float] = []
+
+    def set_socket_timeout(self, seconds) -> None:
+        self.timeouts.append(seconds)
+        self.inner.set_socket_timeout(seconds)
+
+
+def test_release_bounds_each_clean_up_step_by_the_budget_left(pg, conn, fresh_db):
+    inner = _session(pg, fresh_db)
+    try:
+        acquire(inner, 0, _out())
+        inner.run("BEGIN")
+        session = _Recorded(inner)
+        release(session)
+        # before the ROLLBACK and before the unlock: what is left of the 5 s budget, never more
+        assert len(session.timeouts) == 2
+        assert all(2.5 < seconds <= 5.0 for seconds in session.timeouts), session.timeouts
+        assert session.timeouts[1] <= session.timeouts[0]
+        assert inner.transaction_status == "I"
+        wait_for_no_deploy(conn, fresh_db, 0, _out())
+    finally:
+        inner.close()
+
+
+def test_release_of_a_plain_pg8000_session_unlocks_without_a_stray_rollback(pg, conn, fresh_db):
+    import pg8000.native
+
+    inner = pg8000.native.Connection(**pg.conn_kwargs(fresh_db))
+    try:
+        acquire(inner, 0, _out())
+        inner.notices.clear()
+        release(_KeptOpen(inner))  # no transaction status, no socket timeout: still unlocks
+        wait_for_no_deploy(conn, fresh_db, 0, _out())
+        # idle, so no ROLLBACK (PostgreSQL would warn "there is no transaction in progress")
+        assert list(inner.notices) == []
+    finally:
+        inner.close()
+
+
+class _Watchdog:
+    """The run's watchdog as the lock wait sees it: `check()` and `deadline.remaining()`.
+
+    The first check runs `on_first` (frees the lock, or cancels); more than `limit` checks means
+    the wait did not end when it should have.
+    """
+
+    def __init__(self, on_first, limit: int = 6) -> None:
+        from pgmilib.conn.deadline import Deadline
+
+        self.deadline = Deadline(None)
+        self.on_first = on_first
+        self.limit = limit
+        self.checks = 0
+
+    def check(self) -> None:
+        self.checks += 1
+        if self.checks == 1:
+            self.on_first()
+        assert self.checks <= self.limit, "the wait went on after the lock was free"
+
+
+def test_lock_wait_ends_as_soon_as_the_holder_is_gone(pg, conn, fresh_db):
+    holder = _session(pg, fresh_db)
+    waiter = _session(pg, fresh_db)
+    try:
+        acquire(holder, 0, _out())
+        watchdog = _Watchdog(lambda: release(holder))
+        acquire(waiter, 60, _out(), watchdog)
+        assert 1 <= watchdog.checks <= 3
+        assert waiter.run("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()") == [[1]]
+        release(waiter)
+        holder = _session(pg, fresh_db)
+        acquire(holder, 0, _out())
+        watchdog = _Watchdog(lambda: release(holder))
+        out = _out()
+        wait_for_no_deploy(conn, fresh_db, 60, out, watchdog)
+        assert 1 <= watchdog.checks <= 3
+        assert out.stderr.getvalue() == f'Waiting up to 1m0s for another deployment of "{fresh_db}"\n'
+    finally:
+        release(holder)
+        release(waiter)
+
+
+def test_lock_wait_stops_when_the_run_is_cancelled(pg, conn, fresh_db):
+    from pgmilib.deploy.watchdog import Watchdog
+    from pgmilib.errors import Marker
+
+    holder = _session(pg, fresh_db)
+    waiter = _session(pg, fresh_db)
+    try:
+        acquire(holder, 0, _out())
+        for wait in (lambda dog: acquire(waiter, 60, _out(), dog),
+                     lambda dog: wait_for_no_deploy(conn, fresh_db, 60, _out(), dog)):
+            watchdog = Watchdog()
+            watchdog.trip(Marker.INTERRUPTED)
+            with pytest.raises(Interrupted):  # exit 130, not a busy lock (15) after the whole wait
+                wait(watchdog)
+        assert holder.run("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()") == [[1]]
+    finally:
+        release(holder)
+        release(waiter)
+
+
+def test_several_lock_holders_are_all_named(pg, fresh_db):
+    first, second, waiter = (_session(pg, fresh_db) for _ in range(3))
+    try:
+        key = first.run(read_sql("deploy_lock.sql"))[0][0]
+        first.run("SELECT pg_advisory_unlock_all()")
+        pids = []
+        for session in (first, second):  # two shared holders of the deploy lock's key
+            session.run("SELECT pg_advisory_lock_shared(CAST(:k AS bigint))", k=key)
+            pids.append(session.run("SELECT pg_backend_pid()")[0][0])
+        with pytest.raises(ConcurrentDeploy) as info:
+            acquire(waiter, 0, _out())
+        text = str(info.value)
+        low, high = sorted(pids)
+        assert f"(held by pid {low}, " in text and f"; pid {high}, " in text and text.endswith(" ago)")
+        assert [h["pid"] for h in info.value.details["lockHolders"]] == [low, high]
+        with pytest.raises(ConcurrentDeploy) as info:
+            wait_for_no_deploy(waiter, fresh_db, 0, _out())
+        named = str(info.value).split("(pid ")[1].split(")")[0]
+        assert sorted(named.split(", ")) == sorted(map(str, pids))
+    finally:
+        for session in (first, second, waiter):
+            release(session)
+
+
+def test_a_short_lock_wait_says_so_then_reports_the_busy_lock(pg, fresh_db):
+    holder = _session(pg, fresh_db)
+    waiter = _session(pg, fresh_db)
+    try:
+        acquire(holder, 0, _out())
+        out = _out()
+        with pytest.raises(ConcurrentDeploy) as info:
+            acquire(waiter, 0.3, out)
+        assert out.stderr.getvalue() == f'Waiting up to 300ms for another deployment of "{fresh_db}"\n'
+        assert " (held by pid " in str(info.value)
+    finally:
+        release(holder)
+        release(waiter)
+
+
+class _NoHolderReport(_KeptOpen):
+    """A live session on which the lock-holder report fails (it is a courtesy: the refusal stays)."""
+
+    def run(self, sql, **params):
+        if "lock_key" in params:
+            import pg8000.exceptions
+
+            raise pg8000.exceptions.DatabaseError({"M": "permission denied for pg_locks"})
+        return self.inner.run(sql, **params)
+
+
+def test_busy_lock_without_a_holder_report(pg, fresh_db):
+    holder = _session(pg, fresh_db)
+    inner = _session(pg, fresh_db)
+    try:
+        acquire(holder, 0, _out())
+        with pytest.raises(ConcurrentDeploy) as info:
+            acquire(_NoHolderReport(inner), 0, _out())
+        assert str(info.value) == ("concurrent deployment in progress: another pgmi deployment is already running "
+                                   f'against "{fresh_db}"')
+        assert info.value.details == {}
+    finally:
+        release(holder)
+        inner.close()
+
+
+class _Budget(_KeptOpen):
+    """Records the socket timeouts without applying them; `fail` raises from the setter."""
+
+    def __init__(self, inner, fail=None) -> None:
+        super().__init__(inner)
+        self.timeouts: list[float] = []
+        self.fail = fail
+        self.closed = False
+
+    def set_socket_timeout(self, seconds) -> None:
+        self.timeouts.append(seconds)
+        if self.fail is not None:
+            raise self.fail
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_release_with_its_budget_spent_still_tries_briefly(pg, conn, fresh_db, monkeypatch):
+    from pgmilib.deploy import lock
+
+    inner = _session(pg, fresh_db)
+    try:
+        acquire(inner, 0, _out())
+        monkeypatch.setattr(lock, "_RELEASE_BUDGET", -10.0)
+        session = _Budget(inner)
+        release(session)
+        assert session.timeouts == [0.05, 0.05] and session.closed  # a floor of 50 ms, never zero or negative
+        wait_for_no_deploy(conn, fresh_db, 0, _out())
+    finally:
+        inner.close()
+
+
+@pytest.mark.parametrize("fail", [OSError("socket gone"), AttributeError("no socket")])
+def test_release_closes_even_when_the_socket_cannot_be_bounded(pg, fresh_db, fail):
+    inner = _session(pg, fresh_db)
+    try:
+        session = _Budget(inner, fail)
+        release(session)  # never raises
+        assert len(session.timeouts) == 1 and 2.5 < session.timeouts[0] <= 5.0
+        assert session.closed
+    finally:
+        inner.close()

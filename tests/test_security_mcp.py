@@ -129,3 +129,44 @@ def test_deploy_tool_accepts_valid_or_absent_timeouts(timeout, tmp_path):
     with pytest.raises(Exception) as info:  # it gets past the checks and fails on the missing project
         deploy_tool(arguments, CallContext())
     assert "invalid timeout" not in str(info.value) and "missing" in str(info.value)
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ({"overwrite": True}, ('overwrite drops and recreates database "Orders": pass confirmDatabaseName="Orders" to '
+                          "confirm; nothing was deployed or dropped")),
+    ({"overwrite": True, "confirmDatabaseName": "orders"},
+     'confirmDatabaseName "orders" does not match database "Orders": nothing was deployed or dropped'),
+    ({"timeout": "5 parsecs"}, 'invalid timeout: time: unknown unit " parsecs" in duration "5 parsecs"'),
+])
+def test_deploy_tool_refusals_word_for_word(extra, message):
+    from pgmilib.mcp.tool_deploy import _check_safety
+
+    with pytest.raises(PgmiError) as info:
+        _check_safety({"database": "Orders", **extra})
+    assert str(info.value) == message
+    assert info.value.markers == ({Marker.USAGE} if "timeout" in extra else set())
+
+
+@pytest.mark.parametrize("extra", [{}, {"overwrite": False, "confirmDatabaseName": "other"},
+                                   {"overwrite": True, "confirmDatabaseName": "Orders", "timeout": "1m30s"},
+                                   {"timeout": ""}, {"timeout": None}])
+def test_deploy_tool_safety_passes_what_is_confirmed(extra):
+    from pgmilib.mcp.tool_deploy import _check_safety
+
+    _check_safety({"database": "Orders", **extra})  # no refusal
+
+
+@pytest.mark.parametrize(("arguments", "name"), [
+    ({"s": "a\ud800b"}, "s"),  # a lone surrogate in a string argument
+    ({"s": "fine", "p": {"k": "ok", "x": "\udfff"}}, "p"),  # or in a string value of an object
+])
+def test_arguments_with_a_lone_surrogate_are_refused(arguments, name):
+    with pytest.raises(ProtocolError) as info:
+        check_arguments(TOOL, arguments)
+    assert info.value.code == INVALID_PARAMS
+    assert info.value.message == f"invalid params: argument '{name}' is not valid Unicode (it holds a lone surrogate)"
+
+
+def test_valid_unicode_arguments_pass_the_surrogate_check():
+    good = {"s": "café 😀", "p": {"k": "名前", "n": "x"}, "o": {"n": 1, "t": "\u00e9"}, "i": 3}
+    assert check_arguments(TOOL, good) is good

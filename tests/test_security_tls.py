@@ -308,9 +308,11 @@ def test_encrypted_client_key_without_the_right_sslpassword(pki, sslpassword):
     with pytest.raises(ConfigError) as info:
         build_ssl_context(enc, "localhost")
     text = str(info.value)
-    assert text.startswith(f'invalid configuration: cannot load client certificate "{pki / "client.crt"}" with key '
-                           f'"{pki / "client_enc.key"}": ')
-    assert text.endswith(" (wrong sslpassword, or not a PEM certificate/key?)")
+    head = (f'invalid configuration: cannot load client certificate "{pki / "client.crt"}" with key '
+            f'"{pki / "client_enc.key"}": ')
+    tail = " (wrong sslpassword, or not a PEM certificate/key?)"
+    assert text.startswith(head) and text.endswith(tail)
+    assert text[len(head):-len(tail)].strip() not in ("", "None")  # OpenSSL's reason is passed on
 
 
 @tls_marks[0]

@@ -35,10 +35,10 @@ SECURITY: dict[str, list[str] | None] = {
                                   "InteractiveApprover.approve", "choose_approver"],
     "pgmilib/conn/auth/sigv4.py": None,
     "pgmilib/conn/auth/rsa.py": ["sign_rs256", "b64url", "jwt_rs256"],
-    "pgmilib/conn/auth/http.py": ["is_local_host"],
+    "pgmilib/conn/auth/http.py": ["_address", "is_loopback_host", "is_local_host"],
     "pgmilib/conn/auth/azure.py": ["AzureAuth._token_url", "AzureAuth._certificate_assertion"],
     "pgmilib/conn/auth/google.py": ["CloudSqlTls.wrap_socket", "instance_tls", "GoogleAuth._service_account"],
-    "pgmilib/mcp/tools.py": ["check_arguments", "rejected", "require", "error_detail"],
+    "pgmilib/mcp/tools.py": ["_unicode", "check_arguments", "rejected", "require", "error_detail"],
     "pgmilib/mcp/tool_deploy.py": ["_check_safety"],
     "pgmilib/errors.py": ["exit_code"],
 }
