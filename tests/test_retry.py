@@ -191,3 +191,21 @@ def test_a_hang_up_after_presenting_a_client_certificate_is_not_retried():
     assert _client_certificate_refused(reset, with_cert) is True
     assert _client_certificate_refused(refused, with_cert) is False  # the server is not up yet: retried
     assert _client_certificate_refused(reset, ConnParams(host="127.0.0.1", sslmode="require")) is False
+
+
+def test_a_fatal_between_units_is_a_lost_connection_with_the_servers_reason():
+    """pg_terminate_backend while pgmi runs its own statements (session set-up, SET between units)."""
+    import pytest
+
+    from pgmilib.deploy.pipeline import _connection_guard
+    from pgmilib.errors import ConnectionFailed, Exit, exit_code
+
+    fatal = {"S": "FATAL", "C": "57P01", "M": "terminating connection due to administrator command"}
+    with pytest.raises(ConnectionFailed) as info, _connection_guard():
+        raise pg8000.exceptions.DatabaseError(fatal)
+    assert exit_code(info.value) == Exit.CONNECTION
+    assert str(info.value).endswith("connection to the server lost: FATAL: terminating connection due to "
+                                    "administrator command (SQLSTATE 57P01)")
+    plain = pg8000.exceptions.DatabaseError({"S": "ERROR", "C": "42601", "M": "syntax error"})
+    with pytest.raises(pg8000.exceptions.DatabaseError), _connection_guard():  # not the guard's to classify
+        raise plain

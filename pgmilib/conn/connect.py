@@ -317,7 +317,14 @@ def open_connection(params: ConnParams, database: str | None = None, *, deadline
         except DRIVER_ERRORS as exc:
             last = friendly_failure(exc, params, db)
             last.details["attempts"] = attempt + 1
-            if not is_transient(exc) or _client_certificate_refused(exc, params):
+            if _client_certificate_refused(exc, params):
+                last = friendly_failure(exc, params, db)  # its message names the likely cause
+                last.message += ("; SSL/TLS: the server hung up right after the handshake, which is how "
+                                 f"it refuses a client certificate under TLS 1.3 (sslcert {params.sslcert})")
+                last.args = (last.message,)
+                last.details["attempts"] = attempt + 1
+                raise last from exc
+            if not is_transient(exc):
                 raise last from exc
             continue
         # Every connection of a run, not only the one whose statements the watchdog cancels (the

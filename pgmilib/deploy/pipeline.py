@@ -306,6 +306,15 @@ def _connection_guard():
         yield
     except (pg8000.exceptions.InterfaceError, ConnectionError, TimeoutError, socket.timeout) as error:
         raise ConnectionFailed(f"connection to the server lost: {error}") from error
+    except pg8000.exceptions.DatabaseError as error:
+        # The server ends the session with a FATAL (pg_terminate_backend, shutdown) that the wire
+        # raises as soon as it is read: between deploy.sql's units that is a lost connection too,
+        # with the server's own reason instead of "network error".
+        fields = error.args[0] if error.args and isinstance(error.args[0], dict) else {}
+        if fields.get("S") not in ("FATAL", "PANIC"):
+            raise
+        raise ConnectionFailed(f"connection to the server lost: {fields.get('S')}: {fields.get('M', '')} "
+                               f"(SQLSTATE {fields.get('C', '?')})") from error
 
 
 class _Guarded:
