@@ -191,6 +191,11 @@ def test_a_hang_up_after_presenting_a_client_certificate_is_not_retried():
     assert _client_certificate_refused(reset, with_cert) is True
     assert _client_certificate_refused(refused, with_cert) is False  # the server is not up yet: retried
     assert _client_certificate_refused(reset, ConnParams(host="127.0.0.1", sslmode="require")) is False
+    import ssl
+
+    alert = ssl.SSLError(1, "tlsv1 alert unknown ca")
+    alert.__context__ = reset  # the alert itself arrived: reported as the TLS failure it is
+    assert _client_certificate_refused(alert, with_cert) is False
 
 
 def test_a_fatal_between_units_is_a_lost_connection_with_the_servers_reason():

@@ -128,6 +128,8 @@ def _client_certificate_refused(exc: BaseException, params: ConnParams) -> bool:
     """
     if not params.sslcert or params.sslmode == "disable":
         return False
+    if any(isinstance(item, ssl.SSLError) for item in _chain(exc)):
+        return False  # the alert itself arrived: the usual TLS failure message says it better
     for item in _chain(exc):
         if isinstance(item, OSError) and item.errno in (errno.ECONNRESET, errno.EPIPE):
             return True
@@ -318,11 +320,9 @@ def open_connection(params: ConnParams, database: str | None = None, *, deadline
             last = friendly_failure(exc, params, db)
             last.details["attempts"] = attempt + 1
             if _client_certificate_refused(exc, params):
-                last = friendly_failure(exc, params, db)  # its message names the likely cause
                 last.message += ("; SSL/TLS: the server hung up right after the handshake, which is how "
                                  f"it refuses a client certificate under TLS 1.3 (sslcert {params.sslcert})")
                 last.args = (last.message,)
-                last.details["attempts"] = attempt + 1
                 raise last from exc
             if not is_transient(exc):
                 raise last from exc
