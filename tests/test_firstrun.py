@@ -105,15 +105,17 @@ def test_make_refuses_an_old_python_in_one_line(make_dir, tmp_path):
     old.write_text(f"#!/bin/sh\nexec {sys.executable} -c \"{pretend}\" \"$@\"\n")
     old.chmod(0o755)
     (make_dir / "requirements.txt").touch()
+    # A sub-make of `make -k ...` (CI) would inherit -k and add "Target 'venv' not remade" to stderr.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     result = subprocess.run(["make", "venv", f"PYTHON={old}"], cwd=make_dir, capture_output=True, text=True,
-                            check=False)
+                            check=False, env=env)
     assert result.returncode != 0
     assert result.stderr.startswith("pgmi: error: Python 3.9 or newer is required, but ")
     assert "is Python 3.8.2; run make with a newer one, e.g. make PYTHON=python3.11 ..." in result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 2  # the line, make's own
     assert (make_dir / ".venv/bin/python").exists()  # refused before touching .venv
     missing = subprocess.run(["make", "venv", f"PYTHON={tmp_path / 'no-such-python'}"], cwd=make_dir,
-                             capture_output=True, text=True, check=False)
+                             capture_output=True, text=True, check=False, env=env)
     assert missing.returncode != 0 and "make: cannot run" in missing.stderr and "Traceback" not in missing.stderr
 
 
