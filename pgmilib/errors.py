@@ -233,3 +233,26 @@ def go_quote(text: str) -> str:
     import json
 
     return json.dumps(text, ensure_ascii=False)
+
+
+def printable(text: str, limit: int | None = None) -> str:
+    """Someone else's text (a token endpoint's error, an MCP client's name, another session's
+    query) as pgmi quotes it in its own messages: control and format characters, line breaks and
+    lone surrogates written as escapes (`\\x1b`, `\\u202e`), so nothing reaches a terminal that
+    renders it; with `limit`, cut to that many characters and marked with `…`."""
+    cut = text if limit is None else text[:limit]
+    if cut.isprintable():
+        out = cut
+    else:
+        import unicodedata
+
+        chars = []
+        for ch in cut:
+            if ch == " " or unicodedata.category(ch) not in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"):
+                chars.append(ch)
+            elif ord(ch) < 0x100:
+                chars.append(f"\\x{ord(ch):02x}")
+            else:
+                chars.append(f"\\u{ord(ch):04x}" if ord(ch) < 0x10000 else f"\\U{ord(ch):08x}")
+        out = "".join(chars)
+    return out + ("…" if limit is not None and len(text) > limit else "")

@@ -24,6 +24,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from pgmilib.errors import printable
+
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
@@ -167,17 +169,6 @@ _SHOWN_LIMIT = 200
 
 
 def shown(text: str) -> str:
-    """A client's text as pgmi quotes it in its own messages: control characters and lone
-    surrogates escaped (no ESC/BEL reaches a terminal that renders the message), at most
-    200 characters (a 50 MB method name is not echoed back whole)."""
-    cut = text[:_SHOWN_LIMIT]
-    out = []
-    for char in cut:
-        code = ord(char)
-        if code < 0x20 or 0x7F <= code < 0xA0:
-            out.append(f"\\x{code:02x}")
-        elif 0xD800 <= code < 0xE000:
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(char)
-    return "".join(out) + ("…" if len(text) > _SHOWN_LIMIT else "")
+    """A client's text as pgmi quotes it in its own messages: escaped (errors.printable) and at
+    most 200 characters (a 50 MB method name is not echoed back whole)."""
+    return printable(text, limit=_SHOWN_LIMIT)

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from pgmilib.config.durations import format_duration
+from pgmilib.errors import printable
 from pgmilib.resources import read_sql_section
 
 
@@ -51,11 +52,11 @@ def describe(info: SessionInfo, *, query_width: int = 60, with_user: bool = Fals
     """
     inner: list[str] = []
     if with_user and info.user:
-        inner.append("user " + _printable(info.user))
+        inner.append("user " + printable(info.user))
     if info.application:
-        inner.append(_printable(info.application))
+        inner.append(printable(info.application))
     if info.state:
-        state = _printable(info.state)
+        state = printable(info.state)
         if info.seconds is not None:
             state += f" for {format_duration(max(0, round(info.seconds)))}"
         inner.append(state)
@@ -63,12 +64,8 @@ def describe(info: SessionInfo, *, query_width: int = 60, with_user: bool = Fals
     if inner:
         text += " (" + ", ".join(inner)
         if info.query:
-            query = _printable(info.query)
+            query = printable(info.query)
             text += ": " + (query if len(query) <= query_width else query[: query_width - 4].rstrip() + " ...")
         text += ")"
     return text
 
-
-def _printable(text: str) -> str:
-    """Another session's text is not ours: control characters become spaces, never reach the terminal."""
-    return "".join(ch if ch.isprintable() else " " for ch in text)

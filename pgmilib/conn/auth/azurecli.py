@@ -26,9 +26,9 @@ import subprocess
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pgmilib.conn.auth.http import TokenError, parse_timestamp, printable
+from pgmilib.conn.auth.http import TokenError, parse_timestamp
 from pgmilib.conn.deadline import CANCELLED, TIMED_OUT, Deadline
-from pgmilib.errors import Interrupted, Marker
+from pgmilib.errors import Interrupted, Marker, printable
 from pgmilib.redact import redact, register_secret
 
 CLI_TIMEOUT = 10.0  # az starts a Python interpreter and may refresh its token over the network

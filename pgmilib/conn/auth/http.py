@@ -34,14 +34,13 @@ import json
 import re
 import socket
 import ssl
-import unicodedata
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
 from pgmilib import __version__
 from pgmilib.conn.deadline import CANCELLED, TIMED_OUT, Deadline, Wait
-from pgmilib.errors import ConnectionFailed, Interrupted, Marker
+from pgmilib.errors import ConnectionFailed, Interrupted, Marker, printable
 from pgmilib.redact import redact, register_secret
 
 USER_AGENT = f"pgmi/{__version__}"
@@ -336,20 +335,6 @@ def error_detail(body: bytes) -> str:
     return _clip(text)
 
 
-def printable(text: str) -> str:
-    """`text` safe for a terminal: control and format characters (ESC, BEL, NUL, a bidi override)
-    written as escapes (`\\x1b`, `\\u202e`); everything else unchanged."""
-    if text.isprintable():
-        return text
-    out = []
-    for ch in text:
-        if ch == " " or unicodedata.category(ch) not in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"):
-            out.append(ch)
-        elif ord(ch) < 0x100:
-            out.append(f"\\x{ord(ch):02x}")
-        else:
-            out.append(f"\\u{ord(ch):04x}" if ord(ch) < 0x10000 else f"\\U{ord(ch):08x}")
-    return "".join(out)
 
 
 def _clip(text: str, limit: int = 300) -> str:
