@@ -22,6 +22,7 @@ import contextlib
 import re
 from collections.abc import Iterator
 from contextvars import ContextVar
+from typing import Any
 
 REDACTED = "[redacted]"
 
@@ -73,6 +74,17 @@ def redact(text: str) -> str:
         if secret in text:
             text = text.replace(secret, REDACTED)
     return text
+
+
+def redact_nested(value: Any) -> Any:
+    """`value` with every string inside it redacted (lists and dicts, as a JSON envelope holds)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, list):
+        return [redact_nested(v) for v in value]
+    if isinstance(value, dict):
+        return {k: redact_nested(v) for k, v in value.items()}
+    return value
 
 
 def _redact_uri_token(match: re.Match[str]) -> str:

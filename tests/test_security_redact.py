@@ -170,3 +170,14 @@ def test_a_crash_outside_deploy_carrying_a_uri_password_is_redacted(monkeypatch,
     assert "panic: cannot parse postgresql://admin:[redacted]@db:5432/app" in stderr
     assert "Traceback" in stderr and "this is a bug" in stderr
     assert "ssw0rd" not in stdout + stderr
+
+
+def test_redact_nested_masks_every_string_inside_lists_and_dicts():
+    from pgmilib.redact import redact_nested, register_secret, secret_scope
+
+    with secret_scope():
+        register_secret("Nested-Secret-42")
+        got = redact_nested({"locks": [{"relation": "public.t", "blockers": [{"query": "x Nested-Secret-42 y",
+                                                                                "pid": 7}]}], "n": None})
+    assert got == {"locks": [{"relation": "public.t", "blockers": [{"query": "x [redacted] y", "pid": 7}]}],
+                   "n": None}

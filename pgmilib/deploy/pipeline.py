@@ -28,7 +28,7 @@ from pgmilib.deploy.request import DeployRequest, DeployResult
 from pgmilib.deploy.watchdog import Cancellation, Watchdog
 from pgmilib.errors import ConfigError, ExecutionFailed, Interrupted, PgmiError, exit_code
 from pgmilib.output import Output, cut_lines, format_error, shown_in_envelope
-from pgmilib.redact import redact, secret_scope
+from pgmilib.redact import redact, redact_nested, secret_scope
 
 if TYPE_CHECKING:
     from pgmilib.conn.params import ConnParams
@@ -270,16 +270,6 @@ def _prepare_and_execute(conn: Any, project: Any, deploy_params: dict[str, str],
             events.write_reports(request.test_reports, failure)
 
 
-def redact_all(value: Any) -> Any:
-    """`value` with every string in it redacted (nested lists and dicts)."""
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, list):
-        return [redact_all(v) for v in value]
-    if isinstance(value, dict):
-        return {k: redact_all(v) for k, v in value.items()}
-    return value
-
 
 def _redact_exception(error: BaseException) -> None:
     """Redact the messages of an exception and its causes in place, with this run's secrets."""
@@ -402,7 +392,7 @@ def describe(result: DeployResult) -> None:
     if result.lock_report is not None:  # the rehearsal's lock report (pgmilib/deploy/lockreport.py)
         from pgmilib.deploy import lockreport
 
-        envelope["locks"] = redact_all(lockreport.as_json(result.lock_report))
+        envelope["locks"] = redact_nested(lockreport.as_json(result.lock_report))
         envelope["relationsCreated"] = result.lock_report.created
         result.lock_lines = [redact(line) for line in lockreport.render(result.lock_report)]
     if error is not None:
