@@ -90,6 +90,9 @@ class HostileEndpoint:
         self.errors: list[BaseException] = []  # what a behaviour hit (the client hung up): for assertions
         self._stop = threading.Event()
         self._listener = socket.create_server(("127.0.0.1", 0))
+        # A closed listener does not wake accept(): the loop polls the stop flag. Set here, not in
+        # the thread, so a server closed at once cannot make the thread touch a closed socket.
+        self._listener.settimeout(0.05)
         self._tls: ssl.SSLContext | None = None
         if tls_dir is not None:
             self._tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -105,7 +108,6 @@ class HostileEndpoint:
         return f"{'https' if self._tls else 'http'}://{'localhost' if self._tls else '127.0.0.1'}:{self.port}"
 
     def _accept_loop(self) -> None:
-        self._listener.settimeout(0.05)  # a closed listener does not wake accept(): poll the stop flag
         while not self._stop.is_set():
             try:
                 sock, _ = self._listener.accept()
