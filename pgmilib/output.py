@@ -1,6 +1,6 @@
 """The one output policy: what goes to stdout vs stderr, human vs --json, progress, colour.
 
-Rules (cli.md §1): stdout carries only the data the user asked for (a JSON envelope, a
+Rules: stdout carries only the data the user asked for (a JSON envelope, a
 document, `version`); progress, notices, warnings, prompts, summaries and errors go to
 stderr. Every line passes through `redact()` on its way out.
 
@@ -206,7 +206,7 @@ _LOCATED = ("FILE: ", "CANDIDATE: ", "LOCATION: ")
 
 
 def format_error(error: BaseException) -> str:
-    """Message, then DETAIL/HINT/WHERE from the server, then location lines (cli.md §12)."""
+    """Message, then DETAIL/HINT/WHERE from the server, then location lines."""
     lines = [str(error) or type(error).__name__]
     if isinstance(error, PgmiError):
         if error.pg is not None:

@@ -5,7 +5,7 @@ Macro detection, execution-unit splitting and metadata comment detection all wor
 literals, quoted identifiers and dollar-quoted bodies are replaced by a filler, so a plain
 left-to-right scan over the mask only ever sees real SQL tokens. Pure standard library.
 
-Mask rules (deploy-execution.md §5.1), indexed in code points (mask[i] pairs with text[i]):
+Mask rules (what the server would not read as code is masked), indexed in code points (mask[i] pairs with text[i]):
 
 * filler is a space `' '`;
 * line comment `--…`: both dashes and the body are blanked, up to the end of the line;
@@ -462,7 +462,7 @@ _NON_BLANK = re.compile(r"[^ \t\r\n]")
 
 
 def split_units(text: str) -> list[Unit]:
-    """Cut `text` into the atomic head and the psql-style tail (deploy-execution.md §6.2).
+    """Cut `text` into the atomic head and the psql-style tail.
 
     The head runs up to and including the first top-level COMMIT/END/ROLLBACK/ABORT and is
     sent as one message (one implicit transaction); every later top-level statement is its

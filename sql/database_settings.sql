@@ -1,5 +1,5 @@
 -- database_settings.sql -- what `pgmi deploy --overwrite` must carry over when it drops
--- and recreates the target database (deploy-execution.md §3.2, connections.md §8.3).
+-- and recreates the target database (encoding, locale, owner, limits, settings, comment).
 --
 -- Run on the maintenance database with :database = the target's name. One row, or none
 -- when the database does not exist. Encoding/collation/ctype are compared with template1:

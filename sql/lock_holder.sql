@@ -1,5 +1,5 @@
 -- lock_holder.sql -- who holds the pgmi deploy lock of the current database, so that a
--- refused deploy (exit 15) can say which session is in the way (deploy-execution.md §10).
+-- refused deploy (exit 15) can say which session is in the way.
 --
 -- :lock_key is the bigint key deploy_lock.sql computed (the formula lives there only).
 -- pg_locks shows a bigint advisory key split in two: classid = high 32 bits, objid =

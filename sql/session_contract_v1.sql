@@ -1,4 +1,4 @@
--- sql/session_contract_v1.sql: the public session contract, API v1 (session-api.md sec. 2, sec. 7).
+-- sql/session_contract_v1.sql: the public session contract, API v1.
 --
 -- What: the `pgmi_*_view` views a project's deploy.sql reads. They are the stable surface
 -- (the `_pgmi_*` tables behind them may change between releases); column names, order and

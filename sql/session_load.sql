@@ -8,7 +8,7 @@
 -- 5-10x slower, and values never become part of SQL text (no quoting, no injection).
 
 -- name: copy_source
--- One row per project file outside __test__/ (session-api.md §4).
+-- One row per project file outside __test__/ and __tests__/.
 COPY pg_temp._pgmi_source (path, name, directory, extension, depth, content, size_bytes, checksum,
                            pgmi_checksum, path_parts, is_sql_file, is_test_file, parent_folder_name)
 FROM STDIN;

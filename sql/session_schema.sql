@@ -1,4 +1,4 @@
--- sql/session_schema.sql: the internal tier of the pgmi session (session-api.md sec. 2-4, sec. 6.1, sec. 9).
+-- sql/session_schema.sql: the internal tier of the pgmi session.
 --
 -- What: the session-scoped tables pgmi fills with the project's files and parameters
 -- (`_pgmi_parameter`, `_pgmi_source`, `_pgmi_source_metadata`, `_pgmi_test_directory`,
@@ -137,7 +137,7 @@ CREATE INDEX ON pg_temp._pgmi_test_source (directory);
 
 -- File contents are the bulk of what pgmi loads; lz4 TOAST compression (PostgreSQL 14+, when
 -- the server was built with it) cuts the load time by about a third against pglz
--- (notes/feasibility.md sec. 3). A column setting, so no session setting changes.
+-- (measured when the loader was designed). A column setting, so no session setting changes.
 DO $pgmi_compression$
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_settings

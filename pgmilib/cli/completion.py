@@ -1,4 +1,4 @@
-"""`pgmi completion bash|zsh|fish|powershell` and the hidden `pgmi __complete` (cli.md §9.8).
+"""`pgmi completion bash|zsh|fish|powershell` and the hidden `pgmi __complete`.
 
 The scripts are small and static: on every <Tab> they run the very program the user typed
 (`pgmi`, `./dist/pgmi`, ...) as `PROG __complete WORD... CURRENT`, so the candidates

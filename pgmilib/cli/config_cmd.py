@@ -1,4 +1,4 @@
-"""`pgmi config [path]`: the connection wizard, written to `<path>/pgmi.yaml` (cli.md §9.2)."""
+"""`pgmi config [path]`: the connection wizard, written to `<path>/pgmi.yaml`."""
 
 from __future__ import annotations
 

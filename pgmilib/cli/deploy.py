@@ -26,7 +26,7 @@ _MISSING_PATH = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The flags of `pgmi deploy` (cli.md §5)."""
+    """The flags of `pgmi deploy` (README.md, Usage)."""
     from pgmilib.conn import SSLMODES
 
     p.add_argument("project_path", nargs="?", help="project directory (contains deploy.sql)")
@@ -67,7 +67,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     d.add_argument("--test-report", action="append", default=[], metavar="FORMAT:PATH",
                    help="write test results as junit, tap or json (repeatable)")
     d.add_argument("--json", action="store_true", help="print a machine-readable result on stdout")
-    # -- issue 15: rehearsals, lock retries, fleets --------------------------------------
+    # -- rehearsals, lock retries, fleets (docs/FLEET.md)----------------------------------
     d.add_argument("--rehearse", action="store_true",
                    help="run the atomic head of deploy.sql (migrations, tests) and ROLLBACK instead of COMMIT; "
                         "reports what it locked and rewrote (docs/LOCKS.md)")
@@ -170,7 +170,7 @@ def cmd_deploy(args: argparse.Namespace, out: Output) -> int:
     _reclaim_project_path(args)
     if not args.project_path:
         raise UsageError(_MISSING_PATH)
-    from pgmilib.cli import fleet  # issue 15: --targets (or pgmi.yaml targets:) deploys a fleet
+    from pgmilib.cli import fleet  # --targets (or pgmi.yaml targets:) deploys a fleet
 
     if fleet.wants_fleet(args):
         return fleet.cmd_fleet(args, out, request_from_args)
@@ -200,7 +200,7 @@ def cmd_deploy(args: argparse.Namespace, out: Output) -> int:
 
 
 def _connection_wizard(args: argparse.Namespace, environ: dict[str, str], out: Output) -> None:
-    """cli.md §5.1: no connection source at all, on a terminal, without --force -> ask (fills `args`).
+    """No connection source at all, on a terminal, without --force -> ask (fills `args`).
 
     A password the wizard learned goes into this run's private environment copy as
     PGPASSWORD (only if none is set), never into a flag or a file.

@@ -1,4 +1,4 @@
-"""`pgmi init [path] [-t TEMPLATE]`: scaffold a project (templates.md §1).
+"""`pgmi init [path] [-t TEMPLATE]`: scaffold a project from templates/.
 
 With a terminal on stdin and stdout and no explicit `-t`, a short wizard asks for the
 directory, the template and (optionally) the connection; otherwise the arguments decide.

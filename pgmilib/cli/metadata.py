@@ -22,7 +22,7 @@ from pgmilib.project.scan import scan_project
 
 
 def require_project_path(args: Any, command: str) -> str:
-    """The positional <project_path>, or the multi-line usage error of cli.md §3 (exit 2)."""
+    """The positional <project_path>, or the multi-line usage error (exit 2)."""
     from pgmilib.errors import UsageError
 
     path = getattr(args, "project_path", None)

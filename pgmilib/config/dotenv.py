@@ -1,4 +1,4 @@
-""".env files: the godotenv subset the original tool accepts (config.md §3).
+""".env files: the godotenv subset the original tool accepts.
 
 The values are merged into an explicit environment *mapping* that the caller owns (a deploy
 request's copy of the environment); nothing here writes to `os.environ`.
@@ -30,7 +30,7 @@ class _EnvSyntax(Exception):
 
 
 def parse_env_text(text: str, source: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Parse `.env` text (godotenv grammar, config.md §3); ConfigError naming `source:line`.
+    """Parse `.env` text (godotenv grammar); ConfigError naming `source:line`.
 
     KEY=VALUE or KEY: VALUE, optional `export `, `#` comment lines, unquoted values cut at
     a `#` that follows whitespace, 'single' (literal) and "double" (\\n, \\r, \\X escapes)

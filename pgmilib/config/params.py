@@ -31,7 +31,7 @@ def parse_param(arg: str) -> tuple[str, str]:
 
 
 def parse_params_text(text: str, source: str) -> dict[str, str]:
-    """Params-file grammar (session-api §11.3): KEY=VALUE lines, `#` lines, blank lines.
+    """Params-file grammar: KEY=VALUE lines, `#` lines, blank lines.
 
     No export, no inline comments, no expansion, no multi-line values; one pair of
     matching surrounding quotes is removed. ConfigError names the file and line.
@@ -84,7 +84,7 @@ def merge_params(
 
 
 def validate_params(params: Mapping[str, str]) -> None:
-    """Check every key and value before anything connects (session-api §11.4).
+    """Check every key and value before anything connects.
 
     Messages name the key, never the value. Keys that differ only in case are rejected
     here: in the session both would become the same `pgmi.<lower(key)>` setting, and the

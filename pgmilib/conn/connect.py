@@ -92,7 +92,7 @@ def _is_network_drop(item: BaseException) -> bool:
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Retry classification of connections.md §6 (SQLSTATE first, then errno, then text)."""
+    """Is this failure worth another attempt? (SQLSTATE first, then errno, then text)."""
     diag = diagnostics(exc)
     if diag is not None and diag.sqlstate:
         code = diag.sqlstate
@@ -157,7 +157,7 @@ def _describe(exc: BaseException) -> str:
 
 
 def friendly_failure(exc: BaseException, params: ConnParams, database: str) -> ConnectionFailed:
-    """ConnectionFailed with the first line of connections.md §6.1 and a hint in the trailer."""
+    """ConnectionFailed with a first line saying what failed where, and a hint in the trailer."""
     host, port, user = params.host, params.port, params.user
     where = f"{host}:{port}"
     diag = diagnostics(exc)
@@ -279,7 +279,7 @@ def open_connection(params: ConnParams, database: str | None = None, *, deadline
                     out: Any = None, environ: Any = None) -> LiveConnection:
     """Connect to `database` (default params.database) with TLS per sslmode and retries.
 
-    At most 1 + 3 attempts for transient failures (connections.md §6), back-off capped by
+    At most 1 + 3 attempts for transient failures (`is_transient`), back-off capped by
     the deadline. Final failure: ConnectionFailed with a friendly first line, `.pg` set when
     the server answered, `.details['attempts']`; marked DEADLINE (exit 16) instead of
     CONNECTION when the deadline ran out between attempts.

@@ -1,7 +1,7 @@
 """Connection strings, PG* environment, service file, .pgpass and precedence -> ConnParams.
 
-Pure: no pg8000 import and no network. `resolve()` implements the precedence algorithm of
-config.md §6 step by step so each rule can be read (and tested) on its own; the result is a
+Pure: no pg8000 import and no network. `resolve()` (conn/resolve.py) applies the precedence
+rules step by step so each rule can be read (and tested) on its own; the result is a
 structured `ConnParams` handed to `connect.open_connection` without ever being re-encoded
 as a string (so tokens and passwords are never URL-escaped twice).
 

@@ -1,6 +1,7 @@
 """Which connection a deploy uses: flags, connection strings, PG* environment, service file, pgmi.yaml.
 
-`resolve()` implements the precedence algorithm of config.md §6 step by step, so each rule
+`resolve()` implements the precedence rules (flags > connection string > PG* env / service >
+pgmi.yaml > defaults) step by step, so each rule
 can be read (and tested) on its own. Its inputs are explicit: a typed `ConnectionFlags`,
 an environment *mapping* (the caller's copy, with the project's .env merged in) and the
 pgmi.yaml `connection` block. It never reads `os.environ`.
@@ -49,7 +50,7 @@ class ConnectionFlags:
     aws_region: str = ""
     google: bool = False
     google_instance: str = ""
-    #: No CLI flag (cli.md has none); API callers such as the MCP `deploy` tool may name one.
+    #: No CLI flag; API callers such as the MCP `deploy` tool may name one.
     maintenance_database: str = ""
 
 
@@ -108,7 +109,7 @@ def _os_user(environ: Mapping[str, str]) -> str:
 
 
 def resolve(flags: ConnectionFlags, environ: Mapping[str, str], yaml_connection: Mapping[str, object] | None) -> ConnParams:
-    """Apply config.md §6 (steps A-G) to the deploy flags, the environment and pgmi.yaml.
+    """Apply the precedence rules (steps A-G below) to the deploy flags, the environment and pgmi.yaml.
 
     Deliberate fixes over the original, each noted in the spec as a defect:
     * sslmode from any source, port ranges and sslcert-without-sslkey are validated here

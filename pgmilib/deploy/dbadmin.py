@@ -6,7 +6,7 @@ maintenance database is touched only when the probe says the database does not e
 
 `--overwrite` is destructive, so it is guarded three times: offline refusals (the
 maintenance and template databases), an approver chosen from --force and the terminal
-(cli.md §6), and a faithful re-creation of what the database was: encoding and locale,
+(forced, refusing, or type-the-name), and a faithful re-creation of what the database was: encoding and locale,
 owner, connection limit, database-level settings and comment.
 
 This module receives a `connect` callable instead of importing the connection layer;
@@ -330,7 +330,7 @@ def split_guc_list(text: str) -> list[str]:
     return items
 
 
-# ---- approvers (cli.md §6) ---------------------------------------------------------------
+# ---- approvers (who may drop the database) ------------------------------------------------
 
 _BANNER = r"""
           _____
@@ -413,7 +413,7 @@ class InteractiveApprover:
 
 
 def choose_approver(force: bool, interactive: bool, out: Output, stdin: TextIO | None = None) -> Approver:
-    """--force -> forced; no terminal -> refusing; otherwise type-the-name (cli.md §6)."""
+    """--force -> forced; no terminal -> refusing; otherwise type-the-name."""
     if force:
         return ForcedApprover(out, interactive)
     if not interactive:

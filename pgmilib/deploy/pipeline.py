@@ -1,6 +1,6 @@
 """`deploy(request, out) -> result`: the pipeline from a project directory to the SQL the server runs.
 
-Read top to bottom, `deploy()` is the whole story (cli.md §5 gives the order, which also
+Read top to bottom, `deploy()` is the whole story (the order of the steps also
 decides which exit code wins when several things are wrong at once):
 
 1. `.env` (merged into the run's own environment copy) and `pgmi.yaml`     (exit 10)
@@ -69,7 +69,7 @@ def deploy(request: DeployRequest, out: Output, *, cancel: Cancellation | None =
 
 def _run(request: DeployRequest, out: Output, result: DeployResult, watchdog: Watchdog,
          cleanup: contextlib.ExitStack) -> None:
-    """Steps 2-16 of cli.md §5."""
+    """The steps of the module docstring, in their order (which decides the exit code)."""
     from pgmilib import config
     from pgmilib.conn.resolve import resolve
     from pgmilib.deploy import testing
@@ -87,7 +87,7 @@ def _run(request: DeployRequest, out: Output, result: DeployResult, watchdog: Wa
     project_config = config.load_project_config(project_dir)
     if request.keep and not request.ephemeral:
         raise ConfigError("--keep only applies together with --ephemeral")
-    if request.rehearse:  # issue 15: before anything starts
+    if request.rehearse:  # its flag rules are checked before anything starts
         from pgmilib.deploy.rehearse import check_request
 
         check_request(overwrite=request.overwrite, ephemeral=request.ephemeral)
@@ -134,7 +134,7 @@ def _deploy_into(params: Any, environ: dict[str, str], deploy_params: dict[str, 
         out.verbose(f"Scanning {request.project_path}")
         project = projects.scan(request.project_path)
     out.verbose(f"Found {len(project.files)} files to load")
-    if request.rehearse:  # refuse a script with tail units before connecting (issue 15)
+    if request.rehearse:  # refuse a script with tail units before connecting
         from pgmilib.deploy.rehearse import refuse_tail
 
         refuse_tail(projects.read_deploy_sql(project))
@@ -164,7 +164,7 @@ def _deploy_into(params: Any, environ: dict[str, str], deploy_params: dict[str, 
     try:
         with _connection_guard():
             session.check_server_version(conn)
-            from pgmilib.deploy import pooler  # issue 15: pg_temp needs one server session
+            from pgmilib.deploy import pooler  # pg_temp needs one server session
 
             pid = pooler.check(conn, lambda: connect(target), out, where=f"{params.host}:{params.port}")
             watcher = watch.start(request.watch, out, conn, pid)  # the live status (pgmilib/observe/watch.py)
@@ -204,7 +204,7 @@ def _prepare_and_execute(conn: Any, project: Any, deploy_params: dict[str, str],
         units = sqllex.split_units(expanded)
         runner: Any = _Guarded(conn, watchdog, watcher)
         rehearsal = None
-        if request.rehearse:  # issue 15: only the head, ending in ROLLBACK
+        if request.rehearse:  # only the head, ending in ROLLBACK
             from pgmilib import config
             from pgmilib.deploy.rehearse import Rehearsal, lock_sources, rehearse_units
 
@@ -214,7 +214,7 @@ def _prepare_and_execute(conn: Any, project: Any, deploy_params: dict[str, str],
             wait = config.parse_duration_flag("--rehearse-lock-timeout", request.rehearse_lock_timeout)
             runner = rehearsal = Rehearsal(runner, lock_timeout=wait, sources=lambda: lock_sources(project, text),
                                            warn=out.warn)
-        if request.retry_lock:  # issue 15: the head again after 55P03/40P01
+        if request.retry_lock:  # the head again after 55P03/40P01
             from pgmilib.deploy.retry import HeadRetry
 
             def on_retry(attempt: int) -> None:
@@ -385,7 +385,7 @@ def describe(result: DeployResult) -> None:
         if result.units_total is not None:
             envelope.update(executionUnits=result.units_total,
                             unitsCommitted=result.units_committed if error else result.units_total)
-    if result.rehearsed:  # issue 15: the head ran and was rolled back: nothing was committed
+    if result.rehearsed:  # the head ran and was rolled back: nothing was committed
         envelope.update(rehearsed=True, unitsCommitted=0, testsPassed=result.tests_passed)
     if result.lock_retries:
         envelope["lockRetries"] = result.lock_retries

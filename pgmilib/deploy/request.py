@@ -38,7 +38,7 @@ class DeployRequest:
     keep: bool = False
     test_reports: Sequence[str] = ()  # FORMAT:PATH items
     verbose: bool = False
-    # -- fleet deploys, rehearsals, lock retries (issue 15) --------------------------------
+    # -- fleet deploys, rehearsals, lock retries (docs/FLEET.md) ---------------------------
     #: A project already scanned (`pgmilib.project.scan.scan()`): a fleet scans once for all targets.
     project: Any = None
     #: Parameters between pgmi.yaml's and --params-file/--param (a fleet target's `params:`).
@@ -67,7 +67,7 @@ class DeployResult:
     error: PgmiError | None = None
     database: str = ""
     duration: float = 0.0
-    deployer_ran: bool = False  # reached the deployer (cli.md §5 step 11): full envelope from here on
+    deployer_ran: bool = False  # deploy.sql started running: full envelope from here on
     files_loaded: int = 0
     test_macros: int = 0
     units_total: int | None = None

@@ -1,11 +1,11 @@
-"""Install the session API in pg_temp and load the project and parameters into it (§3).
+"""Install the session API in pg_temp and load the project and parameters into it.
 
-Order (session-api.md §3): schema script, test machinery, files (COPY), `Loaded N files`,
+Order: schema script, test machinery, files (COPY), `Loaded N files`,
 parameters, contract v1, contract v1 test functions. The caller has already connected, checked
 the server version, taken the advisory lock and (with --verbose) raised client_min_messages.
 
 Loading uses COPY FROM STDIN with ~1 MB byte chunks: it matches psql's own COPY speed, where
-one INSERT per file is 5-10x slower (notes/feasibility.md §3). File bytes are read again from
+one INSERT per file is 5-10x slower. File bytes are read again from
 disk inside the COPY generator, so memory stays flat whatever the project size.
 
 Encoding: rows are sent as the files' UTF-8 bytes while the client encoding equals the server
@@ -100,7 +100,7 @@ def run_scripts(conn: Any, names: tuple[str, ...], *, before: str = "") -> None:
 # ---- files ---------------------------------------------------------------------------------
 
 def load_files(conn: Any, project: Project) -> None:
-    """COPY sources, test directories, test sources and metadata, then ANALYZE (§8.4)."""
+    """COPY sources, test directories, test sources and metadata, then ANALYZE (the planner sees real row counts)."""
     if not project.files:
         return
     sources = project.source_files()
@@ -284,7 +284,7 @@ def _copy(conn: Any, sql: str, rows: list[tuple[str, Callable[[], bytes]]]) -> N
 # ---- parameters ----------------------------------------------------------------------------
 
 def load_parameters(conn: Any, params: Mapping[str, str]) -> int:
-    """Store parameters as rows (lower-cased keys) and as session GUCs `pgmi.<key>` (§11.5).
+    """Store parameters as rows (lower-cased keys) and as session GUCs `pgmi.<key>`.
 
     Values travel only as COPY data and are copied into the GUCs by a query over the table,
     so no value is ever part of SQL text, and error messages never show a value.

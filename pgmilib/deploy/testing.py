@@ -4,8 +4,8 @@ The test machinery lives in PostgreSQL (sql/session_tests.sql, sql/session_contr
 the server plans the suite and writes the SQL that runs it. This module only
 
 * finds the macros in deploy.sql, on the lexer's mask so strings, comments and dollar
-  quotes never count (testing.md §4.1), asks `pg_temp.pgmi_test_generate` for each
-  one and splices the answer in (§4.2);
+  quotes never count, asks `pg_temp.pgmi_test_generate` for each
+  one and splices the answer in;
 * listens to the INFO messages the server's test runner sends (message `pgmi-test-event`,
   DETAIL = JSON; see sql/session_tests.sql) to show progress and to write `--test-report`
   files. Those messages are consumed here; every other notice, including the default
@@ -44,8 +44,8 @@ EVENT_MESSAGE = "pgmi-test-event"  # message text of the runner's machine-readab
 REPORT_FORMATS = ("junit", "tap", "json")
 
 _WS = r"[ \t\n\r\f]"
-# testing.md §4.1, applied to the mask; group 1 is the replaced span (the boundary character
-# before CALL is not part of it), groups 2 and 3 the bodies of the pattern and callback strings.
+# `CALL pgmi_test(...)` as a whole word, applied to the mask; group 1 is the replaced span (the
+# boundary character before CALL is not part of it), groups 2 and 3 the bodies of the pattern and callback strings.
 _MACRO = re.compile(
     rf"(?i)(?:^|[^a-zA-Z0-9_])(CALL{_WS}+(?:pg_temp\.)?pgmi_test{_WS}*\({_WS}*(?:'([^']*)'|NULL)?"
     rf"(?:{_WS}*,{_WS}*'([^']*)')?{_WS}*\){_WS}*;?)"

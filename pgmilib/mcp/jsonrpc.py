@@ -3,7 +3,7 @@
 Neither can raise, whatever the bytes: the reader turns every line into a request or into
 the error to answer, the writer turns every message into one line of strict JSON.
 
-The reader's rules (ai-and-mcp.md §6): a line that is not JSON gets a -32700 answer with id
+The reader's rules: a line that is not JSON gets a -32700 answer with id
 null and the session goes on; a wrong `jsonrpc` version or a malformed id gets -32600 (the
 id of the answer is null when the id itself was the problem); a message without `id` is a
 notification and never gets an answer, even when it is invalid. What Python's json module

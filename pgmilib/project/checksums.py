@@ -1,4 +1,4 @@
-"""The two checksums of a project file (sec. 10) and the per-project cache of the normalized one.
+"""The two checksums of a project file (raw and normalized) and the per-project cache of the normalized one.
 
 The normalized checksum has its own byte-level tokenizer (comments, quotes, dollar quotes)
 rather than using `pgmilib.sqllex`: the spec defines it on bytes with rules of its own (ASCII
@@ -45,7 +45,7 @@ def remove_comments(data: bytes, *, fold_case: bool = True, exact: bool = True) 
     becomes one space (identical after step B collapses whitespace), so a header block of
     comment lines is one step of the loop instead of one per line.
     Tokens are found with regular expressions so the bulk of a file is copied in C; the state
-    machine of sec. 10.2 only runs at quote/comment/dollar boundaries. `bytes.lower()` folds
+    machine of the normalization only runs at quote/comment/dollar boundaries. `bytes.lower()` folds
     exactly ASCII A-Z and keeps the length, so normal text is sliced from a lowered copy.
     """
     low = data.lower() if fold_case else data
@@ -133,7 +133,7 @@ def collapse_whitespace(text: bytes) -> bytes:
 
 
 def normalized_checksum(data: bytes | str) -> str:
-    """SHA-256 hex of the normalised text (sec. 10.2): comments out, case folded, whitespace collapsed."""
+    """SHA-256 hex of the normalised text: comments out, case folded, whitespace collapsed."""
     if isinstance(data, str):
         data = data.encode("utf-8")
     return hashlib.sha256(collapse_whitespace(remove_comments(data, exact=False))).hexdigest()

@@ -24,7 +24,7 @@ from typing import Any
 from pgmilib import sqllex
 from pgmilib.errors import ConfigError
 from pgmilib.project.paths import generic_id
-from pgmilib.project.paths import normalise_path as dot_path  # the `./`-form of session-api §9
+from pgmilib.project.paths import normalise_path as dot_path  # the `./`-rooted form of a path
 
 MAX_BLOCK_BYTES = 10240
 NIL_UUID = uuid.UUID(int=0)

@@ -1,4 +1,4 @@
-"""Project paths: the `./`-rooted form, the derived columns, test paths and the generic id (sec. 9).
+"""Project paths: the `./`-rooted form, the derived columns, test paths and the generic id.
 
 These are the rules `pgmi_register_file` applies server-side; computing them here lets the
 scan and the offline commands (`pgmi metadata`, `pgmi info`) agree with the server.
@@ -18,7 +18,7 @@ _EXTENSION = re.compile(r"\.[a-zA-Z0-9]+$")
 
 
 def normalise_path(path: str) -> str:
-    """The `./`-rooted POSIX form of a path, exactly as `pgmi_register_file` derives it (sec. 9)."""
+    """The `./`-rooted POSIX form of a path, exactly as `pgmi_register_file` derives it."""
     path = path.strip(" ").replace("\\", "/")
     if not path.startswith("./"):
         path = "./" + re.sub(r"^(?:\./|/)+", "", path)
@@ -38,7 +38,7 @@ class PathColumns:
 
 
 def path_columns(path: str) -> PathColumns:
-    """Derive name/directory/extension/depth/parts/parent of a normalised path (sec. 9 steps 5-11)."""
+    """Derive name/directory/extension/depth/parts/parent of a normalised path."""
     parts = tuple(path.split("/"))
     depth = len(parts) - 2
     name = parts[-1]
@@ -66,7 +66,7 @@ def is_test_path(path: str) -> bool:
 
 
 def is_fixture_name(filename: str) -> bool:
-    """Fixtures are `_setup.sql` / `_setup.psql`, any case (testing.md sec. 2)."""
+    """Fixtures are `_setup.sql` / `_setup.psql`, any case."""
     return filename.lower() in ("_setup.sql", "_setup.psql")
 
 
@@ -75,7 +75,7 @@ def generic_id(path: str) -> uuid.UUID:
     return uuid.UUID(bytes=hashlib.md5(path.encode("utf-8")).digest())
 
 
-# ---- test directories (testing.md sec. 2) ------------------------------------------------------
+# ---- test directories (__test__/ and __tests__/) -----------------------------------------------
 
 def directory_rows_of_tests(test_paths: list[str]) -> list[tuple[str, str | None, int]]:
     """(path, parent_path, depth) for every directory holding a test-path file.

@@ -1,7 +1,7 @@
 """Scan a project directory into a `Project`: paths, checksums, tests, metadata (offline).
 
 Every file problem (symlink, size, NUL, bad UTF-8, unknown dunder directory, bad or duplicate
-`<pgmi-meta>`) is found here, before pgmi connects anywhere (session-api.md sec. 8).
+`<pgmi-meta>`) is found here, before pgmi connects anywhere.
 
 Memory: a 10k-file project can hold tens of MB of text, so the scan reads, validates and
 takes its raw checksum, then lets its bytes go (the first HELD_BYTES in total are kept, which
@@ -70,7 +70,7 @@ class ProjectFile:
 
     @property
     def pgmi_checksum(self) -> str:
-        """The normalized checksum (sec. 10.2), computed on first use.
+        """The normalized checksum (project/checksums.py), computed on first use.
 
         It is the one CPU-heavy step per file, and nothing before the session needs it, so the
         loader computes it from the bytes it streams (`normalized_from`) while the server is
@@ -165,7 +165,7 @@ def max_file_size_from_env() -> int:
 
 
 def validate_root(root: str | Path, *, require_deploy_sql: bool = True) -> tuple[Path, Path]:
-    """sec. 8.1: the project directory and its deploy.sql, or the documented error."""
+    """The project directory and its deploy.sql, or the documented error."""
     text = str(root)
     base = Path(root)
     if not base.exists():
@@ -193,7 +193,7 @@ def validate_root(root: str | Path, *, require_deploy_sql: bool = True) -> tuple
 
 def scan(root: str | Path, *, max_file_size: int | None = None, require_deploy_sql: bool = True,
          check_duplicates: bool = True) -> Project:
-    """Walk the project (sec. 8.2), read and validate every file (sec. 8.3), check metadata ids.
+    """Walk the project, read and validate every file, check metadata ids.
 
     The offline `pgmi metadata` commands scan without requiring deploy.sql, and `validate`
     reports duplicate ids itself, hence the two switches.
@@ -307,7 +307,7 @@ def _symlink_refusal(shown: str) -> str:
 
 
 def _read_file(full: str, rel: str, cap: int, keep: int = 0) -> ProjectFile:
-    """Read and validate one file in the sec. 8.3 order; keep only what the loader needs."""
+    """Read and validate one file (the first problem found wins); keep only what the loader needs."""
     shown = "./" + rel
     # A walked path is already rooted and has no empty segment; only a backslash or a
     # trailing space needs the general rule.
@@ -391,7 +391,7 @@ def _too_big(shown: str, size: int, cap: int) -> str:
 
 
 def read_deploy_sql(project: Project) -> str:
-    """deploy.sql as text: BOM stripped, UTF-8 or a clear error (no size cap, sec. 8.3)."""
+    """deploy.sql as text: BOM stripped, UTF-8 or a clear error (no size cap)."""
     try:
         data = project.deploy_sql.read_bytes()
     except OSError as error:

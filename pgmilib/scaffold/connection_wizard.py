@@ -1,4 +1,4 @@
-"""The connection wizard (cli.md §10) as line prompts: provider, auth, form, test connection.
+"""The connection wizard as line prompts: provider, auth, form, test connection.
 
 Used by `pgmi config`, the init wizard and (when nothing names a database) `pgmi deploy`.
 The result is a mapping with the keys of pgmi.yaml's `connection:` block; the password, if

@@ -1,4 +1,4 @@
-"""The rules of `pgmi init` (templates.md §1), shared by the command and the init wizard.
+"""The rules of `pgmi init`, shared by the command and the init wizard.
 
 Order matters for the "refused means untouched" guarantee: every check (template exists,
 names are UTF-8 and short enough for the file system, target is a directory or absent,

@@ -1,4 +1,4 @@
-"""The `pgmi deploy` connection-wizard trigger (cli.md §5.1, step 4 of §5), ready to call.
+"""The `pgmi deploy` connection-wizard trigger, ready to call.
 
 The deploy pipeline calls `maybe_run_deploy_wizard` after loading pgmi.yaml and before
 resolving the connection. It does nothing unless no connection source exists at all, the
@@ -27,7 +27,7 @@ _FLAG_FOR = {"host": "host", "port": "port", "username": "username", "database":
 
 def no_connection_source(args: argparse.Namespace, environ: Mapping[str, str],
                          yaml_connection: Mapping[str, object] | None) -> bool:
-    """True when nothing names a server or database (§5.1): no --connection/--host/-d, no
+    """True when nothing names a server or database: no --connection/--host/-d, no
     connection-string variable, not both PGHOST and PGDATABASE, no host/database in pgmi.yaml."""
     if getattr(args, "connection", "") or getattr(args, "host", "") or getattr(args, "database", ""):
         return False
@@ -53,7 +53,9 @@ def merge_into_flags(args: argparse.Namespace, connection: Mapping[str, object])
 def maybe_run_deploy_wizard(args: argparse.Namespace, environ: Mapping[str, str],
                             yaml_connection: Mapping[str, object] | None, project_dir: str | Path, out: Output,
                             prompter: Prompter | None = None) -> WizardResult | None:
-    """Run the wizard when §5.1 says so; None when it does not apply. Cancel -> exit 12."""
+    """Run the wizard when nothing names a server, on a terminal, without --force; else None.
+
+    Cancel -> exit 12."""
     if getattr(args, "force", False) or not is_interactive() or not no_connection_source(args, environ,
                                                                                           yaml_connection):
         return None

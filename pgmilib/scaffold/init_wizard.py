@@ -1,4 +1,4 @@
-"""The init wizard (templates.md §1) as line prompts: directory, template, connection yes/no."""
+"""The init wizard of `pgmi init` as line prompts: directory, template, connection yes/no."""
 
 from __future__ import annotations
 

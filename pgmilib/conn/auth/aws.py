@@ -1,4 +1,4 @@
-"""AWS RDS / Aurora IAM: find credentials the way the AWS SDKs do, presign `rds-db:connect` (§11.3).
+"""AWS RDS / Aurora IAM: find credentials the way the AWS SDKs do, presign `rds-db:connect` (docs/CLOUD.md).
 
 Chain, first source that has credentials wins:
 1. an explicitly selected profile ($AWS_PROFILE / $AWS_DEFAULT_PROFILE) beats everything;

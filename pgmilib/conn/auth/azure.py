@@ -1,4 +1,4 @@
-"""Azure Entra ID for Azure Database for PostgreSQL: an access token for the ossrdbms scope (§11.2).
+"""Azure Entra ID for Azure Database for PostgreSQL: an access token for the ossrdbms scope (docs/CLOUD.md).
 
 Which credential, first that applies:
 1. service principal: tenant + client id + $AZURE_CLIENT_SECRET (client secret), or

@@ -1,7 +1,7 @@
 """The provider interface: how one connection attempt gets its secret (and, rarely, its socket).
 
 `conn.connect.open_connection` asks the provider chosen by `params.auth_method` for the
-password at the start of **every** attempt (connections.md §11.1: cloud tokens are fetched
+password at the start of **every** attempt (cloud tokens are fetched
 anew per attempt, so a retry never reuses an expired token).
 """
 
@@ -23,7 +23,7 @@ class AuthProvider:
 
     name: ClassVar[str] = ""
     label: ClassVar[str] = ""  # human name for messages, e.g. "AWS IAM"
-    retries: ClassVar[bool] = True  # connect retries (§6) apply to this method
+    retries: ClassVar[bool] = True  # connect retries (conn.connect) apply to this method
     needs_pgpass: ClassVar[bool] = False  # fall back to .pgpass when password() gives None
 
     def __init__(self, environ: Mapping[str, str] | None = None, deadline: Deadline | None = None) -> None:

@@ -64,7 +64,7 @@ class CloudProvider(AuthProvider):
         return params
 
     def issued(self, token: str, expires_at: float | None) -> str:
-        """Register a fresh token as a secret and warn when it is about to expire (§11.1)."""
+        """Register a fresh token as a secret and warn when it is about to expire."""
         register_secret(token)
         if expires_at is not None:
             left = expires_at - time.time()

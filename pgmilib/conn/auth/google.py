@@ -1,4 +1,4 @@
-"""Google Cloud SQL IAM database authentication with the standard library (§11.4).
+"""Google Cloud SQL IAM database authentication with the standard library (docs/CLOUD.md).
 
 The instance connection name `project:region:instance` is resolved with the Cloud SQL
 Admin API (`connectSettings`) to its public (PRIMARY) address, and TLS trusts only the

@@ -114,7 +114,7 @@ def load_private_key(pem: str) -> RsaKey:
 
 
 def sign_rs256(key: RsaKey, data: bytes) -> bytes:
-    """RSASSA-PKCS1-v1_5 signature over SHA-256(data) (RFC 8017 §8.2), CRT exponentiation."""
+    """RSASSA-PKCS1-v1_5 signature over SHA-256(data) (RFC 8017 section 8.2), CRT exponentiation."""
     t = SHA256_DIGEST_INFO + hashlib.sha256(data).digest()
     k = key.size
     if k < len(t) + 11:
