@@ -6,7 +6,7 @@ Workloads (the same SQL text is handed to every method, in the same order):
             200 B .. 20 KB; about one file in four carries unicode (comments and string literals).
   dense  -- statement-dense: one file creates two tables, every other file holds many small
             statements (INSERT / UPDATE / DELETE, ~60 B each), sizes log-uniform 200 B .. 20 KB.
-  ddl    -- the small-DDL corpus of feasibility.md section 4: 10 % CREATE TABLE + COMMENT, 90 %
+  ddl    -- the small-DDL corpus (many tiny files): 10 % CREATE TABLE + COMMENT, 90 %
             plpgsql CREATE FUNCTION + COMMENT, ~300-420 B per file, in 50 directories.
 
 Layout of bench/work/proj/<workload>-<N>/ :
@@ -274,7 +274,7 @@ def gen_dense(n: int, seed: int = 43):
     return files, {"counts": {"statements": stmts + 2, "rows": len(live)}, "verify_sql": VERIFY_DENSE, "expect": expect}
 
 
-# ---------------------------------------------------------------- ddl (feasibility section 4)
+# ---------------------------------------------------------------- ddl (many tiny files)
 def gen_ddl(n: int, seed: int = 0):
     files = []
     tables = funcs = 0

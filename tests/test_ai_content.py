@@ -1,4 +1,4 @@
-"""The bundled assistant documents and their content guards (ai-and-mcp.md §3, §5).
+"""The bundled assistant documents and their content guards.
 
 The guards keep the prose honest against the code: the overview's skill table lists
 exactly the shipped skills, every `pg_temp.pgmi_*` object a document names exists in the

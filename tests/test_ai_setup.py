@@ -1,4 +1,4 @@
-"""`pgmi ai setup` / `pgmi ai check` and the managed stamp (ai-and-mcp.md §5).
+"""`pgmi ai setup` / `pgmi ai check` and the managed stamp.
 
 Runs the real command in a temporary project with a temporary HOME, and checks the
 generated skill directory with the same rules the original's skill-set validator applies.

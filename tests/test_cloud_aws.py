@@ -35,7 +35,7 @@ LONG_SESSION = "IQoJb3JpZ2luX2VjE/+" * 60  # real session tokens are ~1 KB: the 
 NO_IMDS = {"AWS_EC2_METADATA_DISABLED": "true", "HOME": "/nonexistent"}
 
 # ---------------------------------------------------------------------------------------
-# SigV4 known answers (connections.md §11.3)
+# SigV4 known answers (fixed inputs and clock, exact signatures)
 # ---------------------------------------------------------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""Shell completion: `pgmi completion SHELL` scripts and the hidden `pgmi __complete` (cli.md §9.8).
+"""Shell completion: `pgmi completion SHELL` scripts and the hidden `pgmi __complete`.
 
 The bash script is exercised by bash itself: the generated script is sourced, COMP_WORDS /
 COMP_CWORD are set as readline would set them, the registered function runs (calling back

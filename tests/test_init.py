@@ -1,8 +1,8 @@
 """`pgmi init` rules and the shipped templates' static guarantees (no database needed).
 
-The rules (templates.md §1): refuse a non-empty target and leave it untouched, substitute
+The rules: refuse a non-empty target and leave it untouched, substitute
 {{PROJECT_NAME}} (JSON-escaped inside .json), never overwrite pgmi.yaml/.env, print the
-tree on stdout. The template checks mirror templates.md §5.1-5.4.
+tree on stdout. The template checks: the expected shape, no stray files, one gated transaction.
 """
 
 from __future__ import annotations
@@ -197,7 +197,7 @@ def test_non_interactive_without_template_uses_basic(tmp_path):
     assert (tmp_path / "p" / "migrations" / "001_users.sql").is_file()
 
 
-# ---- the templates themselves (templates.md §5) ------------------------------------------
+# ---- the templates themselves ----------------------------------------------------------------
 
 def test_every_template_directory_is_listed():
     assert template_names() == ["basic", "advanced"]

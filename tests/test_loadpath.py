@@ -1,4 +1,4 @@
-"""The fast load path (issue 16): threaded scan, reader threads, one-pass rows, one-read files.
+"""The fast load path (docs/PERFORMANCE.md): threaded scan, reader threads, one-pass rows, one-read files.
 
 Each fast path must give exactly what the general path gives: the same rows, the same first
 error in path order, the same bytes.

@@ -1,4 +1,4 @@
-"""The MCP server without a client library: framing, dispatch rules and bad input (ai-and-mcp.md §6).
+"""The MCP server without a client library: framing, dispatch rules and bad input.
 
 Each test feeds raw lines to `Server` over in-memory byte streams and reads back the
 lines it wrote, so what is asserted is exactly what a client would receive on stdout.

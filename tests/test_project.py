@@ -1,4 +1,4 @@
-"""project.py: checksums (§10), paths (§9), the scanner's rules (§8), test directories.
+"""project.py: checksums, paths, the scanner's rules, test directories.
 
 All offline: no server is needed, and one test checks the scanner never imports pg8000.
 """
@@ -111,7 +111,7 @@ def test_comment_detection_agrees_with_the_preprocessor():
     """Property: for inputs without `--`, the checksum and sqllex see the same block comments.
 
     Dollar tags are always preceded by a space here: sqllex follows PostgreSQL in reading `a$$`
-    as part of an identifier, while the checksum keeps the original's byte rule (§10.2), which
+    as part of an identifier, while the checksum keeps the original's byte rule, which
     must not change (recorded checksums would all look modified).
     """
     from pgmilib import sqllex
@@ -431,7 +431,7 @@ def test_collapse_whitespace_matches_a_code_point_reference():
 
 
 def _spec_step_a(data: bytes) -> bytes:
-    """session-api.md sec. 10.2 step A, transcribed state by state, one byte at a time (slow, plain)."""
+    """The normalization's step A (comments out, case folded outside quotes), transcribed state by state, one byte at a time (slow, plain)."""
     out, i, n = bytearray(), 0, len(data)
     ident = set(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_$")
     while i < n:

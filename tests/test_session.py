@@ -54,7 +54,7 @@ EXPECTED_VIEWS = {
     ],
 }
 
-# The contract functions plus pgmi_run_test_source (session-api.md §2): nothing else may leak.
+# The contract functions plus pgmi_run_test_source: nothing else may leak.
 EXPECTED_FUNCTIONS = {
     "pgmi_register_file", "pgmi_is_sql_file", "pgmi_test_plan", "pgmi_test_callback", "pgmi_validate_pattern",
     "pgmi_has_tests", "pgmi_persist_test_plan", "pgmi_run_test_source", "pgmi_test_generate",
@@ -149,7 +149,7 @@ def test_contents_use_lz4_when_the_server_has_it(db, tmp_path):
                   "WHERE attname = 'content' AND attrelid IN ('pg_temp._pgmi_source'::regclass, "
                   "'pg_temp._pgmi_test_source'::regclass) ORDER BY 1")
     assert [r[1] for r in rows] == ["l", "l"]
-    # A column setting: the session's own default is left alone (session-api.md §12).
+    # A column setting: the session's own default is left alone.
     assert db.run("SHOW default_toast_compression") == [["pglz"]]
 
 

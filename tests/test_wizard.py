@@ -338,7 +338,7 @@ def test_connection_wizard_rejects_bad_choices_and_ports(tmp_path, term_env):
     assert term.finish() == 0
 
 
-# ---- the deploy trigger (cli.md §5.1) --------------------------------------------------------
+# ---- the deploy trigger (nothing names a server) --------------------------------------------------------
 
 @pytest.mark.parametrize("argv,environ,yaml_conn,expected", [
     ([], {}, None, True),

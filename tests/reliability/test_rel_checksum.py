@@ -1,4 +1,4 @@
-"""Invariants of the normalized checksum (session-api.md §10.2), on generated SQL.
+"""Invariants of the normalized checksum (project/checksums.py), on generated SQL.
 
 A script is a list of tokens (keywords, identifiers, operators, numbers, plain strings,
 E'' strings, dollar quotes, quoted identifiers) joined by whitespace runs. Then:

@@ -1,7 +1,7 @@
 """AWS Signature Version 4: the RDS IAM auth token (query presign) and header signing for STS.
 
-Pure functions of their inputs (the clock is a parameter) so published SigV4 known-answer
-vectors (tests/test_cloud_aws.py) can be checked exactly.
+Pure functions of their inputs (the clock is a parameter) so known-answer vectors
+(tests/test_cloud_aws.py) can be checked exactly.
 """
 
 from __future__ import annotations
