@@ -39,7 +39,7 @@ class Skill:
     name: str
     description: str
     scope: str
-    file_path: str  # where the text comes from, relative to the bundle ("skills/x.md")
+    file_path: str  # where the text comes from, relative to the bundle ("skills/pgmi-sql.md")
 
 
 _FIELD = {key: re.compile(rf"^{key}:\s*['\"]?(.*?)['\"]?\s*$", re.MULTILINE) for key in ("name", "description", "scope")}

@@ -26,7 +26,7 @@ _MISSING_PATH = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The flags of `pgmi deploy` (README.md, Usage)."""
+    """The flags of `pgmi deploy` (README.md "Usage")."""
     from pgmilib.conn import SSLMODES
 
     p.add_argument("project_path", nargs="?", help="project directory (contains deploy.sql)")
