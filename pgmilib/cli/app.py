@@ -1,9 +1,12 @@
 """The command line: an argparse tree built from the command functions.
 
 Each command is a plain function `(args, out) -> exit code` living in the module of its
-feature; `args` already holds the configuration (pgmi.yaml feeds argparse defaults, so
-flag > file > built-in default is argparse's own precedence, with no merge code), and
-`out` is the one output policy. Python callers can call the same functions.
+feature; `args` holds only what the command line said (an absent flag is argparse's
+default, usually None or empty, meaning "not given"), and `out` is the one output policy.
+pgmi.yaml and .env are not argparse defaults: the code that needs them reads them (for a
+deploy, `deploy()` loads both and applies flag > connection string > environment >
+pgmi.yaml > built-in default; `pgmi deploy` itself peeks at pgmi.yaml only for a fleet's
+`targets:` and for the connection wizard). Python callers can call the same functions.
 
 Heavy modules (pg8000, yaml) are imported only by the commands that need them, so
 `pgmi version` and `--help` stay fast.
