@@ -18,7 +18,7 @@ from pgmilib.scaffold.prompts import Cancelled, Prompter
 CLOUD_CAVEAT = (
     "Note for managed PostgreSQL: the advanced template needs a deploy user with CREATEROLE and\n"
     "permission to CREATE EXTENSION hstore (no superuser needed).\n"
-    "See https://github.com/vvka-141/pgmi/blob/main/docs/PRODUCTION.md"
+    "`pgmi templates describe advanced` lists what it needs and creates."
 )
 
 
