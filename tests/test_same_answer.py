@@ -1,0 +1,89 @@
+"""One rule, every caller: the CLI and the MCP server (driven by the official MCP SDK) give the
+same answer for the same project, because both call the one function that holds the rule.
+
+- the deploy timeout: explicit value > pgmi.yaml `timeout` > 3m (`config.resolve_timeout`);
+- the `metadata validate` report (`project.reports.validation_report`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from projects import needs_mcp_sdk, query, run_cli, write_project
+
+REPO = Path(__file__).resolve().parent.parent
+SLOW_HEAD = "BEGIN;\nCREATE TABLE started (i int);\nSELECT pg_sleep(60);\nCOMMIT;\n"
+
+
+def mcp_calls(calls: list[tuple[str, dict]], errlog_path: Path) -> list:
+    """Run `pgmi serve` under the official MCP SDK client and make `calls` in order; the results."""
+    from mcp import ClientSession, StdioServerParameters
+    from mcp.client.stdio import stdio_client
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "PYTHON"))}
+    env["PGMI_NON_INTERACTIVE"] = "1"
+    params = StdioServerParameters(command=sys.executable, args=[str(REPO / "pgmi.py"), "serve"], env=env,
+                                   cwd=str(REPO))
+
+    async def scenario() -> list:
+        with errlog_path.open("w+") as errlog:
+            async with stdio_client(params, errlog=errlog) as (read, write), ClientSession(read, write) as client:
+                await client.initialize()
+                return [await client.call_tool(name, arguments) for name, arguments in calls]
+
+    return asyncio.run(scenario())
+
+
+def _cli_error(stderr: str) -> str:
+    [line] = [x for x in stderr.splitlines() if x.startswith("pgmi: error: ")]
+    return line[len("pgmi: error: "):]
+
+
+@needs_mcp_sdk
+def test_a_pgmi_yaml_timeout_is_honoured_through_the_cli_and_mcp(pg, create_database, tmp_path, capsys):
+    project = write_project(tmp_path / "p", {"pgmi.yaml": "timeout: 1s\n"}, SLOW_HEAD)
+    cli_db, mcp_db, explicit_db = create_database(), create_database(), create_database()
+
+    code, _, err = run_cli(["deploy", str(project), "--connection", pg.url("postgres"), "-d", cli_db], capsys)
+    assert code == 16 and "deployment timed out after 1s" in _cli_error(err)
+
+    base = {"path": str(project), "connection": pg.url("postgres")}
+    by_yaml, by_argument = mcp_calls([("deploy", {**base, "database": mcp_db}),
+                                      ("deploy", {**base, "database": explicit_db, "timeout": "2s"})],
+                                     tmp_path / "server-stderr.txt")
+    assert by_yaml.isError and by_yaml.structuredContent["exitCode"] == 16
+    assert "deployment timed out after 1s" in by_yaml.structuredContent["message"]  # not the 3m default
+    assert by_argument.isError and by_argument.structuredContent["exitCode"] == 16
+    assert "deployment timed out after 2s" in by_argument.structuredContent["message"]  # the argument wins
+    for db in (cli_db, mcp_db, explicit_db):  # the head was cut short and rolled back
+        assert query(pg, db, "SELECT to_regclass('started') IS NULL") == [[True]]
+
+
+@needs_mcp_sdk
+def test_a_bad_timeout_gets_the_same_answer_through_the_cli_and_mcp(pg, tmp_path, capsys):
+    project = write_project(tmp_path / "p", {}, "SELECT 1;\n")
+    broken_yaml = write_project(tmp_path / "y", {"pgmi.yaml": "timeout: later\n"}, "SELECT 1;\n")
+    cases = [(project, "soon"), (project, "5 parsecs"), (project, "-5s"), (broken_yaml, None)]
+    calls = []
+    for path, timeout in cases:
+        arguments = {"path": str(path), "connection": pg.url("postgres"), "database": "never_created"}
+        calls.append(("deploy", arguments if timeout is None else {**arguments, "timeout": timeout}))
+    answers = mcp_calls(calls, tmp_path / "server-stderr.txt")
+    for (path, timeout), answer in zip(cases, answers):
+        argv = ["deploy", str(path), "--connection", pg.url("postgres"), "-d", "never_created"]
+        code, _, err = run_cli(argv if timeout is None else [*argv, f"--timeout={timeout}"], capsys)
+        cli, mcp = _cli_error(err), answer.content[0].text
+        assert answer.isError and answer.structuredContent["exitCode"] == code, (timeout, cli, mcp)
+        if timeout is not None and not timeout.startswith("-"):
+            # Worded as each caller names the value (the flag, the tool's argument); the rule's
+            # own text is the same.
+            parser_text = cli.split(" flag: ", 1)[1]
+            assert code == 2 and mcp == f"invalid timeout: {parser_text}"
+            assert cli == f'usage error: invalid argument "{timeout}" for "--timeout" flag: {parser_text}'
+        else:
+            assert code == 10 and mcp == cli
+    assert _cli_error(err) == 'invalid configuration: invalid timeout in pgmi.yaml: time: invalid duration "later"'
+    assert query(pg, "postgres", "SELECT count(*) FROM pg_database WHERE datname = 'never_created'") == [[0]]
