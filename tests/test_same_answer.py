@@ -87,3 +87,42 @@ def test_a_bad_timeout_gets_the_same_answer_through_the_cli_and_mcp(pg, tmp_path
             assert code == 10 and mcp == cli
     assert _cli_error(err) == 'invalid configuration: invalid timeout in pgmi.yaml: time: invalid duration "later"'
     assert query(pg, "postgres", "SELECT count(*) FROM pg_database WHERE datname = 'never_created'") == [[0]]
+
+
+def _meta(ident: str, key: str) -> str:
+    return (f'/*\n<pgmi-meta id="{ident}" idempotent="true">\n<sortKeys><key>{key}</key></sortKeys>\n'
+            "</pgmi-meta>\n*/\nSELECT 1;\n")
+
+
+@needs_mcp_sdk
+def test_metadata_validate_and_plan_give_the_same_answer_through_the_cli_and_mcp(tmp_path, capsys):
+    import json
+
+    same = "5b0b2c1e-4a7e-4d5c-9f0e-3c2b1a0f9e8d"
+    projects = {
+        "clean": write_project(tmp_path / "clean", {"a.sql": _meta(same, "002"), "b.sql": "SELECT 2;\n",
+                                                    "__test__/test_a.sql": "SELECT 3;\n", "notes.txt": "x"}),
+        "duplicates": write_project(tmp_path / "dup", {"a.sql": _meta(same, "001"), "b/c.sql": _meta(same, "002"),
+                                                       "d.sql": "SELECT 4;\n"}),
+        "malformed": write_project(tmp_path / "bad", {"bad.sql": "/*\n<pgmi-meta id='x' idempotent='true'>\n"
+                                                                 "</pgmi-meta>\n*/\n"}),
+    }
+    calls = [(tool, {"path": str(path)}) for path in projects.values()
+             for tool in ("metadata_validate", "metadata_plan")]
+    answers = iter(mcp_calls(calls, tmp_path / "server-stderr.txt"))
+    for name, path in projects.items():
+        for command in ("validate", "plan"):
+            answer = next(answers)
+            code, out, err = run_cli(["metadata", command, str(path), "--json"], capsys)
+            if name == "malformed" or (name == "duplicates" and command == "plan"):  # a scan error: no report
+                assert code == 10 and answer.isError and answer.structuredContent["exitCode"] == 10
+                assert answer.content[0].text.splitlines()[0] == _cli_error(err), (name, command)
+                continue
+            assert not answer.isError, answer.content[0].text
+            assert answer.structuredContent == json.loads(out), (name, command)  # key order included
+            assert list(answer.structuredContent) == list(json.loads(out))
+            if (name, command) == ("clean", "plan"):
+                assert answer.structuredContent["total_files"] == 2  # the SQL files, not the test or notes.txt
+            if command == "validate":
+                passed = name == "clean"
+                assert answer.structuredContent["validation_passed"] is passed and code == (0 if passed else 1)
