@@ -221,7 +221,8 @@ def _prepare_and_execute(conn: Any, project: Any, deploy_params: dict[str, str],
                 result.lock_retries = attempt
                 events.suites.clear()  # the head's tests run again: report the last run only
 
-            runner = HeadRetry(runner, request.retry_lock, out, watchdog.check, on_retry=on_retry)
+            runner = HeadRetry(runner, request.retry_lock, out, watchdog.check, on_retry=on_retry,
+                               deadline=watchdog.deadline)
         result.units_total = len(units)
         if watcher is not None:
             watcher.plan(units)
