@@ -12,6 +12,7 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
 from projects import needs_mcp_sdk, query, run_cli, write_project
 
 REPO = Path(__file__).resolve().parent.parent
@@ -126,3 +127,46 @@ def test_metadata_validate_and_plan_give_the_same_answer_through_the_cli_and_mcp
             if command == "validate":
                 passed = name == "clean"
                 assert answer.structuredContent["validation_passed"] is passed and code == (0 if passed else 1)
+
+
+@pytest.mark.parametrize(("parallel", "max_failures"), [(0, None), (-3, None), (None, 0), (2, -1)])
+def test_fleet_limits_get_the_same_answer_from_the_cli_and_the_api(tmp_path, capsys, parallel, max_failures):
+    from pgmilib.deploy import DeployRequest
+    from pgmilib.errors import UsageError
+    from pgmilib.fleet import run_fleet
+
+    project = write_project(tmp_path / "p", {}, "SELECT 1;\n")
+    targets = tmp_path / "targets.yaml"
+    targets.write_text("targets:\n  - name: a\n    connection: {database: never_a}\n")
+    argv = ["deploy", str(project), "--targets", str(targets)]
+    argv += [] if parallel is None else [f"--parallel={parallel}"]
+    argv += [] if max_failures is None else [f"--max-failures={max_failures}"]
+    code, _, err = run_cli(argv, capsys)
+    options = {"parallel": parallel} if parallel is not None else {}
+    with pytest.raises(UsageError) as caught:
+        run_fleet(DeployRequest(project_path=str(project)), [], max_failures=max_failures, **options)
+    assert code == 2 and _cli_error(err) == str(caught.value)
+    assert ("--parallel" if parallel is not None and parallel < 1 else "--max-failures") in str(caught.value)
+
+
+def test_the_wizard_offers_the_defaults_the_resolver_uses():
+    """Blank answers in the wizard's form give the host and port a deploy assumes when nothing names one."""
+    import io
+
+    from pgmilib.conn.params import DEFAULT_HOST, DEFAULT_PORT, ConnParams
+    from pgmilib.conn.resolve import default_host
+    from pgmilib.scaffold.connection_wizard import _cloud_form, _password_form
+    from pgmilib.scaffold.prompts import Prompter
+
+    class Lines(Prompter):
+        def secret(self, label: str) -> str:  # getpass reads the terminal; the form's other answers are lines
+            return ""
+
+    stderr = io.StringIO()
+    conn, password = _password_form(Lines(io.StringIO("\n\napp\n\n\n"), stderr), "local", {})
+    assert (conn["host"], conn["port"], password) == (DEFAULT_HOST, DEFAULT_PORT, None)
+    assert (conn["host"], conn["port"]) == (ConnParams().host, ConnParams().port)
+    assert conn["host"] == default_host(DEFAULT_PORT, socket_dirs=())  # no local socket: TCP to this host
+    assert f"Host [{DEFAULT_HOST}]" in stderr.getvalue() and f"Port [{DEFAULT_PORT}]" in stderr.getvalue()
+    aws = _cloud_form(Prompter(io.StringIO("db.example.com\n\napp\n\n\n"), io.StringIO()), "aws", {})
+    assert aws["port"] == DEFAULT_PORT

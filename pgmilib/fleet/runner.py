@@ -147,6 +147,18 @@ def request_for(base: DeployRequest, target: Target) -> DeployRequest:
                                test_reports=reports, interactive=False, watch=watch)
 
 
+def check_limits(parallel: int | None, max_failures: int | None) -> int:
+    """The fleet's `--parallel` (None: DEFAULT_PARALLEL), checked with `--max-failures`; UsageError.
+
+    The one check of both, for the command line (before the targets are read) and `run_fleet`."""
+    parallel = DEFAULT_PARALLEL if parallel is None else parallel
+    if parallel < 1:
+        raise UsageError(f"--parallel must be at least 1, got {parallel}")
+    if max_failures is not None and max_failures < 1:
+        raise UsageError(f"--max-failures must be at least 1, got {max_failures}")
+    return parallel
+
+
 def run_fleet(
     base: DeployRequest,
     targets: Sequence[Target],
@@ -162,10 +174,7 @@ def run_fleet(
     Raises UsageError for bad options and the scan's PgmiError for a bad project, before
     any target starts. `on_done(outcome, done, total)` runs in the calling thread.
     """
-    if parallel < 1:
-        raise UsageError(f"--parallel must be at least 1, got {parallel}")
-    if max_failures is not None and max_failures < 1:
-        raise UsageError(f"--max-failures must be at least 1, got {max_failures}")
+    parallel = check_limits(parallel, max_failures)
     if canary and canary not in [t.name for t in targets]:
         raise UsageError(f"--canary: unknown target {canary!r}")
     cancel = cancel or FleetCancellation()
