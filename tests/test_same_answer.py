@@ -170,3 +170,18 @@ def test_the_wizard_offers_the_defaults_the_resolver_uses():
     assert f"Host [{DEFAULT_HOST}]" in stderr.getvalue() and f"Port [{DEFAULT_PORT}]" in stderr.getvalue()
     aws = _cloud_form(Prompter(io.StringIO("db.example.com\n\napp\n\n\n"), io.StringIO()), "aws", {})
     assert aws["port"] == DEFAULT_PORT
+
+
+def test_an_unknown_canary_gets_the_same_answer_from_the_cli_and_the_api(tmp_path, capsys):
+    from pgmilib.deploy import DeployRequest
+    from pgmilib.errors import UsageError
+    from pgmilib.fleet import load_targets_file, run_fleet
+
+    project = write_project(tmp_path / "p", {}, "SELECT 1;\n")
+    targets = tmp_path / "targets.yaml"
+    targets.write_text("targets:\n  - name: a\n    connection: {database: never_a}\n")
+    code, _, err = run_cli(["deploy", str(project), "--targets", str(targets), "--canary", "nope"], capsys)
+    with pytest.raises(UsageError) as caught:
+        run_fleet(DeployRequest(project_path=str(project)), load_targets_file(targets), canary="nope")
+    assert code == 2 and _cli_error(err) == str(caught.value)
+    assert 'unknown target(s) "nope"' in str(caught.value)

@@ -27,6 +27,7 @@ from typing import Any
 
 from pgmilib.deploy import Cancellation, DeployRequest, DeployResult, deploy
 from pgmilib.errors import Exit, UsageError
+from pgmilib.fleet.select import check_known
 from pgmilib.fleet.targets import Target
 from pgmilib.output import Output
 from pgmilib.redact import redact
@@ -175,8 +176,7 @@ def run_fleet(
     any target starts. `on_done(outcome, done, total)` runs in the calling thread.
     """
     parallel = check_limits(parallel, max_failures)
-    if canary and canary not in [t.name for t in targets]:
-        raise UsageError(f"--canary: unknown target {canary!r}")
+    check_known(targets, canary=canary)
     cancel = cancel or FleetCancellation()
     started = time.monotonic()
     if base.project is None:  # once for the whole fleet; a bad project fails here, exit as for one deploy
