@@ -185,3 +185,30 @@ def test_an_unknown_canary_gets_the_same_answer_from_the_cli_and_the_api(tmp_pat
         run_fleet(DeployRequest(project_path=str(project)), load_targets_file(targets), canary="nope")
     assert code == 2 and _cli_error(err) == str(caught.value)
     assert 'unknown target(s) "nope"' in str(caught.value)
+
+
+def test_init_without_a_template_gets_the_same_project_from_the_cli_and_mcp(tmp_path, capsys):
+    from pgmilib.mcp.tools_project import init
+    from pgmilib.scaffold.catalogue import DEFAULT_TEMPLATE
+
+    code, _, err = run_cli(["init", str(tmp_path / "cli")], capsys)  # not a terminal: no wizard
+    answer = init({"path": str(tmp_path / "mcp")}, None)
+    assert code == 0 and answer["template"] == DEFAULT_TEMPLATE and f"({DEFAULT_TEMPLATE} template)" in err
+
+    def tree(root: Path) -> list[str]:
+        return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+    assert tree(tmp_path / "cli") == tree(tmp_path / "mcp")
+
+
+def test_completion_offers_the_values_the_commands_accept():
+    from pgmilib.ai.setup import ASSISTANTS
+    from pgmilib.cli.app import build_parser
+    from pgmilib.cli.completion import complete
+    from pgmilib.conn import SSLMODES
+
+    def names(before: list[str]) -> list[str]:
+        return [name for name, _ in complete(build_parser(), before, "")[0]]
+
+    assert names(["deploy", "--sslmode"]) == list(SSLMODES)
+    assert names(["ai", "setup", "--assistant"]) == list(ASSISTANTS)

@@ -71,8 +71,8 @@ def templates_list(arguments: dict[str, Any], context: CallContext) -> dict[str,
 
 def init(arguments: dict[str, Any], context: CallContext) -> dict[str, Any]:
     require(arguments, "path")
-    _, create = _scaffold()
-    template = arguments.get("template") or "basic"
+    catalogue, create = _scaffold()
+    template = arguments.get("template") or catalogue.DEFAULT_TEMPLATE
     path = create.create_project(template, arguments["path"], arguments.get("name") or None)
     return {"created": True, "path": str(path), "template": template}
 
