@@ -107,7 +107,7 @@ timeout: 0
         "tilde": "", "date": "2024-01-02", "sci": "1e3", "quoted": "yes", "hex": "0x1F", "json": '{"a": 1}',
     }
     assert loaded.timeout == "0"
-    assert resolve_timeout("3m", False, loaded) is None  # timeout: 0 => no deadline
+    assert resolve_timeout(None, loaded) is None  # timeout: 0 => no deadline
 
 
 def test_only_first_document_is_read(tmp_path):
@@ -214,9 +214,9 @@ def test_bad_timeout_is_kept_for_resolve_timeout(tmp_path):
     loaded = load_project_config(write_yaml(tmp_path, "timeout: later\n"))
     assert loaded.timeout == "later"
     with pytest.raises(ConfigError) as caught:
-        resolve_timeout("3m", False, loaded)
+        resolve_timeout(None, loaded)
     assert _specific(caught.value) == 'invalid timeout in pgmi.yaml: time: invalid duration "later"'
-    assert resolve_timeout("10s", True, loaded) == 10.0  # flag given: the yaml value is never parsed
+    assert resolve_timeout("10s", loaded) == 10.0  # flag given: the yaml value is never parsed
 
 
 # ---- writing pgmi.yaml ----------------------------------------------------------------------
@@ -506,22 +506,23 @@ def test_random_garbage_is_rejected_or_consistent():
 
 def test_resolve_timeout_precedence(tmp_path):
     yaml_cfg = ProjectConfig(path=tmp_path / "pgmi.yaml", timeout="10m")
-    assert resolve_timeout("3m", False, None) == 180.0
-    assert resolve_timeout("3m", False, ProjectConfig(path=tmp_path)) == 180.0
-    assert resolve_timeout("3m", False, yaml_cfg) == 600.0
-    assert resolve_timeout("3m", True, yaml_cfg) == 180.0  # explicit flag equal to the default still wins
-    assert resolve_timeout("0", True, yaml_cfg) is None
+    assert resolve_timeout(None, None) == 180.0
+    assert resolve_timeout(None, ProjectConfig(path=tmp_path)) == 180.0
+    assert resolve_timeout(None, yaml_cfg) == 600.0
+    assert resolve_timeout("3m", yaml_cfg) == 180.0  # explicit flag equal to the default still wins
+    assert resolve_timeout("0", yaml_cfg) is None
 
 
 def test_resolve_timeout_errors(tmp_path):
     with pytest.raises(UsageError) as caught:
-        resolve_timeout("soon", True, None)
+        resolve_timeout("soon", None)
     assert str(caught.value) == 'usage error: invalid argument "soon" for "--timeout" flag: time: invalid duration "soon"'
     assert exit_code(caught.value) == Exit.USAGE
-    for flag_given, cfg_value in ((True, None), (False, "-5s")):
+    for explicit, cfg_value in (("-1s", None), (None, "-5s"), (-1.0, None)):
         project = ProjectConfig(path=tmp_path, timeout=cfg_value)
-        with pytest.raises(ConfigError, match="timeout cannot be negative"):
-            resolve_timeout("-1s", flag_given, project)
+        with pytest.raises(ConfigError) as caught:
+            resolve_timeout(explicit, project)
+        assert _specific(caught.value) == "timeout cannot be negative"
     with pytest.raises(ConfigError) as caught:
-        resolve_timeout("3m", False, ProjectConfig(path=tmp_path, timeout="42"))
+        resolve_timeout(None, ProjectConfig(path=tmp_path, timeout="42"))
     assert _specific(caught.value) == 'invalid timeout in pgmi.yaml: time: missing unit in duration "42"'

@@ -139,10 +139,9 @@ def test_deploy_tool_accepts_valid_or_absent_timeouts(timeout, tmp_path):
     ({"timeout": "5 parsecs"}, 'invalid timeout: time: unknown unit " parsecs" in duration "5 parsecs"'),
 ])
 def test_deploy_tool_refusals_word_for_word(extra, message):
-    from pgmilib.mcp.tool_deploy import _check_safety
-
+    arguments = {"path": "/nonexistent", "connection": "postgresql://u@127.0.0.1:1/x", "database": "Orders"}
     with pytest.raises(PgmiError) as info:
-        _check_safety({"database": "Orders", **extra})
+        deploy_tool({**arguments, **extra}, None)  # refused before it would need a call context
     assert str(info.value) == message
     assert info.value.markers == ({Marker.USAGE} if "timeout" in extra else set())
 

@@ -20,12 +20,12 @@ import argparse
 import os
 import sys
 
+from pgmilib.conn import SSLMODES  # the tuple alone: pgmilib.conn imports nothing
 from pgmilib.errors import Exit
 from pgmilib.output import Output
 
 ERROR, NO_SPACE, NO_FILE, FILTER_EXT, FILTER_DIRS, KEEP_ORDER = 1, 2, 4, 8, 16, 32
 
-SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 TEMPLATES = ("basic", "advanced")
 AI_CLIENTS = ("typescript", "python", "go", "csharp", "rust")
 AI_ASSISTANTS = ("claude", "agents", "codex", "opencode", "codex-skills", "antigravity", "cursor", "copilot",
@@ -109,7 +109,7 @@ def _values(action: argparse.Action, path: list[str]) -> tuple[list[tuple[str, s
     if option == "--template":
         return [(name, "") for name in template_names()], NO_FILE
     if option == "--assistant":
-        return [(name, "") for name in AI_ASSISTANTS], NO_FILE
+        return [(name, "") for name in _ai_names("ASSISTANTS", AI_ASSISTANTS)], NO_FILE
     if action.choices:
         return [(str(choice), "") for choice in action.choices], NO_FILE
     if option in FILE_FLAGS:

@@ -110,17 +110,13 @@ def _prepare(args: argparse.Namespace, request_from_args: Callable[..., Any]) ->
     """
     from pgmilib.config import load_project_config
     from pgmilib.fleet import load_targets_file, parse_shard, select, targets_from_project
-    from pgmilib.fleet.runner import DEFAULT_PARALLEL
+    from pgmilib.fleet.runner import check_limits
 
     for attr, flag in SINGLE_FLAGS:
         if _given(args, attr):
             raise UsageError(f"{flag} cannot be combined with a list of targets: each target names its own "
                              "connection in the targets file")
-    parallel = DEFAULT_PARALLEL if args.parallel is None else args.parallel
-    if parallel < 1:
-        raise UsageError(f"--parallel must be at least 1, got {parallel}")
-    if args.max_failures is not None and args.max_failures < 1:
-        raise UsageError(f"--max-failures must be at least 1, got {args.max_failures}")
+    parallel = check_limits(args.parallel, args.max_failures)
     shard_spec = parse_shard(args.shard) if args.shard is not None else None
     only = _only(args.only) if args.only else []
     for spec in args.test_report:

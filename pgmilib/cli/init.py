@@ -23,7 +23,7 @@ CLOUD_CAVEAT = (
 
 
 def cmd_init(args: argparse.Namespace, out: Output) -> int:
-    from pgmilib.scaffold.catalogue import template_names
+    from pgmilib.scaffold.catalogue import DEFAULT_TEMPLATE, template_names
 
     wizard = None
     if is_interactive() and args.template is None:
@@ -37,7 +37,7 @@ def cmd_init(args: argparse.Namespace, out: Output) -> int:
             return Exit.SUCCESS
         target, template = wizard.target, wizard.template
     else:
-        target, template = args.target_path or ".", args.template or "basic"
+        target, template = args.target_path or ".", args.template or DEFAULT_TEMPLATE
         if template not in template_names():
             raise unknown_template(template)
     root = create_project(template, Path(target), project_name(target), log=out.verbose)

@@ -1,23 +1,20 @@
 """`pgmi metadata scaffold|validate|plan`: offline commands over a project's <pgmi-meta> blocks.
 
-The rules (reading, validating and ordering blocks) live in pgmilib/project/metadata.py;
-these functions scan the project, call them, and report: the report is the data the user
-asked for (stdout), progress goes to stderr.
+The rules (reading, validating and ordering blocks) live in pgmilib/project/metadata.py, and
+the `validate` and `plan` reports are built by pgmilib/project/reports.py (the MCP tools return
+the same ones); these functions render them: the report is the data the user asked for
+(stdout), progress goes to stderr.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pgmilib.errors import ConfigError, UsageError
+from pgmilib.errors import UsageError
 from pgmilib.fileio import atomic_write
 from pgmilib.project.checksums import BOM
-from pgmilib.project.metadata import (
-    duplicate_ids,
-    fallback_id,
-    file_summary,
-    scaffold_block,
-)
+from pgmilib.project.metadata import fallback_id, scaffold_block
+from pgmilib.project.reports import plan_report, validation_report
 from pgmilib.project.scan import scan_project
 
 
@@ -87,30 +84,18 @@ def cmd_validate(args: Any, out: Any) -> int:
     as_json = bool(getattr(args, "json", False))
     if not as_json:
         out.info("Scanning and validating SQL files...")
-    try:
-        project = scan_project(root, check_duplicates=False)
-    except ConfigError as err:
-        raise err.wrap("validation failed") from None
-    files = list(project.files)
-    out.verbose(f"scanned {len(files)} file(s) under {root}")
-    with_meta = sum(1 for f in files if f.metadata is not None)
+    report = validation_report(root)
+    out.verbose(f"scanned {report['total_files']} file(s) under {root}")
     if not as_json:
         out.info("Validating metadata graph...")
-    lines = [f"{ident}: {paths[0]}, {other}" for ident, paths in duplicate_ids(files).items() for other in paths[1:]]
-    report = {
-        "total_files": len(files),
-        "files_with_metadata": with_meta,
-        "files_without_metadata": len(files) - with_meta,
-        "validation_passed": not lines,
-        "duplicate_ids": lines,
-    }
+    lines = report["duplicate_ids"]
     if as_json:
         out.data(json.dumps(report, indent=2, ensure_ascii=False))
     else:
         out.data("")
         out.data("Validation Summary:")
         out.data(f"  Total files: {report['total_files']}")
-        out.data(f"  Files with metadata: {with_meta}")
+        out.data(f"  Files with metadata: {report['files_with_metadata']}")
         out.data(f"  Files without metadata: {report['files_without_metadata']}")
         out.data("")
         if lines:
@@ -132,11 +117,11 @@ def cmd_plan(args: Any, out: Any) -> int:
     as_json = bool(getattr(args, "json", False))
     if not as_json:
         out.info("Scanning SQL files and analyzing dependencies...")
-    scanned = scan_project(root).files
-    out.verbose(f"scanned {len(scanned)} file(s) under {root}")
-    entries = file_summary(scanned)
+    report = plan_report(root)
+    entries = report["plan"]
+    out.verbose(f"{len(entries)} SQL file(s) to order under {root}")
     if as_json:
-        out.data(json.dumps({"total_files": len(entries), "plan": entries}, indent=2, ensure_ascii=False))
+        out.data(json.dumps(report, indent=2, ensure_ascii=False))
         return 0
     out.data("")
     out.data(f"Metadata Summary ({len(entries)} files):")

@@ -3,16 +3,19 @@
 - `project_file`: pgmi.yaml (strict, text-preserving)
 - `dotenv`: the project's .env, merged into an explicit environment mapping
 - `params`: --param / --params-file parsing, merging and validation
-- `durations`: Go durations, --timeout and other duration flags
+- `durations`: Go durations, the deploy timeout (one rule for every caller), other duration flags
 - `files`: the one safe reader all of them use (regular files only)
 """
 
 from pgmilib.config.dotenv import DOTENV_FILE, load_dotenv, parse_env_text
 from pgmilib.config.durations import (
     DEFAULT_TIMEOUT,
+    TIMEOUT_ARGUMENT,
+    TIMEOUT_FLAG,
     format_duration,
     parse_duration,
     parse_duration_flag,
+    parse_timeout,
     resolve_timeout,
 )
 from pgmilib.config.params import (
@@ -37,6 +40,8 @@ __all__ = [
     "CONNECTION_KEYS",
     "DEFAULT_TIMEOUT",
     "DOTENV_FILE",
+    "TIMEOUT_ARGUMENT",
+    "TIMEOUT_FLAG",
     "ProjectConfig",
     "format_duration",
     "is_secret_name",
@@ -49,6 +54,7 @@ __all__ = [
     "parse_env_text",
     "parse_param",
     "parse_params_text",
+    "parse_timeout",
     "register_secret_params",
     "resolve_timeout",
     "validate_params",

@@ -6,7 +6,7 @@ Users copy values between the two implementations and CI scripts, so the grammar
 from __future__ import annotations
 
 from pgmilib.config.project_file import ProjectConfig
-from pgmilib.errors import ConfigError, UsageError, go_quote
+from pgmilib.errors import ConfigError, Marker, PgmiError, UsageError, go_quote
 
 #: The built-in --timeout when neither the flag nor pgmi.yaml sets one.
 DEFAULT_TIMEOUT = "3m"
@@ -117,20 +117,50 @@ def parse_duration_flag(flag: str, text: str) -> float:
     return seconds
 
 
-def resolve_timeout(flag_text: str, flag_given: bool, config: ProjectConfig | None) -> float | None:
-    """Effective --timeout in seconds; None means no deadline.
+#: How a caller names the explicit timeout it was given, for the error about a bad value.
+TIMEOUT_FLAG = "--timeout"  # the CLI flag: Go's flag-parse wording
+TIMEOUT_ARGUMENT = "timeout"  # the MCP deploy tool's argument: `invalid timeout: ...`
 
-    Flag given on the command line > pgmi.yaml `timeout` > the flag's default (3m).
-    A bad flag value is a usage error (exit 2); a bad pgmi.yaml value or a negative
-    duration is a configuration error (exit 10).
+
+def parse_timeout(text: str, given_as: str = TIMEOUT_FLAG) -> float:
+    """An explicit timeout (the --timeout flag, the MCP tool's `timeout`) in seconds; 0 means none.
+
+    One rule for every caller: Go's duration grammar; a bad value is a usage error (exit 2)
+    named as its caller knows it (`invalid argument "x" for "--timeout" flag: ...` on the command
+    line, `invalid timeout: ...` for an MCP argument); a negative one is a configuration error
+    (exit 10), worded the same for every caller.
     """
-    if flag_given or not (config and config.timeout):
-        seconds = parse_duration_flag("--timeout", flag_text if flag_given or flag_text else DEFAULT_TIMEOUT)
-    else:
+    try:
+        seconds = parse_duration(text)
+    except ValueError as error:
+        if given_as == TIMEOUT_FLAG:
+            raise UsageError(f"invalid argument {go_quote(text)} for \"{TIMEOUT_FLAG}\" flag: {error}") from None
+        raise PgmiError(f"invalid {given_as}: {error}", markers=(Marker.USAGE,)) from None
+    if seconds < 0:
+        raise ConfigError("timeout cannot be negative")
+    return seconds
+
+
+def resolve_timeout(explicit: str | float | None, config: ProjectConfig | None) -> float | None:
+    """The deploy's effective timeout in seconds; None means no deadline.
+
+    The explicit value (None: not given; text from the command line or an API caller, or
+    seconds a caller already parsed with `parse_timeout`) > pgmi.yaml `timeout` > 3m. The CLI,
+    the MCP server and fleet deploys all reach this through `deploy()`. pgmi.yaml's value is
+    parsed only when it is used, so a bad one is harmless when a timeout is given; a bad one
+    that is used is a configuration error (exit 10).
+    """
+    if isinstance(explicit, str):
+        seconds = parse_timeout(explicit)
+    elif explicit is not None:
+        seconds = float(explicit)
+    elif config and config.timeout:
         try:
             seconds = parse_duration(config.timeout)
         except ValueError as error:
             raise ConfigError(f"invalid timeout in pgmi.yaml: {error}") from None
+    else:
+        seconds = parse_timeout(DEFAULT_TIMEOUT)
     if seconds < 0:
         raise ConfigError("timeout cannot be negative")
     return None if seconds == 0 else seconds

@@ -17,11 +17,11 @@ import os
 import random
 import socket
 import ssl
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from pgmilib.conn.auth import provider_for
+from pgmilib.conn.backoff import Backoff, pause
 from pgmilib.conn.deadline import CANCEL_GRACE_SECONDS, CANCELLED, Deadline
 from pgmilib.conn.params import ConnParams
 from pgmilib.conn.tls import build_ssl_context
@@ -249,11 +249,13 @@ def _fallback_allowed(exc: BaseException, tls_attempt: bool) -> bool:
 # ---------------------------------------------------------------------------------------
 
 
+#: Before connection retry i (0-based): 100 ms x 2^i, at most 60 s, +-10 % (connections.md §6).
+RETRY_BACKOFF = Backoff(first=0.1, factor=2.0, cap=60.0, jitter=0.1)
+
+
 def retry_delay(index: int, rng: random.Random | None = None) -> float:
-    """Seconds to wait before retry `index` (0-based): 100 ms x 2^i (cap 60 s) +-10 %, whole ms."""
-    base_ms = min(100 * (2 ** index), 60_000)
-    r = (rng or random).random()
-    return int(base_ms * (1 + 0.1 * (2 * r - 1))) / 1000.0
+    """Seconds to wait before retry `index` (0-based): `RETRY_BACKOFF`, truncated to whole ms."""
+    return int(round(RETRY_BACKOFF.delay(index, (rng or random).random) * 1000, 6)) / 1000.0
 
 
 def _startup_params(params: ConnParams) -> dict[str, str]:
@@ -306,11 +308,11 @@ def open_connection(params: ConnParams, database: str | None = None, *, deadline
             if deadline.expired():
                 raise _deadline_error(last, attempt)
             delay = retry_delay(attempt - 1)
-            capped = deadline.cap(delay) or 0.0
             if out is not None and last is not None:
                 out.verbose(f"connection attempt {attempt} failed ({last.message}); retrying in {int(delay * 1000)} ms")
-            time.sleep(capped)
-            if capped < delay:
+            if not pause(delay, deadline):
+                if deadline.cancelled:
+                    raise Interrupted("interrupted")
                 raise _deadline_error(last, attempt)
         elif deadline.expired():
             raise _deadline_error(None, 0)

@@ -14,6 +14,8 @@ from pgmilib.errors import ConfigError, go_quote
 
 AUTH_METHODS = ("azure", "aws", "google")
 DEFAULT_PORT = 5432
+#: The host when nothing names one and no local socket is found (conn.resolve.default_host), and the wizard's.
+DEFAULT_HOST = "localhost"
 DEFAULT_APP_NAME = "pgmi"
 
 
@@ -21,7 +23,7 @@ DEFAULT_APP_NAME = "pgmi"
 class ConnParams:
     """Everything needed to open a connection. Secrets never show in repr()."""
 
-    host: str = "localhost"
+    host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     user: str = ""
     password: str | None = None

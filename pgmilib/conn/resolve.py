@@ -18,6 +18,7 @@ from typing import Any
 from pgmilib.conn.conninfo import parse_connection_string
 from pgmilib.conn.params import (
     DEFAULT_APP_NAME,
+    DEFAULT_HOST,
     DEFAULT_PORT,
     ConnParams,
     check_client_cert_pair,
@@ -145,7 +146,7 @@ def default_host(port: int, socket_dirs: tuple[str, ...] | None = None) -> str:
         for directory in SOCKET_DIRS if socket_dirs is None else socket_dirs:
             if os.path.exists(os.path.join(directory, f".s.PGSQL.{port}")):
                 return directory
-    return "localhost"
+    return DEFAULT_HOST
 
 
 def _resolve_string(text: str, source: str, environ: Mapping[str, str]) -> ConnParams:

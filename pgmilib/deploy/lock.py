@@ -13,6 +13,7 @@ from contextlib import suppress
 from typing import Any
 
 from pgmilib.config import format_duration
+from pgmilib.conn.backoff import Backoff, pause
 from pgmilib.errors import ConcurrentDeploy, go_quote
 from pgmilib.output import Output
 from pgmilib.resources import read_sql
@@ -67,25 +68,29 @@ def wait_for_no_deploy(admin: Any, database: str, wait_seconds: float, out: Outp
             details={"lockHolders": [{"pid": pid} for pid in pids]})
 
 
-def _poll(done: Any, wait_seconds: float, watchdog: Any) -> bool:
-    """Call `done()` with growing pauses (0.2 s to 2 s) until it is true or `wait_seconds` pass.
+#: The pauses between two looks at the lock: 0.2 s growing by a quarter each time, at most 2 s.
+POLL_BACKOFF = Backoff(first=0.2, factor=1.25, cap=2.0)
 
-    The run's deadline caps the wait, and a cancel or an expired deadline raises from
-    `watchdog.check()` (exit 130 / 16) instead of ending as a busy lock (15).
+
+def _poll(done: Any, wait_seconds: float, watchdog: Any) -> bool:
+    """Call `done()` with growing pauses (`POLL_BACKOFF`) until it is true or `wait_seconds` pass.
+
+    The run's deadline caps the wait, and a cancel or an expired deadline ends a pause at once
+    and raises from `watchdog.check()` (exit 130 / 16) instead of ending as a busy lock (15).
     """
     until = time.monotonic() + wait_seconds
-    interval = 0.2
+    deadline = watchdog.deadline if watchdog is not None else None
+    index = 0
     while True:
-        remaining = until - time.monotonic()
         if watchdog is not None:
             watchdog.check()
-            left = watchdog.deadline.remaining()
-            if left is not None:
-                remaining = min(remaining, left)
+        remaining = until - time.monotonic()
+        if deadline is not None:
+            remaining = deadline.cap(remaining) or 0.0
         if remaining <= 0:
             return False
-        time.sleep(min(interval, remaining))
-        interval = min(interval * 1.25, 2.0)
+        pause(min(POLL_BACKOFF.delay(index), remaining), deadline)
+        index += 1
         if watchdog is not None:
             watchdog.check()
         if done():

@@ -108,7 +108,7 @@ def _run(request: DeployRequest, out: Output, result: DeployResult, watchdog: Wa
     deploy_params = _parameters(request, project_config, out)
     for spec in request.test_reports:  # a bad --test-report is a config error before anything runs
         testing.parse_report_spec(spec)
-    timeout = config.resolve_timeout(request.timeout or "", request.timeout is not None, project_config)
+    timeout = config.resolve_timeout(request.timeout, project_config)
     lock_wait = config.parse_duration_flag("--lock-wait", request.lock_wait)
     if request.rehearse:  # a bad value is a flag error before anything connects
         config.parse_duration_flag("--rehearse-lock-timeout", request.rehearse_lock_timeout)
@@ -221,7 +221,8 @@ def _prepare_and_execute(conn: Any, project: Any, deploy_params: dict[str, str],
                 result.lock_retries = attempt
                 events.suites.clear()  # the head's tests run again: report the last run only
 
-            runner = HeadRetry(runner, request.retry_lock, out, watchdog.check, on_retry=on_retry)
+            runner = HeadRetry(runner, request.retry_lock, out, watchdog.check, on_retry=on_retry,
+                               deadline=watchdog.deadline)
         result.units_total = len(units)
         if watcher is not None:
             watcher.plan(units)

@@ -28,7 +28,8 @@ class DeployRequest:
     environ: Mapping[str, str] | None = None
     params: Mapping[str, str] = field(default_factory=dict)  # --param (highest precedence)
     params_files: Sequence[str] = ()  # --params-file, later files win
-    timeout: str | None = None  # duration text; None: pgmi.yaml `timeout`, then 3m
+    #: Duration text, or seconds already parsed (`config.parse_timeout`); None: pgmi.yaml `timeout`, then 3m.
+    timeout: str | float | None = None
     lock_wait: str = "0"  # duration text
     overwrite: bool = False
     force: bool = False  # never wait for a confirmation

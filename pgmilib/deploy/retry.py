@@ -11,10 +11,11 @@ ones have committed). Retried SQLSTATEs: 55P03 lock_not_available (`lock_timeout
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Callable
 from typing import Any
 
+from pgmilib.conn.backoff import Backoff, pause
+from pgmilib.conn.deadline import Deadline
 from pgmilib.errors import PgDiagnostics
 from pgmilib.output import Output
 
@@ -23,22 +24,26 @@ BASE_DELAY = 0.5
 MAX_DELAY = 10.0
 
 
+HEAD_BACKOFF = Backoff(first=BASE_DELAY, factor=2.0, cap=MAX_DELAY, jitter=0.5)
+
+
 def backoff(attempt: int, rng: Callable[[], float] = random.random) -> float:
     """Seconds to wait before retry `attempt` (1-based): exponential, capped, +-50 % jitter."""
-    base = min(BASE_DELAY * 2 ** (attempt - 1), MAX_DELAY)
-    return base * (0.5 + rng())
+    return HEAD_BACKOFF.delay(attempt - 1, rng)
 
 
 class HeadRetry:
     """The session connection as execute.run_units sees it, retrying the first unit (the head).
 
-    `check` is called while waiting (the run's watchdog: a cancel or the deadline ends the
-    wait); `on_retry(n)` records how many retries happened.
+    `check` is called around each wait (the run's watchdog: it raises for a cancel or an
+    expired deadline), and `deadline` cuts the wait short for either; `on_retry(n)` records
+    how many retries happened.
     """
 
     def __init__(self, conn: Any, retries: int, out: Output, check: Callable[[], None],
-                 on_retry: Callable[[int], None] = lambda n: None) -> None:
+                 on_retry: Callable[[int], None] = lambda n: None, deadline: Deadline | None = None) -> None:
         self._conn = conn
+        self._deadline = deadline  # the run's (the watchdog's): its cancel or expiry ends a wait
         self._retries = retries
         self._out = out
         self._check = check
@@ -71,13 +76,10 @@ class HeadRetry:
             self._conn.run("ROLLBACK")
 
     def _sleep(self, seconds: float) -> None:
-        end = time.monotonic() + seconds
-        while True:
-            self._check()
-            left = end - time.monotonic()
-            if left <= 0:
-                return
-            time.sleep(min(left, 0.05))
+        """A cancel or the deadline ends the wait at once; `check` then raises for it."""
+        self._check()
+        pause(seconds, self._deadline)
+        self._check()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._conn, name)

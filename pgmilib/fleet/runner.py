@@ -27,6 +27,7 @@ from typing import Any
 
 from pgmilib.deploy import Cancellation, DeployRequest, DeployResult, deploy
 from pgmilib.errors import Exit, UsageError
+from pgmilib.fleet.select import check_known
 from pgmilib.fleet.targets import Target
 from pgmilib.output import Output
 from pgmilib.redact import redact
@@ -147,6 +148,18 @@ def request_for(base: DeployRequest, target: Target) -> DeployRequest:
                                test_reports=reports, interactive=False, watch=watch)
 
 
+def check_limits(parallel: int | None, max_failures: int | None) -> int:
+    """The fleet's `--parallel` (None: DEFAULT_PARALLEL), checked with `--max-failures`; UsageError.
+
+    The one check of both, for the command line (before the targets are read) and `run_fleet`."""
+    parallel = DEFAULT_PARALLEL if parallel is None else parallel
+    if parallel < 1:
+        raise UsageError(f"--parallel must be at least 1, got {parallel}")
+    if max_failures is not None and max_failures < 1:
+        raise UsageError(f"--max-failures must be at least 1, got {max_failures}")
+    return parallel
+
+
 def run_fleet(
     base: DeployRequest,
     targets: Sequence[Target],
@@ -162,12 +175,8 @@ def run_fleet(
     Raises UsageError for bad options and the scan's PgmiError for a bad project, before
     any target starts. `on_done(outcome, done, total)` runs in the calling thread.
     """
-    if parallel < 1:
-        raise UsageError(f"--parallel must be at least 1, got {parallel}")
-    if max_failures is not None and max_failures < 1:
-        raise UsageError(f"--max-failures must be at least 1, got {max_failures}")
-    if canary and canary not in [t.name for t in targets]:
-        raise UsageError(f"--canary: unknown target {canary!r}")
+    parallel = check_limits(parallel, max_failures)
+    check_known(targets, canary=canary)
     cancel = cancel or FleetCancellation()
     started = time.monotonic()
     if base.project is None:  # once for the whole fleet; a bad project fails here, exit as for one deploy

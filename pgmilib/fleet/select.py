@@ -50,15 +50,20 @@ def shard(targets: Sequence[Target], index: int, count: int) -> list[Target]:
     return [t for position, t in enumerate(targets) if position % count == index - 1]
 
 
-def select(targets: Sequence[Target], *, only: Sequence[str] = (), shard_spec: tuple[int, int] | None = None,
-           canary: str = "") -> list[Target]:
-    """The targets to deploy, in order (the canary first); UsageError for unknown names."""
+def check_known(targets: Sequence[Target], *, only: Sequence[str] = (), canary: str = "") -> None:
+    """UsageError naming every --only/--canary name that is not a target (for `select` and `run_fleet`)."""
     names = [t.name for t in targets]
     unknown = [n for n in [*only, *([canary] if canary else [])] if n not in names]
     if unknown:
         flag = "--canary" if unknown == [canary] and canary not in only else "--only/--canary"
         raise UsageError(f"{flag}: unknown target(s) {', '.join(go_quote(n) for n in unknown)}; "
                          f"the list has {len(names)} target(s)")
+
+
+def select(targets: Sequence[Target], *, only: Sequence[str] = (), shard_spec: tuple[int, int] | None = None,
+           canary: str = "") -> list[Target]:
+    """The targets to deploy, in order (the canary first); UsageError for unknown names."""
+    check_known(targets, only=only, canary=canary)
     chosen = [t for t in targets if t.name in set(only)] if only else list(targets)
     if only and canary and canary not in only:
         raise UsageError(f"--canary {go_quote(canary)} is not among the --only targets")

@@ -7,7 +7,8 @@ registers to the run, so two calls in one server never see each other's settings
 Nothing reads argv or changes `os.environ`.
 
 Safety before anything connects: `overwrite` needs `confirmDatabaseName` equal to
-`database` (exactly: `Orders` is not `orders`); the timeout must parse. Server notices are
+`database` (exactly: `Orders` is not `orders`); the timeout must parse (the rule of
+`--timeout`; when the call gives none, the project's pgmi.yaml `timeout`, then 3m, applies). Server notices are
 kept for the result (the last 200 lines, each cut to 8 KiB, at most 256 KiB together, so the
 answer stays bounded whatever the SQL raises) and still echoed to stderr whole. A client's `notifications/cancelled` cancels the
 running statement on the server through the run's `Cancellation`.
@@ -23,7 +24,7 @@ import threading
 from typing import Any
 
 from pgmilib.errors import PgmiError, go_quote
-from pgmilib.mcp.tools import CallContext, Tool, ToolFailure, rejected, require
+from pgmilib.mcp.tools import CallContext, Tool, ToolFailure, require
 from pgmilib.output import Output
 
 NOTICE_LIMIT = 200  # lines kept for the result
@@ -40,7 +41,7 @@ DEPLOY_INPUT: dict[str, Any] = {
                                                         "confirmDatabaseName)"},
         "confirmDatabaseName": {"type": "string", "description": "must equal database when overwrite is true"},
         "timeout": {"type": "string", "description": "deadline for the whole deployment, e.g. 30s, 5m; 0 = none "
-                                                     "(default 3m)"},
+                                                     "(default: the project's pgmi.yaml timeout, else 3m)"},
         "maintenanceDatabase": {"type": "string", "description": "database used to create/drop the target "
                                                                  "(default postgres)"},
         "params": {"type": "object", "additionalProperties": {"type": "string"},
@@ -124,19 +125,23 @@ def _check_safety(arguments: dict[str, Any]) -> None:
         if confirm != database:
             raise PgmiError(f"confirmDatabaseName {go_quote(confirm)} does not match database {go_quote(database)}: "
                              "nothing was deployed or dropped")
-    from pgmilib.config.durations import parse_duration_ns
 
-    timeout = arguments.get("timeout")
-    if timeout not in (None, ""):
-        try:
-            parse_duration_ns(timeout)
-        except Exception as error:  # noqa: BLE001 -- any parse failure is the caller's bad value
-            raise rejected(f"invalid timeout: {getattr(error, 'message', error)}") from None
+
+def _timeout(arguments: dict[str, Any]) -> float | None:
+    """The call's explicit timeout in seconds (None: not given, so pgmi.yaml's, then 3m, applies).
+
+    Parsed here, once, by the same rule as `--timeout`: a bad value is refused before anything
+    connects, and the deploy core takes the parsed seconds as they are."""
+    from pgmilib.config import TIMEOUT_ARGUMENT, parse_timeout
+
+    text = arguments.get("timeout")
+    return None if text in (None, "") else parse_timeout(text, TIMEOUT_ARGUMENT)
 
 
 def deploy_tool(arguments: dict[str, Any], context: CallContext) -> dict[str, Any]:
     require(arguments, "path", "connection", "database")
     _check_safety(arguments)
+    timeout = _timeout(arguments)
     from pgmilib.deploy import Cancellation, ConnectionFlags, DeployRequest, deploy
     from pgmilib.observe.notify import mcp_watch
 
@@ -147,7 +152,7 @@ def deploy_tool(arguments: dict[str, Any], context: CallContext) -> dict[str, An
         connection=flags,
         environ=dict(os.environ),  # a private copy: the core merges this project's .env into it
         params=dict(arguments.get("params") or {}),
-        timeout=arguments.get("timeout") or "3m",
+        timeout=timeout,
         overwrite=bool(arguments.get("overwrite")),
         rehearse=bool(arguments.get("rehearse")),
         force=True,  # the confirmation is confirmDatabaseName, checked above

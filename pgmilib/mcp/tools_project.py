@@ -71,38 +71,26 @@ def templates_list(arguments: dict[str, Any], context: CallContext) -> dict[str,
 
 def init(arguments: dict[str, Any], context: CallContext) -> dict[str, Any]:
     require(arguments, "path")
-    _, create = _scaffold()
-    template = arguments.get("template") or "basic"
+    catalogue, create = _scaffold()
+    template = arguments.get("template") or catalogue.DEFAULT_TEMPLATE
     path = create.create_project(template, arguments["path"], arguments.get("name") or None)
     return {"created": True, "path": str(path), "template": template}
 
 
 def metadata_plan(arguments: dict[str, Any], context: CallContext) -> dict[str, Any]:
-    """Exactly what `pgmi metadata plan --json` prints."""
+    """Exactly what `pgmi metadata plan --json` prints (one builder: `project.reports`)."""
     require(arguments, "path")
-    from pgmilib.project.metadata import file_summary
-    from pgmilib.project.scan import scan_project
+    from pgmilib.project.reports import plan_report
 
-    entries = file_summary(scan_project(arguments["path"]).files)
-    return {"total_files": len(entries), "plan": entries}
+    return plan_report(arguments["path"])
 
 
 def metadata_validate(arguments: dict[str, Any], context: CallContext) -> dict[str, Any]:
     """Exactly what `pgmi metadata validate --json` prints; duplicates are a result, not an error."""
     require(arguments, "path")
-    from pgmilib.errors import ConfigError
-    from pgmilib.project.metadata import duplicate_ids
-    from pgmilib.project.scan import scan_project
+    from pgmilib.project.reports import validation_report
 
-    try:
-        files = list(scan_project(arguments["path"], check_duplicates=False).files)
-    except ConfigError as err:
-        raise err.wrap("validation failed") from None
-    with_meta = sum(1 for f in files if f.metadata is not None)
-    lines = [f"{ident}: {paths[0]}, {other}" for ident, paths in duplicate_ids(files).items() for other in paths[1:]]
-    return {"total_files": len(files), "files_with_metadata": with_meta,
-            "files_without_metadata": len(files) - with_meta, "validation_passed": not lines,
-            "duplicate_ids": lines}
+    return validation_report(arguments["path"])
 
 
 TOOLS = (

@@ -12,6 +12,9 @@ from importlib.abc import Traversable
 
 from pgmilib.resources import resource_dir
 
+#: The template `pgmi init` and the MCP `init` tool use when none is named.
+DEFAULT_TEMPLATE = "basic"
+
 
 @dataclass(frozen=True)
 class Description:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from pgmilib.conn.params import DEFAULT_HOST, DEFAULT_PORT
 from pgmilib.redact import redact, register_secret
 from pgmilib.scaffold.prompts import Cancelled, Prompter
 
@@ -36,10 +37,10 @@ class WizardResult:
 
 
 def _password_form(p: Prompter, provider: str, prev: dict) -> tuple[dict, str | None]:
-    host_default = prev.get("host") or ("localhost" if provider == "local" else "")
+    host_default = prev.get("host") or (DEFAULT_HOST if provider == "local" else "")
     conn = {
         "host": p.text("Host", str(host_default), required=True),
-        "port": p.number("Port", int(prev.get("port") or 5432)),
+        "port": p.number("Port", int(prev.get("port") or DEFAULT_PORT)),
         "database": p.text("Database", str(prev.get("database") or ""), required=True),
         "maintenance_database": p.text("Maintenance database", str(prev.get("maintenance_database") or "postgres")),
         "username": p.text("Username", str(prev.get("username") or "postgres")),
@@ -51,7 +52,7 @@ def _password_form(p: Prompter, provider: str, prev: dict) -> tuple[dict, str | 
 
 
 def _cloud_form(p: Prompter, provider: str, prev: dict) -> dict:
-    conn: dict[str, object] = {"auth_method": provider, "sslmode": "require", "port": 5432}
+    conn: dict[str, object] = {"auth_method": provider, "sslmode": "require", "port": DEFAULT_PORT}
     if provider == "azure":
         conn["host"] = p.text("Server (e.g. myserver.postgres.database.azure.com)", str(prev.get("host") or ""),
                               required=True)
@@ -59,7 +60,7 @@ def _cloud_form(p: Prompter, provider: str, prev: dict) -> dict:
         conn["username"] = p.text("Username (Entra principal)", str(prev.get("username") or ""))
     elif provider == "aws":
         conn["host"] = p.text("Host", str(prev.get("host") or ""), required=True)
-        conn["port"] = p.number("Port", int(prev.get("port") or 5432))
+        conn["port"] = p.number("Port", int(prev.get("port") or DEFAULT_PORT))
         conn["database"] = p.text("Database", str(prev.get("database") or ""), required=True)
         conn["username"] = p.text("Username", str(prev.get("username") or ""))
         conn["aws_region"] = p.text("Region (e.g. eu-west-1)", str(prev.get("aws_region") or ""))
@@ -104,7 +105,7 @@ def test_connection(conn: dict, password: str | None) -> str:
     from pgmilib.conn.connect import Deadline, open_connection
     from pgmilib.conn.params import ConnParams
 
-    params = ConnParams(host=str(conn.get("host") or "localhost"), port=int(conn.get("port") or 5432),
+    params = ConnParams(host=str(conn.get("host") or DEFAULT_HOST), port=int(conn.get("port") or DEFAULT_PORT),
                         user=str(conn.get("username") or ""), password=password,
                         database=str(conn.get("database") or ""),
                         maintenance_database=str(conn.get("maintenance_database") or "postgres"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pgmilib.conn.params import DEFAULT_HOST, DEFAULT_PORT
 from pgmilib.conn.pgpass import save_password
 from pgmilib.output import Output
 from pgmilib.scaffold.connection_wizard import WizardResult
@@ -28,7 +29,7 @@ def offer_pgpass(result: WizardResult, p: Prompter, out: Output) -> None:
         return
     c = result.connection
     try:
-        path = save_password(str(c.get("host") or "localhost"), int(c.get("port") or 5432),
+        path = save_password(str(c.get("host") or DEFAULT_HOST), int(c.get("port") or DEFAULT_PORT),
                              str(c.get("username") or ""), result.password)
     except OSError as error:
         out.warn(f"failed to save .pgpass: {error}")

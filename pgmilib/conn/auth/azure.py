@@ -27,6 +27,7 @@ from pgmilib.conn.auth.azurecli import Unavailable, az_token, azd_token
 from pgmilib.conn.auth.cloud import CloudProvider
 from pgmilib.conn.auth.http import TokenError, display, form, is_loopback_host
 from pgmilib.conn.auth.rsa import BadKey, b64url, jwt_rs256, load_private_key, pem_blocks
+from pgmilib.conn.backoff import Backoff, pause
 from pgmilib.errors import ConfigError, Marker
 from pgmilib.redact import register_secret
 
@@ -40,6 +41,7 @@ IMDS = "http://169.254.169.254"
 IMDS_PATH = "/metadata/identity/oauth2/token"
 _TENANT = re.compile(r"^[A-Za-z0-9.-]+$")
 IMDS_RETRY_STATUSES = ("HTTP 404", "HTTP 410", "HTTP 429", "HTTP 5")
+IMDS_BACKOFF = Backoff(first=0.2, factor=2.0)  # 0.2 s, then 0.4 s
 
 
 def _expiry(payload: dict[str, Any]) -> float | None:
@@ -193,7 +195,6 @@ class AzureAuth(CloudProvider):
         if client_id:
             query["client_id"] = client_id
         url = f"{base}{IMDS_PATH}?{urllib.parse.urlencode(query)}"
-        delay = 0.2
         for attempt in range(3):  # IMDS asks clients to back off on 404/410/429/5xx
             try:
                 doc = self.http.json(step, "GET", url, headers={"Metadata": "true"},
@@ -202,8 +203,8 @@ class AzureAuth(CloudProvider):
             except TokenError as error:
                 if attempt == 2 or not error.reason.startswith(IMDS_RETRY_STATUSES):
                     raise
-                time.sleep(delay if self.deadline is None else self.deadline.cap(delay) or 0.0)
-                delay *= 2
+                # Cut short by the run's deadline or a cancel: the next try then fails for that reason.
+                pause(IMDS_BACKOFF.delay(attempt), self.deadline)
         raise AssertionError("unreachable")
 
 
