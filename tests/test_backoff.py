@@ -45,7 +45,7 @@ def test_jitter_stays_within_its_fraction(index, r):
 def test_the_connection_retry_keeps_its_formula(index, r):
     from pgmilib.conn.connect import retry_delay
 
-    before = int(min(100 * (2 ** index), 60_000) * (1 + 0.1 * (2 * r - 1))) / 1000.0  # connections.md §6
+    before = int(min(100 * (2 ** index), 60_000) * (1 + 0.1 * (2 * r - 1))) / 1000.0  # the original's formula
     fixed = random.Random()
     fixed.random = lambda: r  # type: ignore[method-assign]
     assert retry_delay(index, fixed) == pytest.approx(before, abs=0.0011)

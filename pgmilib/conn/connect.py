@@ -249,7 +249,7 @@ def _fallback_allowed(exc: BaseException, tls_attempt: bool) -> bool:
 # ---------------------------------------------------------------------------------------
 
 
-#: Before connection retry i (0-based): 100 ms x 2^i, at most 60 s, +-10 % (connections.md §6).
+#: Before connection retry i (0-based): 100 ms x 2^i, at most 60 s, +-10 %, as the original waits.
 RETRY_BACKOFF = Backoff(first=0.1, factor=2.0, cap=60.0, jitter=0.1)
 
 
