@@ -23,24 +23,15 @@ from typing import Any
 
 from pgmilib.conn.auth import provider_for
 from pgmilib.conn.deadline import CANCEL_GRACE_SECONDS, CANCELLED, Deadline
+from pgmilib.conn.libpqkeys import is_client_only, parse_require_auth, session_matches
 from pgmilib.conn.params import ConnParams
 from pgmilib.conn.tls import build_ssl_context
-from pgmilib.conn.wire import DRIVER_ERRORS, LiveConnection, UnsendableSecret, secret_problem
+from pgmilib.conn.wire import DRIVER_ERRORS, AuthMethodRefused, LiveConnection, UnsendableSecret, secret_problem
 from pgmilib.errors import ConnectionFailed, Interrupted, Marker, PgDiagnostics, go_quote
 from pgmilib.redact import redact
+from pgmilib.resources import read_sql
 
 MAX_RETRIES = 3  # so at most 4 attempts
-# Extra string parameters that are client-side settings of libpq/pgx, not server GUCs:
-# never sent as startup parameters.
-CLIENT_ONLY_KEYS = frozenset({
-    "passfile", "sslsni", "target_session_attrs", "service", "servicefile", "krbsrvname", "krbspn",
-    "sslnegotiation", "statement_cache_capacity", "default_query_exec_mode", "gssencmode", "gsslib",
-    "channel_binding", "keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count",
-    "tcp_user_timeout", "sslcompression", "sslcrl", "sslcrldir", "sslcertmode", "requirepeer",
-    "ssl_min_protocol_version", "ssl_max_protocol_version", "hostaddr", "load_balance_hosts",
-    "require_auth", "replication", "user", "database", "application_name", "min_read_buffer_size",
-    "description_cache_capacity",
-})
 _TRANSIENT_TEXT = ("connection refused", "connection reset", "connection timeout", "connection failure",
                    "network is unreachable", "i/o timeout", "broken pipe", "too many connections",
                    "server closed the connection", "unexpected eof", "connection pool exhausted")
@@ -203,6 +194,10 @@ def _transport_message(exc: BaseException, params: ConnParams, database: str) ->
     where = f"{host}:{port}"
     items = list(_chain(exc))
     text = " ".join(str(item) for item in items).lower()
+    refused = next((i for i in items if isinstance(i, AuthMethodRefused)), None)
+    if refused is not None:  # nothing was sent: the password (or token) never left this machine
+        return (f"cannot log in as {go_quote(params.user)} at {where}: {refused}",
+                "change require_auth, or the server's pg_hba.conf method for this user")
     isready = f"is PostgreSQL running? check: pg_isready -h {host} -p {port}"
     if params.is_unix_socket or host in _LOCAL_HOSTS:
         isready += "; or deploy into a throwaway local server instead: pgmi deploy <project> --ephemeral"
@@ -257,8 +252,7 @@ def retry_delay(index: int, rng: random.Random | None = None) -> float:
 
 
 def _startup_params(params: ConnParams) -> dict[str, str]:
-    return {k: str(v) for k, v in params.options.items() if k.lower() not in CLIENT_ONLY_KEYS
-            and not k.lower().startswith("pool_")}
+    return {k: str(v) for k, v in params.options.items() if not is_client_only(k)}
 
 
 def _deadline_error(last: ConnectionFailed | None, attempts: int) -> ConnectionFailed:
@@ -327,6 +321,8 @@ def open_connection(params: ConnParams, database: str | None = None, *, deadline
             if not is_transient(exc):
                 raise last from exc
             continue
+        if params.target_session_attrs not in ("", "any"):
+            _check_session_attrs(conn, params, attempt + 1)
         # Every connection of a run, not only the one whose statements the watchdog cancels (the
         # maintenance connection creating or dropping the database, too), ends by the deadline
         # plus the cancel grace, even on a network that has gone silent.
@@ -335,6 +331,26 @@ def open_connection(params: ConnParams, database: str | None = None, *, deadline
         return conn
     assert last is not None
     raise last
+
+
+def _check_session_attrs(conn: LiveConnection, params: ConnParams, attempts: int) -> None:
+    """target_session_attrs on the one host pgmi connects to: keep the connection when the server's
+    state matches, else close it and fail (exit 11) saying what was found.
+
+    prefer-standby takes any server when no standby was found, so with one host it always matches.
+    """
+    wanted = params.target_session_attrs
+    try:
+        read_only, in_recovery = conn.run(read_sql("session_attrs.sql"))[0]
+    except DRIVER_ERRORS as exc:
+        conn.close()
+        raise friendly_failure(exc, params, params.database) from exc
+    if session_matches(wanted, read_only, in_recovery, standby_pass=False):
+        return
+    conn.close()
+    state = ("read-only" if read_only else "read-write") + (", standby" if in_recovery else ", primary")
+    raise ConnectionFailed(f"no server matches target_session_attrs={wanted}: tried {params.host}:{params.port} "
+                           f"({state})", details={"attempts": attempts})
 
 
 def _connect_once(params: ConnParams, db: str, provider: Any, plan: list, deadline: Deadline,
@@ -358,6 +374,9 @@ def _connect_once(params: ConnParams, db: str, provider: Any, plan: list, deadli
         }
         if startup:
             kwargs["startup_params"] = startup
+        if params.require_auth:  # checked in the driver before anything is sent
+            require = parse_require_auth(params.require_auth, "require_auth")
+            kwargs["auth_check"] = require.refusal if require is not None else None
         if unix:
             kwargs["unix_sock"] = os.path.join(params.host, f".s.PGSQL.{params.port}")
         else:

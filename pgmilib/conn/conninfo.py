@@ -14,6 +14,7 @@ what `psql`, `pg_dump` and most tooling print, and nothing it could mean is ambi
 from __future__ import annotations
 
 from pgmilib.conn import SSLMODES
+from pgmilib.conn.libpqkeys import check_target_session_attrs, parse_require_auth
 from pgmilib.conn.params import DEFAULT_PORT, ConnParams, parse_port, parse_timeout
 from pgmilib.errors import ConfigError, go_quote
 from pgmilib.redact import register_secret
@@ -33,6 +34,8 @@ _LIBPQ_KEYS = {
     "sslmode": "sslmode", "sslcert": "sslcert", "sslkey": "sslkey", "sslrootcert": "sslrootcert",
     "sslpassword": "sslpassword", "application_name": "application_name",
     "connect_timeout": "connect_timeout", "fallback_application_name": "fallback_application_name",
+    "passfile": "passfile", "sslcrl": "sslcrl", "require_auth": "require_auth",
+    "target_session_attrs": "target_session_attrs",
 }
 _URI_KEYS = {**_LIBPQ_KEYS, "applicationname": "application_name", "connecttimeout": "connect_timeout"}
 _ADO_KEYS = {
@@ -42,7 +45,8 @@ _ADO_KEYS = {
     "sslkey": "sslkey", "ssl key": "sslkey", "sslrootcert": "sslrootcert", "ssl root cert": "sslrootcert",
     "sslpassword": "sslpassword", "ssl password": "sslpassword", "application name": "application_name",
     "applicationname": "application_name", "timeout": "connect_timeout", "connect timeout": "connect_timeout",
-    "connecttimeout": "connect_timeout",
+    "connecttimeout": "connect_timeout", "passfile": "passfile", "sslcrl": "sslcrl", "require_auth": "require_auth",
+    "target_session_attrs": "target_session_attrs", "target session attributes": "target_session_attrs",
 }
 _KEYS = {"uri": _URI_KEYS, "libpq": _LIBPQ_KEYS, "ado": _ADO_KEYS}
 
@@ -121,6 +125,12 @@ def _set_field(params: ConnParams, canon: str, value: str, form: str) -> None:
     elif canon == "sslpassword":
         params.sslpassword = value
         register_secret(value)
+    elif canon == "require_auth":
+        parse_require_auth(value, "the connection string")
+        params.require_auth = value.strip()
+    elif canon == "target_session_attrs":
+        mode = value.strip().lower() if form == "ado" else value.strip()
+        params.target_session_attrs = check_target_session_attrs(mode, "the connection string")
     elif canon == "connect_timeout":
         params.connect_timeout = parse_timeout(value, f"invalid connection string: invalid connect_timeout value {go_quote(value)}")
     else:

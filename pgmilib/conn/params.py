@@ -33,6 +33,10 @@ class ConnParams:
     sslrootcert: str = ""
     sslpassword: str | None = None
     connect_timeout: float | None = None
+    passfile: str = ""  # the password file for this connection ('' = $PGPASSFILE or the default)
+    sslcrl: str = ""  # certificate revocation list checked under a verifying sslmode
+    require_auth: str = ""  # libpq's list of allowed (or `!`-refused) authentication methods
+    target_session_attrs: str = ""  # '' = any
     application_name: str = ""
     options: dict[str, str] = field(default_factory=dict)  # extra parameters (startup params)
     auth_method: str = "password"
