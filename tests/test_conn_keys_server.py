@@ -15,8 +15,8 @@ from pathlib import Path
 import pg8000.native
 import pytest
 
-from pgmilib.conn.conninfo import parse_connection_string
 from pgmilib.conn.connect import open_connection
+from pgmilib.conn.conninfo import parse_connection_string
 from pgmilib.conn.params import ConnParams
 from pgmilib.errors import ConnectionFailed, Exit, exit_code
 from pgmilib.server.cluster import Cluster
@@ -36,7 +36,8 @@ def auth_server():
     try:
         Path(cluster.data_dir, "pg_hba.conf").write_text(
             "local all all trust\n" + "".join(f"host all {role} 127.0.0.1/32 {method}\n"
-                                                for role, method in ROLES.items()))
+                                                for role, method in ROLES.items())
+            + "host all all 127.0.0.1/32 scram-sha-256\n")
         admin = pg8000.native.Connection(**cluster.conn_kwargs())
         try:
             for role, method in ROLES.items():
@@ -120,6 +121,42 @@ def test_the_passfile_key_supplies_the_password(auth_server, tmp_path):
         assert conn.run("SELECT current_user") == [["scram_user"]]
     finally:
         conn.close()
+
+
+def test_the_wizard_saver_writes_what_the_connection_reads(auth_server, tmp_path, monkeypatch):
+    """One .pgpass module: the line the wizard saves (a password with `:` and `\\`) is the one a
+    deploy's connection finds, through the same path rule."""
+    import io
+
+    from pgmilib.output import Output
+    from pgmilib.scaffold.connection_wizard import WizardResult
+    from pgmilib.scaffold.persist import offer_pgpass
+    from pgmilib.scaffold.prompts import Prompter
+
+    odd = "co:lon\\back" + SECRET
+    admin = pg8000.native.Connection(**auth_server.conn_kwargs())
+    try:
+        admin.run("CREATE ROLE odd_user LOGIN PASSWORD " + admin_literal(odd))
+    finally:
+        admin.close()
+    monkeypatch.delenv("PGPASSFILE", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    result = WizardResult(connection={"host": "127.0.0.1", "port": auth_server.port, "username": "odd_user"},
+                          password=odd)
+    stderr = io.StringIO()
+    offer_pgpass(result, Prompter(io.StringIO("y\n"), stderr), Output(stdout=stderr, stderr=stderr))
+    assert r"co\:lon\\back" in (tmp_path / ".pgpass").read_text() and odd not in stderr.getvalue()
+    params = ConnParams(host="127.0.0.1", port=auth_server.port, user="odd_user", database="postgres",
+                        sslmode="disable")
+    conn = open_connection(params, environ={"HOME": str(tmp_path)})
+    try:
+        assert conn.run("SELECT current_user") == [["odd_user"]]
+    finally:
+        conn.close()
+
+
+def admin_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 # ---- target_session_attrs on the session server ----------------------------------------------

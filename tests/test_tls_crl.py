@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from pgmilib.conn.conninfo import parse_connection_string
 from pgmilib.conn.connect import open_connection
+from pgmilib.conn.conninfo import parse_connection_string
 from pgmilib.conn.params import ConnParams
 from pgmilib.conn.resolve import ConnectionFlags, resolve
 from pgmilib.errors import ConfigError, ConnectionFailed, Exit, exit_code
