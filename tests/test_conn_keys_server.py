@@ -221,3 +221,23 @@ def test_target_session_attrs_through_the_cli_creates_nothing(pg, read_only_role
     errors = [line for line in err.splitlines() if line.startswith("pgmi: error:")]
     assert len(errors) == 1 and "target_session_attrs=read-write" in errors[0] and "read-only" in errors[0], err
     assert query(pg, "postgres", "SELECT count(*) FROM pg_database WHERE datname = :d", d=target) == [[0]]
+
+
+def test_driver_tuning_keys_are_named_in_verbose_output_and_refused_keys_stop_hand_built_params(pg):
+    import io
+
+    from pgmilib.errors import ConfigError
+    from pgmilib.output import Output
+
+    params = parse_connection_string(pg.dsn() + " statement_cache_capacity=0 pool_max_conns=4")
+    stderr = io.StringIO()
+    conn = open_connection(params, out=Output(verbose=True, stdout=stderr, stderr=stderr))
+    try:
+        assert conn.run("SELECT 1") == [[1]]
+    finally:
+        conn.close()
+    assert "not used by pgmi (tuning keys of the original's driver): pool_max_conns, statement_cache_capacity" \
+        in stderr.getvalue()
+    params.options["krbsrvname"] = "postgres"  # an API caller's ConnParams never went through resolve()
+    with pytest.raises(ConfigError, match='connection key "krbsrvname"'):
+        open_connection(params)

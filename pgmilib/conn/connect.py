@@ -23,7 +23,7 @@ from typing import Any
 
 from pgmilib.conn.auth import provider_for
 from pgmilib.conn.deadline import CANCEL_GRACE_SECONDS, CANCELLED, Deadline
-from pgmilib.conn.libpqkeys import is_client_only, parse_require_auth, session_matches
+from pgmilib.conn.libpqkeys import check_options, is_client_only, parse_require_auth, session_matches, unused_keys
 from pgmilib.conn.params import ConnParams
 from pgmilib.conn.tls import build_ssl_context
 from pgmilib.conn.wire import DRIVER_ERRORS, AuthMethodRefused, LiveConnection, UnsendableSecret, secret_problem
@@ -280,6 +280,7 @@ def open_connection(params: ConnParams, database: str | None = None, *, deadline
     """
     db = params.database if database is None else database
     deadline = deadline or Deadline(None)
+    check_options(params.options, "the connection options")  # resolve() did; ConnParams built by hand too
     provider = provider_for(params, environ, deadline)
     # Cloud hook (conn/auth/cloud.py, google.py): verify-full unless sslmode was explicit, a warning for a
     # weak sslmode, Google's instance address and CA; the provider may supply its own TLS context.
@@ -293,6 +294,9 @@ def open_connection(params: ConnParams, database: str | None = None, *, deadline
                     f"(sslmode {params.sslmode or 'prefer'}, auth {params.auth_method}"
                     + "".join(f", {n} {getattr(params, n)}" for n in ("sslcert", "sslkey", "sslrootcert")
                               if getattr(params, n)) + ")")
+        unused = unused_keys(params.options)
+        if unused:
+            out.verbose(f"not used by pgmi (tuning keys of the original's driver): {', '.join(unused)}")
     attempts_allowed = 1 + (MAX_RETRIES if retry and provider.retries else 0)
     last: ConnectionFailed | None = None
     for attempt in range(attempts_allowed):

@@ -90,6 +90,11 @@ def check_options(options: Mapping[str, str], origin: str) -> None:
                               f"(pgmi accepts only {' or '.join(allowed)})")
 
 
+def unused_keys(options: Mapping[str, str]) -> list[str]:
+    """The original driver's tuning keys present: accepted, and named in the verbose output."""
+    return sorted(k for k in options if k.lower() in _PGX_TUNING or k.lower().startswith("pool_"))
+
+
 @dataclass(frozen=True)
 class RequireAuth:
     """libpq's require_auth: the methods listed are the only ones allowed, or with `!` the ones refused."""
