@@ -29,7 +29,6 @@ from pgmilib.conn.tls import build_ssl_context
 from pgmilib.conn.wire import DRIVER_ERRORS, AuthMethodRefused, LiveConnection, UnsendableSecret, secret_problem
 from pgmilib.errors import ConnectionFailed, Interrupted, Marker, PgDiagnostics, go_quote
 from pgmilib.redact import redact
-from pgmilib.resources import read_sql
 
 MAX_RETRIES = 3  # so at most 4 attempts
 _TRANSIENT_TEXT = ("connection refused", "connection reset", "connection timeout", "connection failure",
@@ -326,7 +325,7 @@ def open_connection(params: ConnParams, database: str | None = None, *, deadline
                 raise last from exc
             continue
         if params.target_session_attrs not in ("", "any"):
-            _check_session_attrs(conn, params, attempt + 1)
+            _check_session_attrs(conn, params, db, deadline, attempt + 1)
         # Every connection of a run, not only the one whose statements the watchdog cancels (the
         # maintenance connection creating or dropping the database, too), ends by the deadline
         # plus the cancel grace, even on a network that has gone silent.
@@ -337,18 +336,25 @@ def open_connection(params: ConnParams, database: str | None = None, *, deadline
     raise last
 
 
-def _check_session_attrs(conn: LiveConnection, params: ConnParams, attempts: int) -> None:
+def _check_session_attrs(conn: LiveConnection, params: ConnParams, db: str, deadline: Deadline,
+                         attempts: int) -> None:
     """target_session_attrs on the one host pgmi connects to: keep the connection when the server's
     state matches, else close it and fail (exit 11) saying what was found.
 
     prefer-standby takes any server when no standby was found, so with one host it always matches.
+    The question is bounded like the start-up (connect_timeout within the deadline).
     """
+    from pgmilib.resources import read_sql
+
     wanted = params.target_session_attrs
+    limit = deadline.cap(params.connect_timeout)
+    conn.set_socket_timeout(None if limit is None else max(limit, 0.001))  # 0 would mean non-blocking
     try:
         read_only, in_recovery = conn.run(read_sql("session_attrs.sql"))[0]
     except DRIVER_ERRORS as exc:
         conn.close()
-        raise friendly_failure(exc, params, params.database) from exc
+        raise friendly_failure(exc, params, db) from exc
+    conn.clear_socket_timeout()
     if session_matches(wanted, read_only, in_recovery, standby_pass=False):
         return
     conn.close()
