@@ -241,3 +241,86 @@ def test_driver_tuning_keys_are_named_in_verbose_output_and_refused_keys_stop_ha
     params.options["krbsrvname"] = "postgres"  # an API caller's ConnParams never went through resolve()
     with pytest.raises(ConfigError, match='connection key "krbsrvname"'):
         open_connection(params)
+
+
+# ---- host lists: tried in order, as libpq does ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def read_only_server():
+    """A second throwaway server whose every session is read-only (as a hot standby's are, minus recovery)."""
+    if not find_pg_bin():
+        pytest.skip("needs local PostgreSQL server programs")
+    cluster = Cluster().start()
+    try:
+        admin = pg8000.native.Connection(**cluster.conn_kwargs())
+        try:
+            admin.run("ALTER SYSTEM SET default_transaction_read_only = on")
+            admin.run("SELECT pg_reload_conf()")
+        finally:
+            admin.close()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def _host_list(servers: list[tuple[str, int]], user: str, wanted: str = "") -> ConnParams:
+    hosts = ",".join(host for host, _ in servers)
+    ports = ",".join(str(port) for _, port in servers)
+    extra = f" target_session_attrs={wanted}" if wanted else ""
+    return parse_connection_string(f"host={hosts} port={ports} user={user} dbname=postgres sslmode=disable{extra}")
+
+
+def _port_of(params: ConnParams) -> int:
+    conn = open_connection(params)
+    try:
+        return int(conn.run("SELECT current_setting('port')")[0][0])
+    finally:
+        conn.close()
+
+
+def _free_tcp_port() -> int:
+    from pgmilib.server.cluster import _free_port
+
+    return _free_port()
+
+
+def test_a_host_list_moves_past_an_unreachable_host(pg):
+    main = parse_connection_string(pg.dsn())
+    dead = ("127.0.0.1", _free_tcp_port())
+    assert _port_of(_host_list([dead, (main.host, main.port)], main.user)) == main.port
+
+
+@pytest.mark.parametrize(("wanted", "lands_on"), [
+    ("read-write", "main"), ("read-only", "ro"), ("primary", "ro"), ("prefer-standby", "ro"), ("any", "ro"),
+])
+def test_target_session_attrs_picks_the_matching_host(pg, read_only_server, wanted, lands_on):
+    main = parse_connection_string(pg.dsn())
+    ro = (read_only_server.dir, read_only_server.port)
+    params = _host_list([ro, (main.host, main.port)], main.user, wanted)
+    assert _port_of(params) == (main.port if lands_on == "main" else read_only_server.port)
+
+
+def test_no_matching_host_lists_what_was_tried(pg, read_only_server):
+    main = parse_connection_string(pg.dsn())
+    dead = ("127.0.0.1", _free_tcp_port())
+    params = _host_list([(read_only_server.dir, read_only_server.port), dead, (main.host, main.port)], main.user,
+                        "standby")
+    with pytest.raises(ConnectionFailed) as info:
+        open_connection(params)
+    assert str(info.value) == (
+        "no server matches target_session_attrs=standby: tried "
+        f"{read_only_server.dir}:{read_only_server.port} (read-only, primary), "
+        f"{dead[0]}:{dead[1]} (connection refused to {dead[0]}:{dead[1]}), "
+        f"{main.host}:{main.port} (read-write, primary)")
+    assert exit_code(info.value) == Exit.CONNECTION and "\n" not in str(info.value)
+
+
+def test_a_refused_login_does_not_move_to_the_next_host(auth_server, pg):
+    main = parse_connection_string(pg.dsn())
+    params = _host_list([("127.0.0.1", auth_server.port), (main.host, main.port)], "scram_user")
+    params.password = "wrong-" + SECRET
+    with pytest.raises(ConnectionFailed) as info:
+        open_connection(params)
+    assert info.value.pg is not None and info.value.pg.sqlstate == "28P01"  # the first host's answer, kept
+    assert "password authentication failed" in str(info.value) and SECRET not in str(info.value)

@@ -11,6 +11,7 @@ startup handshake is done; the run-wide `--timeout` is enforced by a watchdog ca
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import functools
 import os
@@ -276,7 +277,57 @@ def open_connection(params: ConnParams, database: str | None = None, *, deadline
     the deadline. Final failure: ConnectionFailed with a friendly first line, `.pg` set when
     the server answered, `.details['attempts']`; marked DEADLINE (exit 16) instead of
     CONNECTION when the deadline ran out between attempts.
+
+    A host list (`params.fallback_hosts`) is tried in order, as libpq does: the next host when
+    one cannot be reached or does not match target_session_attrs; never after a server refused
+    the login (a wrong password is wrong everywhere). prefer-standby makes two passes.
     """
+    if not params.fallback_hosts:
+        try:
+            return _open_host(params, database, deadline=deadline, on_notice=on_notice, retry=retry, out=out,
+                              environ=environ)
+        except ConnectionFailed as error:
+            error.details.pop(NEXT_HOST, None)  # no next host: not part of the report
+            raise
+    wanted = params.target_session_attrs
+    tried: list[str] = []
+    for pass_wanted in ("standby", "any") if wanted == "prefer-standby" else (wanted,):
+        for host, port in [(params.host, params.port), *params.fallback_hosts]:
+            one = dataclasses.replace(params, host=host, port=port, fallback_hosts=[], given=set(params.given),
+                                      target_session_attrs=pass_wanted)
+            try:
+                return _open_host(one, database, deadline=deadline, on_notice=on_notice, retry=retry, out=out,
+                                  environ=environ)
+            except ConnectionFailed as error:
+                reason = error.details.pop(NEXT_HOST, None)
+                if reason is None:
+                    raise
+                tried.append(f"{host}:{port} ({reason})")
+                if out is not None:
+                    out.verbose(f"trying the next host: {host}:{port} {reason}")
+    what = f"no server matches target_session_attrs={wanted}" if wanted not in ("", "any") else \
+        "could not connect to any host"
+    raise ConnectionFailed(f"{what}: tried {', '.join(tried)}", details={"attempts": len(tried)})
+
+
+#: details key of a ConnectionFailed after which a host list moves on (its value: what was found).
+NEXT_HOST = "next_host"
+
+
+def _next_host_allowed(exc: BaseException) -> bool:
+    """libpq moves to the next host when this one cannot be reached, not when it refused the login."""
+    if diagnostics(exc) is not None:
+        return is_transient(exc)
+    items = list(_chain(exc))
+    if any(isinstance(i, (AuthMethodRefused, UnsendableSecret)) for i in items):
+        return False
+    return "no password was provided" not in " ".join(str(i) for i in items)
+
+
+def _open_host(params: ConnParams, database: str | None = None, *, deadline: Deadline | None = None,
+               on_notice: Callable[[PgDiagnostics], None] | None = None, retry: bool = True,
+               out: Any = None, environ: Any = None) -> LiveConnection:
+    """open_connection for one host."""
     db = params.database if database is None else database
     deadline = deadline or Deadline(None)
     check_options(params.options, "the connection options")  # resolve() did; ConnParams built by hand too
@@ -321,6 +372,8 @@ def open_connection(params: ConnParams, database: str | None = None, *, deadline
                                  f"it refuses a client certificate under TLS 1.3 (sslcert {params.sslcert})")
                 last.args = (last.message,)
                 raise last from exc
+            if _next_host_allowed(exc):
+                last.details[NEXT_HOST] = last.message
             if not is_transient(exc):
                 raise last from exc
             continue
@@ -360,7 +413,7 @@ def _check_session_attrs(conn: LiveConnection, params: ConnParams, db: str, dead
     conn.close()
     state = ("read-only" if read_only else "read-write") + (", standby" if in_recovery else ", primary")
     raise ConnectionFailed(f"no server matches target_session_attrs={wanted}: tried {params.host}:{params.port} "
-                           f"({state})", details={"attempts": attempts})
+                           f"({state})", details={"attempts": attempts, NEXT_HOST: state})
 
 
 def _connect_once(params: ConnParams, db: str, provider: Any, plan: list, deadline: Deadline,

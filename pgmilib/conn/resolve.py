@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pgmilib.conn.conninfo import parse_connection_string
+from pgmilib.conn.conninfo import parse_connection_string, set_hosts
 from pgmilib.conn.libpqkeys import check_options, check_target_session_attrs, parse_require_auth
 from pgmilib.conn.params import (
     DEFAULT_APP_NAME,
@@ -230,15 +230,23 @@ def _resolve_granular(flags: ConnectionFlags, environ: Mapping[str, str], yaml_c
 
     params = ConnParams(source="flags")
     port, origin = pick(_flag_port(flags), "port", "PGPORT", "port")
-    if origin == "env":
+    if "," in str(port):
+        pass  # a port list: checked with the host list below
+    elif origin == "env":
         params.port = parse_port(port, "invalid $PGPORT value")
     elif origin == "yaml":
         params.port = parse_port(port, "invalid pgmi.yaml connection.port")
     else:
         params.port = int(port) if port else DEFAULT_PORT
 
-    host, _ = pick(flags.host, "host", "PGHOST", "host")
-    params.host = host or default_host(params.port)
+    host, host_origin = pick(flags.host, "host", "PGHOST", "host")
+    if host_origin == "service" and svc.fallback_hosts:
+        params.host, params.fallback_hosts = svc.host, list(svc.fallback_hosts)
+    elif "," in str(host) or "," in str(port):  # libpq's host list, e.g. PGHOST=db1,db2
+        set_hosts(params, str(host or "localhost").split(","), str(port or DEFAULT_PORT).split(","),
+                  "invalid host/port list")
+    else:
+        params.host = host or default_host(params.port)
     if host:
         params.given.add("host")  # explicit: Google connects here instead of resolving the instance
 
