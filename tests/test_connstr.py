@@ -78,7 +78,7 @@ def test_uri_ipv6_and_query_key_rules():
     ("postgresql://h:70000/db", "between 1 and 65535"),
     ("postgresql://u:p%zz@h/db", "percent-encoding in the password"),
     ("postgresql://[::1/db", "unterminated"),
-    ("postgresql://h1,h2:5432/db", "multiple hosts"),
+    ("postgresql://h1,h2:x/db", "invalid port"),
     ("postgresql://h/db?sslmode=sometimes", "invalid sslmode"),
     ("postgresql://h/db?connect_timeout=soon", "invalid connect_timeout"),
     ("postgresql://h/db?sslmode", "has no '='"),
@@ -134,8 +134,10 @@ def test_libpq_key_value_form():
     assert (p.sslmode, p.application_name, p.options) == ("disable", "tool", {"options": "-c x=1"})
     with pytest.raises(ConfigError, match="missing"):
         parse_connection_string("host=h dbname")
-    with pytest.raises(ConfigError, match="multiple hosts"):
-        parse_connection_string("host=a,b dbname=x")
+    multi = parse_connection_string("host=a,b port=1,2 dbname=x")  # libpq's host list, tried in order
+    assert (multi.host, multi.port, multi.fallback_hosts) == ("a", 1, [("b", 2)])
+    with pytest.raises(ConfigError, match="could not match 3 port numbers to 2 hosts"):
+        parse_connection_string("host=a,b port=1,2,3 dbname=x")
 
 
 # ---------------------------------------------------------------------------------------
@@ -377,7 +379,7 @@ def test_repr_never_shows_secrets():
 def test_error_messages_never_show_the_password():
     rng = random.Random(7)
     bad_suffixes = ["@h:99999/db", "@h:x/db", "@[::1/db", "@h/db?sslmode=nah", "@h/db?connect_timeout=-3",
-                    "@h1,h2/db"]
+                    "@h1,h2:x/db"]
     for _ in range(100):
         secret = "pw" + "".join(rng.choice(string.ascii_letters + string.digits) for _ in range(10))
         for suffix in bad_suffixes:

@@ -11,6 +11,7 @@ startup handshake is done; the run-wide `--timeout` is enforced by a watchdog ca
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import functools
 import os
@@ -23,24 +24,14 @@ from typing import Any
 from pgmilib.conn.auth import provider_for
 from pgmilib.conn.backoff import Backoff, pause
 from pgmilib.conn.deadline import CANCEL_GRACE_SECONDS, CANCELLED, Deadline
+from pgmilib.conn.libpqkeys import check_options, is_client_only, parse_require_auth, session_matches, unused_keys
 from pgmilib.conn.params import ConnParams
 from pgmilib.conn.tls import build_ssl_context
-from pgmilib.conn.wire import DRIVER_ERRORS, LiveConnection, UnsendableSecret, secret_problem
+from pgmilib.conn.wire import DRIVER_ERRORS, AuthMethodRefused, LiveConnection, UnsendableSecret, secret_problem
 from pgmilib.errors import ConnectionFailed, Interrupted, Marker, PgDiagnostics, go_quote
 from pgmilib.redact import redact
 
 MAX_RETRIES = 3  # so at most 4 attempts
-# Extra string parameters that are client-side settings of libpq/pgx, not server GUCs:
-# never sent as startup parameters.
-CLIENT_ONLY_KEYS = frozenset({
-    "passfile", "sslsni", "target_session_attrs", "service", "servicefile", "krbsrvname", "krbspn",
-    "sslnegotiation", "statement_cache_capacity", "default_query_exec_mode", "gssencmode", "gsslib",
-    "channel_binding", "keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count",
-    "tcp_user_timeout", "sslcompression", "sslcrl", "sslcrldir", "sslcertmode", "requirepeer",
-    "ssl_min_protocol_version", "ssl_max_protocol_version", "hostaddr", "load_balance_hosts",
-    "require_auth", "replication", "user", "database", "application_name", "min_read_buffer_size",
-    "description_cache_capacity",
-})
 _TRANSIENT_TEXT = ("connection refused", "connection reset", "connection timeout", "connection failure",
                    "network is unreachable", "i/o timeout", "broken pipe", "too many connections",
                    "server closed the connection", "unexpected eof", "connection pool exhausted")
@@ -203,6 +194,10 @@ def _transport_message(exc: BaseException, params: ConnParams, database: str) ->
     where = f"{host}:{port}"
     items = list(_chain(exc))
     text = " ".join(str(item) for item in items).lower()
+    refused = next((i for i in items if isinstance(i, AuthMethodRefused)), None)
+    if refused is not None:  # nothing was sent: the password (or token) never left this machine
+        return (f"cannot log in as {go_quote(params.user)} at {where}: {refused}",
+                "change require_auth, or the server's pg_hba.conf method for this user")
     isready = f"is PostgreSQL running? check: pg_isready -h {host} -p {port}"
     if params.is_unix_socket or host in _LOCAL_HOSTS:
         isready += "; or deploy into a throwaway local server instead: pgmi deploy <project> --ephemeral"
@@ -259,8 +254,7 @@ def retry_delay(index: int, rng: random.Random | None = None) -> float:
 
 
 def _startup_params(params: ConnParams) -> dict[str, str]:
-    return {k: str(v) for k, v in params.options.items() if k.lower() not in CLIENT_ONLY_KEYS
-            and not k.lower().startswith("pool_")}
+    return {k: str(v) for k, v in params.options.items() if not is_client_only(k)}
 
 
 def _deadline_error(last: ConnectionFailed | None, attempts: int) -> ConnectionFailed:
@@ -285,9 +279,60 @@ def open_connection(params: ConnParams, database: str | None = None, *, deadline
     the deadline. Final failure: ConnectionFailed with a friendly first line, `.pg` set when
     the server answered, `.details['attempts']`; marked DEADLINE (exit 16) instead of
     CONNECTION when the deadline ran out between attempts.
+
+    A host list (`params.fallback_hosts`) is tried in order, as libpq does: the next host when
+    one cannot be reached or does not match target_session_attrs; never after a server refused
+    the login (a wrong password is wrong everywhere). prefer-standby makes two passes.
     """
+    if not params.fallback_hosts:
+        try:
+            return _open_host(params, database, deadline=deadline, on_notice=on_notice, retry=retry, out=out,
+                              environ=environ)
+        except ConnectionFailed as error:
+            error.details.pop(NEXT_HOST, None)  # no next host: not part of the report
+            raise
+    wanted = params.target_session_attrs
+    tried: list[str] = []
+    for pass_wanted in ("standby", "any") if wanted == "prefer-standby" else (wanted,):
+        for host, port in [(params.host, params.port), *params.fallback_hosts]:
+            one = dataclasses.replace(params, host=host, port=port, fallback_hosts=[], given=set(params.given),
+                                      target_session_attrs=pass_wanted)
+            try:
+                return _open_host(one, database, deadline=deadline, on_notice=on_notice, retry=retry, out=out,
+                                  environ=environ)
+            except ConnectionFailed as error:
+                reason = error.details.pop(NEXT_HOST, None)
+                if reason is None:
+                    raise
+                tried.append(f"{host}:{port} ({reason})")
+                if out is not None:
+                    out.verbose(f"trying the next host: {host}:{port} {reason}")
+    what = f"no server matches target_session_attrs={wanted}" if wanted not in ("", "any") else \
+        "could not connect to any host"
+    raise ConnectionFailed(f"{what}: tried {', '.join(tried)}", details={"attempts": len(tried)})
+
+
+#: details key of a ConnectionFailed after which a host list moves on (its value: what was found).
+NEXT_HOST = "next_host"
+
+
+def _next_host_allowed(exc: BaseException) -> bool:
+    """libpq moves to the next host when this one cannot be reached, not when it refused the login."""
+    if diagnostics(exc) is not None:
+        return is_transient(exc)
+    items = list(_chain(exc))
+    if any(isinstance(i, (AuthMethodRefused, UnsendableSecret)) for i in items):
+        return False
+    return "no password was provided" not in " ".join(str(i) for i in items)
+
+
+def _open_host(params: ConnParams, database: str | None = None, *, deadline: Deadline | None = None,
+               on_notice: Callable[[PgDiagnostics], None] | None = None, retry: bool = True,
+               out: Any = None, environ: Any = None) -> LiveConnection:
+    """open_connection for one host."""
     db = params.database if database is None else database
     deadline = deadline or Deadline(None)
+    check_options(params.options, "the connection options")  # resolve() did; ConnParams built by hand too
     provider = provider_for(params, environ, deadline)
     # Cloud hook (conn/auth/cloud.py, google.py): verify-full unless sslmode was explicit, a warning for a
     # weak sslmode, Google's instance address and CA; the provider may supply its own TLS context.
@@ -301,6 +346,9 @@ def open_connection(params: ConnParams, database: str | None = None, *, deadline
                     f"(sslmode {params.sslmode or 'prefer'}, auth {params.auth_method}"
                     + "".join(f", {n} {getattr(params, n)}" for n in ("sslcert", "sslkey", "sslrootcert")
                               if getattr(params, n)) + ")")
+        unused = unused_keys(params.options)
+        if unused:
+            out.verbose(f"not used by pgmi (tuning keys of the original's driver): {', '.join(unused)}")
     attempts_allowed = 1 + (MAX_RETRIES if retry and provider.retries else 0)
     last: ConnectionFailed | None = None
     for attempt in range(attempts_allowed):
@@ -326,9 +374,13 @@ def open_connection(params: ConnParams, database: str | None = None, *, deadline
                                  f"it refuses a client certificate under TLS 1.3 (sslcert {params.sslcert})")
                 last.args = (last.message,)
                 raise last from exc
+            if _next_host_allowed(exc):
+                last.details[NEXT_HOST] = last.message
             if not is_transient(exc):
                 raise last from exc
             continue
+        if params.target_session_attrs not in ("", "any"):
+            _check_session_attrs(conn, params, db, deadline, attempt + 1)
         # Every connection of a run, not only the one whose statements the watchdog cancels (the
         # maintenance connection creating or dropping the database, too), ends by the deadline
         # plus the cancel grace, even on a network that has gone silent.
@@ -337,6 +389,33 @@ def open_connection(params: ConnParams, database: str | None = None, *, deadline
         return conn
     assert last is not None
     raise last
+
+
+def _check_session_attrs(conn: LiveConnection, params: ConnParams, db: str, deadline: Deadline,
+                         attempts: int) -> None:
+    """target_session_attrs on the one host pgmi connects to: keep the connection when the server's
+    state matches, else close it and fail (exit 11) saying what was found.
+
+    prefer-standby takes any server when no standby was found, so with one host it always matches.
+    The question is bounded like the start-up (connect_timeout within the deadline).
+    """
+    from pgmilib.resources import read_sql
+
+    wanted = params.target_session_attrs
+    limit = deadline.cap(params.connect_timeout)
+    conn.set_socket_timeout(None if limit is None else max(limit, 0.001))  # 0 would mean non-blocking
+    try:
+        read_only, in_recovery = conn.run(read_sql("session_attrs.sql"))[0]
+    except DRIVER_ERRORS as exc:
+        conn.close()
+        raise friendly_failure(exc, params, db) from exc
+    conn.clear_socket_timeout()
+    if session_matches(wanted, read_only, in_recovery, standby_pass=False):
+        return
+    conn.close()
+    state = ("read-only" if read_only else "read-write") + (", standby" if in_recovery else ", primary")
+    raise ConnectionFailed(f"no server matches target_session_attrs={wanted}: tried {params.host}:{params.port} "
+                           f"({state})", details={"attempts": attempts, NEXT_HOST: state})
 
 
 def _connect_once(params: ConnParams, db: str, provider: Any, plan: list, deadline: Deadline,
@@ -360,6 +439,9 @@ def _connect_once(params: ConnParams, db: str, provider: Any, plan: list, deadli
         }
         if startup:
             kwargs["startup_params"] = startup
+        if params.require_auth:  # checked in the driver before anything is sent
+            require = parse_require_auth(params.require_auth, "require_auth")
+            kwargs["auth_check"] = require.refusal if require is not None else None
         if unix:
             kwargs["unix_sock"] = os.path.join(params.host, f".s.PGSQL.{params.port}")
         else:

@@ -14,6 +14,7 @@ what `psql`, `pg_dump` and most tooling print, and nothing it could mean is ambi
 from __future__ import annotations
 
 from pgmilib.conn import SSLMODES
+from pgmilib.conn.libpqkeys import check_target_session_attrs, parse_require_auth
 from pgmilib.conn.params import DEFAULT_PORT, ConnParams, parse_port, parse_timeout
 from pgmilib.errors import ConfigError, go_quote
 from pgmilib.redact import register_secret
@@ -33,6 +34,8 @@ _LIBPQ_KEYS = {
     "sslmode": "sslmode", "sslcert": "sslcert", "sslkey": "sslkey", "sslrootcert": "sslrootcert",
     "sslpassword": "sslpassword", "application_name": "application_name",
     "connect_timeout": "connect_timeout", "fallback_application_name": "fallback_application_name",
+    "passfile": "passfile", "sslcrl": "sslcrl", "require_auth": "require_auth",
+    "target_session_attrs": "target_session_attrs",
 }
 _URI_KEYS = {**_LIBPQ_KEYS, "applicationname": "application_name", "connecttimeout": "connect_timeout"}
 _ADO_KEYS = {
@@ -42,7 +45,8 @@ _ADO_KEYS = {
     "sslkey": "sslkey", "ssl key": "sslkey", "sslrootcert": "sslrootcert", "ssl root cert": "sslrootcert",
     "sslpassword": "sslpassword", "ssl password": "sslpassword", "application name": "application_name",
     "applicationname": "application_name", "timeout": "connect_timeout", "connect timeout": "connect_timeout",
-    "connecttimeout": "connect_timeout",
+    "connecttimeout": "connect_timeout", "passfile": "passfile", "sslcrl": "sslcrl", "require_auth": "require_auth",
+    "target_session_attrs": "target_session_attrs", "target session attributes": "target_session_attrs",
 }
 _KEYS = {"uri": _URI_KEYS, "libpq": _LIBPQ_KEYS, "ado": _ADO_KEYS}
 
@@ -76,6 +80,7 @@ def params_from_pairs(pairs: list[tuple[str, str]], form: str) -> ConnParams:
     params = ConnParams(host="localhost", port=DEFAULT_PORT, database="postgres")
     seen: set[str] = set()
     fallback_app = ""
+    lists: dict[str, list[str]] = {}  # a host or port list (libpq's multi-host form)
     for raw_key, value in pairs:
         key = raw_key.strip().lower()
         if not key:
@@ -91,20 +96,38 @@ def params_from_pairs(pairs: list[tuple[str, str]], form: str) -> ConnParams:
         if canon == "fallback_application_name":
             fallback_app = value
             continue
+        if canon in ("host", "port") and "," in value:
+            lists[canon] = [item.strip() for item in value.split(",")]
+            continue
+        lists.pop(canon, None)
         _set_field(params, canon, value, form)
     if not params.application_name and fallback_app:
         params.application_name = fallback_app
+    if lists:
+        set_hosts(params, lists.get("host") or [params.host], lists.get("port") or [str(params.port)],
+                  "invalid connection string")
     return params
+
+
+def set_hosts(params: ConnParams, hosts: list[str], ports: list[str], origin: str) -> None:
+    """libpq's host list: tried in order; one port for all of them, or one per host ('' = 5432).
+    `origin` starts an error message ("invalid connection string", "invalid $PGPORT value")."""
+    hosts = [host.strip() for host in hosts]
+    ports = [port.strip() for port in ports]
+    if len(ports) == 1:
+        ports = ports * len(hosts)
+    elif len(ports) != len(hosts):
+        raise ConfigError(f"{origin}: could not match {len(ports)} port numbers to {len(hosts)} hosts")
+    pairs = [(host or "localhost", parse_port(port, f"{origin}: invalid port") if port else DEFAULT_PORT)
+             for host, port in zip(hosts, ports)]
+    (params.host, params.port), params.fallback_hosts = pairs[0], pairs[1:]
+    params.given.update(("host", "port", "fallback_hosts"))
 
 
 def _set_field(params: ConnParams, canon: str, value: str, form: str) -> None:
     if canon == "host":
-        if "," in value:
-            raise _bad(f"multiple hosts are not supported ({go_quote(value)}); name one host")
         params.host = value or "localhost"
     elif canon == "port":
-        if "," in value:
-            raise _bad(f"multiple ports are not supported ({go_quote(value)})")
         params.port = parse_port(value, "invalid connection string: invalid port")
     elif canon == "database":
         params.database = value or "postgres"
@@ -121,6 +144,12 @@ def _set_field(params: ConnParams, canon: str, value: str, form: str) -> None:
     elif canon == "sslpassword":
         params.sslpassword = value
         register_secret(value)
+    elif canon == "require_auth":
+        parse_require_auth(value, "the connection string")
+        params.require_auth = value.strip()
+    elif canon == "target_session_attrs":
+        mode = value.strip().lower() if form == "ado" else value.strip()
+        params.target_session_attrs = check_target_session_attrs(mode, "the connection string")
     elif canon == "connect_timeout":
         params.connect_timeout = parse_timeout(value, f"invalid connection string: invalid connect_timeout value {go_quote(value)}")
     else:
@@ -190,9 +219,11 @@ def _parse_uri(text: str) -> list[tuple[str, str]]:
             pairs.append(("password", _pct_decode(password, "password")))
     else:
         hostport = netloc
-    host, port = _split_hostport(hostport)
-    if host:
-        pairs.append(("host", _pct_decode(host, "host")))
+    split = [_split_hostport(item) for item in hostport.split(",")]  # h1:5432,h2:5433 (libpq's host list)
+    host = ",".join(_pct_decode(h, "host") for h, _ in split)
+    port = ",".join(p for _, p in split) if any(p for _, p in split) else ""
+    if host.strip(","):
+        pairs.append(("host", host))
     if port:
         pairs.append(("port", port))
     if slash and path:
@@ -224,8 +255,6 @@ def _split_hostport(hostport: str) -> tuple[str, str]:
         if after and not after.startswith(":"):
             raise _bad("malformed URI: unexpected text after the IPv6 address")
         return host, after[1:]
-    if "," in hostport:
-        raise _bad("multiple hosts are not supported; name one host")
     host, _, port = hostport.rpartition(":") if ":" in hostport else (hostport, "", "")
     if ":" in host:
         raise _bad("malformed URI: IPv6 addresses must be written in brackets")

@@ -35,6 +35,12 @@ class ConnParams:
     sslrootcert: str = ""
     sslpassword: str | None = None
     connect_timeout: float | None = None
+    # More (host, port) pairs to try, in order, after host:port (libpq's `host=a,b` list).
+    fallback_hosts: list[tuple[str, int]] = field(default_factory=list)
+    passfile: str = ""  # the password file for this connection ('' = $PGPASSFILE or the default)
+    sslcrl: str = ""  # certificate revocation list checked under a verifying sslmode
+    require_auth: str = ""  # libpq's list of allowed (or `!`-refused) authentication methods
+    target_session_attrs: str = ""  # '' = any
     application_name: str = ""
     options: dict[str, str] = field(default_factory=dict)  # extra parameters (startup params)
     auth_method: str = "password"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Mapping
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any
 
 from pgmilib.errors import go_quote
@@ -22,14 +22,28 @@ def home_dir(environ: Mapping[str, str]) -> str:
     return environ.get("HOME") or os.path.expanduser("~")
 
 
-def pgpass_path(environ: Mapping[str, str] | None = None) -> Path:
-    """$PGPASSFILE, else %APPDATA%\\postgresql\\pgpass.conf on Windows, else ~/.pgpass (libpq's rule)."""
+def pgpass_path(environ: Mapping[str, str] | None = None, passfile: str = "", *,
+                windows: bool | None = None) -> Path:
+    """libpq's rule: the `passfile` connection key, else $PGPASSFILE, else
+    %APPDATA%\\postgresql\\pgpass.conf on Windows, else ~/.pgpass.
+
+    `windows` defaults to the real platform; tests pass it to check either branch anywhere.
+    The result is a PureWindowsPath on the Windows branch when run elsewhere.
+    """
     env = os.environ if environ is None else environ
+    on_windows = os.name == "nt" if windows is None else windows
+    if passfile:
+        return Path(os.path.expanduser(passfile))
     if env.get("PGPASSFILE"):
         return Path(env["PGPASSFILE"])
-    if os.name == "nt" and env.get("APPDATA"):
-        return Path(env["APPDATA"]) / "postgresql" / "pgpass.conf"
+    if on_windows and env.get("APPDATA"):
+        return _windows_path(env["APPDATA"], "postgresql", "pgpass.conf")
     return Path(home_dir(env)) / ".pgpass"
+
+
+def _windows_path(*parts: str) -> Path:
+    path = PureWindowsPath(*parts)
+    return Path(path) if os.name == "nt" else path  # type: ignore[return-value]
 
 
 def match_host(host: str) -> str:
@@ -64,15 +78,15 @@ def _pgpass_fields(line: str) -> list[str]:
 
 
 def pgpass_lookup(host: str, port: int, database: str, user: str, environ: Mapping[str, str],
-                  out: Any = None) -> str | None:
-    """Password for this connection from $PGPASSFILE or ~/.pgpass, libpq rules; None if no match.
+                  out: Any = None, passfile: str = "") -> str | None:
+    """Password for this connection from the password file (`pgpass_path`), libpq rules; None if no match.
 
     First line whose four fields each equal the value or are `*` wins; a Unix-socket host
     matches `localhost`. Like libpq (and unlike the original, which followed pgx), a file
     readable by group or others is ignored with a warning: a password file anyone can read
     is a leak, and silently using it would hide that.
     """
-    path = str(pgpass_path(environ))
+    path = str(pgpass_path(environ, passfile))
     try:
         info = os.stat(path)
     except OSError:

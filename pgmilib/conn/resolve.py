@@ -15,7 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pgmilib.conn.conninfo import parse_connection_string
+from pgmilib.conn.conninfo import parse_connection_string, set_hosts
+from pgmilib.conn.libpqkeys import check_options, check_target_session_attrs, parse_require_auth
 from pgmilib.conn.params import (
     DEFAULT_APP_NAME,
     DEFAULT_HOST,
@@ -131,7 +132,30 @@ def resolve(flags: ConnectionFlags, environ: Mapping[str, str], yaml_connection:
     _resolve_cloud(params, flags, environ, yaml_connection)
     _resolve_tls(params, flags, environ, yaml_connection, from_string=bool(text))
     _resolve_databases(params, flags, yaml_connection, from_string=bool(text))
+    _resolve_client_keys(params, environ, source or (f"service {environ['PGSERVICE']}" if environ.get("PGSERVICE")
+                                                     else "the environment"))
     return params
+
+
+#: The libpq keys with their own ConnParams field and variable (string or service > variable).
+_CLIENT_FIELDS = {"passfile": "PGPASSFILE", "sslcrl": "PGSSLCRL", "require_auth": "PGREQUIREAUTH",
+                  "target_session_attrs": "PGTARGETSESSIONATTRS"}
+
+
+def _resolve_client_keys(params: ConnParams, environ: Mapping[str, str], origin: str) -> None:
+    """passfile, sslcrl, require_auth, target_session_attrs from their variables when no string or
+    service named them; every value checked, and every other extra key honoured or refused here."""
+    for name, env_key in _CLIENT_FIELDS.items():
+        if name not in params.given and environ.get(env_key):
+            setattr(params, name, environ[env_key].strip())
+            where = f"${env_key}"
+        else:
+            where = origin
+        if name == "require_auth":
+            parse_require_auth(params.require_auth, where)
+        elif name == "target_session_attrs":
+            check_target_session_attrs(params.target_session_attrs, where)
+    check_options(params.options, origin)
 
 
 #: Where local servers put their unix socket (Debian/Ubuntu, then upstream's default).
@@ -160,8 +184,10 @@ def _resolve_string(text: str, source: str, environ: Mapping[str, str]) -> ConnP
                                                             f"invalid connection string in {source}", 1)
         raise ConfigError(reason) from None
     service = params.options.pop("service", "")
+    servicefile = params.options.pop("servicefile", "")
     if service:
-        merge_service(params, service_lookup(service, environ))
+        merge_service(params, service_lookup(service, {**environ, "PGSERVICEFILE": servicefile} if servicefile
+                                             else environ))
     params.source = source
     if not params.user:
         params.user = environ.get("PGUSER") or _os_user(environ)
@@ -206,15 +232,23 @@ def _resolve_granular(flags: ConnectionFlags, environ: Mapping[str, str], yaml_c
 
     params = ConnParams(source="flags")
     port, origin = pick(_flag_port(flags), "port", "PGPORT", "port")
-    if origin == "env":
+    if "," in str(port):
+        pass  # a port list: checked with the host list below
+    elif origin == "env":
         params.port = parse_port(port, "invalid $PGPORT value")
     elif origin == "yaml":
         params.port = parse_port(port, "invalid pgmi.yaml connection.port")
     else:
         params.port = int(port) if port else DEFAULT_PORT
 
-    host, _ = pick(flags.host, "host", "PGHOST", "host")
-    params.host = host or default_host(params.port)
+    host, host_origin = pick(flags.host, "host", "PGHOST", "host")
+    if host_origin == "service" and svc.fallback_hosts:
+        params.host, params.fallback_hosts = svc.host, list(svc.fallback_hosts)
+    elif "," in str(host) or "," in str(port):  # libpq's host list, e.g. PGHOST=db1,db2
+        set_hosts(params, str(host or "localhost").split(","), str(port or DEFAULT_PORT).split(","),
+                  "invalid host/port list")
+    else:
+        params.host = host or default_host(params.port)
     if host:
         params.given.add("host")  # explicit: Google connects here instead of resolving the instance
 
@@ -247,7 +281,7 @@ def _resolve_granular(flags: ConnectionFlags, environ: Mapping[str, str], yaml_c
     elif environ.get("PGCONNECT_TIMEOUT"):
         params.connect_timeout = _env_timeout(environ)
 
-    for name in ("sslcert", "sslkey", "sslrootcert", "sslpassword"):
+    for name in ("sslcert", "sslkey", "sslrootcert", "sslpassword", *_CLIENT_FIELDS):
         if name in svc_given:  # service TLS settings rank like a string's (step F)
             setattr(params, name, getattr(svc, name))
             params.given.add(name)

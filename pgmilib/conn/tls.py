@@ -29,7 +29,9 @@ def build_ssl_context(params: ConnParams, host: str) -> ssl.SSLContext | bool:
 
     allow/prefer/require (without a root cert) encrypt without verifying the server, as
     libpq does; require *with* sslrootcert means verify-ca; verify-full also checks the
-    host name against the certificate's SAN (CN ignored, like the original). The attempt
+    host name against the certificate's SAN (CN ignored, like the original). `sslcrl` is
+    loaded only when verifying (libpq ignores it otherwise); it must then hold a CRL from the
+    CA that issued the server's certificate. The attempt
     order for allow/prefer is decided by `open_connection`. File problems are ConfigError.
     Unix-domain sockets never use TLS, whatever the sslmode (libpq does the same: the
     socket is local and protected by file permissions).
@@ -55,6 +57,13 @@ def build_ssl_context(params: ConnParams, host: str) -> ssl.SSLContext | bool:
                 raise ConfigError(f"invalid sslrootcert file {go_quote(path)}: {error}") from None
         else:
             ctx.load_default_certs()
+        if params.sslcrl:  # a revoked server certificate fails the handshake
+            path = _readable(params.sslcrl, "sslcrl")
+            try:
+                ctx.load_verify_locations(cafile=path)
+            except (ssl.SSLError, ValueError) as error:
+                raise ConfigError(f"invalid sslcrl file {go_quote(path)}: {error}") from None
+            ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
     if params.sslcert or params.sslkey:
         check_client_cert_pair(params)  # resolve() checked already; ConnParams built by hand are checked here
         cert = _readable(params.sslcert, "sslcert")

@@ -40,6 +40,14 @@ class UnsendableSecret(pg8000.exceptions.InterfaceError):
     """The password (or token) cannot be sent as it is; the text says why, never what it is."""
 
 
+class AuthMethodRefused(pg8000.exceptions.InterfaceError):
+    """The server asked for an authentication method require_auth does not allow; nothing was sent."""
+
+
+#: What each authentication request asks for, in require_auth's words (0 first: no exchange at all).
+AUTH_METHOD_NAMES = {0: "none", 2: "kerberos", 3: "password", 5: "md5", 7: "gss", 9: "sspi", 10: "scram-sha-256"}
+
+
 def secret_problem(secret: str | None) -> str | None:
     """Why `secret` cannot travel in a PasswordMessage at all (None: it can)."""
     if secret is None:
@@ -62,10 +70,15 @@ class LiveConnection(pg8000.native.Connection):
     """
 
     def __init__(self, *args: Any, on_notice: Callable[[PgDiagnostics], None] | None = None,
-                 registry: list[LiveConnection] | None = None, **kwargs: Any) -> None:
+                 registry: list[LiveConnection] | None = None,
+                 auth_check: Callable[[str], str | None] | None = None, **kwargs: Any) -> None:
         if registry is not None:  # reachable (shutdown_socket) while the start-up below still runs
             registry.append(self)
         self.on_notice = on_notice
+        # require_auth: called with the method the server asks for, before anything is sent;
+        # a text is the refusal. `_auth_asked` tells AuthenticationOk after an exchange from "none".
+        self._auth_check = auth_check
+        self._auth_asked = False
         self._shut_timer: threading.Timer | None = None
         self.notice_errors = 0  # notices whose callback raised (the message loop must go on)
         # COPY without a client stream (COPY inside deploy.sql): rows go to `on_copy_out`;
@@ -165,6 +178,12 @@ class LiveConnection(pg8000.native.Connection):
             raise context.error
 
     def handle_AUTHENTICATION_REQUEST(self, data: bytes, context: Any) -> None:
+        code = struct.unpack("!i", data[:4])[0]
+        method = AUTH_METHOD_NAMES.get(code) if code != 0 or not self._auth_asked else None
+        self._auth_asked = True
+        refusal = self._auth_check(method) if method is not None and self._auth_check is not None else None
+        if refusal:
+            raise AuthMethodRefused(refusal)
         # pg8000 crashes with AttributeError on SCRAM (code 10) without a password; say it plainly.
         if self.password is None and struct.unpack("!i", data[:4])[0] in (3, 5, 10):
             import pg8000.exceptions

@@ -66,5 +66,5 @@ def password_for(params: ConnParams, database: str | None = None, environ: Mappi
     if secret is None and provider.needs_pgpass:
         from pgmilib.conn.pgpass import pgpass_lookup
 
-        secret = pgpass_lookup(params.host, params.port, db, params.user, provider.environ, out)
+        secret = pgpass_lookup(params.host, params.port, db, params.user, provider.environ, out, params.passfile)
     return secret
