@@ -226,6 +226,24 @@ def test_config_retries_a_failed_connection_and_keeps_params(tmp_path, term_env,
     assert not Path(term_env["PGPASSFILE"]).exists()
 
 
+def test_config_names_the_string_keys_pgmi_yaml_cannot_hold(tmp_path, term_env, pg):
+    host, port, user, password = server_fields(pg)
+    term = Terminal(pgmi("config"), tmp_path, term_env)
+    term.expect("Choice [1]: ")
+    term.send("5")  # Other / connection string
+    term.expect("Connection string (URI or key=value): ")
+    term.send(f"host={host} port={port} user={user} dbname=kept_db password={password} "
+              "application_name=ci require_auth=scram-sha-256,md5,password")
+    term.expect("Not kept in pgmi.yaml: application_name, require_auth; ")
+    term.expect("Connected: PostgreSQL ")
+    term.expect("[Y/n]: ")
+    term.send("n")
+    term.expect("Tip: ")
+    assert term.finish() == 0
+    connection = yaml.safe_load((tmp_path / "pgmi.yaml").read_text())["connection"]
+    assert connection["database"] == "kept_db" and "require_auth" not in connection
+
+
 def test_config_declined_overwrite_changes_nothing(tmp_path, term_env):
     (tmp_path / "pgmi.yaml").write_text("connection:\n  database: keep\n")
     term = Terminal(pgmi("config"), tmp_path, term_env)

@@ -75,6 +75,11 @@ def _cloud_form(p: Prompter, provider: str, prev: dict) -> dict:
     return conn
 
 
+#: What a pasted connection string keeps in pgmi.yaml (the password goes to .pgpass, if anywhere).
+_KEPT_FROM_STRING = {"host", "port", "database", "user", "password", "sslmode", "maintenance_database",
+                     "sslcert", "sslkey", "sslrootcert"}
+
+
 def _string_form(p: Prompter) -> tuple[dict, str | None]:
     from pgmilib.conn.conninfo import parse_connection_string
     from pgmilib.errors import PgmiError
@@ -94,6 +99,10 @@ def _string_form(p: Prompter) -> tuple[dict, str | None]:
         if not params.database:
             p.say("  The connection string must name a database.")
             continue
+        dropped = sorted((params.given - _KEPT_FROM_STRING) | set(params.options))
+        if dropped:  # pgmi.yaml has no place for them: say so rather than lose them silently
+            p.say(f"  Not kept in pgmi.yaml: {', '.join(dropped)}; set them in $PGMI_CONNECTION_STRING or"
+                  " the PG* variables when you deploy.")
         return conn, params.password
 
 
