@@ -5,13 +5,15 @@ The behaviour on a real server is in tests/test_conn_keys_server.py.
 
 from __future__ import annotations
 
-from pathlib import PureWindowsPath
+from pathlib import Path, PureWindowsPath
 
 import pytest
 
+from pgmilib.conn import pgpass
 from pgmilib.conn.connect import _startup_params
 from pgmilib.conn.conninfo import parse_connection_string
 from pgmilib.conn.libpqkeys import (
+    REQUIRE_AUTH_METHODS,
     TARGET_SESSION_ATTRS,
     check_options,
     is_client_only,
@@ -157,3 +159,58 @@ def test_the_passfile_key_is_where_the_lookup_reads(tmp_path):
     assert pgpass_lookup("db.example", 5432, "app", "u", {}, passfile=str(key_file)) == r"a:b\c"
     assert pgpass_lookup("db.example", 5432, "app", "u", {"PGPASSFILE": str(key_file)},
                          passfile=str(tmp_path / "none")) is None
+
+
+# ---- the exact words of each refusal (a user reads them; the mutation run holds them) ----------
+
+
+def test_refusal_messages_name_the_value_and_what_is_accepted():
+    PREFIX = "invalid configuration: "  # what every ConfigError starts with
+    with pytest.raises(ConfigError) as caught:
+        check_options({"GssEncMode": "require"}, "the connection string")
+    assert str(caught.value) == PREFIX + ('connection key GssEncMode="require" in the connection string is not supported '
+                                 '(pgmi accepts only disable or prefer)')
+    with pytest.raises(ConfigError) as caught:
+        parse_require_auth("md5,!password", "$PGREQUIREAUTH")
+    assert str(caught.value) == PREFIX + ('invalid require_auth "md5,!password" in $PGREQUIREAUTH: negated and plain '
+                                 "methods cannot be mixed")
+    with pytest.raises(ConfigError) as caught:
+        parse_require_auth("scram", "the connection string")
+    assert str(caught.value) == PREFIX + ('invalid require_auth method "scram" in the connection string (valid: '
+                                 + ", ".join(REQUIRE_AUTH_METHODS) + ")")
+    with pytest.raises(ConfigError) as caught:
+        parse_require_auth("md5,gss", "pgmi.yaml")
+    assert str(caught.value) == PREFIX + ('require_auth method "gss" in pgmi.yaml is not supported '
+                                 "(pgmi cannot do GSSAPI or SSPI authentication)")
+    with pytest.raises(ConfigError) as caught:
+        parse_require_auth("md5, md5", "pgmi.yaml")
+    assert str(caught.value) == PREFIX + 'invalid require_auth "md5, md5" in pgmi.yaml: md5 is listed twice'
+
+
+def test_a_refusal_quotes_the_list_as_the_user_wrote_it():
+    rule = parse_require_auth(" scram-sha-256,password ", "x")
+    assert rule.refusal("md5") == ("require_auth=scram-sha-256,password does not allow md5 authentication, "
+                                   "which the server asked for")
+    assert rule.refusal("password") is None
+
+
+def test_the_platform_decides_the_path_rule_unless_told(monkeypatch):
+    env = {"APPDATA": r"C:\Users\dev\AppData\Roaming", "HOME": "/home/dev"}
+    monkeypatch.setattr(pgpass, "ON_WINDOWS", True)
+    on_windows = pgpass_path(env)
+    assert on_windows.parts[-2:] == ("postgresql", "pgpass.conf") and isinstance(on_windows, Path)
+    monkeypatch.setattr(pgpass, "ON_WINDOWS", False)
+    assert str(pgpass_path(env)) == "/home/dev/.pgpass"
+    windows_elsewhere = pgpass_path(env, windows=True)  # what a POSIX host can hold of a Windows path
+    assert isinstance(windows_elsewhere, PureWindowsPath) and not isinstance(windows_elsewhere, Path)
+
+
+def test_without_an_environment_the_process_one_is_read(monkeypatch, tmp_path):
+    monkeypatch.setenv("PGPASSFILE", str(tmp_path / "from-env"))
+    assert pgpass_path() == tmp_path / "from-env"
+
+
+def test_the_saver_makes_missing_parent_directories(tmp_path):
+    target = tmp_path / "a" / "b" / "pgpass"
+    assert save_password("h", 5432, "u", "pw", {"PGPASSFILE": str(target)}) == target
+    assert pgpass_lookup("h", 5432, "db", "u", {"PGPASSFILE": str(target)}) == "pw"

@@ -17,6 +17,9 @@ from pgmilib.errors import go_quote
 from pgmilib.fileio import atomic_write
 from pgmilib.redact import register_secret
 
+#: The platform's rule applies unless a caller says which (tests hold both branches anywhere).
+ON_WINDOWS = os.name == "nt"
+
 
 def home_dir(environ: Mapping[str, str]) -> str:
     return environ.get("HOME") or os.path.expanduser("~")
@@ -31,7 +34,7 @@ def pgpass_path(environ: Mapping[str, str] | None = None, passfile: str = "", *,
     The result is a PureWindowsPath on the Windows branch when run elsewhere.
     """
     env = os.environ if environ is None else environ
-    on_windows = os.name == "nt" if windows is None else windows
+    on_windows = ON_WINDOWS if windows is None else windows
     if passfile:
         return Path(os.path.expanduser(passfile))
     if env.get("PGPASSFILE"):
@@ -43,7 +46,7 @@ def pgpass_path(environ: Mapping[str, str] | None = None, passfile: str = "", *,
 
 def _windows_path(*parts: str) -> Path:
     path = PureWindowsPath(*parts)
-    return Path(path) if os.name == "nt" else path  # type: ignore[return-value]
+    return Path(path) if ON_WINDOWS else path  # type: ignore[return-value]
 
 
 def match_host(host: str) -> str:

@@ -29,6 +29,7 @@ SECURITY: dict[str, list[str] | None] = {
     "pgmilib/conn/params.py": ["check_client_cert_pair"],
     "pgmilib/conn/tls.py": None,
     "pgmilib/conn/pgpass.py": None,
+    "pgmilib/conn/libpqkeys.py": ["RequireAuth.refusal", "parse_require_auth", "check_options"],
     "pgmilib/deploy/lock.py": ["acquire", "wait_for_no_deploy", "release"],
     "pgmilib/deploy/dbadmin.py": ["quote_ident", "check_database_name", "_printable", "quote_literal",
                                   "check_overwrite_allowed", "ForcedApprover.approve", "RefusingApprover.approve",
@@ -47,7 +48,7 @@ SECURITY: dict[str, list[str] | None] = {
 TESTS = [
     "tests/test_security_redact.py", "tests/test_security_tls.py", "tests/test_security_guards.py",
     "tests/test_security_cloud.py", "tests/test_security_mcp.py", "tests/test_security_lock.py",
-    "tests/test_security_pgpass.py", "tests/test_connstr.py", "tests/test_dbadmin.py",
+    "tests/test_security_pgpass.py", "tests/test_connstr.py", "tests/test_dbadmin.py", "tests/test_conn_keys.py",
 ]
 
 _NAME = re.compile(r"^\s*(?P<module>[\w.]+?)\.x(?:_(?P<func>\w+?)|ǁ(?P<cls>\w+)ǁ(?P<meth>\w+?))__mutmut_(?P<n>\d+): "
@@ -124,8 +125,9 @@ def main(argv: list[str] | None = None) -> int:
         write_config(WORK, modules)
     env = {**os.environ, "PGMI_NON_INTERACTIVE": "1"}
     env.pop("CI", None)
-    mutmut = str(Path(sys.executable).parent / "mutmut")
-    run = subprocess.run([mutmut, "run", "--max-children", str(args.jobs), *patterns(modules)], cwd=WORK,
+    # `python -m mutmut`, not the script beside it: a script's #! names the venv it was installed from
+    mutmut = [sys.executable, "-m", "mutmut"]
+    run = subprocess.run([*mutmut, "run", "--max-children", str(args.jobs), *patterns(modules)], cwd=WORK,
                          env=env, stdout=subprocess.DEVNULL, check=False)
     if run.returncode:
         print(f"mutation: mutmut run failed (exit {run.returncode}); see {WORK}", file=sys.stderr)
@@ -152,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         for r in survivors:
             print(f"  {r['name']}: {r['status']}")
             if args.show:
-                diff = subprocess.run([str(Path(sys.executable).parent / "mutmut"), "show", r["name"]], cwd=WORK,
+                diff = subprocess.run([*mutmut, "show", r["name"]], cwd=WORK,
                                       capture_output=True, text=True, check=False).stdout
                 print("".join(f"      {line}\n" for line in diff.splitlines() if line[:2] in ("- ", "+ ")), end="")
     return 0 if score >= TARGET else 1
