@@ -35,6 +35,32 @@ def test_a_bug_in_the_connection_layer_is_a_panic_not_a_connection_failure(tmp_p
     assert CANARY not in err + out  # the panic path is redacted too
 
 
+def test_a_bug_while_deploy_sql_runs_is_a_panic_and_the_database_holds_what_committed(tmp_path, pg, pg_env,
+                                                                                      monkeypatch, capsys):
+    """A programming error below execute.run_units is exit 3 (the panic report, redacted), not exit 13."""
+    from pgmilib.conn import wire
+    from projects import query
+
+    real_run = wire.LiveConnection.run
+
+    def run(self, sql, *args, **kwargs):
+        if "CREATE TABLE tail_t" in sql:
+            raise TypeError(f"a bug while running a unit (password={CANARY})")
+        return real_run(self, sql, *args, **kwargs)
+
+    monkeypatch.setattr(wire.LiveConnection, "run", run)
+    db = "bugrun_" + uuid.uuid4().hex[:8]
+    proj = write_project(tmp_path / "p", {}, "CREATE TABLE head_t(id int);\nCOMMIT;\n"
+                                              "CREATE TABLE tail_t(id int);\n")
+    code, out, err = run_cli(["deploy", str(proj), "-d", db], capsys)
+    assert code == Exit.PANIC  # before: `except Exception` around each unit reported it as exit 13
+    assert "panic: a bug while running a unit" in err and "Traceback" in err
+    assert "execution failed" not in err
+    assert CANARY not in err + out
+    tables = query(pg, db, "SELECT relname FROM pg_class WHERE relname IN ('head_t', 'tail_t') ORDER BY 1")
+    assert tables == [["head_t"]]  # the committed head stays; the unit that hit the bug never ran
+
+
 def test_verbose_never_prints_a_traceback_for_a_classified_error(tmp_path, pg_env, capsys):
     proj = write_project(tmp_path / "p", {}, "SELECT * FROM no_such_table;\n")
     code, _, err = run_cli(["deploy", str(proj), "-d", "verbose_" + uuid.uuid4().hex[:8], "--verbose"], capsys)

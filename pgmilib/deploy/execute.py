@@ -64,6 +64,8 @@ def run_units(
     With `line_map` and `original_text` (deploy.sql as written), reported lines are lines of
     the file, not of the expanded text.
     """
+    from pgmilib.conn.wire import DRIVER_ERRORS
+
     total = len(units)
     if total > 1:
         out.verbose(f"deploy.sql splits into {total} execution units at the first top-level transaction terminator")
@@ -77,7 +79,7 @@ def run_units(
             for key, value in unit_details(total, index).items():
                 error.details.setdefault(key, value)
             raise
-        except Exception as exc:
+        except DRIVER_ERRORS as exc:  # the server's and the network's errors; anything else is a bug (exit 3)
             diag = PgDiagnostics.from_exception(exc)
             if diag is None:
                 raise ExecutionFailed(f"execution failed: {exc}", details=unit_details(total, index)) from exc
