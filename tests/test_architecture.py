@@ -138,3 +138,26 @@ def test_every_module_imports_on_its_own():
                             cwd=PACKAGE.parent, check=False, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "", "modules that cannot be imported first:\n" + result.stdout
+
+
+#: Modules outside pgmilib/conn/ that may import pg8000, and why.
+PG8000_ALLOWED = {
+    # Probes a container it started until it answers; server/ sits beside conn/ (same layer), so
+    # it cannot borrow conn's connection, and its probe needs no pgmi connection settings.
+    "pgmilib.server.docker",
+}
+
+
+def test_pg8000_is_imported_only_by_the_connection_layer():
+    """The driver's exception classes are named once (pgmilib/conn/wire.py: SERVER_ERRORS, LOST_ERRORS,
+    DRIVER_ERRORS); everything above conn/ catches those names, so each catches the same subset."""
+    offenders = []
+    for name, path in _modules().items():
+        if name.startswith("pgmilib.conn.") or name in PG8000_ALLOWED:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            named = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if any(n == "pg8000" or n.startswith("pg8000.") for n in named):
+                offenders.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}")
+    assert not offenders, "import the driver's names from pgmilib.conn.wire instead:\n" + "\n".join(offenders)

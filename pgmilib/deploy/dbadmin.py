@@ -37,10 +37,10 @@ from pgmilib.redact import redact
 from pgmilib.resources import read_sql, read_sql_section
 
 if TYPE_CHECKING:
-    import pg8000.native
+    from pgmilib.conn.wire import LiveConnection
 
 #: database name -> open connection; raises errors.ConnectionFailed (pg.sqlstate '3D000' when missing).
-Connector = Callable[[str], "pg8000.native.Connection"]
+Connector = Callable[[str], "LiveConnection"]
 
 _RACE_STATES = ("42P04", "23505")  # duplicate_database / unique_violation on pg_database
 _COUNTDOWN = 5
@@ -166,11 +166,11 @@ def _run_create(admin: Any, sql: str, target: str) -> None:
     The race error carries no server diagnostics on purpose: its DETAIL would name the
     catalog's unique index, which means nothing to the user.
     """
-    import pg8000.exceptions
+    from pgmilib.conn.wire import SERVER_ERRORS
 
     try:
         admin.run(sql)
-    except pg8000.exceptions.DatabaseError as error:
+    except SERVER_ERRORS as error:
         diag = PgDiagnostics.from_exception(error)
         if diag and diag.sqlstate in _RACE_STATES:
             raise ConcurrentDeploy("concurrent deployment in progress: the database was created by another "
@@ -238,7 +238,7 @@ def capture_settings(admin: Any, target: str) -> dict[str, Any] | None:
 
 
 def _drop(admin: Any, target: str, out: Output) -> None:
-    import pg8000.exceptions
+    from pgmilib.conn.wire import SERVER_ERRORS
 
     for attempt in range(3):
         admin.run(read_sql_section("database_admin.sql", "terminate_sessions"), d=target)
@@ -246,7 +246,7 @@ def _drop(admin: Any, target: str, out: Output) -> None:
         try:
             admin.run(f"DROP DATABASE {quote_ident(target)}")
             return
-        except pg8000.exceptions.DatabaseError as error:
+        except SERVER_ERRORS as error:
             diag = PgDiagnostics.from_exception(error)
             if diag and diag.sqlstate == "55006" and attempt < 2:
                 time.sleep(0.2 * (attempt + 1))

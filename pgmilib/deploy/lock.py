@@ -93,11 +93,11 @@ def _poll(done: Any, wait_seconds: float, watchdog: Any) -> bool:
 
 
 def _holders(conn: Any, key: int) -> list[dict[str, Any]]:
-    import pg8000.exceptions
+    from pgmilib.conn.wire import DRIVER_ERRORS
 
     try:
         rows = conn.run(read_sql("lock_holder.sql"), lock_key=key)
-    except pg8000.exceptions.Error:  # the report is a courtesy; never let it hide the real error
+    except DRIVER_ERRORS:  # the report is a courtesy; never let it hide the real error
         return []
     keys = ("pid", "applicationName", "client", "user", "since", "heldSeconds")
     return [dict(zip(keys, row)) for row in rows]
@@ -128,7 +128,7 @@ def release(conn: Any) -> None:
     """
     if conn is None:
         return
-    import pg8000.exceptions
+    from pgmilib.conn.wire import DRIVER_ERRORS
 
     until = time.monotonic() + _RELEASE_BUDGET
     try:
@@ -136,7 +136,7 @@ def release(conn: Any) -> None:
         # transaction status: still unlock, or an immediate redeploy races the server's
         # processing of the disconnect and is refused as concurrent.
         set_timeout = getattr(conn, "set_socket_timeout", lambda seconds: None)
-        with suppress(pg8000.exceptions.Error, OSError, AttributeError):
+        with suppress(*DRIVER_ERRORS, AttributeError):
             set_timeout(max(0.05, until - time.monotonic()))
             if getattr(conn, "transaction_status", "I") != "I":
                 conn.run("ROLLBACK")
@@ -148,7 +148,7 @@ def release(conn: Any) -> None:
 
 def close_quietly(conn: Any) -> None:
     """Close a session; a broken socket must not hide the error that brought us here."""
-    import pg8000.exceptions
+    from pgmilib.conn.wire import DRIVER_ERRORS
 
-    with suppress(pg8000.exceptions.Error, OSError, AttributeError):
+    with suppress(*DRIVER_ERRORS, AttributeError):
         conn.close()

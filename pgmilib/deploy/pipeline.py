@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -288,23 +287,21 @@ def _connection_guard():
     Only the driver's network failures are caught (a bug must still surface as a panic);
     when the run's watchdog caused the loss (timeout, cancel), its marker decides the exit.
     """
-    import pg8000.exceptions
-
+    from pgmilib.conn.wire import LOST_ERRORS, SERVER_ERRORS, session_end
     from pgmilib.errors import ConnectionFailed
 
     try:
         yield
-    except (pg8000.exceptions.InterfaceError, ConnectionError, TimeoutError, socket.timeout) as error:
+    except LOST_ERRORS as error:
         raise ConnectionFailed(f"connection to the server lost: {error}") from error
-    except pg8000.exceptions.DatabaseError as error:
+    except SERVER_ERRORS as error:
         # The server ends the session with a FATAL (pg_terminate_backend, shutdown) that the wire
         # raises as soon as it is read: between deploy.sql's units that is a lost connection too,
         # with the server's own reason instead of "network error".
-        fields = error.args[0] if error.args and isinstance(error.args[0], dict) else {}
-        if fields.get("S") not in ("FATAL", "PANIC"):
+        ended = session_end(error)
+        if ended is None:
             raise
-        raise ConnectionFailed(f"connection to the server lost: {fields.get('S')}: {fields.get('M', '')} "
-                               f"(SQLSTATE {fields.get('C', '?')})") from error
+        raise ConnectionFailed(f"connection to the server lost: {ended}") from error
 
 
 class _Guarded:

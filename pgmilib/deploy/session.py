@@ -330,10 +330,10 @@ def _match_client_encoding(conn: Any) -> Callable[[], None]:
     _call(lambda: conn.run(read_sql_section("session_load.sql", "set_client_encoding"), e=server), PREFIX)
 
     def restore() -> None:
-        import pg8000.exceptions
+        from pgmilib.conn.wire import DRIVER_ERRORS
 
         # If the load already failed or the connection is gone, that error is the one to report.
-        with contextlib.suppress(pg8000.exceptions.Error, OSError):
+        with contextlib.suppress(*DRIVER_ERRORS):
             conn.run(read_sql_section("session_load.sql", "set_client_encoding"), e=client)
 
     return restore
@@ -342,11 +342,11 @@ def _match_client_encoding(conn: Any) -> Callable[[], None]:
 def _call(action: Callable[[], Any], context: str, *,
           locate: Callable[[PgDiagnostics | None], str] | None = None, hide_values: bool = False) -> Any:
     """Run one round trip; turn driver/server failures into `context: [path: ]message`."""
-    import pg8000.exceptions
+    from pgmilib.conn.wire import LOST_ERRORS, SERVER_ERRORS
 
     try:
         return action()
-    except pg8000.exceptions.DatabaseError as error:
+    except SERVER_ERRORS as error:
         diag = PgDiagnostics.from_exception(error)
         where = locate(diag) if locate else ""
         message = diag.message if diag else str(error)
@@ -356,7 +356,7 @@ def _call(action: Callable[[], Any], context: str, *,
                 diag.detail = ""
                 diag.internal_query = ""
         raise PgmiError(f"{context}: {where}{message}", pg=diag) from error
-    except pg8000.exceptions.InterfaceError as error:  # the driver's network failures
+    except LOST_ERRORS as error:
         from pgmilib.errors import ConnectionFailed
 
         raise ConnectionFailed(f"{context}: connection to the server lost: {error}") from error

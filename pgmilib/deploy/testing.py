@@ -146,7 +146,7 @@ def expand_macros_mapped(conn: Any, text: str) -> tuple[str, int, LineMap]:
     in source order. Failures (bad callback name, invalid regex) raise PgmiError without an
     execution marker (exit 1): they happen before any statement of deploy.sql has run.
     """
-    import pg8000.exceptions
+    from pgmilib.conn.wire import SERVER_ERRORS
 
     macros = find_macros(text)
     generated: dict[int, str] = {}
@@ -157,7 +157,7 @@ def expand_macros_mapped(conn: Any, text: str) -> tuple[str, int, LineMap]:
         try:
             rows = conn.run("SELECT pg_temp.pgmi_test_generate(CAST(:p AS text), CAST(:c AS text))",
                             p=macro.pattern, c=macro.callback)
-        except pg8000.exceptions.DatabaseError as error:
+        except SERVER_ERRORS as error:
             diag = PgDiagnostics.from_exception(error)
             detail = (f"{diag.severity or 'ERROR'}: {diag.message} (SQLSTATE {diag.sqlstate})" if diag
                       else str(error))
