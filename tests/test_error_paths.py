@@ -38,8 +38,9 @@ def test_a_bug_in_the_connection_layer_is_a_panic_not_a_connection_failure(tmp_p
 def test_a_bug_while_deploy_sql_runs_is_a_panic_and_the_database_holds_what_committed(tmp_path, pg, pg_env,
                                                                                       monkeypatch, capsys):
     """A programming error below execute.run_units is exit 3 (the panic report, redacted), not exit 13."""
-    from pgmilib.conn import wire
     from projects import query
+
+    from pgmilib.conn import wire
 
     real_run = wire.LiveConnection.run
 

@@ -379,7 +379,7 @@ def test_request_for_gives_each_target_its_own_connection_and_params():
     assert block.connection.maintenance_database == "admin"
     assert "DATABASE_URL" not in block.environ and block.environ["PGPASSWORD"] == "x"  # never another target's db
     assert block.target_params == {"tenant": "A"} and block.params == {"cli": "1"}
-    assert block.test_reports == ("junit:out/a.xml",) and not block.interactive
+    assert block.test_reports == ("junit:out/a.xml",) and block.approver is None
     string = request_for(base, Target("b", connection="host=h2 dbname=db2"))
     assert string.connection.connection == "host=h2 dbname=db2" and string.connection.host == ""
     assert base.environ["DATABASE_URL"]  # the base request is untouched

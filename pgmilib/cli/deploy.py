@@ -98,8 +98,13 @@ def connection_flags(args: argparse.Namespace) -> Any:
     )
 
 
-def request_from_args(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Any:
-    """A parsed `pgmi deploy` command line as a DeployRequest (raises for a malformed --param)."""
+def request_from_args(args: argparse.Namespace, environ: dict[str, str] | None = None,
+                      out: Output | None = None) -> Any:
+    """A parsed `pgmi deploy` command line as a DeployRequest (raises for a malformed --param).
+
+    With `out`, the request carries the terminal's --overwrite approver (cli/approvers.py).
+    """
+    from pgmilib.cli.approvers import choose_approver
     from pgmilib.config import parse_param
     from pgmilib.deploy import DeployRequest
 
@@ -116,7 +121,7 @@ def request_from_args(args: argparse.Namespace, environ: dict[str, str] | None =
         lock_wait=args.lock_wait,
         overwrite=args.overwrite,
         force=args.force,
-        interactive=is_interactive(),
+        approver=choose_approver(args.force, is_interactive(), out) if out is not None else None,
         compat=args.compat,
         ephemeral=args.ephemeral,
         keep=args.keep,
@@ -178,7 +183,7 @@ def cmd_deploy(args: argparse.Namespace, out: Output) -> int:
     try:
         environ = dict(os.environ)
         _connection_wizard(args, environ, out)
-        request = request_from_args(args, environ)
+        request = request_from_args(args, environ, out)
     except PgmiError as error:  # a malformed --param, a cancelled wizard: reported like every other error
         result = DeployResult(error=error, exit_code=exit_code(error))
         from pgmilib.deploy.pipeline import describe

@@ -148,7 +148,7 @@ def _deploy_into(params: Any, environ: dict[str, str], deploy_params: dict[str, 
     with _connection_guard():
         if request.overwrite:
             dbadmin.check_overwrite_allowed(target, maintenance)
-            approver = dbadmin.choose_approver(request.force, request.interactive, out)
+            approver = request.approver or dbadmin.default_approver(request.force, out)
             dbadmin.overwrite_database(connect, target, maintenance, approver, out, lock_wait=lock_wait,
                                        watchdog=watchdog)
             conn = connect(target)

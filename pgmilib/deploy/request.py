@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pgmilib.conn.resolve import ConnectionFlags
 from pgmilib.errors import Exit, PgmiError
+
+if TYPE_CHECKING:
+    from pgmilib.deploy.dbadmin import Approver
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,9 @@ class DeployRequest:
     lock_wait: str = "0"  # duration text
     overwrite: bool = False
     force: bool = False  # never wait for a confirmation
-    interactive: bool = False  # may ask on the terminal (overwrite confirmation)
+    #: Asked before --overwrite drops the database (pgmilib/deploy/dbadmin.py `Approver`; the
+    #: CLI's ask at the terminal). None: `force` approves, otherwise the overwrite is refused.
+    approver: Approver | None = None
     compat: str = ""  # session API version; "" = latest
     ephemeral: bool = False
     keep: bool = False

@@ -143,8 +143,9 @@ def request_for(base: DeployRequest, target: Target) -> DeployRequest:
         flags = dataclasses.replace(flags, **given)  # flags: a target's own values beat the environment
     reports = tuple(spec.replace("{target}", target.name) for spec in base.test_reports)
     watch = base.watch.for_target(target.name) if base.watch is not None else None  # its own status line
+    # approver=None: targets run side by side and never ask at a terminal; `force` alone approves.
     return dataclasses.replace(base, connection=flags, environ=environ, target_params=dict(target.params),
-                               test_reports=reports, interactive=False, watch=watch)
+                               test_reports=reports, watch=watch, approver=None)
 
 
 def run_fleet(

@@ -151,7 +151,6 @@ def deploy_tool(arguments: dict[str, Any], context: CallContext) -> dict[str, An
         overwrite=bool(arguments.get("overwrite")),
         rehearse=bool(arguments.get("rehearse")),
         force=True,  # the confirmation is confirmDatabaseName, checked above
-        interactive=False,
         watch=mcp_watch(context.meta, context.notify),  # notifications/progress with a progressToken
     )
     out = NoticeOutput(sys.stderr)
