@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from projects import run_cli, write_project
+from projects import EXECUTE_LOOP, run_cli, write_project
 
 from pgmilib.errors import Exit
 
@@ -101,3 +101,23 @@ def test_verbose_session_setup_is_quiet_but_user_debug_is_shown(tmp_path, pg_env
     assert code == Exit.SUCCESS, err
     assert "user debug line" in err
     assert "_pgmi_" not in err  # no server DEBUG about pgmi's own temp tables and indexes
+
+
+def test_the_cli_carries_the_file_cap_and_the_checksum_cache_place_in_the_request(tmp_path, pg, pg_env,
+                                                                                  monkeypatch, capsys):
+    """PGMI_MAX_FILE_SIZE and PGMI_CACHE_DIR are read by the CLI (the scanner and the loader never read
+    the environment): a deploy through the CLI still honours both."""
+    from projects import query
+
+    db = "envcarry_" + uuid.uuid4().hex[:8]
+    proj = write_project(tmp_path / "p", {"a/big.sql": "SELECT 1; -- " + "x" * 100 + "\n"}, EXECUTE_LOOP)
+    monkeypatch.setenv("PGMI_MAX_FILE_SIZE", "64")
+    code, _, err = run_cli(["deploy", str(proj), "-d", db], capsys)
+    assert code == Exit.GENERAL and "exceeds 64-byte cap" in err
+    assert query(pg, "postgres", "SELECT count(*) FROM pg_database WHERE datname = :d", d=db) == [[0]]
+
+    monkeypatch.delenv("PGMI_MAX_FILE_SIZE")
+    monkeypatch.setenv("PGMI_CACHE_DIR", str(tmp_path / "cache"))
+    code, _, err = run_cli(["deploy", str(proj), "-d", db], capsys)
+    assert code == Exit.SUCCESS, err
+    assert [p.name.startswith("checksums-") for p in (tmp_path / "cache").iterdir()] == [True]

@@ -107,14 +107,19 @@ def request_from_args(args: argparse.Namespace, environ: dict[str, str] | None =
     from pgmilib.cli.approvers import choose_approver
     from pgmilib.config import parse_param
     from pgmilib.deploy import DeployRequest
+    from pgmilib.project.checksums import cache_dir_from
+    from pgmilib.project.scan import max_file_size_from
 
     _lock_flags(args)
     if not args.project_path:
         raise UsageError(_MISSING_PATH)
+    environ = dict(os.environ) if environ is None else environ
     return DeployRequest(
         project_path=args.project_path,
         connection=connection_flags(args),
-        environ=dict(os.environ) if environ is None else environ,
+        environ=environ,
+        max_file_size=max_file_size_from(environ),
+        cache_dir=cache_dir_from(environ),
         params=dict(parse_param(p) for p in args.param),
         params_files=tuple(args.params_file),
         timeout=args.timeout,

@@ -49,7 +49,7 @@ def cmd_scaffold(args: Any, out: Any) -> int:
     idempotent = str(getattr(args, "idempotent", "true")).lower() == "true"
     write = bool(getattr(args, "write", False))
     out.info("Scanning for SQL files without metadata...")
-    project = scan_project(root)
+    project = scan_project(root, max_file_size=_max_file_size())
     todo = [f for f in project.files if f.is_sql and not f.is_test and f.metadata is None]
     out.verbose(f"{len(project.files)} file(s) scanned, {len(todo)} without metadata")
     if not todo:
@@ -88,7 +88,7 @@ def cmd_validate(args: Any, out: Any) -> int:
     if not as_json:
         out.info("Scanning and validating SQL files...")
     try:
-        project = scan_project(root, check_duplicates=False)
+        project = scan_project(root, check_duplicates=False, max_file_size=_max_file_size())
     except ConfigError as err:
         raise err.wrap("validation failed") from None
     files = list(project.files)
@@ -132,7 +132,7 @@ def cmd_plan(args: Any, out: Any) -> int:
     as_json = bool(getattr(args, "json", False))
     if not as_json:
         out.info("Scanning SQL files and analyzing dependencies...")
-    scanned = scan_project(root).files
+    scanned = scan_project(root, max_file_size=_max_file_size()).files
     out.verbose(f"scanned {len(scanned)} file(s) under {root}")
     entries = file_summary(scanned)
     if as_json:
@@ -152,3 +152,12 @@ def cmd_plan(args: Any, out: Any) -> int:
     out.data("Note: at deploy time pgmi_plan_view lists a file once per sort key, ordered by key then path")
     out.data("(byte order); files without metadata are keyed by their path.")
     return 0
+
+
+def _max_file_size() -> int:
+    """PGMI_MAX_FILE_SIZE of this process (the scanner itself never reads the environment)."""
+    import os
+
+    from pgmilib.project.scan import max_file_size_from
+
+    return max_file_size_from(os.environ)

@@ -11,7 +11,7 @@ decides which exit code wins when several things are wrong at once):
 6. expand `CALL pgmi_test()`, split deploy.sql into units, run them         (exit 13)
 7. the result: envelope, summary and error text, redacted with this run's secrets
 
-Nothing here touches process state: no argparse, no sys.exit, no os.environ writes, no
+Nothing here touches process state: no argparse, no sys.exit, no os.environ, no stdin, no
 signal handlers. Secrets registered during the run belong to it (`redact.secret_scope`).
 A `Cancellation` (the CLI's signals, an MCP cancel) and `--timeout` share one `Watchdog`.
 """
@@ -19,7 +19,6 @@ A `Cancellation` (the CLI's signals, an MCP cancel) and `--timeout` share one `W
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -74,7 +73,7 @@ def _run(request: DeployRequest, out: Output, result: DeployResult, watchdog: Wa
     from pgmilib.deploy import testing
 
     project_dir = request.project_path
-    environ = dict(os.environ) if request.environ is None else request.environ
+    environ = {} if request.environ is None else request.environ
     # -- configuration (before the deadline starts) -------------------------------------
     # A file or a missing path is the first thing to hear about (not a .env or pgmi.yaml oddity).
     from pgmilib.project.scan import validate_root
@@ -131,7 +130,7 @@ def _deploy_into(params: Any, environ: dict[str, str], deploy_params: dict[str, 
         project = request.project
     else:
         out.verbose(f"Scanning {request.project_path}")
-        project = projects.scan(request.project_path)
+        project = projects.scan(request.project_path, max_file_size=request.max_file_size)
     out.verbose(f"Found {len(project.files)} files to load")
     if request.rehearse:  # refuse a script with tail units before connecting (issue 15)
         from pgmilib.deploy.rehearse import refuse_tail
@@ -192,7 +191,8 @@ def _prepare_and_execute(conn: Any, project: Any, deploy_params: dict[str, str],
     conn.on_copy_out = out.info  # COPY ... TO STDOUT in deploy.sql: rows shown like notices (stderr)
     failure: BaseException | None = None
     try:
-        session.prepare(conn, project, deploy_params, compat=compat, verbose=out.verbose_mode, out=out)
+        session.prepare(conn, project, deploy_params, compat=compat, verbose=out.verbose_mode, out=out,
+                        cache_dir=request.cache_dir)
         result.files_loaded = len(project.files)
         watchdog.check()
         out.info("Executing deploy.sql")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pgmilib.conn.resolve import ConnectionFlags
@@ -25,10 +26,15 @@ class DeployRequest:
 
     project_path: str
     connection: ConnectionFlags = field(default_factory=ConnectionFlags)
-    #: The environment this run sees (PG* variables, cloud settings...). None: a copy of
-    #: os.environ taken when the deploy starts. The project's .env is merged into a copy;
-    #: the mapping given here is never modified.
+    #: The environment this run sees (PG* variables, cloud settings...). None: an empty one
+    #: (the core never reads the process's; the CLI and the MCP server pass a copy of it).
+    #: The project's .env is merged into a copy; the mapping given here is never modified.
     environ: Mapping[str, str] | None = None
+    #: The largest project file read, in bytes (`pgmilib.project.scan.max_file_size_from`); None: 10 MiB.
+    max_file_size: int | None = None
+    #: Where normalized checksums are remembered across runs
+    #: (`pgmilib.project.checksums.cache_dir_from`); None: no cache.
+    cache_dir: Path | None = None
     params: Mapping[str, str] = field(default_factory=dict)  # --param (highest precedence)
     params_files: Sequence[str] = ()  # --params-file, later files win
     timeout: str | None = None  # duration text; None: pgmi.yaml `timeout`, then 3m

@@ -32,6 +32,7 @@ from pgmilib.project.scan import Project, ProjectFile
 from pgmilib.resources import read_sql, read_sql_section
 
 if TYPE_CHECKING:  # pragma: no cover (typing.Self is 3.11+; annotations are never evaluated)
+    from pathlib import Path
     from typing import Self
 
     from pgmilib.output import Output
@@ -49,8 +50,10 @@ _COPY_LINE = re.compile(r"\bline (\d+)")
 
 
 def prepare(conn: Any, project: Project, params: Mapping[str, str], *, compat: str = "1",
-            verbose: bool = False, out: Output) -> None:
+            verbose: bool = False, out: Output, cache_dir: Path | None = None) -> None:
     """Create the session API in pg_temp and load `project` and `params` into it.
+
+    `cache_dir` holds the normalized-checksum caches (None: none; see project/checksums.py).
 
     Every failure is a PgmiError whose message starts `session preparation failed: `.
     """
@@ -59,7 +62,7 @@ def prepare(conn: Any, project: Project, params: Mapping[str, str], *, compat: s
     run_scripts(conn, SCRIPTS_BEFORE_LOAD)
     restore = _match_client_encoding(conn)
     try:
-        load_files(conn, project)
+        load_files(conn, project, cache_dir)
         out.info(f"Loaded {len(project.files)} files")
         count = load_parameters(conn, params)
     finally:
@@ -99,13 +102,13 @@ def run_scripts(conn: Any, names: tuple[str, ...], *, before: str = "") -> None:
 
 # ---- files ---------------------------------------------------------------------------------
 
-def load_files(conn: Any, project: Project) -> None:
+def load_files(conn: Any, project: Project, cache_dir: Path | None = None) -> None:
     """COPY sources, test directories, test sources and metadata, then ANALYZE (§8.4)."""
     if not project.files:
         return
     sources = project.source_files()
     tests = project.test_files()
-    cache = ChecksumCache.for_project(project.root)
+    cache = ChecksumCache.for_project(project.root, cache_dir)
     with _Reader(sources) as reader:
         _copy(conn, read_sql_section("session_load.sql", "copy_source"),
               [(f.path, lambda f=f: _source_row(f, cache, reader.take(f))) for f in sources])

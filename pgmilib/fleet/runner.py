@@ -174,7 +174,7 @@ def run_fleet(
     if base.project is None:  # once for the whole fleet; a bad project fails here, exit as for one deploy
         from pgmilib.project.scan import scan
 
-        base = dataclasses.replace(base, project=scan(base.project_path))
+        base = dataclasses.replace(base, project=scan(base.project_path, max_file_size=base.max_file_size))
     order = sorted(targets, key=lambda t: t.name != canary) if canary else list(targets)
     outcomes: dict[str, TargetOutcome] = {}
     pending = deque(order)

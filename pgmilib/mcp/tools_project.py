@@ -80,22 +80,27 @@ def init(arguments: dict[str, Any], context: CallContext) -> dict[str, Any]:
 def metadata_plan(arguments: dict[str, Any], context: CallContext) -> dict[str, Any]:
     """Exactly what `pgmi metadata plan --json` prints."""
     require(arguments, "path")
-    from pgmilib.project.metadata import file_summary
-    from pgmilib.project.scan import scan_project
+    import os
 
-    entries = file_summary(scan_project(arguments["path"]).files)
+    from pgmilib.project.metadata import file_summary
+    from pgmilib.project.scan import max_file_size_from, scan_project
+
+    entries = file_summary(scan_project(arguments["path"], max_file_size=max_file_size_from(os.environ)).files)
     return {"total_files": len(entries), "plan": entries}
 
 
 def metadata_validate(arguments: dict[str, Any], context: CallContext) -> dict[str, Any]:
     """Exactly what `pgmi metadata validate --json` prints; duplicates are a result, not an error."""
     require(arguments, "path")
+    import os
+
     from pgmilib.errors import ConfigError
     from pgmilib.project.metadata import duplicate_ids
-    from pgmilib.project.scan import scan_project
+    from pgmilib.project.scan import max_file_size_from, scan_project
 
     try:
-        files = list(scan_project(arguments["path"], check_duplicates=False).files)
+        files = list(scan_project(arguments["path"], check_duplicates=False,
+                                   max_file_size=max_file_size_from(os.environ)).files)
     except ConfigError as err:
         raise err.wrap("validation failed") from None
     with_meta = sum(1 for f in files if f.metadata is not None)
