@@ -343,6 +343,17 @@ def test_cancel_before_start_runs_nothing(tmp_path, pg, databases):
     assert [o.status for o in result.outcomes] == ["skipped"] and result.exit_code == 130
 
 
+def test_a_targets_log_is_verbose_when_the_caller_says_so(tmp_path, pg, databases):
+    """One verbosity source: run_fleet's `verbose` (the CLI passes its Output's mode); the request has none."""
+    quiet_db, loud_db = databases(2)
+    proj = write_project(tmp_path / "p", {}, "SELECT 1;\n")
+    base = DeployRequest(project_path=str(proj), environ=pg.env())
+    quiet = run_fleet(base, [Target("q", block={"database": quiet_db})])
+    loud = run_fleet(base, [Target("l", block={"database": loud_db})], verbose=True)
+    assert [o.status for o in quiet.outcomes + loud.outcomes] == ["success", "success"]
+    assert "[VERBOSE]" not in quiet.outcomes[0].log and "[VERBOSE]" in loud.outcomes[0].log
+
+
 # ---- pure pieces --------------------------------------------------------------------------
 
 

@@ -131,7 +131,6 @@ def request_from_args(args: argparse.Namespace, environ: dict[str, str] | None =
         ephemeral=args.ephemeral,
         keep=args.keep,
         test_reports=tuple(args.test_report),
-        verbose=bool(getattr(args, "verbose", False)),
         rehearse=bool(getattr(args, "rehearse", False)),
         retry_lock=_retries(getattr(args, "retry_lock_timeout", 0)),
         rehearse_lock_timeout=getattr(args, "rehearse_lock_timeout", None) or DeployRequest.rehearse_lock_timeout,

@@ -94,7 +94,7 @@ def cmd_fleet(args: argparse.Namespace, out: Output, request_from_args: Callable
     with CancelOnSignal(cancel, out, "pgmi: interrupted, cancelling the running targets (no new ones start)...",
                         stop_when_idle=False):
         try:
-            result = run_fleet(base, targets, cancel=cancel, on_done=on_done, **options)
+            result = run_fleet(base, targets, cancel=cancel, on_done=on_done, verbose=out.verbose_mode, **options)
         finally:
             board.close()
     out.info(report.table(result))

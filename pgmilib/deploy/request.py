@@ -48,7 +48,6 @@ class DeployRequest:
     ephemeral: bool = False
     keep: bool = False
     test_reports: Sequence[str] = ()  # FORMAT:PATH items
-    verbose: bool = False
     # -- fleet deploys, rehearsals, lock retries (issue 15) --------------------------------
     #: A project already scanned (`pgmilib.project.scan.scan()`): a fleet scans once for all targets.
     project: Any = None

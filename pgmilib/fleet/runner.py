@@ -157,8 +157,11 @@ def run_fleet(
     max_failures: int | None = None,
     cancel: FleetCancellation | None = None,
     on_done: Callable[[TargetOutcome, int, int], None] = lambda outcome, done, total: None,
+    verbose: bool = False,
 ) -> FleetResult:
     """Deploy `base` to every target (see the module docstring); never raises for a target's failure.
+
+    `verbose`: each target's log has the [VERBOSE] lines (the caller's own Output's mode).
 
     Raises UsageError for bad options and the scan's PgmiError for a bad project, before
     any target starts. `on_done(outcome, done, total)` runs in the calling thread.
@@ -200,7 +203,7 @@ def run_fleet(
                 if canary_running and running:
                     break  # the canary runs alone
                 target = pending.popleft()
-                running[pool.submit(_deploy_one, base, target, cancel)] = target.name
+                running[pool.submit(_deploy_one, base, target, cancel, verbose)] = target.name
             if not running:
                 break
             try:
@@ -218,10 +221,10 @@ def run_fleet(
                        cancelled=cancel.requested)
 
 
-def _deploy_one(base: DeployRequest, target: Target, cancel: FleetCancellation) -> TargetOutcome:
+def _deploy_one(base: DeployRequest, target: Target, cancel: FleetCancellation, verbose: bool) -> TargetOutcome:
     """One target in a worker thread: its own request, Output buffer and Cancellation."""
     buffer = io.StringIO()
-    out = Output(verbose=base.verbose, stdout=buffer, stderr=buffer)
+    out = Output(verbose=verbose, stdout=buffer, stderr=buffer)
     handle = Cancellation()
     cancel._register(target.name, handle)
     try:
