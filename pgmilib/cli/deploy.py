@@ -99,10 +99,11 @@ def connection_flags(args: argparse.Namespace) -> Any:
 
 
 def request_from_args(args: argparse.Namespace, environ: dict[str, str] | None = None,
-                      out: Output | None = None) -> Any:
+                      out: Output | None = None, connection: Any = None) -> Any:
     """A parsed `pgmi deploy` command line as a DeployRequest (raises for a malformed --param).
 
-    With `out`, the request carries the terminal's --overwrite approver (cli/approvers.py).
+    With `out`, the request carries the terminal's --overwrite approver (cli/approvers.py);
+    `connection` (ConnectionFlags) replaces the flags' own (the connection wizard's answers).
     """
     from pgmilib.cli.approvers import choose_approver
     from pgmilib.config import parse_param
@@ -116,7 +117,7 @@ def request_from_args(args: argparse.Namespace, environ: dict[str, str] | None =
     environ = dict(os.environ) if environ is None else environ
     return DeployRequest(
         project_path=args.project_path,
-        connection=connection_flags(args),
+        connection=connection if connection is not None else connection_flags(args),
         environ=environ,
         max_file_size=max_file_size_from(environ),
         cache_dir=cache_dir_from(environ),
@@ -186,8 +187,8 @@ def cmd_deploy(args: argparse.Namespace, out: Output) -> int:
     fleet.check_single(args)
     try:
         environ = dict(os.environ)
-        _connection_wizard(args, environ, out)
-        request = request_from_args(args, environ, out)
+        flags = _connection_wizard(args, connection_flags(args), environ, out)
+        request = request_from_args(args, environ, out, flags)
     except PgmiError as error:  # a malformed --param, a cancelled wizard: reported like every other error
         result = DeployResult(error=error, exit_code=exit_code(error))
         from pgmilib.deploy.pipeline import describe
@@ -208,23 +209,25 @@ def cmd_deploy(args: argparse.Namespace, out: Output) -> int:
     return int(result.exit_code)
 
 
-def _connection_wizard(args: argparse.Namespace, environ: dict[str, str], out: Output) -> None:
-    """cli.md §5.1: no connection source at all, on a terminal, without --force -> ask (fills `args`).
+def _connection_wizard(args: argparse.Namespace, flags: Any, environ: dict[str, str], out: Output) -> Any:
+    """cli.md §5.1: no connection source at all, on a terminal, without --force -> ask; returns
+    `flags` (ConnectionFlags) with the answers in the fields still empty.
 
     A password the wizard learned goes into this run's private environment copy as
     PGPASSWORD (only if none is set), never into a flag or a file.
     """
     if args.ephemeral or args.force or not is_interactive():
-        return
+        return flags
     from pgmilib import config
     from pgmilib.scaffold.deploy_hook import maybe_run_deploy_wizard
 
     merged, _ = config.load_dotenv(args.project_path, environ)
     project_config = config.load_project_config(args.project_path)
-    wizard = maybe_run_deploy_wizard(args, merged, project_config.connection if project_config else None,
-                                     args.project_path, out)
-    if wizard is None:
-        return
-    args.maintenance_database = str(wizard.connection.get("maintenance_database") or "")
+    ran = maybe_run_deploy_wizard(flags, merged, project_config.connection if project_config else None,
+                                  args.project_path, out)
+    if ran is None:
+        return flags
+    flags, wizard = ran
     if wizard.password and not merged.get("PGPASSWORD"):
         environ["PGPASSWORD"] = wizard.password
+    return flags
