@@ -13,7 +13,7 @@ import os
 from typing import Any
 
 from pgmilib.cli.signals import CancelOnSignal
-from pgmilib.errors import ConfigError, PgmiError, UsageError, exit_code
+from pgmilib.errors import ConfigError, PgmiError, UsageError
 from pgmilib.output import Output, is_interactive
 
 #: `--fail-on-lock-risk` without a value: a table of 10 MB rewrites in well under a second on
@@ -190,10 +190,7 @@ def cmd_deploy(args: argparse.Namespace, out: Output) -> int:
         flags = _connection_wizard(args, connection_flags(args), environ, out)
         request = request_from_args(args, environ, out, flags)
     except PgmiError as error:  # a malformed --param, a cancelled wizard: reported like every other error
-        result = DeployResult(error=error, exit_code=exit_code(error))
-        from pgmilib.deploy.pipeline import describe
-
-        describe(result)
+        result = DeployResult.failed(error)
     else:
         cancel = Cancellation()
         with CancelOnSignal(cancel, out, "pgmi: interrupted, cancelling deployment..."):

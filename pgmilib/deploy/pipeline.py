@@ -22,11 +22,11 @@ import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
-from pgmilib.deploy.request import DeployRequest, DeployResult
+from pgmilib.deploy.request import DeployRequest, DeployResult, describe
 from pgmilib.deploy.watchdog import Cancellation, Watchdog
 from pgmilib.errors import ConfigError, ExecutionFailed, Interrupted, PgmiError, exit_code
-from pgmilib.output import Output, cut_lines, format_error, shown_in_envelope
-from pgmilib.redact import redact, redact_nested, secret_scope
+from pgmilib.output import Output
+from pgmilib.redact import redact, secret_scope
 
 if TYPE_CHECKING:
     from pgmilib.conn.params import ConnParams
@@ -367,59 +367,6 @@ def _verbose_connection(out: Output, params: Any) -> None:
             lines.append(f"  {label}: {value}")
     lines.append(f"  Auth Method: {method}")
     out.verbose("\n".join(lines))
-
-
-def describe(result: DeployResult) -> None:
-    """Fill the envelope, summary and error text (inside the run's secret scope: redacted)."""
-    from pgmilib.errors import Exit
-
-    error, code = result.error, result.exit_code
-    database = result.database or "?"
-    envelope: dict[str, Any] = {"status": "success" if error is None else "failed", "exitCode": int(code)}
-    if result.deployer_ran:
-        envelope.update(database=database, durationMs=int(result.duration * 1000), filesLoaded=result.files_loaded,
-                        testMacros=result.test_macros)
-        if result.units_total is not None:
-            envelope.update(executionUnits=result.units_total,
-                            unitsCommitted=result.units_committed if error else result.units_total)
-    if result.rehearsed:  # issue 15: the head ran and was rolled back: nothing was committed
-        envelope.update(rehearsed=True, unitsCommitted=0, testsPassed=result.tests_passed)
-    if result.lock_retries:
-        envelope["lockRetries"] = result.lock_retries
-    if result.lock_report is not None:  # the rehearsal's lock report (pgmilib/deploy/lockreport.py)
-        from pgmilib.deploy import lockreport
-
-        envelope["locks"] = redact_nested(lockreport.as_json(result.lock_report))
-        envelope["relationsCreated"] = result.lock_report.created
-        result.lock_lines = [redact(line) for line in lockreport.render(result.lock_report)]
-    if error is not None:
-        envelope["error"] = error.message
-        if error.pg is not None:
-            envelope.update(sqlstate=error.pg.sqlstate, detail=error.pg.detail, hint=error.pg.hint,
-                            where=cut_lines(error.pg.where) if error.pg.where else "")
-        envelope.update({k: v for k, v in error.details.items() if k not in envelope or not envelope[k]})
-        if code not in (Exit.EXECUTION, Exit.TIMEOUT, Exit.INTERRUPTED):
-            envelope.pop("executionMode", None)
-        result.error_text = format_error(error)
-    result.envelope = {k: (redact(v) if isinstance(v, str) else v) for k, v in envelope.items()
-                       if shown_in_envelope(k, v)}
-    if result.deployer_ran:
-        if error is None:
-            tests = f", {result.test_macros} test macro(s) expanded" if result.test_macros else ""
-            result.summary = f"{database}: {result.files_loaded} files loaded{tests} in {result.duration:.2f}s"
-            if result.lock_retries:
-                result.summary += f" after {result.lock_retries} lock retry(ies)"
-            if result.rehearsed:
-                result.summary = (f"rehearsal of {result.summary}: {result.tests_passed} test(s) passed; the atomic "
-                                  "head ran and was rolled back, nothing was changed")
-            result.summary = redact(result.summary)  # the database name can be a secret's value too
-        else:
-            tail = ""
-            committed = result.units_committed
-            if result.units_total and committed and error.details.get("executionMode") == "psql":
-                tail = (f" (unit {committed + 1} of {result.units_total} failed; "
-                        f"{committed} earlier unit(s) already committed)")
-            result.summary = redact(f"{database}: failed after {result.duration:.2f}s{tail}")
 
 
 def _ephemeral_params(request: DeployRequest, out: Output, cleanup: contextlib.ExitStack) -> ConnParams:
