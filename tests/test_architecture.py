@@ -196,3 +196,11 @@ def test_the_core_reads_no_process_state():
                 continue
             offenders.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}: {'.'.join(found)}")
     assert not offenders, "the core takes these from its caller:\n" + "\n".join(offenders)
+
+
+def test_no_catch_all_attribute_forwarding_in_the_deploy_core():
+    """The session wrappers (the watchdog's guard, a rehearsal, the head retry) forward what they
+    forward by name (deploy/execute.py SessionLayer); a `__getattr__` would hide a typo until run time."""
+    offenders = sorted(str(path.relative_to(PACKAGE.parent)) for name, path in _modules().items()
+                       if name.startswith("pgmilib.deploy") and "def __getattr__" in path.read_text(encoding="utf-8"))
+    assert not offenders, f"forward attributes explicitly: {offenders}"

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from pgmilib.deploy.execute import SessionLayer, UnitRunner
 from pgmilib.errors import PgDiagnostics
 from pgmilib.output import Output
 
@@ -29,30 +30,30 @@ def backoff(attempt: int, rng: Callable[[], float] = random.random) -> float:
     return base * (0.5 + rng())
 
 
-class HeadRetry:
+class HeadRetry(SessionLayer):
     """The session connection as execute.run_units sees it, retrying the first unit (the head).
 
     `check` is called while waiting (the run's watchdog: a cancel or the deadline ends the
     wait); `on_retry(n)` records how many retries happened.
     """
 
-    def __init__(self, conn: Any, retries: int, out: Output, check: Callable[[], None],
+    def __init__(self, conn: UnitRunner, retries: int, out: Output, check: Callable[[], None],
                  on_retry: Callable[[int], None] = lambda n: None) -> None:
-        self._conn = conn
+        super().__init__(conn)
         self._retries = retries
         self._out = out
         self._check = check
         self._on_retry = on_retry
         self._head_done = False
 
-    def run(self, sql: str, **kwargs: Any) -> Any:
+    def run(self, sql: str, **params: Any) -> Any:
         if self._head_done:
-            return self._conn.run(sql, **kwargs)
+            return self._conn.run(sql, **params)
         self._head_done = True
         attempt = 0
         while True:
             try:
-                return self._conn.run(sql, **kwargs)
+                return self._conn.run(sql, **params)
             except Exception as exc:
                 diag = PgDiagnostics.from_exception(exc)
                 if diag is None or diag.sqlstate not in RETRIED_SQLSTATES or attempt >= self._retries:
@@ -67,7 +68,7 @@ class HeadRetry:
 
     def _reset(self) -> None:
         """A head with its own BEGIN leaves the session in a failed transaction: end it."""
-        if getattr(self._conn, "transaction_status", "I") != "I":
+        if self.transaction_status != "I":
             self._conn.run("ROLLBACK")
 
     def _sleep(self, seconds: float) -> None:
@@ -78,6 +79,3 @@ class HeadRetry:
             if left <= 0:
                 return
             time.sleep(min(left, 0.05))
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._conn, name)
