@@ -105,7 +105,6 @@ def request_from_args(args: argparse.Namespace, environ: dict[str, str] | None =
     With `out`, the request carries the terminal's --overwrite approver (cli/approvers.py);
     `connection` (ConnectionFlags) replaces the flags' own (the connection wizard's answers).
     """
-    from pgmilib.cli.approvers import choose_approver
     from pgmilib.config import parse_param
     from pgmilib.deploy import DeployRequest
     from pgmilib.project.checksums import cache_dir_from
@@ -115,6 +114,12 @@ def request_from_args(args: argparse.Namespace, environ: dict[str, str] | None =
     if not args.project_path:
         raise UsageError(_MISSING_PATH)
     environ = dict(os.environ) if environ is None else environ
+    if out is not None and args.overwrite:  # only --overwrite asks
+        from pgmilib.cli.approvers import choose_approver
+
+        approver = choose_approver(args.force, is_interactive(), out)
+    else:
+        approver = None
     return DeployRequest(
         project_path=args.project_path,
         connection=connection if connection is not None else connection_flags(args),
@@ -127,7 +132,7 @@ def request_from_args(args: argparse.Namespace, environ: dict[str, str] | None =
         lock_wait=args.lock_wait,
         overwrite=args.overwrite,
         force=args.force,
-        approver=choose_approver(args.force, is_interactive(), out) if out is not None else None,
+        approver=approver,
         compat=args.compat,
         ephemeral=args.ephemeral,
         keep=args.keep,
