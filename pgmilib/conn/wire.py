@@ -15,7 +15,7 @@ import struct
 import threading
 import unicodedata
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import pg8000.exceptions
 import pg8000.native
@@ -38,6 +38,17 @@ SERVER_ERRORS: tuple[type[BaseException], ...] = (pg8000.exceptions.DatabaseErro
 #: wraps the socket's as "network error") and a socket timeout that escaped unwrapped.
 LOST_ERRORS: tuple[type[BaseException], ...] = (pg8000.exceptions.InterfaceError, ConnectionError,
                                                TimeoutError, socket.timeout)
+
+
+class Session(Protocol):
+    """What the deploy core asks of a connection: a LiveConnection, or a plain pg8000 native
+    connection a test or an API caller passes in (without notices, COPY refusal or status)."""
+
+    def run(self, sql: str, **params: Any) -> Any:
+        ...
+
+    def close(self) -> None:
+        ...
 
 
 def session_end(error: BaseException) -> str | None:

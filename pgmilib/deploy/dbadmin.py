@@ -34,7 +34,8 @@ from pgmilib.output import Output
 from pgmilib.resources import read_sql, read_sql_section
 
 if TYPE_CHECKING:
-    from pgmilib.conn.wire import LiveConnection
+    from pgmilib.conn.wire import LiveConnection, Session
+    from pgmilib.deploy.watchdog import Watchdog
 
 #: database name -> open connection; raises errors.ConnectionFailed (pg.sqlstate '3D000' when missing).
 Connector = Callable[[str], "LiveConnection"]
@@ -127,7 +128,7 @@ def ensure_database(connect: Connector, target: str, maintenance: str, out: Outp
 
 
 def open_target(connect: Connector, target: str, maintenance: str, out: Output, *, lock_wait: float = 0.0,
-                watchdog: Any = None) -> Any:
+                watchdog: Watchdog | None = None) -> Any:
     """Connect to `target`, creating it first when the server says it does not exist.
 
     The deploy's common path: the probe connection of `ensure_database` becomes the session
@@ -147,16 +148,16 @@ def open_target(connect: Connector, target: str, maintenance: str, out: Output, 
     raise AssertionError("unreachable")
 
 
-def _exists(admin: Any, target: str) -> bool:
+def _exists(admin: Session, target: str) -> bool:
     return bool(admin.run(read_sql_section("database_admin.sql", "database_exists"), d=target)[0][0])
 
 
-def _create(admin: Any, target: str, out: Output) -> None:
+def _create(admin: Session, target: str, out: Output) -> None:
     out.info(f"Database {go_quote(target)} does not exist; creating")
     _run_create(admin, f"CREATE DATABASE {quote_ident(target)}", target)
 
 
-def _run_create(admin: Any, sql: str, target: str) -> None:
+def _run_create(admin: Session, sql: str, target: str) -> None:
     """Run CREATE DATABASE; a lost race with another deploy becomes exit 15.
 
     The race error carries no server diagnostics on purpose: its DETAIL would name the
@@ -192,7 +193,7 @@ class Approver(Protocol):
 
 
 def overwrite_database(connect: Connector, target: str, maintenance: str, approver: Approver, out: Output, *,
-                       lock_wait: float = 0.0, watchdog: Any = None) -> None:
+                       lock_wait: float = 0.0, watchdog: Watchdog | None = None) -> None:
     """Drop and recreate `target`, preserving its settings; create it if absent (no approval).
 
     Differences from the original, on purpose: list-valued settings such as search_path
@@ -227,13 +228,13 @@ def overwrite_database(connect: Connector, target: str, maintenance: str, approv
         close_quietly(admin)
 
 
-def capture_settings(admin: Any, target: str) -> dict[str, Any] | None:
+def capture_settings(admin: Session, target: str) -> dict[str, Any] | None:
     """What the re-created database must keep (keys: SETTINGS_COLUMNS); None if it is gone."""
     rows = admin.run(read_sql("database_settings.sql"), database=target)
     return dict(zip(SETTINGS_COLUMNS, rows[0])) if rows else None
 
 
-def _drop(admin: Any, target: str, out: Output) -> None:
+def _drop(admin: Session, target: str, out: Output) -> None:
     from pgmilib.conn.wire import SERVER_ERRORS
 
     for attempt in range(3):

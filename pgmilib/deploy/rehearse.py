@@ -25,11 +25,15 @@ import contextlib
 import itertools
 import re
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pgmilib import sqllex
 from pgmilib.deploy.execute import SessionLayer, UnitRunner
 from pgmilib.errors import ConfigError, ExecutionFailed, PgDiagnostics
+
+if TYPE_CHECKING:
+    from pgmilib.deploy.lockreport import LockReport
+    from pgmilib.project.scan import Project
 
 
 def check_request(*, overwrite: bool, ephemeral: bool) -> None:
@@ -115,7 +119,7 @@ class Rehearsal(SessionLayer):
         self._lock_timeout_ms = round(lock_timeout * 1000)
         self._sources = sources
         self._warn = warn
-        self.report: Any = None
+        self.report: LockReport | None = None
         self.blocked = False  # the head failed on a lock wait that ran out
 
     def run(self, sql: str, **params: Any) -> Any:
@@ -243,7 +247,7 @@ def _failing_statement(diag: PgDiagnostics) -> str:
     return diag.internal_query or ""
 
 
-def lock_sources(project: Any, deploy_sql: str) -> list[tuple[str, str]]:
+def lock_sources(project: Project, deploy_sql: str) -> list[tuple[str, str]]:
     """(path, text) of what a deploy runs, in run order: the plan's SQL files, deploy.sql, the tests."""
     from pgmilib.project.metadata import plan
 

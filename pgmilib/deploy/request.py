@@ -21,6 +21,8 @@ from pgmilib.redact import redact, redact_nested
 
 if TYPE_CHECKING:
     from pgmilib.deploy.dbadmin import Approver
+    from pgmilib.deploy.lockreport import LockReport
+    from pgmilib.project.scan import Project
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ class DeployRequest:
     test_reports: Sequence[str] = ()  # FORMAT:PATH items
     # -- fleet deploys, rehearsals, lock retries (issue 15) --------------------------------
     #: A project already scanned (`pgmilib.project.scan.scan()`): a fleet scans once for all targets.
-    project: Any = None
+    project: Project | None = None
     #: Parameters between pgmi.yaml's and --params-file/--param (a fleet target's `params:`).
     target_params: Mapping[str, str] = field(default_factory=dict)
     #: Run the atomic head and end it with ROLLBACK instead of its COMMIT (pgmilib/deploy/rehearse.py).
@@ -92,7 +94,7 @@ class DeployResult:
     rehearsed: bool = False  # --rehearse: the head ran and was rolled back
     tests_passed: int = 0  # --rehearse: tests that passed inside the rolled-back head
     lock_retries: int = 0  # --retry-lock-timeout: how many times the head was run again
-    lock_report: Any = None  # --rehearse: the LockReport (pgmilib/deploy/lockreport.py), None if none was made
+    lock_report: LockReport | None = None  # --rehearse: the lock report, None if none was made
     lock_lines: list[str] = field(default_factory=list)  # its human table, printed after the summary (redacted)
 
     @property

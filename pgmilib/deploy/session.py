@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover (typing.Self is 3.11+; annotations are nev
     from pathlib import Path
     from typing import Self
 
+    from pgmilib.conn.wire import Session
     from pgmilib.output import Output
 
 SCRIPTS_BEFORE_LOAD = ("session_schema.sql", "session_tests.sql")
@@ -49,7 +50,7 @@ _COPY_LINE = re.compile(r"\bline (\d+)")
 
 
 
-def prepare(conn: Any, project: Project, params: Mapping[str, str], *, compat: str = "1",
+def prepare(conn: Session, project: Project, params: Mapping[str, str], *, compat: str = "1",
             verbose: bool = False, out: Output, cache_dir: Path | None = None) -> None:
     """Create the session API in pg_temp and load `project` and `params` into it.
 
@@ -74,7 +75,7 @@ def prepare(conn: Any, project: Project, params: Mapping[str, str], *, compat: s
         out.verbose(f"session prepared in {time.monotonic() - started:.3f}s")
 
 
-def run_script(conn: Any, name: str) -> None:
+def run_script(conn: Session, name: str) -> None:
     """Send one bundled sql/ script as a single multi-statement simple query."""
     try:
         text = read_sql(name)
@@ -83,7 +84,7 @@ def run_script(conn: Any, name: str) -> None:
     _call(lambda: conn.run(text), f"{PREFIX}: {name}")
 
 
-def run_scripts(conn: Any, names: tuple[str, ...], *, before: str = "") -> None:
+def run_scripts(conn: Session, names: tuple[str, ...], *, before: str = "") -> None:
     """Send several bundled scripts (after `before`) as one simple query: one round trip.
 
     Each script is complete statements ending in `;`, so the concatenation runs them in
@@ -102,7 +103,7 @@ def run_scripts(conn: Any, names: tuple[str, ...], *, before: str = "") -> None:
 
 # ---- files ---------------------------------------------------------------------------------
 
-def load_files(conn: Any, project: Project, cache_dir: Path | None = None) -> None:
+def load_files(conn: Session, project: Project, cache_dir: Path | None = None) -> None:
     """COPY sources, test directories, test sources and metadata, then ANALYZE (§8.4)."""
     if not project.files:
         return
@@ -245,7 +246,7 @@ def _row(*values: str | None) -> bytes:
     return b"\t".join(b"\\N" if v is None else escape(v.encode("utf-8")) for v in values) + b"\n"
 
 
-def _copy(conn: Any, sql: str, rows: list[tuple[str, Callable[[], bytes]]]) -> None:
+def _copy(conn: Session, sql: str, rows: list[tuple[str, Callable[[], bytes]]]) -> None:
     """COPY `rows` (label, row builder) in ~1 MB chunks; errors name the row's path.
 
     A row builder that fails (a file changed or vanished since the scan) ends the stream
@@ -286,7 +287,7 @@ def _copy(conn: Any, sql: str, rows: list[tuple[str, Callable[[], bytes]]]) -> N
 
 # ---- parameters ----------------------------------------------------------------------------
 
-def load_parameters(conn: Any, params: Mapping[str, str]) -> int:
+def load_parameters(conn: Session, params: Mapping[str, str]) -> int:
     """Store parameters as rows (lower-cased keys) and as session GUCs `pgmi.<key>` (§11.5).
 
     Values travel only as COPY data and are copied into the GUCs by a query over the table,
@@ -311,7 +312,7 @@ def check_compat(compat: str) -> str:
     return compat or SUPPORTED_COMPAT[0]
 
 
-def check_server_version(conn: Any) -> None:
+def check_server_version(conn: Session) -> None:
     """pgmi needs PostgreSQL 11+ (hashtextextended, procedures); ConfigError (10) otherwise."""
     number, text = _call(lambda: conn.run(read_sql_section("session_load.sql", "server_version")), PREFIX)[0]
     if number < 110000:
@@ -320,7 +321,7 @@ def check_server_version(conn: Any) -> None:
 
 # ---- plumbing ------------------------------------------------------------------------------
 
-def _match_client_encoding(conn: Any) -> Callable[[], None]:
+def _match_client_encoding(conn: Session) -> Callable[[], None]:
     """Make client_encoding equal the server encoding for the COPYs; return the undo.
 
     With equal encodings the server stores the UTF-8 bytes verbatim (see module docstring);

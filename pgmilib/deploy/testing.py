@@ -37,6 +37,7 @@ from pgmilib.redact import redact
 from pgmilib.sqllex import mask
 
 if TYPE_CHECKING:  # pragma: no cover
+    from pgmilib.conn.wire import Session
     from pgmilib.output import Output
 
 PREFIX = "failed to preprocess deploy.sql"
@@ -94,7 +95,7 @@ def validate_callback(callback: str) -> None:
             raise PgmiError(f'{PREFIX}: invalid callback "{callback}": "{part}" is not a valid identifier')
 
 
-def expand_macros(conn: Any, text: str) -> tuple[str, int]:
+def expand_macros(conn: Session, text: str) -> tuple[str, int]:
     """Replace each macro with the SQL `pg_temp.pgmi_test_generate` returns for it.
 
     Returns (expanded text, number of macros); `expand_macros_mapped` also returns the line map.
@@ -139,7 +140,7 @@ class LineMap:
         return cls(entries)
 
 
-def expand_macros_mapped(conn: Any, text: str) -> tuple[str, int, LineMap]:
+def expand_macros_mapped(conn: Session, text: str) -> tuple[str, int, LineMap]:
     """`expand_macros` plus the map from expanded lines back to the lines of `text`.
 
     The generator is called last macro first (as it always was); the text is then assembled
