@@ -75,8 +75,8 @@ def deploy(request: DeployRequest, out: Output, *, cancel: Cancellation | None =
 class _Run:
     """One deployment's state; its methods are the pipeline's steps, called in this order by `run()`.
 
-    configure -> scan -> open_session -> [inside the session] prepare -> execute. Each step
-    reads what the earlier ones set; nothing here outlives the run.
+    configure -> scan -> open_session -> check_session -> (the deploy lock) ->
+    prepare_and_execute. Each step reads what the earlier ones set; nothing outlives the run.
     """
 
     def __init__(self, request: DeployRequest, out: Output, result: DeployResult, watchdog: Watchdog,
@@ -96,6 +96,8 @@ class _Run:
         self.compat = ""
 
     def run(self) -> None:
+        from pgmilib.deploy import lock
+
         self.configure()
         # -- the deployer runs: everything below is inside the deadline --------------------
         self.result.deployer_ran = True
@@ -109,14 +111,10 @@ class _Run:
         try:
             with _connection_guard():
                 watcher = self.check_session(conn)
-                from pgmilib.deploy import lock
-
                 lock.acquire(conn, self.lock_wait, self.out, self.watchdog)
                 locked = True
                 self.prepare_and_execute(conn, watcher)
         finally:
-            from pgmilib.deploy import lock
-
             if watcher is not None:
                 watcher.stop()
             self.watchdog.conn = None
