@@ -133,3 +133,41 @@ def test_timeout_says_so(tmp_path, pg, timeout):
     assert result.exit_code == Exit.TIMEOUT
     assert result.error_text.startswith(f"deployment timed out after {timeout} (--timeout)")
     assert result.envelope["error"].startswith(f"deployment timed out after {timeout} (--timeout)")
+
+
+def test_an_api_caller_supplies_the_overwrite_approver_and_without_one_the_overwrite_is_refused(tmp_path, pg):
+    """The core never asks on a terminal: `DeployRequest.approver` decides; none and no `force` refuses."""
+    from pgmilib.errors import ApprovalDenied
+
+    db = _db()
+    first = write_project(tmp_path / "a", {}, "CREATE TABLE kept(id int);\n")
+    assert deploy(DeployRequest(project_path=str(first), connection=ConnectionFlags(database=db),
+                                environ=_environ(pg)), _out()).ok
+    second = write_project(tmp_path / "b", {}, "CREATE TABLE fresh(id int);\n")
+
+    refused = deploy(DeployRequest(project_path=str(second), connection=ConnectionFlags(database=db),
+                                   environ=_environ(pg), overwrite=True), _out())
+    assert refused.exit_code == Exit.APPROVAL_DENIED and "approval denied" in refused.error_text
+    assert query(pg, db, "SELECT relname FROM pg_class WHERE relname IN ('kept', 'fresh')") == [["kept"]]
+
+    asked: list[str] = []
+
+    class Declining:
+        def approve(self, database: str) -> None:
+            asked.append(database)
+            raise ApprovalDenied(f"approval denied: {database} is not to be dropped today")
+
+    declined = deploy(DeployRequest(project_path=str(second), connection=ConnectionFlags(database=db),
+                                    environ=_environ(pg), overwrite=True, force=True, approver=Declining()), _out())
+    assert asked == [db]  # the caller's approver wins over `force`
+    assert declined.exit_code == Exit.APPROVAL_DENIED and "not to be dropped today" in declined.error_text
+    assert query(pg, db, "SELECT relname FROM pg_class WHERE relname IN ('kept', 'fresh')") == [["kept"]]
+
+    class Accepting:
+        def approve(self, database: str) -> None:
+            asked.append(database)
+
+    done = deploy(DeployRequest(project_path=str(second), connection=ConnectionFlags(database=db),
+                                environ=_environ(pg), overwrite=True, approver=Accepting()), _out())
+    assert done.ok and asked == [db, db]
+    assert query(pg, db, "SELECT relname FROM pg_class WHERE relname IN ('kept', 'fresh')") == [["fresh"]]

@@ -138,3 +138,69 @@ def test_every_module_imports_on_its_own():
                             cwd=PACKAGE.parent, check=False, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "", "modules that cannot be imported first:\n" + result.stdout
+
+
+#: Modules outside pgmilib/conn/ that may import pg8000, and why.
+PG8000_ALLOWED = {
+    # Probes a container it started until it answers; server/ sits beside conn/ (same layer), so
+    # it cannot borrow conn's connection, and its probe needs no pgmi connection settings.
+    "pgmilib.server.docker",
+}
+
+
+def test_pg8000_is_imported_only_by_the_connection_layer():
+    """The driver's exception classes are named once (pgmilib/conn/wire.py: SERVER_ERRORS, LOST_ERRORS,
+    DRIVER_ERRORS); everything above conn/ catches those names, so each catches the same subset."""
+    offenders = []
+    for name, path in _modules().items():
+        if name.startswith("pgmilib.conn.") or name in PG8000_ALLOWED:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            named = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if any(n == "pg8000" or n.startswith("pg8000.") for n in named):
+                offenders.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}")
+    assert not offenders, "import the driver's names from pgmilib.conn.wire instead:\n" + "\n".join(offenders)
+
+
+#: The core: what `deploy()` runs. It works for any caller (the CLI, the MCP server, a fleet, a
+#: test), so it takes its environment, terminal and approver from the request, never from the process.
+CORE_PACKAGES = ("pgmilib.deploy", "pgmilib.project", "pgmilib.conn")
+#: Core modules that may read os.environ, and why. Each reads it only when its caller passed no
+#: environment (an API caller's `environ=None`); the deploy always passes the run's own copy.
+PROCESS_ENV_ALLOWED = {
+    "pgmilib.conn.pgpass": "PGPASSFILE and the home directory, as libpq reads them",
+    "pgmilib.conn.auth.base": "the cloud providers' own variables (AWS_*, AZURE_*, GOOGLE_*)",
+}
+_PROCESS_STATE = {("os", "environ"), ("os", "getenv"), ("os", "putenv"), ("os", "unsetenv"),
+                  ("sys", "stdin"), ("sys", "stdout"), ("sys", "stderr")}
+
+
+def test_the_core_reads_no_process_state():
+    """No stdin, stdout/stderr or environment in deploy/, project/, conn/: an Output, an approver and
+    an `environ` mapping come in with the request (the CLI reads the process once)."""
+    offenders = []
+    for name, path in sorted(_modules().items()):
+        if not name.startswith(CORE_PACKAGES):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            found = None
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+                found = (node.value.id, node.attr)
+            elif isinstance(node, ast.ImportFrom) and node.module in ("os", "sys"):
+                found = next(((node.module, a.name) for a in node.names if (node.module, a.name) in _PROCESS_STATE),
+                             None)
+            if found not in _PROCESS_STATE:
+                continue
+            if found[1] in ("environ", "getenv") and name in PROCESS_ENV_ALLOWED:
+                continue
+            offenders.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}: {'.'.join(found)}")
+    assert not offenders, "the core takes these from its caller:\n" + "\n".join(offenders)
+
+
+def test_no_catch_all_attribute_forwarding_in_the_deploy_core():
+    """The session wrappers (the watchdog's guard, a rehearsal, the head retry) forward what they
+    forward by name (deploy/execute.py SessionLayer); a `__getattr__` would hide a typo until run time."""
+    offenders = sorted(str(path.relative_to(PACKAGE.parent)) for name, path in _modules().items()
+                       if name.startswith("pgmilib.deploy") and "def __getattr__" in path.read_text(encoding="utf-8"))
+    assert not offenders, f"forward attributes explicitly: {offenders}"

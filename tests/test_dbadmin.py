@@ -9,13 +9,11 @@ import uuid
 
 import pytest
 
+from pgmilib.cli.approvers import ForcedApprover, InteractiveApprover, choose_approver
 from pgmilib.deploy import dbadmin
 from pgmilib.deploy.dbadmin import (
-    ForcedApprover,
-    InteractiveApprover,
     RefusingApprover,
     check_overwrite_allowed,
-    choose_approver,
     ensure_database,
     overwrite_database,
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from projects import run_cli, write_project
+from projects import EXECUTE_LOOP, run_cli, write_project
 
 from pgmilib.errors import Exit
 
@@ -33,6 +33,33 @@ def test_a_bug_in_the_connection_layer_is_a_panic_not_a_connection_failure(tmp_p
     assert code == Exit.PANIC  # before: a bare `except Exception` reported it as exit 11
     assert "panic: a bug" in err and "Traceback" in err and "please report" in err
     assert CANARY not in err + out  # the panic path is redacted too
+
+
+def test_a_bug_while_deploy_sql_runs_is_a_panic_and_the_database_holds_what_committed(tmp_path, pg, pg_env,
+                                                                                      monkeypatch, capsys):
+    """A programming error below execute.run_units is exit 3 (the panic report, redacted), not exit 13."""
+    from projects import query
+
+    from pgmilib.conn import wire
+
+    real_run = wire.LiveConnection.run
+
+    def run(self, sql, *args, **kwargs):
+        if "CREATE TABLE tail_t" in sql:
+            raise TypeError(f"a bug while running a unit (password={CANARY})")
+        return real_run(self, sql, *args, **kwargs)
+
+    monkeypatch.setattr(wire.LiveConnection, "run", run)
+    db = "bugrun_" + uuid.uuid4().hex[:8]
+    proj = write_project(tmp_path / "p", {}, "CREATE TABLE head_t(id int);\nCOMMIT;\n"
+                                              "CREATE TABLE tail_t(id int);\n")
+    code, out, err = run_cli(["deploy", str(proj), "-d", db], capsys)
+    assert code == Exit.PANIC  # before: `except Exception` around each unit reported it as exit 13
+    assert "panic: a bug while running a unit" in err and "Traceback" in err
+    assert "execution failed" not in err
+    assert CANARY not in err + out
+    tables = query(pg, db, "SELECT relname FROM pg_class WHERE relname IN ('head_t', 'tail_t') ORDER BY 1")
+    assert tables == [["head_t"]]  # the committed head stays; the unit that hit the bug never ran
 
 
 def test_verbose_never_prints_a_traceback_for_a_classified_error(tmp_path, pg_env, capsys):
@@ -74,3 +101,23 @@ def test_verbose_session_setup_is_quiet_but_user_debug_is_shown(tmp_path, pg_env
     assert code == Exit.SUCCESS, err
     assert "user debug line" in err
     assert "_pgmi_" not in err  # no server DEBUG about pgmi's own temp tables and indexes
+
+
+def test_the_cli_carries_the_file_cap_and_the_checksum_cache_place_in_the_request(tmp_path, pg, pg_env,
+                                                                                  monkeypatch, capsys):
+    """PGMI_MAX_FILE_SIZE and PGMI_CACHE_DIR are read by the CLI (the scanner and the loader never read
+    the environment): a deploy through the CLI still honours both."""
+    from projects import query
+
+    db = "envcarry_" + uuid.uuid4().hex[:8]
+    proj = write_project(tmp_path / "p", {"a/big.sql": "SELECT 1; -- " + "x" * 100 + "\n"}, EXECUTE_LOOP)
+    monkeypatch.setenv("PGMI_MAX_FILE_SIZE", "64")
+    code, _, err = run_cli(["deploy", str(proj), "-d", db], capsys)
+    assert code == Exit.GENERAL and "exceeds 64-byte cap" in err
+    assert query(pg, "postgres", "SELECT count(*) FROM pg_database WHERE datname = :d", d=db) == [[0]]
+
+    monkeypatch.delenv("PGMI_MAX_FILE_SIZE")
+    monkeypatch.setenv("PGMI_CACHE_DIR", str(tmp_path / "cache"))
+    code, _, err = run_cli(["deploy", str(proj), "-d", db], capsys)
+    assert code == Exit.SUCCESS, err
+    assert [p.name.startswith("checksums-") for p in (tmp_path / "cache").iterdir()] == [True]

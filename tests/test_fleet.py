@@ -343,6 +343,17 @@ def test_cancel_before_start_runs_nothing(tmp_path, pg, databases):
     assert [o.status for o in result.outcomes] == ["skipped"] and result.exit_code == 130
 
 
+def test_a_targets_log_is_verbose_when_the_caller_says_so(tmp_path, pg, databases):
+    """One verbosity source: run_fleet's `verbose` (the CLI passes its Output's mode); the request has none."""
+    quiet_db, loud_db = databases(2)
+    proj = write_project(tmp_path / "p", {}, "SELECT 1;\n")
+    base = DeployRequest(project_path=str(proj), environ=pg.env())
+    quiet = run_fleet(base, [Target("q", block={"database": quiet_db})])
+    loud = run_fleet(base, [Target("l", block={"database": loud_db})], verbose=True)
+    assert [o.status for o in quiet.outcomes + loud.outcomes] == ["success", "success"]
+    assert "[VERBOSE]" not in quiet.outcomes[0].log and "[VERBOSE]" in loud.outcomes[0].log
+
+
 # ---- pure pieces --------------------------------------------------------------------------
 
 
@@ -379,7 +390,7 @@ def test_request_for_gives_each_target_its_own_connection_and_params():
     assert block.connection.maintenance_database == "admin"
     assert "DATABASE_URL" not in block.environ and block.environ["PGPASSWORD"] == "x"  # never another target's db
     assert block.target_params == {"tenant": "A"} and block.params == {"cli": "1"}
-    assert block.test_reports == ("junit:out/a.xml",) and not block.interactive
+    assert block.test_reports == ("junit:out/a.xml",) and block.approver is None
     string = request_for(base, Target("b", connection="host=h2 dbname=db2"))
     assert string.connection.connection == "host=h2 dbname=db2" and string.connection.host == ""
     assert base.environ["DATABASE_URL"]  # the base request is untouched

@@ -344,16 +344,16 @@ def test_symlinks_refused(tmp_path):
 
 def test_size_cap(tmp_path, monkeypatch):
     make(tmp_path, {"big.csv": b"x" * (20 * 1024 * 1024)})
+    monkeypatch.setenv("PGMI_MAX_FILE_SIZE", str(30 * 1024 * 1024))  # the scanner never reads the process's
     with pytest.raises(PgmiError) as info:
         P.scan(tmp_path)
     assert str(info.value) == (
         f"file ./big.csv is {20 * 1024 * 1024} bytes, exceeds 10485760-byte cap (override via PGMI_MAX_FILE_SIZE)")
     assert exit_code(info.value) == Exit.GENERAL
-    monkeypatch.setenv("PGMI_MAX_FILE_SIZE", str(30 * 1024 * 1024))
-    assert P.scan(tmp_path).files[0].size == 20 * 1024 * 1024
-    monkeypatch.setenv("PGMI_MAX_FILE_SIZE", "-5")  # ignored: back to the default
-    with pytest.raises(PgmiError, match="exceeds 10485760-byte cap"):
-        P.scan(tmp_path)
+    cap = P.max_file_size_from({"PGMI_MAX_FILE_SIZE": str(30 * 1024 * 1024)})
+    assert P.scan(tmp_path, max_file_size=cap).files[0].size == 20 * 1024 * 1024
+    assert P.max_file_size_from({"PGMI_MAX_FILE_SIZE": "-5"}) == P.DEFAULT_MAX_FILE_SIZE  # ignored: the default
+    assert P.max_file_size_from({"PGMI_MAX_FILE_SIZE": "ten"}) == P.DEFAULT_MAX_FILE_SIZE
     with pytest.raises(PgmiError, match="exceeds 100-byte cap"):
         P.scan(tmp_path, max_file_size=100)
 
@@ -560,29 +560,32 @@ def test_backslash_names_normalise_and_collisions_are_refused(tmp_path):
         P.scan(tmp_path)
 
 
-def test_checksum_cache_remembers_by_content(tmp_path, monkeypatch):
-    monkeypatch.setenv("PGMI_CACHE_DIR", str(tmp_path / "cache"))
+def test_checksum_cache_remembers_by_content(tmp_path):
+    where = PC.cache_dir_from({"PGMI_CACHE_DIR": str(tmp_path / "cache")})
     data = b"SELECT 1 -- why\n"
     item = P.ProjectFile(path="./a.sql", checksum=PC.raw_checksum(data), is_sql=True, is_test=False)
-    first = PC.ChecksumCache.for_project(tmp_path / "proj")
+    first = PC.ChecksumCache.for_project(tmp_path / "proj", where)
     assert item.normalized_from(data, first) == PC.normalized_checksum(data)
     first.save()
-    second = PC.ChecksumCache.for_project(tmp_path / "proj")
+    second = PC.ChecksumCache.for_project(tmp_path / "proj", where)
     assert second.get(item.checksum) == PC.normalized_checksum(data)  # read back from disk
     # A hit is taken as is: the key is the content's own SHA-256, so it cannot be stale.
     other = P.ProjectFile(path="./b.sql", checksum=item.checksum, is_sql=True, is_test=False)
     assert other.normalized_from(b"ignored", second) == PC.normalized_checksum(data)
 
 
-def test_checksum_cache_survives_damage_and_can_be_off(tmp_path, monkeypatch):
+def test_checksum_cache_survives_damage_and_can_be_off(tmp_path):
     cache_dir = tmp_path / "cache"
     cache_dir.mkdir()
-    monkeypatch.setenv("PGMI_CACHE_DIR", str(cache_dir))
-    PC.ChecksumCache.for_project(tmp_path).path.write_bytes(b"\x00" * 70)  # one record plus a torn one
-    assert PC.ChecksumCache.for_project(tmp_path).get("ab" * 32) is None
-    assert PC.ChecksumCache.for_project(tmp_path / "other").path != PC.ChecksumCache.for_project(tmp_path).path
-    monkeypatch.setenv("PGMI_CACHE_DIR", "off")
-    off = PC.ChecksumCache.for_project(tmp_path)
+    assert PC.cache_dir_from({"PGMI_CACHE_DIR": str(cache_dir)}) == cache_dir
+    PC.ChecksumCache.for_project(tmp_path, cache_dir).path.write_bytes(b"\x00" * 70)  # one record plus a torn one
+    assert PC.ChecksumCache.for_project(tmp_path, cache_dir).get("ab" * 32) is None
+    assert (PC.ChecksumCache.for_project(tmp_path / "other", cache_dir).path
+            != PC.ChecksumCache.for_project(tmp_path, cache_dir).path)
+    assert PC.cache_dir_from({"PGMI_CACHE_DIR": "off"}) is None
+    assert PC.cache_dir_from({"XDG_CACHE_HOME": str(tmp_path / "xdg")}) == tmp_path / "xdg" / "pgmi"
+    assert PC.cache_dir_from({"XDG_CACHE_HOME": "relative"}) is None  # no usable place: no cache
+    off = PC.ChecksumCache.for_project(tmp_path, None)
     off.put("ab" * 32, "cd" * 32)
     off.save()  # nothing to write to, and no error
     assert off.path is None

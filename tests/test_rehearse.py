@@ -99,7 +99,7 @@ def test_fleet_rehearsal_changes_no_target(tmp_path, pg, create_database, run_pg
     r = run_pgmi("deploy", str(proj), "--targets", str(targets), "--rehearse", "--json")
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
-    assert doc["rehearsal"] is True and doc["summary"]["succeeded"] == 3
+    assert doc["rehearsed"] is True and doc["summary"]["succeeded"] == 3
     assert all(t["rehearsed"] for t in doc["targets"])
     for db in dbs:
         assert query(pg, db, "SELECT to_regclass('account') IS NULL") == [[True]]

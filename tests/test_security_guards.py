@@ -20,8 +20,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from pgmilib.cli.approvers import InteractiveApprover, choose_approver
 from pgmilib.deploy import session
-from pgmilib.deploy.dbadmin import InteractiveApprover, RefusingApprover, choose_approver
+from pgmilib.deploy.dbadmin import RefusingApprover
 from pgmilib.errors import (
     ApprovalDenied,
     ConcurrentDeploy,

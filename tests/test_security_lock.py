@@ -12,12 +12,10 @@ import threading
 
 import pytest
 
+from pgmilib.cli.approvers import ForcedApprover, InteractiveApprover, choose_approver
 from pgmilib.deploy.dbadmin import (
-    ForcedApprover,
-    InteractiveApprover,
     check_database_name,
     check_overwrite_allowed,
-    choose_approver,
     quote_literal,
 )
 from pgmilib.deploy.lock import acquire, release, wait_for_no_deploy

@@ -372,38 +372,45 @@ def test_connection_wizard_rejects_bad_choices_and_ports(tmp_path, term_env):
 ])
 def test_no_connection_source(argv, environ, yaml_conn, expected):
     from pgmilib.cli.app import build_parser
+    from pgmilib.cli.deploy import connection_flags
     from pgmilib.scaffold.deploy_hook import no_connection_source
 
     args = build_parser().parse_args(["deploy", "proj", *argv])
-    assert no_connection_source(args, environ, yaml_conn) is expected
+    assert no_connection_source(connection_flags(args), environ, yaml_conn) is expected
 
 
 def test_merge_into_flags_keeps_given_flags_and_enables_cloud_auth():
-    from pgmilib.cli.app import build_parser
+    from pgmilib.conn.resolve import ConnectionFlags
     from pgmilib.scaffold.deploy_hook import merge_into_flags
 
-    args = build_parser().parse_args(["deploy", "proj", "-U", "given"])
-    merge_into_flags(args, {"host": "db", "port": 6543, "username": "wizard", "database": "app",
-                            "auth_method": "aws", "aws_region": "eu-west-1", "sslmode": "require"})
-    assert (args.host, args.port, args.username, args.database, args.sslmode) == ("db", 6543, "given", "app", "require")
-    assert args.aws is True and args.aws_region == "eu-west-1" and args.azure is False
+    given = ConnectionFlags(username="given")
+    flags = merge_into_flags(given, {"host": "db", "port": 6543, "username": "wizard", "database": "app",
+                                     "auth_method": "aws", "aws_region": "eu-west-1", "sslmode": "require",
+                                     "maintenance_database": "admin"})
+    assert (flags.host, flags.port, flags.username, flags.database, flags.sslmode) == ("db", 6543, "given", "app",
+                                                                                     "require")
+    assert flags.aws is True and flags.aws_region == "eu-west-1" and flags.azure is False
+    assert flags.maintenance_database == "admin"
+    assert given == ConnectionFlags(username="given")  # a new value; the flags given are unchanged
 
 
 DEPLOY_HOOK_SCRIPT = """
 import json, os, sys
 sys.path.insert(0, {repo!r})
 from pgmilib.cli.app import build_parser
+from pgmilib.cli.deploy import connection_flags
 from pgmilib.errors import PgmiError
 from pgmilib.output import Output
 from pgmilib.scaffold.deploy_hook import maybe_run_deploy_wizard
 args = build_parser().parse_args(["deploy", {project!r}] + {extra!r})
 try:
-    result = maybe_run_deploy_wizard(args, os.environ, None, {project!r}, Output())
+    ran = maybe_run_deploy_wizard(connection_flags(args), os.environ, None, {project!r}, Output(), force=args.force)
 except PgmiError as error:
     print("RESULT " + json.dumps({{"error": str(error)}}))
 else:
-    print("RESULT " + json.dumps({{"ran": result is not None, "host": args.host, "database": args.database,
-                                   "port": args.port}}))
+    flags = ran[0] if ran else connection_flags(args)
+    print("RESULT " + json.dumps({{"ran": ran is not None, "host": flags.host, "database": flags.database,
+                                   "port": flags.port}}))
 """
 
 

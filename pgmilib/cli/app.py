@@ -318,7 +318,9 @@ def _main(argv: Sequence[str] | None) -> int:
     except UsageError as error:
         out.error(error)
         if out.json_mode:  # scripts parsing stdout get a document even for a bad command line
-            out.envelope({"status": "failed", "exitCode": int(Exit.USAGE), "error": str(error)})
+            from pgmilib.deploy.request import DeployResult
+
+            out.envelope(DeployResult.failed(error).envelope)
         return Exit.USAGE
     except PgmiError as error:
         out.error(error)

@@ -13,7 +13,7 @@ import os
 from typing import Any
 
 from pgmilib.cli.signals import CancelOnSignal
-from pgmilib.errors import ConfigError, PgmiError, UsageError, exit_code
+from pgmilib.errors import ConfigError, PgmiError, UsageError
 from pgmilib.output import Output, is_interactive
 
 #: `--fail-on-lock-risk` without a value: a table of 10 MB rewrites in well under a second on
@@ -98,30 +98,45 @@ def connection_flags(args: argparse.Namespace) -> Any:
     )
 
 
-def request_from_args(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Any:
-    """A parsed `pgmi deploy` command line as a DeployRequest (raises for a malformed --param)."""
+def request_from_args(args: argparse.Namespace, environ: dict[str, str] | None = None,
+                      out: Output | None = None, connection: Any = None) -> Any:
+    """A parsed `pgmi deploy` command line as a DeployRequest (raises for a malformed --param).
+
+    With `out`, the request carries the terminal's --overwrite approver (cli/approvers.py);
+    `connection` (ConnectionFlags) replaces the flags' own (the connection wizard's answers).
+    """
     from pgmilib.config import parse_param
     from pgmilib.deploy import DeployRequest
+    from pgmilib.project.checksums import cache_dir_from
+    from pgmilib.project.scan import max_file_size_from
 
     _lock_flags(args)
     if not args.project_path:
         raise UsageError(_MISSING_PATH)
+    environ = dict(os.environ) if environ is None else environ
+    if out is not None and args.overwrite:  # only --overwrite asks
+        from pgmilib.cli.approvers import choose_approver
+
+        approver = choose_approver(args.force, is_interactive(), out)
+    else:
+        approver = None
     return DeployRequest(
         project_path=args.project_path,
-        connection=connection_flags(args),
-        environ=dict(os.environ) if environ is None else environ,
+        connection=connection if connection is not None else connection_flags(args),
+        environ=environ,
+        max_file_size=max_file_size_from(environ),
+        cache_dir=cache_dir_from(environ),
         params=dict(parse_param(p) for p in args.param),
         params_files=tuple(args.params_file),
         timeout=args.timeout,
         lock_wait=args.lock_wait,
         overwrite=args.overwrite,
         force=args.force,
-        interactive=is_interactive(),
+        approver=approver,
         compat=args.compat,
         ephemeral=args.ephemeral,
         keep=args.keep,
         test_reports=tuple(args.test_report),
-        verbose=bool(getattr(args, "verbose", False)),
         rehearse=bool(getattr(args, "rehearse", False)),
         retry_lock=_retries(getattr(args, "retry_lock_timeout", 0)),
         rehearse_lock_timeout=getattr(args, "rehearse_lock_timeout", None) or DeployRequest.rehearse_lock_timeout,
@@ -177,13 +192,10 @@ def cmd_deploy(args: argparse.Namespace, out: Output) -> int:
     fleet.check_single(args)
     try:
         environ = dict(os.environ)
-        _connection_wizard(args, environ, out)
-        request = request_from_args(args, environ)
+        flags = _connection_wizard(args, connection_flags(args), environ, out)
+        request = request_from_args(args, environ, out, flags)
     except PgmiError as error:  # a malformed --param, a cancelled wizard: reported like every other error
-        result = DeployResult(error=error, exit_code=exit_code(error))
-        from pgmilib.deploy.pipeline import describe
-
-        describe(result)
+        result = DeployResult.failed(error)
     else:
         cancel = Cancellation()
         with CancelOnSignal(cancel, out, "pgmi: interrupted, cancelling deployment..."):
@@ -199,23 +211,25 @@ def cmd_deploy(args: argparse.Namespace, out: Output) -> int:
     return int(result.exit_code)
 
 
-def _connection_wizard(args: argparse.Namespace, environ: dict[str, str], out: Output) -> None:
-    """No connection source at all, on a terminal, without --force -> ask (fills `args`).
+def _connection_wizard(args: argparse.Namespace, flags: Any, environ: dict[str, str], out: Output) -> Any:
+    """No connection source at all, on a terminal, without --force -> ask; returns
+    `flags` (ConnectionFlags) with the answers in the fields still empty.
 
     A password the wizard learned goes into this run's private environment copy as
     PGPASSWORD (only if none is set), never into a flag or a file.
     """
     if args.ephemeral or args.force or not is_interactive():
-        return
+        return flags
     from pgmilib import config
     from pgmilib.scaffold.deploy_hook import maybe_run_deploy_wizard
 
     merged, _ = config.load_dotenv(args.project_path, environ)
     project_config = config.load_project_config(args.project_path)
-    wizard = maybe_run_deploy_wizard(args, merged, project_config.connection if project_config else None,
-                                     args.project_path, out)
-    if wizard is None:
-        return
-    args.maintenance_database = str(wizard.connection.get("maintenance_database") or "")
+    ran = maybe_run_deploy_wizard(flags, merged, project_config.connection if project_config else None,
+                                  args.project_path, out)
+    if ran is None:
+        return flags
+    flags, wizard = ran
     if wizard.password and not merged.get("PGPASSWORD"):
         environ["PGPASSWORD"] = wizard.password
+    return flags

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pgmilib.cli.signals import CancelOnSignal
-from pgmilib.errors import PgmiError, UsageError, exit_code, go_quote
+from pgmilib.errors import PgmiError, UsageError, go_quote
 from pgmilib.output import Output
 
 #: Flags that only a fleet understands (attribute, flag).
@@ -76,7 +76,9 @@ def cmd_fleet(args: argparse.Namespace, out: Output, request_from_args: Callable
         targets, base, options = _prepare(args, request_from_args)
     except PgmiError as error:
         if args.json:
-            out.envelope({"status": "failed", "exitCode": int(exit_code(error)), "error": error.message})
+            from pgmilib.deploy.request import DeployResult
+
+            out.envelope(DeployResult.failed(error).envelope)
         raise
     from pgmilib.observe.board import FleetBoard
     from pgmilib.observe.watch import WatchSettings
@@ -94,7 +96,7 @@ def cmd_fleet(args: argparse.Namespace, out: Output, request_from_args: Callable
     with CancelOnSignal(cancel, out, "pgmi: interrupted, cancelling the running targets (no new ones start)...",
                         stop_when_idle=False):
         try:
-            result = run_fleet(base, targets, cancel=cancel, on_done=on_done, **options)
+            result = run_fleet(base, targets, cancel=cancel, on_done=on_done, verbose=out.verbose_mode, **options)
         finally:
             board.close()
     out.info(report.table(result))

@@ -46,7 +46,7 @@ def cmd_scaffold(args: Any, out: Any) -> int:
     idempotent = str(getattr(args, "idempotent", "true")).lower() == "true"
     write = bool(getattr(args, "write", False))
     out.info("Scanning for SQL files without metadata...")
-    project = scan_project(root)
+    project = scan_project(root, max_file_size=_max_file_size())
     todo = [f for f in project.files if f.is_sql and not f.is_test and f.metadata is None]
     out.verbose(f"{len(project.files)} file(s) scanned, {len(todo)} without metadata")
     if not todo:
@@ -84,7 +84,7 @@ def cmd_validate(args: Any, out: Any) -> int:
     as_json = bool(getattr(args, "json", False))
     if not as_json:
         out.info("Scanning and validating SQL files...")
-    report = validation_report(root)
+    report = validation_report(root, _max_file_size())
     out.verbose(f"scanned {report['total_files']} file(s) under {root}")
     if not as_json:
         out.info("Validating metadata graph...")
@@ -117,7 +117,7 @@ def cmd_plan(args: Any, out: Any) -> int:
     as_json = bool(getattr(args, "json", False))
     if not as_json:
         out.info("Scanning SQL files and analyzing dependencies...")
-    report = plan_report(root)
+    report = plan_report(root, _max_file_size())
     entries = report["plan"]
     out.verbose(f"{len(entries)} SQL file(s) to order under {root}")
     if as_json:
@@ -137,3 +137,12 @@ def cmd_plan(args: Any, out: Any) -> int:
     out.data("Note: at deploy time pgmi_plan_view lists a file once per sort key, ordered by key then path")
     out.data("(byte order); files without metadata are keyed by their path.")
     return 0
+
+
+def _max_file_size() -> int:
+    """PGMI_MAX_FILE_SIZE of this process (the scanner itself never reads the environment)."""
+    import os
+
+    from pgmilib.project.scan import max_file_size_from
+
+    return max_file_size_from(os.environ)

@@ -15,7 +15,7 @@ import struct
 import threading
 import unicodedata
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import pg8000.exceptions
 import pg8000.native
@@ -24,10 +24,41 @@ import scramp
 from pgmilib.errors import PgDiagnostics
 
 CANCEL_REQUEST_CODE = 80877102
+# The driver's exceptions, named once: the rest of pgmi catches these names and never imports
+# pg8000 (tests/test_architecture.py keeps it so). They cover a LiveConnection and a plain
+# pg8000 connection an API caller or a test passes in alike.
 #: What the driver and the network raise for a failed round trip. Anything else escaping a
 #: `run()` is a bug in pgmi and must reach the panic path (exit 3), not be reported as a
 #: connection or SQL failure.
 DRIVER_ERRORS: tuple[type[BaseException], ...] = (pg8000.exceptions.Error, OSError)
+#: The server answered with an ErrorResponse: `PgDiagnostics.from_exception` reads its fields
+#: (SQLSTATE, message, position...).
+SERVER_ERRORS: tuple[type[BaseException], ...] = (pg8000.exceptions.DatabaseError,)
+#: The round trip failed below the server's answer: the driver's network failures (pg8000
+#: wraps the socket's as "network error") and a socket timeout that escaped unwrapped.
+LOST_ERRORS: tuple[type[BaseException], ...] = (pg8000.exceptions.InterfaceError, ConnectionError,
+                                               TimeoutError, socket.timeout)
+
+
+class Session(Protocol):
+    """What the deploy core asks of a connection: a LiveConnection, or a plain pg8000 native
+    connection a test or an API caller passes in (without notices, COPY refusal or status)."""
+
+    def run(self, sql: str, **params: Any) -> Any:
+        ...
+
+    def close(self) -> None:
+        ...
+
+
+def session_end(error: BaseException) -> str | None:
+    """For a server error that ended the session (FATAL, PANIC: pg_terminate_backend, a
+    shutdown), its text `FATAL: message (SQLSTATE x)`; None for any other error."""
+    fields = error.args[0] if isinstance(error, SERVER_ERRORS) and error.args and isinstance(error.args[0], dict) \
+        else {}
+    if fields.get("S") not in ("FATAL", "PANIC"):
+        return None
+    return f"{fields.get('S')}: {fields.get('M', '')} (SQLSTATE {fields.get('C', '?')})"
 
 
 COPY_BOTH_RESPONSE = b"W"

@@ -5,9 +5,10 @@ maintenance database is touched only when the probe says the database does not e
 (SQLSTATE 3D000), so a role that may only CONNECT to its own database can deploy.
 
 `--overwrite` is destructive, so it is guarded three times: offline refusals (the
-maintenance and template databases), an approver chosen from --force and the terminal
-(forced, refusing, or type-the-name), and a faithful re-creation of what the database was: encoding and locale,
-owner, connection limit, database-level settings and comment.
+maintenance and template databases), an approver the caller supplies (the CLI's asks at
+a terminal: pgmilib/cli/approvers.py; without one, only `force` approves), and a faithful
+re-creation of what the database was: encoding and locale, owner, connection limit,
+database-level settings and comment.
 
 This module receives a `connect` callable instead of importing the connection layer;
 that keeps it testable against any server and free of connection policy.
@@ -15,11 +16,9 @@ that keeps it testable against any server and free of connection policy.
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pgmilib.deploy.lock import close_quietly, wait_for_no_deploy
 from pgmilib.errors import (
@@ -27,23 +26,21 @@ from pgmilib.errors import (
     ConcurrentDeploy,
     ConfigError,
     ConnectionFailed,
-    Interrupted,
     PgDiagnostics,
     PgmiError,
     go_quote,
 )
 from pgmilib.output import Output
-from pgmilib.redact import redact
 from pgmilib.resources import read_sql, read_sql_section
 
 if TYPE_CHECKING:
-    import pg8000.native
+    from pgmilib.conn.wire import LiveConnection, Session
+    from pgmilib.deploy.watchdog import Watchdog
 
 #: database name -> open connection; raises errors.ConnectionFailed (pg.sqlstate '3D000' when missing).
-Connector = Callable[[str], "pg8000.native.Connection"]
+Connector = Callable[[str], "LiveConnection"]
 
 _RACE_STATES = ("42P04", "23505")  # duplicate_database / unique_violation on pg_database
-_COUNTDOWN = 5
 #: Columns of sql/database_settings.sql, in order.
 SETTINGS_COLUMNS = ("encoding", "collate", "ctype", "owner", "connection_limit", "settings", "comment",
                     "locale_provider", "provider_locale", "differs")
@@ -131,7 +128,7 @@ def ensure_database(connect: Connector, target: str, maintenance: str, out: Outp
 
 
 def open_target(connect: Connector, target: str, maintenance: str, out: Output, *, lock_wait: float = 0.0,
-                watchdog: Any = None) -> Any:
+                watchdog: Watchdog | None = None) -> Any:
     """Connect to `target`, creating it first when the server says it does not exist.
 
     The deploy's common path: the probe connection of `ensure_database` becomes the session
@@ -151,26 +148,26 @@ def open_target(connect: Connector, target: str, maintenance: str, out: Output, 
     raise AssertionError("unreachable")
 
 
-def _exists(admin: Any, target: str) -> bool:
+def _exists(admin: Session, target: str) -> bool:
     return bool(admin.run(read_sql_section("database_admin.sql", "database_exists"), d=target)[0][0])
 
 
-def _create(admin: Any, target: str, out: Output) -> None:
+def _create(admin: Session, target: str, out: Output) -> None:
     out.info(f"Database {go_quote(target)} does not exist; creating")
     _run_create(admin, f"CREATE DATABASE {quote_ident(target)}", target)
 
 
-def _run_create(admin: Any, sql: str, target: str) -> None:
+def _run_create(admin: Session, sql: str, target: str) -> None:
     """Run CREATE DATABASE; a lost race with another deploy becomes exit 15.
 
     The race error carries no server diagnostics on purpose: its DETAIL would name the
     catalog's unique index, which means nothing to the user.
     """
-    import pg8000.exceptions
+    from pgmilib.conn.wire import SERVER_ERRORS
 
     try:
         admin.run(sql)
-    except pg8000.exceptions.DatabaseError as error:
+    except SERVER_ERRORS as error:
         diag = PgDiagnostics.from_exception(error)
         if diag and diag.sqlstate in _RACE_STATES:
             raise ConcurrentDeploy("concurrent deployment in progress: the database was created by another "
@@ -196,7 +193,7 @@ class Approver(Protocol):
 
 
 def overwrite_database(connect: Connector, target: str, maintenance: str, approver: Approver, out: Output, *,
-                       lock_wait: float = 0.0, watchdog: Any = None) -> None:
+                       lock_wait: float = 0.0, watchdog: Watchdog | None = None) -> None:
     """Drop and recreate `target`, preserving its settings; create it if absent (no approval).
 
     Differences from the original, on purpose: list-valued settings such as search_path
@@ -231,14 +228,14 @@ def overwrite_database(connect: Connector, target: str, maintenance: str, approv
         close_quietly(admin)
 
 
-def capture_settings(admin: Any, target: str) -> dict[str, Any] | None:
+def capture_settings(admin: Session, target: str) -> dict[str, Any] | None:
     """What the re-created database must keep (keys: SETTINGS_COLUMNS); None if it is gone."""
     rows = admin.run(read_sql("database_settings.sql"), database=target)
     return dict(zip(SETTINGS_COLUMNS, rows[0])) if rows else None
 
 
-def _drop(admin: Any, target: str, out: Output) -> None:
-    import pg8000.exceptions
+def _drop(admin: Session, target: str, out: Output) -> None:
+    from pgmilib.conn.wire import SERVER_ERRORS
 
     for attempt in range(3):
         admin.run(read_sql_section("database_admin.sql", "terminate_sessions"), d=target)
@@ -246,7 +243,7 @@ def _drop(admin: Any, target: str, out: Output) -> None:
         try:
             admin.run(f"DROP DATABASE {quote_ident(target)}")
             return
-        except pg8000.exceptions.DatabaseError as error:
+        except SERVER_ERRORS as error:
             diag = PgDiagnostics.from_exception(error)
             if diag and diag.sqlstate == "55006" and attempt < 2:
                 time.sleep(0.2 * (attempt + 1))
@@ -330,92 +327,30 @@ def split_guc_list(text: str) -> list[str]:
     return items
 
 
-# ---- approvers (who may drop the database) ------------------------------------------------
-
-_BANNER = r"""
-          _____
-         /     \
-        | () () |      DANGER: DESTRUCTIVE OPERATION
-         \  ^  /
-          |||||        DROP DATABASE {name}
-          |||||        every object and row in it will be deleted
-"""
-
-
-class ForcedApprover:
-    """--force: never blocks. On a terminal, a banner and a 5-second abortable countdown."""
-
-    def __init__(self, out: Output, interactive: bool, sleep: Callable[[float], None] = time.sleep) -> None:
-        self.out = out
-        self.interactive = interactive
-        self.sleep = sleep
-
-    def approve(self, database: str) -> None:
-        name = go_quote(database)
-        if not self.interactive:
-            self.out.info(f"--force: dropping and recreating {name}")
-            return
-        if not os.environ.get("PGMI_NO_BANNER"):
-            self.out.info("")
-            self.out.info(_BANNER.format(name=name).strip("\n"))
-            self.out.info("")
-        stream = self.out.stderr
-        try:
-            for left in range(_COUNTDOWN, 0, -1):
-                stream.write(redact(f"\r--force: DROP DATABASE {name} in {left}s. Ctrl-C aborts."))
-                stream.flush()
-                self.sleep(1)
-        except KeyboardInterrupt:
-            stream.write("\n")
-            stream.flush()
-            raise Interrupted(f"interrupted: overwrite of {name} aborted") from None
-        line = f"--force: DROP DATABASE {name} now."
-        width = len(f"--force: DROP DATABASE {name} in {_COUNTDOWN}s. Ctrl-C aborts.")
-        stream.write(redact("\r" + line.ljust(width)) + "\n")
-        stream.flush()
+# ---- the approvers that need no terminal (the CLI's own are in pgmilib/cli/approvers.py) ----
 
 
 class RefusingApprover:
-    """No terminal and no --force: refuse at once and never touch stdin (a CI pipe would hang)."""
+    """No terminal and no --force: refuse at once and never touch stdin (a CI pipe would hang).
+
+    Also what a deploy uses when its caller supplied no approver and did not pass `force`.
+    """
 
     def approve(self, database: str) -> None:
         raise ApprovalDenied("approval denied: --overwrite must be confirmed at a terminal, and this is not one; "
                              f"pass --force to drop and recreate {go_quote(database)} from a script or CI job")
 
 
-class InteractiveApprover:
-    """A terminal without --force: the user types the database name to confirm."""
+class AcceptingApprover:
+    """--force without a terminal (and `force=True` from an API caller): say so and go on."""
 
-    def __init__(self, out: Output, stdin: TextIO | None = None) -> None:
+    def __init__(self, out: Output) -> None:
         self.out = out
-        self.stdin = stdin if stdin is not None else sys.stdin
 
     def approve(self, database: str) -> None:
-        name = go_quote(database)
-        self.out.info("")
-        self.out.warn(f"about to DROP and RECREATE database {name}. This deletes all data.")
-        self.out.stderr.write("Type the database name to confirm: ")
-        self.out.stderr.flush()
-        try:
-            line = self.stdin.readline()
-        except KeyboardInterrupt:
-            self.out.info("")
-            raise Interrupted(f"interrupted: overwrite of {name} aborted") from None
-        if not line:
-            self.out.info("")
-            self.out.info("No input available. Use --force to bypass confirmation in non-interactive mode.")
-            raise ApprovalDenied(f"approval denied: no confirmation to drop {name}")
-        typed = line.strip()
-        if typed != database:
-            self.out.info(f"{go_quote(typed)} does not match {name}. Cancelled.")
-            raise ApprovalDenied(f"approval denied: overwrite of {name} was not confirmed")
-        self.out.info("Confirmed.")
+        self.out.info(f"--force: dropping and recreating {go_quote(database)}")
 
 
-def choose_approver(force: bool, interactive: bool, out: Output, stdin: TextIO | None = None) -> Approver:
-    """--force -> forced; no terminal -> refusing; otherwise type-the-name."""
-    if force:
-        return ForcedApprover(out, interactive)
-    if not interactive:
-        return RefusingApprover()
-    return InteractiveApprover(out, stdin)
+def default_approver(force: bool, out: Output) -> Approver:
+    """The approver of a request that brings none: `force` accepts, anything else refuses."""
+    return AcceptingApprover(out) if force else RefusingApprover()

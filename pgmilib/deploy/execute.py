@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pgmilib.deploy.copyin import EXPANDED_NOTE, copy_in_failure, line_and_caret
 from pgmilib.deploy.hints import lock_advice, psql_only_hint
@@ -37,6 +37,46 @@ _GENERATED_NOTE = " (inside the SQL that CALL pgmi_test() on this line expands t
 SHOWN_CANDIDATES = 2
 
 
+class UnitRunner(Protocol):
+    """What `run_units` sends deploy.sql's units through: the session connection
+    (conn.wire.LiveConnection), or a `SessionLayer` around it."""
+
+    @property
+    def transaction_status(self) -> str:
+        """'I' idle, 'T' inside a transaction block, 'E' inside a failed one."""
+        ...
+
+    @property
+    def copy_in_refused(self) -> int:
+        """How many COPY FROM STDIN the wire refused so far."""
+        ...
+
+    def run(self, sql: str, **params: Any) -> Any:
+        ...
+
+
+class SessionLayer:
+    """A wrapper of the session (the watchdog's guard, a rehearsal, the head retry): it forwards
+    the session's state by name; a subclass defines `run`.
+
+    A plain pg8000 connection (tests, API callers) has neither attribute: idle, nothing refused.
+    """
+
+    def __init__(self, conn: UnitRunner) -> None:
+        self._conn = conn
+
+    @property
+    def transaction_status(self) -> str:
+        return str(getattr(self._conn, "transaction_status", "I"))
+
+    @property
+    def copy_in_refused(self) -> int:
+        return int(getattr(self._conn, "copy_in_refused", 0))
+
+    def run(self, sql: str, **params: Any) -> Any:
+        return self._conn.run(sql, **params)
+
+
 @dataclass
 class ExecResult:
     """How far execution got: on success both numbers equal the unit count."""
@@ -46,7 +86,7 @@ class ExecResult:
 
 
 def run_units(
-    conn: Any,
+    conn: UnitRunner,
     units: list[Unit],
     *,
     out: Output,
@@ -64,6 +104,8 @@ def run_units(
     With `line_map` and `original_text` (deploy.sql as written), reported lines are lines of
     the file, not of the expanded text.
     """
+    from pgmilib.conn.wire import DRIVER_ERRORS
+
     total = len(units)
     if total > 1:
         out.verbose(f"deploy.sql splits into {total} execution units at the first top-level transaction terminator")
@@ -77,7 +119,7 @@ def run_units(
             for key, value in unit_details(total, index).items():
                 error.details.setdefault(key, value)
             raise
-        except Exception as exc:
+        except DRIVER_ERRORS as exc:  # the server's and the network's errors; anything else is a bug (exit 3)
             diag = PgDiagnostics.from_exception(exc)
             if diag is None:
                 raise ExecutionFailed(f"execution failed: {exc}", details=unit_details(total, index)) from exc

@@ -20,7 +20,7 @@ never settled silently: other places are listed, best first.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from pgmilib.deploy.bodies import do_block_lines, first_column, function_lines, hint_at, hint_point, line_offset
@@ -127,7 +127,7 @@ class _WithScript(Mapping[str, str]):
             text = self._read[path] = self._files[path]
         return text
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[str]:
         yield from self._files
         yield SCRIPT_NAME
 

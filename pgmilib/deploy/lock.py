@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from contextlib import suppress
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pgmilib.config import format_duration
 from pgmilib.conn.backoff import Backoff, pause
@@ -18,10 +18,14 @@ from pgmilib.errors import ConcurrentDeploy, go_quote
 from pgmilib.output import Output
 from pgmilib.resources import read_sql
 
+if TYPE_CHECKING:
+    from pgmilib.conn.wire import Session
+    from pgmilib.deploy.watchdog import Watchdog
+
 _RELEASE_BUDGET = 5.0  # seconds a clean-up may take before the socket is simply closed
 
 
-def acquire(conn: Any, wait_seconds: float, out: Output, watchdog: Any = None) -> None:
+def acquire(conn: Session, wait_seconds: float, out: Output, watchdog: Watchdog | None = None) -> None:
     """Take this database's deploy lock, waiting up to `wait_seconds`; ConcurrentDeploy (15) if busy.
 
     The wait ends early when the run's deadline passes or it is cancelled (the watchdog's
@@ -44,7 +48,8 @@ def acquire(conn: Any, wait_seconds: float, out: Output, watchdog: Any = None) -
     raise ConcurrentDeploy(message, details={"lockHolders": holders} if holders else None)
 
 
-def wait_for_no_deploy(admin: Any, database: str, wait_seconds: float, out: Output, watchdog: Any = None) -> None:
+def wait_for_no_deploy(admin: Session, database: str, wait_seconds: float, out: Output,
+                       watchdog: Watchdog | None = None) -> None:
     """From a maintenance connection: wait up to `wait_seconds` until no pgmi deploy holds the
     deploy lock of `database`; ConcurrentDeploy (15) if one still does.
 
@@ -97,12 +102,12 @@ def _poll(done: Any, wait_seconds: float, watchdog: Any) -> bool:
             return True
 
 
-def _holders(conn: Any, key: int) -> list[dict[str, Any]]:
-    import pg8000.exceptions
+def _holders(conn: Session, key: int) -> list[dict[str, Any]]:
+    from pgmilib.conn.wire import DRIVER_ERRORS
 
     try:
         rows = conn.run(read_sql("lock_holder.sql"), lock_key=key)
-    except pg8000.exceptions.Error:  # the report is a courtesy; never let it hide the real error
+    except DRIVER_ERRORS:  # the report is a courtesy; never let it hide the real error
         return []
     keys = ("pid", "applicationName", "client", "user", "since", "heldSeconds")
     return [dict(zip(keys, row)) for row in rows]
@@ -123,7 +128,7 @@ def _describe(holder: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def release(conn: Any) -> None:
+def release(conn: Session) -> None:
     """End a session cleanly within 5 s, whatever state it is in; never raises.
 
     ROLLBACK only when a transaction is open (a bare ROLLBACK on an idle session emits a
@@ -133,7 +138,7 @@ def release(conn: Any) -> None:
     """
     if conn is None:
         return
-    import pg8000.exceptions
+    from pgmilib.conn.wire import DRIVER_ERRORS
 
     until = time.monotonic() + _RELEASE_BUDGET
     try:
@@ -141,7 +146,7 @@ def release(conn: Any) -> None:
         # transaction status: still unlock, or an immediate redeploy races the server's
         # processing of the disconnect and is refused as concurrent.
         set_timeout = getattr(conn, "set_socket_timeout", lambda seconds: None)
-        with suppress(pg8000.exceptions.Error, OSError, AttributeError):
+        with suppress(*DRIVER_ERRORS, AttributeError):
             set_timeout(max(0.05, until - time.monotonic()))
             if getattr(conn, "transaction_status", "I") != "I":
                 conn.run("ROLLBACK")
@@ -151,9 +156,9 @@ def release(conn: Any) -> None:
         close_quietly(conn)
 
 
-def close_quietly(conn: Any) -> None:
+def close_quietly(conn: Session) -> None:
     """Close a session; a broken socket must not hide the error that brought us here."""
-    import pg8000.exceptions
+    from pgmilib.conn.wire import DRIVER_ERRORS
 
-    with suppress(pg8000.exceptions.Error, OSError, AttributeError):
+    with suppress(*DRIVER_ERRORS, AttributeError):
         conn.close()

@@ -14,10 +14,13 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pgmilib.deploy.lockstatements as stmts
 from pgmilib.resources import read_sql_section
+
+if TYPE_CHECKING:
+    from pgmilib.conn.wire import Session
 
 SQL = "lock_report.sql"
 #: Advice is given for relations at least this large (estimated rows, or bytes): rewriting
@@ -91,7 +94,7 @@ def _ident(name: str) -> str:
 # ---- the server's side -------------------------------------------------------------------------
 
 
-def snapshot(conn: Any, lock_timeout_ms: int) -> None:
+def snapshot(conn: Session, lock_timeout_ms: int) -> None:
     """Before the head: the relations and their files now, and the bounded lock wait.
 
     One message: SET (a session setting, so the head's own `SET LOCAL lock_timeout` still
@@ -100,12 +103,12 @@ def snapshot(conn: Any, lock_timeout_ms: int) -> None:
     conn.run(f"SET lock_timeout = {int(lock_timeout_ms)};\n" + read_sql_section(SQL, "before"))
 
 
-def bound_lock_wait(conn: Any, lock_timeout_ms: int) -> None:
+def bound_lock_wait(conn: Session, lock_timeout_ms: int) -> None:
     """Only the bounded lock wait (when the snapshot could not be made)."""
     conn.run(f"SET lock_timeout = {int(lock_timeout_ms)}")
 
 
-def collect(conn: Any) -> LockReport:
+def collect(conn: Session) -> LockReport:
     """Inside the head's still-open transaction: the locks it holds, the files it replaced."""
     rows = conn.run(read_sql_section(SQL, "held"))
     doc = json.loads(rows[0][0]) if rows else {"created": 0, "locks": []}
@@ -115,12 +118,12 @@ def collect(conn: Any) -> LockReport:
     return LockReport(entries=entries, created=int(doc["created"] or 0))
 
 
-def cleanup(conn: Any) -> None:
+def cleanup(conn: Session) -> None:
     """After the ROLLBACK: drop the snapshot table, reset lock_timeout."""
     conn.run(read_sql_section(SQL, "cleanup"))
 
 
-def resolve(conn: Any, names: Sequence[str]) -> list[LockEntry]:
+def resolve(conn: Session, names: Sequence[str]) -> list[LockEntry]:
     """Entries (not acquired; mode AccessExclusiveLock until the caller knows better) for the
     relations named in a statement that ran out of lock wait."""
     if not names:
@@ -137,7 +140,7 @@ def resolve(conn: Any, names: Sequence[str]) -> list[LockEntry]:
     return entries
 
 
-def add_blockers(conn: Any, entries: Sequence[LockEntry]) -> None:
+def add_blockers(conn: Session, entries: Sequence[LockEntry]) -> None:
     """Fill each entry's blockers: other sessions whose lock on it conflicts with its mode.
 
     Locks held and locks queued ahead both count: a request waits behind a conflicting

@@ -11,7 +11,7 @@ decides which exit code wins when several things are wrong at once):
 6. expand `CALL pgmi_test()`, split deploy.sql into units, run them         (exit 13)
 7. the result: envelope, summary and error text, redacted with this run's secrets
 
-Nothing here touches process state: no argparse, no sys.exit, no os.environ writes, no
+Nothing here touches process state: no argparse, no sys.exit, no os.environ, no stdin, no
 signal handlers. Secrets registered during the run belong to it (`redact.secret_scope`).
 A `Cancellation` (the CLI's signals, an MCP cancel) and `--timeout` share one `Watchdog`.
 """
@@ -19,19 +19,24 @@ A `Cancellation` (the CLI's signals, an MCP cancel) and `--timeout` share one `W
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
 import time
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from pgmilib.deploy.request import DeployRequest, DeployResult
+from pgmilib.deploy.execute import SessionLayer
+from pgmilib.deploy.request import DeployRequest, DeployResult, describe
 from pgmilib.deploy.watchdog import Cancellation, Watchdog
 from pgmilib.errors import ConfigError, ExecutionFailed, Interrupted, PgmiError, exit_code
-from pgmilib.output import Output, cut_lines, format_error, shown_in_envelope
-from pgmilib.redact import redact, redact_nested, secret_scope
+from pgmilib.output import Output
+from pgmilib.redact import redact, secret_scope
 
 if TYPE_CHECKING:
+    from pgmilib.config.project_file import ProjectConfig
     from pgmilib.conn.params import ConnParams
+    from pgmilib.conn.wire import LiveConnection
+    from pgmilib.deploy.rehearse import Rehearsal
+    from pgmilib.observe.watch import Watcher
+    from pgmilib.project.scan import Project
 
 
 def deploy(request: DeployRequest, out: Output, *, cancel: Cancellation | None = None) -> DeployResult:
@@ -47,7 +52,7 @@ def deploy(request: DeployRequest, out: Output, *, cancel: Cancellation | None =
             # `cleanup` stops an --ephemeral server however the run ends (unless --keep).
             with contextlib.ExitStack() as cleanup:
                 try:
-                    _run(request, out, result, watchdog, cleanup)
+                    _Run(request, out, result, watchdog, cleanup).run()
                 finally:
                     watchdog.stop()
                     cancel._attach(None)
@@ -67,209 +72,254 @@ def deploy(request: DeployRequest, out: Output, *, cancel: Cancellation | None =
     return result
 
 
-def _run(request: DeployRequest, out: Output, result: DeployResult, watchdog: Watchdog,
-         cleanup: contextlib.ExitStack) -> None:
-    """The steps of the module docstring, in their order (which decides the exit code)."""
-    from pgmilib import config
-    from pgmilib.conn.resolve import resolve
-    from pgmilib.deploy import testing
+class _Run:
+    """One deployment's state; its methods are the pipeline's steps, called in this order by `run()`.
 
-    project_dir = request.project_path
-    environ = dict(os.environ) if request.environ is None else request.environ
-    # -- configuration (before the deadline starts) -------------------------------------
-    # A file or a missing path is the first thing to hear about (not a .env or pgmi.yaml oddity).
-    from pgmilib.project.scan import validate_root
+    configure -> scan -> open_session -> check_session -> (the deploy lock) ->
+    prepare_and_execute. Each step reads what the earlier ones set; nothing outlives the run.
+    """
 
-    validate_root(project_dir, require_deploy_sql=False)
-    environ, warning = config.load_dotenv(project_dir, environ)
-    if warning:
-        out.warn(warning)
-    project_config = config.load_project_config(project_dir)
-    if request.keep and not request.ephemeral:
-        raise ConfigError("--keep only applies together with --ephemeral")
-    if request.rehearse:  # its flag rules are checked before anything starts
-        from pgmilib.deploy.rehearse import check_request
+    def __init__(self, request: DeployRequest, out: Output, result: DeployResult, watchdog: Watchdog,
+                 cleanup: contextlib.ExitStack) -> None:
+        self.request = request
+        self.out = out
+        self.result = result
+        self.watchdog = watchdog
+        self.cleanup = cleanup  # stops an --ephemeral server however the run ends (unless --keep)
+        # The project's .env is merged into a copy: the request's mapping is never modified.
+        self.environ: Mapping[str, str] = {} if request.environ is None else request.environ
+        self.params: ConnParams | None = None
+        self.deploy_params: dict[str, str] = {}
+        self.lock_wait = 0.0
+        self.timeout: float | None = None  # --timeout / pgmi.yaml `timeout`, seconds; None: no deadline
+        self.project: Project | None = None
+        self.compat = ""
 
-        check_request(overwrite=request.overwrite, ephemeral=request.ephemeral)
-    elif request.fail_on_lock_risk is not None:
-        raise ConfigError("--fail-on-lock-risk only applies together with --rehearse")
-    if request.ephemeral:
-        params = _ephemeral_params(request, out, cleanup)
-        result.ephemeral_server = params.source
-    else:
-        params = resolve(request.connection, environ, project_config.connection if project_config else None)
-    from pgmilib.deploy.dbadmin import check_database_name
+    def run(self) -> None:
+        from pgmilib.deploy import lock
 
-    check_database_name(params.database)
-    if params.maintenance_database:
-        check_database_name(params.maintenance_database, "maintenance database")
-    result.database = params.database
-    _verbose_connection(out, params)
-    deploy_params = _parameters(request, project_config, out)
-    for spec in request.test_reports:  # a bad --test-report is a config error before anything runs
-        testing.parse_report_spec(spec)
-    timeout = config.resolve_timeout(request.timeout, project_config)
-    lock_wait = config.parse_duration_flag("--lock-wait", request.lock_wait)
-    if request.rehearse:  # a bad value is a flag error before anything connects
-        config.parse_duration_flag("--rehearse-lock-timeout", request.rehearse_lock_timeout)
-
-    # -- the deployer runs: everything below is inside the deadline ----------------------
-    result.deployer_ran = True
-    watchdog.start_deadline(timeout)
-    _deploy_into(params, environ, deploy_params, request, out, result, watchdog, lock_wait)
-
-
-def _deploy_into(params: Any, environ: dict[str, str], deploy_params: dict[str, str], request: DeployRequest,
-                 out: Output, result: DeployResult, watchdog: Watchdog, lock_wait: float) -> None:
-    """Scan, prepare the database, open the session and run deploy.sql (steps 12-16)."""
-    from pgmilib.conn.connect import open_connection
-    from pgmilib.deploy import dbadmin, lock, session
-    from pgmilib.observe import watch
-    from pgmilib.project import scan as projects
-
-    # Offline first: a missing deploy.sql or a bad file fails before any connection.
-    if request.project is not None:  # scanned once for a whole fleet
-        project = request.project
-    else:
-        out.verbose(f"Scanning {request.project_path}")
-        project = projects.scan(request.project_path)
-    out.verbose(f"Found {len(project.files)} files to load")
-    if request.rehearse:  # refuse a script with tail units before connecting
-        from pgmilib.deploy.rehearse import refuse_tail
-
-        refuse_tail(projects.read_deploy_sql(project))
-    compat = session.check_compat(request.compat)
-    target, maintenance = params.database, params.maintenance_database or "postgres"
-
-    def connect(database: str, **kw: Any):
-        watchdog.check()
-        return open_connection(params, database, deadline=watchdog.deadline, on_notice=out.notice, out=out,
-                               environ=environ, **kw)
-
-    with _connection_guard():
-        if request.overwrite:
-            dbadmin.check_overwrite_allowed(target, maintenance)
-            approver = dbadmin.choose_approver(request.force, request.interactive, out)
-            dbadmin.overwrite_database(connect, target, maintenance, approver, out, lock_wait=lock_wait,
-                                       watchdog=watchdog)
-            conn = connect(target)
-        elif request.rehearse:  # a rehearsal never creates the database it proves a deploy against
-            conn = connect(target)
-        else:
-            conn = dbadmin.open_target(connect, target, maintenance, out, lock_wait=lock_wait, watchdog=watchdog)
-    watchdog.conn = conn
-    out.info("Preparing session: scanning files, loading parameters")
-    locked = False
-    watcher = None
-    try:
-        with _connection_guard():
-            session.check_server_version(conn)
-            from pgmilib.deploy import pooler  # pg_temp needs one server session
-
-            pid = pooler.check(conn, lambda: connect(target), out, where=f"{params.host}:{params.port}")
-            watcher = watch.start(request.watch, out, conn, pid)  # the live status (pgmilib/observe/watch.py)
-            lock.acquire(conn, lock_wait, out, watchdog)
-            locked = True
-            _prepare_and_execute(conn, project, deploy_params, compat, request, out, result, watchdog, watcher)
-    finally:
-        if watcher is not None:
-            watcher.stop()
-        watchdog.conn = None
-        if locked:
-            lock.release(conn)
-        else:
-            lock.close_quietly(conn)
-
-
-def _prepare_and_execute(conn: Any, project: Any, deploy_params: dict[str, str], compat: str,
-                         request: DeployRequest, out: Output, result: DeployResult, watchdog: Watchdog,
-                         watcher: Any = None) -> None:
-    from pgmilib import sqllex
-    from pgmilib.deploy import execute, session, testing
-    from pgmilib.project.scan import read_deploy_sql
-
-    events = testing.TestEvents(out)
-    conn.on_notice = lambda diag: events.on_notice(diag) or out.notice(diag)
-    conn.on_copy_out = out.info  # COPY ... TO STDOUT in deploy.sql: rows shown like notices (stderr)
-    failure: BaseException | None = None
-    try:
-        session.prepare(conn, project, deploy_params, compat=compat, verbose=out.verbose_mode, out=out)
-        result.files_loaded = len(project.files)
-        watchdog.check()
-        out.info("Executing deploy.sql")
-        text = read_deploy_sql(project)
-        expanded, result.test_macros, line_map = testing.expand_macros_mapped(conn, text)
-        if result.test_macros:
-            out.verbose(f"Expanded {result.test_macros} test macro(s) in deploy.sql")
-        units = sqllex.split_units(expanded)
-        runner: Any = _Guarded(conn, watchdog, watcher)
-        rehearsal = None
-        if request.rehearse:  # only the head, ending in ROLLBACK
-            from pgmilib import config
-            from pgmilib.deploy.rehearse import Rehearsal, lock_sources, rehearse_units
-
-            units = rehearse_units(units)
-            result.rehearsed = True  # also on failure: the envelope says it was a rehearsal
-            out.info("Rehearsing: the atomic head of deploy.sql runs and is rolled back at its end")
-            wait = config.parse_duration_flag("--rehearse-lock-timeout", request.rehearse_lock_timeout)
-            runner = rehearsal = Rehearsal(runner, lock_timeout=wait, sources=lambda: lock_sources(project, text),
-                                           warn=out.warn)
-        if request.retry_lock:  # the head again after 55P03/40P01
-            from pgmilib.deploy.retry import HeadRetry
-
-            def on_retry(attempt: int) -> None:
-                result.lock_retries = attempt
-                events.suites.clear()  # the head's tests run again: report the last run only
-
-            runner = HeadRetry(runner, request.retry_lock, out, watchdog.check, on_retry=on_retry,
-                               deadline=watchdog.deadline)
-        result.units_total = len(units)
-        if watcher is not None:
-            watcher.plan(units)
-        if out.verbose_mode:  # DEBUG is for the user's deploy.sql, not for pgmi's own set-up
-            conn.run("SET client_min_messages = 'debug'")
+        self.configure()
+        # -- the deployer runs: everything below is inside the deadline --------------------
+        self.result.deployer_ran = True
+        self.watchdog.start_deadline(self.timeout)
+        self.scan()
+        conn = self.open_session()
+        self.watchdog.conn = conn
+        self.out.info("Preparing session: scanning files, loading parameters")
+        locked = False
+        watcher: Watcher | None = None
         try:
-            ran = execute.run_units(runner, units, out=out, script_text=expanded,
-                                    script_expanded=result.test_macros > 0, files=project.contents(),
-                                    line_map=line_map if result.test_macros else None, original_text=text)
-        except ExecutionFailed as failed:
-            result.units_committed = failed.details.get("unitsCommitted", 0)
+            with _connection_guard():
+                watcher = self.check_session(conn)
+                lock.acquire(conn, self.lock_wait, self.out, self.watchdog)
+                locked = True
+                self.prepare_and_execute(conn, watcher)
+        finally:
+            if watcher is not None:
+                watcher.stop()
+            self.watchdog.conn = None
+            if locked:
+                lock.release(conn)
+            else:
+                lock.close_quietly(conn)
+
+    # -- configuration (before the deadline starts) ---------------------------------------
+
+    def configure(self) -> None:
+        """.env, pgmi.yaml, the flags' checks, the connection, parameters, durations."""
+        from pgmilib import config
+        from pgmilib.conn.resolve import resolve
+        from pgmilib.deploy import testing
+        from pgmilib.deploy.dbadmin import check_database_name
+        from pgmilib.project.scan import validate_root
+
+        request, out = self.request, self.out
+        # A file or a missing path is the first thing to hear about (not a .env or pgmi.yaml oddity).
+        validate_root(request.project_path, require_deploy_sql=False)
+        self.environ, warning = config.load_dotenv(request.project_path, self.environ)
+        if warning:
+            out.warn(warning)
+        project_config = config.load_project_config(request.project_path)
+        if request.keep and not request.ephemeral:
+            raise ConfigError("--keep only applies together with --ephemeral")
+        if request.rehearse:  # before anything starts
+            from pgmilib.deploy.rehearse import check_request
+
+            check_request(overwrite=request.overwrite, ephemeral=request.ephemeral)
+        elif request.fail_on_lock_risk is not None:
+            raise ConfigError("--fail-on-lock-risk only applies together with --rehearse")
+        if request.ephemeral:
+            params = _ephemeral_params(request, out, self.cleanup)
+            self.result.ephemeral_server = params.source
+        else:
+            params = resolve(request.connection, self.environ, project_config.connection if project_config else None)
+        check_database_name(params.database)
+        if params.maintenance_database:
+            check_database_name(params.maintenance_database, "maintenance database")
+        self.params = params
+        self.result.database = params.database
+        _verbose_connection(out, params)
+        self.deploy_params = _parameters(request, project_config, out)
+        for spec in request.test_reports:  # a bad --test-report is a config error before anything runs
+            testing.parse_report_spec(spec)
+        self.timeout = config.resolve_timeout(request.timeout, project_config)
+        self.lock_wait = config.parse_duration_flag("--lock-wait", request.lock_wait)
+        if request.rehearse:  # a bad value is a flag error before anything connects
+            config.parse_duration_flag("--rehearse-lock-timeout", request.rehearse_lock_timeout)
+
+    # -- the project, offline: a missing deploy.sql or a bad file fails before any connection --
+
+    def scan(self) -> None:
+        from pgmilib.deploy import session
+        from pgmilib.project import scan as projects
+
+        request, out = self.request, self.out
+        if request.project is not None:  # scanned once for a whole fleet
+            project = request.project
+        else:
+            out.verbose(f"Scanning {request.project_path}")
+            project = projects.scan(request.project_path, max_file_size=request.max_file_size)
+        out.verbose(f"Found {len(project.files)} files to load")
+        if request.rehearse:  # refuse a script with tail units before connecting
+            from pgmilib.deploy.rehearse import refuse_tail
+
+            refuse_tail(projects.read_deploy_sql(project))
+        self.project = project
+        self.compat = session.check_compat(request.compat)
+
+    # -- the target database and the session ---------------------------------------------
+
+    def connect(self, database: str, **options: Any) -> LiveConnection:
+        from pgmilib.conn.connect import open_connection
+
+        assert self.params is not None  # configure() ran
+        self.watchdog.check()
+        return open_connection(self.params, database, deadline=self.watchdog.deadline, on_notice=self.out.notice,
+                               out=self.out, environ=self.environ, **options)
+
+    def open_session(self) -> LiveConnection:
+        """Create or overwrite the target as asked, then connect to it."""
+        from pgmilib.deploy import dbadmin
+
+        assert self.params is not None  # configure() ran
+        request, out = self.request, self.out
+        target, maintenance = self.params.database, self.params.maintenance_database or "postgres"
+        with _connection_guard():
+            if request.overwrite:
+                dbadmin.check_overwrite_allowed(target, maintenance)
+                approver = request.approver or dbadmin.default_approver(request.force, out)
+                dbadmin.overwrite_database(self.connect, target, maintenance, approver, out, lock_wait=self.lock_wait,
+                                           watchdog=self.watchdog)
+                return self.connect(target)
+            if request.rehearse:  # a rehearsal never creates the database it proves a deploy against
+                return self.connect(target)
+            return dbadmin.open_target(self.connect, target, maintenance, out, lock_wait=self.lock_wait,
+                                       watchdog=self.watchdog)
+
+    def check_session(self, conn: LiveConnection) -> Watcher | None:
+        """The server's version, one server session (no transaction pooler), the live watcher."""
+        from pgmilib.deploy import pooler, session
+        from pgmilib.observe import watch
+
+        assert self.params is not None  # configure() ran
+        session.check_server_version(conn)
+        # pg_temp needs one server session
+        pid = pooler.check(conn, lambda: self.connect(self.params.database), self.out,
+                           where=f"{self.params.host}:{self.params.port}")
+        return watch.start(self.request.watch, self.out, conn, pid)  # the live status (pgmilib/observe/watch.py)
+
+    # -- the session API, the files, deploy.sql --------------------------------------------
+
+    def prepare_and_execute(self, conn: LiveConnection, watcher: Watcher | None) -> None:
+        from pgmilib import sqllex
+        from pgmilib.deploy import execute, session, testing
+        from pgmilib.project.scan import read_deploy_sql
+
+        request, out, result, project = self.request, self.out, self.result, self.project
+        assert project is not None  # scan() ran
+        events = testing.TestEvents(out)
+        conn.on_notice = lambda diag: events.on_notice(diag) or out.notice(diag)
+        conn.on_copy_out = out.info  # COPY ... TO STDOUT in deploy.sql: rows shown like notices (stderr)
+        failure: BaseException | None = None
+        try:
+            session.prepare(conn, project, self.deploy_params, compat=self.compat, verbose=out.verbose_mode, out=out,
+                            cache_dir=request.cache_dir)
+            result.files_loaded = len(project.files)
+            self.watchdog.check()
+            out.info("Executing deploy.sql")
+            text = read_deploy_sql(project)
+            expanded, result.test_macros, line_map = testing.expand_macros_mapped(conn, text)
+            if result.test_macros:
+                out.verbose(f"Expanded {result.test_macros} test macro(s) in deploy.sql")
+            units = sqllex.split_units(expanded)
+            runner: execute.UnitRunner = _Guarded(conn, self.watchdog, watcher)
+            rehearsal: Rehearsal | None = None
+            if request.rehearse:  # only the head, ending in ROLLBACK
+                from pgmilib import config
+                from pgmilib.deploy.rehearse import Rehearsal, lock_sources, rehearse_units
+
+                units = rehearse_units(units)
+                result.rehearsed = True  # also on failure: the envelope says it was a rehearsal
+                out.info("Rehearsing: the atomic head of deploy.sql runs and is rolled back at its end")
+                wait = config.parse_duration_flag("--rehearse-lock-timeout", request.rehearse_lock_timeout)
+                runner = rehearsal = Rehearsal(runner, lock_timeout=wait,
+                                               sources=lambda: lock_sources(project, text), warn=out.warn)
+            if request.retry_lock:  # the head again after 55P03/40P01
+                from pgmilib.deploy.retry import HeadRetry
+
+                def on_retry(attempt: int) -> None:
+                    result.lock_retries = attempt
+                    events.suites.clear()  # the head's tests run again: report the last run only
+
+                runner = HeadRetry(runner, request.retry_lock, out, self.watchdog.check, on_retry=on_retry,
+                                   deadline=self.watchdog.deadline)
+            result.units_total = len(units)
+            if watcher is not None:
+                watcher.plan(units)
+            if out.verbose_mode:  # DEBUG is for the user's deploy.sql, not for pgmi's own set-up
+                conn.run("SET client_min_messages = 'debug'")
+            try:
+                ran = execute.run_units(runner, units, out=out, script_text=expanded,
+                                        script_expanded=result.test_macros > 0, files=project.contents(),
+                                        line_map=line_map if result.test_macros else None, original_text=text)
+            except ExecutionFailed as failed:
+                result.units_committed = failed.details.get("unitsCommitted", 0)
+                if rehearsal is not None:
+                    result.lock_report = rehearsal.report
+                    if rehearsal.blocked:
+                        failed.trailer.append(f"NOTE: the rehearsal waits at most {request.rehearse_lock_timeout} "
+                                              "for each lock (--rehearse-lock-timeout); the lock report names the "
+                                              "holders")
+                # The server's syntax error points at the end of input; say where the quote opened.
+                problem = sqllex.unterminated(text) if failed.pg and failed.pg.sqlstate == "42601" else None
+                if problem:
+                    failed.trailer.append(f"NOTE: deploy.sql has an {problem}")
+                raise
+            result.units_committed = ran.units_committed
+            if request.rehearse:  # what ran: the tests that passed inside the rolled-back head
+                from pgmilib.deploy.reports import PASSED
+
+                result.tests_passed = sum(1 for suite in events.suites for t in suite.tests if t.status == PASSED)
             if rehearsal is not None:
                 result.lock_report = rehearsal.report
-                if rehearsal.blocked:
-                    failed.trailer.append(f"NOTE: the rehearsal waits at most {request.rehearse_lock_timeout} for "
-                                          "each lock (--rehearse-lock-timeout); the lock report names the holders")
-            # The server's syntax error points at the end of input; say where the quote opened.
-            problem = sqllex.unterminated(text) if failed.pg and failed.pg.sqlstate == "42601" else None
-            if problem:
-                failed.trailer.append(f"NOTE: deploy.sql has an {problem}")
+                if request.fail_on_lock_risk is not None and rehearsal.report is not None:
+                    from pgmilib.deploy.lockreport import check_risk
+
+                    check_risk(rehearsal.report, request.fail_on_lock_risk)
+            if conn.transaction_status != "I":
+                # Diverges from the original on purpose: it reported success and then rolled the
+                # open transaction back, so a forgotten COMMIT silently deployed nothing.
+                raise ExecutionFailed(
+                    "execution failed: deploy.sql ended inside an open transaction (BEGIN without COMMIT); "
+                    "it was rolled back, so nothing since that BEGIN was applied",
+                    details={"executionUnits": len(units), "unitsCommitted": ran.units_committed},
+                )
+        except BaseException as error:
+            failure = error
             raise
-        result.units_committed = ran.units_committed
-        if request.rehearse:  # what ran: the tests that passed inside the rolled-back head
-            from pgmilib.deploy.reports import PASSED
-
-            result.tests_passed = sum(1 for suite in events.suites for t in suite.tests if t.status == PASSED)
-        if rehearsal is not None:
-            result.lock_report = rehearsal.report
-            if request.fail_on_lock_risk is not None and rehearsal.report is not None:
-                from pgmilib.deploy.lockreport import check_risk
-
-                check_risk(rehearsal.report, request.fail_on_lock_risk)
-        if conn.transaction_status != "I":
-            # Diverges from the original on purpose: it reported success and then rolled the
-            # open transaction back, so a forgotten COMMIT silently deployed nothing.
-            raise ExecutionFailed(
-                "execution failed: deploy.sql ended inside an open transaction (BEGIN without COMMIT); "
-                "it was rolled back, so nothing since that BEGIN was applied",
-                details={"executionUnits": len(units), "unitsCommitted": ran.units_committed},
-            )
-    except BaseException as error:
-        failure = error
-        raise
-    finally:
-        if request.test_reports:
-            events.write_reports(request.test_reports, failure)
-
+        finally:
+            if request.test_reports:
+                events.write_reports(request.test_reports, failure)
 
 
 def _redact_exception(error: BaseException) -> None:
@@ -283,48 +333,43 @@ def _redact_exception(error: BaseException) -> None:
 
 
 @contextlib.contextmanager
-def _connection_guard():
+def _connection_guard() -> Iterator[None]:
     """A lost connection outside deploy.sql's own statements is exit 11, not a traceback.
 
     Only the driver's network failures are caught (a bug must still surface as a panic);
     when the run's watchdog caused the loss (timeout, cancel), its marker decides the exit.
     """
-    import pg8000.exceptions
-
+    from pgmilib.conn.wire import LOST_ERRORS, SERVER_ERRORS, session_end
     from pgmilib.errors import ConnectionFailed
 
     try:
         yield
-    except (pg8000.exceptions.InterfaceError, ConnectionError, TimeoutError, socket.timeout) as error:
+    except LOST_ERRORS as error:
         raise ConnectionFailed(f"connection to the server lost: {error}") from error
-    except pg8000.exceptions.DatabaseError as error:
+    except SERVER_ERRORS as error:
         # The server ends the session with a FATAL (pg_terminate_backend, shutdown) that the wire
         # raises as soon as it is read: between deploy.sql's units that is a lost connection too,
         # with the server's own reason instead of "network error".
-        fields = error.args[0] if error.args and isinstance(error.args[0], dict) else {}
-        if fields.get("S") not in ("FATAL", "PANIC"):
+        ended = session_end(error)
+        if ended is None:
             raise
-        raise ConnectionFailed(f"connection to the server lost: {fields.get('S')}: {fields.get('M', '')} "
-                               f"(SQLSTATE {fields.get('C', '?')})") from error
+        raise ConnectionFailed(f"connection to the server lost: {ended}") from error
 
 
-class _Guarded:
+class _Guarded(SessionLayer):
     """The session connection as execute.run_units sees it: checks the watchdog before each unit
     and tells the live watcher which unit runs."""
 
-    def __init__(self, conn: Any, watchdog: Watchdog, watcher: Any = None) -> None:
-        self._conn = conn
+    def __init__(self, conn: LiveConnection, watchdog: Watchdog, watcher: Watcher | None = None) -> None:
+        super().__init__(conn)
         self._watchdog = watchdog
         self._watcher = watcher
 
-    def run(self, sql: str, **kwargs: Any) -> Any:
+    def run(self, sql: str, **params: Any) -> Any:
         self._watchdog.check()
         if self._watcher is not None:
             self._watcher.running(sql)
-        return self._conn.run(sql, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._conn, name)
+        return self._conn.run(sql, **params)
 
 
 # ---------------------------------------------------------------------------------------
@@ -332,7 +377,7 @@ class _Guarded:
 # ---------------------------------------------------------------------------------------
 
 
-def _parameters(request: DeployRequest, project_config: Any, out: Output) -> dict[str, str]:
+def _parameters(request: DeployRequest, project_config: ProjectConfig | None, out: Output) -> dict[str, str]:
     """pgmi.yaml < --params-file (later files win) < --param; validated before connecting."""
     from pgmilib import config
 
@@ -353,7 +398,7 @@ def _parameters(request: DeployRequest, project_config: Any, out: Output) -> dic
     return merged
 
 
-def _verbose_connection(out: Output, params: Any) -> None:
+def _verbose_connection(out: Output, params: ConnParams) -> None:
     if not out.verbose_mode:
         return
     method = {"aws": "AWS IAM", "google": "Google IAM", "azure": "Azure Entra ID"}.get(params.auth_method, "Standard")
@@ -371,59 +416,6 @@ def _verbose_connection(out: Output, params: Any) -> None:
             lines.append(f"  {label}: {value}")
     lines.append(f"  Auth Method: {method}")
     out.verbose("\n".join(lines))
-
-
-def describe(result: DeployResult) -> None:
-    """Fill the envelope, summary and error text (inside the run's secret scope: redacted)."""
-    from pgmilib.errors import Exit
-
-    error, code = result.error, result.exit_code
-    database = result.database or "?"
-    envelope: dict[str, Any] = {"status": "success" if error is None else "failed", "exitCode": int(code)}
-    if result.deployer_ran:
-        envelope.update(database=database, durationMs=int(result.duration * 1000), filesLoaded=result.files_loaded,
-                        testMacros=result.test_macros)
-        if result.units_total is not None:
-            envelope.update(executionUnits=result.units_total,
-                            unitsCommitted=result.units_committed if error else result.units_total)
-    if result.rehearsed:  # the head ran and was rolled back: nothing was committed
-        envelope.update(rehearsed=True, unitsCommitted=0, testsPassed=result.tests_passed)
-    if result.lock_retries:
-        envelope["lockRetries"] = result.lock_retries
-    if result.lock_report is not None:  # the rehearsal's lock report (pgmilib/deploy/lockreport.py)
-        from pgmilib.deploy import lockreport
-
-        envelope["locks"] = redact_nested(lockreport.as_json(result.lock_report))
-        envelope["relationsCreated"] = result.lock_report.created
-        result.lock_lines = [redact(line) for line in lockreport.render(result.lock_report)]
-    if error is not None:
-        envelope["error"] = error.message
-        if error.pg is not None:
-            envelope.update(sqlstate=error.pg.sqlstate, detail=error.pg.detail, hint=error.pg.hint,
-                            where=cut_lines(error.pg.where) if error.pg.where else "")
-        envelope.update({k: v for k, v in error.details.items() if k not in envelope or not envelope[k]})
-        if code not in (Exit.EXECUTION, Exit.TIMEOUT, Exit.INTERRUPTED):
-            envelope.pop("executionMode", None)
-        result.error_text = format_error(error)
-    result.envelope = {k: (redact(v) if isinstance(v, str) else v) for k, v in envelope.items()
-                       if shown_in_envelope(k, v)}
-    if result.deployer_ran:
-        if error is None:
-            tests = f", {result.test_macros} test macro(s) expanded" if result.test_macros else ""
-            result.summary = f"{database}: {result.files_loaded} files loaded{tests} in {result.duration:.2f}s"
-            if result.lock_retries:
-                result.summary += f" after {result.lock_retries} lock retry(ies)"
-            if result.rehearsed:
-                result.summary = (f"rehearsal of {result.summary}: {result.tests_passed} test(s) passed; the atomic "
-                                  "head ran and was rolled back, nothing was changed")
-            result.summary = redact(result.summary)  # the database name can be a secret's value too
-        else:
-            tail = ""
-            committed = result.units_committed
-            if result.units_total and committed and error.details.get("executionMode") == "psql":
-                tail = (f" (unit {committed + 1} of {result.units_total} failed; "
-                        f"{committed} earlier unit(s) already committed)")
-            result.summary = redact(f"{database}: failed after {result.duration:.2f}s{tail}")
 
 
 def _ephemeral_params(request: DeployRequest, out: Output, cleanup: contextlib.ExitStack) -> ConnParams:

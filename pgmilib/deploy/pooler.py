@@ -24,11 +24,14 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pgmilib.errors import ConfigError
 from pgmilib.output import Output
 from pgmilib.resources import read_sql
+
+if TYPE_CHECKING:
+    from pgmilib.conn.wire import Session
 
 PROBE_WAIT_SECONDS = 3.0  # how long the second client waits for a server session
 
@@ -37,7 +40,7 @@ class PoolerDetected(ConfigError):
     """The endpoint is a transaction-mode pooler (exit 10: the configuration must change)."""
 
 
-def check(conn: Any, open_probe: Callable[[], Any], out: Output, where: str = "") -> int:
+def check(conn: Session, open_probe: Callable[[], Session], out: Output, where: str = "") -> int:
     """Raise PoolerDetected when `conn` is not pinned to one server session (see module docstring).
 
     Returns the server's pid of the session (`pg_backend_pid()`, which a proxy's BackendKeyData may not be).
@@ -72,13 +75,13 @@ def check(conn: Any, open_probe: Callable[[], Any], out: Output, where: str = ""
     return pid
 
 
-def _expect_same(conn: Any, pid: int, token: str, where: str, reason: str) -> None:
+def _expect_same(conn: Session, pid: int, token: str, where: str, reason: str) -> None:
     now_pid, mark = conn.run(read_sql("pooler_probe.sql"))[0]
     if now_pid != pid or mark != token:
         raise _detected(where, reason)
 
 
-def _open_quietly(open_probe: Callable[[], Any], out: Output) -> Any:
+def _open_quietly(open_probe: Callable[[], Session], out: Output) -> Any:
     from pgmilib.errors import ConnectionFailed
 
     try:

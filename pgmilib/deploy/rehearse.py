@@ -25,10 +25,15 @@ import contextlib
 import itertools
 import re
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pgmilib import sqllex
+from pgmilib.deploy.execute import SessionLayer, UnitRunner
 from pgmilib.errors import ConfigError, ExecutionFailed, PgDiagnostics
+
+if TYPE_CHECKING:
+    from pgmilib.deploy.lockreport import LockReport
+    from pgmilib.project.scan import Project
 
 
 def check_request(*, overwrite: bool, ephemeral: bool) -> None:
@@ -98,7 +103,7 @@ def opens_transaction(text: str) -> bool:
 _WORD = re.compile(r"[A-Za-z_]+")
 
 
-class Rehearsal:
+class Rehearsal(SessionLayer):
     """The session connection as execute.run_units sees it during a rehearsal of the head.
 
     `run(head)`: snapshot, [BEGIN], the head, the lock report, ROLLBACK, clean-up; on a
@@ -108,23 +113,23 @@ class Rehearsal:
     order, read only when there is something to attribute.
     """
 
-    def __init__(self, conn: Any, *, lock_timeout: float, sources: Callable[[], Sequence[tuple[str, str]]],
+    def __init__(self, conn: UnitRunner, *, lock_timeout: float, sources: Callable[[], Sequence[tuple[str, str]]],
                  warn: Callable[[str], None]) -> None:
-        self._conn = conn
+        super().__init__(conn)
         self._lock_timeout_ms = round(lock_timeout * 1000)
         self._sources = sources
         self._warn = warn
-        self.report: Any = None
+        self.report: LockReport | None = None
         self.blocked = False  # the head failed on a lock wait that ran out
 
-    def run(self, sql: str, **kwargs: Any) -> Any:
+    def run(self, sql: str, **params: Any) -> Any:
 
         self.report, self.blocked = None, False
         reporting = self._snapshot()
         try:
             if not opens_transaction(sql):
                 self._conn.run("BEGIN")
-            result = self._conn.run(sql, **kwargs)
+            result = self._conn.run(sql, **params)
             if self._conn.transaction_status == "I":  # never expected: the head ended its own transaction
                 raise ExecutionFailed("execution failed: deploy.sql's head ended its own transaction before its "
                                       "first COMMIT (e.g. PREPARE TRANSACTION), so the rehearsal could not roll it "
@@ -229,9 +234,6 @@ class Rehearsal:
             self._warn(f"the rehearsal's lock report is incomplete: {diag.message}")
             return None
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._conn, name)
-
 
 _QUOTED_STATEMENT = re.compile(r'SQL statement "(.*?)"(?=\n(?:PL/pgSQL |SQL |PL/)|\Z)', re.DOTALL)
 
@@ -245,7 +247,7 @@ def _failing_statement(diag: PgDiagnostics) -> str:
     return diag.internal_query or ""
 
 
-def lock_sources(project: Any, deploy_sql: str) -> list[tuple[str, str]]:
+def lock_sources(project: Project, deploy_sql: str) -> list[tuple[str, str]]:
     """(path, text) of what a deploy runs, in run order: the plan's SQL files, deploy.sql, the tests."""
     from pgmilib.project.metadata import plan
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from pgmilib.conn.backoff import Backoff, pause
 from pgmilib.conn.deadline import Deadline
+from pgmilib.deploy.execute import SessionLayer, UnitRunner
 from pgmilib.errors import PgDiagnostics
 from pgmilib.output import Output
 
@@ -32,7 +33,7 @@ def backoff(attempt: int, rng: Callable[[], float] = random.random) -> float:
     return HEAD_BACKOFF.delay(attempt - 1, rng)
 
 
-class HeadRetry:
+class HeadRetry(SessionLayer):
     """The session connection as execute.run_units sees it, retrying the first unit (the head).
 
     `check` is called around each wait (the run's watchdog: it raises for a cancel or an
@@ -40,9 +41,9 @@ class HeadRetry:
     how many retries happened.
     """
 
-    def __init__(self, conn: Any, retries: int, out: Output, check: Callable[[], None],
+    def __init__(self, conn: UnitRunner, retries: int, out: Output, check: Callable[[], None],
                  on_retry: Callable[[int], None] = lambda n: None, deadline: Deadline | None = None) -> None:
-        self._conn = conn
+        super().__init__(conn)
         self._deadline = deadline  # the run's (the watchdog's): its cancel or expiry ends a wait
         self._retries = retries
         self._out = out
@@ -50,14 +51,14 @@ class HeadRetry:
         self._on_retry = on_retry
         self._head_done = False
 
-    def run(self, sql: str, **kwargs: Any) -> Any:
+    def run(self, sql: str, **params: Any) -> Any:
         if self._head_done:
-            return self._conn.run(sql, **kwargs)
+            return self._conn.run(sql, **params)
         self._head_done = True
         attempt = 0
         while True:
             try:
-                return self._conn.run(sql, **kwargs)
+                return self._conn.run(sql, **params)
             except Exception as exc:
                 diag = PgDiagnostics.from_exception(exc)
                 if diag is None or diag.sqlstate not in RETRIED_SQLSTATES or attempt >= self._retries:
@@ -72,7 +73,7 @@ class HeadRetry:
 
     def _reset(self) -> None:
         """A head with its own BEGIN leaves the session in a failed transaction: end it."""
-        if getattr(self._conn, "transaction_status", "I") != "I":
+        if self.transaction_status != "I":
             self._conn.run("ROLLBACK")
 
     def _sleep(self, seconds: float) -> None:
@@ -80,6 +81,3 @@ class HeadRetry:
         self._check()
         pause(seconds, self._deadline)
         self._check()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._conn, name)

@@ -32,8 +32,10 @@ from pgmilib.project.scan import Project, ProjectFile
 from pgmilib.resources import read_sql, read_sql_section
 
 if TYPE_CHECKING:  # pragma: no cover (typing.Self is 3.11+; annotations are never evaluated)
+    from pathlib import Path
     from typing import Self
 
+    from pgmilib.conn.wire import Session
     from pgmilib.output import Output
 
 SCRIPTS_BEFORE_LOAD = ("session_schema.sql", "session_tests.sql")
@@ -48,9 +50,11 @@ _COPY_LINE = re.compile(r"\bline (\d+)")
 
 
 
-def prepare(conn: Any, project: Project, params: Mapping[str, str], *, compat: str = "1",
-            verbose: bool = False, out: Output) -> None:
+def prepare(conn: Session, project: Project, params: Mapping[str, str], *, compat: str = "1",
+            verbose: bool = False, out: Output, cache_dir: Path | None = None) -> None:
     """Create the session API in pg_temp and load `project` and `params` into it.
+
+    `cache_dir` holds the normalized-checksum caches (None: none; see project/checksums.py).
 
     Every failure is a PgmiError whose message starts `session preparation failed: `.
     """
@@ -59,7 +63,7 @@ def prepare(conn: Any, project: Project, params: Mapping[str, str], *, compat: s
     run_scripts(conn, SCRIPTS_BEFORE_LOAD)
     restore = _match_client_encoding(conn)
     try:
-        load_files(conn, project)
+        load_files(conn, project, cache_dir)
         out.info(f"Loaded {len(project.files)} files")
         count = load_parameters(conn, params)
     finally:
@@ -71,7 +75,7 @@ def prepare(conn: Any, project: Project, params: Mapping[str, str], *, compat: s
         out.verbose(f"session prepared in {time.monotonic() - started:.3f}s")
 
 
-def run_script(conn: Any, name: str) -> None:
+def run_script(conn: Session, name: str) -> None:
     """Send one bundled sql/ script as a single multi-statement simple query."""
     try:
         text = read_sql(name)
@@ -80,7 +84,7 @@ def run_script(conn: Any, name: str) -> None:
     _call(lambda: conn.run(text), f"{PREFIX}: {name}")
 
 
-def run_scripts(conn: Any, names: tuple[str, ...], *, before: str = "") -> None:
+def run_scripts(conn: Session, names: tuple[str, ...], *, before: str = "") -> None:
     """Send several bundled scripts (after `before`) as one simple query: one round trip.
 
     Each script is complete statements ending in `;`, so the concatenation runs them in
@@ -99,13 +103,13 @@ def run_scripts(conn: Any, names: tuple[str, ...], *, before: str = "") -> None:
 
 # ---- files ---------------------------------------------------------------------------------
 
-def load_files(conn: Any, project: Project) -> None:
+def load_files(conn: Session, project: Project, cache_dir: Path | None = None) -> None:
     """COPY sources, test directories, test sources and metadata, then ANALYZE (the planner sees real row counts)."""
     if not project.files:
         return
     sources = project.source_files()
     tests = project.test_files()
-    cache = ChecksumCache.for_project(project.root)
+    cache = ChecksumCache.for_project(project.root, cache_dir)
     with _Reader(sources) as reader:
         _copy(conn, read_sql_section("session_load.sql", "copy_source"),
               [(f.path, lambda f=f: _source_row(f, cache, reader.take(f))) for f in sources])
@@ -242,7 +246,7 @@ def _row(*values: str | None) -> bytes:
     return b"\t".join(b"\\N" if v is None else escape(v.encode("utf-8")) for v in values) + b"\n"
 
 
-def _copy(conn: Any, sql: str, rows: list[tuple[str, Callable[[], bytes]]]) -> None:
+def _copy(conn: Session, sql: str, rows: list[tuple[str, Callable[[], bytes]]]) -> None:
     """COPY `rows` (label, row builder) in ~1 MB chunks; errors name the row's path.
 
     A row builder that fails (a file changed or vanished since the scan) ends the stream
@@ -283,7 +287,7 @@ def _copy(conn: Any, sql: str, rows: list[tuple[str, Callable[[], bytes]]]) -> N
 
 # ---- parameters ----------------------------------------------------------------------------
 
-def load_parameters(conn: Any, params: Mapping[str, str]) -> int:
+def load_parameters(conn: Session, params: Mapping[str, str]) -> int:
     """Store parameters as rows (lower-cased keys) and as session GUCs `pgmi.<key>`.
 
     Values travel only as COPY data and are copied into the GUCs by a query over the table,
@@ -308,7 +312,7 @@ def check_compat(compat: str) -> str:
     return compat or SUPPORTED_COMPAT[0]
 
 
-def check_server_version(conn: Any) -> None:
+def check_server_version(conn: Session) -> None:
     """pgmi needs PostgreSQL 11+ (hashtextextended, procedures); ConfigError (10) otherwise."""
     number, text = _call(lambda: conn.run(read_sql_section("session_load.sql", "server_version")), PREFIX)[0]
     if number < 110000:
@@ -317,7 +321,7 @@ def check_server_version(conn: Any) -> None:
 
 # ---- plumbing ------------------------------------------------------------------------------
 
-def _match_client_encoding(conn: Any) -> Callable[[], None]:
+def _match_client_encoding(conn: Session) -> Callable[[], None]:
     """Make client_encoding equal the server encoding for the COPYs; return the undo.
 
     With equal encodings the server stores the UTF-8 bytes verbatim (see module docstring);
@@ -330,10 +334,10 @@ def _match_client_encoding(conn: Any) -> Callable[[], None]:
     _call(lambda: conn.run(read_sql_section("session_load.sql", "set_client_encoding"), e=server), PREFIX)
 
     def restore() -> None:
-        import pg8000.exceptions
+        from pgmilib.conn.wire import DRIVER_ERRORS
 
         # If the load already failed or the connection is gone, that error is the one to report.
-        with contextlib.suppress(pg8000.exceptions.Error, OSError):
+        with contextlib.suppress(*DRIVER_ERRORS):
             conn.run(read_sql_section("session_load.sql", "set_client_encoding"), e=client)
 
     return restore
@@ -342,11 +346,11 @@ def _match_client_encoding(conn: Any) -> Callable[[], None]:
 def _call(action: Callable[[], Any], context: str, *,
           locate: Callable[[PgDiagnostics | None], str] | None = None, hide_values: bool = False) -> Any:
     """Run one round trip; turn driver/server failures into `context: [path: ]message`."""
-    import pg8000.exceptions
+    from pgmilib.conn.wire import LOST_ERRORS, SERVER_ERRORS
 
     try:
         return action()
-    except pg8000.exceptions.DatabaseError as error:
+    except SERVER_ERRORS as error:
         diag = PgDiagnostics.from_exception(error)
         where = locate(diag) if locate else ""
         message = diag.message if diag else str(error)
@@ -356,7 +360,7 @@ def _call(action: Callable[[], Any], context: str, *,
                 diag.detail = ""
                 diag.internal_query = ""
         raise PgmiError(f"{context}: {where}{message}", pg=diag) from error
-    except pg8000.exceptions.InterfaceError as error:  # the driver's network failures
+    except LOST_ERRORS as error:
         from pgmilib.errors import ConnectionFailed
 
         raise ConnectionFailed(f"{context}: connection to the server lost: {error}") from error

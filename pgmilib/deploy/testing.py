@@ -37,6 +37,7 @@ from pgmilib.redact import redact
 from pgmilib.sqllex import mask
 
 if TYPE_CHECKING:  # pragma: no cover
+    from pgmilib.conn.wire import Session
     from pgmilib.output import Output
 
 PREFIX = "failed to preprocess deploy.sql"
@@ -94,7 +95,7 @@ def validate_callback(callback: str) -> None:
             raise PgmiError(f'{PREFIX}: invalid callback "{callback}": "{part}" is not a valid identifier')
 
 
-def expand_macros(conn: Any, text: str) -> tuple[str, int]:
+def expand_macros(conn: Session, text: str) -> tuple[str, int]:
     """Replace each macro with the SQL `pg_temp.pgmi_test_generate` returns for it.
 
     Returns (expanded text, number of macros); `expand_macros_mapped` also returns the line map.
@@ -139,14 +140,14 @@ class LineMap:
         return cls(entries)
 
 
-def expand_macros_mapped(conn: Any, text: str) -> tuple[str, int, LineMap]:
+def expand_macros_mapped(conn: Session, text: str) -> tuple[str, int, LineMap]:
     """`expand_macros` plus the map from expanded lines back to the lines of `text`.
 
     The generator is called last macro first (as it always was); the text is then assembled
     in source order. Failures (bad callback name, invalid regex) raise PgmiError without an
     execution marker (exit 1): they happen before any statement of deploy.sql has run.
     """
-    import pg8000.exceptions
+    from pgmilib.conn.wire import SERVER_ERRORS
 
     macros = find_macros(text)
     generated: dict[int, str] = {}
@@ -157,7 +158,7 @@ def expand_macros_mapped(conn: Any, text: str) -> tuple[str, int, LineMap]:
         try:
             rows = conn.run("SELECT pg_temp.pgmi_test_generate(CAST(:p AS text), CAST(:c AS text))",
                             p=macro.pattern, c=macro.callback)
-        except pg8000.exceptions.DatabaseError as error:
+        except SERVER_ERRORS as error:
             diag = PgDiagnostics.from_exception(error)
             detail = (f"{diag.severity or 'ERROR'}: {diag.message} (SQLSTATE {diag.sqlstate})" if diag
                       else str(error))

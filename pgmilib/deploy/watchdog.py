@@ -12,10 +12,13 @@ carries the marker that maps it to exit 16 (deadline) or 130 (interrupted).
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pgmilib.conn.deadline import CANCEL_GRACE_SECONDS, Deadline
 from pgmilib.errors import DeadlineExceeded, Interrupted, Marker, PgmiError
+
+if TYPE_CHECKING:
+    from pgmilib.conn.wire import Session
 
 
 class Cancellation:
@@ -50,7 +53,7 @@ class Watchdog:
 
     def __init__(self) -> None:
         self.reason: Marker | None = None
-        self.conn: Any = None  # the connection whose statement a trip cancels
+        self.conn: Session | None = None  # the connection whose statement a trip cancels
         self.deadline = Deadline(None)
         self.timeout: float | None = None
         self._timer: threading.Timer | None = None

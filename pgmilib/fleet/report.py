@@ -55,8 +55,8 @@ def envelope(result: FleetResult, *, rehearse: bool = False) -> dict[str, Any]:
     status = "success" if result.ok else ("interrupted" if result.cancelled else "failed")
     doc: dict[str, Any] = {"status": status, "exitCode": result.exit_code,
                            "targets": [o.as_json() for o in result.outcomes], "summary": result.summary()}
-    if rehearse:
-        doc["rehearsal"] = True
+    if rehearse:  # the same key as a single deploy's envelope (pgmilib/deploy/request.py describe)
+        doc["rehearsed"] = True
     return _redacted(doc)
 
 

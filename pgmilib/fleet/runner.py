@@ -144,8 +144,9 @@ def request_for(base: DeployRequest, target: Target) -> DeployRequest:
         flags = dataclasses.replace(flags, **given)  # flags: a target's own values beat the environment
     reports = tuple(spec.replace("{target}", target.name) for spec in base.test_reports)
     watch = base.watch.for_target(target.name) if base.watch is not None else None  # its own status line
+    # approver=None: targets run side by side and never ask at a terminal; `force` alone approves.
     return dataclasses.replace(base, connection=flags, environ=environ, target_params=dict(target.params),
-                               test_reports=reports, interactive=False, watch=watch)
+                               test_reports=reports, watch=watch, approver=None)
 
 
 def check_limits(parallel: int | None, max_failures: int | None) -> int:
@@ -169,8 +170,11 @@ def run_fleet(
     max_failures: int | None = None,
     cancel: FleetCancellation | None = None,
     on_done: Callable[[TargetOutcome, int, int], None] = lambda outcome, done, total: None,
+    verbose: bool = False,
 ) -> FleetResult:
     """Deploy `base` to every target (see the module docstring); never raises for a target's failure.
+
+    `verbose`: each target's log has the [VERBOSE] lines (the caller's own Output's mode).
 
     Raises UsageError for bad options and the scan's PgmiError for a bad project, before
     any target starts. `on_done(outcome, done, total)` runs in the calling thread.
@@ -182,7 +186,7 @@ def run_fleet(
     if base.project is None:  # once for the whole fleet; a bad project fails here, exit as for one deploy
         from pgmilib.project.scan import scan
 
-        base = dataclasses.replace(base, project=scan(base.project_path))
+        base = dataclasses.replace(base, project=scan(base.project_path, max_file_size=base.max_file_size))
     order = sorted(targets, key=lambda t: t.name != canary) if canary else list(targets)
     outcomes: dict[str, TargetOutcome] = {}
     pending = deque(order)
@@ -208,7 +212,7 @@ def run_fleet(
                 if canary_running and running:
                     break  # the canary runs alone
                 target = pending.popleft()
-                running[pool.submit(_deploy_one, base, target, cancel)] = target.name
+                running[pool.submit(_deploy_one, base, target, cancel, verbose)] = target.name
             if not running:
                 break
             try:
@@ -226,10 +230,10 @@ def run_fleet(
                        cancelled=cancel.requested)
 
 
-def _deploy_one(base: DeployRequest, target: Target, cancel: FleetCancellation) -> TargetOutcome:
+def _deploy_one(base: DeployRequest, target: Target, cancel: FleetCancellation, verbose: bool) -> TargetOutcome:
     """One target in a worker thread: its own request, Output buffer and Cancellation."""
     buffer = io.StringIO()
-    out = Output(verbose=base.verbose, stdout=buffer, stderr=buffer)
+    out = Output(verbose=verbose, stdout=buffer, stderr=buffer)
     handle = Cancellation()
     cancel._register(target.name, handle)
     try:

@@ -144,19 +144,23 @@ def deploy_tool(arguments: dict[str, Any], context: CallContext) -> dict[str, An
     timeout = _timeout(arguments)
     from pgmilib.deploy import Cancellation, ConnectionFlags, DeployRequest, deploy
     from pgmilib.observe.notify import mcp_watch
+    from pgmilib.project.checksums import cache_dir_from
+    from pgmilib.project.scan import max_file_size_from
 
     flags = ConnectionFlags(connection=arguments["connection"], database=arguments["database"],
                             maintenance_database=arguments.get("maintenanceDatabase") or "")
+    environ = dict(os.environ)
     request = DeployRequest(
         project_path=arguments["path"],
         connection=flags,
-        environ=dict(os.environ),  # a private copy: the core merges this project's .env into it
+        environ=environ,  # a private copy: the core merges this project's .env into it
+        max_file_size=max_file_size_from(environ),
+        cache_dir=cache_dir_from(environ),
         params=dict(arguments.get("params") or {}),
         timeout=timeout,
         overwrite=bool(arguments.get("overwrite")),
         rehearse=bool(arguments.get("rehearse")),
         force=True,  # the confirmation is confirmDatabaseName, checked above
-        interactive=False,
         watch=mcp_watch(context.meta, context.notify),  # notifications/progress with a progressToken
     )
     out = NoticeOutput(sys.stderr)

@@ -80,17 +80,23 @@ def init(arguments: dict[str, Any], context: CallContext) -> dict[str, Any]:
 def metadata_plan(arguments: dict[str, Any], context: CallContext) -> dict[str, Any]:
     """Exactly what `pgmi metadata plan --json` prints (one builder: `project.reports`)."""
     require(arguments, "path")
-    from pgmilib.project.reports import plan_report
+    import os
 
-    return plan_report(arguments["path"])
+    from pgmilib.project.reports import plan_report
+    from pgmilib.project.scan import max_file_size_from
+
+    return plan_report(arguments["path"], max_file_size_from(os.environ))
 
 
 def metadata_validate(arguments: dict[str, Any], context: CallContext) -> dict[str, Any]:
     """Exactly what `pgmi metadata validate --json` prints; duplicates are a result, not an error."""
     require(arguments, "path")
-    from pgmilib.project.reports import validation_report
+    import os
 
-    return validation_report(arguments["path"])
+    from pgmilib.project.reports import validation_report
+    from pgmilib.project.scan import max_file_size_from
+
+    return validation_report(arguments["path"], max_file_size_from(os.environ))
 
 
 TOOLS = (

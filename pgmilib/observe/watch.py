@@ -142,16 +142,14 @@ class Watcher:
 
     def _look(self) -> Any:
         """The server's view now; None without one (a failed read drops the second connection)."""
-        import pg8000.exceptions
-
-        from pgmilib.conn.wire import DRIVER_ERRORS
+        from pgmilib.conn.wire import DRIVER_ERRORS, SERVER_ERRORS
 
         probe = self._probe
         if probe is None:
             return None
         try:
             return probe.read()
-        except pg8000.exceptions.DatabaseError as error:
+        except SERVER_ERRORS as error:
             if second.diagnostics(error) is not None and not self._stop.is_set():
                 return None  # our own lock_timeout or statement_timeout: skip this look
             raise

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 from pgmilib.fileio import atomic_write
@@ -139,6 +140,19 @@ def normalized_checksum(data: bytes | str) -> str:
     return hashlib.sha256(collapse_whitespace(remove_comments(data, exact=False))).hexdigest()
 
 
+def cache_dir_from(environ: Mapping[str, str]) -> Path | None:
+    """Where checksum caches live, as `environ` says (the caller's environment, read once by the
+    CLI or the MCP server); None: no cache (`PGMI_CACHE_DIR=off`, or no usable home directory)."""
+    setting = environ.get("PGMI_CACHE_DIR", "")
+    if setting.lower() == "off":
+        return None
+    if setting:
+        return Path(setting)
+    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    directory = Path(base) / "pgmi"
+    return directory if directory.is_absolute() else None
+
+
 class ChecksumCache:
     """Normalized checksums remembered by raw checksum, per project, across runs.
 
@@ -165,14 +179,10 @@ class ChecksumCache:
             self._known = {data[i:i + 32]: data[i + 32:i + 64] for i in range(0, usable, 64)}
 
     @classmethod
-    def for_project(cls, root: Path) -> ChecksumCache:
-        setting = os.environ.get("PGMI_CACHE_DIR", "")
-        if setting.lower() == "off":
+    def for_project(cls, root: Path, directory: Path | None) -> ChecksumCache:
+        """The cache of the project at `root` in `directory` (`cache_dir_from`); None: no cache."""
+        if directory is None:
             return cls(None)
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        directory = Path(setting) if setting else Path(base) / "pgmi"
-        if not directory.is_absolute() and not setting:
-            return cls(None)  # no usable home directory
         key = hashlib.sha256(os.fsencode(os.path.abspath(root))).hexdigest()[:24]
         return cls(directory / f"checksums-{key}.bin")
 

@@ -3,6 +3,7 @@
 `pgmi metadata validate|plan` (pgmilib/cli/metadata.py) renders them for a person or as
 `--json`; the MCP tools `metadata_validate` / `metadata_plan` return them as they are. Both
 scan the project the same way and word a scan failure the same way, because both call these.
+`max_file_size` is the caller's (read from its environment: `scan.max_file_size_from`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pgmilib.project.metadata import duplicate_ids, file_summary
 from pgmilib.project.scan import scan_project
 
 
-def validation_report(root: str) -> dict[str, Any]:
+def validation_report(root: str, max_file_size: int | None = None) -> dict[str, Any]:
     """`metadata validate`: file counts and every duplicated id (the JSON keys of the original).
 
     Duplicates are a result (`validation_passed: false`, one `id: first, other` line per extra
@@ -22,7 +23,7 @@ def validation_report(root: str) -> dict[str, Any]:
     that cannot be scanned raises the scan's ConfigError, prefixed `validation failed`.
     """
     try:
-        files = list(scan_project(root, check_duplicates=False).files)
+        files = list(scan_project(root, check_duplicates=False, max_file_size=max_file_size).files)
     except ConfigError as err:
         raise err.wrap("validation failed") from None
     with_meta = sum(1 for f in files if f.metadata is not None)
@@ -36,7 +37,7 @@ def validation_report(root: str) -> dict[str, Any]:
     }
 
 
-def plan_report(root: str) -> dict[str, Any]:
+def plan_report(root: str, max_file_size: int | None = None) -> dict[str, Any]:
     """`metadata plan`: one entry per non-test SQL file, in sort-key order (`file_summary`)."""
-    entries = file_summary(scan_project(root).files)
+    entries = file_summary(scan_project(root, max_file_size=max_file_size).files)
     return {"total_files": len(entries), "plan": entries}

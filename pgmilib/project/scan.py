@@ -154,9 +154,11 @@ class LazyContents(Mapping[str, str]):
         return len(self._files)
 
 
-def max_file_size_from_env() -> int:
-    """PGMI_MAX_FILE_SIZE when it is a positive integer, else the 10 MiB default."""
-    raw = os.environ.get("PGMI_MAX_FILE_SIZE", "").strip()
+def max_file_size_from(environ: Mapping[str, str]) -> int:
+    """`environ`'s PGMI_MAX_FILE_SIZE when it is a positive integer, else the 10 MiB default.
+
+    `environ` is the caller's environment (read once by the CLI or the MCP server)."""
+    raw = environ.get("PGMI_MAX_FILE_SIZE", "").strip()
     try:
         value = int(raw)
     except ValueError:
@@ -199,7 +201,7 @@ def scan(root: str | Path, *, max_file_size: int | None = None, require_deploy_s
     reports duplicate ids itself, hence the two switches.
     """
     base, deploy = validate_root(root, require_deploy_sql=require_deploy_sql)
-    cap = max_file_size if max_file_size is not None else max_file_size_from_env()
+    cap = max_file_size if max_file_size is not None else DEFAULT_MAX_FILE_SIZE
     files: list[ProjectFile] = []
     seen: dict[str, str] = {}
     budget = HELD_BYTES
@@ -406,10 +408,10 @@ def read_deploy_sql(project: Project) -> str:
         raise PgmiError(f"{project.deploy_sql} is not valid UTF-8") from None
 
 
-def scan_project(root: str, *, check_duplicates: bool = True) -> Project:
+def scan_project(root: str, *, check_duplicates: bool = True, max_file_size: int | None = None) -> Project:
     """The deploy's project scan, without requiring deploy.sql (offline commands never do).
 
     A missing or non-directory path is invalid configuration (exit 10), as in the scanner.
     `validate` reports duplicate ids itself (exit 1), so it asks for the scan without that check.
     """
-    return scan(root, require_deploy_sql=False, check_duplicates=check_duplicates)
+    return scan(root, require_deploy_sql=False, check_duplicates=check_duplicates, max_file_size=max_file_size)

@@ -10,26 +10,26 @@ stays in memory: the caller uses it only when nothing else supplied one.
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 
+from pgmilib.conn.resolve import ConnectionFlags
 from pgmilib.errors import ApprovalDenied
 from pgmilib.output import Output, is_interactive
 from pgmilib.scaffold.connection_wizard import WizardResult, run_connection_wizard
 from pgmilib.scaffold.prompts import Cancelled, Prompter
 
-_FLAG_FOR = {"host": "host", "port": "port", "username": "username", "database": "database", "sslmode": "sslmode",
-             "sslcert": "sslcert", "sslkey": "sslkey", "sslrootcert": "sslrootcert",
-             "azure_tenant_id": "azure_tenant_id", "azure_client_id": "azure_client_id",
-             "aws_region": "aws_region", "google_instance": "google_instance"}
+#: The wizard's keys that fill a ConnectionFlags field of the same name when it is still empty.
+_FILLED = ("host", "port", "username", "database", "sslmode", "sslcert", "sslkey", "sslrootcert",
+           "azure_tenant_id", "azure_client_id", "aws_region", "google_instance", "maintenance_database")
 
 
-def no_connection_source(args: argparse.Namespace, environ: Mapping[str, str],
+def no_connection_source(flags: ConnectionFlags, environ: Mapping[str, str],
                          yaml_connection: Mapping[str, object] | None) -> bool:
     """True when nothing names a server or database: no --connection/--host/-d, no
     connection-string variable, not both PGHOST and PGDATABASE, no host/database in pgmi.yaml."""
-    if getattr(args, "connection", "") or getattr(args, "host", "") or getattr(args, "database", ""):
+    if flags.connection or flags.host or flags.database:
         return False
     if environ.get("PGMI_CONNECTION_STRING") or environ.get("DATABASE_URL"):
         return False
@@ -39,25 +39,28 @@ def no_connection_source(args: argparse.Namespace, environ: Mapping[str, str],
     return not (yaml_connection.get("host") or yaml_connection.get("database"))
 
 
-def merge_into_flags(args: argparse.Namespace, connection: Mapping[str, object]) -> None:
-    """Fill only the flags that are still empty; a cloud auth method sets its enable flag."""
-    for key, flag in _FLAG_FOR.items():
+def merge_into_flags(flags: ConnectionFlags, connection: Mapping[str, object]) -> ConnectionFlags:
+    """`flags` with the wizard's answers in the fields still empty; a cloud auth method sets its
+    enable flag. `flags` itself is not changed."""
+    changes: dict[str, object] = {}
+    for key in _FILLED:
         value = connection.get(key)
-        if value not in (None, "", 0) and not getattr(args, flag, None):
-            setattr(args, flag, value)
+        if value not in (None, "", 0) and not getattr(flags, key):
+            changes[key] = int(value) if key == "port" else str(value)
     method = connection.get("auth_method")
     if method in ("azure", "aws", "google"):
-        setattr(args, method, True)
+        changes[str(method)] = True
+    return dataclasses.replace(flags, **changes)
 
 
-def maybe_run_deploy_wizard(args: argparse.Namespace, environ: Mapping[str, str],
+def maybe_run_deploy_wizard(flags: ConnectionFlags, environ: Mapping[str, str],
                             yaml_connection: Mapping[str, object] | None, project_dir: str | Path, out: Output,
-                            prompter: Prompter | None = None) -> WizardResult | None:
-    """Run the wizard when nothing names a server, on a terminal, without --force; else None.
-
-    Cancel -> exit 12."""
-    if getattr(args, "force", False) or not is_interactive() or not no_connection_source(args, environ,
-                                                                                          yaml_connection):
+                            prompter: Prompter | None = None, *,
+                            force: bool = False) -> tuple[ConnectionFlags, WizardResult] | None:
+    """Run the wizard when nothing names a server, on a terminal, without --force: the flags
+    with its answers merged in, and what it learned (the password stays in the result).
+    None when it does not apply. Cancel -> exit 12."""
+    if force or not is_interactive() or not no_connection_source(flags, environ, yaml_connection):
         return None
     p = prompter or Prompter()
     out.info("\nNo database connection configured.\n")
@@ -65,7 +68,7 @@ def maybe_run_deploy_wizard(args: argparse.Namespace, environ: Mapping[str, str]
         result = run_connection_wizard(p)
     except (Cancelled, KeyboardInterrupt):  # Ctrl-C may land between two prompts
         raise ApprovalDenied("approval denied: connection setup cancelled") from None
-    merge_into_flags(args, result.connection)
+    merged = merge_into_flags(flags, result.connection)
     if result.tested and p.confirm("Save these connection settings to pgmi.yaml?"):
         from pgmilib.config import write_project_config
 
@@ -78,4 +81,4 @@ def maybe_run_deploy_wizard(args: argparse.Namespace, environ: Mapping[str, str]
     from pgmilib.scaffold.persist import offer_pgpass
 
     offer_pgpass(result, p, out)
-    return result
+    return merged, result
