@@ -19,6 +19,7 @@ from pgmilib.config import (
     parse_env_text,
     parse_param,
     resolve_timeout,
+    timeout_origin,
     validate_params,
     write_project_config,
 )
@@ -526,3 +527,11 @@ def test_resolve_timeout_errors(tmp_path):
     with pytest.raises(ConfigError) as caught:
         resolve_timeout(None, ProjectConfig(path=tmp_path, timeout="42"))
     assert _specific(caught.value) == 'invalid timeout in pgmi.yaml: time: missing unit in duration "42"'
+
+
+def test_the_timeout_names_where_it_came_from(tmp_path):
+    yaml_cfg = ProjectConfig(path=tmp_path, timeout="10m")
+    assert timeout_origin("5s", yaml_cfg) == "--timeout"
+    assert timeout_origin(30.0, None) == "--timeout"
+    assert timeout_origin(None, yaml_cfg) == "pgmi.yaml timeout"
+    assert timeout_origin(None, ProjectConfig(path=tmp_path)) == "the default 3m; set --timeout or pgmi.yaml timeout"

@@ -49,14 +49,14 @@ def test_a_pgmi_yaml_timeout_is_honoured_through_the_cli_and_mcp(pg, create_data
     cli_db, mcp_db, explicit_db = create_database(), create_database(), create_database()
 
     code, _, err = run_cli(["deploy", str(project), "--connection", pg.url("postgres"), "-d", cli_db], capsys)
-    assert code == 16 and "deployment timed out after 1s" in _cli_error(err)
+    assert code == 16 and "deployment timed out after 1s (pgmi.yaml timeout)" in _cli_error(err)
 
     base = {"path": str(project), "connection": pg.url("postgres")}
     by_yaml, by_argument = mcp_calls([("deploy", {**base, "database": mcp_db}),
                                       ("deploy", {**base, "database": explicit_db, "timeout": "2s"})],
                                      tmp_path / "server-stderr.txt")
     assert by_yaml.isError and by_yaml.structuredContent["exitCode"] == 16
-    assert "deployment timed out after 1s" in by_yaml.structuredContent["message"]  # not the 3m default
+    assert "deployment timed out after 1s (pgmi.yaml timeout)" in by_yaml.structuredContent["message"]  # not 3m
     assert by_argument.isError and by_argument.structuredContent["exitCode"] == 16
     assert "deployment timed out after 2s" in by_argument.structuredContent["message"]  # the argument wins
     for db in (cli_db, mcp_db, explicit_db):  # the head was cut short and rolled back

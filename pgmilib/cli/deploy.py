@@ -57,7 +57,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     d.add_argument("--params-file", action="append", default=[], metavar="FILE",
                    help=".env-style parameter file (repeatable; later files win)")
     d.add_argument("--timeout", default=None, metavar="DURATION",
-                   help="deadline for the whole deployment, e.g. 30s, 5m, 1h30m; 0 = none (default 3m)")
+                   help="deadline for the whole deployment, e.g. 30s, 5m, 1h30m; 0 = none (default: pgmi.yaml timeout, else 3m)")
     d.add_argument("--lock-wait", default="0", metavar="DURATION",
                    help="wait this long for another deploy's lock instead of failing at once (default 0)")
     d.add_argument("--compat", default="", help="session API version (default: latest, 1)")

@@ -17,6 +17,7 @@ from pgmilib.config.durations import (
     parse_duration_flag,
     parse_timeout,
     resolve_timeout,
+    timeout_origin,
 )
 from pgmilib.config.params import (
     is_secret_name,
@@ -57,6 +58,7 @@ __all__ = [
     "parse_timeout",
     "register_secret_params",
     "resolve_timeout",
+    "timeout_origin",
     "validate_params",
     "write_project_config",
 ]

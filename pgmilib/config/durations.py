@@ -164,3 +164,12 @@ def resolve_timeout(explicit: str | float | None, config: ProjectConfig | None) 
     if seconds < 0:
         raise ConfigError("timeout cannot be negative")
     return None if seconds == 0 else seconds
+
+
+def timeout_origin(explicit: str | float | None, config: ProjectConfig | None) -> str:
+    """Where `resolve_timeout`'s answer came from, in the words an expiry message ends with."""
+    if explicit is not None:
+        return "--timeout"
+    if config and config.timeout:
+        return "pgmi.yaml timeout"
+    return f"the default {DEFAULT_TIMEOUT}; set --timeout or pgmi.yaml timeout"

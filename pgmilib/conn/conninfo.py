@@ -15,7 +15,14 @@ from __future__ import annotations
 
 from pgmilib.conn import SSLMODES
 from pgmilib.conn.libpqkeys import check_target_session_attrs, parse_require_auth
-from pgmilib.conn.params import DEFAULT_PORT, ConnParams, parse_port, parse_timeout
+from pgmilib.conn.params import (
+    DEFAULT_HOST,
+    DEFAULT_MAINTENANCE_DB,
+    DEFAULT_PORT,
+    ConnParams,
+    parse_port,
+    parse_timeout,
+)
 from pgmilib.errors import ConfigError, go_quote
 from pgmilib.redact import register_secret
 
@@ -77,7 +84,7 @@ def parse_connection_string(text: str) -> ConnParams:
 
 
 def params_from_pairs(pairs: list[tuple[str, str]], form: str) -> ConnParams:
-    params = ConnParams(host="localhost", port=DEFAULT_PORT, database="postgres")
+    params = ConnParams(host=DEFAULT_HOST, port=DEFAULT_PORT, database=DEFAULT_MAINTENANCE_DB)
     seen: set[str] = set()
     fallback_app = ""
     lists: dict[str, list[str]] = {}  # a host or port list (libpq's multi-host form)
@@ -118,7 +125,7 @@ def set_hosts(params: ConnParams, hosts: list[str], ports: list[str], origin: st
         ports = ports * len(hosts)
     elif len(ports) != len(hosts):
         raise ConfigError(f"{origin}: could not match {len(ports)} port numbers to {len(hosts)} hosts")
-    pairs = [(host or "localhost", parse_port(port, f"{origin}: invalid port") if port else DEFAULT_PORT)
+    pairs = [(host or DEFAULT_HOST, parse_port(port, f"{origin}: invalid port") if port else DEFAULT_PORT)
              for host, port in zip(hosts, ports)]
     (params.host, params.port), params.fallback_hosts = pairs[0], pairs[1:]
     params.given.update(("host", "port", "fallback_hosts"))
@@ -126,11 +133,11 @@ def set_hosts(params: ConnParams, hosts: list[str], ports: list[str], origin: st
 
 def _set_field(params: ConnParams, canon: str, value: str, form: str) -> None:
     if canon == "host":
-        params.host = value or "localhost"
+        params.host = value or DEFAULT_HOST
     elif canon == "port":
         params.port = parse_port(value, "invalid connection string: invalid port")
     elif canon == "database":
-        params.database = value or "postgres"
+        params.database = value or DEFAULT_MAINTENANCE_DB
     elif canon == "user":
         params.user = value
     elif canon == "password":

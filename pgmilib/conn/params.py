@@ -16,6 +16,8 @@ AUTH_METHODS = ("azure", "aws", "google")
 DEFAULT_PORT = 5432
 #: The host when nothing names one and no local socket is found (conn.resolve.default_host), and the wizard's.
 DEFAULT_HOST = "localhost"
+#: Where a database is created or dropped from, when nothing names another (libpq tools do the same).
+DEFAULT_MAINTENANCE_DB = "postgres"
 DEFAULT_APP_NAME = "pgmi"
 
 
@@ -28,7 +30,7 @@ class ConnParams:
     user: str = ""
     password: str | None = None
     database: str = ""  # the target database ('' if none was named)
-    maintenance_database: str = "postgres"
+    maintenance_database: str = DEFAULT_MAINTENANCE_DB
     sslmode: str = ""  # '' = not given (resolve() turns it into 'prefer')
     sslcert: str = ""
     sslkey: str = ""

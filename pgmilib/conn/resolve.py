@@ -20,6 +20,7 @@ from pgmilib.conn.libpqkeys import check_options, check_target_session_attrs, pa
 from pgmilib.conn.params import (
     DEFAULT_APP_NAME,
     DEFAULT_HOST,
+    DEFAULT_MAINTENANCE_DB,
     DEFAULT_PORT,
     ConnParams,
     check_client_cert_pair,
@@ -203,7 +204,7 @@ def _resolve_string(text: str, source: str, environ: Mapping[str, str]) -> ConnP
     if "connect_timeout" not in params.given and environ.get("PGCONNECT_TIMEOUT"):
         params.connect_timeout = _env_timeout(environ)
     # Step G input: the string's database (postgres when it named none) is the resolved db.
-    params.maintenance_database = params.database if "database" in params.given else "postgres"
+    params.maintenance_database = params.database if "database" in params.given else DEFAULT_MAINTENANCE_DB
     return params
 
 
@@ -245,7 +246,7 @@ def _resolve_granular(flags: ConnectionFlags, environ: Mapping[str, str], yaml_c
     if host_origin == "service" and svc.fallback_hosts:
         params.host, params.fallback_hosts = svc.host, list(svc.fallback_hosts)
     elif "," in str(host) or "," in str(port):  # libpq's host list, e.g. PGHOST=db1,db2
-        set_hosts(params, str(host or "localhost").split(","), str(port or DEFAULT_PORT).split(","),
+        set_hosts(params, str(host or DEFAULT_HOST).split(","), str(port or DEFAULT_PORT).split(","),
                   "invalid host/port list")
     else:
         params.host = host or default_host(params.port)
@@ -286,7 +287,7 @@ def _resolve_granular(flags: ConnectionFlags, environ: Mapping[str, str], yaml_c
             setattr(params, name, getattr(svc, name))
             params.given.add(name)
     params.options.update(svc.options)
-    params.maintenance_database = _yaml(yaml_connection, "maintenance_database") or "postgres"
+    params.maintenance_database = _yaml(yaml_connection, "maintenance_database") or DEFAULT_MAINTENANCE_DB
     return params
 
 
@@ -343,11 +344,11 @@ def _resolve_databases(params: ConnParams, flags: ConnectionFlags, yaml_connecti
             "  - or set PGDATABASE (or connection.database in pgmi.yaml)",
         ])
         raise error
-    maintenance = params.maintenance_database or "postgres"
+    maintenance = params.maintenance_database or DEFAULT_MAINTENANCE_DB
     yaml_maintenance = _yaml(yaml_connection, "maintenance_database")
-    if not flag_db and resolved and resolved != "postgres":
+    if not flag_db and resolved and resolved != DEFAULT_MAINTENANCE_DB:
         # The resolved database is the target here, so it cannot also be the maintenance db.
         # Granular path: honour pgmi.yaml maintenance_database (fix of the original's quirk).
-        maintenance = yaml_maintenance if (not from_string and yaml_maintenance) else "postgres"
+        maintenance = yaml_maintenance if (not from_string and yaml_maintenance) else DEFAULT_MAINTENANCE_DB
     params.database = target
     params.maintenance_database = flags.maintenance_database or maintenance

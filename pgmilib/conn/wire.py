@@ -21,6 +21,7 @@ import pg8000.exceptions
 import pg8000.native
 import scramp
 
+from pgmilib.conn.params import DEFAULT_HOST, DEFAULT_PORT
 from pgmilib.errors import PgDiagnostics
 
 CANCEL_REQUEST_CODE = 80877102
@@ -119,7 +120,7 @@ class LiveConnection(pg8000.native.Connection):
         self._simple_query = False
         self._tx_status = "I"
         self._cancel_target: str | tuple[str, int] = kwargs.get("unix_sock") or (
-            kwargs.get("host", "localhost"), int(kwargs.get("port", 5432)))
+            kwargs.get("host", DEFAULT_HOST), int(kwargs.get("port", DEFAULT_PORT)))
         super().__init__(*args, **kwargs)
         # pg8000 has no handler for CopyBothResponse (a KeyError would desync the loop).
         self.message_types[COPY_BOTH_RESPONSE] = self.handle_COPY_BOTH_RESPONSE

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from pgmilib.conn.params import DEFAULT_MAINTENANCE_DB
 from pgmilib.deploy.lock import close_quietly, wait_for_no_deploy
 from pgmilib.errors import (
     ApprovalDenied,
@@ -89,7 +90,7 @@ def quote_literal(text: str) -> str:
 
 def check_overwrite_allowed(target: str, maintenance: str) -> None:
     """Refuse, before connecting, to overwrite the maintenance database or a template."""
-    if target.lower() == (maintenance or "postgres").lower():
+    if target.lower() == (maintenance or DEFAULT_MAINTENANCE_DB).lower():
         error = ConfigError(f"cannot overwrite maintenance database {go_quote(target)}")
         error.trailer = ["Hint: pick another target database with -d; --overwrite drops and recreates it."]
         raise error

@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from pgmilib.conn.params import DEFAULT_MAINTENANCE_DB
 from pgmilib.deploy.execute import SessionLayer
 from pgmilib.deploy.request import DeployRequest, DeployResult, describe
 from pgmilib.deploy.watchdog import Cancellation, Watchdog
@@ -92,6 +93,7 @@ class _Run:
         self.deploy_params: dict[str, str] = {}
         self.lock_wait = 0.0
         self.timeout: float | None = None  # --timeout / pgmi.yaml `timeout`, seconds; None: no deadline
+        self.timeout_origin = "--timeout"
         self.project: Project | None = None
         self.compat = ""
 
@@ -101,7 +103,7 @@ class _Run:
         self.configure()
         # -- the deployer runs: everything below is inside the deadline --------------------
         self.result.deployer_ran = True
-        self.watchdog.start_deadline(self.timeout)
+        self.watchdog.start_deadline(self.timeout, self.timeout_origin)
         self.scan()
         conn = self.open_session()
         self.watchdog.conn = conn
@@ -163,6 +165,7 @@ class _Run:
         for spec in request.test_reports:  # a bad --test-report is a config error before anything runs
             testing.parse_report_spec(spec)
         self.timeout = config.resolve_timeout(request.timeout, project_config)
+        self.timeout_origin = config.timeout_origin(request.timeout, project_config)
         self.lock_wait = config.parse_duration_flag("--lock-wait", request.lock_wait)
         if request.rehearse:  # a bad value is a flag error before anything connects
             config.parse_duration_flag("--rehearse-lock-timeout", request.rehearse_lock_timeout)
@@ -203,7 +206,7 @@ class _Run:
 
         assert self.params is not None  # configure() ran
         request, out = self.request, self.out
-        target, maintenance = self.params.database, self.params.maintenance_database or "postgres"
+        target, maintenance = self.params.database, self.params.maintenance_database or DEFAULT_MAINTENANCE_DB
         with _connection_guard():
             if request.overwrite:
                 dbadmin.check_overwrite_allowed(target, maintenance)
@@ -439,6 +442,6 @@ def _ephemeral_params(request: DeployRequest, out: Output, cleanup: contextlib.E
     server = start_ephemeral(flags.database or EPHEMERAL_DEFAULT_DB, request.keep, out, cleanup)
     params = parse_connection_string(server.dsn)
     params.application_name = params.application_name or "pgmi"
-    params.maintenance_database = "postgres"
+    params.maintenance_database = DEFAULT_MAINTENANCE_DB
     params.source = server.description
     return params

@@ -56,12 +56,14 @@ class Watchdog:
         self.conn: Session | None = None  # the connection whose statement a trip cancels
         self.deadline = Deadline(None)
         self.timeout: float | None = None
+        self.origin = "--timeout"  # where the limit came from, for the expiry message
         self._timer: threading.Timer | None = None
         self._lock = threading.Lock()
 
-    def start_deadline(self, seconds: float | None) -> None:
+    def start_deadline(self, seconds: float | None, origin: str = "--timeout") -> None:
         """Start the one clock of this run (--timeout); None or 0 means no limit."""
         self.timeout = seconds or None
+        self.origin = origin
         self.deadline = Deadline(self.timeout)
         if self.timeout:
             self._timer = threading.Timer(self.timeout, self.trip, args=(Marker.DEADLINE,))
@@ -101,7 +103,7 @@ class Watchdog:
     def expired_message(self) -> str:
         from pgmilib.config import format_duration
 
-        return f"deployment timed out after {format_duration(self.timeout or 0)} (--timeout)"
+        return f"deployment timed out after {format_duration(self.timeout or 0)} ({self.origin})"
 
     def mark(self, error: PgmiError) -> PgmiError:
         """Give an error caused by a trip its marker; a deadline also says so in the message."""

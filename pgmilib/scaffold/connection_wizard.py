@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pgmilib.conn.params import DEFAULT_HOST, DEFAULT_PORT
+from pgmilib.conn.params import DEFAULT_HOST, DEFAULT_MAINTENANCE_DB, DEFAULT_PORT
 from pgmilib.redact import redact, register_secret
 from pgmilib.scaffold.prompts import Cancelled, Prompter
 
@@ -42,7 +42,7 @@ def _password_form(p: Prompter, provider: str, prev: dict) -> tuple[dict, str | 
         "host": p.text("Host", str(host_default), required=True),
         "port": p.number("Port", int(prev.get("port") or DEFAULT_PORT)),
         "database": p.text("Database", str(prev.get("database") or ""), required=True),
-        "maintenance_database": p.text("Maintenance database", str(prev.get("maintenance_database") or "postgres")),
+        "maintenance_database": p.text("Maintenance database", str(prev.get("maintenance_database") or DEFAULT_MAINTENANCE_DB)),
         "username": p.text("Username", str(prev.get("username") or "postgres")),
         "sslmode": "prefer" if provider == "local" else "require",
     }
@@ -117,7 +117,7 @@ def test_connection(conn: dict, password: str | None) -> str:
     params = ConnParams(host=str(conn.get("host") or DEFAULT_HOST), port=int(conn.get("port") or DEFAULT_PORT),
                         user=str(conn.get("username") or ""), password=password,
                         database=str(conn.get("database") or ""),
-                        maintenance_database=str(conn.get("maintenance_database") or "postgres"),
+                        maintenance_database=str(conn.get("maintenance_database") or DEFAULT_MAINTENANCE_DB),
                         sslmode=str(conn.get("sslmode") or ""), sslcert=str(conn.get("sslcert") or ""),
                         sslkey=str(conn.get("sslkey") or ""), sslrootcert=str(conn.get("sslrootcert") or ""),
                         connect_timeout=10)
@@ -150,7 +150,7 @@ def run_connection_wizard(p: Prompter, *, tester: Callable[[dict, str | None], s
             conn = _cloud_form(p, provider, prev)
             p.say("No connection test for cloud authentication: the token is fetched at deploy time.")
             return WizardResult(conn, None, tested=True)
-        target = conn.get("maintenance_database") or "postgres"
+        target = conn.get("maintenance_database") or DEFAULT_MAINTENANCE_DB
         p.say(f"Testing connection to {conn['host']}:{conn['port']} (database {target})...")
         try:
             version = tester(conn, password)
