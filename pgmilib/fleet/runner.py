@@ -17,7 +17,6 @@ from __future__ import annotations
 import concurrent.futures as cf
 import dataclasses
 import io
-import os
 import threading
 import time
 from collections import deque
@@ -129,7 +128,7 @@ class FleetCancellation:
 
 def request_for(base: DeployRequest, target: Target) -> DeployRequest:
     """The DeployRequest of one target: the fleet's flags, the target's connection and params."""
-    environ = dict(os.environ if base.environ is None else base.environ)
+    environ = dict(base.environ or {})  # None: an empty environment, as deploy() reads it
     for key in _IGNORED_ENV:
         environ.pop(key, None)
     flags = base.connection
