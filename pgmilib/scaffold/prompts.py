@@ -27,9 +27,11 @@ class Prompter:
         self.stderr.flush()
 
     def _readline(self, prompt: str) -> str:
-        self.stderr.write(prompt)
-        self.stderr.flush()
+        # The prompt is written inside the try: a Ctrl-C typed as soon as it shows (before
+        # the read starts) cancels like one typed during the read.
         try:
+            self.stderr.write(prompt)
+            self.stderr.flush()
             line = self.stdin.readline()
         except KeyboardInterrupt:
             self.stderr.write("\n")
