@@ -135,18 +135,23 @@ def child(stamps_path: str, site: str, argv: list[str]) -> None:
 
 # ------------------------------------------------------------------------------------------ parent
 def _site_packages(pgmi: str, py: str, work: str) -> str:
-    """The zipapp's extracted site-packages (extracted once under `work`), else the checkout."""
-    import glob
+    """The extracted site-packages of this very zipapp build (extracted once under `work`), else the checkout."""
+    import json
     import subprocess
+    import zipfile
 
-    if os.path.isfile(pgmi):
-        root = os.path.join(work, "shiv")
-        subprocess.run([py, "-S", pgmi, "version"], env=dict(os.environ, SHIV_ROOT=root),
-                       capture_output=True, check=True)
-        found = sorted(glob.glob(os.path.join(root, "*", "site-packages")), key=os.path.getmtime)
-        if found:
-            return found[-1]
-    return REPO
+    if not os.path.isfile(pgmi):
+        return REPO
+    root = os.path.join(work, "shiv")
+    subprocess.run([py, "-S", pgmi, "version"], env=dict(os.environ, SHIV_ROOT=root), capture_output=True,
+                   check=True)
+    with zipfile.ZipFile(pgmi) as archive:  # shiv's directory name: <name>_<build id>, as the launcher finds it
+        build_id = json.loads(archive.read("environment.json"))["build_id"]
+    name = os.path.splitext(os.path.basename(os.path.realpath(pgmi)))[0]
+    site = os.path.join(root, f"{name}_{build_id}", "site-packages")
+    if not os.path.isdir(site):
+        raise RuntimeError(f"{pgmi} did not extract to {site}")
+    return site
 
 
 def _wall(argv: list[str], env: dict) -> tuple[float, float, int]:
@@ -177,6 +182,7 @@ def profile_empty(env: dict, *, pgmi: str, py: str, psql: str, runs: int, work: 
         fh.write("SELECT 1;\n")
     deploy_args = ["deploy", project, "-d", db, "--timeout", "0"]
     stamps_path = os.path.join(project, "stamps.json")
+    err_path = os.path.join(project, "stderr")
     samples: dict[str, list[float]] = {}
     whole: dict[str, list[float]] = {}
 
@@ -196,12 +202,15 @@ def profile_empty(env: dict, *, pgmi: str, py: str, psql: str, runs: int, work: 
                 if run:
                     add(whole, name + ", wall", wall)
                     add(whole, name + ", CPU", cpu)
-            t = time.time()
-            p = subprocess.run([py, "-S", "-c", CHILD, HERE, stamps_path, site] + deploy_args,
-                               env=env, capture_output=True, text=True, check=False)
-            end = time.time()
-            if p.returncode != 0:
-                raise RuntimeError(f"profiled deploy exited {p.returncode}: {p.stderr.strip()[-400:]}")
+            with open(err_path, "w+b") as err:  # a file, not a pipe: nothing in the parent between exit and wait
+                t = time.time()
+                p = subprocess.Popen([py, "-S", "-c", CHILD, HERE, stamps_path, site] + deploy_args,
+                                     env=env, stdout=subprocess.DEVNULL, stderr=err)
+                _, status, _ = os.wait4(p.pid, 0)
+                end = time.time()
+                err.seek(0)
+                if os.waitstatus_to_exitcode(status) != 0:
+                    raise RuntimeError(f"profiled deploy exited {status}: {err.read()[-400:]!r}")
             with open(stamps_path, encoding="utf-8") as fh:
                 s = json.load(fh)
             if not run:
