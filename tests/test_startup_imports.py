@@ -122,3 +122,16 @@ def test_a_running_thread_keeps_the_normal_exit():
     assert done.returncode == 0, done.stderr
     assert "needs normal exit: True" in done.stdout
     assert done.stdout.rstrip().endswith("thread finished")
+
+
+def test_the_deploy_branch_alone_parses_as_the_whole_tree():
+    """`pgmi deploy ...` builds only the deploy branch of the command tree: same result, same help."""
+    from pgmilib.cli.app import build_parser
+
+    argv = ["deploy", "proj", "-d", "db", "-h", "host", "--param", "a=b", "--timeout", "5s", "--json", "-v"]
+    assert vars(build_parser("deploy").parse_args(argv)).keys() == vars(build_parser().parse_args(argv)).keys()
+    alone, whole = build_parser("deploy").parse_args(argv), build_parser().parse_args(argv)
+    assert {k: v for k, v in vars(alone).items() if k not in ("_parser", "func")} == \
+        {k: v for k, v in vars(whole).items() if k not in ("_parser", "func")}
+    assert alone._parser.format_help() == whole._parser.format_help()
+    assert list(build_parser("deploy")._subparsers._group_actions[0].choices) == ["deploy"]

@@ -163,7 +163,9 @@ def cmd_version(args: argparse.Namespace, out: Output) -> int:
 # ---------------------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command tree; for command "deploy", the root and that branch only (what `pgmi deploy ...`
+    parses with: building every other subcommand would cost a few milliseconds of every deploy)."""
     root = _Parser(prog="pgmi", description="PostgreSQL-native deployment driver: your deploy.sql is in control.")
     root.add_argument("--version", action="store_true", help="print version information and exit")
     root.add_argument("-v", "--verbose", action="store_true", help="verbose diagnostics on stderr")
@@ -180,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     from pgmilib.cli import deploy as deploy_cli
 
     deploy_cli.add_arguments(add("deploy", _lazy("cli.deploy:cmd_deploy"), "run deploy.sql of a project against a database"))
+    if command == "deploy":
+        return root
 
     init = add("init", _lazy("cli.init:cmd_init"), "scaffold a new project from a template")
     init.add_argument("target_path", nargs="?", default=".")
@@ -318,7 +322,7 @@ def _main(argv: Sequence[str] | None) -> int:
     _Parser.last_used = None
     verbose = "-v" in argv or "--verbose" in argv
     out = Output(verbose=verbose, json_mode="--json" in argv)
-    parser = build_parser()
+    parser = build_parser(argv[0] if argv else None)
     try:
         if not argv:
             if is_interactive() and not os.environ.get("PGMI_NO_BANNER"):
