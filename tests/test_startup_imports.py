@@ -99,7 +99,8 @@ app.run(["version"])
 
 
 def _exit_probe(case: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", EXIT_PROBE, str(REPO), case], capture_output=True, text=True,
+    # -S, as the zipapp runs: a site-packages .pth hook may register an atexit callback of its own
+    return subprocess.run([sys.executable, "-S", "-c", EXIT_PROBE, str(REPO), case], capture_output=True, text=True,
                           timeout=60, check=False)
 
 
