@@ -377,6 +377,11 @@ class Bench:
         """The empty deploy against `psql -c 'SELECT 1'`, and where its time goes (bench/empty.py)."""
         if self.pgmi_state != "ok":
             return
+        import zipfile
+
+        if not zipfile.is_zipfile(self.pgmi):  # bench/fake_pgmi.py: nothing of pgmi's to profile
+            log("empty deploy: skipped, the pgmi under test is not the zipapp")
+            return
         log(f"empty deploy: {runs} runs of pgmi, psql -c 'SELECT 1' and python -S -c pass, with the phase profile ...")
         try:
             self.empty = empty.profile_empty(self.env(), pgmi=self.pgmi, py=self.py, psql=self.psql, runs=runs,
