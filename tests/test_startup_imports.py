@@ -82,6 +82,11 @@ def test_the_entry_point_flushes_before_it_ends(pg, fresh_db, tmp_path):
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["status"] == "success"
     assert query(pg, fresh_db, "SELECT to_regclass('public.b') IS NOT NULL") == [[True]]
+    # The process ended at once, but only after the server had ended the session: its temp tables
+    # are gone and no backend of it is left (a DROP ROLE right after a deploy must not meet them).
+    assert query(pg, fresh_db, "SELECT count(*) FROM pg_class WHERE relname = '_pgmi_source'") == [[0]]
+    assert query(pg, fresh_db, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                               "AND pid <> pg_backend_pid()") == [[0]]
 
 
 EXIT_PROBE = """\

@@ -251,6 +251,29 @@ class LiveConnection(pg8000.native.Connection):
             with contextlib.suppress(OSError, ValueError, AttributeError):
                 buffered.close()
 
+    def close_and_wait(self, budget: float) -> None:
+        """close(), then wait (at most `budget` seconds) until the server has ended the session.
+
+        The server drops the session's temporary objects and frees its locks as it exits, and
+        closes the socket only after that: once this returns, a DROP ROLE or a catalog query of
+        the next client no longer meets them. (A process that ended right after close() would
+        leave that race to the next client; the interpreter's own teardown used to hide it.)
+        """
+        try:
+            waiter = self._usock.dup()  # keeps the connection open for reading after close()
+        except (OSError, AttributeError):
+            self.close()
+            return
+        try:
+            self.close()
+            waiter.settimeout(max(0.01, budget))
+            while waiter.recv(4096):
+                pass
+        except OSError:  # a timeout or a reset: nothing more to wait for
+            pass
+        finally:
+            waiter.close()
+
     def set_socket_timeout(self, seconds: float | None) -> None:
         """Bound every blocking read/write from now on (clean-up budgets)."""
         self._usock.settimeout(seconds)
