@@ -24,6 +24,7 @@ import scramp
 from pgmilib.errors import PgDiagnostics
 
 CANCEL_REQUEST_CODE = 80877102
+CLOSE_WAIT_SECONDS = 1.0  # close(): the longest wait for the server to end the session, without a socket timeout
 #: What the driver and the network raise for a failed round trip. Anything else escaping a
 #: `run()` is a bug in pgmi and must reach the panic path (exit 3), not be reported as a
 #: connection or SQL failure.
@@ -238,41 +239,36 @@ class LiveConnection(pg8000.native.Connection):
         self._shut_timer.start()
 
     def close(self) -> None:
+        """Say goodbye, then wait until the server has ended the session (at most the socket's
+        timeout, else CLOSE_WAIT_SECONDS).
+
+        The server drops the session's temporary objects and frees its locks as it exits, and
+        closes the socket only after that: once close() returns, a DROP ROLE or a catalog query of
+        the next client no longer meets them (a process that ends right after close() would leave
+        that race to the next client).
+        """
         if self._shut_timer is not None:
             self._shut_timer.cancel()
         buffered = self._sock
         try:
+            waiter = self._usock.dup()  # keeps the connection readable after pg8000 closes its socket
+            waiter.settimeout(self._usock.gettimeout() or CLOSE_WAIT_SECONDS)
+        except (OSError, AttributeError):
+            waiter = None
+        try:
             super().close()
+            with contextlib.suppress(OSError):  # a timeout or a reset: nothing more to wait for
+                while waiter is not None and waiter.recv(4096):
+                    pass
         finally:
+            if waiter is not None:
+                waiter.close()
             # When the goodbye cannot be sent (a lost connection), pg8000 closes the socket and drops
             # its buffered file with the unsent bytes still in it; the garbage collector would flush
             # them again into the closed socket and print "Exception ignored ... Bad file descriptor"
             # on stderr at exit. Closing it here, once, discards them.
             with contextlib.suppress(OSError, ValueError, AttributeError):
                 buffered.close()
-
-    def close_and_wait(self, budget: float) -> None:
-        """close(), then wait (at most `budget` seconds) until the server has ended the session.
-
-        The server drops the session's temporary objects and frees its locks as it exits, and
-        closes the socket only after that: once this returns, a DROP ROLE or a catalog query of
-        the next client no longer meets them. (A process that ended right after close() would
-        leave that race to the next client; the interpreter's own teardown used to hide it.)
-        """
-        try:
-            waiter = self._usock.dup()  # keeps the connection open for reading after close()
-        except (OSError, AttributeError):
-            self.close()
-            return
-        try:
-            self.close()
-            waiter.settimeout(max(0.01, budget))
-            while waiter.recv(4096):
-                pass
-        except OSError:  # a timeout or a reset: nothing more to wait for
-            pass
-        finally:
-            waiter.close()
 
     def set_socket_timeout(self, seconds: float | None) -> None:
         """Bound every blocking read/write from now on (clean-up budgets)."""

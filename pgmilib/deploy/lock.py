@@ -143,20 +143,12 @@ def release(conn: Any) -> None:
             set_timeout(max(0.05, until - time.monotonic()))
             conn.run("SELECT pg_advisory_unlock_all()")
     finally:
-        close_quietly(conn, wait=max(0.0, until - time.monotonic()))
+        close_quietly(conn)
 
 
-def close_quietly(conn: Any, wait: float = 0.0) -> None:
-    """Close a session; a broken socket must not hide the error that brought us here.
-
-    With `wait`, up to that many seconds for the server to end the session (temp objects
-    dropped, locks freed), when the connection can tell (conn/wire.py close_and_wait).
-    """
+def close_quietly(conn: Any) -> None:
+    """Close a session; a broken socket must not hide the error that brought us here."""
     import pg8000.exceptions
 
     with suppress(pg8000.exceptions.Error, OSError, AttributeError):
-        closer = getattr(conn, "close_and_wait", None) if wait > 0 else None
-        if closer is not None:
-            closer(wait)
-        else:
-            conn.close()
+        conn.close()
