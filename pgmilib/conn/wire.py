@@ -250,10 +250,12 @@ class LiveConnection(pg8000.native.Connection):
         if self._shut_timer is not None:
             self._shut_timer.cancel()
         buffered = self._sock
-        try:
-            waiter = self._usock.dup()  # keeps the connection readable after pg8000 closes its socket
-            waiter.settimeout(self._usock.gettimeout() or CLOSE_WAIT_SECONDS)
-        except (OSError, AttributeError):
+        try:  # a second descriptor keeps the connection readable after pg8000 closes its socket (for
+            # TLS too: the raw bytes are only read to the end, never decrypted)
+            usock = self._usock
+            waiter = socket.fromfd(usock.fileno(), usock.family, usock.type)
+            waiter.settimeout(usock.gettimeout() or CLOSE_WAIT_SECONDS)
+        except (OSError, AttributeError, ValueError):
             waiter = None
         try:
             super().close()
