@@ -61,7 +61,7 @@ REPO = Path(__file__).resolve().parent
 SHEBANG = (b"#!/bin/sh\n"
            b"# pgmi: single-file zipapp; the shell runs these lines, Python reads the zip archive below.\n"
            b'exec "${PGMI_PYTHON:-python3}" -S "$0" "$@"\n')
-ENTRY_POINT = "pgmilib.cli:main"
+ENTRY_POINT = "pgmilib.cli:run"  # main(), then os._exit when nothing else needs the normal exit
 RESOURCE_DIRS = ("sql", "templates")  # top-level in the checkout, pgmilib/<name> in the build
 NATIVE_SUFFIXES = (".so", ".pyd", ".dylib", ".dll")
 FALLBACK_EPOCH = 315532800  # 1980-01-01, the earliest time a zip entry can carry
@@ -140,11 +140,11 @@ def _pgmi_warm_start():
 
     signal.signal(signal.SIGTERM, interrupted)  # like Ctrl-C until main() takes over: exit 130
     try:
-        from pgmilib.cli import main
+        from pgmilib.cli import run
     except KeyboardInterrupt:
         sys.stderr.write("pgmi: interrupted\\n")
         sys.exit(130)
-    sys.exit(main())
+    run()
 
 
 _pgmi_warm_start()

@@ -19,8 +19,8 @@ if __name__ == "__main__":
         from pgmilib.python_floor import check
 
         check("run pgmi.py with a newer python3")  # one line on an older interpreter, never a traceback
-        from pgmilib.cli import main
+        from pgmilib.cli import run
     except KeyboardInterrupt:  # a signal while Python is still importing pgmi
         sys.stderr.write("pgmi: interrupted\n")
         sys.exit(130)
-    sys.exit(main())
+    run()

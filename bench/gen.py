@@ -8,6 +8,9 @@ Workloads (the same SQL text is handed to every method, in the same order):
             statements (INSERT / UPDATE / DELETE, ~60 B each), sizes log-uniform 200 B .. 20 KB.
   ddl    -- the small-DDL corpus (many tiny files): 10 % CREATE TABLE + COMMENT, 90 %
             plpgsql CREATE FUNCTION + COMMENT, ~300-420 B per file, in 50 directories.
+  small  -- the shapes of small real projects (SMALL_SHAPES, by file count): one pg_dump-style file
+            of 230 statements, 25 migrations of 68 statements, 160 files of 770 statements; enums,
+            quoted identifiers, triggers, PL/pgSQL, a few seed rows (schema `app`).
 
 Layout of bench/work/proj/<workload>-<N>/ :
   src/...               the project files (source of truth; nested directories)
@@ -294,7 +297,89 @@ def gen_ddl(n: int, seed: int = 0):
                    "expect": f"{tables}/0/{funcs}/0"}
 
 
+# ---------------------------------------------------------------- small: real projects' shapes
+# Stand-ins for public migration sets measured against `psql -1`: files -> statements. One pg_dump-style
+# file (~50 KB); a short migration history; an application schema with enums, quoted identifiers,
+# triggers and PL/pgSQL. `generate("small", N)` picks the shape by its file count.
+SMALL_SHAPES = {1: 230, 25: 68, 160: 770}
+VERIFY_SMALL = r"""select
+ (select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace
+   where n.nspname = 'app' and c.relkind = 'r') || '/' ||
+ (select count(*) from pg_proc p join pg_namespace n on n.oid = p.pronamespace where n.nspname = 'app') || '/' ||
+ (select count(*) from pg_type t join pg_namespace n on n.oid = t.typnamespace
+   where n.nspname = 'app' and t.typtype = 'e')"""
+DUMP_HEAD = [
+    "SET statement_timeout = 0;\n", "SET lock_timeout = 0;\n", "SET client_encoding = 'UTF8';\n",
+    "SET standard_conforming_strings = on;\n", "SET check_function_bodies = false;\n",
+    "SET xmloption = content;\n", "SET client_min_messages = warning;\n", "SET row_security = off;\n",
+]
+
+
+def _small_statements(count: int, dump: bool, rnd: random.Random) -> tuple[list[str], dict]:
+    """`count` statements of an application schema in dependency order (about ten per entity)."""
+    out = list(DUMP_HEAD) if dump else []
+    out.append("CREATE SCHEMA app;\n")
+    k = 0
+    while len(out) < count:
+        enum = f'app."status_{k // 4}"'
+        table = f'app."Entity {k}"'
+        kinds = []
+        if k % 4 == 0:
+            kinds.append(f"CREATE TYPE {enum} AS ENUM ('new', 'active', 'on hold', 'done', 'café');\n")
+        cols = ["    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY", '    "userId" bigint',
+                "    name text NOT NULL", f"    status {enum} DEFAULT 'new' NOT NULL",
+                "    amount numeric(12,2) DEFAULT 0 NOT NULL", "    created_at timestamp with time zone DEFAULT now()",
+                "    note text"]
+        cols += [f"    extra_{c} {rnd.choice(['text', 'integer', 'boolean', 'jsonb', 'date'])}"
+                 for c in range(rnd.randint(2, 14) if dump else rnd.randint(0, 4))]
+        kinds.append(f"CREATE TABLE {table} (\n" + ",\n".join(cols) + "\n);\n")
+        kinds.append(f"COMMENT ON TABLE {table} IS 'entity {k}: it''s what the application keeps';\n")
+        kinds.append(f'CREATE INDEX "ix_entity_{k}_userId" ON {table} USING btree ("userId");\n')
+        if k:
+            kinds.append(f'ALTER TABLE ONLY {table}\n    ADD CONSTRAINT "fk_entity_{k}_user" FOREIGN KEY ("userId") '
+                         f'REFERENCES app."Entity {rnd.randrange(k)}"(id) ON DELETE SET NULL;\n')
+        kinds.append(f'CREATE FUNCTION app."touch_{k}"() RETURNS trigger\n    LANGUAGE plpgsql\n    AS $$\nBEGIN\n'
+                     f"  IF NEW.amount < 0 THEN\n    RAISE EXCEPTION 'negative amount % in entity {k}', NEW.amount;\n"
+                     f"  END IF;\n  NEW.note := coalesce(NEW.note, '') || ' touched';\n  RETURN NEW;\nEND\n$$;\n")
+        kinds.append(f'CREATE TRIGGER "trg_touch_{k}" BEFORE INSERT OR UPDATE ON {table} '
+                     f'FOR EACH ROW EXECUTE FUNCTION app."touch_{k}"();\n')
+        kinds.append(f'CREATE FUNCTION app.total_{k}(p_status {enum}) RETURNS numeric\n    LANGUAGE plpgsql STABLE\n'
+                     f"    AS $fn$\nDECLARE\n  s numeric;\nBEGIN\n  SELECT sum(amount) INTO s FROM {table} "
+                     f"WHERE status = p_status;\n  RETURN coalesce(s, 0);\nEND\n$fn$;\n")
+        kinds.append(f'CREATE VIEW app."Entity {k} summary" AS\n SELECT status,\n    count(*) AS n,\n'
+                     f"    sum(amount) AS total\n   FROM {table}\n  GROUP BY status;\n")
+        values = ", ".join(f"('item {k}.{r} {rnd.choice(UNI_WORDS)}', '{rnd.choice(['new', 'active', 'done'])}', "
+                           f"{rnd.randint(0, 9999) / 100})" for r in range(rnd.randint(6, 14) if dump else rnd.randint(2, 6)))
+        kinds.append(f"INSERT INTO {table} (name, status, amount) VALUES {values};\n")
+        for stmt in kinds:
+            if len(out) < count:
+                out.append(stmt)
+        k += 1
+    kept = "".join(out)
+    tables = kept.count("CREATE TABLE ")
+    functions = kept.count("CREATE FUNCTION ")
+    enums = kept.count("CREATE TYPE ")
+    return out, {"counts": {"statements": len(out), "table": tables, "function": functions, "enum": enums},
+                 "verify_sql": VERIFY_SMALL, "expect": f"{tables}/{functions}/{enums}"}
+
+
+def gen_small(n: int, seed: int = 45):
+    if n not in SMALL_SHAPES:
+        raise ValueError(f"small: no shape with {n} files (shapes: {sorted(SMALL_SHAPES)})")
+    rnd = random.Random(seed + n)
+    statements, info = _small_statements(SMALL_SHAPES[n], dump=n == 1, rnd=rnd)
+    files = []
+    per = len(statements) / n
+    for i in range(n):
+        chunk = statements[round(i * per):round((i + 1) * per)]
+        head = "--\n-- PostgreSQL database dump\n--\n\n" if n == 1 else f"-- migration {i + 1:04d}\n"
+        files.append((f"migrations/{i + 1:04d}_change.sql" if n > 1 else "schema.sql", f"m{i + 1:05d}",
+                      head + "\n".join(chunk)))
+    return files, info
+
+
 GENERATORS = {"mixed": gen_mixed, "dense": gen_dense, "ddl": gen_ddl}
+GENERATORS["small"] = gen_small
 
 
 # ---------------------------------------------------------------- tail: a statement-dense deploy.sql
@@ -430,7 +515,7 @@ if __name__ == "__main__":
     import argparse
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("workload", choices=WORKLOADS)
+    ap.add_argument("workload", choices=(*WORKLOADS, "small"))
     ap.add_argument("n", type=int)
     ap.add_argument("--peers", action="store_true", help="also write the sqitch/yoyo/dbmate layouts")
     ap.add_argument("--out", help="output directory (default bench/work/proj/<workload>-<n>)")

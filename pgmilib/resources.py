@@ -7,18 +7,26 @@ In a checkout they sit beside the package (`<repo>/sql`); in the zipapp and in a
 from __future__ import annotations
 
 import functools
-from importlib import resources
-from importlib.abc import Traversable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from importlib.abc import Traversable
 
 
 @functools.cache
 def resource_dir(kind: str) -> Traversable:
     """The directory of bundled `kind` files ("sql", "templates", ...)."""
-    inside = resources.files("pgmilib") / kind
-    if inside.is_dir():
-        return inside
-    return Path(__file__).resolve().parent.parent / kind
+    # On disk (the checkout, pip, the zipapp's extracted copy) a path is all it takes; importlib's
+    # resources machinery costs a few milliseconds of imports on every run, so it is only the
+    # fallback for a package that is not on disk (imported straight from an archive).
+    package = Path(__file__).resolve().parent
+    for candidate in (package / kind, package.parent / kind):
+        if candidate.is_dir():
+            return candidate
+    from importlib import resources
+
+    return resources.files("pgmilib") / kind
 
 
 def read_sql(name: str) -> str:

@@ -1,5 +1,6 @@
-"""The command line: `main(argv)` parses argv and runs one command function (see app.py)."""
+"""The command line: `main(argv)` parses argv and runs one command function (see app.py);
+`run()` is the process entry point (main, then the process ends without interpreter teardown)."""
 
-from pgmilib.cli.app import main
+from pgmilib.cli.app import main, run
 
-__all__ = ["main"]
+__all__ = ["main", "run"]

@@ -166,7 +166,9 @@ def cmd_version(args: argparse.Namespace, out: Output) -> int:
 # ---------------------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command tree; for command "deploy", the root and that branch only (what `pgmi deploy ...`
+    parses with: building every other subcommand would cost a few milliseconds of every deploy)."""
     root = _Parser(prog="pgmi", description="PostgreSQL-native deployment driver: your deploy.sql is in control.")
     root.add_argument("--version", action="store_true", help="print version information and exit")
     root.add_argument("-v", "--verbose", action="store_true", help="verbose diagnostics on stderr")
@@ -183,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     from pgmilib.cli import deploy as deploy_cli
 
     deploy_cli.add_arguments(add("deploy", _lazy("cli.deploy:cmd_deploy"), "run deploy.sql of a project against a database"))
+    if command == "deploy":
+        return root
 
     init = add("init", _lazy("cli.init:cmd_init"), "scaffold a new project from a template")
     init.add_argument("target_path", nargs="?", default=".")
@@ -264,6 +268,38 @@ def main(argv: Sequence[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
+def run(argv: Sequence[str] | None = None) -> NoReturn:
+    """The command line's entry point (pgmi.py, the zipapp): main(), then the process ends.
+
+    Once main() has flushed the result, what the interpreter would still do is tear down every
+    module and object (~15 ms of an empty deploy) for nobody. So the process ends at once with
+    os._exit, after flushing stdout and stderr, unless something still needs the normal exit: a
+    non-daemon thread still running, or an atexit hook (the throwaway server of --ephemeral,
+    logging's handlers). In-process callers use main(), which returns.
+    """
+    code = main(argv)
+    if _needs_normal_exit():
+        sys.exit(code)
+    try:
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
+    except (OSError, ValueError):  # a closed or broken stream: the normal exit reports it as it always has
+        sys.exit(code)
+    os._exit(code)
+
+
+def _needs_normal_exit() -> bool:
+    """True when the interpreter's exit has work to do: atexit hooks, or threads it would wait for."""
+    import atexit
+
+    count = getattr(atexit, "_ncallbacks", None)  # CPython; without it, always the normal exit
+    if count is None or count():
+        return True
+    main_thread = threading.main_thread()
+    return any(t is not main_thread and t.is_alive() and not t.daemon for t in threading.enumerate())
+
+
 def _terminate_as_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -289,7 +325,7 @@ def _main(argv: Sequence[str] | None) -> int:
     _Parser.last_used = None
     verbose = "-v" in argv or "--verbose" in argv
     out = Output(verbose=verbose, json_mode="--json" in argv)
-    parser = build_parser()
+    parser = build_parser(argv[0] if argv else None)
     try:
         if not argv:
             if is_interactive() and not os.environ.get("PGMI_NO_BANNER"):

@@ -146,10 +146,10 @@ def request_from_args(args: argparse.Namespace, environ: dict[str, str] | None =
 
 def _reclaim_project_path(args: argparse.Namespace) -> None:
     """`pgmi deploy --fail-on-lock-risk DIR`: argparse gave the optional size the project path; give it back."""
-    from pgmilib.deploy.lockreport import parse_size
-
     risk = getattr(args, "fail_on_lock_risk", None)
     if risk is not None and not args.project_path:
+        from pgmilib.deploy.lockreport import parse_size  # a large module: only when the flag is used
+
         try:
             parse_size("--fail-on-lock-risk", risk)
         except UsageError:

@@ -17,9 +17,8 @@ import functools
 import os
 import random
 import socket
-import ssl
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pgmilib.conn.auth import provider_for
 from pgmilib.conn.backoff import Backoff, pause
@@ -30,6 +29,9 @@ from pgmilib.conn.tls import build_ssl_context
 from pgmilib.conn.wire import DRIVER_ERRORS, AuthMethodRefused, LiveConnection, UnsendableSecret, secret_problem
 from pgmilib.errors import ConnectionFailed, Interrupted, Marker, PgDiagnostics, go_quote
 from pgmilib.redact import redact
+
+if TYPE_CHECKING:
+    import ssl  # at run time only where TLS is used or an error is classified: a unix socket never loads it
 
 MAX_RETRIES = 3  # so at most 4 attempts
 _TRANSIENT_TEXT = ("connection refused", "connection reset", "connection timeout", "connection failure",
@@ -92,6 +94,8 @@ def is_transient(exc: BaseException) -> bool:
         if code[:2] == "57":
             return code not in ("57014", "57P04")
         return code in ("40001", "40P01", "55P03")
+    import ssl
+
     items = list(_chain(exc))
     if any(isinstance(item, ssl.SSLError) for item in items):
         return False  # a TLS failure (certificate, CA, protocol) does not heal in 700 ms
@@ -119,6 +123,8 @@ def _client_certificate_refused(exc: BaseException, params: ConnParams) -> bool:
     """
     if not params.sslcert or params.sslmode == "disable":
         return False
+    import ssl
+
     if any(isinstance(item, ssl.SSLError) for item in _chain(exc)):
         return False  # the alert itself arrived: the usual TLS failure message says it better
     for item in _chain(exc):
@@ -131,6 +137,8 @@ def _client_certificate_refused(exc: BaseException, params: ConnParams) -> bool:
 
 def _describe(exc: BaseException) -> str:
     """The most informative text of the chain (the OS/TLS error beats pg8000's wrapper)."""
+    import ssl
+
     items = list(_chain(exc))
     tls = [i for i in items if isinstance(i, ssl.SSLError)]
     # pg8000 often reports the TLS alert only as the context of a later "connection closed".
@@ -190,6 +198,8 @@ _LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 def _transport_message(exc: BaseException, params: ConnParams, database: str) -> tuple[str, str]:
+    import ssl
+
     host, port = params.host, params.port
     where = f"{host}:{port}"
     items = list(_chain(exc))

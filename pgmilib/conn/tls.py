@@ -7,11 +7,14 @@ back to plaintext silently; pgmi never uses it.
 from __future__ import annotations
 
 import os
-import ssl
+from typing import TYPE_CHECKING
 
 from pgmilib.conn.params import ConnParams, check_client_cert_pair
 from pgmilib.errors import ConfigError, go_quote
 from pgmilib.redact import redact
+
+if TYPE_CHECKING:
+    import ssl
 
 
 def _readable(path: str, what: str) -> str:
@@ -39,6 +42,8 @@ def build_ssl_context(params: ConnParams, host: str) -> ssl.SSLContext | bool:
     mode = params.sslmode or "prefer"
     if mode == "disable" or host.startswith("/"):
         return False
+    import ssl  # here: a connection without TLS (a unix socket, sslmode=disable) never loads it
+
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     verify = mode in ("verify-ca", "verify-full") or (mode == "require" and bool(params.sslrootcert))
     if not verify:

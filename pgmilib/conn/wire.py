@@ -25,6 +25,8 @@ from pgmilib.conn.params import DEFAULT_HOST, DEFAULT_PORT
 from pgmilib.errors import PgDiagnostics
 
 CANCEL_REQUEST_CODE = 80877102
+CLOSE_WAIT_SECONDS = 1.0  # close(): the longest wait for the server to end the session, without a socket timeout
+
 # The driver's exceptions, named once: the rest of pgmi catches these names and never imports
 # pg8000 (tests/test_architecture.py keeps it so). They cover a LiveConnection and a plain
 # pg8000 connection an API caller or a test passes in alike.
@@ -289,12 +291,32 @@ class LiveConnection(pg8000.native.Connection):
         self._shut_timer.start()
 
     def close(self) -> None:
+        """Say goodbye, then wait until the server has ended the session (at most the socket's
+        timeout, else CLOSE_WAIT_SECONDS).
+
+        The server drops the session's temporary objects and frees its locks as it exits, and
+        closes the socket only after that: once close() returns, a DROP ROLE or a catalog query of
+        the next client no longer meets them (a process that ends right after close() would leave
+        that race to the next client).
+        """
         if self._shut_timer is not None:
             self._shut_timer.cancel()
         buffered = self._sock
+        try:  # a second descriptor keeps the connection readable after pg8000 closes its socket (for
+            # TLS too: the raw bytes are only read to the end, never decrypted)
+            usock = self._usock
+            waiter = socket.fromfd(usock.fileno(), usock.family, usock.type)
+            waiter.settimeout(usock.gettimeout() or CLOSE_WAIT_SECONDS)
+        except (OSError, AttributeError, ValueError):
+            waiter = None
         try:
             super().close()
+            with contextlib.suppress(OSError):  # a timeout or a reset: nothing more to wait for
+                while waiter is not None and waiter.recv(4096):
+                    pass
         finally:
+            if waiter is not None:
+                waiter.close()
             # When the goodbye cannot be sent (a lost connection), pg8000 closes the socket and drops
             # its buffered file with the unsent bytes still in it; the garbage collector would flush
             # them again into the closed socket and print "Exception ignored ... Bad file descriptor"

@@ -22,14 +22,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pgmilib.deploy.copyin import EXPANDED_NOTE, copy_in_failure, line_and_caret
-from pgmilib.deploy.hints import lock_advice, psql_only_hint
-from pgmilib.deploy.locate import FAILED_IN, SCRIPT_NAME, Failure, Location, locate_failure
 from pgmilib.errors import ExecutionFailed, PgDiagnostics, PgmiError
 from pgmilib.output import Output, shown_in_envelope
 from pgmilib.sqllex import Unit, line_col, source_line
 
 if TYPE_CHECKING:
+    from pgmilib.deploy.locate import Location
     from pgmilib.deploy.testing import LineMap
 
 _GENERATED_NOTE = " (inside the SQL that CALL pgmi_test() on this line expands to)"
@@ -124,6 +122,8 @@ def run_units(
             if diag is None:
                 raise ExecutionFailed(f"execution failed: {exc}", details=unit_details(total, index)) from exc
             if getattr(conn, "copy_in_refused", 0) > refused:
+                from pgmilib.deploy.copyin import copy_in_failure
+
                 raise copy_in_failure(diag, unit, unit_details(total, index), script_text=script_text,
                                       script_expanded=script_expanded) from exc
             raise build_failure(diag, unit, index, total, script_text=script_text,
@@ -153,6 +153,11 @@ def build_failure(
     original_text: str | None = None,
 ) -> ExecutionFailed:
     """The ExecutionFailed for a server error in unit `index` (message, details, trailer)."""
+    # Imported here, on the failure path: locating an error costs a successful deploy nothing.
+    from pgmilib.deploy.copyin import EXPANDED_NOTE, line_and_caret
+    from pgmilib.deploy.hints import lock_advice, psql_only_hint
+    from pgmilib.deploy.locate import FAILED_IN, SCRIPT_NAME, Failure, locate_failure
+
     severity = diag.severity or "ERROR"
     error = ExecutionFailed(f"execution failed: {severity}: {diag.message} (SQLSTATE {diag.sqlstate})", pg=diag)
     details: dict[str, Any] = unit_details(total, index)
@@ -218,6 +223,8 @@ def _to_original(found: Location, line_map: LineMap, original_text: str) -> str:
 def location_trailer(found: Location, note: str = "") -> list[str]:
     """`FILE: path:line:col` for a certain place, `CANDIDATE: ... (reason)` for a best guess,
     then the line and a caret, then the other candidates (at most SHOWN_CANDIDATES)."""
+    from pgmilib.deploy.copyin import line_and_caret
+
     others = [c for c in found.candidates if c != found.place]
     if found.line is None:
         head = f"FILE: {found.file} (line unknown: {found.reason})" + note

@@ -22,11 +22,15 @@ import dataclasses
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pgmilib.observe import render, second
-from pgmilib.observe.render import Snapshot
 from pgmilib.output import Output
+
+if TYPE_CHECKING:
+    from pgmilib.observe.render import Snapshot
+
+# The renderer and the second connection (pgmilib/observe/render.py, second.py) are imported by the
+# watcher's thread once the deploy has lasted start_after: a short deploy never loads them.
 
 JOIN_SECONDS = 2.0  # how long stop() waits for a read in flight before cutting the socket
 
@@ -69,7 +73,7 @@ class Watcher:
         terminal = out.live_status if settings.terminal is None else settings.terminal
         self._status = settings.status or (out.status if terminal else None)
         self._lines = None if self._status is not None else (settings.lines or out.info)
-        self._log = render.LogLines(settings)
+        self._log: Any = None  # render.LogLines, made by the thread
         self._units: Sequence[Any] = ()
         self._unit = -1
         self._unit_started = time.monotonic()
@@ -117,6 +121,9 @@ class Watcher:
         settings = self._settings
         if self._stop.wait(settings.start_after):
             return
+        from pgmilib.observe import render, second
+
+        self._log = render.LogLines(settings)
         try:
             self._show(None)
             self._probe = self._connect()
@@ -132,6 +139,8 @@ class Watcher:
                 second.close_quietly(probe.conn)
 
     def _connect(self) -> Any:
+        from pgmilib.observe import second
+
         try:
             return second.open_probe(self._conn, self._pid, self._settings.connect_timeout)
         except Exception as error:  # noqa: BLE001 -- any failure: the deploy goes on without the server's view
@@ -143,6 +152,7 @@ class Watcher:
     def _look(self) -> Any:
         """The server's view now; None without one (a failed read drops the second connection)."""
         from pgmilib.conn.wire import DRIVER_ERRORS, SERVER_ERRORS
+        from pgmilib.observe import second
 
         probe = self._probe
         if probe is None:
@@ -162,6 +172,9 @@ class Watcher:
             return None
 
     def _show(self, view: Any) -> None:
+        from pgmilib.observe import render
+        from pgmilib.observe.render import Snapshot
+
         now = time.monotonic()
         lock_wait = None
         if view is not None and view.waiting_for_lock:

@@ -225,7 +225,7 @@ def scan(root: str | Path, *, max_file_size: int | None = None, require_deploy_s
     if problems:
         raise _all_problems(problems)
     files.sort(key=lambda f: f.path)
-    if check_duplicates:
+    if check_duplicates and any(f.metadata is not None for f in files):  # ids come only from metadata
         from pgmilib.project.metadata import check_duplicate_ids  # one wording for deploy and `metadata` commands
 
         check_duplicate_ids(files)

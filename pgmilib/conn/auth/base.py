@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 import socket
-import ssl
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
+    import ssl
+
     from pgmilib.conn.deadline import Deadline
     from pgmilib.conn.params import ConnParams
 

@@ -1,0 +1,143 @@
+"""The empty deploy's process: what it imports, and how it ends (pgmilib.cli.app.run).
+
+A deploy without TLS, without a failure and without metadata does not load the modules only those
+need (bench/empty.py measures what that saves); the process entry point ends without interpreter
+teardown but after flushing everything, and keeps the normal exit when an atexit hook or a running
+thread needs it. Each check runs a real interpreter in a subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from projects import query, write_project
+
+REPO = Path(__file__).resolve().parent.parent
+
+# Loaded by a deploy only when it needs them: TLS, a failed statement to locate, a rehearsal's lock
+# report, a deploy long enough for the live status, files with <pgmi-meta> blocks. (importlib.resources,
+# for a bundled file that is not on disk, is not listed: in a checkout the published scramp loads it
+# through asn1crypto, which the zipapp defers, see tests/test_build.py.)
+NOT_NEEDED = ("ssl", "pgmilib.deploy.lockreport", "pgmilib.deploy.lockstatements", "pgmilib.deploy.locate",
+              "pgmilib.observe.render", "pgmilib.observe.second", "pgmilib.project.metadata")
+
+# Runs pgmi's process entry point with main() wrapped, to write sys.modules once the deploy is done.
+PROBE = """\
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from pgmilib.cli import app
+inner = app.main
+def main(argv=None):
+    code = inner(argv)
+    with open(sys.argv[2], "w") as fh:
+        json.dump(sorted(sys.modules), fh)
+    return code
+app.main = main
+app.run(sys.argv[3:])
+"""
+
+
+def _env(pg) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG") or k.startswith("PGMI_PG_")}
+    env.update(pg.env(), PGMI_NON_INTERACTIVE="1", PGMI_CACHE_DIR="off")
+    return env
+
+
+def test_an_empty_deploy_loads_only_what_it_uses(pg, fresh_db, tmp_path):
+    project = write_project(tmp_path / "p", {"schema/t.sql": "CREATE TABLE t (id int);\n"},
+                            deploy_sql="BEGIN;\nSELECT 1;\nCREATE TABLE from_deploy (id int);\nCOMMIT;\n")
+    dump = tmp_path / "modules.json"
+    done = subprocess.run([sys.executable, "-c", PROBE, str(REPO), str(dump), "deploy", str(project), "-d", fresh_db,
+                           "--sslmode", "disable", "--timeout", "0"],
+                          env=_env(pg), capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    loaded = set(json.loads(dump.read_text()))
+    assert "pgmilib.deploy.pipeline" in loaded  # the probe saw a real deploy
+    assert sorted(loaded.intersection(NOT_NEEDED)) == []
+    assert query(pg, fresh_db, "SELECT to_regclass('public.from_deploy') IS NOT NULL") == [[True]]
+
+
+def test_a_failed_statement_still_loads_the_locator(pg, fresh_db, tmp_path):
+    project = write_project(tmp_path / "p", {}, deploy_sql="SELECT 1;\nSELECT * FROM no_such_table;\n")
+    dump = tmp_path / "modules.json"
+    done = subprocess.run([sys.executable, "-c", PROBE, str(REPO), str(dump), "deploy", str(project), "-d", fresh_db,
+                           "--sslmode", "disable", "--timeout", "0"],
+                          env=_env(pg), capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode != 0
+    assert "no_such_table" in done.stderr
+    assert "pgmilib.deploy.locate" in set(json.loads(dump.read_text()))
+
+
+def test_the_entry_point_flushes_before_it_ends(pg, fresh_db, tmp_path):
+    """stdout is a pipe (block-buffered): the summary and the JSON document arrive whole."""
+    project = write_project(tmp_path / "p", {"a.sql": "CREATE TABLE a (id int);\n"},
+                            deploy_sql="BEGIN;\nCREATE TABLE b (id int);\nCOMMIT;\n")
+    done = subprocess.run([sys.executable, str(REPO / "pgmi.py"), "deploy", str(project), "-d", fresh_db,
+                           "--sslmode", "disable", "--timeout", "0", "--json"],
+                          env=_env(pg), capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["status"] == "success"
+    assert query(pg, fresh_db, "SELECT to_regclass('public.b') IS NOT NULL") == [[True]]
+    # The process ended at once, but only after the server had ended the session: its temp tables
+    # are gone and no backend of it is left (a DROP ROLE right after a deploy must not meet them).
+    assert query(pg, fresh_db, "SELECT count(*) FROM pg_class WHERE relname = '_pgmi_source'") == [[0]]
+    assert query(pg, fresh_db, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                               "AND pid <> pg_backend_pid()") == [[0]]
+
+
+EXIT_PROBE = """\
+import atexit, sys, threading, time
+sys.path.insert(0, sys.argv[1])
+from pgmilib.cli import app
+case = sys.argv[2]
+if case == "atexit":
+    atexit.register(lambda: print("atexit hook ran", flush=True))
+elif case == "thread":
+    threading.Thread(target=lambda: (time.sleep(0.3), print("thread finished", flush=True))).start()
+print("needs normal exit:", app._needs_normal_exit())
+app.run(["version"])
+"""
+
+
+def _exit_probe(case: str) -> subprocess.CompletedProcess:
+    # -S, as the zipapp runs: a site-packages .pth hook may register an atexit callback of its own
+    return subprocess.run([sys.executable, "-S", "-c", EXIT_PROBE, str(REPO), case], capture_output=True, text=True,
+                          timeout=60, check=False)
+
+
+def test_nothing_pending_ends_at_once_with_the_output_flushed():
+    done = _exit_probe("plain")
+    assert done.returncode == 0, done.stderr
+    assert "needs normal exit: False" in done.stdout
+    assert "pgmi " in done.stdout  # `version` printed before the process ended
+
+
+def test_an_atexit_hook_keeps_the_normal_exit():
+    done = _exit_probe("atexit")
+    assert done.returncode == 0, done.stderr
+    assert "needs normal exit: True" in done.stdout
+    assert done.stdout.rstrip().endswith("atexit hook ran")
+
+
+def test_a_running_thread_keeps_the_normal_exit():
+    done = _exit_probe("thread")
+    assert done.returncode == 0, done.stderr
+    assert "needs normal exit: True" in done.stdout
+    assert done.stdout.rstrip().endswith("thread finished")
+
+
+def test_the_deploy_branch_alone_parses_as_the_whole_tree():
+    """`pgmi deploy ...` builds only the deploy branch of the command tree: same result, same help."""
+    from pgmilib.cli.app import build_parser
+
+    argv = ["deploy", "proj", "-d", "db", "-h", "host", "--param", "a=b", "--timeout", "5s", "--json", "-v"]
+    assert vars(build_parser("deploy").parse_args(argv)).keys() == vars(build_parser().parse_args(argv)).keys()
+    alone, whole = build_parser("deploy").parse_args(argv), build_parser().parse_args(argv)
+    assert {k: v for k, v in vars(alone).items() if k not in ("_parser", "func")} == \
+        {k: v for k, v in vars(whole).items() if k not in ("_parser", "func")}
+    assert alone._parser.format_help() == whole._parser.format_help()
+    assert list(build_parser("deploy")._subparsers._group_actions[0].choices) == ["deploy"]
