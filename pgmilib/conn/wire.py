@@ -95,6 +95,40 @@ def secret_problem(secret: str | None) -> str | None:
     return None
 
 
+def _dial(kwargs: dict[str, Any]) -> socket.socket | None:
+    """Open the transport the driver would open, here, and hand it over as `sock`.
+
+    The driver keeps the socket it opens to itself until the start-up is over (TLS
+    negotiation, authentication), so nothing could shut it while a stalled server keeps the
+    start-up waiting: Ctrl-C waited for the connection's time limit. Errors are the driver's,
+    worded as it words them. A socket the caller brings (a tunnel) is used as it is.
+    """
+    if kwargs.get("sock") is not None:
+        return kwargs["sock"]
+    timeout = kwargs.get("timeout")
+    unix_path = kwargs.pop("unix_sock", None)
+    if unix_path is not None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(unix_path)
+        except OSError as error:
+            sock.close()
+            raise pg8000.exceptions.InterfaceError("communication error") from error
+    else:
+        host, port = kwargs.get("host", DEFAULT_HOST), kwargs.get("port", DEFAULT_PORT)
+        try:
+            sock = socket.create_connection((host, port), timeout)
+        except OSError as error:
+            raise pg8000.exceptions.InterfaceError(
+                f"Can't create a connection to host {host} and port {port} "
+                f"(timeout is {timeout} and source_address is None).") from error
+    if kwargs.get("tcp_keepalive", True):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    kwargs["sock"] = sock
+    return sock
+
+
 class LiveConnection(pg8000.native.Connection):
     """pg8000's native connection plus streamed notices, CancelRequest and transaction status.
 
@@ -123,6 +157,8 @@ class LiveConnection(pg8000.native.Connection):
         self._tx_status = "I"
         self._cancel_target: str | tuple[str, int] = kwargs.get("unix_sock") or (
             kwargs.get("host", DEFAULT_HOST), int(kwargs.get("port", DEFAULT_PORT)))
+        self._dialled: socket.socket | None = None
+        self._dialled = _dial(kwargs)
         super().__init__(*args, **kwargs)
         # pg8000 has no handler for CopyBothResponse (a KeyError would desync the loop).
         self.message_types[COPY_BOTH_RESPONSE] = self.handle_COPY_BOTH_RESPONSE
@@ -329,8 +365,13 @@ class LiveConnection(pg8000.native.Connection):
         self._usock.settimeout(seconds)
 
     def shutdown_socket(self) -> None:
-        """Shut the socket down from another thread: a blocked read returns at once."""
+        """Shut the socket down from another thread: a blocked read returns at once.
+
+        During the start-up the driver has not stored its socket yet (it waits for the
+        SSLRequest's answer and the authentication on it first): the one `_dial` opened is shut.
+        """
+        sock = getattr(self, "_usock", None) or self._dialled
         try:
-            self._usock.shutdown(socket.SHUT_RDWR)
+            sock.shutdown(socket.SHUT_RDWR)  # type: ignore[union-attr]
         except (OSError, AttributeError):
             pass
