@@ -475,3 +475,20 @@ def test_release_idle_session_sends_no_rollback(pg, fresh_db):
         acquire(observer, 0, make_out())
     finally:
         release(observer)
+
+
+def test_an_identifier_with_a_nul_is_refused_naming_it():
+    with pytest.raises(ConfigError) as caught:
+        dbadmin.quote_ident("app\x00old")
+    assert str(caught.value).endswith('identifier "app\\u0000old" contains a NUL character')
+    assert exit_code(caught.value) == Exit.CONFIG
+    assert dbadmin.quote_ident('a"b') == '"a""b"'
+
+
+def test_without_an_approver_only_force_approves():
+    out = Output(stdout=io.StringIO(), stderr=io.StringIO())
+    assert isinstance(dbadmin.default_approver(True, out), dbadmin.AcceptingApprover)
+    refusing = dbadmin.default_approver(False, out)
+    assert isinstance(refusing, dbadmin.RefusingApprover)
+    with pytest.raises(ApprovalDenied):
+        refusing.approve("app")

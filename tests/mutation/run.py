@@ -50,6 +50,7 @@ TESTS = [
     "tests/test_security_redact.py", "tests/test_security_tls.py", "tests/test_security_guards.py",
     "tests/test_security_cloud.py", "tests/test_security_mcp.py", "tests/test_security_lock.py",
     "tests/test_security_pgpass.py", "tests/test_connstr.py", "tests/test_dbadmin.py", "tests/test_conn_keys.py",
+    "tests/test_tls_crl.py",
 ]
 
 _NAME = re.compile(r"^\s*(?P<module>[\w.]+?)\.x(?:_(?P<func>\w+?)|ǁ(?P<cls>\w+)ǁ(?P<meth>\w+?))__mutmut_(?P<n>\d+): "
