@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,3 +64,34 @@ def query(pg, db: str, sql: str, **params) -> list:
         return conn.run(sql, **params)
     finally:
         conn.close()
+
+
+@contextlib.contextmanager
+def own_cluster(*setup_sql: str, hba: str | None = None, **cluster_options: Any) -> Iterator[Any]:
+    """A throwaway server of a test's own, for the pg_hba rules or server settings it needs.
+
+    `setup_sql` runs as the superuser over the unix socket; `hba`, when given, replaces
+    pg_hba.conf (keep a `local ... trust` line for that socket); the configuration is then
+    reloaded. The server is stopped however the test ends.
+    """
+    import pg8000.native
+
+    from pgmilib.server.cluster import Cluster
+    from pgmilib.server.discovery import find_pg_bin
+
+    if not find_pg_bin():
+        pytest.skip("needs local PostgreSQL server programs")
+    cluster = Cluster(**cluster_options).start()
+    try:
+        admin = pg8000.native.Connection(**cluster.conn_kwargs())
+        try:
+            for sql in setup_sql:
+                admin.run(sql)
+            if hba is not None:
+                Path(cluster.data_dir, "pg_hba.conf").write_text(hba)
+            admin.run("SELECT pg_reload_conf()")
+        finally:
+            admin.close()
+        yield cluster
+    finally:
+        cluster.stop()

@@ -10,9 +10,8 @@ import pytest
 
 from pgmilib.errors import Exit
 from pgmilib.server.cluster import Cluster
-from pgmilib.server.discovery import find_pg_bin
 from tests.cloudfakes import FakeCloud, json_reply
-from tests.projects import run_cli, write_project
+from tests.projects import own_cluster, run_cli, write_project
 
 ROLE, RIGHT = "scram_user", "right-password-1"
 
@@ -20,20 +19,10 @@ ROLE, RIGHT = "scram_user", "right-password-1"
 @pytest.fixture(scope="module")
 def scram_server():
     """A throwaway cluster that requires SCRAM over TCP (trust over the socket for the test's own queries)."""
-    if not find_pg_bin():
-        pytest.skip("needs local PostgreSQL server programs")
-    cluster = Cluster(listen_tcp=True, settings={"password_encryption": "scram-sha-256"}).start()
-    try:
-        Path(cluster.data_dir, "pg_hba.conf").write_text("local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n")
-        admin = pg8000.native.Connection(**cluster.conn_kwargs())
-        try:
-            admin.run(f"CREATE ROLE {ROLE} LOGIN CREATEDB PASSWORD '{RIGHT}'")
-            admin.run("SELECT pg_reload_conf()")
-        finally:
-            admin.close()
+    with own_cluster(f"CREATE ROLE {ROLE} LOGIN CREATEDB PASSWORD '{RIGHT}'",
+                     hba="local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n",
+                     listen_tcp=True, settings={"password_encryption": "scram-sha-256"}) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import uuid
-from pathlib import Path
 
 import pg8000.native
 import pytest
@@ -20,8 +19,7 @@ from pgmilib.conn.conninfo import parse_connection_string
 from pgmilib.conn.params import ConnParams
 from pgmilib.errors import ConnectionFailed, Exit, exit_code
 from pgmilib.server.cluster import Cluster
-from pgmilib.server.discovery import find_pg_bin
-from tests.projects import query, run_cli, write_project
+from tests.projects import own_cluster, query, run_cli, write_project
 
 SECRET = "Sek-ret-canary-7731"  # every role's password; never in any output
 ROLES = {"scram_user": "scram-sha-256", "md5_user": "md5", "clear_user": "password", "trust_user": "trust"}
@@ -30,26 +28,14 @@ ROLES = {"scram_user": "scram-sha-256", "md5_user": "md5", "clear_user": "passwo
 @pytest.fixture(scope="module")
 def auth_server():
     """One role per authentication method over TCP (the socket stays trusted for the test's own queries)."""
-    if not find_pg_bin():
-        pytest.skip("needs local PostgreSQL server programs")
-    cluster = Cluster(listen_tcp=True, settings={"password_encryption": "scram-sha-256"}).start()
-    try:
-        Path(cluster.data_dir, "pg_hba.conf").write_text(
-            "local all all trust\n" + "".join(f"host all {role} 127.0.0.1/32 {method}\n"
-                                                for role, method in ROLES.items())
-            + "host all all 127.0.0.1/32 scram-sha-256\n")
-        admin = pg8000.native.Connection(**cluster.conn_kwargs())
-        try:
-            for role, method in ROLES.items():
-                # md5 in pg_hba.conf still does SCRAM for a SCRAM verifier: the md5 role's is stored as md5
-                admin.run(f"SET password_encryption = '{'md5' if method == 'md5' else 'scram-sha-256'}'")
-                admin.run(f"CREATE ROLE {role} LOGIN CREATEDB PASSWORD '{SECRET}'")
-            admin.run("SELECT pg_reload_conf()")
-        finally:
-            admin.close()
+    # md5 in pg_hba.conf still does SCRAM for a SCRAM verifier: the md5 role's is stored as md5
+    roles = [sql for role, method in ROLES.items() for sql in (
+        f"SET password_encryption = '{'md5' if method == 'md5' else 'scram-sha-256'}'",
+        f"CREATE ROLE {role} LOGIN CREATEDB PASSWORD '{SECRET}'")]
+    hba = ("local all all trust\n" + "".join(f"host all {role} 127.0.0.1/32 {method}\n" for role, method in ROLES.items())
+           + "host all all 127.0.0.1/32 scram-sha-256\n")
+    with own_cluster(*roles, hba=hba, listen_tcp=True, settings={"password_encryption": "scram-sha-256"}) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 def _params(cluster: Cluster, role: str, require_auth: str, password: str | None = SECRET) -> ConnParams:
@@ -249,19 +235,8 @@ def test_driver_tuning_keys_are_named_in_verbose_output_and_refused_keys_stop_ha
 @pytest.fixture(scope="module")
 def read_only_server():
     """A second throwaway server whose every session is read-only (as a hot standby's are, minus recovery)."""
-    if not find_pg_bin():
-        pytest.skip("needs local PostgreSQL server programs")
-    cluster = Cluster().start()
-    try:
-        admin = pg8000.native.Connection(**cluster.conn_kwargs())
-        try:
-            admin.run("ALTER SYSTEM SET default_transaction_read_only = on")
-            admin.run("SELECT pg_reload_conf()")
-        finally:
-            admin.close()
+    with own_cluster("ALTER SYSTEM SET default_transaction_read_only = on") as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 def _host_list(servers: list[tuple[str, int]], user: str, wanted: str = "") -> ConnParams:

@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.projects import own_cluster
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -479,23 +481,9 @@ def test_pgmi_deploy_without_any_connection_asks_then_deploys(tmp_path, term_env
 @pytest.fixture
 def password_server():
     """A throwaway server that asks every role but the superuser for a password on its unix socket."""
-    import pg8000.native
-
-    from pgmilib.server.cluster import Cluster
-
-    cluster = Cluster().start()
-    try:
-        admin = pg8000.native.Connection(**cluster.conn_kwargs())
-        try:
-            admin.run("CREATE ROLE wizard_user LOGIN CREATEDB PASSWORD 'typed:pass\\word'")
-            Path(cluster.data_dir, "pg_hba.conf").write_text("local all postgres trust\n"
-                                                            "local all all scram-sha-256\n")
-            admin.run("SELECT pg_reload_conf()")
-        finally:
-            admin.close()
+    with own_cluster("CREATE ROLE wizard_user LOGIN CREATEDB PASSWORD 'typed:pass\\word'",
+                     hba="local all postgres trust\nlocal all all scram-sha-256\n") as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 def test_the_wizards_saved_password_serves_the_next_deploy(tmp_path, term_env, password_server):
