@@ -105,6 +105,15 @@ def test_a_missing_crl_under_a_verifying_mode_is_a_config_error(tls_server, pki)
     assert exit_code(info.value) == Exit.CONFIG
 
 
+def test_a_file_that_is_no_crl_is_a_config_error_naming_it(tls_server, pki, tmp_path):
+    garbage = tmp_path / "not-a.crl"
+    garbage.write_text("-----BEGIN X509 CRL-----\nnot base64 at all\n-----END X509 CRL-----\n")
+    with pytest.raises(ConfigError) as info:
+        open_connection(_params(tls_server, pki, "verify-ca", str(garbage)))
+    assert f'invalid sslcrl file "{garbage}": ' in str(info.value)
+    assert exit_code(info.value) == Exit.CONFIG
+
+
 def test_pgsslcrl_is_the_variable(tls_server, pki, crls):
     params = resolve(ConnectionFlags(host="127.0.0.1", port=tls_server.port, username=tls_server.user,
                                      database="postgres", sslmode="verify-ca", sslrootcert=str(pki / "ca.crt")),
