@@ -22,6 +22,7 @@ Fixtures other test files rely on:
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -29,6 +30,13 @@ import uuid
 from pathlib import Path
 
 import pytest
+
+# A shell starts a background job (`make test &`, `nohup`) with SIGINT ignored, and an ignored
+# signal is inherited by every process the tests start: the tests that press Ctrl-C on pgmi
+# (a pseudo-terminal's ^C, a SIGINT) would see it ignored. Python's own handler is reset to
+# the default in a child that execs, so installing it here gives every child a live SIGINT.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
