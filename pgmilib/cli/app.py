@@ -278,6 +278,11 @@ def run(argv: Sequence[str] | None = None) -> NoReturn:
     logging's handlers). In-process callers use main(), which returns.
     """
     code = main(argv)
+    # The result is out and true: a signal from here on could only turn a finished run into a
+    # traceback (main's handlers are gone), so the last steps of the exit ignore it.
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
     if _needs_normal_exit():
         sys.exit(code)
     try:

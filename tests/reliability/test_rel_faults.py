@@ -177,9 +177,9 @@ def _known_finding(kind: str, rc: int, stderr: str) -> str | None:
     if kind in ("sigint", "sigterm") and rc in (-signal.SIGINT, -signal.SIGTERM):
         return "R3"  # the signal came after pgmi had restored the default handlers (run over, summary printed)
     if kind in ("sigint", "sigterm") and rc == 0 and "interrupted" not in stderr:
-        # The signal came while the interpreter was exiting after a finished run: CPython runs no
-        # Python handler any more, so nothing sees it. Exit 0 is the truth then: the checks below
-        # still require the whole deploy committed (and the envelope, if any, to say 0).
+        # The signal came after the command had returned its result: the exit ignores it
+        # (cli.app.run). Exit 0 is the truth then: the checks below still require the whole
+        # deploy committed (and the envelope, if any, to say 0).
         return "R3"
     return None
 
