@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from projects import query, write_project
 
 REPO = Path(__file__).resolve().parent.parent
@@ -98,7 +99,12 @@ if case == "atexit":
     atexit.register(lambda: print("atexit hook ran", flush=True))
 elif case == "thread":
     threading.Thread(target=lambda: (time.sleep(0.3), print("thread finished", flush=True))).start()
-print("needs normal exit:", app._needs_normal_exit())
+elif case.startswith("late-"):  # a signal right after the result, as the exit starts
+    import os, signal
+    sig = getattr(signal, case[len("late-"):])
+    checked = app._needs_normal_exit
+    app._needs_normal_exit = lambda: (os.kill(os.getpid(), sig), checked())[1]
+print("needs normal exit:", app._needs_normal_exit() if not case.startswith("late-") else False)
 app.run(["version"])
 """
 
@@ -128,6 +134,13 @@ def test_a_running_thread_keeps_the_normal_exit():
     assert done.returncode == 0, done.stderr
     assert "needs normal exit: True" in done.stdout
     assert done.stdout.rstrip().endswith("thread finished")
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_a_signal_after_the_result_keeps_the_exit_code_and_prints_no_traceback(sig):
+    done = _exit_probe(f"late-{sig}")
+    assert done.returncode == 0, done.stderr
+    assert "pgmi " in done.stdout and "Traceback" not in done.stderr and done.stderr == ""
 
 
 def test_the_deploy_branch_alone_parses_as_the_whole_tree():
