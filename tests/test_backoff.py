@@ -166,3 +166,9 @@ def test_the_lock_poll_gives_up_when_its_wait_is_over():
     assert _poll(lambda: looks.append(1) and False, 0.05, None) is False
     assert _poll(lambda: looks.append(1) or True, HOUR, _Guard()) is True
     assert looks  # it looked at least once before giving up or succeeding
+
+
+def test_the_drop_retry_keeps_its_schedule():
+    from pgmilib.deploy.dbadmin import DROP_BACKOFF
+
+    assert [DROP_BACKOFF.delay(i) for i in (0, 1)] == [0.2, 0.4]  # as `0.2 * (attempt + 1)` waited
