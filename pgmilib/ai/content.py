@@ -10,10 +10,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from importlib import resources
-from importlib.abc import Traversable
+from typing import TYPE_CHECKING
 
 from pgmilib.errors import Marker, PgmiError
 from pgmilib.resources import resource_dir
+
+if TYPE_CHECKING:  # importlib.abc's name is deprecated from 3.14 on; annotations are never evaluated
+    from importlib.abc import Traversable
 
 SCOPES = ("core", "advanced-template", "contributor")
 CLIENT_LANGUAGES = ("typescript", "python", "go", "csharp", "rust")
