@@ -101,7 +101,13 @@ class FakeCloud:
         if self.tls_dir is not None:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(self.tls_dir / "server.crt", self.tls_dir / "server.key")
-            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+            # The handshake happens on the first read, in the connection's own thread: a client that
+            # connects and stays silent must not hold the accept loop (and with it close()).
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True,
+                                                 do_handshake_on_connect=False)
+        # A connection that vanishes between the loop's readiness check and accept() would block
+        # accept(), and close() with it, for ever: the listener's timeout bounds that wait.
+        self.server.socket.settimeout(0.5)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
