@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 
 import pytest
 from projects import EXECUTE_LOOP, run_cli, write_project
 
-from pgmilib.errors import Exit
+from pgmilib.errors import Exit, PgmiError, exit_code
 
 CANARY = "canary-" + uuid.uuid4().hex[:12]
 
@@ -121,3 +122,25 @@ def test_the_cli_carries_the_file_cap_and_the_checksum_cache_place_in_the_reques
     code, _, err = run_cli(["deploy", str(proj), "-d", db], capsys)
     assert code == Exit.SUCCESS, err
     assert [p.name.startswith("checksums-") for p in (tmp_path / "cache").iterdir()] == [True]
+
+
+def test_a_session_ended_by_the_server_during_preparation_is_a_lost_connection(pg, fresh_db):
+    """pg_terminate_backend while the session API is installed: exit 11 with the server's reason."""
+    import pg8000.native
+
+    from pgmilib.conn.wire import LiveConnection
+    from pgmilib.deploy.session import run_script
+
+    victim = LiveConnection(**pg.conn_kwargs(fresh_db))  # pgmi's connection: it reads the FATAL as such
+    admin = pg8000.native.Connection(**pg.conn_kwargs(fresh_db))
+    try:
+        pid = victim.run("SELECT pg_backend_pid()")[0][0]
+        admin.run("SELECT pg_terminate_backend(:p)", p=pid)
+        with pytest.raises(PgmiError) as caught:
+            run_script(victim, "session_schema.sql")
+    finally:
+        admin.close()
+        with contextlib.suppress(Exception):
+            victim.close()
+    assert exit_code(caught.value) == Exit.CONNECTION
+    assert str(caught.value).startswith("session preparation failed: session_schema.sql: connection to the server lost")

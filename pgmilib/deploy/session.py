@@ -346,11 +346,16 @@ def _match_client_encoding(conn: Session) -> Callable[[], None]:
 def _call(action: Callable[[], Any], context: str, *,
           locate: Callable[[PgDiagnostics | None], str] | None = None, hide_values: bool = False) -> Any:
     """Run one round trip; turn driver/server failures into `context: [path: ]message`."""
-    from pgmilib.conn.wire import LOST_ERRORS, SERVER_ERRORS
+    from pgmilib.conn.wire import LOST_ERRORS, SERVER_ERRORS, session_end
 
     try:
         return action()
     except SERVER_ERRORS as error:
+        ended = session_end(error)
+        if ended is not None:  # pg_terminate_backend, a shutdown: the connection is gone (exit 11)
+            from pgmilib.errors import ConnectionFailed
+
+            raise ConnectionFailed(f"{context}: connection to the server lost: {ended}") from error
         diag = PgDiagnostics.from_exception(error)
         where = locate(diag) if locate else ""
         message = diag.message if diag else str(error)

@@ -172,8 +172,6 @@ def _inject(kind: str, proc: subprocess.Popen, proxy: TcpProxy, server, db: str)
 
 def _known_finding(kind: str, rc: int, stderr: str) -> str | None:
     """The id of the open finding (docs/RELIABILITY.md) this outcome matches, if any."""
-    if rc == 1 and "session preparation failed" in stderr:
-        return "R4"  # a connection lost during session preparation exits 1, not 11
     if kind in ("sigint", "sigterm") and rc in (-signal.SIGINT, -signal.SIGTERM):
         return "R3"  # the signal came after pgmi had restored the default handlers (run over, summary printed)
     if kind in ("sigint", "sigterm") and rc == 0 and "interrupted" not in stderr:
