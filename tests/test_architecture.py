@@ -204,3 +204,15 @@ def test_no_catch_all_attribute_forwarding_in_the_deploy_core():
     offenders = sorted(str(path.relative_to(PACKAGE.parent)) for name, path in _modules().items()
                        if name.startswith("pgmilib.deploy") and "def __getattr__" in path.read_text(encoding="utf-8"))
     assert not offenders, f"forward attributes explicitly: {offenders}"
+
+
+def test_no_run_time_import_of_names_the_newest_python_removes():
+    """`importlib.abc.Traversable` warns from 3.12 and is gone in 3.14: annotations only
+    (under TYPE_CHECKING), so no supported or coming interpreter ever imports it."""
+    offenders = []
+    for name, path in _modules().items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in tree.body:  # module level, outside `if TYPE_CHECKING:`
+            if isinstance(node, ast.ImportFrom) and node.module == "importlib.abc":
+                offenders.append(f"{name}:{node.lineno}")
+    assert not offenders, f"import importlib.abc under TYPE_CHECKING: {offenders}"

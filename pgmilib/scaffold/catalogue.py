@@ -8,9 +8,12 @@ alphabetical: the first entry is the one to start with.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib.abc import Traversable
+from typing import TYPE_CHECKING
 
 from pgmilib.resources import resource_dir
+
+if TYPE_CHECKING:  # importlib.abc's name is deprecated from 3.14 on; annotations are never evaluated
+    from importlib.abc import Traversable
 
 #: The template `pgmi init` and the MCP `init` tool use when none is named.
 DEFAULT_TEMPLATE = "basic"

@@ -14,11 +14,14 @@ import json
 import os
 import shutil
 from collections.abc import Callable
-from importlib.abc import Traversable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pgmilib.errors import PgmiError, UsageError, go_quote
 from pgmilib.scaffold.catalogue import template_dir, template_names
+
+if TYPE_CHECKING:  # importlib.abc's name is deprecated from 3.14 on; annotations are never evaluated
+    from importlib.abc import Traversable
 
 # Files a user may prepare before `pgmi init` (connection, secrets); they never block and are
 # never overwritten.
