@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from pgmilib.errors import Marker, PgmiError
 from pgmilib.resources import resource_dir
 
-if TYPE_CHECKING:  # importlib.abc's name is deprecated from 3.14 on; annotations are never evaluated
+if TYPE_CHECKING:  # importlib.abc's name warns since 3.12 and is gone in 3.14; annotations are never evaluated
     from importlib.abc import Traversable
 
 SCOPES = ("core", "advanced-template", "contributor")

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from pgmilib.errors import PgmiError, UsageError, go_quote
 from pgmilib.scaffold.catalogue import template_dir, template_names
 
-if TYPE_CHECKING:  # importlib.abc's name is deprecated from 3.14 on; annotations are never evaluated
+if TYPE_CHECKING:  # importlib.abc's name warns since 3.12 and is gone in 3.14; annotations are never evaluated
     from importlib.abc import Traversable
 
 # Files a user may prepare before `pgmi init` (connection, secrets); they never block and are
