@@ -164,27 +164,23 @@ def test_the_passfile_key_is_where_the_lookup_reads(tmp_path):
 # ---- the exact words of each refusal (a user reads them; the mutation run holds them) ----------
 
 
-def test_refusal_messages_name_the_value_and_what_is_accepted():
-    PREFIX = "invalid configuration: "  # what every ConfigError starts with
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda: check_options({"GssEncMode": "require"}, "the connection string"),
+     ('connection key GssEncMode="require" in the connection string is not supported '
+      "(pgmi accepts only disable or prefer)")),
+    (lambda: parse_require_auth("md5,!password", "$PGREQUIREAUTH"),
+     'invalid require_auth "md5,!password" in $PGREQUIREAUTH: negated and plain methods cannot be mixed'),
+    (lambda: parse_require_auth("scram", "the connection string"),
+     'invalid require_auth method "scram" in the connection string (valid: ' + ", ".join(REQUIRE_AUTH_METHODS) + ")"),
+    (lambda: parse_require_auth("md5,gss", "pgmi.yaml"),
+     'require_auth method "gss" in pgmi.yaml is not supported (pgmi cannot do GSSAPI or SSPI authentication)'),
+    (lambda: parse_require_auth("md5, md5", "pgmi.yaml"),
+     'invalid require_auth "md5, md5" in pgmi.yaml: md5 is listed twice'),
+], ids=["default-only key", "mixed", "unknown method", "gss", "twice"])
+def test_refusal_messages_name_the_value_and_what_is_accepted(call, message):
     with pytest.raises(ConfigError) as caught:
-        check_options({"GssEncMode": "require"}, "the connection string")
-    assert str(caught.value) == PREFIX + ('connection key GssEncMode="require" in the connection string is not supported '
-                                 '(pgmi accepts only disable or prefer)')
-    with pytest.raises(ConfigError) as caught:
-        parse_require_auth("md5,!password", "$PGREQUIREAUTH")
-    assert str(caught.value) == PREFIX + ('invalid require_auth "md5,!password" in $PGREQUIREAUTH: negated and plain '
-                                 "methods cannot be mixed")
-    with pytest.raises(ConfigError) as caught:
-        parse_require_auth("scram", "the connection string")
-    assert str(caught.value) == PREFIX + ('invalid require_auth method "scram" in the connection string (valid: '
-                                 + ", ".join(REQUIRE_AUTH_METHODS) + ")")
-    with pytest.raises(ConfigError) as caught:
-        parse_require_auth("md5,gss", "pgmi.yaml")
-    assert str(caught.value) == PREFIX + ('require_auth method "gss" in pgmi.yaml is not supported '
-                                 "(pgmi cannot do GSSAPI or SSPI authentication)")
-    with pytest.raises(ConfigError) as caught:
-        parse_require_auth("md5, md5", "pgmi.yaml")
-    assert str(caught.value) == PREFIX + 'invalid require_auth "md5, md5" in pgmi.yaml: md5 is listed twice'
+        call()
+    assert str(caught.value) == "invalid configuration: " + message  # what every ConfigError starts with
 
 
 def test_a_refusal_quotes_the_list_as_the_user_wrote_it():
