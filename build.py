@@ -46,6 +46,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 import zipfile
 import zlib
@@ -58,9 +59,55 @@ REPO = Path(__file__).resolve().parent
 # more than the rest of the interpreter's start-up together, and the archive needs nothing from
 # site-packages. `python3 dist/pgmi` (or any interpreter) still runs the same archive directly.
 # PGMI_PYTHON picks the interpreter when `python3` on PATH is not the one to use (e.g. too old).
-SHEBANG = (b"#!/bin/sh\n"
-           b"# pgmi: single-file zipapp; the shell runs these lines, Python reads the zip archive below.\n"
-           b'exec "${PGMI_PYTHON:-python3}" -S "$0" "$@"\n')
+#
+# Warm start in the shell: when shiv has already extracted this build (under $SHIV_ROOT, else
+# ~/.shiv: the directory `<name>_<build id>` appears whole, by an atomic rename) and no SHIV_*
+# setting asks for shiv's own bootstrap, the launcher starts Python on that site-packages directly
+# (WARM_START below). Running the archive instead costs ~6 ms of every run: runpy, zipimport
+# reading the archive's directory, and compiling __main__.py. Otherwise (first run, HOME unset,
+# a SHIV_* override), the archive runs as before, and its prelude does the rest.
+LAUNCHER = """#!/bin/sh
+# pgmi: single-file zipapp; the shell runs these lines, Python reads the zip archive below.
+r=${SHIV_ROOT:-${HOME:+$HOME/.shiv}}
+if [ -n "$r" ] && [ -z "${SHIV_INTERPRETER+1}${SHIV_ENTRY_POINT+1}${SHIV_CONSOLE_SCRIPT+1}${SHIV_MODULE+1}\
+${SHIV_FORCE_EXTRACT+1}${SHIV_COMPILE_PYC+1}${SHIV_EXTEND_PYTHONPATH+1}${SHIV_PREPEND_PYTHONPATH+1}" ]; then
+  for s in "$r"/*_@BUILD_ID@/site-packages; do
+    [ -d "$s/pgmilib" ] && exec "${PGMI_PYTHON:-python3}" -S -c '@WARM_START@' "$0" "$s" "$@"
+  done
+fi
+exec "${PGMI_PYTHON:-python3}" -S "$0" "$@"
+"""
+# What runs pgmi once its site-packages is first on sys.path (the shell's warm start and the
+# prelude's): SIGTERM acts like Ctrl-C (exit 130) until main() installs its own handlers.
+RUN_PGMI = """import signal
+
+
+def _pgmi_interrupted(signum, frame):
+    raise KeyboardInterrupt
+
+
+signal.signal(signal.SIGTERM, _pgmi_interrupted)
+try:
+    from pgmilib.cli import run
+except KeyboardInterrupt:
+    sys.stderr.write("pgmi: interrupted\\n")
+    sys.exit(130)
+run()
+"""
+# `python3 -S -c WARM_START ARCHIVE SITE_PACKAGES ARGS...` (no single quote: the shell quotes it).
+# With -c, sys.path[0] is "" (the working directory): replaced, so nothing is imported from there.
+# An interpreter below pgmi's floor runs the archive instead, whose prelude says what to do.
+WARM_START = """import sys
+if sys.version_info < @MINIMUM@:
+    import os
+    os.execv(sys.executable, [sys.executable, "-S", sys.argv[1]] + sys.argv[3:])
+if sys.path and sys.path[0] == "":
+    sys.path[0] = sys.argv.pop(2)
+else:  # -P or PYTHONSAFEPATH: nothing was put first
+    sys.path.insert(0, sys.argv.pop(2))
+del sys.argv[0]  # argv[0] is now the archive, as when Python runs it
+__file__ = sys.argv[0] + "/__main__.py"  # as well: `pgmi version` finds the running archive from it
+""" + RUN_PGMI
 ENTRY_POINT = "pgmilib.cli:run"  # main(), then os._exit when nothing else needs the normal exit
 RESOURCE_DIRS = ("sql", "templates")  # top-level in the checkout, pgmilib/<name> in the build
 NATIVE_SUFFIXES = (".so", ".pyd", ".dylib", ".dll")
@@ -129,23 +176,8 @@ def _pgmi_warm_start():
     site_packages = os.path.join(root, "%s_%s" % (name, "@BUILD_ID@"), "site-packages")
     if not os.path.isdir(os.path.join(site_packages, "pgmilib")):
         return
-    import site
-    length = len(sys.path)
-    site.addsitedir(site_packages)
-    sys.path[:] = sys.path[length:] + sys.path[:length]  # ours first, as shiv orders it
-    import signal
-
-    def interrupted(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupted)  # like Ctrl-C until main() takes over: exit 130
-    try:
-        from pgmilib.cli import run
-    except KeyboardInterrupt:
-        sys.stderr.write("pgmi: interrupted\\n")
-        sys.exit(130)
-    run()
-
+    sys.path.insert(0, site_packages)  # ours first, as shiv orders it (it holds no .pth file)
+@RUN_PGMI@
 
 _pgmi_warm_start()
 del _pgmi_warm_start
@@ -166,14 +198,29 @@ del _pgmi_compile_workers
 '''
 
 
-def prelude(build_id: str) -> str:
-    """PRELUDE with this build's id and the interpreter check of pgmilib/python_floor.py filled in."""
-    floor = REPO / "pgmilib" / "python_floor.py"
-    minimum = re.search(r"^MINIMUM = (\(\d+, \d+\))$", floor.read_text(encoding="utf-8"), flags=re.MULTILINE)
+def python_floor() -> tuple[str, str]:
+    """(MINIMUM as written, e.g. "(3, 9)", the source) of pgmilib/python_floor.py."""
+    source = (REPO / "pgmilib" / "python_floor.py").read_text(encoding="utf-8")
+    minimum = re.search(r"^MINIMUM = (\(\d+, \d+\))$", source, flags=re.MULTILINE)
     if minimum is None:
         raise BuildError("pgmilib/python_floor.py must define MINIMUM = (major, minor) at top level")
-    return (PRELUDE.replace("@BUILD_ID@", build_id).replace("@MINIMUM@", minimum.group(1))
-            .replace("@FLOOR_SOURCE@", repr(floor.read_text(encoding="utf-8"))))
+    return minimum.group(1), source
+
+
+def prelude(build_id: str) -> str:
+    """PRELUDE with this build's id and the interpreter check of pgmilib/python_floor.py filled in."""
+    minimum, source = python_floor()
+    return (PRELUDE.replace("@RUN_PGMI@", textwrap.indent(RUN_PGMI, "    "))
+            .replace("@BUILD_ID@", build_id).replace("@MINIMUM@", minimum)
+            .replace("@FLOOR_SOURCE@", repr(source)))
+
+
+def launcher(build_id: str) -> bytes:
+    """The shell lines in front of the archive, with this build's id and warm start filled in."""
+    warm = WARM_START.replace("@MINIMUM@", python_floor()[0])
+    if "'" in warm:
+        raise BuildError("the warm start must not contain a single quote: the launcher quotes it with them")
+    return LAUNCHER.replace("@BUILD_ID@", build_id).replace("@WARM_START@", warm).encode("utf-8")
 
 
 class BuildError(Exception):
@@ -365,15 +412,16 @@ def run_shiv(site: Path, output: Path, epoch: int) -> None:
 
 
 def add_prelude(shiv_output: Path, output: Path) -> None:
-    """Copy the archive entry by entry (same order, times, modes), prefixing the prelude to __main__.py."""
+    """The launcher, then the archive copied entry by entry (same order, times, modes), the prelude
+    prefixed to __main__.py."""
     with zipfile.ZipFile(shiv_output) as source, open(output, "wb") as fh:
-        fh.write(SHEBANG)
+        build_id = json.loads(source.read("environment.json"))["build_id"]
+        fh.write(launcher(build_id))
         with zipfile.ZipFile(fh, "w") as target:
             seen_main = False
             for info in source.infolist():
                 data = source.read(info)
                 if info.filename == "__main__.py":
-                    build_id = json.loads(source.read("environment.json"))["build_id"]
                     data = prelude(build_id).encode("utf-8") + data
                     seen_main = True
                 entry = zipfile.ZipInfo(info.filename, date_time=info.date_time)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-import tempfile
 from pathlib import Path
 
 DEFAULT_MODE = 0o644
@@ -31,6 +30,8 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str, *, mode: int |
             with contextlib.suppress(FileNotFoundError):
                 mode = stat.S_IMODE(os.stat(target).st_mode)
     payload = data.encode("utf-8") if isinstance(data, str) else data
+    import tempfile  # here: most runs write nothing
+
     fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".pgmi-tmp")
     try:
         with os.fdopen(fd, "wb") as handle:  # mkstemp created it 0600: nobody else can read it meanwhile

@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import itertools
 import re
-from dataclasses import dataclass, field
+
+from pgmilib.records import field, record
 
 # States of the scanner (also used by `unterminated` to describe what was left open).
 _CODE, _LINE_COMMENT, _BLOCK_COMMENT, _STRING, _ESTRING, _QIDENT, _DOLLAR = range(7)
@@ -124,7 +125,7 @@ def _blank(segment: str) -> str:
     return _NOT_NEWLINE.sub(" ", segment)
 
 
-@dataclass
+@record
 class _Scan:
     """What one pass over a script found: its mask and the construct left open at the end."""
 
@@ -348,7 +349,7 @@ _TERMINATORS = frozenset({"COMMIT", "END", "ROLLBACK", "ABORT"})
 _BLANK_CHARS = " \t\r\n"
 
 
-@dataclass
+@record
 class Unit:
     """One message sent with the simple query protocol: a span of the script, not a copy of it padded.
 
@@ -363,6 +364,13 @@ class Unit:
     ordinal: int
     start_line: int
     start_offset: int = 0
+
+    def __init__(self, text: str, ordinal: int, start_line: int, start_offset: int = 0) -> None:
+        # Written out (records keeps it): a script of 20,000 statements makes 20,000 units.
+        self.text = text
+        self.ordinal = ordinal
+        self.start_line = start_line
+        self.start_offset = start_offset
 
     def script_position(self, position: int) -> int | None:
         """The 1-based script position of 1-based `position` in this unit (None when outside it)."""

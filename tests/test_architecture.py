@@ -10,6 +10,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "pgmilib"
 #: Each top-level unit of the package and its layer. A module may import its own unit or a
 #: strictly lower layer, never a higher or a sibling one.
 LAYER = {
+    "records": -1,  # the dataclass subset: imports nothing of pgmi
     "pgmilib": 0, "errors": 0, "redact": 0, "resources": 0, "sqllex": 0, "python_floor": 0,
     "fileio": 0.5,  # file rules; its refusals are errors.ConfigError
     "output": 1,

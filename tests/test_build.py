@@ -173,6 +173,54 @@ def test_launcher_starts_python_without_site_and_passes_arguments(zipapp, tmp_pa
     assert default.returncode == 0 and default.stdout.startswith("pgmi "), default.stderr
 
 
+def _recording_python(tmp_path: Path) -> tuple[Path, Path]:
+    """(an interpreter wrapper that appends its arguments to a JSON-lines file, that file)."""
+    record = tmp_path / "argv.jsonl"
+    wrapper = tmp_path / "recording-python"
+    wrapper.write_text(f"#!{sys.executable}\n"
+                       "import json, os, sys\n"
+                       f"open({str(record)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n"
+                       f"os.execv({sys.executable!r}, [{sys.executable!r}, *sys.argv[1:]])\n")
+    wrapper.chmod(0o755)
+    return wrapper, record
+
+
+def test_launcher_warm_start_runs_the_extracted_copy(zipapp, tmp_path):
+    """Once this build is extracted, the shell starts Python on it directly (no runpy, no zipimport):
+    same output, argv[0] still the archive (`version` hashes the running file), and nothing imported
+    from the working directory, which `python -c` would otherwise put first on sys.path."""
+    wrapper, record = _recording_python(tmp_path)
+    hostile = tmp_path / "cwd"
+    (hostile / "pgmilib").mkdir(parents=True)
+    for name in ("signal.py", "pgmilib/__init__.py", "argparse.py"):
+        (hostile / name).write_text(f"open({str(tmp_path / 'imported')!r}, 'w').write(__file__)\n")
+    env = _clean_env(PGMI_PYTHON=str(wrapper), SHIV_ROOT=str(tmp_path / "shiv"))
+    runs = [subprocess.run([str(zipapp), "version"], env=env, cwd=hostile, capture_output=True, text=True,
+                           timeout=120, check=False) for _ in range(2)]
+    cold, warm = [json.loads(line) for line in record.read_text().splitlines()]
+    assert cold == ["-S", str(zipapp), "version"]  # nothing extracted yet: the archive, as always
+    assert warm[:2] == ["-S", "-c"] and warm[3] == str(zipapp) and warm[5:] == ["version"]
+    assert Path(warm[4]) == tmp_path / "shiv" / f"pgmi_{_build_id(zipapp)}" / "site-packages"
+    digest = hashlib.sha256(zipapp.read_bytes()).hexdigest()
+    for run in runs:
+        assert run.returncode == 0, run.stderr
+        assert f"SHA-256: {digest} ({zipapp})" in run.stdout.splitlines()
+    assert runs[0].stdout == runs[1].stdout
+    assert not (tmp_path / "imported").exists()
+
+
+@pytest.mark.parametrize("setting", ["SHIV_FORCE_EXTRACT", "SHIV_ENTRY_POINT", "SHIV_INTERPRETER"])
+def test_launcher_leaves_shiv_settings_to_shiv(zipapp, tmp_path, setting):
+    """A SHIV_* override asks for shiv's own bootstrap: the shell runs the archive even when warm."""
+    wrapper, record = _recording_python(tmp_path)
+    env = _clean_env(PGMI_PYTHON=str(wrapper), SHIV_ROOT=str(tmp_path / "shiv"))
+    subprocess.run([str(zipapp), "version"], env=env, capture_output=True, timeout=120, check=True)  # extracts
+    value = {"SHIV_ENTRY_POINT": "pgmilib.cli:run", "SHIV_INTERPRETER": ""}.get(setting, "1")
+    subprocess.run([str(zipapp), "version"], env={**env, setting: value}, capture_output=True, timeout=120,
+                   check=False)
+    assert json.loads(record.read_text().splitlines()[-1])[:2] == ["-S", str(zipapp)]
+
+
 def test_launcher_without_python3_on_path_fails_in_one_line(zipapp, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -394,7 +394,7 @@ def test_error_messages_never_show_the_password():
 
 def test_api_maintenance_database_wins_over_every_source():
     """ConnectionFlags.maintenance_database (API only, e.g. the MCP deploy tool) beats string and pgmi.yaml."""
-    from dataclasses import replace
+    from pgmilib.records import replace
 
     base = flags("-d", "app")
     yaml = {"maintenance_database": "from_yaml"}

@@ -34,7 +34,7 @@ _ISSUE = re.compile(r"\bissues? #?\d+", re.IGNORECASE)
 
 
 def _tracked_files() -> list[str]:
-    skip = {".git", ".venv", "node_modules", "dist", "build", "__pycache__", ".pytest_cache", "out"}
+    skip = {".git", ".venv", "node_modules", "dist", "build", "__pycache__", ".pytest_cache", "out", "work"}
     found = []
     for path in REPO.rglob("*"):
         rel = path.relative_to(REPO)
@@ -94,7 +94,9 @@ def _sources() -> list[Path]:
     paths = [REPO / "build.py", REPO / "pgmi.py", REPO / "Makefile"]
     for folder, pattern in (("pgmilib", "*.py"), ("tests", "*.py"), ("sql", "*.sql"), ("bench", "*.py")):
         paths += sorted((REPO / folder).rglob(pattern))
-    return [p for p in paths if p.is_file() and p != here and "__pycache__" not in p.parts]
+    generated = (REPO / "bench" / "work", REPO / "bench" / "out")  # git-ignored: what the benchmarks unpack and write
+    return [p for p in paths if p.is_file() and p != here and "__pycache__" not in p.parts
+            and not any(g in p.parents for g in generated)]
 
 
 def test_comments_name_only_documents_the_repository_has():

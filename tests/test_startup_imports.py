@@ -24,7 +24,10 @@ REPO = Path(__file__).resolve().parent.parent
 # for a bundled file that is not on disk, is not listed: in a checkout the published scramp loads it
 # through asn1crypto, which the zipapp defers, see tests/test_build.py.)
 NOT_NEEDED = ("ssl", "pgmilib.deploy.lockreport", "pgmilib.deploy.lockstatements", "pgmilib.deploy.locate",
-              "pgmilib.observe.render", "pgmilib.observe.second", "pgmilib.project.metadata")
+              "pgmilib.observe.render", "pgmilib.observe.second", "pgmilib.project.metadata",
+              # Nor dataclasses (with inspect and ast behind it: pgmilib.records instead), nor getpass
+              # (only when no user is named anywhere).
+              "dataclasses", "getpass")
 
 # Runs pgmi's process entry point with main() wrapped, to write sys.modules once the deploy is done.
 PROBE = """\
@@ -60,6 +63,30 @@ def test_an_empty_deploy_loads_only_what_it_uses(pg, fresh_db, tmp_path):
     assert "pgmilib.deploy.pipeline" in loaded  # the probe saw a real deploy
     assert sorted(loaded.intersection(NOT_NEEDED)) == []
     assert query(pg, fresh_db, "SELECT to_regclass('public.from_deploy') IS NOT NULL") == [[True]]
+
+
+def test_the_deploy_command_line_is_parsed_without_shutil():
+    """argparse imports shutil for the terminal width unless its formatter is given one (cli/app.py
+    `_Formatter`). In a bare interpreter: in a checkout, the published pg8000 loads shutil anyway."""
+    probe = ("import sys; sys.path.insert(0, sys.argv[1]); from pgmilib.cli.app import build_parser; "
+             "build_parser('deploy').parse_args(['deploy', 'p', '-d', 'x']); print(sorted({'shutil', 'tempfile'} & set(sys.modules)))")
+    done = subprocess.run([sys.executable, "-S", "-c", probe, str(REPO)], capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_help_wraps_at_the_terminal_width():
+    """The formatter's own width rule: $COLUMNS first (as shutil.get_terminal_size reads it)."""
+    probe = ("import sys; sys.path.insert(0, sys.argv[1]); from pgmilib.cli.app import build_parser; "
+             "print(build_parser('deploy')._subparsers._group_actions[0].choices['deploy'].format_help())")
+    widths = {}
+    for columns in ("60", "160"):
+        done = subprocess.run([sys.executable, "-S", "-c", probe, str(REPO)], capture_output=True, text=True,
+                              timeout=60, check=False, env={**os.environ, "COLUMNS": columns})
+        assert done.returncode == 0, done.stderr
+        widths[columns] = max(len(line) for line in done.stdout.splitlines())
+    assert widths["60"] <= 60 < widths["160"] <= 160
 
 
 def test_a_failed_statement_still_loads_the_locator(pg, fresh_db, tmp_path):

@@ -8,11 +8,11 @@ files are ours, the keys are flat, and `pgmi ai skills` must not pay for importi
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING
 
 from pgmilib.errors import Marker, PgmiError
+from pgmilib.records import record
 from pgmilib.resources import resource_dir
 
 if TYPE_CHECKING:  # importlib.abc's name warns since 3.12 and is gone in 3.14; annotations are never evaluated
@@ -37,7 +37,7 @@ def read_doc(relative: str) -> str:
     return node.read_text(encoding="utf-8")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Skill:
     name: str
     description: str

@@ -17,13 +17,13 @@ AGENTS.md that is a FIFO or a link to /dev/zero is refused with one line.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from pgmilib import __version__
 from pgmilib.ai import content, stamp
 from pgmilib.errors import PgmiError, UsageError
 from pgmilib.fileio import read_regular, write_regular
+from pgmilib.records import record
 
 ASSISTANTS = ("claude", "agents", "codex", "opencode", "codex-skills", "antigravity", "cursor", "copilot",
               "windsurf", "cline", "gemini")
@@ -118,7 +118,7 @@ def planned_files(assistant: str, root: Path) -> dict[Path, str]:
     return {root / relative: _wrap(wrapper)}
 
 
-@dataclass
+@record
 class FileAction:
     path: Path
     action: str  # create | update | overwrite | conflict | keep

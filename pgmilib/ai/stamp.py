@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+
+from pgmilib.records import record
 
 MARKER = "<!-- pgmi:managed"
 SOURCE = "github.com/vvka-141/pgmi"
@@ -45,7 +46,7 @@ def stamp(body: str, version: str) -> str:
     return _render(body, version, _digest(_render(body, version, "")))
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Stamped:
     body: str  # normalised text before the stamp
     version: str  # "" when the stamp names none

@@ -8,10 +8,10 @@ a line per target as it finishes, the final table, and with --json one document 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+from pgmilib import records
 from pgmilib.cli.signals import CancelOnSignal
 from pgmilib.errors import PgmiError, UsageError, go_quote
 from pgmilib.output import Output
@@ -84,7 +84,7 @@ def cmd_fleet(args: argparse.Namespace, out: Output, request_from_args: Callable
     from pgmilib.observe.watch import WatchSettings
 
     board = FleetBoard(out)  # one live status line per running target (docs/WATCH.md)
-    base = dataclasses.replace(base, watch=WatchSettings(board=board))
+    base = records.replace(base, watch=WatchSettings(board=board))
     cancel = FleetCancellation()
     label = "Rehearsing" if base.rehearse else "Deploying"
     out.info(f"{label} {args.project_path} to {len(targets)} target(s), {options['parallel']} at a time"

@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import os
 import posixpath
-from dataclasses import dataclass, field
 from typing import Any
 
 from pgmilib.errors import ConfigError
+from pgmilib.records import field, record
 
 
-@dataclass
+@record
 class ProjectInfo:
     """The facts `pgmi info` reports; field order is the JSON key order."""
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from pgmilib.config.files import describe, read_config_bytes
 from pgmilib.errors import ConfigError, go_quote
 from pgmilib.fileio import atomic_write
+from pgmilib.records import field, record
 
 CONFIG_FILE = "pgmi.yaml"
 
@@ -41,7 +41,7 @@ _FORBIDDEN_HINTS = {
 _YAML_NULLS = ("", "~", "null", "Null", "NULL")
 
 
-@dataclass
+@record
 class ProjectConfig:
     """What pgmi.yaml says, with every value still as the user wrote it (port as int)."""
 

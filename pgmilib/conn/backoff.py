@@ -14,12 +14,12 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from pgmilib.conn.deadline import TIMED_OUT, Deadline
+from pgmilib.records import record
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Backoff:
     """Delay `index` (0-based) = min(first x factor^index, cap) x (1 +- jitter), in seconds."""
 

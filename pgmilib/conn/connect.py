@@ -11,7 +11,6 @@ startup handshake is done; the run-wide `--timeout` is enforced by a watchdog ca
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import functools
 import os
@@ -20,6 +19,7 @@ import socket
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from pgmilib import records
 from pgmilib.conn.auth import provider_for
 from pgmilib.conn.backoff import Backoff, pause
 from pgmilib.conn.deadline import CANCEL_GRACE_SECONDS, CANCELLED, Deadline
@@ -305,7 +305,7 @@ def open_connection(params: ConnParams, database: str | None = None, *, deadline
     tried: list[str] = []
     for pass_wanted in ("standby", "any") if wanted == "prefer-standby" else (wanted,):
         for host, port in [(params.host, params.port), *params.fallback_hosts]:
-            one = dataclasses.replace(params, host=host, port=port, fallback_hosts=[], given=set(params.given),
+            one = records.replace(params, host=host, port=port, fallback_hosts=[], given=set(params.given),
                                       target_session_attrs=pass_wanted)
             try:
                 return _open_host(one, database, deadline=deadline, on_notice=on_notice, retry=retry, out=out,

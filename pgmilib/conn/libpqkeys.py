@@ -18,9 +18,9 @@ so the server itself refuses a misspelt one.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from pgmilib.errors import ConfigError, go_quote
+from pgmilib.records import record
 
 #: require_auth methods libpq knows; pgmi's driver cannot do GSSAPI or SSPI.
 REQUIRE_AUTH_METHODS = ("password", "md5", "scram-sha-256", "none", "gss", "sspi")
@@ -95,7 +95,7 @@ def unused_keys(options: Mapping[str, str]) -> list[str]:
     return sorted(k for k in options if k.lower() in _PGX_TUNING or k.lower().startswith("pool_"))
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RequireAuth:
     """libpq's require_auth: the methods listed are the only ones allowed, or with `!` the ones refused."""
 

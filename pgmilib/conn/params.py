@@ -6,11 +6,11 @@ connection strings, the PG* environment, pgmi.yaml and the flags all check throu
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
 from typing import Any
 
 from pgmilib.conn import SSLMODES
 from pgmilib.errors import ConfigError, go_quote
+from pgmilib.records import field, fields, record
 
 AUTH_METHODS = ("azure", "aws", "google")
 DEFAULT_PORT = 5432
@@ -21,7 +21,7 @@ DEFAULT_MAINTENANCE_DB = "postgres"
 DEFAULT_APP_NAME = "pgmi"
 
 
-@dataclass
+@record
 class ConnParams:
     """Everything needed to open a connection. Secrets never show in repr()."""
 

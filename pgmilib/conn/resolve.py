@@ -9,10 +9,8 @@ pgmi.yaml `connection` block. It never reads `os.environ`.
 
 from __future__ import annotations
 
-import getpass
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from pgmilib.conn.conninfo import parse_connection_string, set_hosts
@@ -30,10 +28,11 @@ from pgmilib.conn.params import (
 )
 from pgmilib.conn.service import merge_service, service_lookup
 from pgmilib.errors import ConfigError, go_quote
+from pgmilib.records import record
 from pgmilib.redact import register_secret
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ConnectionFlags:
     """The connection flags of `pgmi deploy` as typed values ('' / 0 / False = not given)."""
 
@@ -106,6 +105,8 @@ def _os_user(environ: Mapping[str, str]) -> str:
     if name:
         return name
     try:
+        import getpass  # here: only when no user is named anywhere
+
         return getpass.getuser()
     except (KeyError, OSError):  # no passwd entry (containers): pg8000 still needs some user
         return "postgres"

@@ -19,11 +19,11 @@ Notices are not handled here: the connection's notice hook streams them as they 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pgmilib.errors import ExecutionFailed, PgDiagnostics, PgmiError
 from pgmilib.output import Output, shown_in_envelope
+from pgmilib.records import record
 from pgmilib.sqllex import Unit, line_col, source_line
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ class SessionLayer:
         return self._conn.run(sql, **params)
 
 
-@dataclass
+@record
 class ExecResult:
     """How far execution got: on success both numbers equal the unit count."""
 

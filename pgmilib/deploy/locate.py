@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 
 from pgmilib.deploy.bodies import do_block_lines, first_column, function_lines, hint_at, hint_point, line_offset
 from pgmilib.deploy.names import find_mention
 from pgmilib.deploy.textmatch import TextMatch, find_text
 from pgmilib.errors import PgDiagnostics
 from pgmilib.project.scan import Project
+from pgmilib.records import field, record
 from pgmilib.sqllex import Unit, source_line, statement_spans
 
 SCRIPT_NAME = "deploy.sql"
@@ -37,7 +37,7 @@ NO_POSITION = "the server gave no position inside it"
 SHORT_TEXT = 24
 
 
-@dataclass
+@record
 class Location:
     """A place in a project file (or deploy.sql) and how it was found."""
 
@@ -92,7 +92,7 @@ def _frame(item: str) -> tuple[str, int, str] | None:
 
 # ---- the entry point --------------------------------------------------------------------
 
-@dataclass
+@record
 class Failure:
     """What the locator knows about one failure: the server's fields and where the unit came from."""
 

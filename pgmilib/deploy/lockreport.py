@@ -13,10 +13,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pgmilib.deploy.lockstatements as stmts
+from pgmilib.records import field, record
 from pgmilib.resources import read_sql_section
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ LARGE_BYTES = 10 * 1024 * 1024
 TABLE_ROWS_SHOWN = 10  # the human table shows the largest ones; --json has all
 
 
-@dataclass
+@record
 class LockEntry:
     """One relation that existed before the deploy and was locked stronger than ROW EXCLUSIVE."""
 
@@ -71,7 +71,7 @@ class LockEntry:
         return doc
 
 
-@dataclass
+@record
 class LockReport:
     """Everything the report says; `created` counts relations the deploy itself created."""
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 
+from pgmilib.records import field, record
 from pgmilib.sqllex import mask
 
 #: PostgreSQL's table lock modes, weakest first (pg_locks spelling): the rank is the index + 1.
@@ -120,7 +120,7 @@ _BLANK_RUN = re.compile(r"[ \t\r\n]+")
 STATEMENT_LIMIT = 4000  # characters of a statement kept for the advice checks (a 50 MB file is not copied)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Statement:
     """One lock-taking statement found in a file."""
 

@@ -11,9 +11,9 @@ spellings both count; a function name followed by `(` counts more than a bare me
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from pgmilib.deploy.bodies import DOLLAR_TAG
+from pgmilib.records import record
 from pgmilib.sqllex import comment_spans, mask, statement_spans
 
 _QUOTED = re.compile(r'"((?:[^"]|"")+)"')
@@ -28,7 +28,7 @@ _ALREADY = ("already exists", "is not unique", "specified more than once", "dupl
 _NOT_NAMES = frozenset({"(", ")", ",", ";"})
 
 
-@dataclass
+@record
 class Name:
     """One object the message names: `parts` of a qualified name, `routine` when it had arguments."""
 
@@ -91,7 +91,7 @@ def _blank(segment: str) -> list[str]:
     return [ch if ch in "\r\n" else " " for ch in segment]
 
 
-@dataclass
+@record
 class Mention:
     """Where a statement names the object: offset into the text, and which name it was."""
 

@@ -16,15 +16,16 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
+
+from pgmilib.records import field, record
 
 PASSED = "passed"
 FAILED = "failed"
 RUNNING = "running"  # started, no end event: interrupted (timeout, cancel, connection loss)
 
 
-@dataclass
+@record
 class TestResult:
     """One executed test or fixture file, as the server reported it."""
 
@@ -51,7 +52,7 @@ class TestResult:
         return f"{self.path}:{self.line}" if self.line else self.path
 
 
-@dataclass
+@record
 class SuiteResult:
     """One expanded `CALL pgmi_test(...)`: the tests it planned and the results it produced."""
 
@@ -78,8 +79,7 @@ def redacted(suites: Sequence[SuiteResult]) -> list[SuiteResult]:
     """Copies with every string passed through `redact`, before any escaping can hide a secret
     from it (XML and JSON escape quotes and ampersands a secret may contain). A failing test
     can echo a parameter; report files outlive the run and land in CI artefacts."""
-    from dataclasses import replace
-
+    from pgmilib.records import replace
     from pgmilib.redact import redact
 
     return [SuiteResult(total=s.total, results=[

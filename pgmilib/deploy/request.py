@@ -10,13 +10,13 @@ written by `describe()` below (the one renderer of a result).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pgmilib.conn.resolve import ConnectionFlags
 from pgmilib.errors import Exit, PgmiError, exit_code
 from pgmilib.output import cut_lines, format_error, shown_in_envelope
+from pgmilib.records import field, record
 from pgmilib.redact import redact, redact_nested
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from pgmilib.project.scan import Project
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class DeployRequest:
     """One deployment, as `pgmi deploy` flags describe it, with typed values."""
 
@@ -75,7 +75,7 @@ class DeployRequest:
     fail_on_lock_risk: int | None = None
 
 
-@dataclass
+@record
 class DeployResult:
     """What a deployment did. `envelope`, `summary` and `error_text` are safe to show as they are."""
 

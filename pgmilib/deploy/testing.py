@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +32,7 @@ from pgmilib.deploy.reports import (
 )
 from pgmilib.errors import ConfigError, PgDiagnostics, PgmiError
 from pgmilib.fileio import atomic_write
+from pgmilib.records import record
 from pgmilib.redact import redact
 from pgmilib.sqllex import mask
 
@@ -54,7 +54,7 @@ _MACRO = re.compile(
 _IDENT = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 
-@dataclass
+@record
 class Macro:
     """One `CALL pgmi_test(...)` occurrence: its span in deploy.sql and its two arguments.
 
@@ -104,7 +104,7 @@ def expand_macros(conn: Session, text: str) -> tuple[str, int]:
     return expanded, count
 
 
-@dataclass
+@record
 class LineMap:
     """Line of the expanded deploy.sql -> line of deploy.sql as written (and whether it is generated SQL).
 

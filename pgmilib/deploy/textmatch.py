@@ -19,7 +19,8 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+
+from pgmilib.records import field, record
 
 #: A line must carry this many characters (blanks excluded) to count as a fragment: `);`,
 #: `BEGIN` or `END;` are everywhere and identify nothing.
@@ -30,7 +31,7 @@ MAX_PLACES = 20
 MAX_SPREAD = 50
 
 
-@dataclass
+@record
 class TextMatch:
     """Where text of the server came from: `place(offset)` maps an offset of that text."""
 

@@ -15,20 +15,20 @@ It waits with a short timeout, so a signal handler in that thread runs promptly.
 from __future__ import annotations
 
 import concurrent.futures as cf
-import dataclasses
 import io
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
+from pgmilib import records
 from pgmilib.deploy import Cancellation, DeployRequest, DeployResult, deploy
 from pgmilib.errors import Exit, UsageError
 from pgmilib.fleet.select import check_known
 from pgmilib.fleet.targets import Target
 from pgmilib.output import Output
+from pgmilib.records import field, record
 from pgmilib.redact import redact
 
 DEFAULT_PARALLEL = 4
@@ -38,7 +38,7 @@ _FLAG_KEYS = ("host", "port", "username", "database", "sslmode", "sslcert", "ssl
               "azure_tenant_id", "azure_client_id", "aws_region", "google_instance", "maintenance_database")
 
 
-@dataclass
+@record
 class TargetOutcome:
     """What happened to one target; `database`, `error` and `log` are redacted (by the target's own run)."""
 
@@ -71,7 +71,7 @@ class TargetOutcome:
         return item
 
 
-@dataclass
+@record
 class FleetResult:
     outcomes: list[TargetOutcome]
     duration: float = 0.0
@@ -133,18 +133,18 @@ def request_for(base: DeployRequest, target: Target) -> DeployRequest:
         environ.pop(key, None)
     flags = base.connection
     if target.connection:
-        flags = dataclasses.replace(flags, connection=target.connection)
+        flags = records.replace(flags, connection=target.connection)
     else:
         block = dict(target.block or {})
         given = {key: block[key] for key in _FLAG_KEYS if block.get(key)}
         method = str(block.get("auth_method", ""))
         given.update(azure=flags.azure or method == "azure", aws=flags.aws or method == "aws",
                      google=flags.google or method == "google")
-        flags = dataclasses.replace(flags, **given)  # flags: a target's own values beat the environment
+        flags = records.replace(flags, **given)  # flags: a target's own values beat the environment
     reports = tuple(spec.replace("{target}", target.name) for spec in base.test_reports)
     watch = base.watch.for_target(target.name) if base.watch is not None else None  # its own status line
     # approver=None: targets run side by side and never ask at a terminal; `force` alone approves.
-    return dataclasses.replace(base, connection=flags, environ=environ, target_params=dict(target.params),
+    return records.replace(base, connection=flags, environ=environ, target_params=dict(target.params),
                                test_reports=reports, watch=watch, approver=None)
 
 
@@ -185,7 +185,7 @@ def run_fleet(
     if base.project is None:  # once for the whole fleet; a bad project fails here, exit as for one deploy
         from pgmilib.project.scan import scan
 
-        base = dataclasses.replace(base, project=scan(base.project_path, max_file_size=base.max_file_size))
+        base = records.replace(base, project=scan(base.project_path, max_file_size=base.max_file_size))
     order = sorted(targets, key=lambda t: t.name != canary) if canary else list(targets)
     outcomes: dict[str, TargetOutcome] = {}
     pending = deque(order)

@@ -20,17 +20,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from pgmilib.config import project_file as pf
 from pgmilib.errors import ConfigError, go_quote
+from pgmilib.records import field, record
 
 TARGET_KEYS = ("name", "connection", "params")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Target:
     """One database of a fleet: a connection string or a connection block, and its own params."""
 

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
 from typing import Any
 
 from pgmilib.errors import printable
+from pgmilib.records import field, record
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
@@ -37,7 +37,7 @@ MAX_INT_DIGITS = 4300
 _MISSING = object()
 
 
-@dataclass
+@record
 class Request:
     method: str
     id: Any = None  # str | int | float; meaningful only when not a notification

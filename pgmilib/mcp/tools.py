@@ -14,12 +14,12 @@ from __future__ import annotations
 import threading
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from pgmilib.errors import Exit, Marker, PgmiError, exit_code
 from pgmilib.mcp.jsonrpc import INVALID_PARAMS, ProtocolError
 from pgmilib.output import format_error
+from pgmilib.records import field, record
 from pgmilib.redact import redact
 
 #: The detail of a failed tool call; published in every structured tool's outputSchema.
@@ -85,7 +85,7 @@ class ToolFailure(Exception):
 Handler = Callable[[dict[str, Any], CallContext], "str | dict[str, Any]"]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Tool:
     name: str
     description: str

@@ -9,10 +9,10 @@ lines are printed as they come, prefixed with the target's name like the rest of
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from typing import Any
 
+from pgmilib import records
 from pgmilib.output import Output
 
 MAX_LINES = 10  # more running targets than this: the rest are counted on the last line
@@ -30,8 +30,8 @@ class FleetBoard:
     def settings_for(self, name: str, base: Any) -> Any:
         """`base` (WatchSettings) for target `name`: its own line here, or its own prefixed log lines."""
         if self._out.live_status:
-            return dataclasses.replace(base, board=None, status=lambda text: self._update(name, text))
-        return dataclasses.replace(base, board=None, terminal=False,
+            return records.replace(base, board=None, status=lambda text: self._update(name, text))
+        return records.replace(base, board=None, terminal=False,
                                    lines=lambda line: self._out.info(f"{name} | {line}"))
 
     def _update(self, name: str, text: str | None) -> None:

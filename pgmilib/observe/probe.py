@@ -8,9 +8,9 @@ tiny statements.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
+from pgmilib import records
 from pgmilib.observe import sessions
 from pgmilib.observe.sessions import SessionInfo
 from pgmilib.resources import read_sql_section
@@ -21,7 +21,7 @@ PROGRESS_VIEWS = (("progress_create_index", 120000), ("progress_copy", 140000), 
                   ("progress_vacuum", 110000), ("progress_analyze", 130000))
 
 
-@dataclasses.dataclass(frozen=True)
+@records.record(frozen=True)
 class Progress:
     """One row of a pg_stat_progress_* view: `done` of `total` `unit` (blocks, tuples, bytes)."""
 
@@ -41,7 +41,7 @@ class Progress:
         return max(0.0, min(1.0, self.done / self.total))
 
 
-@dataclasses.dataclass(frozen=True)
+@records.record(frozen=True)
 class ServerView:
     """The deploy's backend as the server shows it at one moment."""
 

@@ -8,9 +8,9 @@ when it ends), and every `unit_line_every` seconds of one long-running unit.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
+from pgmilib import records
 from pgmilib.config.durations import format_duration
 from pgmilib.observe.probe import Progress, ServerView
 from pgmilib.observe.sessions import describe
@@ -20,7 +20,7 @@ MAX_BLOCKERS = 3
 PREPARING = "preparing the session"
 
 
-@dataclasses.dataclass(frozen=True)
+@records.record(frozen=True)
 class Snapshot:
     """One moment of a running deploy, for display."""
 

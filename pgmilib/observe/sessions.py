@@ -7,16 +7,16 @@ features print: ``pid 4242 (app, idle in transaction for 12m: UPDATE orders ...)
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
+from pgmilib import records
 from pgmilib.config.durations import format_duration
 from pgmilib.errors import printable
 from pgmilib.resources import read_sql_section
 
 
-@dataclasses.dataclass(frozen=True)
+@records.record(frozen=True)
 class SessionInfo:
     """Another backend as pg_stat_activity shows it to the deploying role (fields may be None)."""
 

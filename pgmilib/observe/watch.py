@@ -18,12 +18,12 @@ every failure of its own ends in one warning (no second connection) or a verbose
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from pgmilib import records
 from pgmilib.output import Output
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 JOIN_SECONDS = 2.0  # how long stop() waits for a read in flight before cutting the socket
 
 
-@dataclasses.dataclass(frozen=True)
+@records.record(frozen=True)
 class WatchSettings:
     """How a deploy is watched. The defaults are pgmi's; tests shorten the times."""
 

@@ -18,13 +18,13 @@ import re
 import uuid
 import xml.parsers.expat
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from pgmilib import sqllex
 from pgmilib.errors import ConfigError
 from pgmilib.project.paths import generic_id
 from pgmilib.project.paths import normalise_path as dot_path  # the `./`-rooted form of a path
+from pgmilib.records import record
 
 MAX_BLOCK_BYTES = 10240
 NIL_UUID = uuid.UUID(int=0)
@@ -49,7 +49,7 @@ _DOC_POINTER = (
 )
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ScriptMeta:
     """The decoded, validated block of one file."""
 
@@ -59,7 +59,7 @@ class ScriptMeta:
     sort_keys: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PlanEntry:
     """One row of the execution plan, exactly as `pgmi_plan_view` would show it."""
 
@@ -195,7 +195,7 @@ def parse_block(content: str, path: str) -> ScriptMeta | None:
     return _validate(raw, path, first_line + raw.line - 1)
 
 
-@dataclass
+@record
 class _RawBlock:
     """What the XML said, before validation (None = attribute absent)."""
 

@@ -6,10 +6,11 @@ scan and the offline commands (`pgmi metadata`, `pgmi info`) agree with the serv
 
 from __future__ import annotations
 
-import hashlib
 import re
-import uuid
-from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    import uuid
 
 SQL_EXTENSIONS = frozenset({"sql", "ddl", "dml", "dql", "dcl", "psql", "pgsql", "plpgsql"})
 
@@ -25,9 +26,11 @@ def normalise_path(path: str) -> str:
     return re.sub(r"/{2,}", "/", path)
 
 
-@dataclass(frozen=True)
-class PathColumns:
-    """The `_pgmi_source` columns derived from a normalised path (same rules as the SQL side)."""
+class PathColumns(NamedTuple):
+    """The `_pgmi_source` columns derived from a normalised path (same rules as the SQL side).
+
+    A named tuple: one is made per file, and a tuple is the cheapest immutable value to make.
+    """
 
     name: str
     directory: str
@@ -72,6 +75,9 @@ def is_fixture_name(filename: str) -> bool:
 
 def generic_id(path: str) -> uuid.UUID:
     """The 16 MD5 bytes of the UTF-8 path as a UUID: the server's `md5(path::bytea)::uuid`."""
+    import hashlib
+    import uuid  # here: only files without a <pgmi-meta> id need it, and uuid imports platform
+
     return uuid.UUID(bytes=hashlib.md5(path.encode("utf-8")).digest())
 
 

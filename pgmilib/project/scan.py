@@ -17,7 +17,6 @@ import os
 import re
 import stat
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +27,7 @@ from pgmilib.project.paths import (
     is_test_path,
     normalise_path,
 )
+from pgmilib.records import field, record
 
 if TYPE_CHECKING:  # pragma: no cover
     from pgmilib.project.metadata import ScriptMeta
@@ -44,7 +44,7 @@ _DUNDER = re.compile(r"/__([^/]+)__/")
 
 # ---- the scan ------------------------------------------------------------------------------
 
-@dataclass(eq=False)
+@record(eq=False)
 class ProjectFile:
     """One loaded file. Contents are not held (see module docstring) unless given as `text`."""
 
@@ -58,6 +58,21 @@ class ProjectFile:
     text: str | None = field(default=None, repr=False)
     held: bytes | None = field(default=None, repr=False)  # the scanned bytes, kept while they fit HELD_BYTES
     _pgmi_checksum: str | None = field(default=None, repr=False)
+
+    def __init__(self, path: str, checksum: str, is_sql: bool, is_test: bool, metadata: ScriptMeta | None = None,
+                 source: str | Path | None = None, size: int = 0, text: str | None = None, held: bytes | None = None,
+                 _pgmi_checksum: str | None = None) -> None:
+        # Written out (records keeps it), the fields above in their order: one instance per file.
+        self.path = path
+        self.checksum = checksum
+        self.is_sql = is_sql
+        self.is_test = is_test
+        self.metadata = metadata
+        self.source = source
+        self.size = size
+        self.text = text
+        self.held = held
+        self._pgmi_checksum = _pgmi_checksum
 
     @classmethod
     def from_text(cls, path: str, text: str, metadata: ScriptMeta | None = None) -> ProjectFile:
@@ -114,7 +129,7 @@ class ProjectFile:
         return data
 
 
-@dataclass
+@record
 class Project:
     """A scanned project: the root, its deploy.sql and every other file, sorted by path."""
 

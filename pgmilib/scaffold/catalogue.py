@@ -7,9 +7,9 @@ alphabetical: the first entry is the one to start with.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from pgmilib.records import record
 from pgmilib.resources import resource_dir
 
 if TYPE_CHECKING:  # importlib.abc's name warns since 3.12 and is gone in 3.14; annotations are never evaluated
@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # importlib.abc's name warns since 3.12 and is gone in 3.14; 
 DEFAULT_TEMPLATE = "basic"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Description:
     short: str
     long: str = ""

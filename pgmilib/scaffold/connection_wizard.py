@@ -8,9 +8,9 @@ one was typed, is kept apart (memory only) and registered for redaction at once.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from pgmilib.conn.params import DEFAULT_HOST, DEFAULT_MAINTENANCE_DB, DEFAULT_PORT
+from pgmilib.records import field, record
 from pgmilib.redact import redact, register_secret
 from pgmilib.scaffold.prompts import Cancelled, Prompter
 
@@ -28,7 +28,7 @@ CLOUD_AUTH = {
 }
 
 
-@dataclass
+@record
 class WizardResult:
     connection: dict[str, object]  # pgmi.yaml `connection:` keys
     password: str | None = None  # never written to pgmi.yaml

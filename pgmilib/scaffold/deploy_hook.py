@@ -10,10 +10,10 @@ stays in memory: the caller uses it only when nothing else supplied one.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 
+from pgmilib import records
 from pgmilib.conn.resolve import ConnectionFlags
 from pgmilib.errors import ApprovalDenied
 from pgmilib.output import Output, is_interactive
@@ -50,7 +50,7 @@ def merge_into_flags(flags: ConnectionFlags, connection: Mapping[str, object]) -
     method = connection.get("auth_method")
     if method in ("azure", "aws", "google"):
         changes[str(method)] = True
-    return dataclasses.replace(flags, **changes)
+    return records.replace(flags, **changes)
 
 
 def maybe_run_deploy_wizard(flags: ConnectionFlags, environ: Mapping[str, str],

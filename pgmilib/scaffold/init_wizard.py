@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
+from pgmilib.records import record
 from pgmilib.scaffold.catalogue import describe, template_names
 from pgmilib.scaffold.connection_wizard import WizardResult, run_connection_wizard
 from pgmilib.scaffold.create import blocking_entries
 from pgmilib.scaffold.prompts import Prompter
 
 
-@dataclass
+@record
 class InitChoice:
     target: str
     template: str

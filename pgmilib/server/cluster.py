@@ -28,11 +28,11 @@ import socket
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
 from pgmilib.errors import PgmiError
+from pgmilib.records import field, record
 from pgmilib.server import account as account_mod
 from pgmilib.server import discovery, template_cache
 from pgmilib.server.errors import ClusterError
@@ -69,7 +69,7 @@ def _tail(text: str, limit: int = 600) -> str:
     return text if len(text) <= limit else "..." + text[-limit:]
 
 
-@dataclass
+@record
 class Cluster:
     """One throwaway cluster. Use as a context manager, or call start()/stop()."""
 

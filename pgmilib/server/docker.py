@@ -13,8 +13,8 @@ import re
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass
 
+from pgmilib.records import record
 from pgmilib.server.errors import DockerError
 
 DEFAULT_IMAGE = "postgres:18"
@@ -23,7 +23,7 @@ def docker_available() -> bool:
     return shutil.which("docker") is not None
 
 
-@dataclass
+@record
 class DockerServer:
     """One throwaway container; the same surface `--ephemeral` uses of a Cluster."""
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import contextlib
 import os
 import shlex
-from dataclasses import dataclass
 
 from pgmilib.output import Output
+from pgmilib.records import record
 from pgmilib.server import discovery
 from pgmilib.server.cluster import Cluster
 from pgmilib.server.docker import DockerServer, docker_available
@@ -21,7 +21,7 @@ from pgmilib.server.errors import ClusterError, DockerError
 EPHEMERAL_DEFAULT_DB = "pgmi_ephemeral"
 
 
-@dataclass
+@record
 class EphemeralServer:
     """Where the deploy connects (`dsn`), and which programs serve it (`description`)."""
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from typing import TYPE_CHECKING, Any
 
+from pgmilib import records
 from pgmilib.conn.auth.base import AuthProvider
 from pgmilib.conn.auth.http import METADATA_TIMEOUT, TOKEN_TIMEOUT, CloudHttp
 from pgmilib.errors import ConfigError
@@ -77,5 +77,5 @@ class CloudProvider(AuthProvider):
 def cloud_tls_default(params: ConnParams) -> ConnParams:
     """A cloud login without an explicit sslmode uses verify-full instead of libpq's `prefer`."""
     if params.sslmode in ("", "prefer") and "sslmode" not in params.given:
-        return dataclasses.replace(params, sslmode="verify-full")
+        return records.replace(params, sslmode="verify-full")
     return params

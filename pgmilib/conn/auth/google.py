@@ -22,7 +22,6 @@ else the metadata server ($GCE_METADATA_HOST or metadata.google.internal).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
@@ -32,6 +31,7 @@ import time
 import urllib.parse
 from typing import TYPE_CHECKING, Any
 
+from pgmilib import records
 from pgmilib.conn.auth.cloud import CloudProvider, warn_once
 from pgmilib.conn.auth.cloudsql import add_client_identity, client_key, dial, ephemeral_cert, proxy_port
 from pgmilib.conn.auth.http import CloudHttp, TokenError, display, form
@@ -53,7 +53,7 @@ _NAME_PART = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
 _PROJECT = re.compile(r"^(?:[a-z0-9.-]+:)?[a-z0-9][a-z0-9-]*$")
 
 
-@dataclasses.dataclass(frozen=True)
+@records.record(frozen=True)
 class InstanceName:
     project: str
     region: str
@@ -150,7 +150,7 @@ class GoogleAuth(CloudProvider):
         address, ctx = self.resolve(name, admin_token)
         if dial_mode == "direct":
             self._tls = ctx
-            return dataclasses.replace(params, host=address, sslmode="verify-ca")
+            return records.replace(params, host=address, sslmode="verify-ca")
         ctx.minimum_version = ssl.TLSVersion.TLSv1_3  # what the instance's server-side proxy speaks
         key, key_path = client_key(self.environ)
         login_token, _ = self.access_token(LOGIN_SCOPE)
@@ -163,7 +163,7 @@ class GoogleAuth(CloudProvider):
         self._connector = ctx
         self._dialer = CloudHttp(self.label, self.environ, action=f"{self.label}: cannot connect to instance {name}",
                                  deadline=self.deadline)
-        return dataclasses.replace(params, host=address, port=proxy_port(self.environ), sslmode="verify-ca")
+        return records.replace(params, host=address, port=proxy_port(self.environ), sslmode="verify-ca")
 
     def ssl_context(self, params: ConnParams) -> ssl.SSLContext | bool | None:
         if self._connector is not None:
