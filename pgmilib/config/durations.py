@@ -150,17 +150,14 @@ def resolve_timeout(explicit: str | float | None, config: ProjectConfig | None) 
     parsed only when it is used, so a bad one is harmless when a timeout is given; a bad one
     that is used is a configuration error (exit 10).
     """
-    if isinstance(explicit, str):
-        seconds = parse_timeout(explicit)
-    elif explicit is not None:
-        seconds = float(explicit)
-    elif config and config.timeout:
+    origin, value = _timeout_source(explicit, config)
+    if origin == _FROM_YAML:
         try:
-            seconds = parse_duration(config.timeout)
+            seconds = parse_duration(value)
         except ValueError as error:
             raise ConfigError(f"invalid timeout in pgmi.yaml: {error}") from None
     else:
-        seconds = parse_timeout(DEFAULT_TIMEOUT)
+        seconds = parse_timeout(value) if isinstance(value, str) else float(value)
     if seconds < 0:
         raise ConfigError("timeout cannot be negative")
     return None if seconds == 0 else seconds
@@ -168,8 +165,16 @@ def resolve_timeout(explicit: str | float | None, config: ProjectConfig | None) 
 
 def timeout_origin(explicit: str | float | None, config: ProjectConfig | None) -> str:
     """Where `resolve_timeout`'s answer came from, in the words an expiry message ends with."""
+    return _timeout_source(explicit, config)[0]
+
+
+_FROM_YAML = "pgmi.yaml timeout"
+
+
+def _timeout_source(explicit: str | float | None, config: ProjectConfig | None) -> tuple[str, str | float]:
+    """The precedence rule, once: (where the timeout comes from, its unparsed value)."""
     if explicit is not None:
-        return "--timeout"
+        return "--timeout", explicit
     if config and config.timeout:
-        return "pgmi.yaml timeout"
-    return f"the default {DEFAULT_TIMEOUT}; set --timeout or pgmi.yaml timeout"
+        return _FROM_YAML, config.timeout
+    return f"the default {DEFAULT_TIMEOUT}; set --timeout or pgmi.yaml timeout", DEFAULT_TIMEOUT
