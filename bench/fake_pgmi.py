@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """A stand-in for dist/pgmi, used only to check the harness before pgmi can deploy.
 
     python3 bench/run.py --quick --pgmi bench/fake_pgmi.py --output bench/out/selftest.md
