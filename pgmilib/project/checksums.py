@@ -126,7 +126,12 @@ def normalized_checksum(data: bytes | str) -> str:
     """SHA-256 hex of the normalised text: comments out, case folded, whitespace collapsed."""
     if isinstance(data, str):
         data = data.encode("utf-8")
-    return hashlib.sha256(collapse_whitespace(remove_comments(data, exact=False))).hexdigest()
+    return normalized_digest(data).hex()
+
+
+def normalized_digest(data: bytes) -> bytes:
+    """The normalized checksum as the 32 bytes of the SHA-256 digest."""
+    return hashlib.sha256(collapse_whitespace(remove_comments(data, exact=False))).digest()
 
 
 def cache_dir_from(environ: Mapping[str, str]) -> Path | None:
@@ -174,6 +179,10 @@ class ChecksumCache:
             return cls(None)
         key = hashlib.sha256(os.fsencode(os.path.abspath(root))).hexdigest()[:24]
         return cls(directory / f"checksums-{key}.bin")
+
+    def has(self, raw_hex: str) -> bool:
+        """Whether a normalized checksum is known for these bytes (without counting it as used)."""
+        return bool(self._known) and bytes.fromhex(raw_hex) in self._known
 
     def get(self, raw_hex: str) -> str | None:
         key = bytes.fromhex(raw_hex)

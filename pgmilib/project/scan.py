@@ -80,11 +80,14 @@ class ProjectFile:
             self._pgmi_checksum = normalized_checksum(self.read_bytes())
         return self._pgmi_checksum
 
-    def normalized_from(self, data: bytes, cache: ChecksumCache | None = None) -> str:
-        """`pgmi_checksum`, given this file's (already verified) bytes and an optional cache."""
+    def normalized_from(self, data: bytes, cache: ChecksumCache | None = None, computed: str | None = None) -> str:
+        """`pgmi_checksum`, given this file's (already verified) bytes and an optional cache.
+
+        `computed`: the value already computed elsewhere from these same bytes (the loader's
+        helper process, deploy/normalizer.py), remembered like one computed here."""
         if self._pgmi_checksum is None:
             known = cache.get(self.checksum) if cache is not None else None
-            self._pgmi_checksum = known or normalized_checksum(data)
+            self._pgmi_checksum = known or computed or normalized_checksum(data)
             if cache is not None and known is None:
                 cache.put(self.checksum, self._pgmi_checksum)
         return self._pgmi_checksum
