@@ -6,7 +6,9 @@ the server version, taken the advisory lock and (with --verbose) raised client_m
 
 Loading uses COPY FROM STDIN with ~1 MB byte chunks: it matches psql's own COPY speed, where
 one INSERT per file is 5-10x slower. File bytes are read again from
-disk inside the COPY generator, so memory stays flat whatever the project size.
+disk inside the COPY generator, so memory stays flat whatever the project size. Normalized
+checksums not in the cache are computed while the rows stream, half of them (on a big project,
+on Linux) by a helper process on another core (deploy/normalizer.py).
 
 Encoding: rows are sent as the files' UTF-8 bytes while the client encoding equals the server
 encoding, so the server stores them verbatim. On a UTF8 database that is ordinary UTF-8; on a

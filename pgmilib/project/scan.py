@@ -8,7 +8,7 @@ takes its raw checksum, then lets its bytes go (the first HELD_BYTES in total ar
 covers small projects whole). The loader (session.py) reads the other files again while
 streaming the COPY and checks the raw checksum, so what is loaded is exactly what was
 validated; it also computes the normalized checksum then, overlapping that CPU work with the
-server's. `ProjectFile.content` reads the file on demand for the few callers that want text.
+server's (and, for big projects, with a helper process's: deploy/normalizer.py). `ProjectFile.content` reads the file on demand for the few callers that want text.
 """
 
 from __future__ import annotations
