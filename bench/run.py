@@ -514,7 +514,7 @@ def check_targets(b: Bench) -> list[dict]:
             failing = v is None and note != "not measured"
             if floor:
                 r = v / floor if v is not None else None
-                lim_floor = 1.3 if n >= 10000 else 1.5
+                lim_floor = 1.15 if n >= 10000 else 1.5
                 add(f"{w} {n}: pgmi deploy / psql COPY+loop", r, lim_floor, (r <= lim_floor) if r is not None else
                     (False if failing else None), note)
             lim = 0.5 if w == "dense" else 1.0

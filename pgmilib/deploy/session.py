@@ -6,7 +6,9 @@ the server version, taken the advisory lock and (with --verbose) raised client_m
 
 Loading uses COPY FROM STDIN with ~1 MB byte chunks: it matches psql's own COPY speed, where
 one INSERT per file is 5-10x slower. File bytes are read again from
-disk inside the COPY generator, so memory stays flat whatever the project size.
+disk inside the COPY generator, so memory stays flat whatever the project size. Normalized
+checksums not in the cache are computed while the rows stream, half of them (on a big project,
+on Linux) by a helper process on another core (deploy/normalizer.py).
 
 Encoding: rows are sent as the files' UTF-8 bytes while the client encoding equals the server
 encoding, so the server stores them verbatim. On a UTF8 database that is ordinary UTF-8; on a
@@ -110,9 +112,14 @@ def load_files(conn: Session, project: Project, cache_dir: Path | None = None) -
     sources = project.source_files()
     tests = project.test_files()
     cache = ChecksumCache.for_project(project.root, cache_dir)
-    with _Reader(sources) as reader:
+    from pgmilib.deploy.normalizer import Normalizer
+
+    # The helper process is forked before the reader threads start (a fork copies only the
+    # calling thread); it computes the normalized checksums the cache does not have.
+    todo = [f for f in sources if f._pgmi_checksum is None and not cache.has(f.checksum)]
+    with Normalizer(todo) as helper, _Reader(sources) as reader:
         _copy(conn, read_sql_section("session_load.sql", "copy_source"),
-              [(f.path, lambda f=f: _source_row(f, cache, reader.take(f))) for f in sources])
+              [(f.path, lambda f=f: _source_row(f, cache, reader.take(f), helper.take(f))) for f in sources])
     cache.save()
     directories = directory_rows_of_tests([f.path for f in tests])
     _copy(conn, read_sql_section("session_load.sql", "copy_test_directory"),
@@ -186,8 +193,10 @@ def _read_batch(files: list[ProjectFile]) -> list[bytes | BaseException]:
     return out
 
 
-def _source_row(item: ProjectFile, cache: ChecksumCache | None = None, data: bytes | None = None) -> bytes:
-    """One `_pgmi_source` row; `data` is the file's verified bytes when a reader thread has them."""
+def _source_row(item: ProjectFile, cache: ChecksumCache | None = None, data: bytes | None = None,
+                normalized: str | None = None) -> bytes:
+    """One `_pgmi_source` row; `data` is the file's verified bytes when a reader thread has them,
+    `normalized` the normalized checksum of those bytes when the helper process computed it."""
     if data is None:
         data = item.read_bytes()
     path = item.path
@@ -201,13 +210,13 @@ def _source_row(item: ProjectFile, cache: ChecksumCache | None = None, data: byt
         extension = "." + ext if dot and ext.isascii() and ext.isalnum() else ""
         parent = path[path.rfind("/", 0, slash) + 1:slash] if depth else "\\N"
         head = "\t".join((path, name, path[:slash + 1], extension, str(depth))).encode("utf-8")
-        tail = "\t".join((str(len(data)), item.checksum, item.normalized_from(data, cache),
+        tail = "\t".join((str(len(data)), item.checksum, item.normalized_from(data, cache, normalized),
                            '{"' + path.replace("/", '","') + '"}', "t" if item.is_sql else "f", "f", parent))
         return b"".join((head, b"\t", escape(data), b"\t", tail.encode("utf-8"), b"\n"))
     cols = path_columns(path)
     parts = "{" + ",".join('"' + p.replace("\\", "\\\\").replace('"', '\\"') + '"' for p in cols.parts) + "}"
     head = _row(item.path, cols.name, cols.directory, cols.extension, str(cols.depth))[:-1]
-    tail = _row(str(len(data)), item.checksum, item.normalized_from(data, cache), parts,
+    tail = _row(str(len(data)), item.checksum, item.normalized_from(data, cache, normalized), parts,
                 "t" if item.is_sql else "f", "f", cols.parent_folder_name)
     return head + b"\t" + escape(data) + b"\t" + tail
 

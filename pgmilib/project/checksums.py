@@ -25,11 +25,16 @@ def raw_checksum(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-# A plain '...' literal or "..." identifier is matched whole (the common case, one search);
-# an E'...' string is re-scanned with its own rule.
-_SPECIAL = re.compile(rb"""--|/\*|'[^']*(?:''[^']*)*'?|"[^"]*(?:""[^"]*)*"?|\$""")
+# Plain text up to the next byte that needs a decision, in one match: runs of ordinary bytes, a
+# lone `-` or `/`, a `$` that opens no dollar quote, and quoted tokens that lower() would not
+# change (no A-Z inside, and no backslash, so an E'...' string reads the same as a plain one).
+# Inside such a token `--`, `/*` and `$` are text, as in a quote; `'a''b'` splitting into `'a'`
+# and `'b'` leaves every byte's quoted/unquoted status as it is. So most files are a few matches.
+_PLAIN_RUN = re.compile(rb"""(?:[^-/'"$]+|-(?!-)|/(?!\*)|'[^'A-Z\\]*'|"[^"A-Z]*"|\$(?!(?:[A-Za-z_][A-Za-z0-9_]*)?\$))*""")
+_QUOTE = re.compile(rb"'[^']*(?:''[^']*)*'?")
+_ESCAPE_QUOTE = re.compile(rb"'(?:[^'\\]|\\[\s\S]?|'')*'?")  # E'...': a backslash escapes the next byte
+_QUOTED_IDENT = re.compile(rb'"[^"]*(?:""[^"]*)*"?')
 _BLOCK_TOKEN = re.compile(rb"/\*|\*/")
-_ESCAPE_QUOTE_END = re.compile(rb"\\[\s\S]|''|'")
 _DOLLAR_TAG = re.compile(rb"\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$")
 _IDENT_BYTE = re.compile(rb"[A-Za-z0-9_$\x80-\xff]")
 
@@ -45,31 +50,30 @@ def remove_comments(data: bytes, *, fold_case: bool = True, exact: bool = True) 
     `exact=False` is for the checksum only: a run of line comments separated by whitespace
     becomes one space (identical after step B collapses whitespace), so a header block of
     comment lines is one step of the loop instead of one per line.
-    Tokens are found with regular expressions so the bulk of a file is copied in C; the state
-    machine of the normalization only runs at quote/comment/dollar boundaries. `bytes.lower()` folds
-    exactly ASCII A-Z and keeps the length, so normal text is sliced from a lowered copy.
+    The bulk of a file is consumed by regular expressions (`_PLAIN_RUN`) and copied in C; the
+    state machine only runs at comments, dollar quotes and quoted tokens that hold A-Z or a
+    backslash. `bytes.lower()` folds exactly ASCII A-Z and keeps the length, so normal text
+    is sliced from a lowered copy.
     """
     low = data.lower() if fold_case else data
     out: list[bytes] = []
     append = out.append
-    search = _SPECIAL.search
+    plain = _PLAIN_RUN.match
     pos = 0
     size = len(data)
-    while pos < size:
-        match = search(data, pos)
-        if match is None:
-            append(low[pos:])
-            break
-        start = match.start()
+    while True:
+        start = plain(data, pos).end()  # type: ignore[union-attr]  # matches the empty string too
         append(low[pos:start])
-        end = match.end()
+        if start >= size:
+            break
         first = data[start]
         if first == 0x27:  # '
-            if (start >= 1 and data[start - 1] in b"Ee"
-                    and (start == 1 or not _IDENT_BYTE.match(data, start - 2))):
-                end = _quoted_end(_ESCAPE_QUOTE_END, data, start + 1, b"'")
+            escape = (start >= 1 and data[start - 1] in b"Ee"
+                      and (start == 1 or not _IDENT_BYTE.match(data, start - 2)))
+            end = (_ESCAPE_QUOTE if escape else _QUOTE).match(data, start).end()  # type: ignore[union-attr]
             append(data[start:end])
         elif first == 0x22:  # "
+            end = _QUOTED_IDENT.match(data, start).end()  # type: ignore[union-attr]
             append(data[start:end])
         elif first == 0x2D:  # --
             append(b" ")
@@ -81,15 +85,11 @@ def remove_comments(data: bytes, *, fold_case: bool = True, exact: bool = True) 
                 break
             append(b"\r\n" if newline - 1 >= start + 2 and data[newline - 1] == 0x0D else b"\n")
             end = newline + 1
-        elif first == 0x24:  # $
-            tag = _DOLLAR_TAG.match(data, start)
-            if tag is None:
-                append(b"$")
-                end = start + 1
-            else:
-                close = data.find(tag.group(0), tag.end())
-                end = size if close < 0 else close + len(tag.group(0))
-                append(data[start:end])
+        elif first == 0x24:  # $ opening a dollar quote (any other $ is plain text)
+            tag = _DOLLAR_TAG.match(data, start).group(0)  # type: ignore[union-attr]
+            close = data.find(tag, start + len(tag))
+            end = size if close < 0 else close + len(tag)
+            append(data[start:end])
         else:  # /*
             append(b" ")
             depth, end = 1, start + 2
@@ -104,32 +104,21 @@ def remove_comments(data: bytes, *, fold_case: bool = True, exact: bool = True) 
     return b"".join(out)
 
 
-def _quoted_end(pattern: re.Pattern[bytes], data: bytes, pos: int, stop: bytes) -> int:
-    """Index just past the closing `stop` of a quoted run whose body starts at `pos` (or len)."""
-    while True:
-        match = pattern.search(data, pos)
-        if match is None:
-            return len(data)
-        if match.group(0) == stop:
-            return match.end()
-        pos = match.end()
-
-
-# Go's unicode.IsSpace, as UTF-8 byte sequences (valid UTF-8 is self-synchronising, so these
-# match exactly those code points). Python's str.isspace() would also take U+001C..U+001F.
-_WS_RUN = re.compile(
-    rb"(?:[\t\n\v\f\r ]|\xc2[\x85\xa0]|\xe1\x9a\x80|\xe2\x80[\x80-\x8a\xa8\xa9\xaf]|\xe2\x81\x9f|\xe3\x80\x80)+")
+# Go's unicode.IsSpace beyond ASCII, as UTF-8 byte sequences. None of them can overlap another
+# or start inside one (each starts with a lead byte, continues with 0x80-0xBF), so replacing
+# each by one space and then collapsing ASCII whitespace runs gives exactly the runs of the
+# spec's code-point set. Python's str.isspace() would also take U+001C..U+001F.
+_WIDE_SPACE = re.compile(rb"\xc2[\x85\xa0]|\xe1\x9a\x80|\xe2\x80[\x80-\x8a\xa8\xa9\xaf]|\xe2\x81\x9f|\xe3\x80\x80")
 
 
 def collapse_whitespace(text: bytes) -> bytes:
     """Steps B and C: every whitespace run -> one space, then trim.
 
-    Fast path: `bytes.split()` splits on exactly the six ASCII whitespace bytes, in C; the
-    regex runs only when a non-ASCII space could be present.
+    `bytes.split()` splits on exactly the six ASCII whitespace bytes, in C; the non-ASCII spaces
+    become an ASCII space first, only in text that has non-ASCII bytes at all.
     """
-    if (b"\xc2" in text or b"\xe1\x9a" in text or b"\xe2\x80" in text or b"\xe2\x81" in text
-            or b"\xe3\x80\x80" in text):
-        return _WS_RUN.sub(b" ", text).strip(b" ")
+    if not text.isascii():
+        text = _WIDE_SPACE.sub(b" ", text)
     return b" ".join(text.split())
 
 
@@ -137,7 +126,12 @@ def normalized_checksum(data: bytes | str) -> str:
     """SHA-256 hex of the normalised text: comments out, case folded, whitespace collapsed."""
     if isinstance(data, str):
         data = data.encode("utf-8")
-    return hashlib.sha256(collapse_whitespace(remove_comments(data, exact=False))).hexdigest()
+    return normalized_digest(data).hex()
+
+
+def normalized_digest(data: bytes) -> bytes:
+    """The normalized checksum as the 32 bytes of the SHA-256 digest."""
+    return hashlib.sha256(collapse_whitespace(remove_comments(data, exact=False))).digest()
 
 
 def cache_dir_from(environ: Mapping[str, str]) -> Path | None:
@@ -185,6 +179,10 @@ class ChecksumCache:
             return cls(None)
         key = hashlib.sha256(os.fsencode(os.path.abspath(root))).hexdigest()[:24]
         return cls(directory / f"checksums-{key}.bin")
+
+    def has(self, raw_hex: str) -> bool:
+        """Whether a normalized checksum is known for these bytes (without counting it as used)."""
+        return bool(self._known) and bytes.fromhex(raw_hex) in self._known
 
     def get(self, raw_hex: str) -> str | None:
         key = bytes.fromhex(raw_hex)

@@ -8,7 +8,7 @@ takes its raw checksum, then lets its bytes go (the first HELD_BYTES in total ar
 covers small projects whole). The loader (session.py) reads the other files again while
 streaming the COPY and checks the raw checksum, so what is loaded is exactly what was
 validated; it also computes the normalized checksum then, overlapping that CPU work with the
-server's. `ProjectFile.content` reads the file on demand for the few callers that want text.
+server's (and, for big projects, with a helper process's: deploy/normalizer.py). `ProjectFile.content` reads the file on demand for the few callers that want text.
 """
 
 from __future__ import annotations
@@ -95,11 +95,14 @@ class ProjectFile:
             self._pgmi_checksum = normalized_checksum(self.read_bytes())
         return self._pgmi_checksum
 
-    def normalized_from(self, data: bytes, cache: ChecksumCache | None = None) -> str:
-        """`pgmi_checksum`, given this file's (already verified) bytes and an optional cache."""
+    def normalized_from(self, data: bytes, cache: ChecksumCache | None = None, computed: str | None = None) -> str:
+        """`pgmi_checksum`, given this file's (already verified) bytes and an optional cache.
+
+        `computed`: the value already computed elsewhere from these same bytes (the loader's
+        helper process, deploy/normalizer.py), remembered like one computed here."""
         if self._pgmi_checksum is None:
             known = cache.get(self.checksum) if cache is not None else None
-            self._pgmi_checksum = known or normalized_checksum(data)
+            self._pgmi_checksum = known or computed or normalized_checksum(data)
             if cache is not None and known is None:
                 cache.put(self.checksum, self._pgmi_checksum)
         return self._pgmi_checksum

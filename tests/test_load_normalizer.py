@@ -1,0 +1,167 @@
+"""The loader's helper process for normalized checksums (pgmilib/deploy/normalizer.py).
+
+The helper only ever saves time: whatever it does (finishes, dies, reads a file that changed
+after the scan), the rows loaded are the ones the loader alone would build from the validated
+bytes, and the helper process is gone when the load ends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+
+import pytest
+from projects import write_project
+
+from pgmilib.deploy import normalizer, session
+from pgmilib.errors import PgmiError
+from pgmilib.output import Output
+from pgmilib.project import checksums as PC
+from pgmilib.project import scan as P
+
+pytestmark = pytest.mark.skipif(not normalizer.available(), reason="the helper process exists on Linux only")
+
+
+class Sink:
+    """Consumes COPY streams like the driver would, keeping the bytes (pure logic: no server)."""
+
+    def __init__(self) -> None:
+        self.copied: list[bytes] = []
+
+    def run(self, sql: str, stream=None, **_: object):
+        if stream is not None:
+            self.copied.append(b"".join(stream))
+        return []
+
+
+class Started(list):
+    """The helpers forked during a test: {"pid", "given"} each. `finish_first`: the test waits
+    for each helper to end before the load goes on, so what it gives does not depend on timing."""
+
+    finish_first = False
+
+
+@pytest.fixture
+def helpers(monkeypatch):
+    """Every helper forked during the test, with the values it gave; the helper starts at any size."""
+    monkeypatch.setattr(normalizer, "MIN_BYTES", 0)
+    monkeypatch.setenv("PGMI_CACHE_DIR", "off")
+    started = Started()
+    init, take = normalizer.Normalizer.__init__, normalizer.Normalizer.take
+
+    def recording_init(self, files, **kwargs):
+        init(self, files, **kwargs)
+        started.append({"pid": self._pid, "given": 0})
+        if self._pid and started.finish_first:
+            os.waitpid(self._pid, 0)  # its records wait in the pipe (64 bytes a file, under the pipe's size)
+            self._pid = 0
+
+    def counting_take(self, item):
+        value = take(self, item)
+        if value is not None:
+            started[-1]["given"] += 1
+        return value
+
+    monkeypatch.setattr(normalizer.Normalizer, "__init__", recording_init)
+    monkeypatch.setattr(normalizer.Normalizer, "take", counting_take)
+    return started
+
+
+def _project(tmp_path, count=300):
+    files = {f"m/f{i:03d}.sql": f"-- file {i}\nSELECT {i}, 'Ab' /* é */;\n\t\\" * (i % 7 + 1) for i in range(count)}
+    return write_project(tmp_path, files), files
+
+
+def _reaped(pid: int) -> bool:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("finish_first", [True, False])
+def test_rows_with_the_helper_equal_the_loaders_own(tmp_path, monkeypatch, helpers, finish_first):
+    root, files = _project(tmp_path)
+    alone = Sink()
+    with monkeypatch.context() as patch:
+        patch.setattr(normalizer, "available", lambda: False)
+        session.load_files(alone, P.scan(root))
+    helpers.finish_first = finish_first
+    with_helper = Sink()
+    session.load_files(with_helper, P.scan(root))
+    assert with_helper.copied == alone.copied
+    assert [h["pid"] != 0 for h in helpers] == [False, True]  # forked only when available
+    assert _reaped(helpers[1]["pid"])
+    if finish_first:  # every value came from the helper: it had done them all before the first row
+        assert helpers[1]["given"] == len(files)
+
+
+def test_a_helper_that_dies_leaves_the_values_to_the_loader(tmp_path, monkeypatch, helpers):
+    root, _ = _project(tmp_path)
+    expected = Sink()
+    session.load_files(expected, P.scan(root))
+
+    def dying(files, fd):  # one record of other bytes (its raw digest matches no file), half of one, gone
+        os.write(fd, b"\x01" * 96)
+        os._exit(1)
+
+    monkeypatch.setattr(normalizer, "_serve", dying)
+    got = Sink()
+    session.load_files(got, P.scan(root))
+    assert got.copied == expected.copied
+    assert helpers[-1]["pid"] and helpers[-1]["given"] == 0 and _reaped(helpers[-1]["pid"])
+
+
+def test_a_file_changed_after_the_scan_gets_the_checksum_of_the_validated_bytes(tmp_path, helpers):
+    """A file whose scanned bytes are held: the helper normalizes those bytes, not the disk's."""
+    root, files = _project(tmp_path, count=40)
+    project = P.scan(root)
+    assert all(f.held is not None for f in project.files)
+    (tmp_path / "m" / "f039.sql").write_text("DROP TABLE important;")
+    helpers.finish_first = True  # every value is the helper's
+    sink = Sink()
+    session.load_files(sink, project)
+    row = next(r for r in sink.copied[0].split(b"\n") if r.startswith(b"./m/f039.sql\t"))
+    validated = files["m/f039.sql"].encode()
+    assert PC.normalized_checksum(validated).encode() in row.split(b"\t")
+    assert hashlib.sha256(validated).hexdigest().encode() in row.split(b"\t")
+    assert helpers[-1]["given"] == len(files)
+
+
+def test_a_changed_file_that_is_read_again_still_fails_the_load(tmp_path, monkeypatch, helpers):
+    monkeypatch.setattr(P, "HELD_BYTES", 0)
+    root, _ = _project(tmp_path, count=60)
+    project = P.scan(root)
+    (tmp_path / "m" / "f050.sql").write_text("DROP TABLE important;")
+    with pytest.raises(PgmiError, match=r"failed to load files: file \./m/f050\.sql changed"):
+        session.load_files(Sink(), project)
+    assert helpers[-1]["pid"] and _reaped(helpers[-1]["pid"])
+
+
+def test_small_projects_fork_nothing(tmp_path, monkeypatch, helpers):
+    monkeypatch.setattr(normalizer, "MIN_BYTES", 1 << 30)
+    root, _ = _project(tmp_path, count=5)
+    session.load_files(Sink(), P.scan(root))
+    assert [h["pid"] for h in helpers] == [0]
+
+
+def test_prepare_with_the_helper_against_the_server(pg, fresh_db, tmp_path, monkeypatch, helpers):
+    import pg8000.native
+
+    monkeypatch.setattr(P, "HELD_BYTES", 0)
+    root, files = _project(tmp_path, count=200)
+    project = P.scan(root)
+    conn = pg8000.native.Connection(**pg.conn_kwargs(fresh_db))
+    try:
+        session.prepare(conn, project, {}, out=Output(stderr=io.StringIO(), stdout=io.StringIO()))
+        rows = conn.run("SELECT path, content, checksum, pgmi_checksum FROM pg_temp.pgmi_source_view ORDER BY path")
+    finally:
+        conn.close()
+    assert [r[0] for r in rows] == sorted("./" + p for p in files)
+    for path, content, checksum, normalized in rows:
+        assert content == files[path[2:]]
+        assert checksum == hashlib.sha256(content.encode()).hexdigest()
+        assert normalized == PC.normalized_checksum(content)
+    assert helpers[-1]["pid"] and _reaped(helpers[-1]["pid"])
