@@ -175,6 +175,21 @@ def test_a_refused_compression_leaves_the_default(db):
     assert db.run("SELECT count(*) FROM pg_temp._pgmi_source") == [[0]]
 
 
+def test_setup_settings_end_with_the_setup(db, tmp_path):
+    """The scripts skip the body check and the commit's WAL flush for their own transactions only:
+    whatever the session had (here: not the defaults) is what it has afterwards, and deploy.sql sees."""
+    db.run("SET check_function_bodies = off")
+    db.run("SET synchronous_commit = remote_apply")
+    prepare(db, make(tmp_path, {"a.sql": "SELECT 1;"}))
+    assert db.run("SELECT current_setting('check_function_bodies'), current_setting('synchronous_commit')") == [
+        ["off", "remote_apply"]]
+    db.run("SET check_function_bodies = on")
+    db.run("SET synchronous_commit = on")
+    prepare(db, make(tmp_path, {"a.sql": "SELECT 1;"}))
+    assert db.run("SELECT current_setting('check_function_bodies'), current_setting('synchronous_commit')") == [
+        ["on", "on"]]
+
+
 def test_every_function_body_compiles(db, tmp_path):
     """The scripts skip the body check at creation (check_function_bodies is off for them): each
     body is checked here, by the language's own validator, as the server would have at creation."""
