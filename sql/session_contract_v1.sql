@@ -12,6 +12,10 @@
 -- Sent once per session as one multi-statement simple query, after files and parameters
 -- are loaded.
 
+-- Temporary objects only (and pgmi's ANALYZE of its tables, which precedes this script in the
+-- same message): the commit need not wait for a WAL flush, as in sql/session_schema.sql.
+SELECT set_config('synchronous_commit', 'off', true);
+
 CREATE TEMP VIEW pgmi_source_view AS
 SELECT path, name, directory, extension, depth, content, size_bytes, checksum, pgmi_checksum,
        path_parts, is_sql_file, is_test_file, parent_folder_name

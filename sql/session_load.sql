@@ -42,7 +42,8 @@ SELECT set_config('pgmi.' || key, value, false) FROM pg_temp._pgmi_parameter;
 
 -- name: encodings
 -- The loader sends the files' UTF-8 bytes; they are stored verbatim only while the client
--- encoding equals the server encoding (see pgmilib/deploy/session.py).
+-- encoding equals the server encoding (see pgmilib/deploy/session.py). Asked only of a
+-- connection that kept no ParameterStatus reports: the server sends both at start-up.
 SELECT current_setting('server_encoding'), current_setting('client_encoding');
 
 -- name: set_client_encoding
@@ -50,4 +51,6 @@ SELECT set_config('client_encoding', :e, false);
 
 -- name: server_version
 -- pgmi needs PostgreSQL 11+ (hashtextextended for the deploy lock, procedures for pgmi_test).
+-- Asked only when the version the server reported at start-up (ParameterStatus) is not
+-- plainly 11 or newer: this answer then decides, and names the version in the error.
 SELECT current_setting('server_version_num')::int, current_setting('server_version');

@@ -24,6 +24,10 @@
 -- * ASSERT failures (SQLSTATE P0004, not caught by WHEN OTHERS) are wrapped like any other.
 -- * a directory with several fixtures opens one directory savepoint, not one per fixture.
 
+-- Bodies are not validated at creation, for this script's transaction only: the reason is in
+-- sql/session_schema.sql, which does the same.
+SELECT set_config('check_function_bodies', 'off', true);
+
 -- A re-run in the same session replaces the type; session_schema.sql normally dropped it
 -- already. Guarded so a fresh session (no temp schema yet) gets no "does not exist" notice.
 DO $pgmi$

@@ -477,6 +477,28 @@ def test_release_idle_session_sends_no_rollback(pg, fresh_db):
         release(observer)
 
 
+def test_release_leaves_the_exit_nothing_to_wait_for(pg, fresh_db):
+    """Right before the goodbye the session holds no advisory lock and no longer waits for WAL
+    flushes: the server's exit-time drop of the temp objects, which close() waits for, commits
+    without one."""
+    from pgmilib.conn.wire import LiveConnection
+
+    seen = []
+
+    class Peeking(LiveConnection):  # the real connection, read once more just before it closes
+        def close(self) -> None:
+            seen.append(self.run("SELECT current_setting('synchronous_commit'), count(*) FROM pg_locks "
+                                 "WHERE locktype = 'advisory' AND pid = pg_backend_pid()")[0])
+            super().close()
+
+    session = Peeking(**pg.conn_kwargs(fresh_db))
+    session.run("SET synchronous_commit = on")
+    acquire(session, 0, make_out())
+    session.run("SELECT pg_advisory_lock(42)")  # any other advisory lock goes too
+    release(session)
+    assert seen == [["off", 0]]
+
+
 def test_an_identifier_with_a_nul_is_refused_naming_it():
     with pytest.raises(ConfigError) as caught:
         dbadmin.quote_ident("app\x00old")

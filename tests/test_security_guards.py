@@ -198,25 +198,57 @@ def test_cli_compat_refused_before_anything_is_created(pg, conn, tmp_path, capsy
     (110000, "11.0", True), (109999, "10.99", False), (100023, "10.23", False), (180001, "18.1", True),
 ])
 def test_server_version_floor_at_its_boundary(conn, monkeypatch, number, text, ok):
+    """What an older server would report, at start-up and when asked, given by the real one."""
     real = session.read_sql_section
+    asked = []
 
     def section(name: str, part: str) -> str:
         if (name, part) == ("session_load.sql", "server_version"):
-            return f"SELECT {number}, '{text}'"  # what an older server would report, asked of the real one
+            asked.append(part)
+            return f"SELECT {number}, '{text}'"
         return real(name, part)
 
     monkeypatch.setattr(session, "read_sql_section", section)
+    monkeypatch.setitem(conn.parameter_statuses, "server_version", text)
     if ok:
         session.check_server_version(conn)
+        assert asked == []  # the start-up report was enough
         return
     with pytest.raises(ConfigError) as info:
         session.check_server_version(conn)
+    assert asked == ["server_version"]  # a refusal is the server's own answer, asked for
     assert str(info.value).endswith(f"this server reports PostgreSQL {text}, and pgmi requires 11 or newer")
     assert exit_code(info.value) == Exit.CONFIG
 
 
+@pytest.mark.parametrize("reported", [None, "", "devel", "10.23"])
+def test_server_version_asked_when_the_report_does_not_settle_it(conn, monkeypatch, reported):
+    """No report, an unreadable one or one below the floor: the server's answer decides (here the
+    real server's, 11+, so the run goes on; an unreadable report is never a refusal by itself)."""
+    if reported is None:
+        monkeypatch.delitem(conn.parameter_statuses, "server_version")
+    else:
+        monkeypatch.setitem(conn.parameter_statuses, "server_version", reported)
+    real = session.read_sql_section
+    asked = []
+    monkeypatch.setattr(session, "read_sql_section", lambda name, part: asked.append(part) or real(name, part))
+    session.check_server_version(conn)
+    assert asked == ["server_version"]
+
+
+@pytest.mark.parametrize(("text", "number"), [
+    ("15.18 (Debian 15.18-0+deb12u1)", 150018), ("18.1", 180001), ("11.0", 110000), ("10.23", 100023),
+    ("9.6.24", 90624), ("9.6", 90600), ("16beta1", 160000), ("18devel", 180000), ("10.1.2", 100102),
+    ("", None), ("devel", None), (None, None), ("v15", None),
+])
+def test_server_version_number_reads_as_libpq(text, number):
+    assert session.server_version_number(text) == number
+
+
 def test_the_real_server_passes_the_floor(conn):
     session.check_server_version(conn)
+    assert session.server_version_number(conn.parameter_statuses["server_version"]) == int(
+        conn.run("SHOW server_version_num")[0][0])
 
 
 # ---- the exit-code classification ---------------------------------------------------------------

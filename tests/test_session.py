@@ -139,18 +139,77 @@ def test_prepare_silent_when_a_temp_schema_already_exists(db, tmp_path):
     assert db.run("SELECT count(*) FROM pg_temp.unrelated") == [[0]]
 
 
+def _content_compression(db) -> list[str]:
+    return [r[0] for r in db.run(
+        "SELECT attcompression::text FROM pg_attribute WHERE attname = 'content' AND attrelid IN "
+        "('pg_temp._pgmi_source'::regclass, 'pg_temp._pgmi_test_source'::regclass) ORDER BY attrelid::regclass::text")]
+
+
 def test_contents_use_lz4_when_the_server_has_it(db, tmp_path):
+    """lz4 where the server was built with it; elsewhere (the embedded server) the columns keep the default."""
     prepare(db, make(tmp_path, {"a.sql": "SELECT 1;"}))
     has_lz4 = db.run("SELECT count(*) FROM pg_settings WHERE name = 'default_toast_compression' "
                      "AND 'lz4' = ANY (enumvals)")[0][0] == 1
-    if not has_lz4:
-        pytest.skip("server without lz4")
-    rows = db.run("SELECT attrelid::regclass::text, attcompression FROM pg_attribute "
-                  "WHERE attname = 'content' AND attrelid IN ('pg_temp._pgmi_source'::regclass, "
-                  "'pg_temp._pgmi_test_source'::regclass) ORDER BY 1")
-    assert [r[1] for r in rows] == ["l", "l"]
+    assert _content_compression(db) == (["l", "l"] if has_lz4 else ["", ""])
     # A column setting: the session's own default is left alone.
     assert db.run("SHOW default_toast_compression") == [["pglz"]]
+
+
+def test_a_refused_compression_leaves_the_default(db):
+    """The server refusing SET COMPRESSION with feature_not_supported (a build without lz4 does) is
+    no failure: the same block, aimed at a column whose type cannot be compressed, gets that very
+    refusal from this server, and the schema is still created, silently, without the setting."""
+    import pg8000.exceptions
+
+    from pgmilib.resources import read_sql
+
+    text = read_sql("session_schema.sql")
+    aimed = text.replace("_pgmi_source ALTER COLUMN content SET", "_pgmi_source ALTER COLUMN depth SET")
+    assert aimed != text
+    with pytest.raises(pg8000.exceptions.DatabaseError, match="0A000"):  # the refusal, outside the block
+        db.run("CREATE TEMP TABLE probe (depth integer); ALTER TABLE probe ALTER COLUMN depth SET COMPRESSION lz4")
+    db.notices.clear()
+    db.run(aimed)
+    assert list(db.notices) == []
+    assert _content_compression(db) == ["", ""]  # the whole block rolled back: neither column changed
+    assert db.run("SELECT count(*) FROM pg_temp._pgmi_source") == [[0]]
+
+
+def test_setup_settings_end_with_the_setup(db, tmp_path):
+    """The scripts skip the body check and the commit's WAL flush for their own transactions only:
+    whatever the session had (here: not the defaults) is what it has afterwards, and deploy.sql sees."""
+    db.run("SET check_function_bodies = off")
+    db.run("SET synchronous_commit = remote_apply")
+    prepare(db, make(tmp_path, {"a.sql": "SELECT 1;"}))
+    assert db.run("SELECT current_setting('check_function_bodies'), current_setting('synchronous_commit')") == [
+        ["off", "remote_apply"]]
+    db.run("SET check_function_bodies = on")
+    db.run("SET synchronous_commit = on")
+    prepare(db, make(tmp_path, {"a.sql": "SELECT 1;"}))
+    assert db.run("SELECT current_setting('check_function_bodies'), current_setting('synchronous_commit')") == [
+        ["on", "on"]]
+
+
+def test_every_function_body_compiles(db, tmp_path):
+    """The scripts skip the body check at creation (check_function_bodies is off for them): each
+    body is checked here, by the language's own validator, as the server would have at creation."""
+    import pg8000.exceptions
+
+    prepare(db, make(tmp_path, {"a.sql": "SELECT 1;"}))
+    assert db.run("SHOW check_function_bodies") == [["on"]]  # only the scripts' transactions had it off
+    rows = db.run("SELECT p.proname, l.lanname, l.lanvalidator::regproc::text FROM pg_proc p "
+                  "JOIN pg_language l ON l.oid = p.prolang WHERE p.pronamespace = pg_my_temp_schema()")
+    assert {r[0] for r in rows} == EXPECTED_FUNCTIONS
+    assert {r[1] for r in rows} == {"sql", "plpgsql"}
+    for name, _language, validator in rows:
+        db.run(f"SELECT {validator}(CAST(:oid AS oid))", oid=db.run(
+            "SELECT oid FROM pg_proc WHERE proname = :n AND pronamespace = pg_my_temp_schema()", n=name)[0][0])
+    # The validators do find a broken body.
+    db.run("SET check_function_bodies = off")
+    db.run("CREATE FUNCTION pg_temp.broken() RETURNS int LANGUAGE plpgsql AS $$ BEGIN RETURN 1 END $$")
+    db.run("SET check_function_bodies = on")
+    with pytest.raises(pg8000.exceptions.DatabaseError, match="42601"):
+        db.run("SELECT plpgsql_validator('pg_temp.broken()'::regprocedure)")
 
 
 def test_schema_rerunnable_and_prepare_twice(db, tmp_path):
@@ -348,15 +407,24 @@ def test_plan_view_multi_key_and_empty_keys(db, tmp_path):
                     ["./multi.sql", "50/m"], ["./multi.sql", "90/z"]]
 
 
+@pytest.mark.parametrize("reports", [True, False], ids=["reported", "asked"])
 @pytest.mark.parametrize("encoding,client", [("UTF8", None), ("LATIN1", None), ("LATIN1", "UTF8")])
-def test_generic_id_matches_python(pg, tmp_path, encoding, client, create_database):
+def test_generic_id_matches_python(pg, tmp_path, encoding, client, reports, create_database, monkeypatch):
     name = create_database(f"TEMPLATE template0 ENCODING '{encoding}' LC_COLLATE 'C' LC_CTYPE 'C'")
     conn = connect(pg, name)
     if client:  # a connection that asked for another client encoding gets it back afterwards
         conn.run(f"SET client_encoding = '{client}'")
+    if not reports:  # a connection that kept no ParameterStatus: the encodings are asked for
+        conn.parameter_statuses.clear()
+    real = session.read_sql_section
+    asked: list[str] = []
+    monkeypatch.setattr(session, "read_sql_section", lambda file, part: asked.append(part) or real(file, part))
     files = {"migrations/café.sql": "SELECT 'é';", "миграции/001.sql": "SELECT 'я';", "plain.sql": "SELECT 1;"}
     project = make(tmp_path, files)
     prepare(conn, project, {"greeting": "привет"})
+    # A round trip only to ask (without reports) and to switch (when the encodings differ).
+    assert ("encodings" in asked) is not reports
+    assert asked.count("set_client_encoding") == (2 if client else 0)
     got = {r[0] for r in conn.run("SELECT generic_id FROM pgmi_plan_view")}
     assert got == {PP.generic_id(f.path) for f in project.files}
     # The stored bytes are the files' UTF-8 bytes on both encodings (what the original does).

@@ -134,7 +134,7 @@ def release(conn: Session) -> None:
     ROLLBACK only when a transaction is open (a bare ROLLBACK on an idle session emits a
     warning the user would see), then drop every advisory lock explicitly -- the server
     frees session locks only once it has processed the disconnect, and an immediate
-    redeploy must not be refused as concurrent -- then close.
+    redeploy must not be refused as concurrent -- then close (sql/session_end.sql).
     """
     if conn is None:
         return
@@ -151,7 +151,7 @@ def release(conn: Session) -> None:
             if getattr(conn, "transaction_status", "I") != "I":
                 conn.run("ROLLBACK")
             set_timeout(max(0.05, until - time.monotonic()))
-            conn.run("SELECT pg_advisory_unlock_all()")
+            conn.run(read_sql("session_end.sql"))
     finally:
         close_quietly(conn)
 

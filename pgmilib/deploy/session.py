@@ -321,11 +321,39 @@ def check_compat(compat: str) -> str:
     return compat or SUPPORTED_COMPAT[0]
 
 
+MIN_SERVER_VERSION = 110000  # hashtextextended (the deploy lock), procedures (pgmi_test)
+
+
 def check_server_version(conn: Session) -> None:
-    """pgmi needs PostgreSQL 11+ (hashtextextended, procedures); ConfigError (10) otherwise."""
+    """pgmi needs PostgreSQL 11+ (hashtextextended, procedures); ConfigError (10) otherwise.
+
+    The server reports its version at start-up (ParameterStatus `server_version`): when that
+    reads as 11 or newer, no round trip. Otherwise (an older server, a text this cannot read, a
+    connection without the reports) the server is asked, and its answer decides and words the error.
+    """
+    reported = server_version_number(_reported(conn, "server_version"))
+    if reported is not None and reported >= MIN_SERVER_VERSION:
+        return
     number, text = _call(lambda: conn.run(read_sql_section("session_load.sql", "server_version")), PREFIX)[0]
-    if number < 110000:
+    if number < MIN_SERVER_VERSION:
         raise ConfigError(f"this server reports PostgreSQL {text}, and pgmi requires 11 or newer")
+
+
+_VERSION = re.compile(r"\s*(\d+)(?:\.(\d+)(?:\.(\d+))?)?")
+
+
+def server_version_number(text: str | None) -> int | None:
+    """`server_version` as `server_version_num` would say it, read as libpq reads it
+    ('15.8 (Debian 15.8-1)' -> 150008, '9.6.24' -> 90624, '16beta1' -> 160000); None when unreadable."""
+    match = _VERSION.match(text or "")
+    if match is None:
+        return None
+    major, minor, patch = (int(part) if part is not None else None for part in match.groups())
+    if patch is not None:  # before 10: major.minor.patch
+        return (major * 100 + minor) * 100 + patch
+    if minor is not None:
+        return major * 10000 + minor if major >= 10 else (major * 100 + minor) * 100
+    return major * 10000
 
 
 # ---- plumbing ------------------------------------------------------------------------------
@@ -334,10 +362,13 @@ def _match_client_encoding(conn: Session) -> Callable[[], None]:
     """Make client_encoding equal the server encoding for the COPYs; return the undo.
 
     With equal encodings the server stores the UTF-8 bytes verbatim (see module docstring);
-    a connection that asked for UTF8 on a LATIN1 database would otherwise convert them.
+    a connection that asked for UTF8 on a LATIN1 database would otherwise convert them. Both
+    encodings come from the server's own reports (ParameterStatus, sent at start-up and again
+    whenever client_encoding changes), so this costs a round trip only when it changes something.
     """
-    rows = _call(lambda: conn.run(read_sql_section("session_load.sql", "encodings")), PREFIX)
-    server, client = rows[0]
+    server, client = _reported(conn, "server_encoding"), _reported(conn, "client_encoding")
+    if server is None or client is None:  # a connection without the server's reports: ask
+        server, client = _call(lambda: conn.run(read_sql_section("session_load.sql", "encodings")), PREFIX)[0]
     if server == client or server == "SQL_ASCII":
         return lambda: None
     _call(lambda: conn.run(read_sql_section("session_load.sql", "set_client_encoding"), e=server), PREFIX)
@@ -350,6 +381,14 @@ def _match_client_encoding(conn: Session) -> Callable[[], None]:
             conn.run(read_sql_section("session_load.sql", "set_client_encoding"), e=client)
 
     return restore
+
+
+def _reported(conn: Session, name: str) -> str | None:
+    """A setting the server reports by itself (ParameterStatus: server_version, server_encoding,
+    client_encoding...), as pg8000 keeps it in `parameter_statuses`; None when not reported."""
+    statuses = getattr(conn, "parameter_statuses", None)
+    value = statuses.get(name) if isinstance(statuses, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def _call(action: Callable[[], Any], context: str, *,

@@ -1,0 +1,12 @@
+-- session_end.sql -- the last statement of a deploy session, right before the goodbye.
+--
+-- pgmilib/deploy/lock.py `release()` sends it once no transaction is open (after a ROLLBACK
+-- when one was).
+-- * Every advisory lock is dropped explicitly: should the wait for the session's end be cut
+--   short (LiveConnection.close() waits at most its socket timeout), an immediate redeploy
+--   must still not be refused as concurrent.
+-- * synchronous_commit goes off for what is left of the session: the only transaction still
+--   to come is the server's own, at exit, dropping the session's temporary objects, and its
+--   commit need not wait for a WAL flush (a crash would take those objects away anyway). On a
+--   durable server that is one fsync less inside the close, which pgmi waits for.
+SELECT pg_advisory_unlock_all(), set_config('synchronous_commit', 'off', false);
