@@ -95,3 +95,15 @@ def own_cluster(*setup_sql: str, hba: str | None = None, **cluster_options: Any)
         yield cluster
     finally:
         cluster.stop()
+
+
+class Sink:
+    """Consumes COPY streams like the driver would, keeping the bytes (pure logic: no server)."""
+
+    def __init__(self) -> None:
+        self.copied: list[bytes] = []
+
+    def run(self, sql: str, stream=None, **_: object):
+        if stream is not None:
+            self.copied.append(b"".join(stream))
+        return []

@@ -12,7 +12,7 @@ import io
 import os
 
 import pytest
-from projects import write_project
+from projects import Sink, write_project
 
 from pgmilib.deploy import normalizer, session
 from pgmilib.errors import PgmiError
@@ -21,18 +21,6 @@ from pgmilib.project import checksums as PC
 from pgmilib.project import scan as P
 
 pytestmark = pytest.mark.skipif(not normalizer.available(), reason="the helper process exists on Linux only")
-
-
-class Sink:
-    """Consumes COPY streams like the driver would, keeping the bytes (pure logic: no server)."""
-
-    def __init__(self) -> None:
-        self.copied: list[bytes] = []
-
-    def run(self, sql: str, stream=None, **_: object):
-        if stream is not None:
-            self.copied.append(b"".join(stream))
-        return []
 
 
 class Started(list):

@@ -12,25 +12,13 @@ import os
 import re
 
 import pytest
-from projects import write_project
+from projects import Sink, write_project
 
 from pgmilib.deploy import session
 from pgmilib.errors import PgmiError
 from pgmilib.output import Output
 from pgmilib.project import checksums as PC
 from pgmilib.project import scan as P
-
-
-class Sink:
-    """Consumes COPY streams like the driver would, keeping the bytes (pure logic: no server)."""
-
-    def __init__(self) -> None:
-        self.copied: list[bytes] = []
-
-    def run(self, sql: str, stream=None, **_: object):
-        if stream is not None:
-            self.copied.append(b"".join(stream))
-        return []
 
 
 @pytest.mark.parametrize("path", [
