@@ -21,7 +21,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from pgmilib import BUILD_COMMIT, BUILD_DATE, SUPPORTED_COMPAT, __version__
 from pgmilib.errors import Exit, PgmiError, UsageError, exit_code
@@ -40,8 +40,8 @@ class _Formatter(argparse.HelpFormatter):
     """
 
     def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
-                 width: int | None = None) -> None:
-        super().__init__(prog, indent_increment, max_help_position, width or _terminal_columns())
+                 width: int | None = None, **kwargs: Any) -> None:  # kwargs: what later Pythons add (color)
+        super().__init__(prog, indent_increment, max_help_position, width or _terminal_columns(), **kwargs)
 
 
 def _terminal_columns() -> int:
