@@ -183,14 +183,16 @@ _pgmi_warm_start()
 del _pgmi_warm_start
 
 
-# pgmi: shiv extracts on a cold start and compiles what it extracted with compileall, whose process
-# pool needs POSIX semaphores, i.e. a writable /dev/shm: chroots, minimal containers and some
-# serverless runtimes have none, and the first run died with a traceback there. Compile in this
-# process instead (one worker) when /dev/shm is not usable.
+# pgmi: shiv extracts on a cold start and compiles what it extracted with compileall, by default
+# in a process pool. Not here: the pool needs POSIX semaphores, i.e. a writable /dev/shm, which
+# chroots, minimal containers and some serverless runtimes lack (the first run died with a
+# traceback there); and its helper process (multiprocessing's resource tracker, started as
+# `python -c ...`) has the working directory first on sys.path, so a `signal.py` in the directory
+# pgmi was started from would run, and the extraction would never complete (Python 3.13 does
+# this). One worker compiles in this process; a user's own SHIV_COMPILE_WORKERS still wins.
 def _pgmi_compile_workers():
     import os
-    if "SHIV_COMPILE_WORKERS" not in os.environ and not os.access("/dev/shm", os.W_OK | os.X_OK):
-        os.environ["SHIV_COMPILE_WORKERS"] = "1"
+    os.environ.setdefault("SHIV_COMPILE_WORKERS", "1")
 
 
 _pgmi_compile_workers()
