@@ -15,7 +15,8 @@ and gets what a dataclass would: `__init__` (positional or keyword arguments, in
 defaults and default factories, then `__post_init__` if the class has one), `__repr__`, `__eq__`
 over the compared fields, immutability and `__hash__` for frozen records; `replace()` and `fields()`
 work as their dataclasses namesakes. Fields are the class's own annotations after its record bases'
-ones; `ClassVar` annotations are not fields. A method the class defines itself is kept.
+ones; `ClassVar` annotations are not fields; a list, dict or set default is refused (every
+instance would share it: use a default factory). A method the class defines itself is kept.
 
 The methods are shared functions that read the class's field table instead of generated code, so a
 class costs microseconds to create; an instance costs a little more than a dataclass instance (a loop
@@ -157,6 +158,8 @@ def _build(cls: type[T], *, frozen: bool, eq: bool) -> type[T]:
         if _is_classvar(annotation):
             continue
         value = cls.__dict__.get(name, _MISSING)
+        if isinstance(value, (list, dict, set)):  # one object shared by every instance: refused, as dataclasses does
+            raise TypeError(f"{cls.__name__}.{name}: mutable default {type(value).__name__}; use field(default_factory=...)")
         f = value if isinstance(value, Field) else Field(default=value)
         f.name = name
         if isinstance(value, Field):  # the class attribute becomes the plain default, as in dataclasses

@@ -103,6 +103,10 @@ def test_definition_errors():
             b: int
     with pytest.raises(ValueError, match="both a default and a default_factory"):
         field(default=1, default_factory=list)
+    with pytest.raises(TypeError, match="Shared.items: mutable default list; use field"):
+        @record
+        class Shared:
+            items: list[int] = []  # noqa: RUF012 - the mistake under test
 
 
 @given(st.lists(st.tuples(st.booleans(), st.integers()), min_size=1, max_size=6, unique_by=lambda t: t[1]),
