@@ -77,10 +77,6 @@ class Normalizer:
         os.set_blocking(read_fd, False)
         self._pid, self._fd = pid, read_fd
 
-    @property
-    def running(self) -> bool:
-        return self._fd >= 0
-
     def take(self, item: ProjectFile) -> str | None:
         if self._next >= len(self._files) or self._files[self._next] is not item:
             return None
