@@ -38,6 +38,8 @@ PHASES = (
     ("pgmilib.conn.connect", "open_connection", "connect + auth"),
     ("pgmilib.deploy.session", "check_server_version", "version check"),
     ("pgmilib.deploy.lock", "acquire", "deploy lock"),
+    ("pgmilib.deploy.session", "send_api", "session API (sql/ scripts)"),
+    ("pgmilib.deploy.pipeline", "_Opened.api_built", "session API (sql/ scripts)"),  # what the scan did not hide
     ("pgmilib.deploy.session", "run_scripts", "session API (sql/ scripts)"),
     ("pgmilib.deploy.session", "run_script", "session API (sql/ scripts)"),
     ("pgmilib.deploy.session", "_match_client_encoding", "session API (sql/ scripts)"),
@@ -88,6 +90,9 @@ def child(stamps_path: str, site: str, argv: list[str]) -> None:
     active = [0]
 
     def wrap(module: object, name: str, phase: str) -> None:
+        owner, _, name = name.rpartition(".")  # "Class.method": a method, wrapped on its class
+        if owner:
+            module = getattr(module, owner, None)
         inner = getattr(module, name, None)
         if inner is None:  # another layout: profile what exists
             return

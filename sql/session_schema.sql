@@ -11,8 +11,10 @@
 -- pgmilib/session.py COPYs rows straight into these tables, so the constraints are also what
 -- keeps the Python-side derivation of path columns honest.
 --
--- Sent as one multi-statement simple query, right after the advisory lock. The test
--- machinery (sql/session_tests.sql) runs next and relies on the tables created here.
+-- Sent as one multi-statement simple query as soon as the session is open, without waiting for
+-- the answer: the server builds these objects while the client scans the project (they are
+-- private to the session, so the deploy lock is taken after them). The test machinery
+-- (sql/session_tests.sql) travels in the same query and relies on the tables created here.
 
 -- Function bodies are not validated at creation. pgmi's functions are its own SQL, which its
 -- test suite calls, so the check only repeated work each session pays for: ~1.2 ms of a fresh

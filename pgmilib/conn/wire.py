@@ -171,6 +171,32 @@ class LiveConnection(pg8000.native.Connection):
         finally:
             self._simple_query = False
 
+    def send_simple(self, statement: str) -> Callable[[], Any]:
+        """Send one simple query and return at once: the server works while the client goes on.
+
+        Call the result to read the server's answer (the last statement's rows; a failure is raised
+        there, as `run` would raise it). Nothing else may use the connection before that call,
+        except close(), which reads the answer to the end before the server closes the socket.
+        The answer must stay small enough to wait in the socket's buffers (command tags, a few
+        notices): pgmi sends its own set-up scripts this way, never the user's SQL.
+        """
+        from pg8000.core import Context
+
+        context = Context(statement)
+        self.send_QUERY(statement)
+        self._flush()
+
+        def finish() -> Any:
+            self._simple_query = True
+            try:
+                self.handle_messages(context)
+            finally:
+                self._simple_query = False
+            self._context = context
+            return context.rows
+
+        return finish
+
     # ---- COPY without a client stream: never abandon the stream while the server goes on --
     def handle_COPY_OUT_RESPONSE(self, data: bytes, context: Any) -> None:
         if context.stream is not None:

@@ -29,6 +29,8 @@ from pgmilib.sqllex import Unit, line_col, source_line
 if TYPE_CHECKING:
     from pgmilib.deploy.locate import Location
     from pgmilib.deploy.testing import LineMap
+    from pgmilib.deploy.watchdog import Watchdog
+    from pgmilib.observe.watch import Watcher
 
 _GENERATED_NOTE = " (inside the SQL that CALL pgmi_test() on this line expands to)"
 #: Other places listed under the best one; the rest are in --json's fileCandidates.
@@ -72,6 +74,22 @@ class SessionLayer:
         return int(getattr(self._conn, "copy_in_refused", 0))
 
     def run(self, sql: str, **params: Any) -> Any:
+        return self._conn.run(sql, **params)
+
+
+class Guarded(SessionLayer):
+    """The session connection as `run_units` sees it in a deploy: checks the run's watchdog
+    (deadline, cancel) before each unit and tells the live watcher which unit runs."""
+
+    def __init__(self, conn: UnitRunner, watchdog: Watchdog, watcher: Watcher | None = None) -> None:
+        super().__init__(conn)
+        self._watchdog = watchdog
+        self._watcher = watcher
+
+    def run(self, sql: str, **params: Any) -> Any:
+        self._watchdog.check()
+        if self._watcher is not None:
+            self._watcher.running(sql)
         return self._conn.run(sql, **params)
 
 

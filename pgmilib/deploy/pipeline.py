@@ -5,9 +5,14 @@ decides which exit code wins when several things are wrong at once):
 
 1. `.env` (merged into the run's own environment copy) and `pgmi.yaml`     (exit 10)
 2. the connection (flags > env > pgmi.yaml > defaults), parameters, timeout (exit 10 / 2)
-3. scan the project, offline, before any connection                         (exit 14 / 10 / 1)
+3. scan the project; a problem here wins over any connection problem      (exit 14 / 10 / 1)
 4. create or overwrite the target database                                   (exit 11 / 12 / 15)
-5. one session: version check, deploy lock, session API, files              (exit 10 / 11 / 15)
+5. one session: version check, pooler check, session API, deploy lock, files (exit 10 / 11 / 15)
+
+An existing target is connected to before step 3 (`open_early`), so the server builds the
+session API (step 5's largest part for a small project) while the client scans: a failure of
+that connection is held and raised after the scan. With --overwrite, or a target that does
+not exist yet, nothing touches the server before the scan has passed.
 6. expand `CALL pgmi_test()`, split deploy.sql into units, run them         (exit 13)
 7. the result: envelope, summary and error text, redacted with this run's secrets
 
@@ -20,14 +25,13 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pgmilib.conn.params import DEFAULT_MAINTENANCE_DB
-from pgmilib.deploy.execute import SessionLayer
 from pgmilib.deploy.request import DeployRequest, DeployResult, describe
 from pgmilib.deploy.watchdog import Cancellation, Watchdog
-from pgmilib.errors import ConfigError, ExecutionFailed, Interrupted, PgmiError, exit_code
+from pgmilib.errors import ConfigError, ConnectionFailed, ExecutionFailed, Interrupted, PgmiError, exit_code
 from pgmilib.output import Output
 from pgmilib.redact import redact, secret_scope
 
@@ -76,8 +80,9 @@ def deploy(request: DeployRequest, out: Output, *, cancel: Cancellation | None =
 class _Run:
     """One deployment's state; its methods are the pipeline's steps, called in this order by `run()`.
 
-    configure -> scan -> open_session -> check_session -> (the deploy lock) ->
-    prepare_and_execute. Each step reads what the earlier ones set; nothing outlives the run.
+    configure -> open_early -> scan -> [open_session ->] start -> (the session API built, the
+    deploy lock) -> prepare_and_execute. Each step reads what the earlier ones set; nothing
+    outlives the run.
     """
 
     def __init__(self, request: DeployRequest, out: Output, result: DeployResult, watchdog: Watchdog,
@@ -98,21 +103,33 @@ class _Run:
         self.compat = ""
 
     def run(self) -> None:
-        from pgmilib.deploy import lock
-
         self.configure()
         # -- the deployer runs: everything below is inside the deadline --------------------
         self.result.deployer_ran = True
         self.watchdog.start_deadline(self.timeout, self.timeout_origin)
-        self.scan()
-        conn = self.open_session()
-        self.watchdog.conn = conn
+        early = self.open_early()  # the server builds the session API while the project is scanned
+        try:
+            self.scan()
+            # The rest of the run's modules, imported here rather than where first used: this
+            # client work then also happens while the server builds the session API.
+            from pgmilib import sqllex  # noqa: F401
+            from pgmilib.deploy import execute, lock, testing  # noqa: F401
+            from pgmilib.observe import watch
+        except BaseException:
+            if isinstance(early, _Opened):
+                early.abandon(self.watchdog)
+            raise
+        if isinstance(early, PgmiError):  # the project's problems first, then the connection's
+            raise early
+        opened = early or self.start(self.open_session())
+        conn = opened.conn
         self.out.info("Preparing session: scanning files, loading parameters")
         locked = False
         watcher: Watcher | None = None
         try:
             with _connection_guard():
-                watcher = self.check_session(conn)
+                opened.api_built()
+                watcher = watch.start(self.request.watch, self.out, conn, opened.pid)  # the live status
                 lock.acquire(conn, self.lock_wait, self.out, self.watchdog)
                 locked = True
                 self.prepare_and_execute(conn, watcher)
@@ -131,7 +148,6 @@ class _Run:
         """.env, pgmi.yaml, the flags' checks, the connection, parameters, durations."""
         from pgmilib import config
         from pgmilib.conn.resolve import resolve
-        from pgmilib.deploy import testing
         from pgmilib.deploy.dbadmin import check_database_name
         from pgmilib.project.scan import validate_root
 
@@ -162,8 +178,11 @@ class _Run:
         self.result.database = params.database
         _verbose_connection(out, params)
         self.deploy_params = _parameters(request, project_config, out)
-        for spec in request.test_reports:  # a bad --test-report is a config error before anything runs
-            testing.parse_report_spec(spec)
+        if request.test_reports:  # a bad --test-report is a config error before anything runs
+            from pgmilib.deploy import testing
+
+            for spec in request.test_reports:
+                testing.parse_report_spec(spec)
         self.timeout = config.resolve_timeout(request.timeout, project_config)
         self.timeout_origin = config.timeout_origin(request.timeout, project_config)
         self.lock_wait = config.parse_duration_flag("--lock-wait", request.lock_wait)
@@ -219,17 +238,55 @@ class _Run:
             return dbadmin.open_target(self.connect, target, maintenance, out, lock_wait=self.lock_wait,
                                        watchdog=self.watchdog)
 
-    def check_session(self, conn: LiveConnection) -> Watcher | None:
-        """The server's version, one server session (no transaction pooler), the live watcher."""
-        from pgmilib.deploy import pooler, session
-        from pgmilib.observe import watch
+    def open_early(self) -> _Opened | PgmiError | None:
+        """Connect to the target before the scan: the common case, an existing database.
+
+        Not with --overwrite (the database is dropped only once the project has passed the
+        scan), nor for a fleet's target (its project was scanned once, before), nor without a
+        deploy.sql (exit 14 before any connection, as ever). A target that does not exist yet
+        is left to `open_session` after the scan (None), which creates it then. Any other
+        failure is returned, for `run` to raise once the scan has passed: a problem in the
+        project is still the one reported when there are both.
+        """
+        from pgmilib.project.scan import validate_root
+
+        request = self.request
+        assert self.params is not None  # configure() ran
+        if request.overwrite or request.project is not None:
+            return None
+        try:
+            validate_root(request.project_path)
+        except PgmiError:
+            return None  # the scan reports it
+        try:
+            with _connection_guard():
+                conn = self.connect(self.params.database)
+            return self.start(conn)
+        except ConnectionFailed as error:
+            return None if error.pg and error.pg.sqlstate == "3D000" else error
+        except Interrupted:
+            raise
+        except PgmiError as error:
+            return error
+
+    def start(self, conn: LiveConnection) -> _Opened:
+        """The server's version, one server session (no transaction pooler), then the session
+        API sent without waiting for it. Closes `conn` when a check fails."""
+        from pgmilib.deploy import lock, pooler, session
 
         assert self.params is not None  # configure() ran
-        session.check_server_version(conn)
-        # pg_temp needs one server session
-        pid = pooler.check(conn, lambda: self.connect(self.params.database), self.out,
-                           where=f"{self.params.host}:{self.params.port}")
-        return watch.start(self.request.watch, self.out, conn, pid)  # the live status (pgmilib/observe/watch.py)
+        self.watchdog.conn = conn
+        try:
+            with _connection_guard():
+                session.check_server_version(conn)
+                # pg_temp needs one server session
+                pid = pooler.check(conn, lambda: self.connect(self.params.database), self.out,
+                                   where=f"{self.params.host}:{self.params.port}")
+                return _Opened(conn, pid, session.send_api(conn))
+        except BaseException:
+            self.watchdog.conn = None
+            lock.close_quietly(conn)
+            raise
 
     # -- the session API, the files, deploy.sql --------------------------------------------
 
@@ -246,7 +303,7 @@ class _Run:
         failure: BaseException | None = None
         try:
             session.prepare(conn, project, self.deploy_params, compat=self.compat, verbose=out.verbose_mode, out=out,
-                            cache_dir=request.cache_dir)
+                            cache_dir=request.cache_dir, api_sent=True)
             result.files_loaded = len(project.files)
             self.watchdog.check()
             out.info("Executing deploy.sql")
@@ -255,7 +312,7 @@ class _Run:
             if result.test_macros:
                 out.verbose(f"Expanded {result.test_macros} test macro(s) in deploy.sql")
             units = sqllex.split_units(expanded)
-            runner: execute.UnitRunner = _Guarded(conn, self.watchdog, watcher)
+            runner: execute.UnitRunner = execute.Guarded(conn, self.watchdog, watcher)
             rehearsal: Rehearsal | None = None
             if request.rehearse:  # only the head, ending in ROLLBACK
                 from pgmilib import config
@@ -325,6 +382,26 @@ class _Run:
                 events.write_reports(request.test_reports, failure)
 
 
+class _Opened:
+    """The session connection once its checks passed, with the session API on its way."""
+
+    def __init__(self, conn: LiveConnection, pid: int, api: Callable[[], None]) -> None:
+        self.conn = conn
+        self.pid = pid  # the server's pid of the session (for the live status)
+        self._api = api
+
+    def api_built(self) -> None:
+        """Wait for the server to finish the session API; raises its failure."""
+        self._api()
+
+    def abandon(self, watchdog: Watchdog) -> None:
+        """The scan failed: end the session (the server finishes the API, then drops it)."""
+        from pgmilib.deploy import lock
+
+        watchdog.conn = None
+        lock.close_quietly(self.conn)
+
+
 def _redact_exception(error: BaseException) -> None:
     """Redact the messages of an exception and its causes in place, with this run's secrets."""
     seen: set[int] = set()
@@ -357,22 +434,6 @@ def _connection_guard() -> Iterator[None]:
         if ended is None:
             raise
         raise ConnectionFailed(f"connection to the server lost: {ended}") from error
-
-
-class _Guarded(SessionLayer):
-    """The session connection as execute.run_units sees it: checks the watchdog before each unit
-    and tells the live watcher which unit runs."""
-
-    def __init__(self, conn: LiveConnection, watchdog: Watchdog, watcher: Watcher | None = None) -> None:
-        super().__init__(conn)
-        self._watchdog = watchdog
-        self._watcher = watcher
-
-    def run(self, sql: str, **params: Any) -> Any:
-        self._watchdog.check()
-        if self._watcher is not None:
-            self._watcher.running(sql)
-        return self._conn.run(sql, **params)
 
 
 # ---------------------------------------------------------------------------------------

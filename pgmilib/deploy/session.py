@@ -1,8 +1,10 @@
 """Install the session API in pg_temp and load the project and parameters into it.
 
 Order: schema script, test machinery, files (COPY), `Loaded N files`,
-parameters, contract v1, contract v1 test functions. The caller has already connected, checked
-the server version, taken the advisory lock and (with --verbose) raised client_min_messages.
+parameters, contract v1, contract v1 test functions. The deploy pipeline sends the first two
+(`send_api`) as soon as its session is open, often before the project is scanned, and waits
+for them before it takes the advisory lock; `prepare` does the rest (and the first two as well
+when nobody sent them).
 
 Loading uses COPY FROM STDIN with ~1 MB byte chunks: it matches psql's own COPY speed, where
 one INSERT per file is 5-10x slower. File bytes are read again from
@@ -53,16 +55,18 @@ _COPY_LINE = re.compile(r"\bline (\d+)")
 
 
 def prepare(conn: Session, project: Project, params: Mapping[str, str], *, compat: str = "1",
-            verbose: bool = False, out: Output, cache_dir: Path | None = None) -> None:
+            verbose: bool = False, out: Output, cache_dir: Path | None = None, api_sent: bool = False) -> None:
     """Create the session API in pg_temp and load `project` and `params` into it.
 
     `cache_dir` holds the normalized-checksum caches (None: none; see project/checksums.py).
+    `api_sent`: SCRIPTS_BEFORE_LOAD already ran (`send_api`, and its answer was read).
 
     Every failure is a PgmiError whose message starts `session preparation failed: `.
     """
     check_compat(compat)
     started = time.monotonic()
-    run_scripts(conn, SCRIPTS_BEFORE_LOAD)
+    if not api_sent:
+        run_scripts(conn, SCRIPTS_BEFORE_LOAD)
     restore = _match_client_encoding(conn)
     try:
         load_files(conn, project, cache_dir)
@@ -93,14 +97,36 @@ def run_scripts(conn: Session, names: tuple[str, ...], *, before: str = "") -> N
     order; a failure names every script of the batch (bundled scripts fail only on a server
     that lacks something pgmi needs).
     """
+    text, what = _batch(names, before)
+    _call(lambda: conn.run(text), what)
+
+
+def send_api(conn: Session) -> Callable[[], None]:
+    """Send SCRIPTS_BEFORE_LOAD (the tables and the test machinery) and return without waiting.
+
+    The server spends most of a small deploy's set-up building them (~15 ms): sent before
+    the scan, that time passes while the client reads the project. Call the result before
+    anything else uses `conn`; it reads the answer and raises a failure as `run_scripts`
+    would. A connection that cannot send ahead (a plain pg8000 one) runs them here.
+    """
+    text, what = _batch(SCRIPTS_BEFORE_LOAD)
+    send = getattr(conn, "send_simple", None)
+    if send is None:
+        _call(lambda: conn.run(text), what)
+        return lambda: None
+    finish = _call(lambda: send(text), what)
+    return lambda: _call(finish, what)
+
+
+def _batch(names: tuple[str, ...], before: str = "") -> tuple[str, str]:
+    """The scripts' text as one query, and the prefix of its failures."""
     texts = [before] if before else []
     for name in names:
         try:
             texts.append(read_sql(name))
         except OSError as error:
             raise PgmiError(f"{PREFIX}: cannot read bundled {name}: {error.strerror or error}") from error
-    text = "\n".join(texts)
-    _call(lambda: conn.run(text), f"{PREFIX}: {' + '.join(names)}")
+    return "\n".join(texts), f"{PREFIX}: {' + '.join(names)}"
 
 
 # ---- files ---------------------------------------------------------------------------------
