@@ -56,9 +56,9 @@ def remove_comments(data: bytes, *, fold_case: bool = True, exact: bool = True) 
     `exact=False` is for the checksum only: a run of line comments separated by whitespace
     becomes one space (identical after step B collapses whitespace), so a header block of
     comment lines is one step of the loop instead of one per line.
-    The bulk of a file is consumed by regular expressions (the first of `_tokens()`) and copied in C; the
-    state machine only runs at comments, dollar quotes and quoted tokens that hold A-Z or a
-    backslash. `bytes.lower()` folds exactly ASCII A-Z and keeps the length, so normal text
+    The bulk of a file is consumed by regular expressions (the first of `_tokens()`) and copied
+    in C; the state machine only runs at comments, dollar quotes and quoted tokens that hold A-Z
+    or a backslash. `bytes.lower()` folds exactly ASCII A-Z and keeps the length, so normal text
     is sliced from a lowered copy.
     """
     plain_run, quote, escape_quote, quoted_ident, block_token, dollar_tag, ident_byte, line_comment_run = _tokens()
