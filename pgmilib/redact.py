@@ -19,6 +19,7 @@ scanned once, not once per character).
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -28,11 +29,21 @@ REDACTED = "[redacted]"
 
 # password=..., sslpassword=..., Password='a b', Password = "x y" (case-insensitive).
 _KEYWORD = re.compile(r"""(?i)(ssl)?password\s*=\s*('[^']*'|"[^"]*"|[^\s&;'"]*)""")
-# scheme://user:secret@host -- the secret runs to the last '@' of the token. The lookbehind
-# keeps the scheme from starting in the middle of a word (which made the pattern quadratic).
-_URI = re.compile(r"(?i)(?<![a-z0-9+.-])([a-z][a-z0-9+.-]*://[^:/@\s]+):[^\s]*@")
 
-_TOKEN = re.compile(r"\S+")
+
+# Only a text holding "://" and "@" needs the next two, compiled on first use (the URI pattern
+# alone takes a millisecond to compile, on every start-up otherwise).
+@functools.cache
+def _uri() -> re.Pattern[str]:
+    """scheme://user:secret@host -- the secret runs to the last '@' of the token. The lookbehind
+    keeps the scheme from starting in the middle of a word (which made the pattern quadratic)."""
+    return re.compile(r"(?i)(?<![a-z0-9+.-])([a-z][a-z0-9+.-]*://[^:/@\s]+):[^\s]*@")
+
+
+@functools.cache
+def _token() -> re.Pattern[str]:
+    return re.compile(r"\S+")
+
 
 _MIN_SECRET = 3  # shorter values would mask ordinary words
 _process_secrets: set[str] = set()
@@ -69,7 +80,7 @@ def redact(text: str) -> str:
         return text
     text = _KEYWORD.sub(lambda m: (m.group(1) or "").lower() + "password=" + REDACTED, text)
     if "://" in text and "@" in text:
-        text = _TOKEN.sub(_redact_uri_token, text)
+        text = _token().sub(_redact_uri_token, text)
     for secret in sorted(known_secrets(), key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, REDACTED)
@@ -97,7 +108,7 @@ def _redact_uri_token(match: re.Match[str]) -> str:
     last_at = token.rfind("@")
     if last_at < 0 or "://" not in token:
         return token
-    uri = _URI.search(token, 0, last_at + 1)
+    uri = _uri().search(token, 0, last_at + 1)
     if uri is None:
         return token
     return token[:uri.start()] + uri.group(1) + ":" + REDACTED + "@" + token[uri.end():]

@@ -29,6 +29,16 @@ NOT_NEEDED = ("ssl", "pgmilib.deploy.lockreport", "pgmilib.deploy.lockstatements
               # (only when no user is named anywhere).
               "dataclasses", "getpass")
 
+# Regular expressions compiled on first use, which a plain re-deploy (no URI in a message, no BEGIN
+# ATOMIC, no test macro or report, no parameters, no .env, every checksum in the cache) does not use:
+# compiling them all at import cost ~5 ms of every start-up.
+COMPILED_ON_FIRST_USE = (
+    "pgmilib.redact._uri", "pgmilib.redact._token", "pgmilib.sqllex._begin_atomic", "pgmilib.deploy.testing._macro",
+    "pgmilib.deploy.testing._ident", "pgmilib.deploy.reports._xml_invalid", "pgmilib.config.params._param_key",
+    "pgmilib.config.params._secret_name", "pgmilib.config.dotenv._expand", "pgmilib.project.checksums._tokens",
+    "pgmilib.project.checksums._wide_space",
+)
+
 # Runs pgmi's process entry point with main() wrapped, to write sys.modules once the deploy is done.
 PROBE = """\
 import json, sys
@@ -37,8 +47,13 @@ from pgmilib.cli import app
 inner = app.main
 def main(argv=None):
     code = inner(argv)
+    # The patterns compiled on first use (functools.cache accessors) that the run did compile.
+    compiled = sorted(f"{name}.{attr}" for name, module in list(sys.modules.items()) if name.startswith("pgmilib")
+                      for attr, value in list(vars(module).items())
+                      if getattr(value, "__module__", None) == name and hasattr(value, "cache_info")
+                      and value.cache_info().currsize)
     with open(sys.argv[2], "w") as fh:
-        json.dump(sorted(sys.modules), fh)
+        json.dump({"modules": sorted(sys.modules), "compiled": compiled}, fh)
     return code
 app.main = main
 app.run(sys.argv[3:])
@@ -59,9 +74,33 @@ def test_an_empty_deploy_loads_only_what_it_uses(pg, fresh_db, tmp_path):
                            "--sslmode", "disable", "--timeout", "0"],
                           env=_env(pg), capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
-    loaded = set(json.loads(dump.read_text()))
+    seen = json.loads(dump.read_text())
+    loaded = set(seen["modules"])
     assert "pgmilib.deploy.pipeline" in loaded  # the probe saw a real deploy
     assert sorted(loaded.intersection(NOT_NEEDED)) == []
+    assert query(pg, fresh_db, "SELECT to_regclass('public.from_deploy') IS NOT NULL") == [[True]]
+
+
+def test_a_redeploy_compiles_no_pattern_it_does_not_use(pg, fresh_db, tmp_path):
+    """The second deploy of a project finds its normalized checksums in the cache: it compiles none
+    of the patterns compiled on first use; the first deploy compiled the checksum tokenizer's."""
+    import importlib
+
+    for accessor in COMPILED_ON_FIRST_USE:  # each still an accessor, so the check cannot pass vacuously
+        module, _, name = accessor.rpartition(".")
+        assert hasattr(getattr(importlib.import_module(module), name), "cache_info"), accessor
+    project = write_project(tmp_path / "p", {"schema/t.sql": "-- a table\nCREATE TABLE t (id int);\n"},
+                            deploy_sql="CREATE TABLE IF NOT EXISTS from_deploy (id int);\n")
+    env = {**_env(pg), "PGMI_CACHE_DIR": str(tmp_path / "cache")}
+    compiled = []
+    for run in ("first", "second"):
+        dump = tmp_path / f"{run}.json"
+        done = subprocess.run([sys.executable, "-c", PROBE, str(REPO), str(dump), "deploy", str(project), "-d",
+                               fresh_db, "--sslmode", "disable", "--timeout", "0"],
+                              env=env, capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+        compiled.append(sorted(set(json.loads(dump.read_text())["compiled"]).intersection(COMPILED_ON_FIRST_USE)))
+    assert compiled == [["pgmilib.project.checksums._tokens"], []]
     assert query(pg, fresh_db, "SELECT to_regclass('public.from_deploy') IS NOT NULL") == [[True]]
 
 
@@ -97,7 +136,7 @@ def test_a_failed_statement_still_loads_the_locator(pg, fresh_db, tmp_path):
                           env=_env(pg), capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode != 0
     assert "no_such_table" in done.stderr
-    assert "pgmilib.deploy.locate" in set(json.loads(dump.read_text()))
+    assert "pgmilib.deploy.locate" in set(json.loads(dump.read_text())["modules"])
 
 
 def test_the_entry_point_flushes_before_it_ends(pg, fresh_db, tmp_path):

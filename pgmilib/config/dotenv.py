@@ -6,6 +6,7 @@ request's copy of the environment); nothing here writes to `os.environ`.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,7 +20,12 @@ DOTENV_FILE = ".env"
 # ---- .env (godotenv subset) -------------------------------------------------------------
 
 _ENV_SPACE = " \t\v\f\r\x85\xa0"
-_EXPAND = re.compile(r"(\\)?\$(\()?\{?([A-Z0-9_]+)?\}?")
+
+
+@functools.cache
+def _expand() -> re.Pattern[str]:
+    """Compiled on first use: only a project with a .env file needs it."""
+    return re.compile(r"(\\)?\$(\()?\{?([A-Z0-9_]+)?\}?")
 
 
 class _EnvSyntax(Exception):
@@ -66,7 +72,7 @@ def parse_env_text(text: str, source: str, environ: Mapping[str, str] | None = N
                 return values[name]
             return environ.get(name, "")
 
-        return _EXPAND.sub(one, value)
+        return _expand().sub(one, value)
 
     try:
         nul = src.find("\x00")

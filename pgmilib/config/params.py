@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -9,7 +10,6 @@ from pgmilib.config.files import describe, read_config_bytes
 from pgmilib.errors import ConfigError, go_quote
 from pgmilib.redact import register_secret
 
-_PARAM_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _PARAMS_FILE_TIP = "Tip: each line must be KEY=VALUE; blank lines and lines starting with # are ignored."
 
 
@@ -92,7 +92,7 @@ def validate_params(params: Mapping[str, str]) -> None:
     """
     lowered: dict[str, str] = {}
     for key, value in params.items():
-        if not _PARAM_KEY.fullmatch(key):
+        if not _param_key().fullmatch(key):
             raise ConfigError(
                 f"invalid parameter key '{key}': must start with a letter or underscore and contain only "
                 "letters, digits and underscores, 1-63 characters (PostgreSQL identifier limit)")
@@ -111,13 +111,21 @@ def validate_params(params: Mapping[str, str]) -> None:
 
 
 
-#: Parameter names that say "this value is a secret" (password, api_token, client_secret, ...).
-_SECRET_NAME = re.compile(r"(?i)(pass(word|wd|phrase)|pwd|secret|token|api_?key|private_?key|credential)")
+# The two patterns are compiled on first use: only a deploy with parameters needs them.
+@functools.cache
+def _param_key() -> re.Pattern[str]:
+    return re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+
+@functools.cache
+def _secret_name() -> re.Pattern[str]:
+    """Parameter names that say "this value is a secret" (password, api_token, client_secret, ...)."""
+    return re.compile(r"(?i)(pass(word|wd|phrase)|pwd|secret|token|api_?key|private_?key|credential)")
 
 
 def is_secret_name(key: str) -> bool:
     """True for parameter names whose values must never be shown (matched anywhere in the name)."""
-    return _SECRET_NAME.search(key) is not None
+    return _secret_name().search(key) is not None
 
 
 def register_secret_params(params: Mapping[str, str]) -> None:

@@ -14,6 +14,7 @@ the server plans the suite and writes the SQL that runs it. This module only
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from pathlib import Path
@@ -47,11 +48,19 @@ REPORT_FORMATS = ("junit", "tap", "json")
 _WS = r"[ \t\n\r\f]"
 # `CALL pgmi_test(...)` as a whole word, applied to the mask; group 1 is the replaced span (the
 # boundary character before CALL is not part of it), groups 2 and 3 the bodies of the pattern and callback strings.
-_MACRO = re.compile(
-    rf"(?i)(?:^|[^a-zA-Z0-9_])(CALL{_WS}+(?:pg_temp\.)?pgmi_test{_WS}*\({_WS}*(?:'([^']*)'|NULL)?"
-    rf"(?:{_WS}*,{_WS}*'([^']*)')?{_WS}*\){_WS}*;?)"
-)
-_IDENT = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+# These two are compiled on first use: only a script that calls pgmi_test needs them (the macro
+# pattern takes ~1 ms to compile).
+@functools.cache
+def _macro() -> re.Pattern[str]:
+    return re.compile(
+        rf"(?i)(?:^|[^a-zA-Z0-9_])(CALL{_WS}+(?:pg_temp\.)?pgmi_test{_WS}*\({_WS}*(?:'([^']*)'|NULL)?"
+        rf"(?:{_WS}*,{_WS}*'([^']*)')?{_WS}*\){_WS}*;?)"
+    )
+
+
+@functools.cache
+def _ident() -> re.Pattern[str]:
+    return re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 
 @record
@@ -73,7 +82,7 @@ def find_macros(text: str) -> list[Macro]:
     found: list[Macro] = []
     if "pgmi_test" not in masked.lower():  # fast exit: the case-insensitive regex is slow on 50 MB
         return found
-    for match in _MACRO.finditer(masked):
+    for match in _macro().finditer(masked):
         pattern = text[match.start(2):match.end(2)] if match.start(2) >= 0 else ""
         callback = text[match.start(3):match.end(3)] if match.start(3) >= 0 else ""
         found.append(Macro(match.start(1), match.end(1), pattern or None, callback or None))
@@ -91,7 +100,7 @@ def validate_callback(callback: str) -> None:
         if len(part) > 63:
             raise PgmiError(f'{PREFIX}: invalid callback "{callback}": identifier "{part}" exceeds '
                             "63 character limit")
-        if not _IDENT.fullmatch(part):
+        if not _ident().fullmatch(part):
             raise PgmiError(f'{PREFIX}: invalid callback "{callback}": "{part}" is not a valid identifier')
 
 

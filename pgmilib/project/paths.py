@@ -14,7 +14,6 @@ if TYPE_CHECKING:
 
 SQL_EXTENSIONS = frozenset({"sql", "ddl", "dml", "dql", "dcl", "psql", "pgsql", "plpgsql"})
 
-_DUNDER = re.compile(r"/__([^/]+)__/")
 _EXTENSION = re.compile(r"\.[a-zA-Z0-9]+$")
 
 
