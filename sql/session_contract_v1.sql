@@ -9,11 +9,12 @@
 -- internal layout, and pgmi_plan_view carries the one ordering rule (sort keys, byte order)
 -- so every project executes in the same, locale-independent order.
 --
--- Sent once per session as one multi-statement simple query, after files and parameters
--- are loaded.
+-- Sent once per session in the same simple query as sql/session_schema.sql and
+-- sql/session_tests.sql, before anything is loaded: views are read when queried, so creating
+-- them over the empty tables is the same as after the load, and the server builds them while
+-- the client scans the project.
 
--- Temporary objects only (and pgmi's ANALYZE of its tables, which precedes this script in the
--- same message): the commit need not wait for a WAL flush, as in sql/session_schema.sql.
+-- Temporary objects only: the commit need not wait for a WAL flush, as in sql/session_schema.sql.
 SELECT set_config('synchronous_commit', 'off', true);
 
 CREATE TEMP VIEW pgmi_source_view AS

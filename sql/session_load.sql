@@ -28,6 +28,9 @@ COPY pg_temp._pgmi_source_metadata (path, id, idempotent, sort_keys, description
 -- Temp tables get no autovacuum statistics; without them the test plan query is ~300x slower.
 -- _pgmi_source gets its row count and the statistics of the columns deploy loops join and filter
 -- on; each further column costs 3-6 us per file (all 13 took 0.2 s at 10k files, these 0.06 s).
+-- The statistics are of temporary tables: their commit need not wait for a WAL flush (as in
+-- sql/session_schema.sql); set_config(..., true) lasts for this message's transaction only.
+SELECT set_config('synchronous_commit', 'off', true);
 ANALYZE pg_temp._pgmi_source (path, directory, is_sql_file), pg_temp._pgmi_source_metadata,
         pg_temp._pgmi_test_source, pg_temp._pgmi_test_directory;
 

@@ -474,7 +474,7 @@ def test_session_scripts_are_ascii():
     non-ASCII character, even in a comment, fails the whole script."""
     from pgmilib.resources import read_sql
 
-    for name in session.SCRIPTS_BEFORE_LOAD + session.SCRIPTS_AFTER_LOAD:
+    for name in session.API_SCRIPTS:
         bad = [(n, line) for n, line in enumerate(read_sql(name).splitlines(), 1) if not line.isascii()]
         assert bad == [], name
 

@@ -1,10 +1,11 @@
 """Install the session API in pg_temp and load the project and parameters into it.
 
-Order: schema script, test machinery, files (COPY), `Loaded N files`,
-parameters, contract v1, contract v1 test functions. The deploy pipeline sends the first two
-(`send_api`) as soon as its session is open, often before the project is scanned, and waits
-for them before it takes the advisory lock; `prepare` does the rest (and the first two as well
-when nobody sent them).
+Order: the API's scripts in one message (schema, test machinery, contract v1 views, contract v1
+test functions: all DDL over empty tables, so none depends on what is loaded), then files (COPY),
+`Loaded N files`, parameters, and ANALYZE of the loaded tables. The deploy pipeline sends the
+scripts (`send_api`) as soon as its session is open, often before the project is scanned, and
+reads their answer before it takes the advisory lock; `prepare` does the rest (and the
+scripts as well when nobody sent them).
 
 Loading uses COPY FROM STDIN with ~1 MB byte chunks: it matches psql's own COPY speed, where
 one INSERT per file is 5-10x slower. File bytes are read again from
@@ -42,8 +43,7 @@ if TYPE_CHECKING:  # pragma: no cover (typing.Self is 3.11+; annotations are nev
     from pgmilib.conn.wire import Session
     from pgmilib.output import Output
 
-SCRIPTS_BEFORE_LOAD = ("session_schema.sql", "session_tests.sql")
-SCRIPTS_AFTER_LOAD = ("session_contract_v1.sql", "session_contract_v1_tests.sql")
+API_SCRIPTS = ("session_schema.sql", "session_tests.sql", "session_contract_v1.sql", "session_contract_v1_tests.sql")
 CHUNK_BYTES = 1 << 20
 READ_THREADS = 2
 READ_BATCH = 32
@@ -59,14 +59,14 @@ def prepare(conn: Session, project: Project, params: Mapping[str, str], *, compa
     """Create the session API in pg_temp and load `project` and `params` into it.
 
     `cache_dir` holds the normalized-checksum caches (None: none; see project/checksums.py).
-    `api_sent`: SCRIPTS_BEFORE_LOAD already ran (`send_api`, and its answer was read).
+    `api_sent`: API_SCRIPTS already ran (`send_api`, and its answer was read).
 
     Every failure is a PgmiError whose message starts `session preparation failed: `.
     """
     check_compat(compat)
     started = time.monotonic()
     if not api_sent:
-        run_scripts(conn, SCRIPTS_BEFORE_LOAD)
+        run_scripts(conn, API_SCRIPTS)
     restore = _match_client_encoding(conn)
     try:
         load_files(conn, project, cache_dir)
@@ -76,7 +76,8 @@ def prepare(conn: Session, project: Project, params: Mapping[str, str], *, compa
         restore()
     if count:
         out.info(f"Loaded {count} parameters")
-    run_scripts(conn, SCRIPTS_AFTER_LOAD, before=read_sql_section("session_load.sql", "analyze") if project.files else "")
+    if project.files:
+        _call(lambda: conn.run(read_sql_section("session_load.sql", "analyze")), f"{PREFIX}: session_load.sql")
     if verbose:
         out.verbose(f"session prepared in {time.monotonic() - started:.3f}s")
 
@@ -90,26 +91,26 @@ def run_script(conn: Session, name: str) -> None:
     _call(lambda: conn.run(text), f"{PREFIX}: {name}")
 
 
-def run_scripts(conn: Session, names: tuple[str, ...], *, before: str = "") -> None:
-    """Send several bundled scripts (after `before`) as one simple query: one round trip.
+def run_scripts(conn: Session, names: tuple[str, ...]) -> None:
+    """Send several bundled scripts as one simple query: one round trip.
 
     Each script is complete statements ending in `;`, so the concatenation runs them in
     order; a failure names every script of the batch (bundled scripts fail only on a server
     that lacks something pgmi needs).
     """
-    text, what = _batch(names, before)
+    text, what = _batch(names)
     _call(lambda: conn.run(text), what)
 
 
 def send_api(conn: Session) -> Callable[[], None]:
-    """Send SCRIPTS_BEFORE_LOAD (the tables and the test machinery) and return without waiting.
+    """Send API_SCRIPTS (the whole session API) and return without waiting.
 
-    The server spends most of a small deploy's set-up building them (~15 ms): sent before
+    The server spends most of a small deploy's set-up building it (~16 ms): sent before
     the scan, that time passes while the client reads the project. Call the result before
     anything else uses `conn`; it reads the answer and raises a failure as `run_scripts`
     would. A connection that cannot send ahead (a plain pg8000 one) runs them here.
     """
-    text, what = _batch(SCRIPTS_BEFORE_LOAD)
+    text, what = _batch(API_SCRIPTS)
     send = getattr(conn, "send_simple", None)
     if send is None:
         _call(lambda: conn.run(text), what)
@@ -118,9 +119,9 @@ def send_api(conn: Session) -> Callable[[], None]:
     return lambda: _call(finish, what)
 
 
-def _batch(names: tuple[str, ...], before: str = "") -> tuple[str, str]:
+def _batch(names: tuple[str, ...]) -> tuple[str, str]:
     """The scripts' text as one query, and the prefix of its failures."""
-    texts = [before] if before else []
+    texts = []
     for name in names:
         try:
             texts.append(read_sql(name))
@@ -156,7 +157,7 @@ def load_files(conn: Session, project: Project, cache_dir: Path | None = None) -
     described = [f for f in sources if f.metadata is not None]
     _copy(conn, read_sql_section("session_load.sql", "copy_source_metadata"),
           [(f.path, lambda f=f: _metadata_row(f)) for f in described])
-    # ANALYZE (session_load.sql "analyze") travels with the contract scripts: one round trip less.
+    # ANALYZE (session_load.sql "analyze") follows the parameters, in prepare().
 
 
 class _Reader:
