@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import io
+import os
 import re
 import tokenize
 from pathlib import Path
@@ -34,13 +35,14 @@ _ISSUE = re.compile(r"\bissues? #?\d+", re.IGNORECASE)
 
 
 def _tracked_files() -> list[str]:
+    """The repository's files, without descending into skipped directories (bench/work holds the
+    benchmarks' projects, which a running `make bench` creates and removes while this walks)."""
     skip = {".git", ".venv", "node_modules", "dist", "build", "__pycache__", ".pytest_cache", "out", "work"}
     found = []
-    for path in REPO.rglob("*"):
-        rel = path.relative_to(REPO)
-        if any(part in skip or part.startswith(".") for part in rel.parts[:-1]) or not path.is_file():
-            continue
-        found.append(rel.as_posix())
+    for top, dirs, files in os.walk(REPO):
+        dirs[:] = sorted(d for d in dirs if d not in skip and not d.startswith("."))
+        rel = Path(top).relative_to(REPO)
+        found.extend((rel / name).as_posix() for name in sorted(files) if os.path.isfile(os.path.join(top, name)))
     return found
 
 

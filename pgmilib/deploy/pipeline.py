@@ -77,6 +77,11 @@ def deploy(request: DeployRequest, out: Output, *, cancel: Cancellation | None =
     return result
 
 
+#: The longest the connection made before the scan may take to answer (seconds); a slower
+#: server is connected to after the scan instead, with the run's own timeout and retries.
+EARLY_CONNECT_SECONDS = 2.0
+
+
 class _Run:
     """One deployment's state; its methods are the pipeline's steps, called in this order by `run()`.
 
@@ -211,13 +216,14 @@ class _Run:
 
     # -- the target database and the session ---------------------------------------------
 
-    def connect(self, database: str, **options: Any) -> LiveConnection:
+    def connect(self, database: str, params: ConnParams | None = None, out: Any = None,
+                **options: Any) -> LiveConnection:
         from pgmilib.conn.connect import open_connection
 
         assert self.params is not None  # configure() ran
         self.watchdog.check()
-        return open_connection(self.params, database, deadline=self.watchdog.deadline, on_notice=self.out.notice,
-                               out=self.out, environ=self.environ, **options)
+        return open_connection(params or self.params, database, deadline=self.watchdog.deadline,
+                               on_notice=self.out.notice, out=out or self.out, environ=self.environ, **options)
 
     def open_session(self) -> LiveConnection:
         """Create or overwrite the target as asked, then connect to it."""
@@ -243,27 +249,46 @@ class _Run:
 
         Not with --overwrite (the database is dropped only once the project has passed the
         scan), nor for a fleet's target (its project was scanned once, before), nor without a
-        deploy.sql (exit 14 before any connection, as ever). A target that does not exist yet
-        is left to `open_session` after the scan (None), which creates it then. Any other
-        failure is returned, for `run` to raise once the scan has passed: a problem in the
-        project is still the one reported when there are both.
+        deploy.sql (exit 14 before any connection, as ever).
+
+        One attempt, within EARLY_CONNECT_SECONDS, so that a project's problem is never held
+        up behind a server that does not answer. None (connect after the scan, the usual way)
+        when the target does not exist yet (`open_session` creates it then) or the failure is
+        one worth retrying (the usual way retries it). Any other failure (a refused login, an
+        old server, a pooler) is returned, for `run` to raise once the scan has passed: a
+        problem in the project is still the one reported when there are both.
         """
+        from pgmilib import records
+        from pgmilib.conn.connect import is_transient
         from pgmilib.project.scan import validate_root
 
-        request = self.request
-        assert self.params is not None  # configure() ran
+        request, params = self.request, self.params
+        assert params is not None  # configure() ran
         if request.overwrite or request.project is not None:
             return None
         try:
             validate_root(request.project_path)
         except PgmiError:
             return None  # the scan reports it
+        limit = min(params.connect_timeout or EARLY_CONNECT_SECONDS, EARLY_CONNECT_SECONDS)
+        quick = records.replace(params, connect_timeout=limit, given=set(params.given))
+        said = _Held(self.out)  # the attempt's warnings and verbose lines, said once it counts
         try:
             with _connection_guard():
-                conn = self.connect(self.params.database)
-            return self.start(conn)
+                conn = self.connect(params.database, quick, out=said, retry=False)
         except ConnectionFailed as error:
-            return None if error.pg and error.pg.sqlstate == "3D000" else error
+            if (error.pg and error.pg.sqlstate == "3D000") or error.__cause__ is None or is_transient(error.__cause__):
+                return None  # the attempt after the scan says it all again
+            said.replay()
+            return error
+        except Interrupted:
+            raise
+        except PgmiError as error:
+            said.replay()
+            return error
+        said.replay()
+        try:
+            return self.start(conn)
         except Interrupted:
             raise
         except PgmiError as error:
@@ -380,6 +405,29 @@ class _Run:
         finally:
             if request.test_reports:
                 events.write_reports(request.test_reports, failure)
+
+
+class _Held:
+    """Stands in for the run's Output during the connection attempt made before the scan: what
+    the attempt says (a password file's permissions, a weak sslmode, --verbose lines) is kept,
+    and said only if the attempt is not made again after the scan, so nothing is said twice.
+    The connection layer only warns and writes verbose lines."""
+
+    def __init__(self, out: Output) -> None:
+        self._out = out
+        self.verbose_mode = out.verbose_mode
+        self._said: list[tuple[Callable[[str], None], str]] = []
+
+    def warn(self, message: str) -> None:
+        self._said.append((self._out.warn, message))
+
+    def verbose(self, message: str) -> None:
+        self._said.append((self._out.verbose, message))
+
+    def replay(self) -> None:
+        for say, message in self._said:
+            say(message)
+        self._said.clear()
 
 
 class _Opened:
