@@ -35,9 +35,11 @@ def _tokens() -> tuple[re.Pattern[bytes], ...]:
         # a lone `-` or `/`, a `$` that opens no dollar quote, and quoted tokens that lower() would
         # not change (no A-Z inside, and no backslash, so an E'...' string reads the same as a plain
         # one). Inside such a token `--`, `/*` and `$` are text, as in a quote; `'a''b'` splitting
-        # into `'a'` and `'b'` leaves every byte's quoted/unquoted status as it is. So most files
-        # are a few matches.
-        re.compile(rb"""(?:[^-/'"$]+|-(?!-)|/(?!\*)|'[^'A-Z\\]*'|"[^"A-Z]*"|\$(?!(?:[A-Za-z_][A-Za-z0-9_]*)?\$))*"""),
+        # into `'a'` and `'b'` leaves every byte's quoted/unquoted status as it is. Not right after
+        # an E or e: that split would lose the E-string's prefix for the token after `''`, where a
+        # backslash escapes a quote (`E'''\'x` is one unterminated string); the loop decides there.
+        # So most files are a few matches.
+        re.compile(rb"""(?:[^-/'"$]+|-(?!-)|/(?!\*)|(?<![Ee])'[^'A-Z\\]*'|"[^"A-Z]*"|\$(?!(?:[A-Za-z_][A-Za-z0-9_]*)?\$))*"""),
         re.compile(rb"'[^']*(?:''[^']*)*'?"),  # a quote
         re.compile(rb"'(?:[^'\\]|\\[\s\S]?|'')*'?"),  # E'...': a backslash escapes the next byte
         re.compile(rb'"[^"]*(?:""[^"]*)*"?'),  # a quoted identifier
