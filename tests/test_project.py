@@ -500,3 +500,22 @@ def test_small_projects_keep_the_scanned_bytes(tmp_path):
     project = P.scan(tmp_path)
     (tmp_path / "a.sql").write_text("SELECT 2;\n")  # a later change cannot reach the load
     assert project.files[0].read_bytes() == b"SELECT 1;\n"
+
+
+def test_checksum_cache_of_an_earlier_generation_is_never_read_and_is_removed(tmp_path):
+    """An earlier pgmi may have cached another normalized value for some bytes: its file (its
+    generation in the name) is not read, and goes once this generation's file is written."""
+    where = tmp_path / "cache"
+    data = b"SELECT 1;\n"
+    current = PC.ChecksumCache.for_project(tmp_path / "proj", where)
+    stem = current.path.name[:-len(f".v{PC.ChecksumCache.GENERATION}.bin")]
+    old = where / f"{stem}.bin"  # generation 1's name
+    where.mkdir()
+    old.write_bytes(bytes.fromhex(PC.raw_checksum(data)) + b"\x11" * 32)  # a wrong value, as if from a bug
+    cache = PC.ChecksumCache.for_project(tmp_path / "proj", where)
+    assert cache.get(PC.raw_checksum(data)) is None
+    cache.put(PC.raw_checksum(data), PC.normalized_checksum(data))
+    cache.save()
+    assert not old.exists()
+    assert PC.ChecksumCache.for_project(tmp_path / "proj", where).get(PC.raw_checksum(data)) == \
+        PC.normalized_checksum(data)

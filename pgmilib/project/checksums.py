@@ -171,6 +171,12 @@ class ChecksumCache:
     costs time.
     """
 
+    #: Part of the file name: raised whenever the normalization could have given another value
+    #: for some bytes, so entries written by an earlier pgmi are never read (2: an E-string
+    #: whose rest followed `''` could be read as a plain string). Files of older generations are
+    #: removed when this one is written.
+    GENERATION = 2
+
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self._known: dict[bytes, bytes] = {}
@@ -190,7 +196,11 @@ class ChecksumCache:
         if directory is None:
             return cls(None)
         key = hashlib.sha256(os.fsencode(os.path.abspath(root))).hexdigest()[:24]
-        return cls(directory / f"checksums-{key}.bin")
+        return cls(directory / f"checksums-{key}{cls._suffix(cls.GENERATION)}")
+
+    @staticmethod
+    def _suffix(generation: int) -> str:
+        return ".bin" if generation == 1 else f".v{generation}.bin"
 
     def has(self, raw_hex: str) -> bool:
         """Whether a normalized checksum is known for these bytes (without counting it as used)."""
@@ -218,4 +228,10 @@ class ChecksumCache:
             atomic_write(self.path, b"".join(key + value for key, value in self._used.items()), mode=0o600,
                          fsync=False)
         except OSError:
-            pass
+            return
+        stem = self.path.name[:-len(self._suffix(self.GENERATION))]
+        for generation in range(1, self.GENERATION):
+            try:
+                self.path.with_name(stem + self._suffix(generation)).unlink()
+            except OSError:
+                pass  # not there (the usual case), or not ours to remove
