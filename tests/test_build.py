@@ -526,12 +526,13 @@ def test_a_register_the_build_cannot_name_fails_the_build(tmp_path):
     assert text.count("@f.register(int)\n") == 14 and "class singledispatch:" in text
 
 
-def test_an_empty_deploy_from_the_archive_never_imports_typing(zipapp, pg, create_database, tmp_path):
+def test_a_deploy_from_the_archive_never_imports_typing(zipapp, pg, create_database, tmp_path):
     """The real launcher's warm start, on this interpreter and the oldest and newest other supported
     one: pgmi's modules import typing for type checkers only, the bundled driver not at all."""
     from projects import query, write_project
 
-    project = write_project(tmp_path / "empty", {}, "CREATE TABLE done (id int);\n")
+    project = write_project(tmp_path / "small", {"schema/t.sql": "CREATE TABLE t (id int);\n"},
+                            "CREATE TABLE done (id int);\n")
     for version, python in sorted(_supported_pythons().items()):
         db = create_database()
         env = _clean_env(PGMI_PYTHON=python, SHIV_ROOT=str(tmp_path / "shiv"), PGMI_NON_INTERACTIVE="1")
