@@ -37,6 +37,7 @@ Usage: python3 build.py [-o dist/pgmi] [--deps-cache DIR]
 from __future__ import annotations
 
 import argparse
+import ast
 import hashlib
 import json
 import os
@@ -305,6 +306,7 @@ def stage(site: Path, deps: Path, commit: str, epoch: int) -> None:
 
     pin_version_lookups(site)
     defer_imports(site)
+    register_dispatch_types(site)
 
     package = site / "pgmilib"
     shutil.copytree(REPO / "pgmilib", package, ignore=_ignore_noise)
@@ -400,6 +402,99 @@ def defer_imports(site: Path) -> None:
             raise BuildError(f"{relative} no longer has the import build.py defers ({original.splitlines()[0]!r}); "
                              "update DEFERRED_IMPORTS")
         path.write_text(text.replace(original, stand_in), encoding="utf-8")
+
+
+#: Modules of the bundled driver that register `functools.singledispatch` handlers by annotation
+#: (`@f.register` over `def _(val: list)`), and how many. functools imports `typing` (~4 ms, 5 % of
+#: an empty deploy) to read an annotation and, from Python 3.11 on, in every `register()` call. The
+#: build names each type (`@f.register(list)`, read from the handler's one annotation) and gives the
+#: module a stand-in singledispatch for plain classes: the same dispatch tables (tests/test_build.py
+#: compares them with the published driver's), without typing.
+ANNOTATED_DISPATCH = {"pg8000/converters.py": 14}
+_DISPATCH_IMPORT = "from functools import singledispatch\n"
+_DISPATCH_STAND_IN = (
+    "class singledispatch:  # added by pgmi's build.py: functools.singledispatch for plain classes, without typing\n"
+    "    def __init__(self, func):\n"
+    "        self._pgmi_registry = {object: func}\n"
+    "        self._pgmi_cache = {}\n"
+    "        self.__wrapped__ = func\n"
+    "        self.__name__, self.__qualname__, self.__doc__ = func.__name__, func.__qualname__, func.__doc__\n"
+    "    @property\n"
+    "    def registry(self):\n"
+    "        from types import MappingProxyType\n"
+    "        return MappingProxyType(self._pgmi_registry)\n"
+    "    def register(self, cls):\n"
+    "        if type(cls) is not type:  # an ABC, a union, an annotated function: functools' own cases\n"
+    "            raise TypeError(f'pgmi build: singledispatch stand-in takes a plain class, not {cls!r}')\n"
+    "        def add(func):\n"
+    "            self._pgmi_registry[cls] = func\n"
+    "            self._pgmi_cache.clear()\n"
+    "            return func\n"
+    "        return add\n"
+    "    def dispatch(self, cls):  # plain classes only: the first of cls's MRO registered, as functools finds it\n"
+    "        impl = self._pgmi_cache.get(cls)\n"
+    "        if impl is None:\n"
+    "            impl = next(self._pgmi_registry[c] for c in cls.__mro__ if c in self._pgmi_registry)\n"
+    "            self._pgmi_cache[cls] = impl\n"
+    "        return impl\n"
+    "    def __call__(self, *args, **kwargs):\n"
+    "        return self.dispatch(args[0].__class__)(*args, **kwargs)\n"
+)
+
+
+def _annotated_registrations(tree: ast.Module) -> list[tuple[ast.expr, str]]:
+    """Each bare `@f.register` decorator of a singledispatch function `f`, with the source of the type
+    to name: its handler's only annotation (None as `type(None)`, as get_type_hints reads it)."""
+    dispatchers = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)
+                   and any(isinstance(d, ast.Name) and d.id == "singledispatch" for d in node.decorator_list)}
+    found = []
+    for node in tree.body:
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        for decorator in node.decorator_list:
+            if not (isinstance(decorator, ast.Attribute) and decorator.attr == "register"
+                    and isinstance(decorator.value, ast.Name) and decorator.value.id in dispatchers):
+                continue
+            args = node.args.posonlyargs + node.args.args
+            hints = [a.annotation for a in args + node.args.kwonlyargs if a.annotation is not None]
+            annotation = args[0].annotation if args else None
+            if node.returns is not None or hints != [annotation] or annotation is None:
+                raise ValueError(f"line {node.lineno}: the handler must annotate its first parameter only")
+            if isinstance(annotation, ast.Constant) and annotation.value is None:
+                found.append((decorator, "type(None)"))
+            elif isinstance(annotation, ast.Name):
+                found.append((decorator, annotation.id))
+            else:
+                raise ValueError(f"line {node.lineno}: the annotation is not a plain class name")
+    return found
+
+
+def register_dispatch_types(site: Path) -> None:
+    """Rewrite ANNOTATED_DISPATCH's `@f.register` decorators as `@f.register(<type>)` and give the module
+    the stand-in singledispatch; fail if a driver update changed what they rely on."""
+    for relative, expected in ANNOTATED_DISPATCH.items():
+        path = site / relative
+        text = path.read_text(encoding="utf-8") if path.is_file() else ""
+        try:
+            found = _annotated_registrations(ast.parse(text))
+        except (SyntaxError, ValueError) as error:
+            raise BuildError(f"{relative}: cannot name its singledispatch types ({error}); "
+                             "update ANNOTATED_DISPATCH") from None
+        if len(found) != expected:
+            raise BuildError(f"{relative} has {len(found)} handlers registered by annotation, build.py expects "
+                             f"{expected}; update ANNOTATED_DISPATCH")
+        lines = text.splitlines(keepends=True)
+        for decorator, type_source in found:  # one decorator per line: no position shifts another
+            line = lines[decorator.lineno - 1]
+            start, end = decorator.col_offset, decorator.end_col_offset
+            if decorator.end_lineno != decorator.lineno or line[start - 1:end] != f"@{decorator.value.id}.register":
+                raise BuildError(f"{relative}: line {decorator.lineno} is not a plain `@f.register`; "
+                                 "update ANNOTATED_DISPATCH")
+            lines[decorator.lineno - 1] = f"{line[:end]}({type_source}){line[end:]}"
+        text = "".join(lines)
+        if text.count(_DISPATCH_IMPORT) != 1:
+            raise BuildError(f"{relative} no longer imports singledispatch as build.py expects; update build.py")
+        path.write_text(text.replace(_DISPATCH_IMPORT, _DISPATCH_STAND_IN), encoding="utf-8")
 
 
 def run_shiv(site: Path, output: Path, epoch: int) -> None:

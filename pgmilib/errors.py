@@ -11,7 +11,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 from types import SimpleNamespace
-from typing import Any
+
+TYPE_CHECKING = False  # typing's flag without importing typing at run time; type checkers take it as true
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class Exit(enum.IntEnum):

@@ -18,12 +18,14 @@ import threading
 import time
 import unicodedata
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, TextIO
 
 from pgmilib.errors import PgmiError
 from pgmilib.redact import redact
 
+TYPE_CHECKING = False  # typing's flag without importing typing at run time; type checkers take it as true
 if TYPE_CHECKING:
+    from typing import Any, TextIO
+
     from pgmilib.errors import PgDiagnostics
 
 

@@ -27,9 +27,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Any, ClassVar, TypeVar
 
-T = TypeVar("T")
+TYPE_CHECKING = False  # typing's flag without importing typing at run time; type checkers take it as true
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
+    T = TypeVar("T")
 _MISSING: Any = object()
 
 
@@ -201,4 +204,6 @@ def _is_classvar(annotation: Any) -> bool:
     """`ClassVar[...]` in a string annotation (`from __future__ import annotations`) or a real one."""
     if isinstance(annotation, str):
         return annotation.startswith(("ClassVar", "typing.ClassVar"))
-    return annotation is ClassVar or getattr(annotation, "__origin__", None) is ClassVar
+    typing = sys.modules.get("typing")  # a real ClassVar annotation was written by a module that imported typing
+    classvar = typing.ClassVar if typing is not None else None
+    return classvar is not None and (annotation is classvar or getattr(annotation, "__origin__", None) is classvar)

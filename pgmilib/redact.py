@@ -23,7 +23,10 @@ import functools
 import re
 from collections.abc import Iterator
 from contextvars import ContextVar
-from typing import Any
+
+TYPE_CHECKING = False  # typing's flag without importing typing at run time; type checkers take it as true
+if TYPE_CHECKING:
+    from typing import Any
 
 REDACTED = "[redacted]"
 

@@ -455,6 +455,100 @@ def test_dependency_version_lookups_are_pinned(zipapp):
             assert f"return {version!r}" in text, arcname
 
 
+_DISPATCH_PROBE = """
+import datetime, decimal, enum, json, sys
+import pg8000.native
+from pg8000 import converters
+typing_loaded = "typing" in sys.modules
+def fingerprint(func):  # the handler's code, whatever its line numbers
+    code = func.__code__
+    return [func.__name__, code.co_code.hex(), list(code.co_names), [repr(c) for c in code.co_consts
+                                                                      if not hasattr(c, "co_code")]]
+class Word(str):
+    pass
+class Colour(enum.Enum):
+    RED = 1
+values = [None, True, 7, 1.5, decimal.Decimal("1.20"), b"ab", bytearray(b"c"), "it's", Word("w"), Colour.RED,
+          datetime.datetime(2024, 1, 2, 3, 4, 5), datetime.date(2024, 1, 2), datetime.time(3, 4),
+          datetime.timedelta(days=1, seconds=5), [1, "a", None, [2.5]], ("x", None, 3), {"k": [1]}]
+def outcome(func, value):
+    try:
+        return func(value)
+    except Exception as error:
+        return type(error).__name__
+print(json.dumps({
+    "typing_loaded": typing_loaded,
+    "tables": {name: sorted([f"{cls.__module__}.{cls.__qualname__}", *fingerprint(func)]
+                            for cls, func in getattr(converters, name).registry.items())
+               for name in ("array_out", "composite_out", "literal")},
+    "results": {name: [outcome(getattr(converters, name), v) for v in values]
+                for name in ("array_out", "composite_out", "literal")},
+    "native": pg8000.native.literal([None, 1, "a"]),
+}))
+"""
+
+
+def test_the_bundled_driver_dispatches_as_the_published_one(zipapp, tmp_path):
+    """build.py names the type of each pg8000 handler registered by annotation and gives the module a
+    singledispatch for plain classes: the same dispatch tables and results, and no `typing` import."""
+    env = _clean_env(SHIV_ROOT=str(tmp_path / "shiv"), SHIV_INTERPRETER="1")
+    # shiv's bootstrap (interpreter mode) imports typing before the probe runs: forget it, to see who imports it again
+    bundled = subprocess.run([sys.executable, "-I", str(zipapp), "-c", "import sys; sys.modules.pop('typing', None)\n"
+                              + _DISPATCH_PROBE], env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert bundled.returncode == 0, bundled.stderr
+    published = subprocess.run([sys.executable, "-c", _DISPATCH_PROBE], capture_output=True, text=True, timeout=120,
+                               check=False)
+    assert published.returncode == 0, published.stderr
+    ours, theirs = json.loads(bundled.stdout), json.loads(published.stdout)
+    assert (ours.pop("typing_loaded"), theirs.pop("typing_loaded")) == (False, True)
+    assert ours == theirs
+    assert len(ours["tables"]["literal"]) == 13 and ours["results"]["literal"][:3] == ["NULL", "TRUE", "7"]
+
+
+def test_a_register_the_build_cannot_name_fails_the_build(tmp_path):
+    """A driver update that registers a handler some other way stops the build, naming the file."""
+    import build
+
+    site = tmp_path / "site"
+    (site / "pg8000").mkdir(parents=True)
+    head = "from functools import singledispatch\n@singledispatch\ndef f(v):\n    return v\n"
+    handler = "@f.register\ndef _(v: int):\n    return 1\n"
+    cases = {"count": head + handler, "annotation": head + handler.replace("v: int", "v: 'int'") * 14,
+             "import": head.replace("from functools import singledispatch", "import functools") + handler * 14}
+    for case, text in cases.items():
+        (site / "pg8000" / "converters.py").write_text(text, encoding="utf-8")
+        with pytest.raises(build.BuildError, match="pg8000/converters.py") as raised:
+            build.register_dispatch_types(site)
+        assert "\n" not in str(raised.value), case
+    (site / "pg8000" / "converters.py").write_text(head + handler * 14, encoding="utf-8")
+    build.register_dispatch_types(site)  # what it expects: rewritten
+    text = (site / "pg8000" / "converters.py").read_text(encoding="utf-8")
+    assert text.count("@f.register(int)\n") == 14 and "class singledispatch:" in text
+
+
+def test_a_deploy_from_the_archive_never_imports_typing(zipapp, pg, create_database, tmp_path):
+    """The real launcher's warm start, on this interpreter and the oldest and newest other supported
+    one: pgmi's modules import typing for type checkers only, the bundled driver not at all."""
+    from projects import query, write_project
+
+    project = write_project(tmp_path / "small", {"schema/t.sql": "CREATE TABLE t (id int);\n"},
+                            "CREATE TABLE done (id int);\n")
+    for version, python in sorted(_supported_pythons().items()):
+        db = create_database()
+        env = _clean_env(PGMI_PYTHON=python, SHIV_ROOT=str(tmp_path / "shiv"), PGMI_NON_INTERACTIVE="1")
+        env = {k: v for k, v in env.items() if not k.startswith("PG") or k.startswith("PGMI_")}
+        subprocess.run([str(zipapp), "version"], env=env, capture_output=True, timeout=120, check=True)  # extracts
+        run = subprocess.run([str(zipapp), "deploy", str(project), "-d", db],
+                             env={**env, **pg.env(), "PYTHONPROFILEIMPORTTIME": "1"}, capture_output=True, text=True,
+                             timeout=180, check=False)
+        assert run.returncode == 0, (version, run.stderr)
+        imported = {line.rpartition("|")[2].strip() for line in run.stderr.splitlines()
+                    if line.startswith("import time:")}
+        assert {"pgmilib.deploy.pipeline", "pg8000.converters"} <= imported, version  # the record is whole
+        assert "typing" not in imported, version
+        assert query(pg, db, "SELECT to_regclass('public.done') IS NOT NULL") == [[True]], version
+
+
 # A deploy.sql whose statements after COMMIT (each sent as its own unit, split by the lexer) hide
 # semicolons and quotes in quoted identifiers, E'' strings and plain strings: where the lexer's
 # regular expressions differed by interpreter (possessive quantifiers on Debian 12's 3.11.2), a

@@ -36,6 +36,14 @@ def test_init_positional_keyword_defaults_and_factories():
     assert fields(p) == fields(Point)
 
 
+def test_real_classvar_annotations_are_not_fields():
+    """A module without the future import gives evaluated annotations: `ClassVar[int]` and a bare
+    `ClassVar` are read from typing (loaded by that module), an ordinary class is a field."""
+    cls = type("Real", (), {"__annotations__": {"a": int, "b": ClassVar[int], "c": ClassVar, "d": str},
+                            "b": 1, "c": 2, "d": "d"})
+    assert [f.name for f in fields(record(cls))] == ["a", "d"]
+
+
 @pytest.mark.parametrize(("args", "kwargs", "message"), [
     ((), {}, "missing required argument: 'x'"),
     ((1, 2, [], "", 5), {}, "takes 4 positional arguments but 5 were given"),

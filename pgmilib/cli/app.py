@@ -21,11 +21,14 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
 
 from pgmilib import BUILD_COMMIT, BUILD_DATE, SUPPORTED_COMPAT, __version__
 from pgmilib.errors import Exit, PgmiError, UsageError, exit_code
 from pgmilib.output import Output, is_interactive
+
+TYPE_CHECKING = False  # typing's flag without importing typing at run time; type checkers take it as true
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 REPOSITORY = "https://github.com/vvka-141/pgmi"
 

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Any
 
 from pgmilib.cli.signals import CancelOnSignal
 from pgmilib.errors import ConfigError, PgmiError, UsageError
 from pgmilib.output import Output, is_interactive
+
+TYPE_CHECKING = False  # typing's flag without importing typing at run time; type checkers take it as true
+if TYPE_CHECKING:
+    from typing import Any
 
 #: `--fail-on-lock-risk` without a value: a table of 10 MB rewrites in well under a second on
 #: common hardware; above that, the time every reader queues behind the lock is noticeable.

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from typing import Any
 
 from pgmilib import records
 from pgmilib.cli.signals import CancelOnSignal
 from pgmilib.errors import PgmiError, UsageError, go_quote
 from pgmilib.output import Output
+
+TYPE_CHECKING = False  # typing's flag without importing typing at run time; type checkers take it as true
+if TYPE_CHECKING:
+    from typing import Any
 
 #: Flags that only a fleet understands (attribute, flag).
 FLEET_FLAGS = (("parallel", "--parallel"), ("canary", "--canary"), ("max_failures", "--max-failures"),

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import signal
 import threading
-from typing import TYPE_CHECKING, Any
 
 from pgmilib.errors import Interrupted
 from pgmilib.output import Output
 
+TYPE_CHECKING = False  # typing's flag without importing typing at run time; type checkers take it as true
 if TYPE_CHECKING:  # typing.Self is 3.11+; annotations are never evaluated (future import)
-    from typing import Self
+    from typing import Any, Self
 
 
 class CancelOnSignal:

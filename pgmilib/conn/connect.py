@@ -17,7 +17,6 @@ import os
 import random
 import socket
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
 
 from pgmilib import records
 from pgmilib.conn.auth import provider_for
@@ -30,8 +29,10 @@ from pgmilib.conn.wire import DRIVER_ERRORS, AuthMethodRefused, LiveConnection, 
 from pgmilib.errors import ConnectionFailed, Interrupted, Marker, PgDiagnostics, go_quote
 from pgmilib.redact import redact
 
+TYPE_CHECKING = False  # typing's flag without importing typing at run time; type checkers take it as true
 if TYPE_CHECKING:
     import ssl  # at run time only where TLS is used or an error is classified: a unix socket never loads it
+    from typing import Any
 
 MAX_RETRIES = 3  # so at most 4 attempts
 _TRANSIENT_TEXT = ("connection refused", "connection reset", "connection timeout", "connection failure",

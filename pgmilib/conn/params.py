@@ -6,11 +6,13 @@ connection strings, the PG* environment, pgmi.yaml and the flags all check throu
 
 from __future__ import annotations
 
-from typing import Any
-
 from pgmilib.conn import SSLMODES
 from pgmilib.errors import ConfigError, go_quote
 from pgmilib.records import field, fields, record
+
+TYPE_CHECKING = False  # typing's flag without importing typing at run time; type checkers take it as true
+if TYPE_CHECKING:
+    from typing import Any
 
 AUTH_METHODS = ("azure", "aws", "google")
 DEFAULT_PORT = 5432

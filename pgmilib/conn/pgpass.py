@@ -11,11 +11,14 @@ import os
 import stat
 from collections.abc import Mapping
 from pathlib import Path, PureWindowsPath
-from typing import Any
 
 from pgmilib.errors import go_quote
 from pgmilib.fileio import atomic_write
 from pgmilib.redact import register_secret
+
+TYPE_CHECKING = False  # typing's flag without importing typing at run time; type checkers take it as true
+if TYPE_CHECKING:
+    from typing import Any
 
 #: The platform's rule applies unless a caller says which (tests hold both branches anywhere).
 ON_WINDOWS = os.name == "nt"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
 
 from pgmilib.conn.conninfo import parse_connection_string, set_hosts
 from pgmilib.conn.libpqkeys import check_options, check_target_session_attrs, parse_require_auth
@@ -30,6 +29,10 @@ from pgmilib.conn.service import merge_service, service_lookup
 from pgmilib.errors import ConfigError, go_quote
 from pgmilib.records import record
 from pgmilib.redact import register_secret
+
+TYPE_CHECKING = False  # typing's flag without importing typing at run time; type checkers take it as true
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @record(frozen=True)

@@ -7,12 +7,12 @@ back to plaintext silently; pgmi never uses it.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
 from pgmilib.conn.params import ConnParams, check_client_cert_pair
 from pgmilib.errors import ConfigError, go_quote
 from pgmilib.redact import redact
 
+TYPE_CHECKING = False  # typing's flag without importing typing at run time; type checkers take it as true
 if TYPE_CHECKING:
     import ssl
 

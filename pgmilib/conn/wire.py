@@ -15,7 +15,6 @@ import struct
 import threading
 import unicodedata
 from collections.abc import Callable
-from typing import Any, Protocol
 
 import pg8000.exceptions
 import pg8000.native
@@ -23,6 +22,12 @@ import scramp
 
 from pgmilib.conn.params import DEFAULT_HOST, DEFAULT_PORT
 from pgmilib.errors import PgDiagnostics
+
+TYPE_CHECKING = False  # typing's flag without importing typing at run time; type checkers take it as true
+if TYPE_CHECKING:
+    from typing import Any, Protocol
+else:  # the Protocol classes below are structural types for type checkers, plain classes at run time
+    Protocol = object
 
 CANCEL_REQUEST_CODE = 80877102
 CLOSE_WAIT_SECONDS = 1.0  # close(): the longest wait for the server to end the session, without a socket timeout

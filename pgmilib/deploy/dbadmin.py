@@ -17,7 +17,6 @@ that keeps it testable against any server and free of connection policy.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
 
 from pgmilib.conn.backoff import Backoff, pause
 from pgmilib.conn.params import DEFAULT_MAINTENANCE_DB
@@ -34,9 +33,14 @@ from pgmilib.errors import (
 from pgmilib.output import Output
 from pgmilib.resources import read_sql, read_sql_section
 
+TYPE_CHECKING = False  # typing's flag without importing typing at run time; type checkers take it as true
 if TYPE_CHECKING:
+    from typing import Any, Protocol
+
     from pgmilib.conn.wire import LiveConnection, Session
     from pgmilib.deploy.watchdog import Watchdog
+else:  # the Protocol classes below are structural types for type checkers, plain classes at run time
+    Protocol = object
 
 #: database name -> open connection; raises errors.ConnectionFailed (pg.sqlstate '3D000' when missing).
 Connector = Callable[[str], "LiveConnection"]

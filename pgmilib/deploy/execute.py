@@ -19,18 +19,22 @@ Notices are not handled here: the connection's notice hook streams them as they 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Protocol
 
 from pgmilib.errors import ExecutionFailed, PgDiagnostics, PgmiError
 from pgmilib.output import Output, shown_in_envelope
 from pgmilib.records import record
 from pgmilib.sqllex import Unit, line_col, source_line
 
+TYPE_CHECKING = False  # typing's flag without importing typing at run time; type checkers take it as true
 if TYPE_CHECKING:
+    from typing import Any, Protocol
+
     from pgmilib.deploy.locate import Location
     from pgmilib.deploy.testing import LineMap
     from pgmilib.deploy.watchdog import Watchdog
     from pgmilib.observe.watch import Watcher
+else:  # the Protocol classes below are structural types for type checkers, plain classes at run time
+    Protocol = object
 
 _GENERATED_NOTE = " (inside the SQL that CALL pgmi_test() on this line expands to)"
 #: Other places listed under the best one; the rest are in --json's fileCandidates.
@@ -44,12 +48,10 @@ class UnitRunner(Protocol):
     @property
     def transaction_status(self) -> str:
         """'I' idle, 'T' inside a transaction block, 'E' inside a failed one."""
-        ...
 
     @property
     def copy_in_refused(self) -> int:
         """How many COPY FROM STDIN the wire refused so far."""
-        ...
 
     def run(self, sql: str, **params: Any) -> Any:
         ...

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from contextlib import suppress
-from typing import TYPE_CHECKING, Any
 
 from pgmilib.config import format_duration
 from pgmilib.conn.backoff import Backoff, pause
@@ -18,7 +17,10 @@ from pgmilib.errors import ConcurrentDeploy, go_quote
 from pgmilib.output import Output
 from pgmilib.resources import read_sql
 
+TYPE_CHECKING = False  # typing's flag without importing typing at run time; type checkers take it as true
 if TYPE_CHECKING:
+    from typing import Any
+
     from pgmilib.conn.wire import Session
     from pgmilib.deploy.watchdog import Watchdog
 

@@ -25,11 +25,11 @@ import hashlib
 import os
 import signal
 import sys
-from typing import TYPE_CHECKING
 
 from pgmilib.project.checksums import BOM, normalized_digest
 from pgmilib.project.scan import read_path
 
+TYPE_CHECKING = False  # typing's flag without importing typing at run time; type checkers take it as true
 if TYPE_CHECKING:  # pragma: no cover
     from typing import Self
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
 
 from pgmilib.conn.params import DEFAULT_MAINTENANCE_DB
 from pgmilib.deploy.request import DeployRequest, DeployResult, describe
@@ -35,7 +34,10 @@ from pgmilib.errors import ConfigError, ConnectionFailed, ExecutionFailed, Inter
 from pgmilib.output import Output
 from pgmilib.redact import redact, secret_scope
 
+TYPE_CHECKING = False  # typing's flag without importing typing at run time; type checkers take it as true
 if TYPE_CHECKING:
+    from typing import Any
+
     from pgmilib.config.project_file import ProjectConfig
     from pgmilib.conn.params import ConnParams
     from pgmilib.conn.wire import LiveConnection

@@ -24,13 +24,15 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 from pgmilib.errors import ConfigError
 from pgmilib.output import Output
 from pgmilib.resources import read_sql
 
+TYPE_CHECKING = False  # typing's flag without importing typing at run time; type checkers take it as true
 if TYPE_CHECKING:
+    from typing import Any
+
     from pgmilib.conn.wire import Session
 
 PROBE_WAIT_SECONDS = 3.0  # how long the second client waits for a server session

@@ -17,9 +17,12 @@ import functools
 import json
 import re
 from collections.abc import Sequence
-from typing import Any
 
 from pgmilib.records import field, record
+
+TYPE_CHECKING = False  # typing's flag without importing typing at run time; type checkers take it as true
+if TYPE_CHECKING:
+    from typing import Any
 
 PASSED = "passed"
 FAILED = "failed"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from pgmilib.conn.resolve import ConnectionFlags
 from pgmilib.errors import Exit, PgmiError, exit_code
@@ -19,7 +18,10 @@ from pgmilib.output import cut_lines, format_error, shown_in_envelope
 from pgmilib.records import field, record
 from pgmilib.redact import redact, redact_nested
 
+TYPE_CHECKING = False  # typing's flag without importing typing at run time; type checkers take it as true
 if TYPE_CHECKING:
+    from typing import Any
+
     from pgmilib.deploy.dbadmin import Approver
     from pgmilib.deploy.lockreport import LockReport
     from pgmilib.project.scan import Project

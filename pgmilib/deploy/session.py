@@ -26,7 +26,6 @@ import contextlib
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
 
 from pgmilib import SUPPORTED_COMPAT
 from pgmilib.config import validate_params
@@ -36,9 +35,10 @@ from pgmilib.project.paths import directory_rows_of_tests, is_fixture_name, path
 from pgmilib.project.scan import Project, ProjectFile
 from pgmilib.resources import read_sql, read_sql_section
 
+TYPE_CHECKING = False  # typing's flag without importing typing at run time; type checkers take it as true
 if TYPE_CHECKING:  # pragma: no cover (typing.Self is 3.11+; annotations are never evaluated)
     from pathlib import Path
-    from typing import Self
+    from typing import Any, Self
 
     from pgmilib.conn.wire import Session
     from pgmilib.output import Output

@@ -18,7 +18,6 @@ import functools
 import json
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from pgmilib.deploy.reports import (
     FAILED,
@@ -37,7 +36,10 @@ from pgmilib.records import record
 from pgmilib.redact import redact
 from pgmilib.sqllex import mask
 
+TYPE_CHECKING = False  # typing's flag without importing typing at run time; type checkers take it as true
 if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
+
     from pgmilib.conn.wire import Session
     from pgmilib.output import Output
 

@@ -12,11 +12,11 @@ carries the marker that maps it to exit 16 (deadline) or 130 (interrupted).
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
 
 from pgmilib.conn.deadline import CANCEL_GRACE_SECONDS, Deadline
 from pgmilib.errors import DeadlineExceeded, Interrupted, Marker, PgmiError
 
+TYPE_CHECKING = False  # typing's flag without importing typing at run time; type checkers take it as true
 if TYPE_CHECKING:
     from pgmilib.conn.wire import Session
 

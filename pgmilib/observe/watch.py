@@ -21,12 +21,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
 
 from pgmilib import records
 from pgmilib.output import Output
 
+TYPE_CHECKING = False  # typing's flag without importing typing at run time; type checkers take it as true
 if TYPE_CHECKING:
+    from typing import Any
+
     from pgmilib.observe.render import Snapshot
 
 # The renderer and the second connection (pgmilib/observe/render.py, second.py) are imported by the

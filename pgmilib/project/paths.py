@@ -7,8 +7,9 @@ scan and the offline commands (`pgmi metadata`, `pgmi info`) agree with the serv
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, NamedTuple
+from collections import namedtuple
 
+TYPE_CHECKING = False  # typing's flag without importing typing at run time; type checkers take it as true
 if TYPE_CHECKING:
     import uuid
 
@@ -25,18 +26,11 @@ def normalise_path(path: str) -> str:
     return re.sub(r"/{2,}", "/", path)
 
 
-class PathColumns(NamedTuple):
-    """The `_pgmi_source` columns derived from a normalised path (same rules as the SQL side).
-
-    A named tuple: one is made per file, and a tuple is the cheapest immutable value to make.
-    """
-
-    name: str
-    directory: str
-    extension: str
-    depth: int
-    parts: tuple[str, ...]
-    parent_folder_name: str | None
+#: The `_pgmi_source` columns derived from a normalised path (same rules as the SQL side): name,
+#: directory, extension (str), depth (int), parts (tuple[str, ...]), parent_folder_name (str | None).
+#: A named tuple: one is made per file, and a tuple is the cheapest immutable value to make.
+#: (collections' rather than typing.NamedTuple: the same class, without importing typing.)
+PathColumns = namedtuple("PathColumns", ["name", "directory", "extension", "depth", "parts", "parent_folder_name"])
 
 
 def path_columns(path: str) -> PathColumns:

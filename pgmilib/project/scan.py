@@ -18,7 +18,6 @@ import re
 import stat
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pgmilib.errors import ConfigError, DeploySqlMissing, PgmiError
 from pgmilib.project.checksums import BOM, ChecksumCache, normalized_checksum, raw_checksum
@@ -29,6 +28,7 @@ from pgmilib.project.paths import (
 )
 from pgmilib.records import field, record
 
+TYPE_CHECKING = False  # typing's flag without importing typing at run time; type checkers take it as true
 if TYPE_CHECKING:  # pragma: no cover
     from pgmilib.project.metadata import ScriptMeta
 

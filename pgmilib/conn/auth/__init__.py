@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
 
 from pgmilib.errors import Marker, PgmiError
 
+TYPE_CHECKING = False  # typing's flag without importing typing at run time; type checkers take it as true
 if TYPE_CHECKING:
+    from typing import Any
+
     from pgmilib.conn.auth.base import AuthProvider
     from pgmilib.conn.deadline import Deadline
     from pgmilib.conn.params import ConnParams

@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
 
+TYPE_CHECKING = False  # typing's flag without importing typing at run time; type checkers take it as true
 if TYPE_CHECKING:
     import ssl
+    from typing import Any, ClassVar
 
     from pgmilib.conn.deadline import Deadline
     from pgmilib.conn.params import ConnParams

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from pgmilib.conn.auth.base import AuthProvider
 from pgmilib.redact import register_secret
 
+TYPE_CHECKING = False  # typing's flag without importing typing at run time; type checkers take it as true
 if TYPE_CHECKING:
     from pgmilib.conn.params import ConnParams
 
