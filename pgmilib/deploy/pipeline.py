@@ -279,7 +279,8 @@ class _Run:
             with _connection_guard():
                 conn = self.connect(params.database, quick, out=said, retry=False)
         except ConnectionFailed as error:
-            if (error.pg and error.pg.sqlstate == "3D000") or error.__cause__ is None or is_transient(error.__cause__):
+            again = (error.pg and error.pg.sqlstate == "3D000") or error.__cause__ is None or is_transient(error.__cause__)
+            if again and not self.watchdog.deadline.expired():  # with the run's time up, this is the report
                 return None  # the attempt after the scan says it all again
             said.replay()
             return error
