@@ -59,6 +59,25 @@ def _watch_the_scan(monkeypatch, conn, db: str) -> list:
     return seen
 
 
+def _with_and_without_the_early_session(argv, monkeypatch, capsys) -> tuple[str, str]:
+    """Run a failing `--json` deploy as it is and with the early session switched off: both are
+    exit 11 with the same envelope (attempts included); returns both runs' stderr."""
+    import json
+
+    from pgmilib.deploy import pipeline
+
+    code, early_out, early_err = run_cli(argv, capsys)
+    monkeypatch.setattr(pipeline._Run, "open_early", lambda self: None)
+    late_code, late_out, late_err = run_cli(argv, capsys)
+    assert code == late_code == Exit.CONNECTION
+    early, late = json.loads(early_out), json.loads(late_out)
+    for result in (early, late):
+        result.pop("duration", None)
+        result.pop("durationMs", None)
+    assert early == late
+    return early_err, late_err
+
+
 def test_the_session_is_open_while_the_project_is_scanned(tmp_path, pg_env, conn, fresh_db, monkeypatch, capsys):
     seen = _watch_the_scan(monkeypatch, conn, fresh_db)
     proj = write_project(tmp_path / "p", {"a.sql": "CREATE TABLE a (id int);\n"},
@@ -124,24 +143,12 @@ def test_the_projects_problem_wins_over_a_failing_connection(tmp_path, pg_env, f
 
 def test_a_failing_connection_is_reported_after_a_clean_scan(tmp_path, pg_env, fresh_db, monkeypatch, capsys):
     """The held connection error is the same error, exit code and attempts as without the early session."""
-    from pgmilib.deploy import pipeline
-
     proj = write_project(tmp_path / "p", {}, "SELECT 1;\n")
     argv = ["deploy", str(proj), "-d", fresh_db, "-U", "no_such_role_x", "--json"]
-    code, early_out, early_err = run_cli(argv, capsys)
-    monkeypatch.setattr(pipeline._Run, "open_early", lambda self: None)
-    late_code, late_out, late_err = run_cli(argv, capsys)
-    assert code == late_code == Exit.CONNECTION
+    early_err, late_err = _with_and_without_the_early_session(argv, monkeypatch, capsys)
     assert 'role "no_such_role_x" does not exist' in early_err
     assert early_err == late_err
 
-    import json
-
-    early, late = json.loads(early_out), json.loads(late_out)
-    for result in (early, late):
-        result.pop("duration", None)
-        result.pop("durationMs", None)
-    assert early == late
 
 
 def test_a_missing_deploy_sql_is_reported_before_any_connection(tmp_path, pg_env, conn, fresh_db, monkeypatch,
@@ -165,7 +172,6 @@ def test_a_refused_connection_is_made_again_after_the_scan_and_says_everything_o
                                                                                      capsys):
     """A failure worth retrying is dropped before the scan: the attempt after it reports the same
     error, attempts and warnings as a deploy without the early session, and nothing twice."""
-    from pgmilib.deploy import pipeline
 
     passfile = tmp_path / "pgpass"
     passfile.write_text("*:*:*:*:secret\n")
@@ -173,20 +179,10 @@ def test_a_refused_connection_is_made_again_after_the_scan_and_says_everything_o
     monkeypatch.setenv("PGPASSFILE", str(passfile))
     proj = write_project(tmp_path / "p", {}, "SELECT 1;\n")
     argv = ["deploy", str(proj), "-h", "127.0.0.1", "-p", str(_free_port()), "-d", "x", "--json"]
-    code, early_out, early_err = run_cli(argv, capsys)
-    monkeypatch.setattr(pipeline._Run, "open_early", lambda self: None)
-    late_code, late_out, late_err = run_cli(argv, capsys)
-    assert code == late_code == Exit.CONNECTION
+    early_err, late_err = _with_and_without_the_early_session(argv, monkeypatch, capsys)
     assert early_err.count("has group or world access") == 1
     assert early_err == late_err
 
-    import json
-
-    early, late = json.loads(early_out), json.loads(late_out)
-    for result in (early, late):
-        result.pop("duration", None)
-        result.pop("durationMs", None)
-    assert early == late
 
 
 def test_a_silent_server_does_not_hold_up_the_projects_error(tmp_path, pg_env, monkeypatch, capsys):
