@@ -37,6 +37,8 @@ PHASES = (
     ("pgmilib.conn.connect", "open_connection", "connect"),
     ("pgmilib.deploy.session", "check_server_version", "version check"),
     ("pgmilib.deploy.lock", "acquire", "deploy lock"),
+    ("pgmilib.deploy.session", "send_api", "session scripts"),
+    ("pgmilib.deploy.pipeline", "_Opened.api_built", "session scripts"),  # what the scan did not hide
     ("pgmilib.deploy.session", "run_scripts", "session scripts"),
     ("pgmilib.deploy.session", "run_script", "session scripts"),
     ("pgmilib.deploy.session", "_match_client_encoding", "session scripts"),
@@ -60,6 +62,9 @@ def child(argv: list[str]) -> None:
     depth = [0]
 
     def wrap(module: object, name: str, phase: str) -> None:
+        owner, _, name = name.rpartition(".")  # "Class.method": a method, wrapped on its class
+        if owner:
+            module = getattr(module, owner, None)
         inner = getattr(module, name, None)
         if inner is None:  # an older or newer layout: profile what exists
             return
