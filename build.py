@@ -307,6 +307,7 @@ def stage(site: Path, deps: Path, commit: str, epoch: int) -> None:
     pin_version_lookups(site)
     defer_imports(site)
     register_dispatch_types(site)
+    defer_legacy_api(site)
 
     package = site / "pgmilib"
     shutil.copytree(REPO / "pgmilib", package, ignore=_ignore_noise)
@@ -361,9 +362,14 @@ def pin_version_lookups(site: Path) -> None:
 
 
 # Module-level imports of the bundled driver that a deploy almost never needs, deferred to first
-# use in the build (an installed checkout keeps the driver as published). They are ~40 % of
-# pg8000's import time: asn1crypto (with `inspect`) serves only SCRAM channel binding over TLS,
-# dateutil only timestamps that strptime cannot read. Each stand-in forwards to the real object.
+# use in the build (an installed checkout keeps the driver as published). Each stand-in forwards
+# to the real object, so the driver behaves as published (tests/test_build.py compares them):
+# - asn1crypto (with `inspect`) serves only SCRAM channel binding over TLS, and dateutil only
+#   timestamps that strptime cannot read: together ~40 % of pg8000's own import time;
+# - scramp (with unicodedata, stringprep, hmac, base64 and their extension modules) only a SCRAM
+#   login, hashlib (OpenSSL's library) only an md5 login, json only json/jsonb values: a
+#   deploy then imports hashlib for its checksums while the server builds the session API
+#   (deploy/pipeline.py), and json not at all.
 _DEFERRED_HELPER = (
     "class _PgmiDeferred:  # added by pgmi's build.py: imports its module on first attribute use\n"
     "    def __init__(self, module, name=None):\n"
@@ -374,28 +380,43 @@ _DEFERRED_HELPER = (
     "        target = importlib.import_module(module)\n"
     "        return getattr(getattr(target, name) if name else target, attr)\n"
 )
-DEFERRED_IMPORTS = {
-    "scramp/core.py": (
-        "from asn1crypto.x509 import Certificate\n",
-        _DEFERRED_HELPER + "Certificate = _PgmiDeferred('asn1crypto.x509', 'Certificate')\n",
-    ),
-    "pg8000/converters.py": (
-        "from dateutil.parser import ParserError, parse\n",
-        ("class ParserError(ValueError):  # added by pgmi's build.py: dateutil's, re-raised by parse()\n"
-        "    pass\n"
-        "def parse(data):  # added by pgmi's build.py: dateutil imported when a timestamp needs it\n"
-        "    from dateutil import parser\n"
-        "    try:\n"
-        "        return parser.parse(data)\n"
-        "    except parser.ParserError as error:\n"
-        "        raise ParserError(*error.args) from error\n"),
-    ),
-}
+#: (file, the import line as published, its stand-in); each line must occur exactly once.
+DEFERRED_IMPORTS = (
+    ("scramp/core.py",
+     "from asn1crypto.x509 import Certificate\n",
+     _DEFERRED_HELPER + "Certificate = _PgmiDeferred('asn1crypto.x509', 'Certificate')\n"),
+    ("pg8000/converters.py",
+     "from dateutil.parser import ParserError, parse\n",
+     ("class ParserError(ValueError):  # added by pgmi's build.py: dateutil's, re-raised by parse()\n"
+     "    pass\n"
+     "def parse(data):  # added by pgmi's build.py: dateutil imported when a timestamp needs it\n"
+     "    from dateutil import parser\n"
+     "    try:\n"
+     "        return parser.parse(data)\n"
+     "    except parser.ParserError as error:\n"
+     "        raise ParserError(*error.args) from error\n")),
+    ("pg8000/converters.py",
+     "from json import dumps, loads\n",
+     ("def dumps(*args, **kwargs):  # added by pgmi's build.py: json imported when a json value needs it\n"
+     "    import json\n"
+     "    return json.dumps(*args, **kwargs)\n"
+     "def loads(*args, **kwargs):  # added by pgmi's build.py: json imported when a json value needs it\n"
+     "    import json\n"
+     "    return json.loads(*args, **kwargs)\n")),
+    ("pg8000/core.py",
+     "import scramp\n",
+     _DEFERRED_HELPER + "scramp = _PgmiDeferred('scramp')\n"),
+    ("pg8000/core.py",
+     "from hashlib import md5\n",
+     ("def md5(*args, **kwargs):  # added by pgmi's build.py: hashlib imported when an md5 login needs it\n"
+     "    import hashlib\n"
+     "    return hashlib.md5(*args, **kwargs)\n")),
+)
 
 
 def defer_imports(site: Path) -> None:
     """Replace each DEFERRED_IMPORTS import line by its stand-in; fail if a driver update moved it."""
-    for relative, (original, stand_in) in DEFERRED_IMPORTS.items():
+    for relative, original, stand_in in DEFERRED_IMPORTS:
         path = site / relative
         text = path.read_text(encoding="utf-8") if path.is_file() else ""
         if text.count(original) != 1:
@@ -495,6 +516,45 @@ def register_dispatch_types(site: Path) -> None:
         if text.count(_DISPATCH_IMPORT) != 1:
             raise BuildError(f"{relative} no longer imports singledispatch as build.py expects; update build.py")
         path.write_text(text.replace(_DISPATCH_IMPORT, _DISPATCH_STAND_IN), encoding="utf-8")
+
+
+#: pg8000's package `__init__` imports its DB-API layer (legacy.py, dbapi.py: ~1 ms of every start)
+#: for names pgmi never uses: pgmi speaks pg8000.native. The build replaces that import by a
+#: module `__getattr__` that loads the layer on the first use of one of those names, and lets the
+#: package's own `connect()` find `Connection` through it.
+_LEGACY_INIT = "pg8000/__init__.py"
+_LEGACY_CONNECT = "    return Connection(\n"
+_LEGACY_STAND_IN = (
+    "_PGMI_LEGACY_NAMES = frozenset({names!r})  # added by pgmi's build.py, with __getattr__ below\n"
+    "def __getattr__(name):  # added by pgmi's build.py: the DB-API layer loaded on first use\n"
+    "    if name not in _PGMI_LEGACY_NAMES:\n"
+    "        raise AttributeError(f\"module 'pg8000' has no attribute {{name!r}}\")\n"
+    "    from pg8000 import legacy\n"
+    "    value = globals()[name] = getattr(legacy, name)\n"
+    "    return value\n"
+)
+
+
+def defer_legacy_api(site: Path) -> None:
+    """Rewrite pg8000's `from pg8000.legacy import (...)` as a lazy module `__getattr__`; fail if a
+    driver update changed what that relies on."""
+    path = site / _LEGACY_INIT
+    text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        tree = ast.Module(body=[], type_ignores=[])
+    imports = [node for node in tree.body if isinstance(node, ast.ImportFrom) and node.module == "pg8000.legacy"]
+    others = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom)) and node not in imports
+              and not (isinstance(node, ast.ImportFrom) and node.module == "__future__")]
+    if (len(imports) != 1 or others or any(alias.asname for alias in imports[0].names)
+            or text.count(_LEGACY_CONNECT) != 1):
+        raise BuildError(f"{_LEGACY_INIT} no longer has the one DB-API import build.py defers; update defer_legacy_api")
+    node = imports[0]
+    names = sorted(alias.name for alias in node.names)
+    lines = text.splitlines(keepends=True)
+    text = "".join(lines[:node.lineno - 1]) + _LEGACY_STAND_IN.format(names=names) + "".join(lines[node.end_lineno:])
+    path.write_text(text.replace(_LEGACY_CONNECT, '    return __getattr__("Connection")(\n'), encoding="utf-8")
 
 
 def run_shiv(site: Path, output: Path, epoch: int) -> None:

@@ -186,8 +186,10 @@ def profile_empty(env: dict, *, pgmi: str, py: str, psql: str, runs: int, work: 
     with open(os.path.join(project, "deploy.sql"), "w", encoding="utf-8") as fh:
         fh.write("SELECT 1;\n")
     deploy_args = ["deploy", project, "-d", db, "--timeout", "0"]
-    stamps_path = os.path.join(project, "stamps.json")
-    err_path = os.path.join(project, "stderr")
+    # Beside the project, not in it: a file in the project would be loaded (a COPY and an ANALYZE
+    # the empty deploy does not have; it was, before 2026-12-05).
+    stamps_path = project + ".stamps.json"
+    err_path = project + ".stderr"
     samples: dict[str, list[float]] = {}
     whole: dict[str, list[float]] = {}
 

@@ -172,3 +172,16 @@ def test_the_drop_retry_keeps_its_schedule():
     from pgmilib.deploy.dbadmin import DROP_BACKOFF
 
     assert [DROP_BACKOFF.delay(i) for i in (0, 1)] == [0.2, 0.4]  # as `0.2 * (attempt + 1)` waited
+
+
+def test_a_jittered_delay_without_a_source_uses_random_and_spreads():
+    """No `rng`: the module's random source (imported on the first jittered delay only), so
+    contending clients still spread out; and retry_delay without one is jittered the same way."""
+    from pgmilib.conn.connect import retry_delay
+
+    schedule = Backoff(first=1.0, jitter=0.5)
+    delays = {schedule.delay(0) for _ in range(50)}
+    assert len(delays) > 10 and all(0.5 <= d <= 1.5 for d in delays)
+    retries = {retry_delay(3) for _ in range(50)}
+    assert len(retries) > 5 and all(0.72 - 0.001 <= d <= 0.88 + 0.001 for d in retries)
+    assert Backoff(first=1.0).delay(0) == 1.0  # no jitter: no random number drawn at all

@@ -621,3 +621,160 @@ def test_the_bundled_driver_binds_scram_to_the_tls_channel(zipapp, pki, tmp_path
         assert run.stdout.split() == ["SCRAM-SHA-256-PLUS", "True"]
     finally:
         cluster.stop()
+
+
+# What the archive's driver defers beyond asn1crypto and dateutil (build.py DEFERRED_IMPORTS): scramp
+# to a SCRAM login or a TLS connection (its channel binding), hashlib to an md5 login, json to a
+# json value. Loaded at import or not, the stand-ins must give the published driver's results.
+_LAZY_PROBE = """
+import sys
+if len(sys.argv) > 1:
+    sys.path.insert(0, sys.argv[1])
+import pg8000.native
+loaded = sorted(m for m in ("scramp", "hashlib", "json", "unicodedata", "stringprep") if m in sys.modules)
+from pg8000 import converters, core
+import json, scramp
+print(json.dumps({
+    "loaded_at_import": loaded,
+    "json_in": converters.json_in('{"a": [1, 2.5, null], "b": "\\u00e9"}'),
+    "json_out": converters.json_out({"b": [True, None], "a": "x"}),
+    "md5": core.md5(b"secretuser").hexdigest(),
+    "scram_client": core.scramp.ScramClient is scramp.ScramClient,
+}))
+"""
+
+
+def _extracted_site(zipapp: Path, shiv_root: Path) -> Path:
+    """The archive's site-packages, extracted under `shiv_root` (to run a probe there with -S: shiv's
+    own bootstrap, which SHIV_INTERPRETER runs, imports hashlib and json itself)."""
+    subprocess.run([str(zipapp), "version"], env=_clean_env(SHIV_ROOT=str(shiv_root)), capture_output=True,
+                   timeout=120, check=True)
+    site = shiv_root / f"pgmi_{_build_id(zipapp)}" / "site-packages"
+    assert (site / "pgmilib").is_dir()
+    return site
+
+
+def test_the_drivers_deferred_modules_give_the_published_results(zipapp, tmp_path):
+    site = _extracted_site(zipapp, tmp_path / "shiv")
+    bundled = subprocess.run([sys.executable, "-S", "-c", _LAZY_PROBE, str(site)], env=_clean_env(),
+                             capture_output=True, text=True, timeout=120, check=False)
+    assert bundled.returncode == 0, bundled.stderr
+    published = subprocess.run([sys.executable, "-c", _LAZY_PROBE], capture_output=True, text=True, timeout=120,
+                               check=False)
+    assert published.returncode == 0, published.stderr
+    ours, theirs = json.loads(bundled.stdout), json.loads(published.stdout)
+    assert ours.pop("loaded_at_import") == []
+    assert theirs.pop("loaded_at_import") == ["hashlib", "json", "scramp", "stringprep", "unicodedata"]
+    assert ours == theirs
+    assert ours["md5"] == hashlib.md5(b"secretuser").hexdigest() and ours["scram_client"] is True
+
+
+def test_a_deploy_from_the_archive_sends_the_session_api_before_the_scans_imports(zipapp, pg, fresh_db, tmp_path):
+    """What a deploy needs only after connecting (the scan's hashing, json, SCRAM, random) is
+    imported while the server builds the session API, from the archive as from a checkout."""
+    from projects import query, write_project
+    from test_startup_imports import AFTER_THE_SEND, SEND_PROBE
+
+    site = _extracted_site(zipapp, tmp_path / "shiv")
+    project = write_project(tmp_path / "p", {"schema/t.sql": "CREATE TABLE t (id int);\n"},
+                            deploy_sql="CREATE TABLE from_deploy (id int);\n")
+    dump = tmp_path / "modules.json"
+    env = {**_clean_env(PGMI_CACHE_DIR="off"), **pg.env()}
+    done = subprocess.run([sys.executable, "-S", "-c", SEND_PROBE, str(site), str(dump), "deploy",
+                           str(project), "-d", fresh_db, "--sslmode", "disable", "--timeout", "0"],
+                          env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    at_send = set(json.loads(dump.read_text()))
+    assert {"pgmilib.conn.wire", "pg8000.core"} <= at_send  # the probe ran when the API was sent
+    deferred = set(AFTER_THE_SEND) | {"hashlib", "json", "scramp", "random", "unicodedata"}
+    assert sorted(at_send & deferred) == []
+    assert query(pg, fresh_db, "SELECT to_regclass('public.from_deploy') IS NOT NULL") == [[True]]
+
+
+_MD5_PROBE = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import pg8000.native
+conn = pg8000.native.Connection(user="md5user", password="Md5-Secret-7", host="127.0.0.1", port=int(sys.argv[2]),
+                                database="postgres", ssl_context=False)
+print(conn.run("SELECT current_user")[0][0], "scramp" in sys.modules)
+conn.close()
+"""
+
+
+def test_the_bundled_driver_logs_in_with_md5(zipapp, pki, tmp_path):
+    """hashlib is imported by the archive's driver only when the server asks for md5: that login works."""
+    from cloudfakes import admin, start_scram_tls_cluster
+
+    cluster = start_scram_tls_cluster(pki)
+    try:
+        with open(os.path.join(cluster.data_dir, "pg_hba.conf"), "w") as fh:
+            fh.write("local all all trust\nhost all all 127.0.0.1/32 md5\n")
+        admin(cluster, "SELECT pg_reload_conf()")
+        verifier = "md5" + hashlib.md5(b"Md5-Secret-7" + b"md5user").hexdigest()  # stored as md5, so md5 is asked
+        admin(cluster, f"CREATE ROLE md5user LOGIN PASSWORD '{verifier}'")
+        site = _extracted_site(zipapp, tmp_path / "shiv")
+        run = subprocess.run([sys.executable, "-S", "-c", _MD5_PROBE, str(site), str(cluster.port)],
+                             env=_clean_env(), capture_output=True, text=True, timeout=120, check=False)
+        assert run.returncode == 0, run.stderr
+        assert run.stdout.split() == ["md5user", "False"]  # logged in (no TLS: no channel binding), without SCRAM machinery
+    finally:
+        cluster.stop()
+
+
+# The archive's pg8000 loads its DB-API layer (legacy.py, dbapi.py) on the first use of one of its
+# names (build.py defer_legacy_api); the package must offer the published driver's names and connect().
+_LEGACY_PROBE = """
+import json, sys
+if sys.argv[1] != "-":
+    sys.path.insert(0, sys.argv[1])
+import pg8000.native
+loaded = sorted(m for m in ("pg8000.legacy", "pg8000.dbapi") if m in sys.modules)
+import pg8000
+def describe(value):
+    return [type(value).__name__, getattr(value, "__module__", None), getattr(value, "__qualname__", repr(value))]
+names = {name: describe(getattr(pg8000, name)) for name in pg8000.__all__}
+star = {}
+exec("from pg8000 import *", star)
+conn = pg8000.connect(**json.loads(sys.argv[2]))
+cursor = conn.cursor()
+cursor.execute("SELECT 41 + 1, %s", ("x",))
+row = cursor.fetchone()
+conn.close()
+print(json.dumps({"loaded": loaded, "names": names, "star": sorted(k for k in star if not k.startswith("__")),
+                  "row": list(row), "missing": hasattr(pg8000, "no_such_name")}))
+"""
+
+
+def test_the_drivers_db_api_layer_is_loaded_on_first_use(zipapp, pg, tmp_path):
+    site = _extracted_site(zipapp, tmp_path / "shiv")
+    kwargs = json.dumps(pg.conn_kwargs())
+    bundled = subprocess.run([sys.executable, "-S", "-c", _LEGACY_PROBE, str(site), kwargs], env=_clean_env(),
+                             capture_output=True, text=True, timeout=120, check=False)
+    assert bundled.returncode == 0, bundled.stderr
+    published = subprocess.run([sys.executable, "-c", _LEGACY_PROBE, "-", kwargs], capture_output=True, text=True,
+                               timeout=120, check=False)
+    assert published.returncode == 0, published.stderr
+    ours, theirs = json.loads(bundled.stdout), json.loads(published.stdout)
+    assert ours.pop("loaded") == [] and theirs.pop("loaded") == ["pg8000.dbapi", "pg8000.legacy"]
+    assert ours == theirs
+    assert ours["row"] == [42, "x"] and len(ours["names"]) > 50 and ours["missing"] is False
+
+
+def test_the_build_refuses_a_driver_whose_db_api_import_moved(tmp_path):
+    """An alias, another import, or no connect() to point at the lazy Connection stops the build."""
+    import build
+
+    (tmp_path / "pg8000").mkdir()
+    init = tmp_path / "pg8000" / "__init__.py"
+    for text in ("from pg8000.legacy import Connection as C\ndef connect():\n    return Connection(\n    )\n",
+                 ("from pg8000.legacy import Connection\nfrom pg8000.core import x\ndef connect():\n"
+                 "    return Connection(\n    )\n"),
+                 "from pg8000.legacy import Connection\n"):
+        init.write_text(text, encoding="utf-8")
+        with pytest.raises(build.BuildError, match="pg8000/__init__.py"):
+            build.defer_legacy_api(tmp_path)
+    init.write_text("from pg8000.legacy import (\n    Connection,\n    Cursor,\n)\ndef connect(u):\n"
+                    "    return Connection(\n        u)\n", encoding="utf-8")
+    build.defer_legacy_api(tmp_path)
+    assert "import" not in init.read_text().replace("from pg8000 import legacy", "")

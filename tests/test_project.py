@@ -20,6 +20,7 @@ from projects import write_project
 from pgmilib.errors import ConfigError, DeploySqlMissing, Exit, PgmiError, exit_code
 from pgmilib.project import checksums as PC
 from pgmilib.project import paths as PP
+from pgmilib.project import root as PR
 from pgmilib.project import scan as P
 
 REPO = Path(__file__).resolve().parent.parent
@@ -351,10 +352,10 @@ def test_size_cap(tmp_path, monkeypatch):
     assert str(info.value) == (
         f"file ./big.csv is {20 * 1024 * 1024} bytes, exceeds 10485760-byte cap (override via PGMI_MAX_FILE_SIZE)")
     assert exit_code(info.value) == Exit.GENERAL
-    cap = P.max_file_size_from({"PGMI_MAX_FILE_SIZE": str(30 * 1024 * 1024)})
+    cap = PR.max_file_size_from({"PGMI_MAX_FILE_SIZE": str(30 * 1024 * 1024)})
     assert P.scan(tmp_path, max_file_size=cap).files[0].size == 20 * 1024 * 1024
-    assert P.max_file_size_from({"PGMI_MAX_FILE_SIZE": "-5"}) == P.DEFAULT_MAX_FILE_SIZE  # ignored: the default
-    assert P.max_file_size_from({"PGMI_MAX_FILE_SIZE": "ten"}) == P.DEFAULT_MAX_FILE_SIZE
+    assert PR.max_file_size_from({"PGMI_MAX_FILE_SIZE": "-5"}) == PR.DEFAULT_MAX_FILE_SIZE  # ignored: the default
+    assert PR.max_file_size_from({"PGMI_MAX_FILE_SIZE": "ten"}) == PR.DEFAULT_MAX_FILE_SIZE
     with pytest.raises(PgmiError, match="exceeds 100-byte cap"):
         P.scan(tmp_path, max_file_size=100)
 
@@ -464,7 +465,7 @@ def test_backslash_names_normalise_and_collisions_are_refused(tmp_path):
 
 
 def test_checksum_cache_remembers_by_content(tmp_path):
-    where = PC.cache_dir_from({"PGMI_CACHE_DIR": str(tmp_path / "cache")})
+    where = PR.cache_dir_from({"PGMI_CACHE_DIR": str(tmp_path / "cache")})
     data = b"SELECT 1 -- why\n"
     item = P.ProjectFile(path="./a.sql", checksum=PC.raw_checksum(data), is_sql=True, is_test=False)
     first = PC.ChecksumCache.for_project(tmp_path / "proj", where)
@@ -480,14 +481,14 @@ def test_checksum_cache_remembers_by_content(tmp_path):
 def test_checksum_cache_survives_damage_and_can_be_off(tmp_path):
     cache_dir = tmp_path / "cache"
     cache_dir.mkdir()
-    assert PC.cache_dir_from({"PGMI_CACHE_DIR": str(cache_dir)}) == cache_dir
+    assert PR.cache_dir_from({"PGMI_CACHE_DIR": str(cache_dir)}) == cache_dir
     PC.ChecksumCache.for_project(tmp_path, cache_dir).path.write_bytes(b"\x00" * 70)  # one record plus a torn one
     assert PC.ChecksumCache.for_project(tmp_path, cache_dir).get("ab" * 32) is None
     assert (PC.ChecksumCache.for_project(tmp_path / "other", cache_dir).path
             != PC.ChecksumCache.for_project(tmp_path, cache_dir).path)
-    assert PC.cache_dir_from({"PGMI_CACHE_DIR": "off"}) is None
-    assert PC.cache_dir_from({"XDG_CACHE_HOME": str(tmp_path / "xdg")}) == tmp_path / "xdg" / "pgmi"
-    assert PC.cache_dir_from({"XDG_CACHE_HOME": "relative"}) is None  # no usable place: no cache
+    assert PR.cache_dir_from({"PGMI_CACHE_DIR": "off"}) is None
+    assert PR.cache_dir_from({"XDG_CACHE_HOME": str(tmp_path / "xdg")}) == tmp_path / "xdg" / "pgmi"
+    assert PR.cache_dir_from({"XDG_CACHE_HOME": "relative"}) is None  # no usable place: no cache
     off = PC.ChecksumCache.for_project(tmp_path, None)
     off.put("ab" * 32, "cd" * 32)
     off.save()  # nothing to write to, and no error

@@ -93,6 +93,45 @@ def test_an_empty_deploy_loads_only_what_it_uses(pg, fresh_db, tmp_path):
     assert query(pg, fresh_db, "SELECT to_regclass('public.from_deploy') IS NOT NULL") == [[True]]
 
 
+# Records what is imported when the session API goes to the server (deploy/pipeline.py sends it
+# before the scan): whatever comes after that is client work the server's build hides.
+SEND_PROBE = """\
+import sys
+sys.path.insert(0, sys.argv[1])
+from pgmilib.cli import app
+from pgmilib.deploy import session
+send = session.send_api
+def recording_send(conn):
+    modules = sorted(sys.modules)  # before the probe's own json
+    import json
+    with open(sys.argv[2], "w") as fh:
+        json.dump(modules, fh)
+    return send(conn)
+session.send_api = recording_send
+sys.exit(app.main(sys.argv[3:]))
+"""
+
+#: Not needed to connect, so imported only after the session API is sent: pgmi's own side. (In a
+#: checkout the published driver loads hashlib, json, random and unicodedata itself; the zipapp's
+#: does not: tests/test_build.py.)
+AFTER_THE_SEND = ("pgmilib.project.checksums", "pgmilib.project.scan", "pgmilib.sqllex", "pgmilib.deploy.execute",
+                  "secrets")
+
+
+def test_the_session_api_is_sent_before_the_scans_imports(pg, fresh_db, tmp_path):
+    project = write_project(tmp_path / "p", {"schema/t.sql": "CREATE TABLE t (id int);\n"},
+                            deploy_sql="CREATE TABLE from_deploy (id int);\n")
+    dump = tmp_path / "modules.json"
+    done = subprocess.run([sys.executable, "-c", SEND_PROBE, str(REPO), str(dump), "deploy", str(project),
+                           "-d", fresh_db, "--sslmode", "disable", "--timeout", "0"],
+                          env=_env(pg), capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    at_send = set(json.loads(dump.read_text()))
+    assert "pgmilib.conn.wire" in at_send  # the probe ran when the API was sent
+    assert sorted(at_send.intersection(AFTER_THE_SEND)) == []
+    assert query(pg, fresh_db, "SELECT to_regclass('public.from_deploy') IS NOT NULL") == [[True]]
+
+
 def test_a_redeploy_compiles_no_pattern_it_does_not_use(pg, fresh_db, tmp_path):
     """The second deploy of a project finds its normalized checksums in the cache: it compiles none
     of the patterns compiled on first use; the first deploy compiled the checksum tokenizer's."""
@@ -243,3 +282,83 @@ def test_the_deploy_branch_alone_parses_as_the_whole_tree():
         {k: v for k, v in vars(whole).items() if k not in ("_parser", "func")}
     assert alone._parser.format_help() == whole._parser.format_help()
     assert list(build_parser("deploy")._subparsers._group_actions[0].choices) == ["deploy"]
+
+
+# ---- the cyclic garbage collector: off for one command (pgmilib.cli.app.run) ---------------------
+
+GC_PROBE = """\
+import gc, sys
+sys.path.insert(0, sys.argv[1])
+from pgmilib.cli import app
+from pgmilib.mcp import server
+import pgmilib.fleet as fleet
+server.Server.serve = lambda self: print("serve, collector on:", gc.isenabled(), flush=True) or 0
+deploy_fleet = fleet.run_fleet
+def run_fleet(*args, **kwargs):
+    print("fleet, collector on:", gc.isenabled(), flush=True)
+    return deploy_fleet(*args, **kwargs)
+fleet.run_fleet = run_fleet
+inner = app.main
+app.main = lambda argv=None: print("command, collector on:", gc.isenabled(), flush=True) or inner(argv)
+app.run(sys.argv[2:])
+"""
+
+
+@pytest.mark.parametrize("command", ["version", "deploy", "serve", "fleet"])
+def test_the_entry_point_runs_one_deploy_without_the_cyclic_collector(command, pg, fresh_db, tmp_path):
+    """Off for the one command of the process; back on for `serve` (runs for hours) and a fleet
+    deploy (many deploys in one process)."""
+    project = write_project(tmp_path / "p", {}, deploy_sql="CREATE TABLE from_deploy (id int);\n")
+    targets = tmp_path / "targets.yaml"
+    targets.write_text(f"targets:\n  - name: one\n    connection: {{database: {fresh_db}}}\n")
+    argv = {"version": ["version"], "serve": ["serve"],
+            "deploy": ["deploy", str(project), "-d", fresh_db, "--timeout", "0"],
+            "fleet": ["deploy", str(project), "--targets", str(targets), "--timeout", "0"]}[command]
+    done = subprocess.run([sys.executable, "-c", GC_PROBE, str(REPO), *argv], stdin=subprocess.DEVNULL, env=_env(pg),
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    said = [line for line in done.stdout.splitlines() if "collector on" in line]
+    assert said[0] == "command, collector on: False"
+    assert said[1:] == {"serve": ["serve, collector on: True"], "fleet": ["fleet, collector on: True"]}.get(command, [])
+    if command in ("deploy", "fleet"):
+        assert query(pg, fresh_db, "SELECT to_regclass('public.from_deploy') IS NOT NULL") == [[True]]
+
+
+def _cyclic_garbage_of_a_deploy(db: str, root: Path, size: int, *, tests: bool = False, fail: bool = False) -> int:
+    """Deploy a project of `size` files and statements (and tests, and a failing last statement)
+    with the collector off, then count the unreachable objects the collector finds."""
+    import gc
+
+    from pgmilib.cli import main
+
+    files = {f"schema/{i:04}.sql": f"-- file {i}\nCREATE TABLE IF NOT EXISTS t{i} (id int);\n" for i in range(size)}
+    if tests:
+        files.update({f"__test__/test_{i:04}.sql": f"SELECT {i};\n" for i in range(size)})
+    statements = "".join(f"SELECT {i};\n" for i in range(size))
+    tail = ("CALL pgmi_test();\n" if tests else "") + "COMMIT;\n" + ("SELECT 1/0;\n" if fail else "")
+    project = write_project(root, files, deploy_sql=f"BEGIN;\nCREATE TABLE IF NOT EXISTS gc_marker (n int);\n"
+                                                    f"INSERT INTO gc_marker VALUES ({size});\n{statements}{tail}")
+    gc.collect()
+    gc.disable()
+    try:
+        assert main(["deploy", str(project), "-d", db, "--timeout", "0"]) == (13 if fail else 0)
+        return gc.collect()
+    finally:
+        gc.enable()
+
+
+def test_what_a_deploy_leaves_the_collector_does_not_grow_with_its_work(pg, fresh_db, tmp_path, monkeypatch, capsys):
+    """The premise of running without the collector: a deploy's files and statements leave it a
+    constant few hundred objects (argparse's parser, the connection's handlers); a failure or a
+    test run leaves at most the project's own graph, which the process then ends with."""
+    monkeypatch.setenv("PGMI_CACHE_DIR", "off")
+    for key, value in pg.env().items():
+        monkeypatch.setenv(key, value)
+    _cyclic_garbage_of_a_deploy(fresh_db, tmp_path / "warm", 5, tests=True, fail=True)  # first-use caches, imports
+    small = _cyclic_garbage_of_a_deploy(fresh_db, tmp_path / "small", 10)
+    large = _cyclic_garbage_of_a_deploy(fresh_db, tmp_path / "large", 800)
+    assert large <= small + 50, (small, large)
+    tested = _cyclic_garbage_of_a_deploy(fresh_db, tmp_path / "tested", 400, tests=True, fail=True)
+    capsys.readouterr()
+    assert tested <= small + 12 * 400, (small, tested)  # some objects per file and test, once
+    assert query(pg, fresh_db, "SELECT n FROM gc_marker ORDER BY n") == [[5], [10], [400], [800]]  # all committed

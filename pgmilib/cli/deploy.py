@@ -110,8 +110,7 @@ def request_from_args(args: argparse.Namespace, environ: dict[str, str] | None =
     """
     from pgmilib.config import parse_param
     from pgmilib.deploy import DeployRequest
-    from pgmilib.project.checksums import cache_dir_from
-    from pgmilib.project.scan import max_file_size_from
+    from pgmilib.project.root import cache_dir_from, max_file_size_from
 
     _lock_flags(args)
     if not args.project_path:

@@ -73,7 +73,11 @@ def check_single(args: argparse.Namespace) -> None:
 
 def cmd_fleet(args: argparse.Namespace, out: Output, request_from_args: Callable[..., Any]) -> int:
     """Deploy the project to every selected target; exit 0 only when all succeeded."""
+    import gc
+
     from pgmilib.fleet import FleetCancellation, report, run_fleet
+
+    gc.enable()  # run() turns the collector off for one deploy; a fleet is many, each may leave a cycle behind
 
     try:
         targets, base, options = _prepare(args, request_from_args)

@@ -57,7 +57,8 @@ def _directory(path: str) -> str:
 
 def gather(root: str) -> ProjectInfo:
     """Scan `root` and count; scan failures propagate (missing path: exit 10)."""
-    from pgmilib.project.scan import max_file_size_from, scan_project
+    from pgmilib.project.root import max_file_size_from
+    from pgmilib.project.scan import scan_project
 
     project = scan_project(root, max_file_size=max_file_size_from(os.environ))
     info = ProjectInfo(

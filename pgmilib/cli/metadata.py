@@ -143,6 +143,6 @@ def _max_file_size() -> int:
     """PGMI_MAX_FILE_SIZE of this process (the scanner itself never reads the environment)."""
     import os
 
-    from pgmilib.project.scan import max_file_size_from
+    from pgmilib.project.root import max_file_size_from
 
     return max_file_size_from(os.environ)

@@ -14,7 +14,11 @@ from pgmilib.output import Output
 
 
 def cmd_serve(args: argparse.Namespace, out: Output) -> int:
+    import gc
+
     from pgmilib.mcp.server import Server, install_signal_handlers
+
+    gc.enable()  # the CLI's entry point turns the collector off for one command; a server runs for hours
 
     server = Server(sys.stdin.buffer, sys.stdout.buffer)
     if sys.stdin.isatty():  # a person ran it by hand; an MCP client gives it a pipe and hears nothing here

@@ -22,7 +22,10 @@ _MAX_NS = (1 << 63) - 1
 def parse_duration_ns(text: str) -> int:
     """Go's time.ParseDuration, in integer nanoseconds; ValueError with Go's message."""
     orig, s = text, text
-    invalid = ValueError(f"time: invalid duration {go_quote(orig)}")
+
+    def invalid() -> ValueError:  # made only when raised: go_quote imports json
+        return ValueError(f"time: invalid duration {go_quote(orig)}")
+
     negative = False
     if s[:1] in ("-", "+"):
         negative = s[0] == "-"
@@ -30,11 +33,11 @@ def parse_duration_ns(text: str) -> int:
     if s == "0":
         return 0
     if not s:
-        raise invalid
+        raise invalid()
     total = 0
     while s:
         if not (s[0] == "." or "0" <= s[0] <= "9"):
-            raise invalid
+            raise invalid()
         i = 0
         while i < len(s) and "0" <= s[i] <= "9":
             i += 1
@@ -51,7 +54,7 @@ def parse_duration_ns(text: str) -> int:
                 frac, scale = int(s[:i]), 10 ** i
             s = s[i:]
         if not pre and not post:
-            raise invalid
+            raise invalid()
         i = 0
         while i < len(s) and not (s[i] == "." or "0" <= s[i] <= "9"):
             i += 1
@@ -63,9 +66,9 @@ def parse_duration_ns(text: str) -> int:
         per = _UNITS_NS[unit]
         total += whole * per + (frac * per) // scale  # Go truncates the fractional part
         if total > _MAX_NS + (1 if negative else 0):
-            raise invalid
+            raise invalid()
     if not negative and total > _MAX_NS:
-        raise invalid
+        raise invalid()
     return -total if negative else total
 
 

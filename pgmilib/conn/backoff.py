@@ -10,7 +10,6 @@ it. What a cut-short pause means (exit 16, 130, a busy lock) stays the caller's 
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -28,14 +27,19 @@ class Backoff:
     cap: float = float("inf")
     jitter: float = 0.0  # a fraction: 0.1 spreads each delay over +-10 %
 
-    def delay(self, index: int, rng: Callable[[], float] = random.random) -> float:
-        """The wait before try `index + 1`; `rng` returns a uniform number in [0, 1)."""
+    def delay(self, index: int, rng: Callable[[], float] | None = None) -> float:
+        """The wait before try `index + 1`; `rng` returns a uniform number in [0, 1) (default
+        `random.random`, imported only for a jittered delay: a run that never retries never loads it)."""
         try:
             grown = min(self.first * self.factor ** index, self.cap)
         except OverflowError:  # a factor^index beyond a float is past any cap
             grown = self.cap
         if not self.jitter:
             return grown
+        if rng is None:
+            import random
+
+            rng = random.random
         return grown * (1 + self.jitter * (2 * rng() - 1))
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import errno
 import functools
 import os
-import random
 import socket
 from collections.abc import Callable, Iterator
 
@@ -31,6 +30,7 @@ from pgmilib.redact import redact
 
 TYPE_CHECKING = False  # typing's flag without importing typing at run time; type checkers take it as true
 if TYPE_CHECKING:
+    import random  # at run time only for a retry's jitter (pgmilib/conn/backoff.py)
     import ssl  # at run time only where TLS is used or an error is classified: a unix socket never loads it
     from typing import Any
 
@@ -261,7 +261,7 @@ RETRY_BACKOFF = Backoff(first=0.1, factor=2.0, cap=60.0, jitter=0.1)
 
 def retry_delay(index: int, rng: random.Random | None = None) -> float:
     """Seconds to wait before retry `index` (0-based): `RETRY_BACKOFF`, truncated to whole ms."""
-    return int(round(RETRY_BACKOFF.delay(index, (rng or random).random) * 1000, 6)) / 1000.0
+    return int(round(RETRY_BACKOFF.delay(index, rng.random if rng else None) * 1000, 6)) / 1000.0
 
 
 def _startup_params(params: ConnParams) -> dict[str, str]:

@@ -12,13 +12,12 @@ from __future__ import annotations
 import contextlib
 import socket
 import struct
+import sys
 import threading
-import unicodedata
 from collections.abc import Callable
 
 import pg8000.exceptions
 import pg8000.native
-import scramp
 
 from pgmilib.conn.params import DEFAULT_HOST, DEFAULT_PORT
 from pgmilib.errors import PgDiagnostics
@@ -293,7 +292,14 @@ class LiveConnection(pg8000.native.Connection):
                                                    "but no password was provided")
         try:
             super().handle_AUTHENTICATION_REQUEST(data, context)
-        except scramp.ScramException as exc:
+        except Exception as exc:
+            # scramp is imported by the driver only for a SCRAM login (build.py defers it), and
+            # only then can its exception be what went wrong.
+            scramp = sys.modules.get("scramp")
+            if scramp is None or not isinstance(exc, scramp.ScramException):
+                raise
+            import unicodedata
+
             # SASLprep (RFC 4013) refuses control characters; scramp says so without the value.
             if any(unicodedata.category(ch) == "Cc" for ch in (self.password or b"").decode("utf-8", "replace")):
                 raise UnsendableSecret("contains a control character, which SCRAM authentication "

@@ -156,7 +156,7 @@ class _Run:
         from pgmilib import config
         from pgmilib.conn.resolve import resolve
         from pgmilib.deploy.dbadmin import check_database_name
-        from pgmilib.project.scan import validate_root
+        from pgmilib.project.root import validate_root
 
         request, out = self.request, self.out
         # A file or a missing path is the first thing to hear about (not a .env or pgmi.yaml oddity).
@@ -262,7 +262,7 @@ class _Run:
         """
         from pgmilib import records
         from pgmilib.conn.connect import is_transient
-        from pgmilib.project.scan import validate_root
+        from pgmilib.project.root import validate_root
 
         request, params = self.request, self.params
         assert params is not None  # configure() ran
@@ -539,7 +539,7 @@ def _ephemeral_params(request: DeployRequest, out: Output, cleanup: contextlib.E
     `ConnParams.source` names the server programs used, for the result and the log.
     """
     from pgmilib.conn.conninfo import parse_connection_string
-    from pgmilib.project.scan import validate_root
+    from pgmilib.project.root import validate_root
     from pgmilib.server.ephemeral import EPHEMERAL_DEFAULT_DB, start_ephemeral
 
     flags = request.connection

@@ -37,10 +37,10 @@ class DeployRequest:
     #: (the core never reads the process's; the CLI and the MCP server pass a copy of it).
     #: The project's .env is merged into a copy; the mapping given here is never modified.
     environ: Mapping[str, str] | None = None
-    #: The largest project file read, in bytes (`pgmilib.project.scan.max_file_size_from`); None: 10 MiB.
+    #: The largest project file read, in bytes (`pgmilib.project.root.max_file_size_from`); None: 10 MiB.
     max_file_size: int | None = None
     #: Where normalized checksums are remembered across runs
-    #: (`pgmilib.project.checksums.cache_dir_from`); None: no cache.
+    #: (`pgmilib.project.root.cache_dir_from`); None: no cache.
     cache_dir: Path | None = None
     params: Mapping[str, str] = field(default_factory=dict)  # --param (highest precedence)
     params_files: Sequence[str] = ()  # --params-file, later files win

@@ -30,9 +30,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pgmilib import SUPPORTED_COMPAT
 from pgmilib.config import validate_params
 from pgmilib.errors import ConfigError, PgDiagnostics, PgmiError, go_quote
-from pgmilib.project.checksums import ChecksumCache
 from pgmilib.project.paths import directory_rows_of_tests, is_fixture_name, path_columns
-from pgmilib.project.scan import Project, ProjectFile
 from pgmilib.resources import read_sql, read_sql_section
 
 TYPE_CHECKING = False  # typing's flag without importing typing at run time; type checkers take it as true
@@ -42,6 +40,8 @@ if TYPE_CHECKING:  # pragma: no cover (typing.Self is 3.11+; annotations are nev
 
     from pgmilib.conn.wire import Session
     from pgmilib.output import Output
+    from pgmilib.project.checksums import ChecksumCache
+    from pgmilib.project.scan import Project, ProjectFile
 
 API_SCRIPTS = ("session_schema.sql", "session_tests.sql", "session_contract_v1.sql", "session_contract_v1_tests.sql")
 CHUNK_BYTES = 1 << 20
@@ -138,6 +138,8 @@ def load_files(conn: Session, project: Project, cache_dir: Path | None = None) -
         return
     sources = project.source_files()
     tests = project.test_files()
+    from pgmilib.project.checksums import ChecksumCache  # here: the session API is sent before the scan's imports
+
     cache = ChecksumCache.for_project(project.root, cache_dir)
     from pgmilib.deploy.normalizer import Normalizer
 

@@ -144,8 +144,7 @@ def deploy_tool(arguments: dict[str, Any], context: CallContext) -> dict[str, An
     timeout = _timeout(arguments)
     from pgmilib.deploy import Cancellation, ConnectionFlags, DeployRequest, deploy
     from pgmilib.observe.notify import mcp_watch
-    from pgmilib.project.checksums import cache_dir_from
-    from pgmilib.project.scan import max_file_size_from
+    from pgmilib.project.root import cache_dir_from, max_file_size_from
 
     flags = ConnectionFlags(connection=arguments["connection"], database=arguments["database"],
                             maintenance_database=arguments.get("maintenanceDatabase") or "")

@@ -83,7 +83,7 @@ def metadata_plan(arguments: dict[str, Any], context: CallContext) -> dict[str, 
     import os
 
     from pgmilib.project.reports import plan_report
-    from pgmilib.project.scan import max_file_size_from
+    from pgmilib.project.root import max_file_size_from
 
     return plan_report(arguments["path"], max_file_size_from(os.environ))
 
@@ -94,7 +94,7 @@ def metadata_validate(arguments: dict[str, Any], context: CallContext) -> dict[s
     import os
 
     from pgmilib.project.reports import validation_report
-    from pgmilib.project.scan import max_file_size_from
+    from pgmilib.project.root import max_file_size_from
 
     return validation_report(arguments["path"], max_file_size_from(os.environ))
 

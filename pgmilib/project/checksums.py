@@ -13,7 +13,6 @@ import functools
 import hashlib
 import os
 import re
-from collections.abc import Mapping
 from pathlib import Path
 
 from pgmilib.fileio import atomic_write
@@ -146,19 +145,6 @@ def normalized_digest(data: bytes) -> bytes:
     return hashlib.sha256(collapse_whitespace(remove_comments(data, exact=False))).digest()
 
 
-def cache_dir_from(environ: Mapping[str, str]) -> Path | None:
-    """Where checksum caches live, as `environ` says (the caller's environment, read once by the
-    CLI or the MCP server); None: no cache (`PGMI_CACHE_DIR=off`, or no usable home directory)."""
-    setting = environ.get("PGMI_CACHE_DIR", "")
-    if setting.lower() == "off":
-        return None
-    if setting:
-        return Path(setting)
-    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    directory = Path(base) / "pgmi"
-    return directory if directory.is_absolute() else None
-
-
 class ChecksumCache:
     """Normalized checksums remembered by raw checksum, per project, across runs.
 
@@ -192,7 +178,7 @@ class ChecksumCache:
 
     @classmethod
     def for_project(cls, root: Path, directory: Path | None) -> ChecksumCache:
-        """The cache of the project at `root` in `directory` (`cache_dir_from`); None: no cache."""
+        """The cache of the project at `root` in `directory` (`pgmilib.project.root.cache_dir_from`); None: no cache."""
         if directory is None:
             return cls(None)
         key = hashlib.sha256(os.fsencode(os.path.abspath(root))).hexdigest()[:24]

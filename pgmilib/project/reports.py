@@ -3,7 +3,7 @@
 `pgmi metadata validate|plan` (pgmilib/cli/metadata.py) renders them for a person or as
 `--json`; the MCP tools `metadata_validate` / `metadata_plan` return them as they are. Both
 scan the project the same way and word a scan failure the same way, because both call these.
-`max_file_size` is the caller's (read from its environment: `scan.max_file_size_from`).
+`max_file_size` is the caller's (read from its environment: `root.max_file_size_from`).
 """
 
 from __future__ import annotations

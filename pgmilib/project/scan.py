@@ -19,20 +19,20 @@ import stat
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from pgmilib.errors import ConfigError, DeploySqlMissing, PgmiError
+from pgmilib.errors import ConfigError, PgmiError
 from pgmilib.project.checksums import BOM, ChecksumCache, normalized_checksum, raw_checksum
 from pgmilib.project.paths import (
     is_sql_name,
     is_test_path,
     normalise_path,
 )
+from pgmilib.project.root import DEFAULT_MAX_FILE_SIZE, symlink_refusal, validate_root
 from pgmilib.records import field, record
 
 TYPE_CHECKING = False  # typing's flag without importing typing at run time; type checkers take it as true
 if TYPE_CHECKING:  # pragma: no cover
     from pgmilib.project.metadata import ScriptMeta
 
-DEFAULT_MAX_FILE_SIZE = 10 * 1024 * 1024
 #: Scanned bytes kept in memory for the loader, in total (8 MB: a 2k-file project of typical
 #: migrations, peak RSS still under 40 MB): small projects skip a second open and
 #: read per file; big ones stay within the memory budget by re-reading (and re-verifying) instead.
@@ -172,45 +172,6 @@ class LazyContents(Mapping[str, str]):
         return len(self._files)
 
 
-def max_file_size_from(environ: Mapping[str, str]) -> int:
-    """`environ`'s PGMI_MAX_FILE_SIZE when it is a positive integer, else the 10 MiB default.
-
-    `environ` is the caller's environment (read once by the CLI or the MCP server)."""
-    raw = environ.get("PGMI_MAX_FILE_SIZE", "").strip()
-    try:
-        value = int(raw)
-    except ValueError:
-        return DEFAULT_MAX_FILE_SIZE
-    return value if value > 0 else DEFAULT_MAX_FILE_SIZE
-
-
-def validate_root(root: str | Path, *, require_deploy_sql: bool = True) -> tuple[Path, Path]:
-    """The project directory and its deploy.sql, or the documented error."""
-    text = str(root)
-    base = Path(root)
-    if not base.exists():
-        raise ConfigError(f'project path "{text}" does not exist')
-    if not base.is_dir():
-        raise ConfigError(f'"{text}" is a file; pass the project directory')
-    deploy = base / "deploy.sql"
-    if not require_deploy_sql:
-        return base, deploy
-    try:
-        mode = os.lstat(deploy).st_mode
-    except FileNotFoundError:
-        expected = f"{text.rstrip('/')}/deploy.sql" if text.rstrip("/") else "/deploy.sql"
-        error = DeploySqlMissing(f"deploy.sql not found in {text}")
-        error.trailer.append(f"expected: {expected} — run `pgmi init` to scaffold one")
-        raise error from None
-    except OSError as error:
-        raise PgmiError(f"cannot read {deploy}: {error.strerror or error}") from error
-    if stat.S_ISLNK(mode):  # refused like every other symlink: it could point out of the project
-        raise PgmiError(_symlink_refusal("./deploy.sql"))
-    if stat.S_ISDIR(mode):
-        raise PgmiError(f"{deploy} is a directory, expected a regular file")
-    return base, deploy
-
-
 def scan(root: str | Path, *, max_file_size: int | None = None, require_deploy_sql: bool = True,
          check_duplicates: bool = True) -> Project:
     """Walk the project, read and validate every file, check metadata ids.
@@ -322,10 +283,6 @@ def _listing(directory: str, prefix: str) -> list[os.DirEntry]:
         raise PgmiError(f"cannot read directory ./{shown}: {error.strerror or error}") from error
 
 
-def _symlink_refusal(shown: str) -> str:
-    return f"refusing to read symlink {shown} (symlinks are rejected by the scanner to avoid path-escape)"
-
-
 def _read_file(full: str, rel: str, cap: int, keep: int = 0) -> ProjectFile:
     """Read and validate one file (the first problem found wins); keep only what the loader needs."""
     shown = "./" + rel
@@ -334,7 +291,7 @@ def _read_file(full: str, rel: str, cap: int, keep: int = 0) -> ProjectFile:
     path = shown if "\\" not in rel and not rel.endswith(" ") else normalise_path(shown)
     info = os.lstat(full)
     if stat.S_ISLNK(info.st_mode):
-        raise PgmiError(_symlink_refusal(shown))
+        raise PgmiError(symlink_refusal(shown))
     if not stat.S_ISREG(info.st_mode):
         raise PgmiError(f"refusing to read {shown}: not a regular file")
     if info.st_size > cap:
