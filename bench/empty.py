@@ -172,6 +172,7 @@ def _wall(argv: list[str], env: dict) -> tuple[float, float, int]:
 def profile_empty(env: dict, *, pgmi: str, py: str, psql: str, runs: int, work: str) -> dict:
     """Profile the empty deploy against the server of `env` (PGHOST, PGPORT, PGUSER): medians in ms."""
     import json
+    import shutil
     import statistics
     import subprocess
     import tempfile
@@ -182,14 +183,16 @@ def profile_empty(env: dict, *, pgmi: str, py: str, psql: str, runs: int, work: 
     db = "pgmi_empty_profile"
     subprocess.run([psql, "-X", "-q", "-d", "postgres", "-c", f"DROP DATABASE IF EXISTS {db}",
                     "-c", f"CREATE DATABASE {db}"], env=env, check=True, capture_output=True)
-    project = tempfile.mkdtemp(prefix="empty-", dir=work)
+    scratch = tempfile.mkdtemp(prefix="empty-", dir=work)  # removed at the end
+    project = os.path.join(scratch, "project")
+    os.mkdir(project)
     with open(os.path.join(project, "deploy.sql"), "w", encoding="utf-8") as fh:
         fh.write("SELECT 1;\n")
     deploy_args = ["deploy", project, "-d", db, "--timeout", "0"]
     # Beside the project, not in it: a file in the project would be loaded (a COPY and an ANALYZE
-    # the empty deploy does not have; it was, before 2026-12-05).
-    stamps_path = project + ".stamps.json"
-    err_path = project + ".stderr"
+    # the empty deploy does not have; it was, before 2026-12-05). The child's stderr is checked.
+    stamps_path = os.path.join(scratch, "stamps.json")
+    err_path = os.path.join(scratch, "stderr")
     samples: dict[str, list[float]] = {}
     whole: dict[str, list[float]] = {}
 
@@ -216,8 +219,11 @@ def profile_empty(env: dict, *, pgmi: str, py: str, psql: str, runs: int, work: 
                 _, status, _ = os.wait4(p.pid, 0)
                 end = time.time()
                 err.seek(0)
+                said = err.read()
                 if os.waitstatus_to_exitcode(status) != 0:
-                    raise RuntimeError(f"profiled deploy exited {status}: {err.read()[-400:]!r}")
+                    raise RuntimeError(f"profiled deploy exited {status}: {said[-400:]!r}")
+                if b"Loaded 0 files" not in said:
+                    raise RuntimeError(f"the profiled project is not empty: {said[-400:]!r}")
             with open(stamps_path, encoding="utf-8") as fh:
                 s = json.load(fh)
             if not run:
@@ -232,6 +238,7 @@ def profile_empty(env: dict, *, pgmi: str, py: str, psql: str, runs: int, work: 
     finally:
         subprocess.run([psql, "-X", "-q", "-d", "postgres", "-c", f"DROP DATABASE IF EXISTS {db}"], env=env,
                        check=False, capture_output=True)
+        shutil.rmtree(scratch, ignore_errors=True)
     med = {k: statistics.median(v) for k, v in samples.items()}
     phases = [(k, med[k]) for k in ORDER if k in med]
     total = {k: statistics.median(v) for k, v in whole.items()}

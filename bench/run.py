@@ -503,8 +503,8 @@ def check_targets(b: Bench) -> list[dict]:
                 return None, "pgmi failed: " + b.failed[(w, n, dep)][:300]
         return None, why_default
 
-    py_pass = med([s["wall_s"] for s in b.startup.get("python -c pass", [])]) if b.startup.get("python -c pass") \
-        else None
+    py_runs = b.startup.get("python -c pass")
+    py_pass = med([s["wall_s"] for s in py_runs]) if py_runs else None
     workloads_run = sorted({w for (w, _) in b.projects})
     for w in workloads_run:
         for n in (1000, 10000):

@@ -228,9 +228,7 @@ def fit_width(text: str, width: int) -> str:
         return ""
     if len(text) <= width and text.isascii():
         return text
-    import unicodedata  # here, not at the top: an extension module to load, for a line that may need cutting
-
-    columns = [_columns(unicodedata, ch) for ch in text]
+    columns = [_columns(ch) for ch in text]
     if sum(columns) <= width:
         return text
     room, used, end = max(0, width - 3), 0, 0
@@ -242,7 +240,9 @@ def fit_width(text: str, width: int) -> str:
     return text[:end] + "..."[:width]
 
 
-def _columns(unicodedata: Any, ch: str) -> int:
+def _columns(ch: str) -> int:
+    import unicodedata  # here, not at the top: an extension module, needed only for non-ASCII text to cut
+
     if unicodedata.combining(ch):
         return 0
     return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1

@@ -628,7 +628,7 @@ def test_the_bundled_driver_binds_scram_to_the_tls_channel(zipapp, pki, tmp_path
 # json value. Loaded at import or not, the stand-ins must give the published driver's results.
 _LAZY_PROBE = """
 import sys
-if len(sys.argv) > 1:
+if sys.argv[1] != "-":
     sys.path.insert(0, sys.argv[1])
 import pg8000.native
 loaded = sorted(m for m in ("scramp", "hashlib", "json", "unicodedata", "stringprep") if m in sys.modules)
@@ -644,9 +644,10 @@ print(json.dumps({
 """
 
 
-def _extracted_site(zipapp: Path, shiv_root: Path) -> Path:
-    """The archive's site-packages, extracted under `shiv_root` (to run a probe there with -S: shiv's
-    own bootstrap, which SHIV_INTERPRETER runs, imports hashlib and json itself)."""
+@pytest.fixture(scope="session")
+def extracted_site(zipapp, shiv_root) -> Path:
+    """The archive's site-packages, extracted once into `shiv_root`, to run a probe there with -S
+    (shiv's own bootstrap, which SHIV_INTERPRETER runs, imports hashlib and json itself)."""
     subprocess.run([str(zipapp), "version"], env=_clean_env(SHIV_ROOT=str(shiv_root)), capture_output=True,
                    timeout=120, check=True)
     site = shiv_root / f"pgmi_{_build_id(zipapp)}" / "site-packages"
@@ -654,13 +655,12 @@ def _extracted_site(zipapp: Path, shiv_root: Path) -> Path:
     return site
 
 
-def test_the_drivers_deferred_modules_give_the_published_results(zipapp, tmp_path):
-    site = _extracted_site(zipapp, tmp_path / "shiv")
-    bundled = subprocess.run([sys.executable, "-S", "-c", _LAZY_PROBE, str(site)], env=_clean_env(),
+def test_the_drivers_deferred_modules_give_the_published_results(extracted_site):
+    bundled = subprocess.run([sys.executable, "-S", "-c", _LAZY_PROBE, str(extracted_site)], env=_clean_env(),
                              capture_output=True, text=True, timeout=120, check=False)
     assert bundled.returncode == 0, bundled.stderr
-    published = subprocess.run([sys.executable, "-c", _LAZY_PROBE], capture_output=True, text=True, timeout=120,
-                               check=False)
+    published = subprocess.run([sys.executable, "-c", _LAZY_PROBE, "-"], capture_output=True, text=True,
+                               timeout=120, check=False)
     assert published.returncode == 0, published.stderr
     ours, theirs = json.loads(bundled.stdout), json.loads(published.stdout)
     assert ours.pop("loaded_at_import") == []
@@ -669,18 +669,18 @@ def test_the_drivers_deferred_modules_give_the_published_results(zipapp, tmp_pat
     assert ours["md5"] == hashlib.md5(b"secretuser").hexdigest() and ours["scram_client"] is True
 
 
-def test_a_deploy_from_the_archive_sends_the_session_api_before_the_scans_imports(zipapp, pg, fresh_db, tmp_path):
+def test_a_deploy_from_the_archive_sends_the_session_api_before_the_scans_imports(extracted_site, pg, fresh_db,
+                                                                                   tmp_path):
     """What a deploy needs only after connecting (the scan's hashing, json, SCRAM, random) is
     imported while the server builds the session API, from the archive as from a checkout."""
     from projects import query, write_project
     from test_startup_imports import AFTER_THE_SEND, SEND_PROBE
 
-    site = _extracted_site(zipapp, tmp_path / "shiv")
     project = write_project(tmp_path / "p", {"schema/t.sql": "CREATE TABLE t (id int);\n"},
                             deploy_sql="CREATE TABLE from_deploy (id int);\n")
     dump = tmp_path / "modules.json"
     env = {**_clean_env(PGMI_CACHE_DIR="off"), **pg.env()}
-    done = subprocess.run([sys.executable, "-S", "-c", SEND_PROBE, str(site), str(dump), "deploy",
+    done = subprocess.run([sys.executable, "-S", "-c", SEND_PROBE, str(extracted_site), str(dump), "deploy",
                            str(project), "-d", fresh_db, "--sslmode", "disable", "--timeout", "0"],
                           env=env, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
@@ -702,7 +702,7 @@ conn.close()
 """
 
 
-def test_the_bundled_driver_logs_in_with_md5(zipapp, pki, tmp_path):
+def test_the_bundled_driver_logs_in_with_md5(extracted_site, pki):
     """hashlib is imported by the archive's driver only when the server asks for md5: that login works."""
     from cloudfakes import admin, start_scram_tls_cluster
 
@@ -713,8 +713,7 @@ def test_the_bundled_driver_logs_in_with_md5(zipapp, pki, tmp_path):
         admin(cluster, "SELECT pg_reload_conf()")
         verifier = "md5" + hashlib.md5(b"Md5-Secret-7" + b"md5user").hexdigest()  # stored as md5, so md5 is asked
         admin(cluster, f"CREATE ROLE md5user LOGIN PASSWORD '{verifier}'")
-        site = _extracted_site(zipapp, tmp_path / "shiv")
-        run = subprocess.run([sys.executable, "-S", "-c", _MD5_PROBE, str(site), str(cluster.port)],
+        run = subprocess.run([sys.executable, "-S", "-c", _MD5_PROBE, str(extracted_site), str(cluster.port)],
                              env=_clean_env(), capture_output=True, text=True, timeout=120, check=False)
         assert run.returncode == 0, run.stderr
         assert run.stdout.split() == ["md5user", "False"]  # logged in (no TLS: no channel binding), without SCRAM machinery
@@ -746,10 +745,10 @@ print(json.dumps({"loaded": loaded, "names": names, "star": sorted(k for k in st
 """
 
 
-def test_the_drivers_db_api_layer_is_loaded_on_first_use(zipapp, pg, tmp_path):
-    site = _extracted_site(zipapp, tmp_path / "shiv")
+def test_the_drivers_db_api_layer_is_loaded_on_first_use(extracted_site, pg):
     kwargs = json.dumps(pg.conn_kwargs())
-    bundled = subprocess.run([sys.executable, "-S", "-c", _LEGACY_PROBE, str(site), kwargs], env=_clean_env(),
+    bundled = subprocess.run([sys.executable, "-S", "-c", _LEGACY_PROBE, str(extracted_site), kwargs],
+                             env=_clean_env(),
                              capture_output=True, text=True, timeout=120, check=False)
     assert bundled.returncode == 0, bundled.stderr
     published = subprocess.run([sys.executable, "-c", _LEGACY_PROBE, "-", kwargs], capture_output=True, text=True,

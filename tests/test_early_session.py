@@ -150,7 +150,6 @@ def test_a_failing_connection_is_reported_after_a_clean_scan(tmp_path, pg_env, f
     assert early_err == late_err
 
 
-
 def test_a_missing_deploy_sql_is_reported_before_any_connection(tmp_path, pg_env, conn, fresh_db, monkeypatch,
                                                                 capsys):
     seen = _watch_the_scan(monkeypatch, conn, fresh_db)
@@ -172,7 +171,6 @@ def test_a_refused_connection_is_made_again_after_the_scan_and_says_everything_o
                                                                                      capsys):
     """A failure worth retrying is dropped before the scan: the attempt after it reports the same
     error, attempts and warnings as a deploy without the early session, and nothing twice."""
-
     passfile = tmp_path / "pgpass"
     passfile.write_text("*:*:*:*:secret\n")
     passfile.chmod(0o644)  # refused with a warning, by the attempt that reads it
@@ -182,7 +180,6 @@ def test_a_refused_connection_is_made_again_after_the_scan_and_says_everything_o
     early_err, late_err = _with_and_without_the_early_session(argv, monkeypatch, capsys)
     assert early_err.count("has group or world access") == 1
     assert early_err == late_err
-
 
 
 def test_a_silent_server_does_not_hold_up_the_projects_error(tmp_path, pg_env, monkeypatch, capsys):

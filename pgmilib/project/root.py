@@ -47,6 +47,7 @@ def validate_root(root: str | Path, *, require_deploy_sql: bool = True) -> tuple
 
 
 def symlink_refusal(shown: str) -> str:
+    """The one wording for a refused symlink, deploy.sql (here) and every scanned file (scan.py)."""
     return f"refusing to read symlink {shown} (symlinks are rejected by the scanner to avoid path-escape)"
 
 
