@@ -11,7 +11,7 @@ on sys.path, the same entry point as the zipapp's launcher), with timers inside 
 
   interpreter start   from the parent's fork to the child's first line (exec, `-S` start-up)
   imports             every import the run does, wherever it happens (exclusive: not in the phases)
-  connect + auth      open_connection: socket, start-up packet, authentication, ParameterStatus
+  connect + auth      early.start and open_connection: socket, start-up packet, authentication, ParameterStatus
   version check, deploy lock, session API (the sql/ scripts), load (COPY), parameters,
   deploy.sql, unlock + close: pgmi's own phase functions, imports done inside them excluded
   other               the rest of main(): argparse, configuration, output, the scan of the project
@@ -35,6 +35,7 @@ REPO = os.path.dirname(HERE)
 
 # (module, function, phase), in pipeline order.
 PHASES = (
+    ("pgmilib.conn.early", "start", "connect + auth"),  # the start-up packet sent before the driver's import
     ("pgmilib.conn.connect", "open_connection", "connect + auth"),
     ("pgmilib.deploy.session", "check_server_version", "version check"),
     ("pgmilib.deploy.lock", "acquire", "deploy lock"),

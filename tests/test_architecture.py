@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "pgmilib"
 #: strictly lower layer, never a higher or a sibling one.
 LAYER = {
     "records": -1,  # the dataclass subset: imports nothing of pgmi
-    "pgmilib": 0, "errors": 0, "redact": 0, "resources": 0, "sqllex": 0, "python_floor": 0,
+    "pgmilib": 0, "errors": 0, "redact": 0, "resources": 0, "sqllex": 0, "python_floor": 0, "lean": 0,
     "fileio": 0.5,  # file rules; its refusals are errors.ConfigError
     "output": 1,
     "config": 2, "conn": 2, "server": 2, "project": 2,

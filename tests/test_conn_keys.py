@@ -10,8 +10,8 @@ from pathlib import Path, PureWindowsPath
 import pytest
 
 from pgmilib.conn import pgpass
-from pgmilib.conn.connect import _startup_params
 from pgmilib.conn.conninfo import parse_connection_string
+from pgmilib.conn.early import startup_params
 from pgmilib.conn.libpqkeys import (
     REQUIRE_AUTH_METHODS,
     TARGET_SESSION_ATTRS,
@@ -105,7 +105,7 @@ def test_default_values_and_driver_tuning_keys_are_accepted_and_never_sent():
                "statement_cache_capacity": "0", "pool_max_conns": "4", "search_path": "app", "options": "-c x=y"}
     check_options(options, "test")
     params = parse_connection_string("host=h " + " ".join(f"{k}='{v}'" for k, v in options.items()))
-    assert _startup_params(params) == {"search_path": "app", "options": "-c x=y"}
+    assert startup_params(params) == {"search_path": "app", "options": "-c x=y"}
     assert all(is_client_only(k) for k in ("passfile", "sslcrl", "require_auth", "target_session_attrs", "SSLSNI"))
 
 

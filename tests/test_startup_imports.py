@@ -27,7 +27,11 @@ NOT_NEEDED = ("ssl", "pgmilib.deploy.lockreport", "pgmilib.deploy.lockstatements
               "pgmilib.observe.render", "pgmilib.observe.second", "pgmilib.project.metadata",
               # Nor dataclasses (with inspect and ast behind it: pgmilib.records instead), nor getpass
               # (only when no user is named anywhere).
-              "dataclasses", "getpass")
+              "dataclasses", "getpass",
+              # Nor what uuid and argparse import for nothing here (pgmilib/lean.py). (locale is not
+              # listed: in a checkout the published driver loads it through dateutil and calendar; the
+              # zipapp's does not, see tests/test_build.py.)
+              "platform", "gettext")
 
 # Regular expressions compiled on first use, which a plain re-deploy (no URI in a message, no BEGIN
 # ATOMIC, no test macro or report, no parameters, no .env, every checksum in the cache) does not use:

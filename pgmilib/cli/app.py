@@ -14,7 +14,11 @@ Heavy modules (pg8000, yaml) are imported only by the commands that need them, s
 
 from __future__ import annotations
 
-import argparse
+from pgmilib.lean import import_argparse
+
+import_argparse()
+
+import argparse  # already imported just above, without gettext
 import importlib
 import os
 import signal

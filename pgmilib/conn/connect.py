@@ -11,6 +11,7 @@ startup handshake is done; the run-wide `--timeout` is enforced by a watchdog ca
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import os
@@ -21,7 +22,8 @@ from pgmilib import records
 from pgmilib.conn.auth import provider_for
 from pgmilib.conn.backoff import Backoff, pause
 from pgmilib.conn.deadline import CANCEL_GRACE_SECONDS, CANCELLED, Deadline
-from pgmilib.conn.libpqkeys import check_options, is_client_only, parse_require_auth, session_matches, unused_keys
+from pgmilib.conn.early import Mismatch, Started, application_name, startup_packet, startup_params
+from pgmilib.conn.libpqkeys import check_options, parse_require_auth, session_matches, unused_keys
 from pgmilib.conn.params import ConnParams
 from pgmilib.conn.tls import build_ssl_context
 from pgmilib.conn.wire import DRIVER_ERRORS, AuthMethodRefused, LiveConnection, UnsendableSecret, secret_problem
@@ -264,10 +266,6 @@ def retry_delay(index: int, rng: random.Random | None = None) -> float:
     return int(round(RETRY_BACKOFF.delay(index, rng.random if rng else None) * 1000, 6)) / 1000.0
 
 
-def _startup_params(params: ConnParams) -> dict[str, str]:
-    return {k: str(v) for k, v in params.options.items() if not is_client_only(k)}
-
-
 def _deadline_error(last: ConnectionFailed | None, attempts: int) -> ConnectionFailed:
     """Deadline hit between attempts: exit 16, so the CONNECTION marker is dropped."""
     reason = f": last error: {last.message}" if last is not None else ""
@@ -283,7 +281,7 @@ def _deadline_error(last: ConnectionFailed | None, attempts: int) -> ConnectionF
 
 def open_connection(params: ConnParams, database: str | None = None, *, deadline: Deadline | None = None,
                     on_notice: Callable[[PgDiagnostics], None] | None = None, retry: bool = True,
-                    out: Any = None, environ: Any = None) -> LiveConnection:
+                    out: Any = None, environ: Any = None, started: Started | None = None) -> LiveConnection:
     """Connect to `database` (default params.database) with TLS per sslmode and retries.
 
     At most 1 + 3 attempts for transient failures (`is_transient`), back-off capped by
@@ -294,11 +292,14 @@ def open_connection(params: ConnParams, database: str | None = None, *, deadline
     A host list (`params.fallback_hosts`) is tried in order, as libpq does: the next host when
     one cannot be reached or does not match target_session_attrs; never after a server refused
     the login (a wrong password is wrong everywhere). prefer-standby makes two passes.
+
+    `started`: the start-up packet already sent on the first attempt's socket (conn/early.py);
+    the first attempt uses it when it goes to the same socket with the same packet.
     """
     if not params.fallback_hosts:
         try:
             return _open_host(params, database, deadline=deadline, on_notice=on_notice, retry=retry, out=out,
-                              environ=environ)
+                              environ=environ, started=started)
         except ConnectionFailed as error:
             error.details.pop(NEXT_HOST, None)  # no next host: not part of the report
             raise
@@ -339,7 +340,7 @@ def _next_host_allowed(exc: BaseException) -> bool:
 
 def _open_host(params: ConnParams, database: str | None = None, *, deadline: Deadline | None = None,
                on_notice: Callable[[PgDiagnostics], None] | None = None, retry: bool = True,
-               out: Any = None, environ: Any = None) -> LiveConnection:
+               out: Any = None, environ: Any = None, started: Started | None = None) -> LiveConnection:
     """open_connection for one host."""
     db = params.database if database is None else database
     deadline = deadline or Deadline(None)
@@ -376,7 +377,8 @@ def _open_host(params: ConnParams, database: str | None = None, *, deadline: Dea
         elif deadline.expired():
             raise _deadline_error(None, 0)
         try:
-            conn = _connect_once(params, db, provider, plan, deadline, on_notice, out if attempt == 0 else None)
+            conn = _connect_once(params, db, provider, plan, deadline, on_notice, out if attempt == 0 else None,
+                                 started if attempt == 0 else None)
         except DRIVER_ERRORS as exc:
             last = friendly_failure(exc, params, db)
             last.details["attempts"] = attempt + 1
@@ -430,7 +432,8 @@ def _check_session_attrs(conn: LiveConnection, params: ConnParams, db: str, dead
 
 
 def _connect_once(params: ConnParams, db: str, provider: Any, plan: list, deadline: Deadline,
-                  on_notice: Callable[[PgDiagnostics], None] | None, out: Any) -> LiveConnection:
+                  on_notice: Callable[[PgDiagnostics], None] | None, out: Any,
+                  started: Started | None = None) -> LiveConnection:
     """One attempt: each transport of the sslmode plan in order; returns or raises the last error."""
     from pgmilib.conn.auth import password_for
 
@@ -439,14 +442,14 @@ def _connect_once(params: ConnParams, db: str, provider: Any, plan: list, deadli
     if problem:
         raise UnsendableSecret(problem)
     unix = params.is_unix_socket
-    startup = _startup_params(params)
+    startup = startup_params(params)
     for index, ssl_context in enumerate(plan):
         timeout = deadline.cap(params.connect_timeout)
         if timeout is not None and timeout <= 0:
             raise TimeoutError("timed out (deadline reached before connecting)")
         kwargs: dict[str, Any] = {
             "user": params.user, "database": db, "password": password, "ssl_context": ssl_context,
-            "timeout": timeout, "application_name": params.application_name or "pgmi", "tcp_keepalive": True,
+            "timeout": timeout, "application_name": application_name(params), "tcp_keepalive": True,
         }
         if startup:
             kwargs["startup_params"] = startup
@@ -455,6 +458,12 @@ def _connect_once(params: ConnParams, db: str, provider: Any, plan: list, deadli
             kwargs["auth_check"] = require.refusal if require is not None else None
         if unix:
             kwargs["unix_sock"] = os.path.join(params.host, f".s.PGSQL.{params.port}")
+            if started is not None and index == 0 and ssl_context is False:
+                packet = startup_packet(params.user, db, kwargs["application_name"], startup)
+                sock = started.take(kwargs["unix_sock"], packet)
+                if sock is not None:
+                    sock.settimeout(timeout)
+                    kwargs["sock"] = sock
         else:
             kwargs.update(host=params.host, port=params.port)
             tunnel = provider.open_socket(params, timeout)  # the Cloud SQL connector's mutual-TLS socket
@@ -462,10 +471,10 @@ def _connect_once(params: ConnParams, db: str, provider: Any, plan: list, deadli
                 kwargs["sock"] = tunnel
         # One limit for the whole start-up (a server answering one byte at a time never trips the
         # socket timeout of each read), and a cancel (Ctrl-C) ends it at once.
-        started: list[LiveConnection] = []
-        with deadline.wait(functools.partial(_shut_all, started), timeout) as wait:
+        opening: list[LiveConnection] = []
+        with deadline.wait(functools.partial(_shut_all, opening), timeout) as wait:
             try:
-                conn = LiveConnection(on_notice=on_notice, registry=started, **kwargs)
+                conn = _live(kwargs, on_notice, opening)
             except DRIVER_ERRORS as exc:
                 if wait.reason == CANCELLED:
                     raise Interrupted("interrupted") from None
@@ -479,6 +488,18 @@ def _connect_once(params: ConnParams, db: str, provider: Any, plan: list, deadli
         conn.reopen_socket = functools.partial(provider.open_socket, params) if "sock" in kwargs else None
         return conn
     raise AssertionError("empty attempt plan")
+
+
+def _live(kwargs: dict[str, Any], on_notice: Callable[[PgDiagnostics], None] | None,
+          registry: list[LiveConnection]) -> LiveConnection:
+    try:
+        return LiveConnection(on_notice=on_notice, registry=registry, **kwargs)
+    except Mismatch:  # never expected (tests/test_early_start.py pins the packet): open it the usual way
+        sock = kwargs.pop("sock")
+        with contextlib.suppress(OSError):  # shut down, not only closed: the driver's file still refers to it
+            sock.shutdown(socket.SHUT_RDWR)
+        sock.close()
+        return LiveConnection(on_notice=on_notice, registry=registry, **kwargs)
 
 
 def open_another(conn: LiveConnection, *, application_name: str, timeout: float) -> LiveConnection:

@@ -16,6 +16,10 @@ import sys
 import threading
 from collections.abc import Callable
 
+from pgmilib.lean import import_uuid
+
+import_uuid()  # before the driver, which imports it: without `platform`
+
 import pg8000.exceptions
 import pg8000.native
 
@@ -108,6 +112,7 @@ def _dial(kwargs: dict[str, Any]) -> socket.socket | None:
     worded as it words them. A socket the caller brings (a tunnel) is used as it is.
     """
     if kwargs.get("sock") is not None:
+        kwargs.pop("unix_sock", None)  # the socket was opened to it (conn/early.py); the driver takes one of the two
         return kwargs["sock"]
     timeout = kwargs.get("timeout")
     unix_path = kwargs.pop("unix_sock", None)

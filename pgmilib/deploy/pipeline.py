@@ -261,7 +261,7 @@ class _Run:
         problem in the project is still the one reported when there are both.
         """
         from pgmilib import records
-        from pgmilib.conn.connect import is_transient
+        from pgmilib.conn import early
         from pgmilib.project.root import validate_root
 
         request, params = self.request, self.params
@@ -276,9 +276,13 @@ class _Run:
         quick = records.replace(params, connect_timeout=limit, given=set(params.given))
         said = _Held(self.out)  # the attempt's warnings and verbose lines, said once it counts
         try:
-            with _connection_guard():
-                conn = self.connect(params.database, quick, out=said, retry=False)
+            # The start-up packet goes out before the driver is imported (conn/early.py): the
+            # server starts the session meanwhile.
+            with early.start(quick, params.database, self.watchdog.deadline.cap(limit)) as started, _connection_guard():
+                conn = self.connect(params.database, quick, out=said, retry=False, started=started)
         except ConnectionFailed as error:
+            from pgmilib.conn.connect import is_transient
+
             again = (error.pg and error.pg.sqlstate == "3D000") or error.__cause__ is None or is_transient(error.__cause__)
             if again and not self.watchdog.deadline.expired():  # with the run's time up, this is the report
                 return None  # the attempt after the scan says it all again

@@ -1,0 +1,239 @@
+"""A local connection's start-up packet goes out before the driver is imported (pgmilib/conn/early.py).
+
+The packet must be byte for byte the one the driver would send (the driver's own copy is checked
+and dropped), the driver must adopt the socket and do everything after it (authentication
+included), and whatever does not qualify, or cannot be started early, is opened the usual way with
+the usual errors. Checked against the published driver and real servers.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pg8000.native
+import pytest
+from projects import own_cluster, query, write_project
+
+from pgmilib import records
+from pgmilib.conn import early
+from pgmilib.conn.connect import open_connection
+from pgmilib.conn.conninfo import parse_connection_string
+from pgmilib.conn.params import ConnParams
+from pgmilib.errors import ConnectionFailed
+
+REPO = Path(__file__).resolve().parent.parent
+PASSWORD = "Early-Bird-Secret-7"
+
+
+def _sent_by_driver(**kwargs) -> bytes:
+    """The bytes the published driver writes first on a socket (it is then told to stop)."""
+    ours, server = socket.socketpair()
+    try:
+        # The "server" answers at once with an ErrorResponse, which ends the driver's start-up.
+        server.sendall(b"E" + (4 + 17).to_bytes(4, "big") + b"SFATAL\x00Mstop\x00C0\x00\x00")
+        with pytest.raises(pg8000.exceptions.DatabaseError):
+            pg8000.native.Connection(sock=ours, ssl_context=False, timeout=5, **kwargs)
+        server.settimeout(5)
+        received = b""
+        while len(received) < 4 or len(received) < int.from_bytes(received[:4], "big"):
+            chunk = server.recv(65536)
+            assert chunk, "the driver sent no complete start-up packet"
+            received += chunk
+        return received[:int.from_bytes(received[:4], "big")]  # then its goodbye (Terminate)
+    finally:
+        ours.close()
+        server.close()
+
+
+@pytest.mark.parametrize("database, application, options", [
+    ("postgres", "pgmi", {}),
+    ("büro_db", "pgmi fleet ✓", {"search_path": "app, public", "options": "-c work_mem=8MB"}),
+    (None, "pgmi", {"DateStyle": "ISO"}),
+])
+def test_the_packet_is_the_one_the_driver_sends(database, application, options):
+    expected = _sent_by_driver(user="deployer", database=database, application_name=application,
+                               startup_params=options or None)
+    assert early.startup_packet("deployer", database, application, options) == expected
+
+
+def test_the_driver_copy_is_dropped_and_a_different_one_refused():
+    ours, server = socket.socketpair()
+    try:
+        started = early.StartedSocket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=ours.detach())
+        started.sent = b"\x00\x00\x00\x09abcde"
+        stream = started.makefile("rwb")
+        assert stream.write(b"\x00\x00\x00\x09") == 4  # in two writes, as the driver writes it
+        assert stream.write(b"abcde") == 5
+        stream.write(b"Q-after")
+        stream.flush()
+        server.settimeout(5)
+        assert server.recv(100) == b"Q-after"  # only what follows the packet reaches the server
+
+        other = early.StartedSocket(socket.AF_UNIX, socket.SOCK_STREAM)
+        other.sent = b"\x00\x00\x00\x09abcde"
+        with pytest.raises(early.Mismatch):
+            other.makefile("rwb").write(b"\x00\x00\x00\x09abXde")
+        other.close()
+        started.close()
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("change", ["tcp", "host list", "cloud login", "no socket there", "no time left"])
+def test_what_does_not_qualify_is_not_started(change, tmp_path):
+    params = ConnParams(host=str(tmp_path), port=5432, user="u", database="d", sslmode="disable")
+    timeout: float | None = 5.0
+    if change == "tcp":
+        params = records.replace(params, host="127.0.0.1")
+    elif change == "host list":
+        params = records.replace(params, fallback_hosts=[("127.0.0.1", 5432)])
+    elif change == "cloud login":
+        params = records.replace(params, auth_method="aws")
+    elif change == "no time left":
+        timeout = 0.0
+    # (no socket there: tmp_path holds no .s.PGSQL.5432)
+    with early.start(params, "d", timeout) as started:
+        assert started.take(os.path.join(str(tmp_path), ".s.PGSQL.5432"), b"") is None
+
+
+@pytest.fixture(scope="module")
+def server():
+    """Unix-socket logins: `postgres` trusted, `app` with SCRAM (the driver does the exchange)."""
+    hba = "local all app scram-sha-256\nlocal all all trust\n"
+    with own_cluster(f"CREATE ROLE app LOGIN PASSWORD '{PASSWORD}'", hba=hba,
+                     settings={"password_encryption": "scram-sha-256"}) as cluster:
+        yield cluster
+
+
+def _params(cluster, **changes) -> ConnParams:
+    params = parse_connection_string(cluster.dsn())
+    params.application_name = "pgmi"
+    return records.replace(params, **changes) if changes else params
+
+
+def _early_backends(cluster, application: str) -> list:
+    return query(cluster, "postgres", "SELECT pid FROM pg_stat_activity WHERE application_name = :a", a=application)
+
+
+def _gone(cluster, application: str) -> bool:
+    until = time.monotonic() + 10
+    while _early_backends(cluster, application) and time.monotonic() < until:
+        time.sleep(0.05)
+    return _early_backends(cluster, application) == []
+
+
+def test_the_driver_adopts_the_started_session(server):
+    params = _params(server, options={"search_path": "pg_catalog, public"}, application_name="pgmi early")
+    with early.start(params, "postgres", 5) as started:
+        conn = open_connection(params, "postgres", started=started)
+    try:
+        assert isinstance(conn._usock, early.StartedSocket)  # the socket sent ahead
+        assert started.take("", b"") is None  # taken by the attempt
+        assert conn.run("SELECT current_database(), current_setting('application_name'), "
+                        "current_setting('search_path')") == [["postgres", "pgmi early", "pg_catalog, public"]]
+    finally:
+        conn.close()
+    assert _gone(server, "pgmi early")
+
+
+def test_a_password_login_is_the_drivers_after_an_early_start(server):
+    params = _params(server, user="app", password=PASSWORD)
+    with early.start(params, "postgres", 5) as started:
+        conn = open_connection(params, "postgres", started=started, retry=False)
+    try:
+        assert isinstance(conn._usock, early.StartedSocket)
+        assert conn.run("SELECT current_user") == [["app"]]
+    finally:
+        conn.close()
+
+
+def test_a_wrong_password_is_refused_as_without_an_early_start(server):
+    wrong = _params(server, user="app", password="not-it")
+    with pytest.raises(ConnectionFailed) as usual:
+        open_connection(wrong, "postgres", retry=False)
+    with early.start(wrong, "postgres", 5) as started, pytest.raises(ConnectionFailed) as after_early:
+        open_connection(wrong, "postgres", started=started, retry=False)
+    assert after_early.value.message == usual.value.message
+    assert "not-it" not in after_early.value.message
+
+
+def test_a_packet_for_another_session_is_closed_and_the_usual_one_opened(server):
+    params = _params(server, application_name="pgmi taken")
+    other = records.replace(params, application_name="pgmi not taken")
+    with early.start(other, "postgres", 5) as started:
+        conn = open_connection(params, "postgres", started=started)
+    try:
+        assert not isinstance(conn._usock, early.StartedSocket)
+        assert conn.run("SELECT current_setting('application_name')") == [["pgmi taken"]]
+    finally:
+        conn.close()
+    assert _gone(server, "pgmi not taken")  # the session started for nothing ended
+
+
+def test_a_driver_that_sends_another_packet_gets_a_fresh_socket(server):
+    params = _params(server, application_name="pgmi mismatch")
+    gc.disable()  # as in pgmi's process: the session started for nothing must end without the collector
+    try:
+        with early.start(params, "postgres", 5) as started:
+            started._held.sent = started._held.sent[:-2] + b"X\x00"  # as if the driver had changed
+            conn = open_connection(params, "postgres", started=started)
+        try:
+            assert not isinstance(conn._usock, early.StartedSocket)
+            until = time.monotonic() + 10  # the session started for nothing ends; this one stays
+            while len(_early_backends(server, "pgmi mismatch")) > 1 and time.monotonic() < until:
+                time.sleep(0.05)
+            assert _early_backends(server, "pgmi mismatch") == conn.run("SELECT pg_backend_pid()")
+        finally:
+            conn.close()
+    finally:
+        gc.enable()
+    assert _gone(server, "pgmi mismatch")
+
+
+# Records, when the start-up packet is sent, whether the driver is imported yet; and that the
+# connection the deploy runs on is the one started early.
+PROBE = """\
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from pgmilib.cli import app
+from pgmilib.conn import early
+seen = {}
+start = early.start
+def recording_start(*args):
+    started = start(*args)
+    seen["driver imported"] = "pg8000" in sys.modules
+    seen["started"] = started.take.__self__._held is not None
+    return started
+early.start = recording_start
+from pgmilib.deploy import session
+send = session.send_api
+def recording_send(conn):
+    seen["adopted"] = type(conn._usock).__name__
+    return send(conn)
+session.send_api = recording_send
+code = app.main(sys.argv[3:])
+with open(sys.argv[2], "w") as fh:
+    json.dump(seen, fh)
+sys.exit(code)
+"""
+
+
+def test_a_deploy_starts_its_session_before_it_imports_the_driver(server, tmp_path):
+    project = write_project(tmp_path / "p", {"schema/t.sql": "CREATE TABLE t (id int);\n"},
+                            deploy_sql="CREATE TABLE from_deploy (id int);\n")
+    dump = tmp_path / "seen.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG") or k.startswith("PGMI_PG_")}
+    env.update(server.env(), PGMI_NON_INTERACTIVE="1")
+    done = subprocess.run([sys.executable, "-c", PROBE, str(REPO), str(dump), "deploy", str(project),
+                           "-d", "postgres", "--timeout", "0"],
+                          env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(dump.read_text()) == {"driver imported": False, "started": True, "adopted": "StartedSocket"}
+    assert query(server, "postgres", "SELECT to_regclass('public.from_deploy') IS NOT NULL") == [[True]]
