@@ -120,7 +120,7 @@ def start(params: ConnParams, database: str | None, timeout: float | None) -> St
     """Send the start-up packet of a unix-socket connection now; an empty Started when that does
     not apply or fails."""
     if (not params.is_unix_socket or params.fallback_hosts or (params.auth_method or "password") != "password"
-            or (timeout is not None and timeout <= 0)):
+            or (timeout is not None and timeout <= 0) or not hasattr(socket, "AF_UNIX")):
         return Started()
     path = os.path.join(params.host, f".s.PGSQL.{params.port}")
     packet = startup_packet(params.user, database, application_name(params), startup_params(params))
