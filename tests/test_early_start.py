@@ -14,6 +14,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -86,21 +87,47 @@ def test_the_driver_copy_is_dropped_and_a_different_one_refused():
         server.close()
 
 
-@pytest.mark.parametrize("change", ["tcp", "host list", "cloud login", "no socket there", "no time left"])
-def test_what_does_not_qualify_is_not_started(change, tmp_path):
-    params = ConnParams(host=str(tmp_path), port=5432, user="u", database="d", sslmode="disable")
-    timeout: float | None = 5.0
-    if change == "tcp":
-        params = records.replace(params, host="127.0.0.1")
-    elif change == "host list":
-        params = records.replace(params, fallback_hosts=[("127.0.0.1", 5432)])
-    elif change == "cloud login":
-        params = records.replace(params, auth_method="aws")
-    elif change == "no time left":
-        timeout = 0.0
-    # (no socket there: tmp_path holds no .s.PGSQL.5432)
-    with early.start(params, "d", timeout) as started:
-        assert started.take(os.path.join(str(tmp_path), ".s.PGSQL.5432"), b"") is None
+@pytest.mark.parametrize("change", [None, "tcp", "host list", "cloud login", "no socket there", "no time left",
+                                    "a name the protocol cannot carry"])
+def test_only_a_local_password_login_is_started_early(change):
+    # A short directory: a unix socket's path is limited to ~100 bytes.
+    with tempfile.TemporaryDirectory(prefix="pgmi-es-") as where:
+        path = os.path.join(where, ".s.PGSQL.5432")
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            if change != "no socket there":
+                listener.bind(path)
+                listener.listen(1)
+            params = ConnParams(host=where, port=5432, user="u", database="d", sslmode="disable")
+            timeout: float | None = 5.0
+            if change == "tcp":
+                params = records.replace(params, host="127.0.0.1")
+            elif change == "host list":
+                params = records.replace(params, fallback_hosts=[("127.0.0.1", 5432)])
+            elif change == "cloud login":
+                params = records.replace(params, auth_method="aws")
+            elif change == "no time left":
+                timeout = 0.0
+            elif change == "a name the protocol cannot carry":  # argv's undecodable bytes (surrogateescape)
+                params = records.replace(params, user="dep\udcffloyer")
+            with early.start(params, "d", timeout) as started:
+                packet = early.startup_packet("u", "d", "pgmi", {})
+                taken = started.take(path, packet)
+                if change is None:  # the control: a local server, a password login
+                    assert taken is not None
+                    listener.settimeout(5)
+                    peer, _ = listener.accept()
+                    assert peer.recv(len(packet), socket.MSG_WAITALL) == packet
+                    peer.close()
+                    taken.close()
+                else:
+                    assert taken is None
+                    if change != "no socket there":
+                        listener.setblocking(False)
+                        with pytest.raises(BlockingIOError):  # nothing was sent
+                            listener.accept()
+        finally:
+            listener.close()
 
 
 @pytest.fixture(scope="module")

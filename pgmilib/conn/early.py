@@ -1,8 +1,8 @@
 """The server starts the session while the client still imports the driver.
 
 A deploy's first connection goes to a server that needs ~2 ms from the start-up packet to
-ReadyForQuery (a fork, authentication, the backend's own set-up), and the client needs ~5 ms to
-import the driver before it can send that packet. So, for a local server (a unix socket, where no
+ReadyForQuery (a fork, authentication, the backend's own set-up), and the client needs several
+milliseconds to import the driver before it can send that packet. So, for a local server (a unix socket, where no
 TLS is negotiated first), `start()` opens the socket and sends the start-up packet before the
 driver is imported; the driver then adopts the socket (`StartedSocket`), writes its own start-up
 packet, which is checked against the one sent and dropped, and reads the server's answer from
@@ -123,7 +123,10 @@ def start(params: ConnParams, database: str | None, timeout: float | None) -> St
             or (timeout is not None and timeout <= 0) or not hasattr(socket, "AF_UNIX")):
         return Started()
     path = os.path.join(params.host, f".s.PGSQL.{params.port}")
-    packet = startup_packet(params.user, database, application_name(params), startup_params(params))
+    try:
+        packet = startup_packet(params.user, database, application_name(params), startup_params(params))
+    except UnicodeError:  # a name the protocol cannot carry: the usual attempt says so
+        return Started()
     sock = StartedSocket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.sent = packet
     try:
