@@ -264,3 +264,25 @@ def test_a_deploy_starts_its_session_before_it_imports_the_driver(server, tmp_pa
     assert done.returncode == 0, done.stderr
     assert json.loads(dump.read_text()) == {"driver imported": False, "started": True, "adopted": "StartedSocket"}
     assert query(server, "postgres", "SELECT to_regclass('public.from_deploy') IS NOT NULL") == [[True]]
+
+
+@pytest.mark.parametrize("key, how", [("user", "-U"), ("application_name", "PGAPPNAME"), ("search_path", "--connection")])
+def test_a_name_that_is_not_text_is_a_one_line_configuration_error(key, how, pg, fresh_db, tmp_path):
+    """Bytes of the command line or environment that are not UTF-8 cannot go in the start-up
+    packet: exit 10 naming the key, without the value or a traceback, and nothing deployed."""
+    project = write_project(tmp_path / "p", {}, deploy_sql="CREATE TABLE from_deploy (id int);\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG") or k.startswith("PGMI_PG_")}
+    env.update(pg.env(), PGMI_NON_INTERACTIVE="1")
+    argv = [sys.executable, str(REPO / "pgmi.py"), "deploy", str(project), "-d", fresh_db]
+    if how == "-U":
+        argv += ["-U", b"dep\xffloyer"]
+    elif how == "PGAPPNAME":
+        env["PGAPPNAME"] = b"app\xff"
+    else:  # a server setting, which travels in the start-up packet too
+        argv += ["--connection", b"host=" + pg.env()["PGHOST"].encode() + b" search_path=sch\xffema"]
+    done = subprocess.run(argv, env=env, capture_output=True, timeout=120, check=False)
+    stderr = done.stderr.decode("utf-8", "replace")
+    assert done.returncode == 10, stderr
+    assert f"connection parameter {key} is not valid UTF-8" in stderr
+    assert "Traceback" not in stderr and "\\udcff" not in stderr and "\ufffd" not in stderr
+    assert query(pg, fresh_db, "SELECT to_regclass('public.from_deploy') IS NULL") == [[True]]

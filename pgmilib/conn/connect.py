@@ -22,12 +22,12 @@ from pgmilib import records
 from pgmilib.conn.auth import provider_for
 from pgmilib.conn.backoff import Backoff, pause
 from pgmilib.conn.deadline import CANCEL_GRACE_SECONDS, CANCELLED, Deadline
-from pgmilib.conn.early import Mismatch, Started, application_name, startup_packet, startup_params
+from pgmilib.conn.early import Mismatch, Started, application_name, startup_packet, startup_params, unsendable
 from pgmilib.conn.libpqkeys import check_options, parse_require_auth, session_matches, unused_keys
 from pgmilib.conn.params import ConnParams
 from pgmilib.conn.tls import build_ssl_context
 from pgmilib.conn.wire import DRIVER_ERRORS, AuthMethodRefused, LiveConnection, UnsendableSecret, secret_problem
-from pgmilib.errors import ConnectionFailed, Interrupted, Marker, PgDiagnostics, go_quote
+from pgmilib.errors import ConfigError, ConnectionFailed, Interrupted, Marker, PgDiagnostics, go_quote
 from pgmilib.redact import redact
 
 TYPE_CHECKING = False  # typing's flag without importing typing at run time; type checkers take it as true
@@ -443,6 +443,9 @@ def _connect_once(params: ConnParams, db: str, provider: Any, plan: list, deadli
         raise UnsendableSecret(problem)
     unix = params.is_unix_socket
     startup = startup_params(params)
+    problem = unsendable(params.user, db, application_name(params), startup)
+    if problem:
+        raise ConfigError(f"cannot connect: {problem}")
     for index, ssl_context in enumerate(plan):
         timeout = deadline.cap(params.connect_timeout)
         if timeout is not None and timeout <= 0:

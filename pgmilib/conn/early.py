@@ -50,6 +50,18 @@ def startup_packet(user: str, database: str | None, application: str | None,
     return struct.pack("!i", len(body) + 4) + bytes(body)
 
 
+def unsendable(user: str, database: str | None, application: str | None, options: dict[str, str]) -> str | None:
+    """Why the start-up packet cannot carry these names (a lone surrogate: bytes of the command
+    line or environment that are not UTF-8), naming the key, never the value; None when it can."""
+    for key, value in (("user", user), ("dbname", database), ("application_name", application), *options.items()):
+        try:
+            if value is not None:
+                value.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"connection parameter {key} is not valid UTF-8 (it holds bytes that are not text)"
+    return None
+
+
 class Mismatch(Exception):
     """The driver's start-up packet is not the one sent ahead (a bug: the driver changed)."""
 
