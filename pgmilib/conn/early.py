@@ -39,13 +39,19 @@ def application_name(params: ConnParams) -> str:
     return params.application_name or "pgmi"
 
 
+def _fields(user: str, database: str | None, application: str | None,
+            options: dict[str, str]) -> list[tuple[str, str]]:
+    """What the start-up packet carries, in the driver's order (an absent value is left out)."""
+    pairs = [("user", user), ("database", database), ("application_name", application), *options.items()]
+    return [(key, value) for key, value in pairs if value is not None]
+
+
 def startup_packet(user: str, database: str | None, application: str | None,
                    options: dict[str, str]) -> bytes:
     """The protocol 3.0 start-up message: user, database, application_name, then the options."""
     body = bytearray(struct.pack("!i", PROTOCOL_VERSION))
-    for key, value in (("user", user), ("database", database), ("application_name", application), *options.items()):
-        if value is not None:
-            body += key.encode("ascii") + b"\x00" + value.encode("utf-8") + b"\x00"
+    for key, value in _fields(user, database, application, options):
+        body += key.encode("ascii") + b"\x00" + value.encode("utf-8") + b"\x00"
     body.append(0)
     return struct.pack("!i", len(body) + 4) + bytes(body)
 
@@ -53,12 +59,12 @@ def startup_packet(user: str, database: str | None, application: str | None,
 def unsendable(user: str, database: str | None, application: str | None, options: dict[str, str]) -> str | None:
     """Why the start-up packet cannot carry these names (a lone surrogate: bytes of the command
     line or environment that are not UTF-8), naming the key, never the value; None when it can."""
-    for key, value in (("user", user), ("dbname", database), ("application_name", application), *options.items()):
+    for key, value in _fields(user, database, application, options):
         try:
-            if value is not None:
-                value.encode("utf-8")
+            value.encode("utf-8")
         except UnicodeEncodeError:
-            return f"connection parameter {key} is not valid UTF-8 (it holds bytes that are not text)"
+            name = "dbname" if key == "database" else key  # the connection string's word for it
+            return f"connection parameter {name} is not valid UTF-8 (it holds bytes that are not text)"
     return None
 
 
@@ -139,7 +145,10 @@ def start(params: ConnParams, database: str | None, timeout: float | None) -> St
         packet = startup_packet(params.user, database, application_name(params), startup_params(params))
     except UnicodeError:  # a name the protocol cannot carry: the usual attempt says so
         return Started()
-    sock = StartedSocket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock = StartedSocket(socket.AF_UNIX, socket.SOCK_STREAM)
+    except OSError:  # no descriptor left: the usual attempt says so
+        return Started()
     sock.sent = packet
     try:
         sock.settimeout(timeout)
