@@ -92,3 +92,42 @@ def test_ctrl_c_during_a_stalled_start_up_is_interrupted(tmp_path, transport, ss
         server.close()
     assert proc.returncode == Exit.INTERRUPTED, err
     assert err.splitlines()[-1] == "pgmi: error: interrupted" and "Traceback" not in err
+
+
+def _swallowing_deploy(tmp_path, monkeypatch, interrupt: bool):
+    """A deploy whose connection step meets a library that caught the signal's Interrupted in a
+    broad `except Exception` and failed another way (importlib.metadata's scan answers "package
+    not found" then: a ModuleNotFoundError for a driver that is installed)."""
+    import io
+    from importlib.metadata import PackageNotFoundError
+
+    from pgmilib.deploy import pipeline
+    from pgmilib.deploy.request import DeployRequest
+    from pgmilib.deploy.watchdog import Cancellation
+    from pgmilib.output import Output
+
+    cancel = Cancellation()
+
+    def open_early(self):
+        if interrupt:
+            cancel.cancel()  # what the signal handler does before it raises Interrupted
+        raise PackageNotFoundError("scramp")
+
+    monkeypatch.setattr(pipeline._Run, "open_early", open_early)
+    project = write_project(tmp_path / "p", {}, deploy_sql="SELECT 1;\n")
+    request = DeployRequest(project_path=project, environ={"PGHOST": str(tmp_path), "PGDATABASE": "d"})
+    err = io.StringIO()
+    return pipeline.deploy(request, Output(stdout=io.StringIO(), stderr=err, verbose=True), cancel=cancel), err
+
+
+def test_an_interrupt_a_library_turned_into_another_error_is_still_an_interrupt(tmp_path, monkeypatch):
+    result, err = _swallowing_deploy(tmp_path, monkeypatch, interrupt=True)
+    assert result.exit_code == Exit.INTERRUPTED
+    assert "after the interrupt: PackageNotFoundError" in err.getvalue()
+
+
+def test_the_same_error_without_an_interrupt_is_not_hidden(tmp_path, monkeypatch):
+    from importlib.metadata import PackageNotFoundError
+
+    with pytest.raises(PackageNotFoundError):
+        _swallowing_deploy(tmp_path, monkeypatch, interrupt=False)
