@@ -22,16 +22,19 @@ import sys
 
 
 def _import_with_stand_in(name: str, stand_in_name: str, **attributes: object) -> None:
-    if name not in sys.modules and stand_in_name not in sys.modules:
-        stand_in = type(sys)(stand_in_name)
-        stand_in.__dict__.update(attributes)
-        sys.modules[stand_in_name] = stand_in
-        try:
-            __import__(name)
-        finally:
-            if sys.modules.get(stand_in_name) is stand_in:
-                del sys.modules[stand_in_name]
-    __import__(name)
+    if stand_in_name in sys.modules:  # the real one is loaded already: nothing to save
+        __import__(name)
+        return
+    if name in sys.modules:
+        return
+    stand_in = type(sys)(stand_in_name)
+    stand_in.__dict__.update(attributes)
+    sys.modules[stand_in_name] = stand_in
+    try:
+        __import__(name)
+    finally:
+        if sys.modules.get(stand_in_name) is stand_in:
+            del sys.modules[stand_in_name]
 
 
 def _untranslated_plural(singular: str, plural: str, n: int) -> str:

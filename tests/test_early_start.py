@@ -112,7 +112,7 @@ def test_only_a_local_password_login_is_started_early(change):
                 params = records.replace(params, user="dep\udcffloyer")
             with early.start(params, "d", timeout) as started:
                 packet = early.startup_packet("u", "d", "pgmi", {})
-                taken = started.take(path, packet)
+                taken = started.take(path)
                 if change is None:  # the control: a local server, a password login
                     assert taken is not None
                     listener.settimeout(5)
@@ -162,7 +162,7 @@ def test_the_driver_adopts_the_started_session(server):
         conn = open_connection(params, "postgres", started=started)
     try:
         assert isinstance(conn._usock, early.StartedSocket)  # the socket sent ahead
-        assert started.take("", b"") is None  # taken by the attempt
+        assert started.take("") is None  # taken by the attempt
         assert conn.run("SELECT current_database(), current_setting('application_name'), "
                         "current_setting('search_path')") == [["postgres", "pgmi early", "pg_catalog, public"]]
     finally:
@@ -191,37 +191,52 @@ def test_a_wrong_password_is_refused_as_without_an_early_start(server):
     assert "not-it" not in after_early.value.message
 
 
-def test_a_packet_for_another_session_is_closed_and_the_usual_one_opened(server):
-    params = _params(server, application_name="pgmi taken")
-    other = records.replace(params, application_name="pgmi not taken")
-    with early.start(other, "postgres", 5) as started:
-        conn = open_connection(params, "postgres", started=started)
+@pytest.mark.parametrize("differs", ["the attempt's parameters", "the driver's packet"])
+def test_a_packet_the_attempt_would_not_send_gets_a_fresh_socket(differs, server):
+    """Other parameters than the early start's (or, were it to change, the driver's layout): the
+    driver's copy is refused before a byte of it is sent, the early session is shut down at once
+    (without waiting for the garbage collector, as in pgmi's process) and a fresh one is opened."""
+    params = _params(server, application_name="pgmi fresh")
+    early_params = records.replace(params, application_name="pgmi early") if differs.startswith("the attempt") \
+        else params
+    gc.disable()
     try:
-        assert not isinstance(conn._usock, early.StartedSocket)
-        assert conn.run("SELECT current_setting('application_name')") == [["pgmi taken"]]
-    finally:
-        conn.close()
-    assert _gone(server, "pgmi not taken")  # the session started for nothing ended
-
-
-def test_a_driver_that_sends_another_packet_gets_a_fresh_socket(server):
-    params = _params(server, application_name="pgmi mismatch")
-    gc.disable()  # as in pgmi's process: the session started for nothing must end without the collector
-    try:
-        with early.start(params, "postgres", 5) as started:
-            started._held.sent = started._held.sent[:-2] + b"X\x00"  # as if the driver had changed
+        with early.start(early_params, "postgres", 5) as started:
+            if differs == "the driver's packet":
+                started._held.sent = started._held.sent[:-2] + b"X\x00"
             conn = open_connection(params, "postgres", started=started)
         try:
             assert not isinstance(conn._usock, early.StartedSocket)
-            until = time.monotonic() + 10  # the session started for nothing ends; this one stays
-            while len(_early_backends(server, "pgmi mismatch")) > 1 and time.monotonic() < until:
+            assert conn.run("SELECT current_setting('application_name')") == [["pgmi fresh"]]
+            assert _gone(server, "pgmi early")
+            until = time.monotonic() + 10
+            while len(_early_backends(server, "pgmi fresh")) > 1 and time.monotonic() < until:
                 time.sleep(0.05)
-            assert _early_backends(server, "pgmi mismatch") == conn.run("SELECT pg_backend_pid()")
+            assert _early_backends(server, "pgmi fresh") == conn.run("SELECT pg_backend_pid()")
         finally:
             conn.close()
     finally:
         gc.enable()
-    assert _gone(server, "pgmi mismatch")
+
+
+def test_a_socket_to_another_server_is_closed_not_used():
+    with tempfile.TemporaryDirectory(prefix="pgmi-es-") as where:
+        path = os.path.join(where, ".s.PGSQL.5432")
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            listener.bind(path)
+            listener.listen(1)
+            params = ConnParams(host=where, port=5432, user="u", database="d", sslmode="disable")
+            with early.start(params, "d", 5) as started:
+                assert started.take(os.path.join(where, ".s.PGSQL.5433")) is None
+                listener.settimeout(5)
+                peer, _ = listener.accept()
+                peer.settimeout(5)
+                received = peer.recv(65536)
+                assert received and peer.recv(65536) == b""  # the packet, then the end: closed
+                peer.close()
+        finally:
+            listener.close()
 
 
 # Records, when the start-up packet is sent, whether the driver is imported yet; and that the

@@ -9,7 +9,6 @@ from __future__ import annotations
 import signal
 import threading
 
-from pgmilib.errors import Interrupted
 from pgmilib.output import Output
 
 TYPE_CHECKING = False  # typing's flag without importing typing at run time; type checkers take it as true
@@ -21,7 +20,10 @@ class CancelOnSignal:
     """While active (main thread only), SIGINT/SIGTERM call `cancel.cancel()` after one message.
 
     `stop_when_idle`: when nothing is in flight to cancel (the run is between statements or
-    still starting), stop right here by raising `Interrupted` (exit 130).
+    still starting), stop right here by raising KeyboardInterrupt, which the deploy reports as
+    `Interrupted` (exit 130). Not an `Exception`: the signal lands anywhere, also inside library
+    code with a broad `except Exception` (importlib.metadata's directory scan has one), which
+    would swallow it and fail another way (a "package not found" for an installed driver).
     """
 
     def __init__(self, cancel: Any, out: Output, message: str, *, stop_when_idle: bool = True) -> None:
@@ -43,7 +45,7 @@ class CancelOnSignal:
             self.out.info(self.message)
         in_flight = self.cancel.cancel()
         if self.stop_when_idle and first and not in_flight:
-            raise Interrupted("interrupted")
+            raise KeyboardInterrupt
 
     def __exit__(self, *exc: object) -> None:
         for sig, handler in self.previous.items():

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
-import os
 import socket
 from collections.abc import Callable, Iterator
 
@@ -22,7 +21,7 @@ from pgmilib import records
 from pgmilib.conn.auth import provider_for
 from pgmilib.conn.backoff import Backoff, pause
 from pgmilib.conn.deadline import CANCEL_GRACE_SECONDS, CANCELLED, Deadline
-from pgmilib.conn.early import Mismatch, Started, application_name, startup_packet, startup_params, unsendable
+from pgmilib.conn.early import Mismatch, Started, application_name, startup_params, unsendable
 from pgmilib.conn.libpqkeys import check_options, parse_require_auth, session_matches, unused_keys
 from pgmilib.conn.params import ConnParams
 from pgmilib.conn.tls import build_ssl_context
@@ -215,7 +214,7 @@ def _transport_message(exc: BaseException, params: ConnParams, database: str) ->
     if params.is_unix_socket or host in _LOCAL_HOSTS:
         isready += "; or deploy into a throwaway local server instead: pgmi deploy <project> --ephemeral"
     if params.is_unix_socket and any(isinstance(i, (FileNotFoundError, ConnectionRefusedError)) for i in items):
-        return f"no PostgreSQL server socket at {os.path.join(host, f'.s.PGSQL.{port}')}", isready
+        return f"no PostgreSQL server socket at {params.socket_path}", isready
     if any(isinstance(i, ConnectionRefusedError) for i in items) or "refused" in text and "ssl" not in text:
         return f"connection refused to {where}", isready
     if any(isinstance(i, socket.gaierror) for i in items) or "no such host" in text:
@@ -460,10 +459,9 @@ def _connect_once(params: ConnParams, db: str, provider: Any, plan: list, deadli
             require = parse_require_auth(params.require_auth, "require_auth")
             kwargs["auth_check"] = require.refusal if require is not None else None
         if unix:
-            kwargs["unix_sock"] = os.path.join(params.host, f".s.PGSQL.{params.port}")
+            kwargs["unix_sock"] = params.socket_path
             if started is not None and index == 0 and ssl_context is False:
-                packet = startup_packet(params.user, db, kwargs["application_name"], startup)
-                sock = started.take(kwargs["unix_sock"], packet)
+                sock = started.take(kwargs["unix_sock"])
                 if sock is not None:
                     sock.settimeout(timeout)
                     kwargs["sock"] = sock
@@ -497,7 +495,7 @@ def _live(kwargs: dict[str, Any], on_notice: Callable[[PgDiagnostics], None] | N
           registry: list[LiveConnection]) -> LiveConnection:
     try:
         return LiveConnection(on_notice=on_notice, registry=registry, **kwargs)
-    except Mismatch:  # never expected (tests/test_early_start.py pins the packet): open it the usual way
+    except Mismatch:  # the attempt's packet is not the one sent ahead (other parameters, or another driver)
         sock = kwargs.pop("sock")
         with contextlib.suppress(OSError):  # shut down, not only closed: the driver's file still refers to it
             sock.shutdown(socket.SHUT_RDWR)

@@ -16,12 +16,11 @@ reports any failure as it always has.
 
 from __future__ import annotations
 
-import os
 import socket
 import struct
 
 from pgmilib.conn.libpqkeys import is_client_only
-from pgmilib.conn.params import ConnParams
+from pgmilib.conn.params import DEFAULT_APP_NAME, ConnParams
 
 TYPE_CHECKING = False  # typing's flag without importing typing at run time; type checkers take it as true
 if TYPE_CHECKING:
@@ -36,7 +35,7 @@ def startup_params(params: ConnParams) -> dict[str, str]:
 
 
 def application_name(params: ConnParams) -> str:
-    return params.application_name or "pgmi"
+    return params.application_name or DEFAULT_APP_NAME
 
 
 def _fields(user: str, database: str | None, application: str | None,
@@ -69,7 +68,8 @@ def unsendable(user: str, database: str | None, application: str | None, options
 
 
 class Mismatch(Exception):
-    """The driver's start-up packet is not the one sent ahead (a bug: the driver changed)."""
+    """The driver's start-up packet is not the one sent ahead: the attempt's parameters differ from
+    the early start's, or the driver changed (tests/test_early_start.py pins its layout)."""
 
 
 class StartedSocket(socket.socket):
@@ -107,17 +107,17 @@ class _SkipSent:
 
 class Started:
     """A start-up packet on its way (or none: no socket); `take()` hands the socket to the
-    connection attempt, and leaving the `with` block closes it if nothing took it."""
+    connection attempt, and leaving the `with` block closes it if nothing took it. Whether the
+    attempt would send the same packet is checked as the driver writes its own (`StartedSocket`)."""
 
-    def __init__(self, sock: StartedSocket | None = None, path: str = "", packet: bytes = b"") -> None:
+    def __init__(self, sock: StartedSocket | None = None, path: str = "") -> None:
         self._held: StartedSocket | None = sock
         self.path = path
-        self.packet = packet
 
-    def take(self, path: str, packet: bytes) -> StartedSocket | None:
-        """The socket, if it went to `path` with `packet`; else None (and it is closed)."""
+    def take(self, path: str) -> StartedSocket | None:
+        """The socket, if it went to `path`; else None (and it is closed)."""
         sock, self._held = self._held, None
-        if sock is not None and (path, packet) != (self.path, self.packet):
+        if sock is not None and path != self.path:
             sock.close()
             return None
         return sock
@@ -140,11 +140,10 @@ def start(params: ConnParams, database: str | None, timeout: float | None) -> St
     if (not params.is_unix_socket or params.fallback_hosts or (params.auth_method or "password") != "password"
             or (timeout is not None and timeout <= 0) or not hasattr(socket, "AF_UNIX")):
         return Started()
-    path = os.path.join(params.host, f".s.PGSQL.{params.port}")
-    try:
-        packet = startup_packet(params.user, database, application_name(params), startup_params(params))
-    except UnicodeError:  # a name the protocol cannot carry: the usual attempt says so
+    fields = (params.user, database, application_name(params), startup_params(params))
+    if unsendable(*fields):  # a name the protocol cannot carry: the usual attempt says so
         return Started()
+    packet = startup_packet(*fields)
     try:
         sock = StartedSocket(socket.AF_UNIX, socket.SOCK_STREAM)
     except OSError:  # no descriptor left: the usual attempt says so
@@ -152,9 +151,9 @@ def start(params: ConnParams, database: str | None, timeout: float | None) -> St
     sock.sent = packet
     try:
         sock.settimeout(timeout)
-        sock.connect(path)
+        sock.connect(params.socket_path)
         sock.sendall(packet)
     except OSError:  # the usual attempt opens it again and says what is wrong
         sock.close()
         return Started()
-    return Started(sock, path, packet)
+    return Started(sock, params.socket_path)

@@ -6,6 +6,8 @@ connection strings, the PG* environment, pgmi.yaml and the flags all check throu
 
 from __future__ import annotations
 
+import os
+
 from pgmilib.conn import SSLMODES
 from pgmilib.errors import ConfigError, go_quote
 from pgmilib.records import field, fields, record
@@ -75,6 +77,16 @@ class ConnParams:
     @property
     def is_unix_socket(self) -> bool:
         return self.host.startswith("/")
+
+    @property
+    def socket_path(self) -> str:
+        """The server's unix socket for a socket-directory host (libpq's `<dir>/.s.PGSQL.<port>`)."""
+        return socket_path(self.host, self.port)
+
+
+def socket_path(directory: str, port: int) -> str:
+    """libpq's unix socket of the server on `port` in `directory`."""
+    return os.path.join(directory, f".s.PGSQL.{port}")
 
 
 

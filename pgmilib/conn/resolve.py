@@ -24,6 +24,7 @@ from pgmilib.conn.params import (
     check_sslmode,
     parse_port,
     parse_timeout,
+    socket_path,
 )
 from pgmilib.conn.service import merge_service, service_lookup
 from pgmilib.errors import ConfigError, go_quote
@@ -173,7 +174,7 @@ def default_host(port: int, socket_dirs: tuple[str, ...] | None = None) -> str:
     authentication as psql does), else localhost over TCP."""
     if os.name == "posix":
         for directory in SOCKET_DIRS if socket_dirs is None else socket_dirs:
-            if os.path.exists(os.path.join(directory, f".s.PGSQL.{port}")):
+            if os.path.exists(socket_path(directory, port)):
                 return directory
     return DEFAULT_HOST
 

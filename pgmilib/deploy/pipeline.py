@@ -71,13 +71,7 @@ def deploy(request: DeployRequest, out: Output, *, cancel: Cancellation | None =
             error = Interrupted("interrupted")
         except Exception as bug:
             _redact_exception(bug)  # while this run's secrets are still known: the panic report prints it
-            if not cancel.requested:
-                raise
-            # The signal's Interrupted was raised inside library code that swallowed it (a broad
-            # `except Exception`, as importlib.metadata's directory scan has) and failed another way,
-            # e.g. "package not found" for a driver that is installed: the run was interrupted.
-            out.verbose(f"after the interrupt: {type(bug).__name__}: {bug}")
-            error = Interrupted("interrupted")
+            raise
         result.duration = time.monotonic() - started
         result.error = error
         result.exit_code = exit_code(error)
