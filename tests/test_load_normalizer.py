@@ -91,7 +91,7 @@ def test_a_helper_that_dies_leaves_the_values_to_the_loader(tmp_path, monkeypatc
     expected = Sink()
     session.load_files(expected, P.scan(root))
 
-    def dying(files, fd):  # one record of other bytes (its raw digest matches no file), half of one, gone
+    def dying(jobs, max_file_size, fd):  # one record of other bytes (its raw digest matches no file), half of one, gone
         os.write(fd, b"\x01" * 96)
         os._exit(1)
 
@@ -153,3 +153,141 @@ def test_prepare_with_the_helper_against_the_server(pg, fresh_db, tmp_path, monk
         assert checksum == hashlib.sha256(content.encode()).hexdigest()
         assert normalized == PC.normalized_checksum(content)
     assert helpers[-1]["pid"] and _reaped(helpers[-1]["pid"])
+
+
+# ---- the start during a deploy's scan (Normalizer.for_walk) ----------------------------------
+
+_KEEP_ROWS = "CREATE TABLE loaded AS SELECT path, content, checksum, pgmi_checksum FROM pg_temp.pgmi_source_view;\n"
+
+
+def _deploy(pg, db: str, root, cache_dir=None):
+    from pgmilib.deploy import ConnectionFlags, DeployRequest, deploy
+
+    environ = {"HOME": "/nonexistent-home", "USER": "tester", **pg.env()}
+    return deploy(DeployRequest(project_path=str(root), connection=ConnectionFlags(database=db), environ=environ,
+                                cache_dir=cache_dir),
+                  Output(json_mode=True, stdout=io.StringIO(), stderr=io.StringIO()))
+
+
+def _loaded(pg, db: str) -> list[tuple]:
+    conn = pg8000_connect(pg, db)
+    try:
+        return [tuple(r) for r in conn.run("SELECT path, content, checksum, pgmi_checksum FROM loaded ORDER BY path")]
+    finally:
+        conn.close()
+
+
+def pg8000_connect(pg, db: str):
+    import pg8000.native
+
+    return pg8000.native.Connection(**pg.conn_kwargs(db))
+
+
+def _exact(rows: list[tuple]) -> None:
+    for _path, content, checksum, normalized in rows:
+        assert checksum == hashlib.sha256(content.encode()).hexdigest()
+        assert normalized == PC.normalized_checksum(content)
+
+
+def test_a_deploy_starts_the_helper_before_the_scan_reads_a_file(pg, fresh_db, tmp_path, monkeypatch, helpers):
+    monkeypatch.setattr(normalizer, "MIN_FILES", 10)
+    files = {f"m/f{i:02d}.sql": f"SELECT {i}, 'Ab' /* é */;\n" for i in range(40)}
+    files["m/__test__/test_a.sql"] = "SELECT 1;"  # a test file is not normalized: no job for it
+    root = write_project(tmp_path / "p", files, _KEEP_ROWS)
+    started_at_first_read: list[int] = []
+    read = P._read_file
+
+    def reading(*args, **kwargs):
+        if not started_at_first_read:
+            started_at_first_read.append(len(helpers))
+        return read(*args, **kwargs)
+
+    monkeypatch.setattr(P, "_read_file", reading)
+    helpers.finish_first = True  # every value is the helper's, whatever the timing
+    result = _deploy(pg, fresh_db, root)
+    assert result.ok, result.error_text
+    assert started_at_first_read == [1] and helpers[0]["pid"]  # forked once the files were listed
+    assert len(helpers) == 1  # the load used it: no second helper
+    assert helpers[0]["given"] == 40
+    rows = _loaded(pg, fresh_db)
+    assert [r[0] for r in rows] == sorted("./" + p for p in files if "__test__" not in p)
+    _exact(rows)
+    assert _reaped(helpers[0]["pid"])
+
+
+def test_with_every_value_cached_the_early_helper_is_stopped_unused(pg, create_database, tmp_path, monkeypatch,
+                                                                     helpers):
+    monkeypatch.setattr(normalizer, "MIN_FILES", 10)
+    root = write_project(tmp_path / "p", {f"f{i:02d}.sql": f"select {i};" for i in range(30)}, _KEEP_ROWS)
+    cache = tmp_path / "cache"
+    first, second = create_database(), create_database()
+    assert _deploy(pg, first, root, cache).ok
+    result = _deploy(pg, second, root, cache)
+    assert result.ok, result.error_text
+    forked = [h for h in helpers if h["pid"]]
+    assert len(forked) == 2  # one per deploy's scan, none at the load
+    assert forked[1]["given"] == 0 and _reaped(forked[1]["pid"])
+    assert _loaded(pg, second) == _loaded(pg, first)
+    _exact(_loaded(pg, second))
+
+
+def test_a_scan_that_fails_after_the_start_stops_the_helper(pg, fresh_db, tmp_path, monkeypatch, helpers):
+    monkeypatch.setattr(normalizer, "MIN_FILES", 10)
+    files: dict[str, str | bytes] = {f"f{i:02d}.sql": f"select {i};" for i in range(30)}
+    files["zz.sql"] = b"select \x00;"
+    root = write_project(tmp_path / "p", files, _KEEP_ROWS)
+    result = _deploy(pg, fresh_db, root)
+    assert result.exit_code == 1 and "zz.sql contains a NUL byte" in result.error_text
+    assert helpers[0]["pid"] and _reaped(helpers[0]["pid"])
+    conn = pg8000_connect(pg, fresh_db)
+    try:  # deploy.sql never ran
+        assert conn.run("SELECT to_regclass('public.loaded') IS NULL") == [[True]]
+    finally:
+        conn.close()
+
+
+def test_the_helper_works_in_load_order(tmp_path, monkeypatch):
+    """The walk lists the directory a/ before the names a-b and a.sql; path order is the other way round."""
+    monkeypatch.setattr(normalizer, "MIN_FILES", 0)
+    monkeypatch.setattr(normalizer, "available", lambda: False)  # the order only: nothing forked
+    root = write_project(tmp_path, {"a/x.sql": "1", "a-b/y.sql": "2", "a.sql": "3", "a/__test__/t.sql": "4"})
+    listed: list = []
+    project = P.scan(root, on_listed=lambda entries, cap: listed.extend(entries))
+    assert [rel for rel, _ in listed] == ["a/__test__/t.sql", "a/x.sql", "a-b/y.sql", "a.sql"]
+    helper = normalizer.Normalizer.for_walk(listed)
+    assert list(helper._position) == [f.source for f in project.source_files()]
+
+
+def test_small_projects_start_no_helper_during_the_scan(monkeypatch):
+    monkeypatch.setattr(normalizer, "MIN_FILES", 3)
+    assert not normalizer.Normalizer.for_walk([("a.sql", "/x/a.sql"), ("b.sql", "/x/b.sql")])._position
+    assert normalizer.Normalizer.for_walk([("a.sql", "/x/a"), ("b.sql", "/x/b"), ("c.sql", "/x/c")])._position
+
+
+def test_one_cpu_forks_no_helper(monkeypatch):
+    monkeypatch.setattr(normalizer.os, "sched_getaffinity", lambda pid: {0})
+    assert not normalizer.available()
+    monkeypatch.setattr(normalizer.os, "sched_getaffinity", lambda pid: {0, 1})
+    assert normalizer.available()
+
+
+def test_links_fifos_and_oversized_files_get_no_value_and_block_nothing(tmp_path):
+    import time
+
+    text = b"SELECT 'Ab';"
+    (tmp_path / "ok.sql").write_bytes(text)
+    (tmp_path / "big.sql").write_bytes(text + b" " * 100)
+    (tmp_path / "link.sql").symlink_to(tmp_path / "ok.sql")
+    os.mkfifo(tmp_path / "fifo.sql")  # opening it would wait for a writer forever
+    names = ["big.sql", "fifo.sql", "link.sql", "ok.sql"]
+    helper = normalizer.Normalizer([(str(tmp_path / n), None) for n in names], max_file_size=50)
+    with helper:
+        deadline = time.monotonic() + 20
+        while helper._pid and os.waitpid(helper._pid, os.WNOHANG) == (0, 0):
+            assert time.monotonic() < deadline, "the helper is stuck"
+            time.sleep(0.01)
+        helper._pid = 0
+        digest = hashlib.sha256(text).hexdigest()
+        values = [helper.take(P.ProjectFile(path="./" + n, checksum=digest, is_sql=True, is_test=False,
+                                            source=str(tmp_path / n))) for n in names]
+    assert values == [None, None, None, PC.normalized_checksum(text)]

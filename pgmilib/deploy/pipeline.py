@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from pgmilib.config.project_file import ProjectConfig
     from pgmilib.conn.params import ConnParams
     from pgmilib.conn.wire import LiveConnection
+    from pgmilib.deploy.normalizer import Normalizer
     from pgmilib.deploy.rehearse import Rehearsal
     from pgmilib.observe.watch import Watcher
     from pgmilib.project.scan import Project
@@ -107,6 +108,7 @@ class _Run:
         self.timeout: float | None = None  # --timeout / pgmi.yaml `timeout`, seconds; None: no deadline
         self.timeout_origin = "--timeout"
         self.project: Project | None = None
+        self.helper: Normalizer | None = None  # computes normalized checksums from the scan on
         self.compat = ""
 
     def run(self) -> None:
@@ -207,7 +209,8 @@ class _Run:
             project = request.project
         else:
             out.verbose(f"Scanning {request.project_path}")
-            project = projects.scan(request.project_path, max_file_size=request.max_file_size)
+            project = projects.scan(request.project_path, max_file_size=request.max_file_size,
+                                    on_listed=self.start_helper)
         out.verbose(f"Found {len(project.files)} files to load")
         if request.rehearse:  # refuse a script with tail units before connecting
             from pgmilib.deploy.rehearse import refuse_tail
@@ -215,6 +218,14 @@ class _Run:
             refuse_tail(projects.read_deploy_sql(project))
         self.project = project
         self.compat = session.check_compat(request.compat)
+
+    def start_helper(self, entries: list[tuple[str, str]], cap: int) -> None:
+        """The scan has listed the files: a big project's normalized checksums start now, on
+        another core, while the scan reads (deploy/normalizer.py); stopped when the run ends."""
+        if entries:  # an empty project imports nothing more
+            from pgmilib.deploy.normalizer import Normalizer
+
+            self.helper = self.cleanup.enter_context(Normalizer.for_walk(entries, max_file_size=cap))
 
     # -- the target database and the session ---------------------------------------------
 
@@ -335,7 +346,7 @@ class _Run:
         failure: BaseException | None = None
         try:
             session.prepare(conn, project, self.deploy_params, compat=self.compat, verbose=out.verbose_mode, out=out,
-                            cache_dir=request.cache_dir, api_sent=True)
+                            cache_dir=request.cache_dir, api_sent=True, helper=self.helper)
             result.files_loaded = len(project.files)
             self.watchdog.check()
             out.info("Executing deploy.sql")

@@ -10,8 +10,9 @@ scripts as well when nobody sent them).
 Loading uses COPY FROM STDIN with ~1 MB byte chunks: it matches psql's own COPY speed, where
 one INSERT per file is 5-10x slower. File bytes are read again from
 disk inside the COPY generator, so memory stays flat whatever the project size. Normalized
-checksums not in the cache are computed while the rows stream, half of them (on a big project,
-on Linux) by a helper process on another core (deploy/normalizer.py).
+checksums not in the cache are computed while the rows stream; on a big project (Linux, two or
+more CPUs) most of them come from a helper process on another core, started during the scan
+(deploy/normalizer.py).
 
 Encoding: rows are sent as the files' UTF-8 bytes while the client encoding equals the server
 encoding, so the server stores them verbatim. On a UTF8 database that is ordinary UTF-8; on a
@@ -39,6 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover (typing.Self is 3.11+; annotations are nev
     from typing import Any, Self
 
     from pgmilib.conn.wire import Session
+    from pgmilib.deploy.normalizer import Normalizer
     from pgmilib.output import Output
     from pgmilib.project.checksums import ChecksumCache
     from pgmilib.project.scan import Project, ProjectFile
@@ -55,10 +57,12 @@ _COPY_LINE = re.compile(r"\bline (\d+)")
 
 
 def prepare(conn: Session, project: Project, params: Mapping[str, str], *, compat: str = "1",
-            verbose: bool = False, out: Output, cache_dir: Path | None = None, api_sent: bool = False) -> None:
+            verbose: bool = False, out: Output, cache_dir: Path | None = None, api_sent: bool = False,
+            helper: Normalizer | None = None) -> None:
     """Create the session API in pg_temp and load `project` and `params` into it.
 
     `cache_dir` holds the normalized-checksum caches (None: none; see project/checksums.py).
+    `helper`: the checksum helper started during the scan (deploy/normalizer.py), if any.
     `api_sent`: API_SCRIPTS already ran (`send_api`, and its answer was read).
 
     Every failure is a PgmiError whose message starts `session preparation failed: `.
@@ -69,7 +73,7 @@ def prepare(conn: Session, project: Project, params: Mapping[str, str], *, compa
         run_scripts(conn, API_SCRIPTS)
     restore = _match_client_encoding(conn)
     try:
-        load_files(conn, project, cache_dir)
+        load_files(conn, project, cache_dir, helper)
         out.info(f"Loaded {len(project.files)} files")
         count = load_parameters(conn, params)
     finally:
@@ -132,9 +136,16 @@ def _batch(names: tuple[str, ...]) -> tuple[str, str]:
 
 # ---- files ---------------------------------------------------------------------------------
 
-def load_files(conn: Session, project: Project, cache_dir: Path | None = None) -> None:
-    """COPY sources, test directories, test sources and metadata, then ANALYZE (the planner sees real row counts)."""
+def load_files(conn: Session, project: Project, cache_dir: Path | None = None,
+               helper: Normalizer | None = None) -> None:
+    """COPY sources, test directories, test sources and metadata, then ANALYZE (the planner sees real row counts).
+
+    `helper`: normalized checksums already being computed since the scan; without one (or once
+    the cache has every value), a helper for the values the cache lacks may start here.
+    """
     if not project.files:
+        if helper is not None:
+            helper.close()
         return
     sources = project.source_files()
     tests = project.test_files()
@@ -143,12 +154,14 @@ def load_files(conn: Session, project: Project, cache_dir: Path | None = None) -
     cache = ChecksumCache.for_project(project.root, cache_dir)
     from pgmilib.deploy.normalizer import Normalizer
 
-    # The helper process is forked before the reader threads start (a fork copies only the
-    # calling thread); it computes the normalized checksums the cache does not have.
     todo = [f for f in sources if f._pgmi_checksum is None and not cache.has(f.checksum)]
-    with Normalizer(todo) as helper, _Reader(sources) as reader:
+    if helper is not None and not (todo and helper.running):
+        helper.close()  # nothing left for it to do (a warm cache), or it ended
+        helper = None
+    # A helper is forked before the reader threads start (a fork copies only the calling thread).
+    with helper or Normalizer.for_load(todo) as values, _Reader(sources) as reader:
         _copy(conn, read_sql_section("session_load.sql", "copy_source"),
-              [(f.path, lambda f=f: _source_row(f, cache, reader.take(f), helper.take(f))) for f in sources])
+              [(f.path, lambda f=f: _source_row(f, cache, reader.take(f), values.take(f))) for f in sources])
     cache.save()
     directories = directory_rows_of_tests([f.path for f in tests])
     _copy(conn, read_sql_section("session_load.sql", "copy_test_directory"),

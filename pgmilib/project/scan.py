@@ -1,14 +1,18 @@
 """Scan a project directory into a `Project`: paths, checksums, tests, metadata (offline).
 
 Every file problem (symlink, size, NUL, bad UTF-8, unknown dunder directory, bad or duplicate
-`<pgmi-meta>`) is found here, before pgmi connects anywhere.
+`<pgmi-meta>`) is found here, before anything is loaded or created on a server (a deploy into
+an existing database may have connected already, to have the server build the session API
+meanwhile).
 
 Memory: a 10k-file project can hold tens of MB of text, so the scan reads, validates and
 takes its raw checksum, then lets its bytes go (the first HELD_BYTES in total are kept, which
 covers small projects whole). The loader (session.py) reads the other files again while
 streaming the COPY and checks the raw checksum, so what is loaded is exactly what was
 validated; it also computes the normalized checksum then, overlapping that CPU work with the
-server's (and, for big projects, with a helper process's: deploy/normalizer.py). `ProjectFile.content` reads the file on demand for the few callers that want text.
+server's (and, for big projects, with a helper process's, which a deploy starts once the walk
+has listed the files: `scan(on_listed=...)`, deploy/normalizer.py). `ProjectFile.content`
+reads the file on demand for the few callers that want text.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from __future__ import annotations
 import os
 import re
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from pgmilib.errors import ConfigError, PgmiError
@@ -173,11 +177,14 @@ class LazyContents(Mapping[str, str]):
 
 
 def scan(root: str | Path, *, max_file_size: int | None = None, require_deploy_sql: bool = True,
-         check_duplicates: bool = True) -> Project:
+         check_duplicates: bool = True,
+         on_listed: Callable[[list[tuple[str, str]], int], object] | None = None) -> Project:
     """Walk the project, read and validate every file, check metadata ids.
 
     The offline `pgmi metadata` commands scan without requiring deploy.sql, and `validate`
-    reports duplicate ids itself, hence the two switches.
+    reports duplicate ids itself, hence the two switches. `on_listed(entries, cap)` is called
+    once the walk has listed the files ((relative path, full path) each, in scan order) and
+    before the first is read: a deploy starts its checksum helper there.
     """
     base, deploy = validate_root(root, require_deploy_sql=require_deploy_sql)
     cap = max_file_size if max_file_size is not None else DEFAULT_MAX_FILE_SIZE
@@ -186,6 +193,8 @@ def scan(root: str | Path, *, max_file_size: int | None = None, require_deploy_s
     budget = HELD_BYTES
     problems: list[PgmiError] = []  # every unloadable file in one run, not one per run
     entries = [(rel, full) for rel, full in _walk(str(base), "", problems) if rel.lower() != "deploy.sql"]
+    if on_listed is not None:
+        on_listed(entries, cap)
     for rel, item in read_files(entries, cap):
         if isinstance(item, PgmiError) and not isinstance(item, ConfigError):
             problems.append(item)
