@@ -45,6 +45,7 @@ PHASES = (
     ("pgmilib.deploy.session", "run_script", "session API (sql/ scripts)"),
     ("pgmilib.deploy.session", "_match_client_encoding", "session API (sql/ scripts)"),
     ("pgmilib.deploy.session", "load_files", "load files (COPY)"),
+    ("pgmilib.deploy.session", "stream_sources", "load files (COPY)"),  # a project with files, streamed
     ("pgmilib.deploy.session", "load_parameters", "parameters"),
     ("pgmilib.deploy.execute", "run_units", "deploy.sql"),
     ("pgmilib.deploy.lock", "release", "unlock + close"),

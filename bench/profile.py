@@ -34,6 +34,8 @@ START = time.perf_counter()
 # (module, function, phase): the functions the child times, in pipeline order.
 PHASES = (
     ("pgmilib.project.scan", "scan", "scan (read, validate, hash, metadata)"),
+    ("pgmilib.project.scan", "Scan.__init__", "scan (read, validate, hash, metadata)"),  # streamed: the walk
+    ("pgmilib.deploy.session", "stream_sources", "scan + load sources (streamed)"),
     ("pgmilib.conn.connect", "open_connection", "connect"),
     ("pgmilib.deploy.session", "check_server_version", "version check"),
     ("pgmilib.deploy.lock", "acquire", "deploy lock"),

@@ -47,15 +47,15 @@ def _watch_the_scan(monkeypatch, conn, db: str) -> list:
     from pgmilib.project import scan as projects
 
     seen: list = []
-    real_scan = projects.scan
+    real_start = projects.Scan.__init__  # a plain scan and a deploy's streaming one both begin here
 
-    def scan(*args, **kwargs):
+    def start(self, *args, **kwargs):
         rows = conn.run("SELECT count(*) FROM pg_stat_activity WHERE datname = :d AND application_name LIKE 'pgmi%'",
                         d=db)
         seen.append(rows[0][0])
-        return real_scan(*args, **kwargs)
+        return real_start(self, *args, **kwargs)
 
-    monkeypatch.setattr(projects, "scan", scan)
+    monkeypatch.setattr(projects.Scan, "__init__", start)
     return seen
 
 

@@ -215,18 +215,24 @@ def test_a_deploy_starts_the_helper_before_the_scan_reads_a_file(pg, fresh_db, t
     assert _reaped(helpers[0]["pid"])
 
 
-def test_with_every_value_cached_the_early_helper_is_stopped_unused(pg, create_database, tmp_path, monkeypatch,
+def test_with_every_value_cached_the_helper_sends_the_cached_values(pg, create_database, tmp_path, monkeypatch,
                                                                      helpers):
     monkeypatch.setattr(normalizer, "MIN_FILES", 10)
     root = write_project(tmp_path / "p", {f"f{i:02d}.sql": f"select {i};" for i in range(30)}, _KEEP_ROWS)
     cache = tmp_path / "cache"
     first, second = create_database(), create_database()
     assert _deploy(pg, first, root, cache).ok
+
+    def never(data):  # a helper that normalized anything would end its stream here
+        raise AssertionError("normalized a cached file")
+
+    monkeypatch.setattr(normalizer, "normalized_digest", never)
+    helpers.finish_first = True
     result = _deploy(pg, second, root, cache)
     assert result.ok, result.error_text
     forked = [h for h in helpers if h["pid"]]
     assert len(forked) == 2  # one per deploy's scan, none at the load
-    assert forked[1]["given"] == 0 and _reaped(forked[1]["pid"])
+    assert forked[1]["given"] == 30 and _reaped(forked[1]["pid"])  # each the cache's value, none computed
     assert _loaded(pg, second) == _loaded(pg, first)
     _exact(_loaded(pg, second))
 
@@ -246,14 +252,16 @@ def test_a_scan_that_fails_after_the_start_stops_the_helper(pg, fresh_db, tmp_pa
         conn.close()
 
 
-def test_the_helper_works_in_load_order(tmp_path, monkeypatch):
-    """The walk lists the directory a/ before the names a-b and a.sql; path order is the other way round."""
+def test_the_walk_lists_in_path_order_and_the_helper_works_in_it(tmp_path, monkeypatch):
+    """A directory sorts as its name and a "/": a-b and a.sql come before the files of a/."""
     monkeypatch.setattr(normalizer, "MIN_FILES", 0)
     monkeypatch.setattr(normalizer, "available", lambda: False)  # the order only: nothing forked
-    root = write_project(tmp_path, {"a/x.sql": "1", "a-b/y.sql": "2", "a.sql": "3", "a/__test__/t.sql": "4"})
+    root = write_project(tmp_path, {"a/x.sql": "1", "a-b/y.sql": "2", "a.sql": "3", "a/__test__/t.sql": "4",
+                                    "a0.sql": "5"})
     listed: list = []
-    project = P.scan(root, on_listed=lambda entries, cap: listed.extend(entries))
-    assert [rel for rel, _ in listed] == ["a/__test__/t.sql", "a/x.sql", "a-b/y.sql", "a.sql"]
+    project = P.scan(root, on_listed=lambda steps: listed.extend(steps.entries))
+    assert [rel for rel, _ in listed] == ["a-b/y.sql", "a.sql", "a/__test__/t.sql", "a/x.sql", "a0.sql"]
+    assert [f.path for f in project.files] == ["./" + rel for rel, _ in listed]
     helper = normalizer.Normalizer.for_walk(listed)
     assert list(helper._position) == [f.source for f in project.source_files()]
 

@@ -32,6 +32,7 @@ import os
 import signal
 import stat
 import sys
+import warnings
 
 from pgmilib.project.checksums import BOM, normalized_digest
 from pgmilib.project.paths import is_test_path
@@ -40,6 +41,7 @@ from pgmilib.project.scan import read_path
 
 TYPE_CHECKING = False  # typing's flag without importing typing at run time; type checkers take it as true
 if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Mapping
     from pathlib import Path
     from typing import Self
 
@@ -74,7 +76,7 @@ class Normalizer:
     """
 
     def __init__(self, jobs: list[tuple[str | Path, bytes | None]] | None = None, *,
-                 max_file_size: int = DEFAULT_MAX_FILE_SIZE) -> None:
+                 max_file_size: int = DEFAULT_MAX_FILE_SIZE, known: Mapping[bytes, bytes] | None = None) -> None:
         jobs = jobs or []
         self._position = {str(path): i for i, (path, _) in enumerate(jobs)}
         self._count = len(jobs)
@@ -86,7 +88,12 @@ class Normalizer:
             return
         read_fd, write_fd = os.pipe()
         try:
-            pid = os.fork()
+            with warnings.catch_warnings():
+                # 3.12+ warns of any fork in a process with threads. Here the others are the
+                # watchdog's timer and, at most, the live status's thread, waiting on their own
+                # locks; the helper takes none of them: it reads files, hashes, writes a pipe.
+                warnings.simplefilter("ignore", DeprecationWarning)
+                pid = os.fork()
         except OSError:  # no process to spare: the loader computes every value itself
             os.close(read_fd)
             os.close(write_fd)
@@ -94,7 +101,7 @@ class Normalizer:
         if pid == 0:  # the helper: never returns, whatever happens
             try:
                 os.close(read_fd)
-                _serve(jobs[::-1], max_file_size, write_fd)
+                _serve(jobs[::-1], max_file_size, known or {}, write_fd)
             finally:
                 os._exit(1)
         os.close(write_fd)
@@ -102,12 +109,13 @@ class Normalizer:
         self._pid, self._fd = pid, read_fd
 
     @classmethod
-    def for_walk(cls, entries: list[tuple[str, str]], *, max_file_size: int = DEFAULT_MAX_FILE_SIZE) -> Normalizer:
+    def for_walk(cls, entries: list[tuple[str, str]], *, max_file_size: int = DEFAULT_MAX_FILE_SIZE,
+                 known: Mapping[bytes, bytes] | None = None) -> Normalizer:
         """Started by a deploy's scan once it has listed the project: (relative path, full path)
-        of every file. Sorted by path, the load's order (the walk's order differs where a name
-        sorts before a directory's name and its "/"; the list is nearly sorted, so ~1 ms)."""
-        jobs = [(full, None) for rel, full in sorted(entries) if not is_test_path("./" + rel)]
-        return cls(jobs if len(jobs) >= MIN_FILES else [], max_file_size=max_file_size)
+        of every file, in path order (the load's). `known`: the checksum cache's values, which
+        the helper sends for those bytes instead of computing them."""
+        jobs = [(full, None) for rel, full in entries if not is_test_path("./" + rel)]
+        return cls(jobs if len(jobs) >= MIN_FILES else [], max_file_size=max_file_size, known=known)
 
     @classmethod
     def for_load(cls, files: list[ProjectFile], *, min_bytes: int | None = None) -> Normalizer:
@@ -178,7 +186,8 @@ class Normalizer:
         self.close()
 
 
-def _serve(jobs: list[tuple[str | Path, bytes | None]], max_file_size: int, fd: int) -> None:
+def _serve(jobs: list[tuple[str | Path, bytes | None]], max_file_size: int, known: Mapping[bytes, bytes],
+           fd: int) -> None:
     """The helper's whole life: one record per job, in order, then exit without clean-up.
 
     `os._exit` skips atexit hooks, buffered output and the parent's objects (its connection,
@@ -202,8 +211,11 @@ def _serve(jobs: list[tuple[str | Path, bytes | None]], max_file_size: int, fd: 
                     data = None
                 if data is not None and data.startswith(BOM):
                     data = data[3:]
-            record = memoryview(hashlib.sha256(data).digest() + normalized_digest(data) if data is not None
-                                else bytes(RECORD))
+            if data is None:
+                record = memoryview(bytes(RECORD))
+            else:
+                raw = hashlib.sha256(data).digest()
+                record = memoryview(raw + (known.get(raw) or normalized_digest(data)))
             while record:
                 record = record[os.write(fd, record):]
     except BaseException:  # noqa: BLE001 - the parent sees the end of the stream and computes the rest

@@ -11,7 +11,9 @@ decides which exit code wins when several things are wrong at once):
 
 An existing target is connected to before step 3 (`open_early`), so the server builds the
 session API (step 5's largest part for a small project) while the client scans: a failure of
-that connection is held and raised after the scan. With --overwrite, or a target that does
+that connection is held and raised after the scan. On that session the scan streams
+(`scan_into`): each source file's row is sent as the file is read and validated, and a
+problem stops the rows and abandons the session. With --overwrite, or a target that does
 not exist yet, nothing touches the server before the scan has passed.
 6. expand `CALL pgmi_test()`, split deploy.sql into units, run them         (exit 13)
 7. the result: envelope, summary and error text, redacted with this run's secrets
@@ -44,7 +46,8 @@ if TYPE_CHECKING:
     from pgmilib.deploy.normalizer import Normalizer
     from pgmilib.deploy.rehearse import Rehearsal
     from pgmilib.observe.watch import Watcher
-    from pgmilib.project.scan import Project
+    from pgmilib.project.checksums import ChecksumCache
+    from pgmilib.project.scan import Project, Scan
 
 
 def deploy(request: DeployRequest, out: Output, *, cancel: Cancellation | None = None) -> DeployResult:
@@ -109,6 +112,8 @@ class _Run:
         self.timeout_origin = "--timeout"
         self.project: Project | None = None
         self.helper: Normalizer | None = None  # computes normalized checksums from the scan on
+        self.cache: ChecksumCache | None = None  # the project's normalized checksums, from earlier runs
+        self.sources_loaded = False  # by scan_into, while the project was scanned
         self.compat = ""
 
     def run(self) -> None:
@@ -118,7 +123,10 @@ class _Run:
         self.watchdog.start_deadline(self.timeout, self.timeout_origin)
         early = self.open_early()  # the server builds the session API while the project is scanned
         try:
-            self.scan()
+            if isinstance(early, _Opened):
+                self.scan_into(early)  # each file's row goes to the session as it is read
+            else:
+                self.scan()
             # The rest of the run's modules, imported here rather than where first used: this
             # client work then also happens while the server builds the session API.
             from pgmilib import sqllex  # noqa: F401
@@ -201,7 +209,6 @@ class _Run:
     # -- the project, offline: a missing deploy.sql or a bad file fails before any connection --
 
     def scan(self) -> None:
-        from pgmilib.deploy import session
         from pgmilib.project import scan as projects
 
         request, out = self.request, self.out
@@ -211,6 +218,44 @@ class _Run:
             out.verbose(f"Scanning {request.project_path}")
             project = projects.scan(request.project_path, max_file_size=request.max_file_size,
                                     on_listed=self.start_helper)
+        self.scanned(project)
+
+    def scan_into(self, opened: _Opened) -> None:
+        """The scan of an existing target's project, with each source file's row sent to the
+        session opened before it as the file is read and validated (`session.stream_sources`):
+        each file is read once, and the server fills its table while later files are read.
+
+        The project's problems are still the ones reported first: on a problem the rows stop
+        and the scan goes on to list every problem, raised here (`run` then abandons the
+        session, and the rows with it); when the session cannot take rows (its API failed),
+        the scan runs alone, and its problems, if any, are raised before the session's.
+        """
+        from pgmilib.deploy import session
+        from pgmilib.project import scan as projects
+
+        request = self.request
+        self.out.verbose(f"Scanning {request.project_path}")
+        steps = projects.Scan(request.project_path, max_file_size=request.max_file_size)
+        self.start_helper(steps)
+        try:
+            with _connection_guard():
+                opened.api_built()
+        except PgmiError:
+            for _ in steps.files():
+                pass
+            steps.project()
+            raise
+        with _connection_guard():
+            session.stream_sources(opened.conn, steps, self.cache, self.helper)
+        self.scanned(steps.project())
+        self.sources_loaded = True
+
+    def scanned(self, project: Project) -> None:
+        """What follows either scan: the count, --rehearse's check of deploy.sql, the contract."""
+        from pgmilib.deploy import session
+        from pgmilib.project import scan as projects
+
+        request, out = self.request, self.out
         out.verbose(f"Found {len(project.files)} files to load")
         if request.rehearse:  # refuse a script with tail units before connecting
             from pgmilib.deploy.rehearse import refuse_tail
@@ -219,13 +264,17 @@ class _Run:
         self.project = project
         self.compat = session.check_compat(request.compat)
 
-    def start_helper(self, entries: list[tuple[str, str]], cap: int) -> None:
-        """The scan has listed the files: a big project's normalized checksums start now, on
-        another core, while the scan reads (deploy/normalizer.py); stopped when the run ends."""
-        if entries:  # an empty project imports nothing more
+    def start_helper(self, steps: Scan) -> None:
+        """The scan has listed the files: the checksum cache is read, and a big project's
+        normalized checksums start now, on another core, while the scan reads
+        (deploy/normalizer.py); the helper is stopped when the run ends, if not before."""
+        if steps.entries:  # an empty project imports nothing more
             from pgmilib.deploy.normalizer import Normalizer
+            from pgmilib.project.checksums import ChecksumCache
 
-            self.helper = self.cleanup.enter_context(Normalizer.for_walk(entries, max_file_size=cap))
+            self.cache = ChecksumCache.for_project(steps.base, self.request.cache_dir)
+            helper = Normalizer.for_walk(steps.entries, max_file_size=steps.cap, known=self.cache.known)
+            self.helper = self.cleanup.enter_context(helper)
 
     # -- the target database and the session ---------------------------------------------
 
@@ -346,7 +395,8 @@ class _Run:
         failure: BaseException | None = None
         try:
             session.prepare(conn, project, self.deploy_params, compat=self.compat, verbose=out.verbose_mode, out=out,
-                            cache_dir=request.cache_dir, api_sent=True, helper=self.helper)
+                            cache_dir=request.cache_dir, api_sent=True, helper=self.helper, cache=self.cache,
+                            sources_loaded=self.sources_loaded)
             result.files_loaded = len(project.files)
             self.watchdog.check()
             out.info("Executing deploy.sql")
@@ -457,8 +507,10 @@ class _Opened:
         self._api = api
 
     def api_built(self) -> None:
-        """Wait for the server to finish the session API; raises its failure."""
-        self._api()
+        """Wait for the server to finish the session API; raises its failure. Once: later
+        calls (the streaming scan waited already) return at once."""
+        api, self._api = self._api, _built
+        api()
 
     def abandon(self, watchdog: Watchdog) -> None:
         """The scan failed: end the session (the server finishes the API, then drops it)."""
@@ -466,6 +518,10 @@ class _Opened:
 
         watchdog.conn = None
         lock.close_quietly(self.conn)
+
+
+def _built() -> None:
+    """The session API's answer, once it has been read."""
 
 
 def _redact_exception(error: BaseException) -> None:

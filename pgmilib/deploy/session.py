@@ -8,8 +8,11 @@ reads their answer before it takes the advisory lock; `prepare` does the rest (a
 scripts as well when nobody sent them).
 
 Loading uses COPY FROM STDIN with ~1 MB byte chunks: it matches psql's own COPY speed, where
-one INSERT per file is 5-10x slower. File bytes are read again from
-disk inside the COPY generator, so memory stays flat whatever the project size. Normalized
+one INSERT per file is 5-10x slower. A deploy into an existing database streams the sources
+(`stream_sources`): each file's row is built from the bytes the scan just read and validated,
+so each file is read once and the server fills the table during the scan. Otherwise (a scanned
+project) the bytes the scan did not keep are read again from disk inside the COPY generator.
+Either way memory stays flat whatever the project size. Normalized
 checksums not in the cache are computed while the rows stream; on a big project (Linux, two or
 more CPUs) most of them come from a helper process on another core, started during the scan
 (deploy/normalizer.py).
@@ -26,7 +29,7 @@ import collections
 import contextlib
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from pgmilib import SUPPORTED_COMPAT
 from pgmilib.config import validate_params
@@ -43,7 +46,7 @@ if TYPE_CHECKING:  # pragma: no cover (typing.Self is 3.11+; annotations are nev
     from pgmilib.deploy.normalizer import Normalizer
     from pgmilib.output import Output
     from pgmilib.project.checksums import ChecksumCache
-    from pgmilib.project.scan import Project, ProjectFile
+    from pgmilib.project.scan import Project, ProjectFile, Scan
 
 API_SCRIPTS = ("session_schema.sql", "session_tests.sql", "session_contract_v1.sql", "session_contract_v1_tests.sql")
 CHUNK_BYTES = 1 << 20
@@ -58,11 +61,14 @@ _COPY_LINE = re.compile(r"\bline (\d+)")
 
 def prepare(conn: Session, project: Project, params: Mapping[str, str], *, compat: str = "1",
             verbose: bool = False, out: Output, cache_dir: Path | None = None, api_sent: bool = False,
-            helper: Normalizer | None = None) -> None:
+            helper: Normalizer | None = None, cache: ChecksumCache | None = None,
+            sources_loaded: bool = False) -> None:
     """Create the session API in pg_temp and load `project` and `params` into it.
 
     `cache_dir` holds the normalized-checksum caches (None: none; see project/checksums.py).
-    `helper`: the checksum helper started during the scan (deploy/normalizer.py), if any.
+    `helper`: the checksum helper started during the scan (deploy/normalizer.py), if any, and
+    `cache` the checksum cache read for it (else read here, from `cache_dir`).
+    `sources_loaded`: `stream_sources` loaded the source files while the project was scanned.
     `api_sent`: API_SCRIPTS already ran (`send_api`, and its answer was read).
 
     Every failure is a PgmiError whose message starts `session preparation failed: `.
@@ -73,7 +79,7 @@ def prepare(conn: Session, project: Project, params: Mapping[str, str], *, compa
         run_scripts(conn, API_SCRIPTS)
     restore = _match_client_encoding(conn)
     try:
-        load_files(conn, project, cache_dir, helper)
+        load_files(conn, project, cache_dir, helper, cache=cache, sources_loaded=sources_loaded)
         out.info(f"Loaded {len(project.files)} files")
         count = load_parameters(conn, params)
     finally:
@@ -137,21 +143,41 @@ def _batch(names: tuple[str, ...]) -> tuple[str, str]:
 # ---- files ---------------------------------------------------------------------------------
 
 def load_files(conn: Session, project: Project, cache_dir: Path | None = None,
-               helper: Normalizer | None = None) -> None:
+               helper: Normalizer | None = None, *, cache: ChecksumCache | None = None,
+               sources_loaded: bool = False) -> None:
     """COPY sources, test directories, test sources and metadata, then ANALYZE (the planner sees real row counts).
 
     `helper`: normalized checksums already being computed since the scan; without one (or once
     the cache has every value), a helper for the values the cache lacks may start here.
+    `sources_loaded`: the sources are in already (`stream_sources`); the rest is loaded.
     """
     if not project.files:
         if helper is not None:
             helper.close()
         return
-    sources = project.source_files()
+    if not sources_loaded:
+        _load_sources(conn, project, cache_dir, helper, cache)
     tests = project.test_files()
-    from pgmilib.project.checksums import ChecksumCache  # here: the session API is sent before the scan's imports
+    directories = directory_rows_of_tests([f.path for f in tests])
+    _copy(conn, read_sql_section("session_load.sql", "copy_test_directory"),
+          [(row[0], lambda row=row: _row(row[0], row[1], str(row[2]))) for row in directories])
+    test_sources = [f for f in tests if f.is_sql]
+    _copy(conn, read_sql_section("session_load.sql", "copy_test_source"),
+          [(f.path, lambda f=f: _test_row(f)) for f in test_sources])
+    described = [f for f in project.files if f.metadata is not None]  # never a test file (scan.py)
+    _copy(conn, read_sql_section("session_load.sql", "copy_source_metadata"),
+          [(f.path, lambda f=f: _metadata_row(f)) for f in described])
+    # ANALYZE (session_load.sql "analyze") follows the parameters, in prepare().
 
-    cache = ChecksumCache.for_project(project.root, cache_dir)
+
+def _load_sources(conn: Session, project: Project, cache_dir: Path | None, helper: Normalizer | None,
+                  cache: ChecksumCache | None) -> None:
+    """COPY the scanned project's source files, reading again those the scan did not keep."""
+    if cache is None:
+        from pgmilib.project.checksums import ChecksumCache  # here: the session API is sent before the scan's imports
+
+        cache = ChecksumCache.for_project(project.root, cache_dir)
+    sources = project.source_files()
     from pgmilib.deploy.normalizer import Normalizer
 
     todo = [f for f in sources if f._pgmi_checksum is None and not cache.has(f.checksum)]
@@ -163,16 +189,48 @@ def load_files(conn: Session, project: Project, cache_dir: Path | None = None,
         _copy(conn, read_sql_section("session_load.sql", "copy_source"),
               [(f.path, lambda f=f: _source_row(f, cache, reader.take(f), values.take(f))) for f in sources])
     cache.save()
-    directories = directory_rows_of_tests([f.path for f in tests])
-    _copy(conn, read_sql_section("session_load.sql", "copy_test_directory"),
-          [(row[0], lambda row=row: _row(row[0], row[1], str(row[2]))) for row in directories])
-    test_sources = [f for f in tests if f.is_sql]
-    _copy(conn, read_sql_section("session_load.sql", "copy_test_source"),
-          [(f.path, lambda f=f: _test_row(f)) for f in test_sources])
-    described = [f for f in sources if f.metadata is not None]
-    _copy(conn, read_sql_section("session_load.sql", "copy_source_metadata"),
-          [(f.path, lambda f=f: _metadata_row(f)) for f in described])
-    # ANALYZE (session_load.sql "analyze") follows the parameters, in prepare().
+
+
+def stream_sources(conn: Session, scan: Scan, cache: ChecksumCache | None, helper: Normalizer | None) -> None:
+    """COPY each source file's row as the scan reads and validates it: one read per file, and
+    the server fills `_pgmi_source` while later files are read.
+
+    At the first problem the rows stop (the COPY ends with those sent) and the scan goes on
+    to find every problem; the caller then raises them (`scan.project()`) and abandons the
+    session, whose temporary tables go with it. An error the scan raises itself (an unknown
+    dunder directory, two files with one path) ends the COPY the same way and is raised here
+    as it is, so a streamed scan fails with the same error and exit code as a plain one.
+    """
+    failure: list[BaseException] = []
+
+    def rows() -> Iterator[tuple[str, Callable[[], bytes]]]:
+        files = scan.files(keep=scan.cap)
+        while True:
+            try:
+                item, data = next(files)
+            except StopIteration:
+                return
+            except PgmiError as error:
+                failure.append(error)
+                return
+            if scan.problems or item.is_test:  # a test's row goes to its own table, later
+                continue
+            yield item.path, lambda item=item, data=data: _source_row(item, cache, data,
+                                                                      helper.take(item) if helper else None)
+
+    if not scan.entries:
+        return
+    assert cache is not None  # read with the helper's start, for a project with files
+    restore = _match_client_encoding(conn)
+    try:
+        _copy(conn, read_sql_section("session_load.sql", "copy_source"), rows())
+    finally:
+        restore()
+        if helper is not None:
+            helper.close()
+    if failure:
+        raise failure[0]
+    cache.save()
 
 
 class _Reader:
@@ -297,26 +355,28 @@ def _row(*values: str | None) -> bytes:
     return b"\t".join(b"\\N" if v is None else escape(v.encode("utf-8")) for v in values) + b"\n"
 
 
-def _copy(conn: Session, sql: str, rows: list[tuple[str, Callable[[], bytes]]]) -> None:
+def _copy(conn: Session, sql: str, rows: Iterable[tuple[str, Callable[[], bytes]]]) -> None:
     """COPY `rows` (label, row builder) in ~1 MB chunks; errors name the row's path.
 
     A row builder that fails (a file changed or vanished since the scan) ends the stream
     early instead of raising inside pg8000's COPY loop, which would leave the protocol
     mid-COPY; the error is raised once the server has closed the COPY cleanly.
     """
-    if not rows:
+    if isinstance(rows, list) and not rows:
         return
     failure: list[BaseException] = []
+    labels: list[str] = []  # the paths of the rows sent, for the server's "line N"
 
     def chunks() -> Iterator[bytes]:
         buffer: list[bytes] = []
         size = 0
-        for _label, build in rows:
+        for label, build in rows:
             try:
                 row = build()
             except PgmiError as error:
                 failure.append(error)
                 break
+            labels.append(label)
             buffer.append(row)
             size += len(row)
             if size >= CHUNK_BYTES:
@@ -327,8 +387,8 @@ def _copy(conn: Session, sql: str, rows: list[tuple[str, Callable[[], bytes]]]) 
 
     def locate(diag: PgDiagnostics | None) -> str:
         match = _COPY_LINE.search(diag.where if diag else "")
-        if match and 0 < int(match.group(1)) <= len(rows):
-            return rows[int(match.group(1)) - 1][0] + ": "
+        if match and 0 < int(match.group(1)) <= len(labels):
+            return labels[int(match.group(1)) - 1] + ": "
         return ""
 
     _call(lambda: conn.run(sql, stream=chunks()), f"{PREFIX}: failed to load files", locate=locate)

@@ -17,6 +17,10 @@ from pathlib import Path
 
 from pgmilib.fileio import atomic_write
 
+TYPE_CHECKING = False  # typing's flag without importing typing at run time; type checkers take it as true
+if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Mapping
+
 BOM = b"\xef\xbb\xbf"
 
 
@@ -187,6 +191,11 @@ class ChecksumCache:
     @staticmethod
     def _suffix(generation: int) -> str:
         return ".bin" if generation == 1 else f".v{generation}.bin"
+
+    @property
+    def known(self) -> Mapping[bytes, bytes]:
+        """Raw digest -> normalized digest, as read from the file (for the checksum helper)."""
+        return self._known
 
     def has(self, raw_hex: str) -> bool:
         """Whether a normalized checksum is known for these bytes (without counting it as used)."""

@@ -7,9 +7,10 @@ meanwhile).
 
 Memory: a 10k-file project can hold tens of MB of text, so the scan reads, validates and
 takes its raw checksum, then lets its bytes go (the first HELD_BYTES in total are kept, which
-covers small projects whole). The loader (session.py) reads the other files again while
-streaming the COPY and checks the raw checksum, so what is loaded is exactly what was
-validated; it also computes the normalized checksum then, overlapping that CPU work with the
+covers small projects whole). A deploy into an existing database uses the bytes as they are
+read (`Scan.files`: its COPY row is sent then). Otherwise the loader (session.py) reads the
+other files again while streaming the COPY and checks the raw checksum, so what is loaded is
+exactly what was validated; it also computes the normalized checksum then, overlapping that CPU work with the
 server's (and, for big projects, with a helper process's, which a deploy starts once the walk
 has listed the files: `scan(on_listed=...)`, deploy/normalizer.py). `ProjectFile.content`
 reads the file on demand for the few callers that want text.
@@ -178,46 +179,78 @@ class LazyContents(Mapping[str, str]):
 
 def scan(root: str | Path, *, max_file_size: int | None = None, require_deploy_sql: bool = True,
          check_duplicates: bool = True,
-         on_listed: Callable[[list[tuple[str, str]], int], object] | None = None) -> Project:
+         on_listed: Callable[[Scan], object] | None = None) -> Project:
     """Walk the project, read and validate every file, check metadata ids.
 
     The offline `pgmi metadata` commands scan without requiring deploy.sql, and `validate`
-    reports duplicate ids itself, hence the two switches. `on_listed(entries, cap)` is called
-    once the walk has listed the files ((relative path, full path) each, in scan order) and
-    before the first is read: a deploy starts its checksum helper there.
+    reports duplicate ids itself, hence the two switches. `on_listed(steps)` is called once
+    the walk has listed the files (`steps.entries`: (relative path, full path) each, in path
+    order) and before the first is read: a deploy starts its checksum helper there.
     """
-    base, deploy = validate_root(root, require_deploy_sql=require_deploy_sql)
-    cap = max_file_size if max_file_size is not None else DEFAULT_MAX_FILE_SIZE
-    files: list[ProjectFile] = []
-    seen: dict[str, str] = {}
-    budget = HELD_BYTES
-    problems: list[PgmiError] = []  # every unloadable file in one run, not one per run
-    entries = [(rel, full) for rel, full in _walk(str(base), "", problems) if rel.lower() != "deploy.sql"]
+    steps = Scan(root, max_file_size=max_file_size, require_deploy_sql=require_deploy_sql,
+                 check_duplicates=check_duplicates)
     if on_listed is not None:
-        on_listed(entries, cap)
-    for rel, item in read_files(entries, cap):
-        if isinstance(item, PgmiError) and not isinstance(item, ConfigError):
-            problems.append(item)
-            continue
-        if isinstance(item, BaseException):
-            raise item
-        if item.held is not None:
-            if len(item.held) > budget:
-                item.held = None
-            else:
-                budget -= len(item.held)
-        if item.path in seen:
-            raise PgmiError(f"files ./{seen[item.path]} and ./{rel} both load as {item.path}; rename one")
-        seen[item.path] = rel
-        files.append(item)
-    if problems:
-        raise _all_problems(problems)
-    files.sort(key=lambda f: f.path)
-    if check_duplicates and any(f.metadata is not None for f in files):  # ids come only from metadata
-        from pgmilib.project.metadata import check_duplicate_ids  # one wording for deploy and `metadata` commands
+        on_listed(steps)
+    for _ in steps.files():
+        pass
+    return steps.project()
 
-        check_duplicate_ids(files)
-    return Project(root=base, deploy_sql=deploy, files=files)
+
+class Scan:
+    """`scan()` in steps, for a caller that uses each file as it is read (a deploy's streaming
+    load, deploy/session.py `stream_sources`): the walk on construction, then `files()`, then
+    `project()`, which raises the problems found, like `scan()`.
+
+    `files()` yields (file, its validated bytes) in path order, every file's whole bytes
+    included (`keep`), so the caller reads nothing again; what the file itself holds
+    afterwards (`held`) is trimmed to the HELD_BYTES budget as in `scan()`. A problem in a
+    file is collected (`problems`) and the walk goes on, so that every unloadable file is
+    reported at once; a caller streaming the files stops using them at the first problem.
+    """
+
+    def __init__(self, root: str | Path, *, max_file_size: int | None = None, require_deploy_sql: bool = True,
+                 check_duplicates: bool = True) -> None:
+        self.base, self.deploy = validate_root(root, require_deploy_sql=require_deploy_sql)
+        self.cap = max_file_size if max_file_size is not None else DEFAULT_MAX_FILE_SIZE
+        self.check_duplicates = check_duplicates
+        self.problems: list[PgmiError] = []  # every unloadable file in one run, not one per run
+        self.entries = [(rel, full) for rel, full in _walk(str(self.base), "", self.problems)
+                        if rel.lower() != "deploy.sql"]
+        self._files: list[ProjectFile] = []
+
+    def files(self, *, keep: int = 0) -> Iterator[tuple[ProjectFile, bytes | None]]:
+        """Each loadable file as it is read, with its bytes when it is held or `keep` allows."""
+        seen: dict[str, str] = {}
+        budget = HELD_BYTES
+        for rel, item in read_files(self.entries, self.cap, keep=max(keep, SCAN_KEEP)):
+            if isinstance(item, PgmiError) and not isinstance(item, ConfigError):
+                self.problems.append(item)
+                continue
+            if isinstance(item, BaseException):
+                raise item
+            data = item.held
+            if data is not None:
+                if len(data) > budget or len(data) > SCAN_KEEP:
+                    item.held = None
+                else:
+                    budget -= len(data)
+            if item.path in seen:
+                raise PgmiError(f"files ./{seen[item.path]} and ./{rel} both load as {item.path}; rename one")
+            seen[item.path] = rel
+            self._files.append(item)
+            yield item, data
+
+    def project(self) -> Project:
+        """The scanned project, once `files()` has run to its end; raises the problems found."""
+        if self.problems:
+            raise _all_problems(self.problems)
+        files = self._files
+        files.sort(key=lambda f: f.path)  # the walk's order already, but where a path was normalised
+        if self.check_duplicates and any(f.metadata is not None for f in files):  # ids come only from metadata
+            from pgmilib.project.metadata import check_duplicate_ids  # one wording for deploy and `metadata` commands
+
+            check_duplicate_ids(files)
+        return Project(root=self.base, deploy_sql=self.deploy, files=files)
 
 
 #: A file up to SCAN_KEEP bytes keeps its scanned bytes (then trimmed to the HELD_BYTES budget
@@ -225,7 +258,8 @@ def scan(root: str | Path, *, max_file_size: int | None = None, require_deploy_s
 SCAN_KEEP = 64 * 1024
 
 
-def read_files(entries: list[tuple[str, str]], cap: int) -> Iterator[tuple[str, ProjectFile | BaseException]]:
+def read_files(entries: list[tuple[str, str]], cap: int,
+               keep: int = SCAN_KEEP) -> Iterator[tuple[str, ProjectFile | BaseException]]:
     """(relative path, ProjectFile or the error reading it) for every entry, in entry order.
 
     One thread on purpose. A file costs ~10 us of system calls (lstat, open, one read, close)
@@ -235,7 +269,7 @@ def read_files(entries: list[tuple[str, str]], cap: int) -> Iterator[tuple[str, 
     """
     for rel, full in entries:
         try:
-            item: ProjectFile | BaseException = _read_file(full, rel, cap, keep=SCAN_KEEP)
+            item: ProjectFile | BaseException = _read_file(full, rel, cap, keep=keep)
         except Exception as error:  # noqa: BLE001 - handed to the caller, raised there in path order
             item = error
         yield rel, item
@@ -252,7 +286,11 @@ def _all_problems(problems: list[PgmiError]) -> PgmiError:
 
 
 def _walk(directory: str, prefix: str, problems: list[PgmiError]) -> Iterator[tuple[str, str]]:
-    """Yield (relative path, full path) of files in byte order, skipping hidden/vendored dirs.
+    """Yield (relative path, full path) of files in path order, skipping hidden/vendored dirs.
+
+    Path order: a directory is listed where its name and a "/" sort (`a-b.sql` and `a.sql`
+    come before the files of `a/`), so the walk needs no sort afterwards and a streaming load
+    sends its rows in the order of the paths.
 
     Symlinks are yielded too (never followed), so _read_file can refuse them by name. Iterative
     (a stack of directory listings), so a 2,000-level tree cannot exhaust the recursion limit.
@@ -286,7 +324,7 @@ def _walk(directory: str, prefix: str, problems: list[PgmiError]) -> Iterator[tu
 def _listing(directory: str, prefix: str) -> list[os.DirEntry]:
     try:
         with os.scandir(directory) as entries:
-            return sorted(entries, key=lambda e: e.name)
+            return sorted(entries, key=lambda e: e.name + "/" if e.is_dir(follow_symlinks=False) else e.name)
     except OSError as error:
         shown = os.fsencode(prefix).decode("utf-8", "backslashreplace")
         raise PgmiError(f"cannot read directory ./{shown}: {error.strerror or error}") from error
