@@ -189,8 +189,11 @@ def _exact(rows: list[tuple]) -> None:
         assert normalized == PC.normalized_checksum(content)
 
 
-def test_a_deploy_starts_the_helper_before_the_scan_reads_a_file(pg, fresh_db, tmp_path, monkeypatch, helpers):
+@pytest.mark.parametrize("stream", [True, False], ids=["streamed", "scanned-then-loaded"])
+def test_a_deploy_starts_the_helper_before_the_scan_reads_a_file(pg, fresh_db, tmp_path, monkeypatch, helpers,
+                                                                 stream):
     monkeypatch.setattr(normalizer, "MIN_FILES", 10)
+    monkeypatch.setattr(session, "STREAM_FILES", 0 if stream else 1000)
     files = {f"m/f{i:02d}.sql": f"SELECT {i}, 'Ab' /* é */;\n" for i in range(40)}
     files["m/__test__/test_a.sql"] = "SELECT 1;"  # a test file is not normalized: no job for it
     root = write_project(tmp_path / "p", files, _KEEP_ROWS)
@@ -215,9 +218,12 @@ def test_a_deploy_starts_the_helper_before_the_scan_reads_a_file(pg, fresh_db, t
     assert _reaped(helpers[0]["pid"])
 
 
-def test_with_every_value_cached_the_helper_sends_the_cached_values(pg, create_database, tmp_path, monkeypatch,
-                                                                     helpers):
+@pytest.mark.parametrize("stream", [True, False], ids=["streamed", "scanned-then-loaded"])
+def test_with_every_value_cached_the_helper_computes_none(pg, create_database, tmp_path, monkeypatch, helpers,
+                                                          stream):
+    """Streamed, the helper sends the cache's values; loaded after the scan, it is stopped unused."""
     monkeypatch.setattr(normalizer, "MIN_FILES", 10)
+    monkeypatch.setattr(session, "STREAM_FILES", 0 if stream else 1000)
     root = write_project(tmp_path / "p", {f"f{i:02d}.sql": f"select {i};" for i in range(30)}, _KEEP_ROWS)
     cache = tmp_path / "cache"
     first, second = create_database(), create_database()
@@ -232,7 +238,7 @@ def test_with_every_value_cached_the_helper_sends_the_cached_values(pg, create_d
     assert result.ok, result.error_text
     forked = [h for h in helpers if h["pid"]]
     assert len(forked) == 2  # one per deploy's scan, none at the load
-    assert forked[1]["given"] == 30 and _reaped(forked[1]["pid"])  # each the cache's value, none computed
+    assert forked[1]["given"] == (30 if stream else 0) and _reaped(forked[1]["pid"])
     assert _loaded(pg, second) == _loaded(pg, first)
     _exact(_loaded(pg, second))
 

@@ -52,6 +52,12 @@ def pg_env(pg, monkeypatch):
     monkeypatch.setenv("PGMI_CACHE_DIR", "off")
 
 
+@pytest.fixture(autouse=True)
+def stream_all(monkeypatch):
+    """The tests' small projects stream too."""
+    monkeypatch.setattr(session, "STREAM_FILES", 0)
+
+
 @pytest.fixture
 def streamed(monkeypatch):
     """How many rows each streaming load built (one entry per stream_sources call)."""
@@ -206,3 +212,17 @@ def test_a_row_the_server_refuses_names_its_file(tmp_path, pg_env, fresh_db, mon
     code, _, err = run_cli(["deploy", str(proj), "-d", fresh_db], capsys)
     assert code == Exit.GENERAL
     assert "failed to load files: ./f07.sql: " in err and "pgmi_source_checksums" in err
+
+
+def test_a_project_under_stream_files_is_read_whole_first(tmp_path, pg, pg_env, create_database, streamed,
+                                                           monkeypatch, capsys):
+    monkeypatch.setattr(session, "STREAM_FILES", 5)
+    small = write_project(tmp_path / "small", {f"f{i}.sql": f"SELECT {i};\n" for i in range(4)}, KEEP)
+    big = write_project(tmp_path / "big", {f"f{i}.sql": f"SELECT {i};\n" for i in range(5)}, KEEP)
+    small_db, big_db = create_database(), create_database()
+    assert run_cli(["deploy", str(small), "-d", small_db], capsys)[0] == Exit.SUCCESS
+    assert streamed == []
+    assert run_cli(["deploy", str(big), "-d", big_db], capsys)[0] == Exit.SUCCESS
+    assert streamed == [5]
+    assert len(query(pg, small_db, "SELECT * FROM kept_source")) == 4
+    assert len(query(pg, big_db, "SELECT * FROM kept_source")) == 5

@@ -224,6 +224,8 @@ class _Run:
         """The scan of an existing target's project, with each source file's row sent to the
         session opened before it as the file is read and validated (`session.stream_sources`):
         each file is read once, and the server fills its table while later files are read.
+        A project of fewer than STREAM_FILES files is read whole first, as `scan()` does: its
+        scan then fits in the time the server takes to build the session API.
 
         The project's problems are still the ones reported first: on a problem the rows stop
         and the scan goes on to list every problem, raised here (`run` then abandons the
@@ -237,6 +239,11 @@ class _Run:
         self.out.verbose(f"Scanning {request.project_path}")
         steps = projects.Scan(request.project_path, max_file_size=request.max_file_size)
         self.start_helper(steps)
+        if len(steps.entries) < session.STREAM_FILES:  # read whole while the server builds the API
+            for _ in steps.files():
+                pass
+            self.scanned(steps.project())
+            return
         try:
             with _connection_guard():
                 opened.api_built()
