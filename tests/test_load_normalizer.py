@@ -193,7 +193,7 @@ def _exact(rows: list[tuple]) -> None:
 def test_a_deploy_starts_the_helper_before_the_scan_reads_a_file(pg, fresh_db, tmp_path, monkeypatch, helpers,
                                                                  stream):
     monkeypatch.setattr(normalizer, "MIN_FILES", 10)
-    monkeypatch.setattr(session, "STREAM_FILES", 0 if stream else 1000)
+    monkeypatch.setattr(P, "HELD_BYTES", 0 if stream else P.HELD_BYTES)  # 0: streamed from the first file
     files = {f"m/f{i:02d}.sql": f"SELECT {i}, 'Ab' /* é */;\n" for i in range(40)}
     files["m/__test__/test_a.sql"] = "SELECT 1;"  # a test file is not normalized: no job for it
     root = write_project(tmp_path / "p", files, _KEEP_ROWS)
@@ -223,7 +223,7 @@ def test_with_every_value_cached_the_helper_computes_none(pg, create_database, t
                                                           stream):
     """Streamed, the helper sends the cache's values; loaded after the scan, it is stopped unused."""
     monkeypatch.setattr(normalizer, "MIN_FILES", 10)
-    monkeypatch.setattr(session, "STREAM_FILES", 0 if stream else 1000)
+    monkeypatch.setattr(P, "HELD_BYTES", 0 if stream else P.HELD_BYTES)  # 0: streamed from the first file
     root = write_project(tmp_path / "p", {f"f{i:02d}.sql": f"select {i};" for i in range(30)}, _KEEP_ROWS)
     cache = tmp_path / "cache"
     first, second = create_database(), create_database()

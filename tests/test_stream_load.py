@@ -19,6 +19,7 @@ from projects import query, run_cli, write_project
 
 from pgmilib.deploy import pipeline, session
 from pgmilib.errors import Exit, PgmiError
+from pgmilib.project import scan as P
 
 #: deploy.sql: what the session's tables hold, kept in real tables for the test to read.
 KEEP = """CREATE TABLE kept_source AS SELECT * FROM pg_temp.pgmi_source_view;
@@ -54,8 +55,8 @@ def pg_env(pg, monkeypatch):
 
 @pytest.fixture(autouse=True)
 def stream_all(monkeypatch):
-    """The tests' small projects stream too."""
-    monkeypatch.setattr(session, "STREAM_FILES", 0)
+    """The tests' small projects stream too: the scan holds no bytes, so it streams at once."""
+    monkeypatch.setattr(P, "HELD_BYTES", 0)
 
 
 @pytest.fixture
@@ -214,15 +215,18 @@ def test_a_row_the_server_refuses_names_its_file(tmp_path, pg_env, fresh_db, mon
     assert "failed to load files: ./f07.sql: " in err and "pgmi_source_checksums" in err
 
 
-def test_a_project_under_stream_files_is_read_whole_first(tmp_path, pg, pg_env, create_database, streamed,
-                                                           monkeypatch, capsys):
-    monkeypatch.setattr(session, "STREAM_FILES", 5)
-    small = write_project(tmp_path / "small", {f"f{i}.sql": f"SELECT {i};\n" for i in range(4)}, KEEP)
-    big = write_project(tmp_path / "big", {f"f{i}.sql": f"SELECT {i};\n" for i in range(5)}, KEEP)
+def test_a_project_within_the_held_bytes_is_read_whole_first(tmp_path, pg, pg_env, create_database, streamed,
+                                                            monkeypatch, capsys):
+    """Streaming starts once the scan has read more than HELD_BYTES: the files read until then are
+    the first rows; a project that fits is loaded after its scan, from the bytes it holds."""
+    monkeypatch.setattr(P, "HELD_BYTES", 110)
+    files = {f"f{i}.sql": f"SELECT {i}; -- {'x' * 20}\n" for i in range(4)}  # 34 bytes each
+    small = write_project(tmp_path / "small", {k: files[k] for k in list(files)[:3]}, KEEP)  # 102 bytes
+    big = write_project(tmp_path / "big", files, KEEP)  # 136 bytes
     small_db, big_db = create_database(), create_database()
     assert run_cli(["deploy", str(small), "-d", small_db], capsys)[0] == Exit.SUCCESS
     assert streamed == []
     assert run_cli(["deploy", str(big), "-d", big_db], capsys)[0] == Exit.SUCCESS
-    assert streamed == [5]
-    assert len(query(pg, small_db, "SELECT * FROM kept_source")) == 4
-    assert len(query(pg, big_db, "SELECT * FROM kept_source")) == 5
+    assert streamed == [4]
+    assert len(query(pg, small_db, "SELECT * FROM kept_source")) == 3
+    assert len(query(pg, big_db, "SELECT * FROM kept_source")) == 4

@@ -12,8 +12,8 @@ decides which exit code wins when several things are wrong at once):
 An existing target is connected to before step 3 (`open_early`), so the server builds the
 session API (step 5's largest part for a small project) while the client scans: a failure of
 that connection is held and raised after the scan. On that session the scan of a big
-project streams (`scan_into`): each source file's row is sent as the file is read and
-validated, and a problem stops the rows and abandons the session. With --overwrite, or a target that does
+project streams (`scan_into`): past the bytes the scan holds, each source file's row is sent
+as the file is read and validated, and a problem stops the rows and abandons the session. With --overwrite, or a target that does
 not exist yet, nothing touches the server before the scan has passed.
 6. expand `CALL pgmi_test()`, split deploy.sql into units, run them         (exit 13)
 7. the result: envelope, summary and error text, redacted with this run's secrets
@@ -26,6 +26,7 @@ A `Cancellation` (the CLI's signals, an MCP cancel) and `--timeout` share one `W
 from __future__ import annotations
 
 import contextlib
+import itertools
 import time
 from collections.abc import Callable, Iterator, Mapping
 
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
     from pgmilib.deploy.rehearse import Rehearsal
     from pgmilib.observe.watch import Watcher
     from pgmilib.project.checksums import ChecksumCache
-    from pgmilib.project.scan import Project, Scan
+    from pgmilib.project.scan import Project, ProjectFile, Scan
 
 
 def deploy(request: DeployRequest, out: Output, *, cancel: Cancellation | None = None) -> DeployResult:
@@ -221,11 +222,16 @@ class _Run:
         self.scanned(project)
 
     def scan_into(self, opened: _Opened) -> None:
-        """The scan of an existing target's project, with each source file's row sent to the
-        session opened before it as the file is read and validated (`session.stream_sources`):
-        each file is read once, and the server fills its table while later files are read.
-        A project of fewer than STREAM_FILES files is read whole first, as `scan()` does: its
-        scan then fits in the time the server takes to build the session API.
+        """The scan of an existing target's project; a big project's files are loaded into the
+        session opened before it as they are read (`session.stream_sources`).
+
+        The scan reads ahead while the server builds the session API. A project whose bytes fit
+        the scan's HELD_BYTES is read whole that way and loaded from memory after it (`scan()`'s
+        way). Past that budget the plain way would read every further file twice (once to check
+        it, once to load it), so the scan waits for the API there and streams: the files read
+        so far and each further one go into one COPY as they are read, and the server fills its
+        table during the scan. (Running the server's COPY beside the scan costs CPU on both
+        sides on a two-core machine, so streaming is kept to where it saves the second read.)
 
         The project's problems are still the ones reported first: on a problem the rows stop
         and the scan goes on to list every problem, raised here (`run` then abandons the
@@ -239,21 +245,27 @@ class _Run:
         self.out.verbose(f"Scanning {request.project_path}")
         steps = projects.Scan(request.project_path, max_file_size=request.max_file_size)
         self.start_helper(steps)
-        if len(steps.entries) < session.STREAM_FILES:  # read whole while the server builds the API
-            for _ in steps.files():
-                pass
+        files = steps.files(keep=steps.cap)
+        ahead: list[tuple[ProjectFile, bytes | None]] = []
+        size = 0
+        for item, data in files:
+            ahead.append((item, data))
+            size += len(data or b"")
+            if size > projects.HELD_BYTES:
+                break
+        else:  # the whole project was read ahead: loaded after the scan, from what it holds
             self.scanned(steps.project())
             return
         try:
             with _connection_guard():
                 opened.api_built()
         except PgmiError:
-            for _ in steps.files():
+            for _ in files:
                 pass
             steps.project()
             raise
         with _connection_guard():
-            session.stream_sources(opened.conn, steps, self.cache, self.helper)
+            session.stream_sources(opened.conn, steps, itertools.chain(ahead, files), self.cache, self.helper)
         self.scanned(steps.project())
         self.sources_loaded = True
 

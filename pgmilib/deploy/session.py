@@ -8,10 +8,11 @@ reads their answer before it takes the advisory lock; `prepare` does the rest (a
 scripts as well when nobody sent them).
 
 Loading uses COPY FROM STDIN with ~1 MB byte chunks: it matches psql's own COPY speed, where
-one INSERT per file is 5-10x slower. A deploy into an existing database streams the sources
-(`stream_sources`): each file's row is built from the bytes the scan just read and validated,
-so each file is read once and the server fills the table during the scan. Otherwise (a scanned
-project) the bytes the scan did not keep are read again from disk inside the COPY generator.
+one INSERT per file is 5-10x slower. A deploy of a big project into an existing database streams
+the sources (`stream_sources`): each file's row is built from the bytes the scan just read and
+validated, so each file is read once and the server fills the table during the scan. Otherwise
+(a scanned project) the bytes the scan did not keep are read again from disk inside the COPY
+generator.
 Either way memory stays flat whatever the project size. Normalized
 checksums not in the cache are computed while the rows stream; on a big project (Linux, two or
 more CPUs) most of them come from a helper process on another core, started during the scan
@@ -50,11 +51,6 @@ if TYPE_CHECKING:  # pragma: no cover (typing.Self is 3.11+; annotations are nev
 
 API_SCRIPTS = ("session_schema.sql", "session_tests.sql", "session_contract_v1.sql", "session_contract_v1_tests.sql")
 CHUNK_BYTES = 1 << 20
-#: From this many files on, a deploy into an existing database streams its sources as the scan
-#: reads them (`stream_sources`). Fewer are read whole while the server builds the session API
-#: (~16 ms, the time ~600 files take to scan), which a streamed load would have to wait for
-#: before its first row; at 1,000 files the two ways measured alike.
-STREAM_FILES = 1000
 READ_THREADS = 2
 READ_BATCH = 32
 READ_AHEAD = 4
@@ -196,9 +192,11 @@ def _load_sources(conn: Session, project: Project, cache_dir: Path | None, helpe
     cache.save()
 
 
-def stream_sources(conn: Session, scan: Scan, cache: ChecksumCache | None, helper: Normalizer | None) -> None:
-    """COPY each source file's row as the scan reads and validates it: one read per file, and
-    the server fills `_pgmi_source` while later files are read.
+def stream_sources(conn: Session, scan: Scan, files: Iterator[tuple[ProjectFile, bytes | None]],
+                   cache: ChecksumCache | None, helper: Normalizer | None) -> None:
+    """COPY each source file's row as the scan reads and validates it (`files`: `scan.files()`,
+    perhaps after some it read ahead): one read per file, and the server fills `_pgmi_source`
+    while later files are read.
 
     At the first problem the rows stop (the COPY ends with those sent) and the scan goes on
     to find every problem; the caller then raises them (`scan.project()`) and abandons the
@@ -209,7 +207,6 @@ def stream_sources(conn: Session, scan: Scan, cache: ChecksumCache | None, helpe
     failure: list[BaseException] = []
 
     def rows() -> Iterator[tuple[str, Callable[[], bytes]]]:
-        files = scan.files(keep=scan.cap)
         while True:
             try:
                 item, data = next(files)

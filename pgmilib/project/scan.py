@@ -7,8 +7,8 @@ meanwhile).
 
 Memory: a 10k-file project can hold tens of MB of text, so the scan reads, validates and
 takes its raw checksum, then lets its bytes go (the first HELD_BYTES in total are kept, which
-covers small projects whole). A deploy into an existing database uses the bytes as they are
-read (`Scan.files`: its COPY row is sent then). Otherwise the loader (session.py) reads the
+covers small projects whole). A deploy of a bigger project into an existing database uses
+the bytes as they are read (`Scan.files`: its COPY row is sent then). Otherwise the loader (session.py) reads the
 other files again while streaming the COPY and checks the raw checksum, so what is loaded is
 exactly what was validated; it also computes the normalized checksum then, overlapping that CPU work with the
 server's (and, for big projects, with a helper process's, which a deploy starts once the walk
