@@ -236,6 +236,17 @@ def fresh_db(create_database):
 
 
 @pytest.fixture
+def pg_env(pg, monkeypatch):
+    """The test server's connection variables in os.environ, no other PG* ones, and no prompts:
+    for tests that run the CLI in-process (`projects.run_cli`)."""
+    for key in [k for k in os.environ if k.startswith("PG")]:
+        monkeypatch.delenv(key)
+    for key, value in pg.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("PGMI_NON_INTERACTIVE", "1")
+
+
+@pytest.fixture
 def run_pgmi(pg):
     """run_pgmi(*args, env=None, input=None, cwd=None) -> CompletedProcess (text, captured)."""
 

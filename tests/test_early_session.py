@@ -9,22 +9,11 @@ only once the project has passed the scan.
 
 from __future__ import annotations
 
-import os
 import uuid
 
-import pytest
 from projects import EXECUTE_LOOP, run_cli, write_project
 
 from pgmilib.errors import Exit
-
-
-@pytest.fixture
-def pg_env(pg, monkeypatch):
-    for key in [k for k in os.environ if k.startswith("PG")]:
-        monkeypatch.delenv(key)
-    for key, value in pg.env().items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("PGMI_NON_INTERACTIVE", "1")
 
 
 def _pgmi_backends(conn, db: str) -> list:

@@ -13,15 +13,6 @@ from pgmilib.errors import Exit, PgmiError, exit_code
 CANARY = "canary-" + uuid.uuid4().hex[:12]
 
 
-@pytest.fixture
-def pg_env(pg, monkeypatch):
-    for key in [k for k in __import__("os").environ if k.startswith("PG")]:
-        monkeypatch.delenv(key)
-    for key, value in pg.env().items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("PGMI_NON_INTERACTIVE", "1")
-
-
 def test_a_bug_in_the_connection_layer_is_a_panic_not_a_connection_failure(tmp_path, pg_env, monkeypatch, capsys):
     from pgmilib.conn import wire
 

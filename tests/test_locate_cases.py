@@ -30,15 +30,6 @@ PLAIN_LOOP = REWRITING_LOOP.replace(
     "replace(regexp_replace(f.content, '\\mCONCURRENTLY\\M', '', 'g'), '{{schema}}', 'public')", "f.content")
 
 
-@pytest.fixture
-def pg_env(pg, monkeypatch):
-    for key in [k for k in __import__("os").environ if k.startswith("PG")]:
-        monkeypatch.delenv(key)
-    for key, value in pg.env().items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("PGMI_NON_INTERACTIVE", "1")
-
-
 def _db() -> str:
     return "loc_" + uuid.uuid4().hex[:10]
 

@@ -11,7 +11,6 @@ plain scan, then the load).
 from __future__ import annotations
 
 import json
-import os
 import re
 
 import pytest
@@ -43,13 +42,8 @@ FILES: dict[str, str | bytes] = {
 }
 
 
-@pytest.fixture
-def pg_env(pg, monkeypatch):
-    for key in [k for k in os.environ if k.startswith("PG")]:
-        monkeypatch.delenv(key)
-    for key, value in pg.env().items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("PGMI_NON_INTERACTIVE", "1")
+@pytest.fixture(autouse=True)
+def no_cache(monkeypatch):
     monkeypatch.setenv("PGMI_CACHE_DIR", "off")
 
 
