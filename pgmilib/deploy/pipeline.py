@@ -13,8 +13,9 @@ An existing target is connected to before step 3 (`open_early`), so the server b
 session API (step 5's largest part for a small project) while the client scans: a failure of
 that connection is held and raised after the scan. On that session the scan of a big
 project streams (`scan_into`): past the bytes the scan holds, each source file's row is sent
-as the file is read and validated, and a problem stops the rows and abandons the session. With --overwrite, or a target that does
-not exist yet, nothing touches the server before the scan has passed.
+as the file is read and validated, and a problem stops the rows and abandons the session.
+With --overwrite, or a target that does not exist yet, nothing touches the server before the
+scan has passed.
 6. expand `CALL pgmi_test()`, split deploy.sql into units, run them         (exit 13)
 7. the result: envelope, summary and error text, redacted with this run's secrets
 
