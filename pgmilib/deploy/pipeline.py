@@ -254,16 +254,14 @@ class _Run:
             size += len(data or b"")
             if size > projects.HELD_BYTES:
                 break
-        else:  # the whole project was read ahead: loaded after the scan, from what it holds
-            self.scanned(steps.project())
+        if size <= projects.HELD_BYTES or steps.problems:  # read whole, or already failed: no stream
+            self.scanned(_read_rest(steps, files))
             return
         try:
             with _connection_guard():
                 opened.api_built()
         except PgmiError:
-            for _ in files:
-                pass
-            steps.project()
+            _read_rest(steps, files)  # the project's problems first
             raise
         with _connection_guard():
             session.stream_sources(opened.conn, steps, itertools.chain(ahead, files), self.cache, self.helper)
@@ -538,6 +536,13 @@ class _Opened:
 
         watchdog.conn = None
         lock.close_quietly(self.conn)
+
+
+def _read_rest(steps: Scan, files: Iterator[tuple[ProjectFile, bytes | None]]) -> Project:
+    """Read what `files` has not read yet, then the project (its problems raised)."""
+    for _ in files:
+        pass
+    return steps.project()
 
 
 def _built() -> None:

@@ -207,22 +207,16 @@ def stream_sources(conn: Session, scan: Scan, files: Iterator[tuple[ProjectFile,
     failure: list[BaseException] = []
 
     def rows() -> Iterator[tuple[str, Callable[[], bytes]]]:
-        while True:
-            try:
-                item, data = next(files)
-            except StopIteration:
-                return
-            except PgmiError as error:
-                failure.append(error)
-                return
-            if scan.problems or item.is_test:  # a test's row goes to its own table, later
-                continue
-            yield item.path, lambda item=item, data=data: _source_row(item, cache, data,
-                                                                      helper.take(item) if helper else None)
+        try:
+            for item, data in files:
+                if scan.problems or item.is_test:  # a test's row goes to its own table, later
+                    continue
+                yield item.path, lambda item=item, data=data: _source_row(item, cache, data,
+                                                                          helper.take(item) if helper else None)
+        except PgmiError as error:
+            failure.append(error)
 
-    if not scan.entries:
-        return
-    assert cache is not None  # read with the helper's start, for a project with files
+    assert cache is not None  # read with the helper's start (a project with files)
     restore = _match_client_encoding(conn)
     try:
         _copy(conn, read_sql_section("session_load.sql", "copy_source"), rows())
