@@ -255,13 +255,13 @@ class _Run:
             if size > projects.HELD_BYTES:
                 break
         if size <= projects.HELD_BYTES or steps.problems:  # read whole, or already failed: no stream
-            self.scanned(_read_rest(steps, files))
+            self.scanned(steps.finish(files))
             return
         try:
             with _connection_guard():
                 opened.api_built()
         except PgmiError:
-            _read_rest(steps, files)  # the project's problems first
+            steps.finish(files)  # the project's problems first
             raise
         with _connection_guard():
             session.stream_sources(opened.conn, steps, itertools.chain(ahead, files), self.cache, self.helper)
@@ -536,13 +536,6 @@ class _Opened:
 
         watchdog.conn = None
         lock.close_quietly(self.conn)
-
-
-def _read_rest(steps: Scan, files: Iterator[tuple[ProjectFile, bytes | None]]) -> Project:
-    """Read what `files` has not read yet, then the project (its problems raised)."""
-    for _ in files:
-        pass
-    return steps.project()
 
 
 def _built() -> None:

@@ -191,9 +191,7 @@ def scan(root: str | Path, *, max_file_size: int | None = None, require_deploy_s
                  check_duplicates=check_duplicates)
     if on_listed is not None:
         on_listed(steps)
-    for _ in steps.files():
-        pass
-    return steps.project()
+    return steps.finish()
 
 
 class Scan:
@@ -239,6 +237,12 @@ class Scan:
             seen[item.path] = rel
             self._files.append(item)
             yield item, data
+
+    def finish(self, files: Iterator[tuple[ProjectFile, bytes | None]] | None = None) -> Project:
+        """Read what `files` (a `files()` already begun; else all) has not read yet, then `project()`."""
+        for _ in files if files is not None else self.files():
+            pass
+        return self.project()
 
     def project(self) -> Project:
         """The scanned project, once `files()` has run to its end; raises the problems found."""
