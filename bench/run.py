@@ -828,7 +828,8 @@ def render_markdown(b: Bench, summ: dict, targets: list[dict], info: dict) -> st
   with a fresh checkout, so every normalized checksum is computed; the re-deploy row finds the cache
   its fresh deploy saved.
 - Floors are pre-generated psql scripts run by the real `psql` binary: `psql -1 -f concat.sql`, and one
-  session that COPYs (path, content, checksum) into a temp table (lz4 TOAST compression) and runs the
+  session that COPYs (path, content, checksum) into a temp table (lz4 TOAST compression on its
+  content column, as pgmi's; the session's default compression is the server's) and runs the
   same loop in one transaction. The load floor is that COPY alone.
 - Peers deploy the same changes from their own layouts (mixed workload only): dbmate (native Go
   binary from the npm package, one transaction per migration, `--no-dump-schema`), yoyo (`apply
