@@ -33,7 +33,7 @@ def test_the_floor_compresses_its_content_column_and_nothing_else(pg, fresh_db):
         assert head != gen.FLOOR_HEAD
         has_lz4 = conn.run("SELECT count(*) FROM pg_settings WHERE name = 'default_toast_compression' "
                            "AND 'lz4' = ANY (enumvals)")[0][0] == 1
-        if not has_lz4:  # the floors need lz4, as pgmi's own load uses it; such a server refuses them at once
+        if not has_lz4:  # the floors need a server with lz4 (the bench's has it); one without refuses them at once
             with pytest.raises(pg8000.exceptions.DatabaseError, match="0A000"):
                 conn.run(head)
             return
@@ -46,6 +46,6 @@ def test_the_floor_compresses_its_content_column_and_nothing_else(pg, fresh_db):
             "(SELECT pg_column_compression(prosrc) FROM pg_proc WHERE proname = 'floor_probe'), "
             "current_setting('default_toast_compression')")
         assert rows == [["lz4", rows[0][2], rows[0][2]]]
-        assert rows[0][2] != "lz4"  # the test server's default (pglz): the check above could fail
+        assert rows[0][2] != "lz4"  # the server's default is pglz, so the check above tells the column's lz4 from it
     finally:
         conn.close()
