@@ -66,6 +66,13 @@ def query(pg, db: str, sql: str, **params) -> list:
         conn.close()
 
 
+def server_has_lz4(conn) -> bool:
+    """Whether the server behind `conn` (a pg8000 native connection) was built with lz4: the system
+    package's is, the embedded server is not."""
+    return conn.run("SELECT count(*) FROM pg_settings WHERE name = 'default_toast_compression' "
+                    "AND 'lz4' = ANY (enumvals)")[0][0] == 1
+
+
 @contextlib.contextmanager
 def own_cluster(*setup_sql: str, hba: str | None = None, **cluster_options: Any) -> Iterator[Any]:
     """A throwaway server of a test's own, for the pg_hba rules or server settings it needs.

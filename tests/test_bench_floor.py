@@ -15,6 +15,7 @@ from pathlib import Path
 import pg8000.exceptions
 import pg8000.native
 import pytest
+from projects import server_has_lz4
 
 
 def _bench_gen():
@@ -31,9 +32,7 @@ def test_the_floor_compresses_its_content_column_and_nothing_else(pg, fresh_db):
         gen = _bench_gen()
         head = gen.FLOOR_HEAD.replace("COPY pgmi_files FROM STDIN;\n", "")
         assert head != gen.FLOOR_HEAD
-        has_lz4 = conn.run("SELECT count(*) FROM pg_settings WHERE name = 'default_toast_compression' "
-                           "AND 'lz4' = ANY (enumvals)")[0][0] == 1
-        if not has_lz4:  # the floors need a server with lz4 (the bench's has it); one without refuses them at once
+        if not server_has_lz4(conn):  # the floors need a server with lz4 (the bench's has it); one without refuses them at once
             with pytest.raises(pg8000.exceptions.DatabaseError, match="0A000"):
                 conn.run(head)
             return
