@@ -14,9 +14,10 @@ Heavy modules (pg8000, yaml) are imported only by the commands that need them, s
 
 from __future__ import annotations
 
-from pgmilib.lean import import_argparse
+from pgmilib.lean import import_argparse, import_pathlib
 
 import_argparse()
+import_pathlib()  # the CLI's modules import pathlib; here without urllib.parse
 
 import argparse  # already imported just above, without gettext
 import importlib
