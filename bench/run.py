@@ -702,7 +702,8 @@ def render_markdown(b: Bench, summ: dict, targets: list[dict], info: dict) -> st
              "synchronous_commit=off, full_page_writes=off, shared_buffers=256MB, max_locks_per_transaction=1024. "
              "pgmi and the psql floors connect over the unix socket; peers over TCP 127.0.0.1.")
     L.append(f"- The whole run took {info['elapsed_s'] / 60:.0f} min.")
-    L.append(f"- Runs per method: {a.runs} (10k files: {a.runs_10k}; peers: {a.peer_runs}). pgmi and the "
+    L.append(f"- Runs per method: {a.runs} (10k files: {a.runs_10k}; small shapes: {a.runs_small}; peers: "
+             f"{a.peer_runs}). pgmi and the "
              f"`python -c pass` baseline run on `{os.path.relpath(b.py, REPO) if b.py.startswith(REPO) else b.py}` "
              "(an empty venv: no site-packages `.pth` hooks, no pyenv shim).")
     L.append("")
@@ -858,6 +859,9 @@ def parse_args(argv=None):
     ap.add_argument("--workloads", help="comma-separated: mixed,dense,ddl (default all; quick: mixed)")
     ap.add_argument("--runs", type=int, help="runs per method up to 1k files (default 5; quick: 3)")
     ap.add_argument("--runs-10k", type=int, default=3, help="runs per method at 10k files (default 3)")
+    ap.add_argument("--runs-small", type=int,
+                    help="runs per method of the small shapes (default 15; quick: 5): each run takes ~0.1-0.5 s, and "
+                         "their ratios sit near their limits, where the median of 5 moved by 0.3x from run to run")
     ap.add_argument("--peers", dest="peer_list", help="comma-separated peers (default dbmate,yoyo,sqitch; quick: dbmate)")
     ap.add_argument("--peer-runs", type=int, help="runs per peer (default 3; quick: 3)")
     ap.add_argument("--peer-sizes", help="sizes at which peers run (default 100,1000; sqitch at 10k takes ~12 min)")
@@ -880,6 +884,7 @@ def parse_args(argv=None):
         if w not in gen.WORKLOADS:
             ap.error(f"unknown workload {w}")
     a.runs = a.runs or (3 if q else 5)
+    a.runs_small = a.runs_small or (5 if q else 15)
     a.tail = (0 if q else 20000) if a.tail is None else a.tail
     a.peer_list = (a.peer_list or ("dbmate" if q else "dbmate,yoyo,sqitch")).split(",")
     a.peer_runs = a.peer_runs or 3
@@ -921,7 +926,7 @@ def main(argv=None) -> int:
                 log(f"tail aborted by a harness error: {exc!r}")
                 b.errors.append(f"tail-{args.tail}: {exc!r}"[:500])
         if not args.no_small:
-            b.run_small(args.runs)
+            b.run_small(args.runs_small)
         if not args.no_empty:
             b.run_empty(15 if not args.quick else 7)
         if not args.no_startup:
