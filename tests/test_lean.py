@@ -69,7 +69,7 @@ def _run(code: str, *args: str) -> tuple[dict, str]:
 def test_uuid_argparse_and_pathlib_behave_as_imported_the_usual_way():
     lean, lean_errors = _run(PROBE, str(REPO))
     plain, plain_errors = _run(PLAIN)
-    assert lean["loaded"] == []  # neither stand-in's module was imported for real
+    assert lean["loaded"] == []  # no stand-in's module was imported for real
     assert (lean["linux"], lean["aix"]) == (plain["linux"], plain["aix"])  # the flags the real platform gives
     assert lean["uuid"] == "00010203-0405-0607-0809-0a0b0c0d0e0f" and lean["uuid4 version"] == 4
     assert (lean["usage"], lean["help"]) == (plain["usage"], plain["help"])
