@@ -240,7 +240,8 @@ def test_a_socket_to_another_server_is_closed_not_used():
 
 
 # Records, when the start-up packet is sent, whether the driver is imported yet; and that the
-# connection the deploy runs on is the one started early.
+# connection the deploy runs on is the one started early, with the session API sent behind its
+# login (the server logs in without an exchange).
 PROBE = """\
 import json, sys
 sys.path.insert(0, sys.argv[1])
@@ -255,11 +256,11 @@ def recording_start(*args):
     return started
 early.start = recording_start
 from pgmilib.deploy import session
-send = session.send_api
-def recording_send(conn):
+adopt = session.adopt_api_ahead
+def recording_adopt(conn, pid):
     seen["adopted"] = type(conn._usock).__name__
-    return send(conn)
-session.send_api = recording_send
+    return adopt(conn, pid)
+session.adopt_api_ahead = recording_adopt
 code = app.main(sys.argv[3:])
 with open(sys.argv[2], "w") as fh:
     json.dump(seen, fh)

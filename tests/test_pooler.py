@@ -1,7 +1,9 @@
 """A transaction-mode pooler is refused before anything is loaded; a session-mode pool works.
 
 Real PgBouncer (Debian package `pgbouncer`), started here with a generated ini on a free
-127.0.0.1 port in front of the test cluster's unix socket.
+127.0.0.1 port in front of the test cluster's unix socket, or on a unix socket of its own: there
+a local deploy sends the session API behind the login (conn/early.py), before it knows which
+server session runs it, and the pooler must end up with none of it (sql/session_ahead.sql).
 """
 
 from __future__ import annotations
@@ -40,9 +42,12 @@ def _free_port() -> int:
 class PgBouncer:
     """One pgbouncer process in front of `pg` (host = its socket directory or its TCP host)."""
 
-    def __init__(self, pg, mode: str) -> None:
+    def __init__(self, pg, mode: str, transport: str = "tcp") -> None:
         self.port = _free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="pgmi-pgbouncer-"))
+        self.transport = transport
+        listen = (f"listen_addr = 127.0.0.1\nlisten_port = {self.port}\nunix_socket_dir =\n" if transport == "tcp"
+                  else f"listen_addr =\nlisten_port = {self.port}\nunix_socket_dir = {self.dir}\n")
         env = pg.env()
         user = env["PGUSER"]
         (self.dir / "userlist.txt").write_text(f'"{user}" ""\n')
@@ -50,7 +55,7 @@ class PgBouncer:
             "[databases]\n"
             f"* = host={env['PGHOST']} port={env['PGPORT']}\n"
             "[pgbouncer]\n"
-            f"listen_addr = 127.0.0.1\nlisten_port = {self.port}\nunix_socket_dir =\n"
+            + listen +
             f"auth_type = trust\nauth_file = {self.dir / 'userlist.txt'}\n"
             f"pool_mode = {mode}\ndefault_pool_size = 5\nmax_client_conn = 50\n"
             "ignore_startup_parameters = extra_float_digits, options\n"
@@ -69,7 +74,12 @@ class PgBouncer:
         deadline = time.monotonic() + 10
         while True:
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                if transport == "tcp":
+                    socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                else:
+                    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+                        probe.settimeout(1)
+                        probe.connect(str(self.dir / f".s.PGSQL.{self.port}"))
                 return
             except OSError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
@@ -80,7 +90,7 @@ class PgBouncer:
                 time.sleep(0.1)
 
     def env(self) -> dict[str, str]:
-        return {"PGHOST": "127.0.0.1", "PGPORT": str(self.port)}
+        return {"PGHOST": "127.0.0.1" if self.transport == "tcp" else str(self.dir), "PGPORT": str(self.port)}
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -96,8 +106,8 @@ class PgBouncer:
 def pgbouncer(pg):
     started: list[PgBouncer] = []
 
-    def start(mode: str) -> PgBouncer:
-        bouncer = PgBouncer(pg, mode)
+    def start(mode: str, transport: str = "tcp") -> PgBouncer:
+        bouncer = PgBouncer(pg, mode, transport)
         started.append(bouncer)
         return bouncer
 
@@ -119,8 +129,24 @@ def _exists(pg, db: str, relation: str) -> bool:
         c.close()
 
 
-def test_transaction_mode_pooler_is_refused_before_loading(tmp_path, pg, pgbouncer, create_database, run_pgmi):
-    bouncer = pgbouncer("transaction")
+def _api_tables(pg, db: str) -> int:
+    """The session API's tables in any session of `db` (a pooler's server sessions included)."""
+    import pg8000.native
+
+    c = pg8000.native.Connection(**pg.conn_kwargs(db))
+    try:
+        return c.run("SELECT count(*) FROM pg_class WHERE relname = '_pgmi_source'")[0][0]
+    finally:
+        c.close()
+
+
+TRANSPORTS = pytest.mark.parametrize("transport", ["tcp", "unix socket"])
+
+
+@TRANSPORTS
+def test_transaction_mode_pooler_is_refused_before_loading(tmp_path, pg, pgbouncer, create_database, run_pgmi,
+                                                           transport):
+    bouncer = pgbouncer("transaction", transport)
     db = create_database()
     proj = write_project(tmp_path / "p", {"a.sql": "SELECT 1;\n"}, DEPLOY)
     r = run_pgmi("deploy", str(proj), "-d", db, "--json", env=bouncer.env())
@@ -130,15 +156,24 @@ def test_transaction_mode_pooler_is_refused_before_loading(tmp_path, pg, pgbounc
     assert "Traceback" not in r.stderr
     assert "Loaded" not in r.stderr  # refused before the session API or any file was loaded
     assert not _exists(pg, db, "through_pool")
+    # The pooler keeps its server sessions open: none holds the session API. On the unix socket
+    # it went out behind the login, ran in one of them, and was rolled back there.
+    assert _api_tables(pg, db) == 0
+    r = run_pgmi("deploy", str(proj), "-d", db, "-v", env=bouncer.env())
+    assert r.returncode == 10
+    assert ("sent behind the login did not stay" in r.stderr) == (transport == "unix socket")
 
 
-def test_session_mode_pool_deploys(tmp_path, pg, pgbouncer, create_database, run_pgmi):
-    bouncer = pgbouncer("session")
+@TRANSPORTS
+def test_session_mode_pool_deploys(tmp_path, pg, pgbouncer, create_database, run_pgmi, transport):
+    bouncer = pgbouncer("session", transport)
     db = create_database()
     proj = write_project(tmp_path / "p", {"a.sql": "SELECT 1;\n"}, DEPLOY)
     r = run_pgmi("deploy", str(proj), "-d", db, "-v", env=bouncer.env())
     assert r.returncode == 0, r.stderr
     assert "a proxy or pooler is in between" in r.stderr  # the second-connection probe really ran
+    assert ("sent behind the login did not stay" in r.stderr) == (transport == "unix socket")
+    assert "Loaded 1 files" in r.stderr
     assert _exists(pg, db, "through_pool")
 
 
@@ -206,3 +241,28 @@ def test_a_moved_session_is_refused_without_a_second_connection(conn):
     with pytest.raises(PoolerDetected, match="transaction-mode connection pooler") as caught:
         _check(conn)
     assert "h:6432" in caught.value.message and caught.value.trailer
+
+
+def test_the_api_sent_behind_the_login_stays_in_no_pooled_session(pg, pgbouncer, create_database):
+    """Behind a unix-socket pooler the API sent ahead runs in a server session the pooler picked,
+    which the login's key does not name: it is rolled back there, while that server session lives on
+    in the pool (a commit would leave it to whichever client gets the session next)."""
+    from pgmilib.conn import early
+    from pgmilib.conn.connect import open_connection
+    from pgmilib.conn.conninfo import parse_connection_string
+    from pgmilib.deploy import session
+
+    bouncer = pgbouncer("transaction", "unix socket")
+    db = create_database()
+    params = parse_connection_string(f"host={bouncer.dir} port={bouncer.port} user={pg.env()['PGUSER']} "
+                                     f"dbname={db} sslmode=disable application_name=pgmi")
+    with early.start(params, db, 5) as started:
+        started.send_at_login(session.api_at_login())
+        conn = open_connection(params, db, started=started, retry=False)
+    try:
+        assert conn.query_ahead  # the pooler accepted the login without an exchange: the API went ahead
+        kept = session.adopt_api_ahead(conn, conn.backend_pid)()
+        assert _api_tables(pg, db) == 0  # in no session, the pooled one (still open) included
+        assert kept is False and conn.transaction_status == "I"
+    finally:
+        conn.close()

@@ -97,42 +97,58 @@ def test_an_empty_deploy_loads_only_what_it_uses(pg, fresh_db, tmp_path):
     assert query(pg, fresh_db, "SELECT to_regclass('public.from_deploy') IS NOT NULL") == [[True]]
 
 
-# Records what is imported when the session API goes to the server (deploy/pipeline.py sends it
-# before the scan): whatever comes after that is client work the server's build hides.
+# Records what is imported when the session API goes to the server: a local deploy hands it to
+# the early start behind the login (deploy/pipeline.py `open_early`), before the driver is
+# imported; whatever comes after that is client work the server's build hides. The probe also
+# records that the API sent ahead was the one the session kept.
 SEND_PROBE = """\
 import sys
 sys.path.insert(0, sys.argv[1])
 from pgmilib.cli import app
+from pgmilib.conn import early
 from pgmilib.deploy import session
-send = session.send_api
-def recording_send(conn):
-    modules = sorted(sys.modules)  # before the probe's own json
-    import json
-    with open(sys.argv[2], "w") as fh:
-        json.dump(modules, fh)
-    return send(conn)
-session.send_api = recording_send
-sys.exit(app.main(sys.argv[3:]))
+seen = {}
+send = early.Started.send_at_login
+def recording_send(self, query):
+    seen["modules"] = sorted(sys.modules)  # before the probe's own json
+    return send(self, query)
+early.Started.send_at_login = recording_send
+adopt = session.adopt_api_ahead
+def recording_adopt(conn, pid):
+    finish = adopt(conn, pid)
+    def recorded():
+        seen["kept"] = finish()
+        return seen["kept"]
+    return recorded
+session.adopt_api_ahead = recording_adopt
+code = app.main(sys.argv[3:])
+import json
+with open(sys.argv[2], "w") as fh:
+    json.dump(seen, fh)
+sys.exit(code)
 """
 
-#: Not needed to connect, so imported only after the session API is sent: pgmi's own side. (In a
-#: checkout the published driver loads hashlib, json, random and unicodedata itself; the zipapp's
-#: does not: tests/test_build.py.)
-AFTER_THE_SEND = ("pgmilib.project.checksums", "pgmilib.project.scan", "pgmilib.sqllex", "pgmilib.deploy.execute",
-                  "secrets")
+#: Not needed to connect, so imported only after the session API is sent: the driver and pgmi's
+#: side of the connection (the API goes out behind the login, conn/early.py), the scan and what
+#: follows it. (In a checkout the published driver loads hashlib, json, random and unicodedata
+#: itself; the zipapp's does not: tests/test_build.py.)
+AFTER_THE_SEND = ("pg8000", "pgmilib.conn.wire", "pgmilib.conn.connect", "pgmilib.project.checksums",
+                  "pgmilib.project.scan", "pgmilib.sqllex", "pgmilib.deploy.execute", "secrets")
 
 
-def test_the_session_api_is_sent_before_the_scans_imports(pg, fresh_db, tmp_path):
+def test_the_session_api_is_sent_before_the_drivers_import(pg, fresh_db, tmp_path):
     project = write_project(tmp_path / "p", {"schema/t.sql": "CREATE TABLE t (id int);\n"},
                             deploy_sql="CREATE TABLE from_deploy (id int);\n")
-    dump = tmp_path / "modules.json"
+    dump = tmp_path / "seen.json"
     done = subprocess.run([sys.executable, "-c", SEND_PROBE, str(REPO), str(dump), "deploy", str(project),
                            "-d", fresh_db, "--sslmode", "disable", "--timeout", "0"],
                           env=_env(pg), capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
-    at_send = set(json.loads(dump.read_text()))
-    assert "pgmilib.conn.wire" in at_send  # the probe ran when the API was sent
+    seen = json.loads(dump.read_text())
+    at_send = set(seen["modules"])
+    assert "pgmilib.deploy.session" in at_send  # the probe ran when the API was handed over
     assert sorted(at_send.intersection(AFTER_THE_SEND)) == []
+    assert seen["kept"] is True  # the test server logs in without an exchange: the API went ahead
     assert query(pg, fresh_db, "SELECT to_regclass('public.from_deploy') IS NOT NULL") == [[True]]
 
 

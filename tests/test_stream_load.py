@@ -17,7 +17,7 @@ import pytest
 from projects import query, run_cli, write_project
 
 from pgmilib.deploy import pipeline, session
-from pgmilib.errors import Exit, PgmiError
+from pgmilib.errors import Exit
 from pgmilib.project import scan as P
 
 #: deploy.sql: what the session's tables hold, kept in real tables for the test to read.
@@ -180,13 +180,9 @@ def test_errors_the_scan_raises_are_those_of_a_plain_scan(tmp_path, pg, pg_env, 
 
 
 def test_the_projects_problem_wins_over_a_failed_session_api(tmp_path, pg_env, fresh_db, monkeypatch, capsys):
-    def failing_api(conn):
-        def fail():
-            raise PgmiError("session preparation failed: the API could not be built")
-
-        return fail
-
-    monkeypatch.setattr(session, "send_api", failing_api)
+    # The server refuses the API, whether it went out behind the login or after it.
+    failure = "session preparation failed: the API could not be built"
+    monkeypatch.setattr(session, "_batch", lambda names: ("SELECT 1/0;", failure))
     good = write_project(tmp_path / "good", {"a.sql": "SELECT 1;\n"}, KEEP)
     code, _, err = run_cli(["deploy", str(good), "-d", fresh_db], capsys)
     assert code == Exit.GENERAL and "the API could not be built" in err

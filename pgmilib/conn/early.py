@@ -12,12 +12,24 @@ Only what the start-up packet holds is decided here; it is exactly what the driv
 (pg8000's layout, pinned by tests/test_early_start.py). A connection that does not qualify (TCP,
 a host list, a cloud login) or cannot be opened here is simply opened the usual way, which
 reports any failure as it always has.
+
+A query can go out at once too (`Started.send_at_login`): a thread beside the imports reads the
+server's first answer and, when it is AuthenticationOk (a login without any exchange: trust or
+peer, the usual local server), sends the query right behind it; the server runs it as soon as
+the session is ready, while the client still imports and logs in. What the thread read is
+handed back to the driver (`replay`), which then reads the login's answer as ever. When the
+server asks for a password, nothing is sent: the driver logs in and the caller sends the query
+the usual way (`StartedSocket.query_sent` says which). Whoever sends this way must keep what
+the query does undoable until it knows which session ran it (deploy/session.py: a transaction
+that only the announced backend commits).
 """
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
+import threading
 
 from pgmilib.conn.libpqkeys import is_client_only
 from pgmilib.conn.params import DEFAULT_APP_NAME, ConnParams
@@ -27,6 +39,8 @@ if TYPE_CHECKING:
     from typing import Any, Self
 
 PROTOCOL_VERSION = 196608  # 3.0
+#: AuthenticationOk: message type R, length 8, request code 0 (no exchange: trust, peer).
+AUTHENTICATION_OK = b"R" + struct.pack("!ii", 8, 0)
 
 
 def startup_params(params: ConnParams) -> dict[str, str]:
@@ -80,15 +94,32 @@ class StartedSocket(socket.socket):
     """
 
     sent: bytes = b""
+    replay: bytes = b""  # the server's first bytes, read here: the driver reads them first
+    query_sent = False  # a query went out behind the login (send_at_login): its answer is unread
 
     def makefile(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-        return _SkipSent(super().makefile(*args, **kwargs), self.sent)
+        return _SkipSent(super().makefile(*args, **kwargs), self.sent, self.replay)
 
 
 class _SkipSent:
-    def __init__(self, stream: Any, sent: bytes) -> None:
+    def __init__(self, stream: Any, sent: bytes, replay: bytes = b"") -> None:
         self._stream = stream
         self._pending = sent
+        self._replay = replay
+
+    def read(self, size: int = -1) -> bytes:
+        if not self._replay:
+            return self._stream.read(size)
+        if size < 0:
+            data, self._replay = self._replay + self._stream.read(), b""
+            return data
+        data, self._replay = self._replay[:size], self._replay[size:]
+        return data
+
+    def unwrap(self) -> Any:
+        """The driver's own stream, once the packet is dropped and the replay read (every later
+        read then costs no detour through this wrapper); this wrapper while either is left."""
+        return self if self._pending or self._replay else self._stream
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         if self._pending:
@@ -110,22 +141,86 @@ class Started:
     connection attempt, and leaving the `with` block closes it if nothing took it. Whether the
     attempt would send the same packet is checked as the driver writes its own (`StartedSocket`)."""
 
-    def __init__(self, sock: StartedSocket | None = None, path: str = "") -> None:
+    def __init__(self, sock: StartedSocket | None = None, path: str = "", *, ahead: bool = False) -> None:
         self._held: StartedSocket | None = sock
         self.path = path
+        self._ahead = ahead  # may a query go out behind the login (`may_send_at_login`)
+        self._reader: threading.Thread | None = None
+        self._broken = False  # the query went out in part: the stream cannot be used
+        self._timed_out = False  # no answer within the socket's timeout: the attempt's time is up
+        self._bug: BaseException | None = None
+
+    def send_at_login(self, query: str) -> None:
+        """Send `query` as soon as the server accepts the login without an exchange (see the
+        module's docstring); the answer is read and replayed by a thread beside the imports."""
+        if self._held is None or self._reader is not None or not self._ahead:
+            return
+        try:
+            message = _query_message(query)
+        except UnicodeEncodeError:  # not ASCII: the server's client encoding is not known yet
+            return
+        self._reader = threading.Thread(target=self._answer, args=(self._held, message), daemon=True,
+                                        name="pgmi-early-login")
+        self._reader.start()
+
+    def _answer(self, sock: StartedSocket, message: bytes) -> None:
+        try:
+            data = b""
+            while len(data) < len(AUTHENTICATION_OK):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            sock.replay = data
+            if data.startswith(AUTHENTICATION_OK):
+                try:
+                    sock.sendall(message)
+                except OSError:
+                    self._broken = True  # how much went out is not known
+                    raise
+                sock.query_sent = True
+        except (socket.timeout, TimeoutError):  # one class from 3.10 on, two before
+            self._timed_out = True
+        except OSError:  # a reset, a shut socket: the driver reads what is left and says so
+            pass
+        except BaseException as bug:  # noqa: BLE001 -- handed to the main thread by take()
+            self._bug = bug
+
+    def _settle(self) -> None:
+        if self._reader is not None:
+            self._reader.join()
+            self._reader = None
+        if self._bug is not None:
+            bug, self._bug = self._bug, None
+            raise bug
 
     def take(self, path: str) -> StartedSocket | None:
-        """The socket, if it went to `path`; else None (and it is closed)."""
+        """The socket, if it went to `path` and its stream is whole; else None (and it is closed).
+        Waits for the login's reader first, which ends with the server's first answer; raises
+        TimeoutError when none came within the socket's timeout."""
+        try:
+            self._settle()
+        except BaseException:
+            self.close()
+            raise
         sock, self._held = self._held, None
-        if sock is not None and path != self.path:
+        if sock is not None and (path != self.path or self._broken):
             sock.close()
             return None
+        if sock is not None and self._timed_out:  # as the driver's own read would have ended, not twice as late
+            sock.close()
+            raise TimeoutError("timed out waiting for the server's answer to the start-up packet")
         return sock
 
     def close(self) -> None:
         sock, self._held = self._held, None
         if sock is not None:
+            with contextlib.suppress(OSError):  # wakes the reader, if it still waits
+                sock.shutdown(socket.SHUT_RDWR)
             sock.close()
+        if self._reader is not None:
+            self._reader.join()
+            self._reader = None
 
     def __enter__(self) -> Self:
         return self
@@ -156,4 +251,18 @@ def start(params: ConnParams, database: str | None, timeout: float | None) -> St
     except OSError:  # the usual attempt opens it again and says what is wrong
         sock.close()
         return Started()
-    return Started(sock, params.socket_path)
+    return Started(sock, params.socket_path, ahead=may_send_at_login(params))
+
+
+def may_send_at_login(params: ConnParams) -> bool:
+    """May a query follow the start-up packet before the driver has logged in? Not when anything
+    must happen between the login and the caller's first statement: `require_auth` (it may refuse
+    the login the server accepted), `target_session_attrs` (its check is a query of its own)."""
+    return not params.require_auth and params.target_session_attrs in ("", "any")
+
+
+def _query_message(text: str) -> bytes:
+    """A simple-query message (Q) carrying `text`, which must be ASCII: the same bytes in every
+    client encoding the server may choose before it says which."""
+    body = text.encode("ascii") + b"\x00"
+    return b"Q" + struct.pack("!i", len(body) + 4) + body

@@ -169,6 +169,12 @@ class LiveConnection(pg8000.native.Connection):
         self._dialled: socket.socket | None = None
         self._dialled = _dial(kwargs)
         super().__init__(*args, **kwargs)
+        # A socket started early (conn/early.py): its wrapper is done once the login is read.
+        unwrap = getattr(self._sock, "unwrap", None)
+        if unwrap is not None:
+            self._sock = unwrap()
+        #: A query went out behind the login (early.Started.send_at_login); `answer_ahead()` reads it.
+        self.query_ahead = getattr(self._dialled, "query_sent", False)
         # pg8000 has no handler for CopyBothResponse (a KeyError would desync the loop).
         self.message_types[COPY_BOTH_RESPONSE] = self.handle_COPY_BOTH_RESPONSE
 
@@ -189,11 +195,22 @@ class LiveConnection(pg8000.native.Connection):
         The answer must stay small enough to wait in the socket's buffers (command tags, a few
         notices): pgmi sends its own set-up scripts this way, never the user's SQL.
         """
+        self.send_QUERY(statement)
+        self._flush()
+        return self._answer(statement)
+
+    def answer_ahead(self) -> Callable[[], Any]:
+        """The query sent behind the login (`query_ahead`), as `send_simple` returns it: call the
+        result to read its answer. Once: a second call has nothing left to read."""
+        if not self.query_ahead:
+            raise RuntimeError("no query was sent behind the login")
+        self.query_ahead = False
+        return self._answer("")
+
+    def _answer(self, statement: str) -> Callable[[], Any]:
         from pg8000.core import Context
 
         context = Context(statement)
-        self.send_QUERY(statement)
-        self._flush()
 
         def finish() -> Any:
             self._simple_query = True

@@ -340,6 +340,7 @@ class _Run:
         """
         from pgmilib import records
         from pgmilib.conn import early
+        from pgmilib.deploy import session
         from pgmilib.project.root import validate_root
 
         request, params = self.request, self.params
@@ -355,9 +356,12 @@ class _Run:
         said = _Held(self.out)  # the attempt's warnings and verbose lines, said once it counts
         try:
             # The start-up packet goes out before the driver is imported (conn/early.py): the
-            # server starts the session meanwhile.
-            with early.start(quick, params.database, self.watchdog.deadline.cap(limit)) as started, _connection_guard():
-                conn = self.connect(params.database, quick, out=said, retry=False, started=started)
+            # server starts the session meanwhile, and builds the session API once it has
+            # accepted the login without an exchange (the usual local server).
+            with early.start(quick, params.database, self.watchdog.deadline.cap(limit)) as started:
+                started.send_at_login(session.api_at_login())  # before the guard imports the driver
+                with _connection_guard():
+                    conn = self.connect(params.database, quick, out=said, retry=False, started=started)
         except ConnectionFailed as error:
             from pgmilib.conn.connect import is_transient
 
@@ -381,22 +385,58 @@ class _Run:
 
     def start(self, conn: LiveConnection) -> _Opened:
         """The server's version, one server session (no transaction pooler), then the session
-        API sent without waiting for it. Closes `conn` when a check fails."""
-        from pgmilib.deploy import lock, pooler, session
+        API sent without waiting for it. Closes `conn` when a check fails.
+
+        When the session API went out behind the login (`open_early`), the server is building
+        it already: its commit follows at once, and the pooler check waits for `api_built()`
+        (a round trip now would wait for the build). If the API did not stay (another server
+        session ran it: a proxy), the checks run first and the API is sent again, as here."""
+        from pgmilib.deploy import lock, session
 
         assert self.params is not None  # configure() ran
         self.watchdog.conn = conn
         try:
             with _connection_guard():
+                if getattr(conn, "query_ahead", False):
+                    if session.server_version_reported(conn):
+                        adopted = session.adopt_api_ahead(conn, conn.backend_pid)
+                        return _Opened(conn, lambda: self.checked(conn, adopted()))
+                    session.drop_api_ahead(conn)  # the version check asks the server: see it first
                 session.check_server_version(conn)
-                # pg_temp needs one server session
-                pid = pooler.check(conn, lambda: self.connect(self.params.database), self.out,
-                                   where=f"{self.params.host}:{self.params.port}")
-                return _Opened(conn, pid, session.send_api(conn))
+                pid = self.pooler_check(conn)
+                built = session.send_api(conn)
+
+                def ready() -> int:
+                    built()
+                    return pid
+
+                return _Opened(conn, ready)
         except BaseException:
             self.watchdog.conn = None
             lock.close_quietly(conn)
             raise
+
+    def checked(self, conn: LiveConnection, installed: bool) -> int:
+        """After the session API sent behind the login: the pooler check, and the API sent
+        again when it did not stay (`session.adopt_api_ahead`). The session's server pid."""
+        from pgmilib.deploy import session
+
+        if installed:
+            return self.pooler_check(conn)
+        self.watchdog.check()  # a timeout or cancel may be why it failed
+        self.out.verbose("The session API sent behind the login did not stay (another server session ran it, or "
+                         "it failed): rolled back; checking the session, then sending it again")
+        pid = self.pooler_check(conn)
+        session.send_api(conn)()
+        return pid
+
+    def pooler_check(self, conn: LiveConnection) -> int:
+        """pg_temp needs one server session: no transaction-mode pooler (deploy/pooler.py)."""
+        from pgmilib.deploy import pooler
+
+        assert self.params is not None  # configure() ran
+        return pooler.check(conn, lambda: self.connect(self.params.database), self.out,
+                            where=f"{self.params.host}:{self.params.port}")
 
     # -- the session API, the files, deploy.sql --------------------------------------------
 
@@ -517,18 +557,20 @@ class _Held:
 
 
 class _Opened:
-    """The session connection once its checks passed, with the session API on its way."""
+    """The session connection with the session API on its way (its checks passed, or wait
+    behind the API: `_Run.start`)."""
 
-    def __init__(self, conn: LiveConnection, pid: int, api: Callable[[], None]) -> None:
+    def __init__(self, conn: LiveConnection, ready: Callable[[], int]) -> None:
         self.conn = conn
-        self.pid = pid  # the server's pid of the session (for the live status)
-        self._api = api
+        self.pid = 0  # the server's pid of the session (for the live status), once api_built() returned
+        self._ready: Callable[[], int] | None = ready
 
     def api_built(self) -> None:
-        """Wait for the server to finish the session API; raises its failure. Once: later
-        calls (the streaming scan waited already) return at once."""
-        api, self._api = self._api, _built
-        api()
+        """Wait for the server to finish the session API (and any check that waited behind it);
+        raises its failure. Once: later calls (the streaming scan waited already) return at once."""
+        ready, self._ready = self._ready, None
+        if ready is not None:
+            self.pid = ready()
 
     def abandon(self, watchdog: Watchdog) -> None:
         """The scan failed: end the session (the server finishes the API, then drops it)."""
@@ -536,10 +578,6 @@ class _Opened:
 
         watchdog.conn = None
         lock.close_quietly(self.conn)
-
-
-def _built() -> None:
-    """The session API's answer, once it has been read."""
 
 
 def _redact_exception(error: BaseException) -> None:

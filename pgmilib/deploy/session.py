@@ -130,6 +130,59 @@ def send_api(conn: Session) -> Callable[[], None]:
     return lambda: _call(finish, what)
 
 
+def api_at_login() -> str:
+    """The session API as it goes out behind the login (conn/early.py `send_at_login`), before
+    the client knows which server session runs it: inside a transaction that only the announced
+    backend commits (sql/session_ahead.sql, `adopt_api_ahead`)."""
+    text, _ = _batch(API_SCRIPTS)
+    return read_sql_section("session_ahead.sql", "begin") + "\n" + text
+
+
+def adopt_api_ahead(conn: Session, pid: int | None) -> Callable[[], bool]:
+    """Take over the session API sent behind the login (`api_at_login`; `conn.query_ahead`).
+
+    The commit goes out at once, guarded by `pid`, the backend's pid the login announced
+    (None: none was, and nothing is committed); the server runs it right after the API. Call
+    the result before anything else uses `conn`: True when the API is built and committed in
+    that backend; False when nothing of it is left (another server session ran it, behind a
+    proxy or pooler, or it failed), so the caller checks the session and installs it the usual way.
+    """
+    answer = conn.answer_ahead()
+    guard = None
+    if pid is not None:
+        guard = conn.send_simple(read_sql_section("session_ahead.sql", "commit").replace("{pid}", str(int(pid))))
+
+    def finish() -> bool:
+        built = _answered(answer)
+        committed = guard is not None and _answered(guard)  # both answers are read, whatever the first
+        if conn.transaction_status != "I":  # open (no guard) or aborted: nothing of it stays
+            conn.run("ROLLBACK")
+        return built and committed
+
+    return finish
+
+
+def drop_api_ahead(conn: Session) -> None:
+    """Read the answer of the session API sent behind the login and roll it back, unused."""
+    _answered(conn.answer_ahead())
+    if conn.transaction_status != "I":
+        conn.run("ROLLBACK")
+
+
+def _answered(finish: Callable[[], Any]) -> bool:
+    """Read one answer: True when it succeeded, False when the server refused it. A refusal that
+    ended the session (FATAL) is raised: there is nothing left to roll back or retry."""
+    from pgmilib.conn.wire import SERVER_ERRORS, session_end
+
+    try:
+        finish()
+    except SERVER_ERRORS as error:
+        if session_end(error) is not None:
+            raise
+        return False
+    return True
+
+
 def _batch(names: tuple[str, ...]) -> tuple[str, str]:
     """The scripts' text as one query, and the prefix of its failures."""
     texts = []
@@ -429,12 +482,17 @@ def check_server_version(conn: Session) -> None:
     reads as 11 or newer, no round trip. Otherwise (an older server, a text this cannot read, a
     connection without the reports) the server is asked, and its answer decides and words the error.
     """
-    reported = server_version_number(_reported(conn, "server_version"))
-    if reported is not None and reported >= MIN_SERVER_VERSION:
+    if server_version_reported(conn):
         return
     number, text = _call(lambda: conn.run(read_sql_section("session_load.sql", "server_version")), PREFIX)[0]
     if number < MIN_SERVER_VERSION:
         raise ConfigError(f"this server reports PostgreSQL {text}, and pgmi requires 11 or newer")
+
+
+def server_version_reported(conn: Session) -> bool:
+    """Did the server's start-up report (ParameterStatus `server_version`) say 11 or newer?"""
+    reported = server_version_number(_reported(conn, "server_version"))
+    return reported is not None and reported >= MIN_SERVER_VERSION
 
 
 _VERSION = re.compile(r"\s*(\d+)(?:\.(\d+)(?:\.(\d+))?)?")
