@@ -281,3 +281,29 @@ def _admin(cluster, sql: str) -> None:
         conn.run(sql)
     finally:
         conn.close()
+
+
+RUN_FILES = ("DO $$ DECLARE r record; BEGIN FOR r IN SELECT content FROM pg_temp.pgmi_plan_view "
+             "ORDER BY execution_order LOOP EXECUTE r.content; END LOOP; END $$;\n")
+
+
+@pytest.mark.parametrize("reported", [True, False], ids=["version reported", "version asked"])
+def test_a_deploy_adopts_the_api_or_drops_it_to_ask_the_version(tmp_path, pg, pg_env, fresh_db, monkeypatch, capsys,
+                                                                reported):
+    """A server that reports 11+ at start-up keeps the API sent ahead; otherwise the version is asked
+    first, which needs the connection: the API sent ahead is dropped and sent again after the checks."""
+    from projects import run_cli
+
+    asked: list[bool] = []
+    check = session.check_server_version
+    monkeypatch.setattr(session, "server_version_reported", lambda conn: reported)
+    monkeypatch.setattr(session, "check_server_version", lambda conn: asked.append(True) or check(conn))
+    adopt = session.adopt_api_ahead
+    adopted: list[bool] = []
+    monkeypatch.setattr(session, "adopt_api_ahead", lambda conn, pid: adopted.append(True) or adopt(conn, pid))
+    project = write_project(tmp_path / "p", {"a.sql": "CREATE TABLE a (id int);\n"}, deploy_sql=RUN_FILES)
+    code, _, err = run_cli(["deploy", str(project), "-d", fresh_db, "-v"], capsys)
+    assert code == 0, err
+    assert (adopted, asked) == (([True], []) if reported else ([], [True]))
+    assert "Loaded 1 files" in err and "did not stay" not in err
+    assert query(pg, fresh_db, "SELECT to_regclass('public.a') IS NOT NULL") == [[True]]
