@@ -40,6 +40,7 @@ PHASES = (
     ("pgmilib.deploy.session", "check_server_version", "version check"),
     ("pgmilib.deploy.lock", "acquire", "deploy lock"),
     ("pgmilib.deploy.session", "send_api", "session scripts"),
+    ("pgmilib.deploy.session", "adopt_api_ahead", "session scripts"),  # sent behind the login
     ("pgmilib.deploy.pipeline", "_Opened.api_built", "session scripts"),  # what the scan did not hide
     ("pgmilib.deploy.session", "run_scripts", "session scripts"),
     ("pgmilib.deploy.session", "run_script", "session scripts"),

@@ -104,6 +104,14 @@ def own_cluster(*setup_sql: str, hba: str | None = None, **cluster_options: Any)
         cluster.stop()
 
 
+def app_login_cluster(password: str) -> Any:
+    """`own_cluster` whose unix socket trusts `postgres` and asks `app` (with `password`) for
+    SCRAM: a login the driver logs in itself, beside one without any exchange."""
+    hba = "local all app scram-sha-256\nlocal all all trust\n"
+    return own_cluster(f"CREATE ROLE app LOGIN PASSWORD '{password}'", hba=hba,
+                       settings={"password_encryption": "scram-sha-256"})
+
+
 class Sink:
     """Consumes COPY streams like the driver would, keeping the bytes (pure logic: no server)."""
 

@@ -22,7 +22,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from projects import own_cluster, query, write_project
+from projects import app_login_cluster, query, write_project
 
 from pgmilib import records
 from pgmilib.conn import early
@@ -37,9 +37,7 @@ PASSWORD = "Ahead-Of-Time-Secret-3"
 @pytest.fixture(scope="module")
 def server():
     """Unix-socket logins: `postgres` trusted, `app` with SCRAM (the driver does the exchange)."""
-    hba = "local all app scram-sha-256\nlocal all all trust\n"
-    with own_cluster(f"CREATE ROLE app LOGIN PASSWORD '{PASSWORD}'", hba=hba,
-                     settings={"password_encryption": "scram-sha-256"}) as cluster:
+    with app_login_cluster(PASSWORD) as cluster:
         yield cluster
 
 
@@ -139,7 +137,13 @@ def _listener(where: str) -> socket.socket:
     return listener
 
 
-def test_the_query_follows_authentication_ok_as_one_simple_query():
+AUTHENTICATION_OK = b"R" + struct.pack("!ii", 8, 0)
+SASL_REQUEST = b"R" + struct.pack("!ii", 23, 10) + b"SCRAM-SHA-256\x00\x00"
+
+
+@pytest.mark.parametrize("answer, follows", [(AUTHENTICATION_OK + b"Z\x00\x00\x00\x05I", True),
+                                             (SASL_REQUEST, False)], ids=["AuthenticationOk", "a SCRAM request"])
+def test_the_query_follows_authentication_ok_only_as_one_simple_query(answer, follows):
     with tempfile.TemporaryDirectory(prefix="pgmi-ah-") as where:
         listener = _listener(where)
         try:
@@ -150,36 +154,16 @@ def test_the_query_follows_authentication_ok_as_one_simple_query():
                 peer.settimeout(5)
                 packet = early.startup_packet("u", "d", "pgmi", {})
                 assert peer.recv(len(packet), socket.MSG_WAITALL) == packet
-                ok = b"R" + struct.pack("!ii", 8, 0)
-                peer.sendall(ok + b"Z\x00\x00\x00\x05I")
-                body = b"SELECT 'ahead';\x00"
-                assert peer.recv(5 + len(body), socket.MSG_WAITALL) == b"Q" + struct.pack("!i", 4 + len(body)) + body
-                sock = started.take(params.socket_path)
-                assert sock is not None and sock.query_sent and sock.replay.startswith(ok)
-                sock.close()
-                peer.close()
-        finally:
-            listener.close()
-
-
-def test_nothing_is_sent_into_a_password_request():
-    with tempfile.TemporaryDirectory(prefix="pgmi-ah-") as where:
-        listener = _listener(where)
-        try:
-            params = _params_for(where)
-            with early.start(params, "d", 5) as started:
-                started.send_at_login("SELECT 'ahead';")
-                peer, _ = listener.accept()
-                peer.settimeout(5)
-                packet = early.startup_packet("u", "d", "pgmi", {})
-                assert peer.recv(len(packet), socket.MSG_WAITALL) == packet
-                sasl = b"R" + struct.pack("!ii", 23, 10) + b"SCRAM-SHA-256\x00\x00"
-                peer.sendall(sasl)
-                sock = started.take(params.socket_path)
-                assert sock is not None and not sock.query_sent and sock.replay == sasl
+                peer.sendall(answer)
+                sock = started.take(params.socket_path)  # the reader is done with the server's answer
+                assert sock is not None and sock.query_sent is follows and sock.replay == answer
+                if follows:
+                    body = b"SELECT 'ahead';\x00"
+                    query = b"Q" + struct.pack("!i", 4 + len(body)) + body
+                    assert peer.recv(len(query), socket.MSG_WAITALL) == query
                 peer.settimeout(0.2)
                 with pytest.raises(socket.timeout):
-                    peer.recv(1)  # nothing followed the packet
+                    peer.recv(1)  # nothing else followed
                 sock.close()
                 peer.close()
         finally:

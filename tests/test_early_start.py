@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pg8000.native
 import pytest
-from projects import own_cluster, query, write_project
+from projects import app_login_cluster, query, write_project
 
 from pgmilib import records
 from pgmilib.conn import early
@@ -133,9 +133,7 @@ def test_only_a_local_password_login_is_started_early(change):
 @pytest.fixture(scope="module")
 def server():
     """Unix-socket logins: `postgres` trusted, `app` with SCRAM (the driver does the exchange)."""
-    hba = "local all app scram-sha-256\nlocal all all trust\n"
-    with own_cluster(f"CREATE ROLE app LOGIN PASSWORD '{PASSWORD}'", hba=hba,
-                     settings={"password_encryption": "scram-sha-256"}) as cluster:
+    with app_login_cluster(PASSWORD) as cluster:
         yield cluster
 
 

@@ -3,9 +3,11 @@
 Order: the API's scripts in one message (schema, test machinery, contract v1 views, contract v1
 test functions: all DDL over empty tables, so none depends on what is loaded), then files (COPY),
 `Loaded N files`, parameters, and ANALYZE of the loaded tables. The deploy pipeline sends the
-scripts (`send_api`) as soon as its session is open, often before the project is scanned, and
-reads their answer before it takes the advisory lock; `prepare` does the rest (and the
-scripts as well when nobody sent them).
+scripts as soon as it can, before the project is scanned: behind the login when the server
+logs in without an exchange (`api_at_login`, `adopt_api_ahead`: in a transaction only the
+announced backend commits), else as soon as its session is open (`send_api`); it reads their
+answer before it takes the advisory lock; `prepare` does the rest (and the scripts as well
+when nobody sent them).
 
 Loading uses COPY FROM STDIN with ~1 MB byte chunks: it matches psql's own COPY speed, where
 one INSERT per file is 5-10x slower. A deploy of a big project into an existing database streams
