@@ -223,6 +223,34 @@ def test_a_server_that_does_not_answer_in_time_is_a_timeout_once():
             listener.close()
 
 
+def test_ctrl_c_while_the_reader_starts_ends_the_early_start_cleanly(monkeypatch):
+    """A signal can arrive inside `Thread.start()`, before the thread counts as started (CI met it):
+    leaving the early start then shuts its socket without joining a thread that cannot be joined
+    (which raised 'cannot join thread before it is started', a crash), and nothing is sent."""
+    def interrupted_start(self):
+        raise KeyboardInterrupt
+
+    with tempfile.TemporaryDirectory(prefix="pgmi-ah-") as where:
+        listener = _listener(where)
+        try:
+            with pytest.raises(KeyboardInterrupt), early.start(_params_for(where), "d", 60) as started:
+                monkeypatch.setattr(threading.Thread, "start", interrupted_start)
+                started.send_at_login("SELECT 1;")
+            monkeypatch.undo()
+            peer, _ = listener.accept()
+            peer.settimeout(5)
+            received = b""
+            while True:
+                chunk = peer.recv(65536)
+                if not chunk:
+                    break
+                received += chunk
+            assert received == early.startup_packet("u", "d", "pgmi", {})  # then the end: nothing more sent
+            peer.close()
+        finally:
+            listener.close()
+
+
 def _params_for(where: str):
     from pgmilib.conn.params import ConnParams
 

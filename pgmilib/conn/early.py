@@ -159,9 +159,14 @@ class Started:
             message = _query_message(query)
         except UnicodeEncodeError:  # not ASCII: the server's client encoding is not known yet
             return
-        self._reader = threading.Thread(target=self._answer, args=(self._held, message), daemon=True,
-                                        name="pgmi-early-login")
-        self._reader.start()
+        reader = threading.Thread(target=self._answer, args=(self._held, message), daemon=True,
+                                  name="pgmi-early-login")
+        try:
+            reader.start()
+        except BaseException:  # Ctrl-C while it starts: shut the socket, which ends the thread if it runs
+            self.close()
+            raise
+        self._reader = reader  # only a started thread can be joined
 
     def _answer(self, sock: StartedSocket, message: bytes) -> None:
         try:
