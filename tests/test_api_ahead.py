@@ -271,7 +271,7 @@ def test_an_idle_in_transaction_limit_does_not_end_the_session(server, tmp_path)
     transactions shorter than that must not end the deploy's session."""
     for sql in ("DROP DATABASE IF EXISTS idle_limit", "CREATE DATABASE idle_limit",
                 "ALTER DATABASE idle_limit SET idle_in_transaction_session_timeout = '1ms'"):
-        _admin(server, sql)
+        query(server, "postgres", sql)
     # No transaction of deploy.sql's own: only the API's waits while idle.
     project = write_project(tmp_path / "p", {"a.sql": "CREATE TABLE a (id int);\n"},
                             deploy_sql="SELECT count(*) FROM pg_temp.pgmi_plan_view;\n"
@@ -283,16 +283,6 @@ def test_an_idle_in_transaction_limit_does_not_end_the_session(server, tmp_path)
     assert done.returncode == 0, done.stderr
     assert "did not stay" not in done.stderr  # the API sent ahead was the one used
     assert query(server, "idle_limit", "SELECT to_regclass('public.from_deploy') IS NOT NULL") == [[True]]
-
-
-def _admin(cluster, sql: str) -> None:
-    import pg8000.native
-
-    conn = pg8000.native.Connection(**cluster.conn_kwargs("postgres"))
-    try:
-        conn.run(sql)
-    finally:
-        conn.close()
 
 
 RUN_FILES = ("DO $$ DECLARE r record; BEGIN FOR r IN SELECT content FROM pg_temp.pgmi_plan_view "
@@ -311,11 +301,12 @@ def test_a_deploy_adopts_the_api_or_drops_it_to_ask_the_version(tmp_path, pg, pg
     monkeypatch.setattr(session, "server_version_reported", lambda conn: reported)
     monkeypatch.setattr(session, "check_server_version", lambda conn: asked.append(True) or check(conn))
     adopt = session.adopt_api_ahead
-    adopted: list[bool] = []
-    monkeypatch.setattr(session, "adopt_api_ahead", lambda conn, pid: adopted.append(True) or adopt(conn, pid))
+    guarded: list[bool] = []  # per adoption: committed under the login's pid, or dropped (no pid)
+    monkeypatch.setattr(session, "adopt_api_ahead",
+                        lambda conn, pid: guarded.append(pid is not None) or adopt(conn, pid))
     project = write_project(tmp_path / "p", {"a.sql": "CREATE TABLE a (id int);\n"}, deploy_sql=RUN_FILES)
     code, _, err = run_cli(["deploy", str(project), "-d", fresh_db, "-v"], capsys)
     assert code == 0, err
-    assert (adopted, asked) == (([True], []) if reported else ([], [True]))
+    assert (guarded, asked) == (([True], []) if reported else ([False], [True]))
     assert "Loaded 1 files" in err and "did not stay" not in err
     assert query(pg, fresh_db, "SELECT to_regclass('public.a') IS NOT NULL") == [[True]]

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from projects import write_project
+from projects import query, write_project
 
 INSTALL = "apt-get install -y pgbouncer"
 
@@ -131,13 +131,7 @@ def _exists(pg, db: str, relation: str) -> bool:
 
 def _api_tables(pg, db: str) -> int:
     """The session API's tables in any session of `db` (a pooler's server sessions included)."""
-    import pg8000.native
-
-    c = pg8000.native.Connection(**pg.conn_kwargs(db))
-    try:
-        return c.run("SELECT count(*) FROM pg_class WHERE relname = '_pgmi_source'")[0][0]
-    finally:
-        c.close()
+    return query(pg, db, "SELECT count(*) FROM pg_class WHERE relname = '_pgmi_source'")[0][0]
 
 
 TRANSPORTS = pytest.mark.parametrize("transport", ["tcp", "unix socket"])

@@ -72,6 +72,14 @@ def session_end(error: BaseException) -> str | None:
     return f"{fields.get('S')}: {fields.get('M', '')} (SQLSTATE {fields.get('C', '?')})"
 
 
+def roll_back_open(conn: Session) -> None:
+    """ROLLBACK when a transaction is open or failed, else nothing: a bare ROLLBACK on an idle
+    session makes the server warn "there is no transaction in progress", which the user would
+    see. A connection without a transaction status (a plain pg8000 one) counts as idle."""
+    if getattr(conn, "transaction_status", "I") != "I":
+        conn.run("ROLLBACK")
+
+
 COPY_BOTH_RESPONSE = b"W"
 COPY_FAIL = b"f"
 COPY_DONE = b"c"

@@ -140,7 +140,7 @@ def release(conn: Session) -> None:
     """
     if conn is None:
         return
-    from pgmilib.conn.wire import DRIVER_ERRORS
+    from pgmilib.conn.wire import DRIVER_ERRORS, roll_back_open
 
     until = time.monotonic() + _RELEASE_BUDGET
     try:
@@ -150,8 +150,7 @@ def release(conn: Session) -> None:
         set_timeout = getattr(conn, "set_socket_timeout", lambda seconds: None)
         with suppress(*DRIVER_ERRORS, AttributeError):
             set_timeout(max(0.05, until - time.monotonic()))
-            if getattr(conn, "transaction_status", "I") != "I":
-                conn.run("ROLLBACK")
+            roll_back_open(conn)
             set_timeout(max(0.05, until - time.monotonic()))
             conn.run(read_sql("session_end.sql"))
     finally:

@@ -340,7 +340,6 @@ class _Run:
         """
         from pgmilib import records
         from pgmilib.conn import early
-        from pgmilib.deploy import session
         from pgmilib.project.root import validate_root
 
         request, params = self.request, self.params
@@ -359,6 +358,8 @@ class _Run:
             # server starts the session meanwhile, and builds the session API once it has
             # accepted the login without an exchange (the usual local server).
             with early.start(quick, params.database, self.watchdog.deadline.cap(limit)) as started:
+                from pgmilib.deploy import session  # imported, and the API read, while the server starts up
+
                 started.send_at_login(session.api_at_login())  # before the guard imports the driver
                 with _connection_guard():
                     conn = self.connect(params.database, quick, out=said, retry=False, started=started)

@@ -73,8 +73,9 @@ class HeadRetry(SessionLayer):
 
     def _reset(self) -> None:
         """A head with its own BEGIN leaves the session in a failed transaction: end it."""
-        if self.transaction_status != "I":
-            self._conn.run("ROLLBACK")
+        from pgmilib.conn.wire import roll_back_open
+
+        roll_back_open(self._conn)
 
     def _sleep(self, seconds: float) -> None:
         """A cancel or the deadline ends the wait at once; `check` then raises for it."""

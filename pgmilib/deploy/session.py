@@ -155,10 +155,11 @@ def adopt_api_ahead(conn: Session, pid: int | None) -> Callable[[], bool]:
         guard = conn.send_simple(read_sql_section("session_ahead.sql", "commit").replace("{pid}", str(int(pid))))
 
     def finish() -> bool:
+        from pgmilib.conn.wire import roll_back_open
+
         built = _answered(answer)
         committed = guard is not None and _answered(guard)  # both answers are read, whatever the first
-        if conn.transaction_status != "I":  # open (no guard) or aborted: nothing of it stays
-            conn.run("ROLLBACK")
+        roll_back_open(conn)  # open (no guard) or aborted: nothing of it stays
         return built and committed
 
     return finish
@@ -166,9 +167,7 @@ def adopt_api_ahead(conn: Session, pid: int | None) -> Callable[[], bool]:
 
 def drop_api_ahead(conn: Session) -> None:
     """Read the answer of the session API sent behind the login and roll it back, unused."""
-    _answered(conn.answer_ahead())
-    if conn.transaction_status != "I":
-        conn.run("ROLLBACK")
+    adopt_api_ahead(conn, None)()  # no pid: nothing is committed
 
 
 def _answered(finish: Callable[[], Any]) -> bool:
