@@ -694,6 +694,41 @@ def test_a_deploy_from_the_archive_sends_the_session_api_before_the_drivers_impo
     assert query(pg, fresh_db, "SELECT to_regclass('public.from_deploy') IS NOT NULL") == [[True]]
 
 
+# Writes the names of the loaded modules once the deploy is done (one a line: no json of its own).
+_END_PROBE = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from pgmilib.cli import app
+code = app.main(sys.argv[3:])
+with open(sys.argv[2], "w") as fh:
+    fh.write("\\n".join(sorted(sys.modules)))
+sys.exit(code)
+"""
+
+
+def test_a_small_deploy_from_the_archive_loads_neither_openssl_nor_json(extracted_site, pg, fresh_db, tmp_path):
+    """A few small files are hashed by the interpreter's own SHA-256 (project/checksums.py
+    `sha256`), and no test event needs json: OpenSSL's library (~4 ms) and json stay unloaded."""
+    from projects import query, write_project
+
+    project = write_project(tmp_path / "p", {f"schema/t{i}.sql": f"-- table {i}\nCREATE TABLE t{i} (id int);\n"
+                                             for i in range(25)},
+                            deploy_sql="DO $$ BEGIN PERFORM 1 FROM pg_temp.pgmi_plan_view; END $$;\n"
+                                       "CREATE TABLE from_deploy (n int);\n"
+                                       "INSERT INTO from_deploy SELECT count(*) FROM pg_temp.pgmi_source_view;\n")
+    dump = tmp_path / "modules.txt"
+    env = {**_clean_env(PGMI_CACHE_DIR=str(tmp_path / "cache")), **pg.env()}
+    done = subprocess.run([sys.executable, "-S", "-c", _END_PROBE, str(extracted_site), str(dump), "deploy",
+                           str(project), "-d", fresh_db, "--sslmode", "disable", "--timeout", "0"],
+                          env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    loaded = set(dump.read_text().split())
+    assert "pgmilib.project.checksums" in loaded  # the files were hashed
+    assert sorted(loaded & {"hashlib", "_hashlib", "json"}) == []
+    assert query(pg, fresh_db, "SELECT n FROM from_deploy") == [[25]]
+    assert list((tmp_path / "cache").iterdir())  # the checksum cache was written, with these checksums
+
+
 _MD5_PROBE = """
 import sys
 sys.path.insert(0, sys.argv[1])

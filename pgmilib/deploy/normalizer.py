@@ -27,14 +27,13 @@ loader), and only for projects big enough to repay the fork (MIN_FILES, MIN_BYTE
 from __future__ import annotations
 
 import gc
-import hashlib
 import os
 import signal
 import stat
 import sys
 import warnings
 
-from pgmilib.project.checksums import BOM, normalized_digest
+from pgmilib.project.checksums import BOM, normalized_digest, sha256
 from pgmilib.project.paths import is_test_path
 from pgmilib.project.root import DEFAULT_MAX_FILE_SIZE
 from pgmilib.project.scan import read_path
@@ -86,6 +85,10 @@ class Normalizer:
         self._done: list[bytes] = []  # records of the jobs from the last one backwards
         if not jobs or not available():
             return
+        # OpenSSL's SHA-256 for a project this big, on both sides (checksums.sha256 uses it once it
+        # is loaded); imported before the fork, so no thread of ours can hold its import lock there.
+        import hashlib  # noqa: F401
+
         read_fd, write_fd = os.pipe()
         try:
             with warnings.catch_warnings():
@@ -214,7 +217,7 @@ def _serve(jobs: list[tuple[str | Path, bytes | None]], max_file_size: int, know
             if data is None:
                 record = memoryview(bytes(RECORD))
             else:
-                raw = hashlib.sha256(data).digest()
+                raw = sha256(data).digest()
                 record = memoryview(raw + (known.get(raw) or normalized_digest(data)))
             while record:
                 record = record[os.write(fd, record):]

@@ -14,7 +14,6 @@ results (the JSON report lists them too). Durations are measured on the server w
 from __future__ import annotations
 
 import functools
-import json
 import re
 from collections.abc import Sequence
 
@@ -184,6 +183,8 @@ def junit_xml(suites: Sequence[SuiteResult], error: str | None = None) -> str:
 
 def _yaml_str(value: str) -> str:
     """A YAML double-quoted scalar (JSON strings are valid YAML)."""
+    import json  # here, as below: only a test report needs it
+
     return json.dumps(value, ensure_ascii=False)
 
 
@@ -260,4 +261,6 @@ def json_report(suites: Sequence[SuiteResult], error: str | None = None) -> str:
     }
     if error:
         doc["error"] = error
+    import json
+
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
