@@ -28,6 +28,7 @@ BOM = b"\xef\xbb\xbf"
 #: How many bytes the interpreter's own SHA-256 hashes before hashlib's is loaded (`sha256`).
 BUILTIN_SHA256_BYTES = 1 << 20
 _builtin_left = BUILTIN_SHA256_BYTES
+_hashlib_sha256: Callable[[bytes], Any] | None = None  # once chosen, for good
 
 
 @functools.cache
@@ -49,7 +50,9 @@ def sha256(data: bytes) -> Any:
     interpreter's own module (the most that costs over OpenSSL's is about that import), and
     everything after them, or everything once hashlib is loaded anyway, through hashlib.
     """
-    global _builtin_left
+    global _builtin_left, _hashlib_sha256
+    if _hashlib_sha256 is not None:
+        return _hashlib_sha256(data)
     if len(data) <= _builtin_left and "hashlib" not in sys.modules:
         builtin = _interpreter_sha256()
         if builtin is not None:
@@ -57,7 +60,8 @@ def sha256(data: bytes) -> Any:
             return builtin(data)
     import hashlib
 
-    return hashlib.sha256(data)
+    _hashlib_sha256 = hashlib.sha256
+    return _hashlib_sha256(data)
 
 
 def raw_checksum(data: bytes) -> str:
