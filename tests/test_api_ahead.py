@@ -25,7 +25,7 @@ import pytest
 from projects import app_login_cluster, query, write_project
 
 from pgmilib import records
-from pgmilib.conn import early
+from pgmilib.conn import adopted, early
 from pgmilib.conn.connect import open_connection
 from pgmilib.conn.conninfo import parse_connection_string
 from pgmilib.deploy import session
@@ -65,7 +65,7 @@ def test_the_api_stays_in_the_announced_backend(server):
     conn = _connect_ahead(server)
     try:
         assert conn.query_ahead
-        assert not isinstance(conn._sock, early._SkipSent)  # the wrapper is gone once the login is read
+        assert not isinstance(conn._sock, adopted._SkipSent)  # the wrapper is gone once the login is read
         assert session.adopt_api_ahead(conn, conn.backend_pid)() is True
         assert conn.transaction_status == "I"
         assert conn.run("SELECT to_regclass('pg_temp._pgmi_source') IS NOT NULL, "
@@ -102,7 +102,7 @@ def test_otherwise_nothing_of_it_stays(server, how, monkeypatch):
 def test_nothing_goes_ahead_where_the_login_needs_more(server, change):
     conn = _connect_ahead(server, **change)
     try:
-        assert isinstance(conn._usock, early.StartedSocket)  # the early start itself was used
+        assert isinstance(conn._usock, adopted.StartedSocket)  # the early start itself was used
         assert conn.query_ahead is False
         assert _api_tables(server) == 0
         assert conn.run("SELECT current_user") == [[change.get("user", "postgres")]]
@@ -110,19 +110,26 @@ def test_nothing_goes_ahead_where_the_login_needs_more(server, change):
         conn.close()
 
 
-def test_a_send_that_breaks_off_costs_a_fresh_socket(server, monkeypatch):
+def test_a_send_that_breaks_off_costs_a_fresh_socket(server):
     """How much of the query went out is not known: the socket is not used, the attempt opens another."""
-    def broken(self, data, *args):
-        raise BrokenPipeError(32, "Broken pipe")
+    class BreaksOnSend:  # the started socket, but a send breaks
+        def __init__(self, raw):
+            self.raw = raw
+
+        def sendall(self, data, *args):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def __getattr__(self, name):
+            return getattr(self.raw, name)
 
     params = _params(server)
     with early.start(params, "postgres", 5) as started:
         # The start-up packet went out; only the query's send breaks.
-        monkeypatch.setattr(early.StartedSocket, "sendall", broken, raising=False)
+        started._held = BreaksOnSend(started._held)
         started.send_at_login(session.api_at_login())
         conn = open_connection(params, "postgres", started=started, retry=False)
     try:
-        assert not isinstance(conn._usock, early.StartedSocket)
+        assert not isinstance(conn._usock, adopted.StartedSocket)
         assert conn.query_ahead is False
         assert conn.run("SELECT 1") == [[1]]
     finally:

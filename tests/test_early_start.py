@@ -23,7 +23,7 @@ import pytest
 from projects import app_login_cluster, query, write_project
 
 from pgmilib import records
-from pgmilib.conn import early
+from pgmilib.conn import adopted, early
 from pgmilib.conn.connect import open_connection
 from pgmilib.conn.conninfo import parse_connection_string
 from pgmilib.conn.params import ConnParams
@@ -67,7 +67,7 @@ def test_the_packet_is_the_one_the_driver_sends(database, application, options):
 def test_the_driver_copy_is_dropped_and_a_different_one_refused():
     ours, server = socket.socketpair()
     try:
-        started = early.StartedSocket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=ours.detach())
+        started = adopted.StartedSocket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=ours.detach())
         started.sent = b"\x00\x00\x00\x09abcde"
         stream = started.makefile("rwb")
         assert stream.write(b"\x00\x00\x00\x09") == 4  # in two writes, as the driver writes it
@@ -77,9 +77,9 @@ def test_the_driver_copy_is_dropped_and_a_different_one_refused():
         server.settimeout(5)
         assert server.recv(100) == b"Q-after"  # only what follows the packet reaches the server
 
-        other = early.StartedSocket(socket.AF_UNIX, socket.SOCK_STREAM)
+        other = adopted.StartedSocket(socket.AF_UNIX, socket.SOCK_STREAM)
         other.sent = b"\x00\x00\x00\x09abcde"
-        with pytest.raises(early.Mismatch):
+        with pytest.raises(adopted.Mismatch):
             other.makefile("rwb").write(b"\x00\x00\x00\x09abXde")
         other.close()
         started.close()
@@ -159,7 +159,7 @@ def test_the_driver_adopts_the_started_session(server):
     with early.start(params, "postgres", 5) as started:
         conn = open_connection(params, "postgres", started=started)
     try:
-        assert isinstance(conn._usock, early.StartedSocket)  # the socket sent ahead
+        assert isinstance(conn._usock, adopted.StartedSocket)  # the socket sent ahead
         assert started.take("") is None  # taken by the attempt
         assert conn.run("SELECT current_database(), current_setting('application_name'), "
                         "current_setting('search_path')") == [["postgres", "pgmi early", "pg_catalog, public"]]
@@ -173,7 +173,7 @@ def test_a_password_login_is_the_drivers_after_an_early_start(server):
     with early.start(params, "postgres", 5) as started:
         conn = open_connection(params, "postgres", started=started, retry=False)
     try:
-        assert isinstance(conn._usock, early.StartedSocket)
+        assert isinstance(conn._usock, adopted.StartedSocket)
         assert conn.run("SELECT current_user") == [["app"]]
     finally:
         conn.close()
@@ -201,10 +201,10 @@ def test_a_packet_the_attempt_would_not_send_gets_a_fresh_socket(differs, server
     try:
         with early.start(early_params, "postgres", 5) as started:
             if differs == "the driver's packet":
-                started._held.sent = started._held.sent[:-2] + b"X\x00"
+                started.sent = started.sent[:-2] + b"X\x00"
             conn = open_connection(params, "postgres", started=started)
         try:
-            assert not isinstance(conn._usock, early.StartedSocket)
+            assert not isinstance(conn._usock, adopted.StartedSocket)
             assert conn.run("SELECT current_setting('application_name')") == [["pgmi fresh"]]
             assert _gone(server, "pgmi early")
             until = time.monotonic() + 10
@@ -237,7 +237,7 @@ def test_a_socket_to_another_server_is_closed_not_used():
             listener.close()
 
 
-# Records, when the start-up packet is sent, whether the driver is imported yet; and that the
+# Records, when the start-up packet is sent, whether the driver (or `socket`) is imported yet; and that the
 # connection the deploy runs on is the one started early, with the session API sent behind its
 # login (the server logs in without an exchange).
 PROBE = """\
@@ -250,6 +250,7 @@ start = early.start
 def recording_start(*args):
     started = start(*args)
     seen["driver imported"] = "pg8000" in sys.modules
+    seen["socket imported"] = "socket" in sys.modules  # _socket alone: socket's enum tables come later
     seen["started"] = started.take.__self__._held is not None
     return started
 early.start = recording_start
@@ -276,7 +277,8 @@ def test_a_deploy_starts_its_session_before_it_imports_the_driver(server, tmp_pa
                            "-d", "postgres", "--timeout", "0"],
                           env=env, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
-    assert json.loads(dump.read_text()) == {"driver imported": False, "started": True, "adopted": "StartedSocket"}
+    assert json.loads(dump.read_text()) == {"driver imported": False, "socket imported": False, "started": True,
+                                             "adopted": "StartedSocket"}
     assert query(server, "postgres", "SELECT to_regclass('public.from_deploy') IS NOT NULL") == [[True]]
 
 

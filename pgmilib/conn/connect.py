@@ -18,10 +18,11 @@ import socket
 from collections.abc import Callable, Iterator
 
 from pgmilib import records
+from pgmilib.conn.adopted import Mismatch
 from pgmilib.conn.auth import provider_for
 from pgmilib.conn.backoff import Backoff, pause
 from pgmilib.conn.deadline import CANCEL_GRACE_SECONDS, CANCELLED, Deadline
-from pgmilib.conn.early import Mismatch, Started, application_name, startup_params, unsendable
+from pgmilib.conn.early import Started, application_name, startup_params, unsendable
 from pgmilib.conn.libpqkeys import check_options, parse_require_auth, session_matches, unused_keys
 from pgmilib.conn.params import ConnParams
 from pgmilib.conn.tls import build_ssl_context

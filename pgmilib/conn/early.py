@@ -4,7 +4,8 @@ A deploy's first connection goes to a server that needs ~2 ms from the start-up 
 ReadyForQuery (a fork, authentication, the backend's own set-up), and the client needs several
 milliseconds to import the driver before it can send that packet. So, for a local server (a unix socket, where no
 TLS is negotiated first), `start()` opens the socket and sends the start-up packet before the
-driver is imported; the driver then adopts the socket (`StartedSocket`), writes its own start-up
+driver is imported (with the C module `_socket` alone); the driver then adopts the socket
+(`adopted.StartedSocket`, made once `socket` is imported with the driver), writes its own start-up
 packet, which is checked against the one sent and dropped, and reads the server's answer from
 there: authentication and everything after it is the driver's, as on any other connection.
 
@@ -19,15 +20,15 @@ peer, the usual local server), sends the query right behind it; the server runs 
 the session is ready, while the client still imports and logs in. What the thread read is
 handed back to the driver (`replay`), which then reads the login's answer as ever. When the
 server asks for a password, nothing is sent: the driver logs in and the caller sends the query
-the usual way (`StartedSocket.query_sent` says which). Whoever sends this way must keep what
+the usual way (`Started.query_sent`, then the adopted socket's, says which). Whoever sends this way must keep what
 the query does undoable until it knows which session ran it (deploy/session.py: a transaction
 that only the announced backend commits).
 """
 
 from __future__ import annotations
 
+import _socket  # the C module alone: `socket` comes after the packet (conn/adopted.py)
 import contextlib
-import socket
 import struct
 import threading
 
@@ -36,7 +37,9 @@ from pgmilib.conn.params import DEFAULT_APP_NAME, ConnParams
 
 TYPE_CHECKING = False  # typing's flag without importing typing at run time; type checkers take it as true
 if TYPE_CHECKING:
-    from typing import Any, Self
+    from typing import Self
+
+    from pgmilib.conn.adopted import StartedSocket
 
 PROTOCOL_VERSION = 196608  # 3.0
 #: AuthenticationOk: message type R, length 8, request code 0 (no exchange: trust, peer).
@@ -81,69 +84,18 @@ def unsendable(user: str, database: str | None, application: str | None, options
     return None
 
 
-class Mismatch(Exception):
-    """The driver's start-up packet is not the one sent ahead: the attempt's parameters differ from
-    the early start's, or the driver changed (tests/test_early_start.py pins its layout)."""
-
-
-class StartedSocket(socket.socket):
-    """A connected socket that has already sent `sent`, the start-up packet.
-
-    The driver wraps its socket with `makefile()`; the wrapper drops the driver's own copy of
-    the packet, byte for byte the same, and passes everything else through.
-    """
-
-    sent: bytes = b""
-    replay: bytes = b""  # the server's first bytes, read here: the driver reads them first
-    query_sent = False  # a query went out behind the login (send_at_login): its answer is unread
-
-    def makefile(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-        return _SkipSent(super().makefile(*args, **kwargs), self.sent, self.replay)
-
-
-class _SkipSent:
-    def __init__(self, stream: Any, sent: bytes, replay: bytes = b"") -> None:
-        self._stream = stream
-        self._pending = sent
-        self._replay = replay
-
-    def read(self, size: int = -1) -> bytes:
-        if not self._replay:
-            return self._stream.read(size)
-        if size < 0:
-            data, self._replay = self._replay + self._stream.read(), b""
-            return data
-        data, self._replay = self._replay[:size], self._replay[size:]
-        return data
-
-    def unwrap(self) -> Any:
-        """The driver's own stream, once the packet is dropped and the replay read (every later
-        read then costs no detour through this wrapper); this wrapper while either is left."""
-        return self if self._pending or self._replay else self._stream
-
-    def write(self, data: bytes | bytearray | memoryview) -> int:
-        if self._pending:
-            size = min(len(data), len(self._pending))
-            if bytes(data[:size]) != self._pending[:size]:
-                raise Mismatch("the driver's start-up packet differs from the one sent ahead")
-            self._pending = self._pending[size:]
-            data = data[size:]
-            if not data:
-                return size
-        return self._stream.write(data)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)
-
-
 class Started:
     """A start-up packet on its way (or none: no socket); `take()` hands the socket to the
     connection attempt, and leaving the `with` block closes it if nothing took it. Whether the
     attempt would send the same packet is checked as the driver writes its own (`StartedSocket`)."""
 
-    def __init__(self, sock: StartedSocket | None = None, path: str = "", *, ahead: bool = False) -> None:
-        self._held: StartedSocket | None = sock
+    def __init__(self, sock: _socket.socket | None = None, path: str = "", *, sent: bytes = b"",
+                 ahead: bool = False) -> None:
+        self._held: _socket.socket | None = sock
         self.path = path
+        self.sent = sent  # the start-up packet that went out
+        self.replay = b""  # the server's first bytes, read by the login's reader: the driver reads them first
+        self.query_sent = False  # a query went out behind the login (send_at_login): its answer is unread
         self._ahead = ahead  # may a query go out behind the login (`may_send_at_login`)
         self._reader: threading.Thread | None = None
         self._broken = False  # the query went out in part: the stream cannot be used
@@ -168,7 +120,7 @@ class Started:
             raise
         self._reader = reader  # only a started thread can be joined
 
-    def _answer(self, sock: StartedSocket, message: bytes) -> None:
+    def _answer(self, sock: _socket.socket, message: bytes) -> None:
         try:
             data = b""
             while len(data) < len(AUTHENTICATION_OK):
@@ -176,15 +128,15 @@ class Started:
                 if not chunk:
                     break
                 data += chunk
-            sock.replay = data
+            self.replay = data
             if data.startswith(AUTHENTICATION_OK):
                 try:
                     sock.sendall(message)
                 except OSError:
                     self._broken = True  # how much went out is not known
                     raise
-                sock.query_sent = True
-        except (socket.timeout, TimeoutError):  # one class from 3.10 on, two before
+                self.query_sent = True
+        except (_socket.timeout, TimeoutError):  # one class from 3.10 on, two before
             self._timed_out = True
         except OSError:  # a reset, a shut socket: the driver reads what is left and says so
             pass
@@ -200,9 +152,10 @@ class Started:
             raise bug
 
     def take(self, path: str) -> StartedSocket | None:
-        """The socket, if it went to `path` and its stream is whole; else None (and it is closed).
-        Waits for the login's reader first, which ends with the server's first answer; raises
-        TimeoutError when none came within the socket's timeout."""
+        """The socket, if it went to `path` and its stream is whole, as the driver's socket
+        (`adopted.StartedSocket`); else None (and it is closed). Waits for the login's reader
+        first, which ends with the server's first answer; raises TimeoutError when none came
+        within the socket's timeout."""
         try:
             self._settle()
         except BaseException:
@@ -215,13 +168,17 @@ class Started:
         if sock is not None and self._timed_out:  # as the driver's own read would have ended, not twice as late
             sock.close()
             raise TimeoutError("timed out waiting for the server's answer to the start-up packet")
-        return sock
+        if sock is None:
+            return None
+        from pgmilib.conn.adopted import adopt
+
+        return adopt(sock, self.sent, self.replay, self.query_sent)
 
     def close(self) -> None:
         sock, self._held = self._held, None
         if sock is not None:
             with contextlib.suppress(OSError):  # wakes the reader, if it still waits
-                sock.shutdown(socket.SHUT_RDWR)
+                sock.shutdown(_socket.SHUT_RDWR)
             sock.close()
         if self._reader is not None:
             self._reader.join()
@@ -238,17 +195,16 @@ def start(params: ConnParams, database: str | None, timeout: float | None) -> St
     """Send the start-up packet of a unix-socket connection now; an empty Started when that does
     not apply or fails."""
     if (not params.is_unix_socket or params.fallback_hosts or (params.auth_method or "password") != "password"
-            or (timeout is not None and timeout <= 0) or not hasattr(socket, "AF_UNIX")):
+            or (timeout is not None and timeout <= 0) or not hasattr(_socket, "AF_UNIX")):
         return Started()
     fields = (params.user, database, application_name(params), startup_params(params))
     if unsendable(*fields):  # a name the protocol cannot carry: the usual attempt says so
         return Started()
     packet = startup_packet(*fields)
     try:
-        sock = StartedSocket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     except OSError:  # no descriptor left: the usual attempt says so
         return Started()
-    sock.sent = packet
     try:
         sock.settimeout(timeout)
         sock.connect(params.socket_path)
@@ -256,7 +212,7 @@ def start(params: ConnParams, database: str | None, timeout: float | None) -> St
     except OSError:  # the usual attempt opens it again and says what is wrong
         sock.close()
         return Started()
-    return Started(sock, params.socket_path, ahead=may_send_at_login(params))
+    return Started(sock, params.socket_path, sent=packet, ahead=may_send_at_login(params))
 
 
 def may_send_at_login(params: ConnParams) -> bool:
