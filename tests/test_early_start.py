@@ -87,6 +87,41 @@ def test_the_driver_copy_is_dropped_and_a_different_one_refused():
         server.close()
 
 
+def test_the_adopted_socket_keeps_the_descriptor_and_timeout_or_closes_it(monkeypatch):
+    """take() makes the driver's socket from the early start's `_socket` one: same descriptor,
+    same timeout, the early start's state; if it cannot be made, the descriptor is not leaked."""
+    import _socket
+
+    ours, server = socket.socketpair()
+    try:
+        raw = _socket.socket(ours.family, ours.type, 0, ours.detach())
+        raw.settimeout(7.5)
+        fd = raw.fileno()
+        sock = adopted.adopt(raw, b"packet", b"R-first", True)
+        assert (sock.fileno(), sock.gettimeout(), sock.sent, sock.replay, sock.query_sent) == \
+            (fd, 7.5, b"packet", b"R-first", True)
+        sock.sendall(b"x")
+        server.settimeout(5)
+        assert server.recv(1) == b"x"
+        sock.close()
+
+        other, _ = socket.socketpair()
+        raw = _socket.socket(other.family, other.type, 0, other.detach())
+        fd = raw.fileno()
+
+        def refused(self, *args, **kwargs):
+            raise OSError(24, "Too many open files")
+
+        monkeypatch.setattr(adopted.StartedSocket, "__init__", refused)
+        with pytest.raises(OSError):
+            adopted.adopt(raw, b"packet", b"", False)
+        with pytest.raises(OSError):
+            os.fstat(fd)  # closed, not leaked
+        _.close()
+    finally:
+        server.close()
+
+
 @pytest.mark.parametrize("change", [None, "tcp", "host list", "cloud login", "no socket there", "no time left",
                                     "a name the protocol cannot carry"])
 def test_only_a_local_password_login_is_started_early(change):

@@ -8,6 +8,7 @@ needs it anyway; the early start itself opens and writes its socket with `_socke
 
 from __future__ import annotations
 
+import os
 import socket
 
 TYPE_CHECKING = False  # typing's flag without importing typing at run time; type checkers take it as true
@@ -73,7 +74,13 @@ class _SkipSent:
 def adopt(raw: Any, sent: bytes, replay: bytes, query_sent: bool) -> StartedSocket:
     """`raw` (a connected `_socket.socket`) as a StartedSocket, its descriptor and timeout kept."""
     timeout = raw.gettimeout()
-    sock = StartedSocket(raw.family, raw.type, raw.proto, fileno=raw.detach())
+    family, kind, proto = raw.family, raw.type, raw.proto
+    fd = raw.detach()
+    try:
+        sock = StartedSocket(family, kind, proto, fileno=fd)
+    except BaseException:
+        os.close(fd)
+        raise
     sock.settimeout(timeout)  # a socket made from a descriptor starts with the default timeout
     sock.sent, sock.replay, sock.query_sent = sent, replay, query_sent
     return sock

@@ -183,7 +183,7 @@ def junit_xml(suites: Sequence[SuiteResult], error: str | None = None) -> str:
 
 def _yaml_str(value: str) -> str:
     """A YAML double-quoted scalar (JSON strings are valid YAML)."""
-    import json  # here, as below: only a test report needs it
+    import json  # here: only a test report needs it
 
     return json.dumps(value, ensure_ascii=False)
 
@@ -241,6 +241,7 @@ def summary(suites: Sequence[SuiteResult]) -> dict[str, Any]:
 
 def json_report(suites: Sequence[SuiteResult], error: str | None = None) -> str:
     """A JSON document: status, counts, and per suite every executed file with its outcome."""
+    import json  # here, as in _yaml_str: a deploy without a test report never needs it
 
     def entry(result: TestResult) -> dict[str, Any]:
         item: dict[str, Any] = {"path": result.path, "kind": result.kind, "status": result.status,
@@ -261,6 +262,4 @@ def json_report(suites: Sequence[SuiteResult], error: str | None = None) -> str:
     }
     if error:
         doc["error"] = error
-    import json
-
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
