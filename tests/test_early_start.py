@@ -87,39 +87,47 @@ def test_the_driver_copy_is_dropped_and_a_different_one_refused():
         server.close()
 
 
-def test_the_adopted_socket_keeps_the_descriptor_and_timeout_or_closes_it(monkeypatch):
-    """take() makes the driver's socket from the early start's `_socket` one: same descriptor,
-    same timeout, the early start's state; if it cannot be made, the descriptor is not leaked."""
+def _raw_pair() -> tuple:
+    """A connected pair: the early start's kind of socket (`_socket`, the C module's) and its peer."""
     import _socket
 
-    ours, server = socket.socketpair()
+    ours, peer = socket.socketpair()
+    return _socket.socket(ours.family, ours.type, 0, ours.detach()), peer
+
+
+def test_the_adopted_socket_keeps_the_descriptor_timeout_and_state():
+    """take() makes the driver's socket from the early start's `_socket` one (conn/adopted.py)."""
+    raw, peer = _raw_pair()
+    sock = None
     try:
-        raw = _socket.socket(ours.family, ours.type, 0, ours.detach())
         raw.settimeout(7.5)
         fd = raw.fileno()
         sock = adopted.adopt(raw, b"packet", b"R-first", True)
         assert (sock.fileno(), sock.gettimeout(), sock.sent, sock.replay, sock.query_sent) == \
             (fd, 7.5, b"packet", b"R-first", True)
         sock.sendall(b"x")
-        server.settimeout(5)
-        assert server.recv(1) == b"x"
-        sock.close()
+        peer.settimeout(5)
+        assert peer.recv(1) == b"x"
+    finally:
+        (sock or raw).close()
+        peer.close()
 
-        other, _ = socket.socketpair()
-        raw = _socket.socket(other.family, other.type, 0, other.detach())
+
+def test_a_socket_that_cannot_be_adopted_closes_its_descriptor(monkeypatch):
+    def refused(self, *args, **kwargs):
+        raise OSError(24, "Too many open files")
+
+    raw, peer = _raw_pair()
+    try:
         fd = raw.fileno()
-
-        def refused(self, *args, **kwargs):
-            raise OSError(24, "Too many open files")
-
         monkeypatch.setattr(adopted.StartedSocket, "__init__", refused)
-        with pytest.raises(OSError):
+        with pytest.raises(OSError, match="Too many open files"):
             adopted.adopt(raw, b"packet", b"", False)
         with pytest.raises(OSError):
             os.fstat(fd)  # closed, not leaked
-        _.close()
     finally:
-        server.close()
+        raw.close()  # detached already: closes nothing
+        peer.close()
 
 
 @pytest.mark.parametrize("change", [None, "tcp", "host list", "cloud login", "no socket there", "no time left",
