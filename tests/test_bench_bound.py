@@ -1,5 +1,5 @@
 """bench/run.py's `fixed_cost_bound`: the ratio a small shape cannot go below while an empty deploy costs
-what it does (the note behind "not reachable with this design" in bench/ANALYSIS.md)."""
+what it does (the shape's COPY+loop floor plus the empty deploy's excess over psql, against psql -1)."""
 
 from __future__ import annotations
 
@@ -27,24 +27,28 @@ def run():
     return module
 
 
-def _bench(psql1_s, empty_whole):
-    samples = {("small", 25, "psql-1"): [{"wall_s": x, "rss_kb": 1} for x in psql1_s]}
+EMPTY = {"pgmi deploy (SELECT 1;), wall": 96.0, "psql -X -c 'SELECT 1', wall": 13.0}
+
+
+def _bench(empty_whole, psql1_s=(0.070, 0.068, 0.060), floor_s=(0.064, 0.050, 0.077)):
+    samples = {("small", 25, method): [{"wall_s": x, "rss_kb": 1} for x in runs]
+               for method, runs in (("psql-1", psql1_s), ("copyloop", floor_s)) if runs}
     return SimpleNamespace(samples=samples, empty=None if empty_whole is None else {"whole": empty_whole})
 
 
-def test_the_bound_adds_the_empty_deploys_excess_to_psqls_time(run):
-    b = _bench([0.070, 0.064, 0.060], {"pgmi deploy (SELECT 1;), wall": 96.0, "psql -X -c 'SELECT 1', wall": 13.0})
-    excess, ratio = run.fixed_cost_bound(b, 25)
+def test_the_bound_adds_the_empty_deploys_excess_to_the_floor(run):
+    excess, ratio = run.fixed_cost_bound(_bench(EMPTY), 25)
     assert excess == pytest.approx(83.0)
-    assert ratio == pytest.approx((0.064 + 0.083) / 0.064)  # the median of psql -1's runs
+    assert ratio == pytest.approx((0.064 + 0.083) / 0.068)  # medians: the floor's runs, then psql -1's
 
 
 @pytest.mark.parametrize("whole", [None, {}, {"pgmi deploy (SELECT 1;), wall": 96.0},
                                    {"psql -X -c 'SELECT 1', wall": 13.0}])
 def test_no_bound_without_both_empty_runs(run, whole):
-    assert run.fixed_cost_bound(_bench([0.064], whole), 25) is None
+    assert run.fixed_cost_bound(_bench(whole), 25) is None
 
 
-def test_no_bound_without_psqls_run_of_the_shape(run):
-    b = _bench([0.064], {"pgmi deploy (SELECT 1;), wall": 96.0, "psql -X -c 'SELECT 1', wall": 13.0})
-    assert run.fixed_cost_bound(b, 160) is None
+@pytest.mark.parametrize("missing", ["psql1_s", "floor_s"])
+def test_no_bound_without_both_runs_of_the_shape(run, missing):
+    assert run.fixed_cost_bound(_bench(EMPTY, **{missing: ()}), 25) is None
+    assert run.fixed_cost_bound(_bench(EMPTY), 160) is None
