@@ -490,7 +490,8 @@ def fixed_cost_bound(b: Bench, n: int) -> tuple[float, float] | None:
     The floor is the physical limit of pgmi's model (see the module docstring), and the excess is work a
     deploy cannot overlap with its files: the session API must exist before deploy.sql runs, and its objects
     are dropped before the backend exits. A shape whose bound is above its limit misses that limit whatever
-    pgmi does per file."""
+    pgmi does per file. A bound up to the run's noise: three medians go into it (bench/ANALYSIS.md, the
+    eleventh pass: measured ratios came out 0.14 under to 0.12 over it)."""
     whole = (b.empty or {}).get("whole") or {}
     pgmi_ms, psql_ms = whole.get("pgmi deploy (SELECT 1;), wall"), whole.get("psql -X -c 'SELECT 1', wall")
     base, floor = get(b, "small", n, "psql-1"), get(b, "small", n, "copyloop")
