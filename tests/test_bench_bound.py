@@ -1,5 +1,6 @@
-"""bench/run.py's `fixed_cost_bound`: the ratio a small shape cannot go below while an empty deploy costs
-what it does (the shape's COPY+loop floor plus the empty deploy's excess over psql, against psql -1)."""
+"""bench/run.py's `fixed_cost_bound`: the ratio a small shape cannot go below, up to the run's noise, while
+an empty deploy costs what it does (the shape's COPY+loop floor plus the empty deploy's excess over psql,
+against psql -1)."""
 
 from __future__ import annotations
 
@@ -51,4 +52,7 @@ def test_no_bound_without_both_empty_runs(run, whole):
 @pytest.mark.parametrize("missing", ["psql1_s", "floor_s"])
 def test_no_bound_without_both_runs_of_the_shape(run, missing):
     assert run.fixed_cost_bound(_bench(EMPTY, **{missing: ()}), 25) is None
+
+
+def test_no_bound_for_a_shape_not_measured(run):
     assert run.fixed_cost_bound(_bench(EMPTY), 160) is None
