@@ -122,6 +122,26 @@ def test_untrusted_template_is_not_used(base_dir):
         conn.close()
 
 
+def test_a_template_removed_after_its_lookup_falls_back_to_initdb(base_dir, monkeypatch):
+    """Another run (the suite on a second interpreter) evicts the template between lookup and copy."""
+    with Cluster(base_dir=base_dir):
+        pass  # publishes the template
+    real_template = Cluster._template
+
+    def looked_up_then_evicted(self, account, parent):
+        found = real_template(self, account, parent)
+        assert found
+        shutil.rmtree(found)  # as an older pgmi evicted, or `make clean` in another checkout
+        return found
+
+    monkeypatch.setattr(Cluster, "_template", looked_up_then_evicted)
+    with Cluster(base_dir=base_dir) as c:  # initdb instead of the copy: slower, still works
+        conn = _connect(c)
+        assert conn.run("SELECT 3")[0][0] == 3
+        conn.close()
+    assert _templates(base_dir) == []  # nothing half-copied published in its place
+
+
 def test_without_template_and_with_tcp(base_dir):
     with Cluster(base_dir=base_dir, use_template=False, listen_tcp=True) as c:
         assert _templates(base_dir) == []

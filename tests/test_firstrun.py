@@ -25,7 +25,7 @@ from projects import run_cli, write_project
 from pgmilib.errors import Exit
 from pgmilib.server import account as account_mod
 from pgmilib.server import cluster as cluster_mod
-from pgmilib.server import discovery, template_cache
+from pgmilib.server import discovery
 from pgmilib.server.cluster import Cluster, ClusterError
 from pgmilib.server.discovery import find_server
 
@@ -204,23 +204,6 @@ def test_ephemeral_keep_prints_how_to_stop_and_remove(cluster_env, tmp_path):
         assert os.listdir(parent) == []
     finally:
         Cluster(dir=str(parent / cluster_dir)).stop()
-
-
-def test_template_cache_is_capped_least_recently_used_first(tmp_path, monkeypatch):
-    cache = tmp_path / "cache"
-    for n, age in (("a", 300), ("b", 200), ("c", 100)):
-        path = cache / f"pgmi-template-{n}"
-        path.mkdir(parents=True)
-        (path / "blob").write_bytes(b"x" * 600_000)
-        os.utime(path, (time.time() - age, time.time() - age))
-    monkeypatch.setenv("PGMI_CLUSTER_CACHE_MB", "1")
-    template_cache.evict(str(cache), keep=str(cache / "pgmi-template-a"))
-    assert sorted(os.listdir(cache)) == ["pgmi-template-a"]  # b and c went; a is in use
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.delenv("PGMI_CLUSTER_CACHE", raising=False)
-    assert template_cache.template_cache_dir() == str(tmp_path / "xdg/pgmi/clusters")
-    monkeypatch.setenv("PGMI_CLUSTER_CACHE", str(cache))
-    assert cluster_mod.clear_templates() >= 1 and os.listdir(cache) == []
 
 
 # ---- 4. clean failures -------------------------------------------------------------------------

@@ -235,10 +235,10 @@ class Cluster:
         template = self._template(account, parent)
         if template == "":  # built just now, in place
             return
-        if template is None:
+        if template is None or not template_cache.copy_template(template, self.data_dir, account):
+            # No usable template, or another run removed it while we copied: initdb is always correct.
             self._initdb(self.data_dir, account)
             return
-        template_cache.copy_tree(template, self.data_dir, account)
         os.chmod(self.data_dir, 0o700)
 
     def _template(self, account: tuple[int, int] | None, parent: str) -> str | None:
@@ -263,7 +263,8 @@ class Cluster:
         else:
             try:
                 os.makedirs(cache, mode=0o700, exist_ok=True)
-                staging = tempfile.mkdtemp(prefix=f"{template_cache.TEMPLATE_PREFIX}{key}.tmp-", dir=cache)
+                staging = tempfile.mkdtemp(prefix=f"{template_cache.TEMPLATE_PREFIX}{key}{template_cache.STAGING_MARK}",
+                                           dir=cache)
             except OSError:
                 return None  # no usable cache (read-only home, ...): initdb every time
             try:
@@ -368,6 +369,8 @@ def clear_templates(parent: str | None = None) -> int:
     removed = 0
     for place in places:
         for path in glob.glob(os.path.join(place, template_cache.TEMPLATE_PREFIX + "*")):
-            shutil.rmtree(path, ignore_errors=True)
-            removed += 1
+            if template_cache.STAGING_MARK in path:
+                shutil.rmtree(path, ignore_errors=True)  # a staging or removal tree: not a template
+            elif template_cache.discard(path):  # renamed away first: a run copying it notices
+                removed += 1
     return removed

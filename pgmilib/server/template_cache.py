@@ -5,8 +5,16 @@ initialised data directory is ~10x faster. So the first start initialises a *tem
 once per server version (keyed by `initdb --version` and the initdb options) and every
 cluster after that is a `cp -a` of it. Templates live in the user cache directory
 (`template_cache_dir()`; ~40 MB each, at most `$PGMI_CLUSTER_CACHE_MB`, default 256 MB,
-least recently used evicted first; `make clean` or `clear_templates()` empties it). A
-template is published with an atomic rename, so concurrent runs never see a half-written one.
+least recently used evicted first; `make clean` or `clear_templates()` empties it).
+
+Several runs share the cache at once (the suite on two interpreters, a demo beside a test run), so:
+- a template is published with an atomic rename: no run sees a half-written one;
+- a copy holds a shared lock on the template (`copy_template`); removal takes an exclusive one
+  without waiting and skips a template being copied (`discard`), then renames it out of its name
+  before deleting it, so no run finds a half-deleted tree under a template's name;
+- a run that finds its template removed after looking it up runs initdb: slower, always correct;
+- eviction leaves templates used in the last `RECENT_USE_S` seconds: the run that just used one
+  is likely to start another cluster from it soon, and two runs must not evict each other's.
 """
 
 from __future__ import annotations
@@ -15,9 +23,13 @@ import glob
 import os
 import shutil
 import subprocess
+import time
 
 TEMPLATE_PREFIX = "pgmi-template-"
+STAGING_MARK = ".tmp-"  # in the names of trees being published or removed: never a template
 _CACHE_CAP_MB = 256
+RECENT_USE_S = 600  # a template used this recently may be being copied: eviction leaves it
+_ABANDONED_S = 3600  # a staging or removal tree this old was left by a run that died
 
 
 def template_cache_dir() -> str:
@@ -43,6 +55,71 @@ def copy_tree(source: str, target: str, account: tuple[int, int] | None) -> None
                     os.lchown(name, *account)
 
 
+def _flock(fd: int, operation: int) -> bool:
+    """flock(); False only when another process holds a conflicting lock (LOCK_NB).
+
+    Where the filesystem has no flock (some network mounts), True: the recency rule and the
+    identity check below still hold.
+    """
+    import errno
+    import fcntl
+
+    try:
+        fcntl.flock(fd, operation)
+    except OSError as error:
+        return error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN)
+    return True
+
+
+def copy_template(template: str, target: str, account: tuple[int, int] | None) -> bool:
+    """Copy a cached template into `target`; False (and no `target`) when it was removed meanwhile.
+
+    The copy holds a shared lock on the template's directory, and removal (`discard`) needs an
+    exclusive one, so no template is deleted while a run copies it. Holding the directory open
+    also means its inode cannot be reused: if the name still leads to it under the lock, the copy
+    reads the template we locked and not a half-deleted tree.
+    """
+    import fcntl
+
+    try:
+        fd = os.open(template, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return False  # gone since it was looked up
+    try:
+        _flock(fd, fcntl.LOCK_SH)
+        held, named = os.fstat(fd), os.stat(template)
+        if (held.st_ino, held.st_dev) != (named.st_ino, named.st_dev):
+            return False  # renamed away (removed) before we had the lock
+        copy_tree(template, target, account)
+        return True
+    except (OSError, subprocess.CalledProcessError):
+        shutil.rmtree(target, ignore_errors=True)
+        return False
+    finally:
+        os.close(fd)
+
+
+def discard(path: str) -> bool:
+    """Remove a template unless a run is copying it: lock, rename it out of its name, then delete."""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return False  # gone already
+    doomed = f"{path}{STAGING_MARK}gone-{os.getpid()}-{os.urandom(4).hex()}"
+    try:
+        if not _flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB):
+            return False  # being copied right now
+        os.rename(path, doomed)
+    except OSError:
+        return False  # not ours to remove
+    finally:
+        os.close(fd)
+    shutil.rmtree(doomed, ignore_errors=True)
+    return True
+
+
 def touch(path: str) -> None:
     """Mark a template as recently used (eviction removes the least recently used first)."""
     try:
@@ -62,15 +139,28 @@ def _tree_size(path: str) -> int:
     return total
 
 
+def _recently_used(path: str, seconds: float) -> bool:
+    try:
+        return os.stat(path).st_mtime > time.time() - seconds
+    except OSError:
+        return True  # gone or unreadable: not ours to remove
+
+
 def evict(cache: str, keep: str) -> None:
-    """Keep the template cache under $PGMI_CLUSTER_CACHE_MB (default 256): least recently used go first."""
+    """Keep the template cache under $PGMI_CLUSTER_CACHE_MB (default 256): least recently used go first.
+
+    A soft cap: templates used in the last RECENT_USE_S seconds stay even above it, since another
+    run may be copying them. Staging and removal trees abandoned by a run that died are swept.
+    """
     try:
         cap = int(os.environ.get("PGMI_CLUSTER_CACHE_MB", _CACHE_CAP_MB)) * 1024 * 1024
     except ValueError:
         cap = _CACHE_CAP_MB * 1024 * 1024
     entries = []
     for path in glob.glob(os.path.join(cache, TEMPLATE_PREFIX + "*")):
-        if ".tmp-" in path:
+        if STAGING_MARK in path:
+            if not _recently_used(path, _ABANDONED_S):
+                shutil.rmtree(path, ignore_errors=True)
             continue
         try:
             entries.append((os.stat(path).st_mtime, path, _tree_size(path)))
@@ -80,10 +170,11 @@ def evict(cache: str, keep: str) -> None:
     for _, path, size in sorted(entries):
         if total <= cap:
             break
-        if os.path.realpath(path) == os.path.realpath(keep):
+        # Checked again here: sizing the entries took a while, and another run may have used it since.
+        if os.path.realpath(path) == os.path.realpath(keep) or _recently_used(path, RECENT_USE_S):
             continue
-        shutil.rmtree(path, ignore_errors=True)
-        total -= size
+        if discard(path):
+            total -= size
 
 
 def trustworthy(path: str, owner: int) -> bool:
