@@ -28,7 +28,7 @@ import time
 TEMPLATE_PREFIX = "pgmi-template-"
 STAGING_MARK = ".tmp-"  # in the names of trees being published or removed: never a template
 _CACHE_CAP_MB = 256
-RECENT_USE_S = 600  # a template used this recently may be being copied: eviction leaves it
+RECENT_USE_S = 600  # a template used this recently is likely used again soon: eviction leaves it
 _ABANDONED_S = 3600  # a staging or removal tree this old was left by a run that died
 
 
@@ -58,8 +58,8 @@ def copy_tree(source: str, target: str, account: tuple[int, int] | None) -> None
 def _flock(fd: int, operation: int) -> bool:
     """flock(); False only when another process holds a conflicting lock (LOCK_NB).
 
-    Where the filesystem has no flock (some network mounts), True: the recency rule and the
-    identity check below still hold.
+    Where the filesystem has no flock (some network mounts), True: the recency rule and
+    `copy_template`'s identity check still hold.
     """
     import errno
     import fcntl
@@ -149,8 +149,9 @@ def _recently_used(path: str, seconds: float) -> bool:
 def evict(cache: str, keep: str) -> None:
     """Keep the template cache under $PGMI_CLUSTER_CACHE_MB (default 256): least recently used go first.
 
-    A soft cap: templates used in the last RECENT_USE_S seconds stay even above it, since another
-    run may be copying them. Staging and removal trees abandoned by a run that died are swept.
+    A soft cap: templates used in the last RECENT_USE_S seconds stay even above it, so that two
+    runs with different servers do not evict each other's template at every start; one being
+    copied stays too (`discard`). Staging and removal trees abandoned by a run that died are swept.
     """
     try:
         cap = int(os.environ.get("PGMI_CLUSTER_CACHE_MB", _CACHE_CAP_MB)) * 1024 * 1024
