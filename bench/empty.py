@@ -32,6 +32,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
+# The two commands compared, by the names the report's whole-process table prints.
+PSQL = "psql -X -c 'SELECT 1'"
+PGMI = "pgmi deploy (SELECT 1;)"
 
 # (module, function, phase), in pipeline order.
 PHASES = (
@@ -203,9 +206,9 @@ def profile_empty(env: dict, *, pgmi: str, py: str, psql: str, runs: int, work: 
         store.setdefault(key, []).append(value * 1000)
 
     commands = {"python -S -c pass": [py, "-S", "-c", "pass"],
-                "psql -X -c 'SELECT 1'": [psql, "-X", "-d", db, "-c", "SELECT 1"]}
+                PSQL: [psql, "-X", "-d", db, "-c", "SELECT 1"]}
     if os.path.isfile(pgmi):
-        commands["pgmi deploy (SELECT 1;)"] = [pgmi] + deploy_args
+        commands[PGMI] = [pgmi] + deploy_args
     try:
         for run in range(runs + 1):  # the first round warms the page cache and is not counted
             for name, argv in commands.items():
@@ -245,10 +248,20 @@ def profile_empty(env: dict, *, pgmi: str, py: str, psql: str, runs: int, work: 
     med = {k: statistics.median(v) for k, v in samples.items()}
     phases = [(k, med[k]) for k in ORDER if k in med]
     total = {k: statistics.median(v) for k, v in whole.items()}
-    base = total.get("psql -X -c 'SELECT 1', wall")
-    pg = total.get("pgmi deploy (SELECT 1;), wall")
+    ratio, excess = versus_psql(total)
     return {"runs": runs, "site": site, "phases": phases, "profiled_total_ms": med.get("total (profiled process)"),
-            "whole": total, "ratio_vs_psql": (pg / base) if (pg and base) else None}
+            "whole": total, "ratio_vs_psql": ratio, "excess_ms": excess}
+
+
+def versus_psql(whole_ms: dict[str, float]) -> tuple[float | None, float | None]:
+    """pgmi's empty deploy against psql's, from the whole-process wall medians (ms): (ratio, excess ms).
+
+    Both are None unless both commands were measured. The excess is what bench/run.py's
+    `fixed_cost_bound` adds to a small shape's floor."""
+    psql, pgmi = whole_ms.get(PSQL + ", wall"), whole_ms.get(PGMI + ", wall")
+    if not (psql and pgmi):
+        return None, None
+    return pgmi / psql, pgmi - psql
 
 
 def render(result: dict) -> str:

@@ -492,12 +492,10 @@ def fixed_cost_bound(b: Bench, n: int) -> tuple[float, float] | None:
     are dropped before the backend exits. A shape whose bound is above its limit misses that limit whatever
     pgmi does per file. A bound up to the run's noise: three medians go into it (bench/ANALYSIS.md, the
     eleventh pass: measured ratios came out 0.14 under to 0.12 over it)."""
-    whole = (b.empty or {}).get("whole") or {}
-    pgmi_ms, psql_ms = whole.get("pgmi deploy (SELECT 1;), wall"), whole.get("psql -X -c 'SELECT 1', wall")
+    excess = (b.empty or {}).get("excess_ms")  # bench/empty.py `versus_psql`
     base, floor = get(b, "small", n, "psql-1"), get(b, "small", n, "copyloop")
-    if not (pgmi_ms and psql_ms and base and floor):
+    if excess is None or not (base and floor):
         return None
-    excess = pgmi_ms - psql_ms
     return excess, (floor + excess / 1000) / base
 
 

@@ -28,13 +28,13 @@ def run():
     return module
 
 
-EMPTY = {"pgmi deploy (SELECT 1;), wall": 96.0, "psql -X -c 'SELECT 1', wall": 13.0}
+EMPTY = {"excess_ms": 83.0}
 
 
-def _bench(empty_whole, psql1_s=(0.070, 0.068, 0.060), floor_s=(0.064, 0.050, 0.077)):
+def _bench(empty, psql1_s=(0.070, 0.068, 0.060), floor_s=(0.064, 0.050, 0.077)):
     samples = {("small", 25, method): [{"wall_s": x, "rss_kb": 1} for x in runs]
                for method, runs in (("psql-1", psql1_s), ("copyloop", floor_s)) if runs}
-    return SimpleNamespace(samples=samples, empty=None if empty_whole is None else {"whole": empty_whole})
+    return SimpleNamespace(samples=samples, empty=empty)
 
 
 def test_the_bound_adds_the_empty_deploys_excess_to_the_floor(run):
@@ -43,10 +43,21 @@ def test_the_bound_adds_the_empty_deploys_excess_to_the_floor(run):
     assert ratio == pytest.approx((0.064 + 0.083) / 0.068)  # medians: the floor's runs, then psql -1's
 
 
-@pytest.mark.parametrize("whole", [None, {}, {"pgmi deploy (SELECT 1;), wall": 96.0},
-                                   {"psql -X -c 'SELECT 1', wall": 13.0}])
-def test_no_bound_without_both_empty_runs(run, whole):
-    assert run.fixed_cost_bound(_bench(whole), 25) is None
+def test_the_excess_is_pgmis_empty_deploy_over_psqls(run):
+    whole = {run.empty.PGMI + ", wall": 96.0, run.empty.PSQL + ", wall": 12.0, run.empty.PGMI + ", CPU": 50.0}
+    ratio, excess = run.empty.versus_psql(whole)
+    assert (ratio, excess) == (pytest.approx(8.0), pytest.approx(84.0))
+
+
+@pytest.mark.parametrize("measured", [(), ("PGMI",), ("PSQL",)])
+def test_no_excess_without_both_empty_runs(run, measured):
+    whole = {getattr(run.empty, name) + ", wall": 50.0 for name in measured}
+    assert run.empty.versus_psql(whole) == (None, None)
+
+
+@pytest.mark.parametrize("empty", [None, {}, {"excess_ms": None}])
+def test_no_bound_without_the_empty_deploys_excess(run, empty):
+    assert run.fixed_cost_bound(_bench(empty), 25) is None
 
 
 @pytest.mark.parametrize("missing", ["psql1_s", "floor_s"])
