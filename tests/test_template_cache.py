@@ -8,7 +8,6 @@ tests/test_cluster.py.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import time
@@ -106,11 +105,11 @@ def test_copy_template_refuses_a_template_removed_before_it_holds_the_lock(tmp_p
     target = tmp_path / "data"
     real_flock = template_cache._flock
 
-    def removed_and_republished_first(fd, operation):
-        if operation == fcntl.LOCK_SH:  # the copy's lock; discard's own goes through as it is
+    def removed_and_republished_first(fd, *, exclusive):
+        if not exclusive:  # the copy's lock; discard's own goes through as it is
             template_cache.discard(str(template))  # evicted by another run after the lookup ...
             _template(tmp_path, "k", 0, size=10)  # ... and published again by a third
-        return real_flock(fd, operation)
+        return real_flock(fd, exclusive=exclusive)
 
     monkeypatch.setattr(template_cache, "_flock", removed_and_republished_first)
     assert not template_cache.copy_template(str(template), str(target), None)

@@ -55,17 +55,19 @@ def copy_tree(source: str, target: str, account: tuple[int, int] | None) -> None
                     os.lchown(name, *account)
 
 
-def _flock(fd: int, operation: int) -> bool:
-    """flock(); False only when another process holds a conflicting lock (LOCK_NB).
+def _flock(fd: int, *, exclusive: bool) -> bool:
+    """Lock a template's open directory: shared (a copy) waits; exclusive (a removal) does not.
 
-    Where the filesystem has no flock (some network mounts), True: the recency rule and
-    `copy_template`'s identity check still hold.
+    False only when another process holds a conflicting lock. Where the filesystem has no flock
+    (some network mounts), True: the recency rule and `copy_template`'s identity check still hold.
+    fcntl is imported here, not at the top: it is POSIX only, and pgmilib.server is imported on every
+    platform by `deploy --ephemeral`, whose docker fallback needs no lock.
     """
     import errno
     import fcntl
 
     try:
-        fcntl.flock(fd, operation)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB if exclusive else fcntl.LOCK_SH)
     except OSError as error:
         return error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN)
     return True
@@ -79,20 +81,18 @@ def copy_template(template: str, target: str, account: tuple[int, int] | None) -
     also means its inode cannot be reused: if the name still leads to it under the lock, the copy
     reads the template we locked and not a half-deleted tree.
     """
-    import fcntl
-
     try:
         fd = os.open(template, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:
         return False  # gone since it was looked up
     try:
-        _flock(fd, fcntl.LOCK_SH)
+        _flock(fd, exclusive=False)
         held, named = os.fstat(fd), os.stat(template)
         if (held.st_ino, held.st_dev) != (named.st_ino, named.st_dev):
             return False  # renamed away (removed) before we had the lock
         copy_tree(template, target, account)
         return True
-    except (OSError, subprocess.CalledProcessError):
+    except OSError:  # copy_tree's own fallback failed too: a full disk, or the template gone
         shutil.rmtree(target, ignore_errors=True)
         return False
     finally:
@@ -101,15 +101,13 @@ def copy_template(template: str, target: str, account: tuple[int, int] | None) -
 
 def discard(path: str) -> bool:
     """Remove a template unless a run is copying it: lock, rename it out of its name, then delete."""
-    import fcntl
-
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:
         return False  # gone already
     doomed = f"{path}{STAGING_MARK}gone-{os.getpid()}-{os.urandom(4).hex()}"
     try:
-        if not _flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB):
+        if not _flock(fd, exclusive=True):
             return False  # being copied right now
         os.rename(path, doomed)
     except OSError:
